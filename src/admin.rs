@@ -1,0 +1,123 @@
+//! The local admin channel: a Unix socket (mode 0600, in the 0700 data directory) through
+//! which CLI commands run inside the server, because redb allows only one process to open
+//! the registry. It is never bound to the public listener.
+
+use serde::{Deserialize, Serialize};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+
+pub const SOCKET_FILE: &str = "admin.sock";
+const MAX_REQUEST: u64 = 1 << 20;
+
+#[derive(Serialize, Deserialize, Debug)]
+pub struct Request {
+    pub argv: Vec<String>,
+    pub operator: String,
+    pub cwd: PathBuf,
+}
+
+#[derive(Serialize, Deserialize, Debug)]
+pub struct Response {
+    pub code: i32,
+    pub out: String,
+    pub err: String,
+}
+
+pub fn socket_path(data: &Path) -> PathBuf {
+    data.join(SOCKET_FILE)
+}
+
+/// Send a command to a running server. `None` when no server listens on the socket.
+pub fn forward(data: &Path, req: &Request) -> Option<std::io::Result<Response>> {
+    let mut stream = UnixStream::connect(socket_path(data)).ok()?;
+    Some((|| {
+        let mut line = serde_json::to_vec(req)?;
+        line.push(b'\n');
+        stream.write_all(&line)?;
+        stream.shutdown(std::net::Shutdown::Write)?;
+        let mut resp = String::new();
+        BufReader::new(stream).read_line(&mut resp)?;
+        serde_json::from_str(&resp).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("bad reply from server: {e}"),
+            )
+        })
+    })())
+}
+
+pub type Handler = Arc<dyn Fn(Request) -> Response + Send + Sync>;
+
+/// Bind the socket. A socket file left by a crashed server is replaced; one with a live
+/// server behind it is not.
+pub fn bind(data: &Path) -> std::io::Result<tokio::net::UnixListener> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = socket_path(data);
+    if path.exists() {
+        if UnixStream::connect(&path).is_ok() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AddrInUse,
+                format!("another server already serves {}", path.display()),
+            ));
+        }
+        std::fs::remove_file(&path)?;
+    }
+    let l = tokio::net::UnixListener::bind(&path)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(l)
+}
+
+pub async fn run(listener: tokio::net::UnixListener, handler: Handler) {
+    // SAFETY-free check of who connects: only our own user (or root) may administer.
+    let me = std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+        .ok();
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let handler = handler.clone();
+        tokio::spawn(async move {
+            let peer = stream.peer_cred().ok().map(|c| c.uid());
+            let (rd, mut wr) = stream.into_split();
+            let reply = if peer.is_none() || (peer != me && peer != Some(0)) {
+                Response {
+                    code: 1,
+                    out: String::new(),
+                    err: "admin socket: permission denied (not the server's user)".into(),
+                }
+            } else {
+                let mut line = String::new();
+                let mut rd =
+                    tokio::io::BufReader::new(tokio::io::AsyncReadExt::take(rd, MAX_REQUEST));
+                match rd.read_line(&mut line).await {
+                    Err(e) => Response {
+                        code: 1,
+                        out: String::new(),
+                        err: format!("admin socket: {e}"),
+                    },
+                    Ok(_) => match serde_json::from_str::<Request>(&line) {
+                        Err(e) => Response {
+                            code: 2,
+                            out: String::new(),
+                            err: format!("admin socket: malformed request: {e}"),
+                        },
+                        Ok(req) => tokio::task::spawn_blocking(move || handler(req))
+                            .await
+                            .unwrap_or_else(|e| Response {
+                                code: 1,
+                                out: String::new(),
+                                err: format!("admin command failed: {e}"),
+                            }),
+                    },
+                }
+            };
+            let mut bytes = serde_json::to_vec(&reply).unwrap_or_default();
+            bytes.push(b'\n');
+            let _ = wr.write_all(&bytes).await;
+        });
+    }
+}

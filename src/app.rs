@@ -1,0 +1,329 @@
+//! Process-level flows: `init`, `serve`, and dispatching other commands either to a running
+//! server (admin socket) or to the registry in this process.
+
+use crate::admin;
+use crate::catalogue::{Catalogue, DEFAULT_CATALOGUE};
+use crate::cli::{self, Cli, Command, InitArgs, ServeArgs};
+use crate::datadir;
+use crate::import::{self, Release2Mapping};
+use crate::model::Aanbiedertype;
+use crate::publish;
+use crate::serve::{self, PublishedSet, Shared};
+use crate::sign::SigningKey;
+use crate::store::Store;
+use anyhow::{bail, Context, Result};
+use arc_swap::ArcSwapOption;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// The demo registry (project-schema lists, the richest form), embedded so `serve --demo`
+/// needs nothing but the binary.
+pub const DEMO_LISTS: &[(&str, &[u8])] = &[
+    (
+        "gegevensdienstnamenlijst.xml",
+        include_bytes!("../data/demo/gegevensdienstnamenlijst.xml"),
+    ),
+    (
+        "zorgaanbiederslijst.xml",
+        include_bytes!("../data/demo/zorgaanbiederslijst.xml"),
+    ),
+    (
+        "oauthclientlist.xml",
+        include_bytes!("../data/demo/oauthclientlist.xml"),
+    ),
+    (
+        "whitelist.xml",
+        include_bytes!("../data/demo/whitelist.xml"),
+    ),
+];
+
+pub fn main(cli: Cli) -> ExitCode {
+    let data = cli.data.clone().unwrap_or_else(datadir::default_dir);
+    let operator = cli.operator.clone().unwrap_or_else(datadir::os_user);
+    let result = match cli.command {
+        Command::Init(a) => init(&data, &a, &operator).map(|s| print!("{s}")),
+        Command::Serve(a) => serve_blocking(&data, a, &operator),
+        Command::Verify(a) => {
+            let cert = match a.cert.as_ref().map(std::fs::read_to_string).transpose() {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: --cert: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            crate::verify::verify(&a.target, a.sig.as_deref(), cert.as_deref())
+                .map(|s| print!("{s}"))
+        }
+        cmd => return registry_command(&data, cmd, operator),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn registry_command(data: &Path, cmd: Command, operator: String) -> ExitCode {
+    let req = admin::Request {
+        argv: std::env::args().skip(1).collect(),
+        operator: operator.clone(),
+        cwd: std::env::current_dir().unwrap_or_default(),
+    };
+    if let Some(resp) = admin::forward(data, &req) {
+        return match resp {
+            Ok(r) => {
+                print!("{}", r.out);
+                eprint!("{}", r.err);
+                ExitCode::from(u8::try_from(r.code).unwrap_or(1))
+            }
+            Err(e) => {
+                eprintln!(
+                    "error: talking to the server on {}: {e}",
+                    admin::socket_path(data).display()
+                );
+                ExitCode::from(1)
+            }
+        };
+    }
+    let store = match Store::open(&datadir::registry_path(data)) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let ctx = cli::Ctx {
+        data,
+        store: &store,
+        operator,
+    };
+    let mut out = String::new();
+    let r = cli::execute(&ctx, cmd, &mut out);
+    print!("{out}");
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Create the data directory. Everything is checked before anything is written.
+pub fn init(data: &Path, a: &InitArgs, operator: &str) -> Result<String> {
+    let mut out = String::new();
+    let reg_path = datadir::registry_path(data);
+    for f in [
+        &reg_path,
+        &data.join(datadir::KEY_FILE),
+        &data.join(datadir::CERT_FILE),
+    ] {
+        if f.exists() {
+            bail!(
+                "{} already exists; this data directory is initialised",
+                f.display()
+            );
+        }
+    }
+    let (key_pem, cert_pem, dev) = match (&a.key, &a.cert) {
+        (Some(k), Some(c)) => {
+            let k = std::fs::read_to_string(k)
+                .with_context(|| format!("reading --key {}", k.display()))?;
+            let c = std::fs::read_to_string(c)
+                .with_context(|| format!("reading --cert {}", c.display()))?;
+            SigningKey::from_pem(&k, &c)?;
+            (k, c, false)
+        }
+        _ => {
+            let (k, c) = SigningKey::generate_development()?;
+            (k, c, true)
+        }
+    };
+    let catalogue = Catalogue::parse(DEFAULT_CATALOGUE)?;
+    let demo = if a.demo {
+        let mut lists = Vec::new();
+        for (name, bytes) in DEMO_LISTS {
+            lists.push(import::read_list(bytes).map_err(|e| anyhow::anyhow!("demo {name}: {e}"))?);
+        }
+        Some(lists)
+    } else {
+        None
+    };
+    datadir::create_dir(data)?;
+    datadir::write_private(&data.join(datadir::KEY_FILE), &key_pem)?;
+    datadir::write_private(&data.join(datadir::CERT_FILE), &cert_pem)?;
+    let store = Store::create(&reg_path, &catalogue)?;
+    std::fmt::Write::write_fmt(&mut out, format_args!("initialised {}\n", data.display()))?;
+    if dev {
+        out.push_str("signing key: generated a DEVELOPMENT key and self-signed certificate (not for production; use `init --key PEM --cert PEM`)\n");
+    }
+    if let Some(lists) = demo {
+        let map = Release2Mapping {
+            interfaceversie: "1.1.0".into(),
+            aanbiedertype: Aanbiedertype::ZA,
+        };
+        store.update(|reg| {
+            for l in lists {
+                import::apply(reg, l, &map);
+            }
+            Ok(String::new())
+        })?;
+        let key = datadir::load_signing_key(data)?;
+        let p = publish::publish(
+            &store,
+            &key,
+            operator,
+            "demo registry",
+            time::OffsetDateTime::now_utc(),
+        )?;
+        if let Some(p) = p {
+            out.push_str(&format!(
+                "published the demo registry as publication #{}\n",
+                p.entry.seq
+            ));
+        }
+    }
+    Ok(out)
+}
+
+fn serve_blocking(data: &Path, a: ServeArgs, operator: &str) -> Result<()> {
+    if !datadir::is_initialised(data) {
+        if !a.demo {
+            bail!(
+                "{} is not initialised: run `stelselnode init` (or `serve --demo` for the demo registry)",
+                data.display()
+            );
+        }
+        let msg = init(
+            data,
+            &InitArgs {
+                demo: true,
+                key: None,
+                cert: None,
+            },
+            operator,
+        )?;
+        print!("{msg}");
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    rt.block_on(serve(data, a))
+}
+
+async fn serve(data: &Path, a: ServeArgs) -> Result<()> {
+    let store = Arc::new(Store::open(&datadir::registry_path(data))?);
+    let cert = datadir::certificate_pem(data)?;
+    // Fail at start, not at the first publication, on a broken key/certificate pair.
+    datadir::load_signing_key(data)?;
+    let initial = PublishedSet::load(&store, cert.clone())?;
+    let shared: Shared = Arc::new(ArcSwapOption::from(initial.map(Arc::new)));
+    let listener = tokio::net::TcpListener::bind(&a.listen)
+        .await
+        .with_context(|| format!("listening on {}", a.listen))?;
+    let addr = listener.local_addr()?;
+    let admin_listener = admin::bind(data).context("binding the admin socket")?;
+
+    let handler: admin::Handler = {
+        let store = store.clone();
+        let shared = shared.clone();
+        let data = data.to_path_buf();
+        Arc::new(move |req: admin::Request| admin_command(&store, &shared, &data, &cert, req))
+    };
+    tokio::spawn(admin::run(admin_listener, handler));
+
+    println!("stelselnode listening on http://{addr}/");
+    let base = format!("http://{addr}");
+    println!("  data directory {}", data.display());
+    for l in crate::model::ListKind::ALL {
+        println!(
+            "  {base}/{}  (also ?release=1.1.2, ?api=2, and .sig)",
+            l.file_name()
+        );
+    }
+    println!("  {base}/signing-certificate.pem");
+    println!("  {base}/health");
+    if shared.load().is_none() {
+        println!("  nothing is published yet: run `stelselnode publish -m REASON`");
+    }
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+
+    let shutdown = async {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {},
+        }
+    };
+    serve::run(listener, shared, shutdown).await;
+    let _ = std::fs::remove_file(admin::socket_path(data));
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn admin_command(
+    store: &Store,
+    shared: &Shared,
+    data: &Path,
+    cert: &str,
+    req: admin::Request,
+) -> admin::Response {
+    let mut argv = vec!["stelselnode".to_string()];
+    argv.extend(req.argv);
+    let parsed = match <Cli as clap::Parser>::try_parse_from(&argv) {
+        Ok(c) => c,
+        Err(e) => {
+            return admin::Response {
+                code: 2,
+                out: String::new(),
+                err: e.to_string(),
+            }
+        }
+    };
+    let mut cmd = parsed.command;
+    if cmd.is_local_only() {
+        return admin::Response {
+            code: 2,
+            out: String::new(),
+            err: "this command cannot run through the admin socket\n".into(),
+        };
+    }
+    cmd.absolutize(&req.cwd);
+    let ctx = cli::Ctx {
+        data,
+        store,
+        operator: req.operator,
+    };
+    let mut out = String::new();
+    let result = cli::execute(&ctx, cmd, &mut out);
+    // A publication (or anything else that moved the published index) is swapped in now.
+    let current = shared.load().as_ref().map(|s| s.index.seq);
+    if let Ok(Some(idx)) = store.published() {
+        if Some(idx.seq) != current {
+            match PublishedSet::load(store, cert.to_string()) {
+                Ok(set) => shared.store(set.map(Arc::new)),
+                Err(e) => tracing::error!(
+                    "published set could not be loaded; keeping the previous one: {e}"
+                ),
+            }
+        }
+    }
+    match result {
+        Ok(()) => admin::Response {
+            code: 0,
+            out,
+            err: String::new(),
+        },
+        Err(e) => admin::Response {
+            code: 1,
+            out,
+            err: format!("error: {e:#}\n"),
+        },
+    }
+}

@@ -1,0 +1,884 @@
+//! Command-line interface. Commands that touch the registry run through [`execute`], either
+//! in this process (no server running) or inside the server via the admin socket, so both
+//! paths behave identically.
+
+use crate::catalogue::Catalogue;
+use crate::datadir;
+use crate::import::{self, Release2Mapping};
+use crate::model::{
+    Aanbiedertype, Abonneren, Gegevensdienst, Gegevensdienstnaam, Interfaceversie, ListKind,
+    OAuthclient, Systeemrol, Zorgaanbieder,
+};
+use crate::publish;
+use crate::store::{document_key, Store};
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "stelselnode",
+    version,
+    about = "Stelselnode of the MedMij network: publishes the signed Zorgaanbiederslijst, OAuthclientlist, Whitelist and Gegevensdienstnamenlijst",
+    long_about = "Stelselnode of the MedMij network.\n\nKeeps the registry (Zorgaanbieders, OAuth clients, Whitelist, Gegevensdienstnamen) in a redb file, publishes every list in every schema version the release catalogue needs (XSD-validated and signed), and serves them over HTTP. While `serve` runs, the other commands are executed by the server through its admin socket (DATA/admin.sock)."
+)]
+pub struct Cli {
+    /// Data directory holding registry.redb, the signing key and the admin socket.
+    #[arg(long, global = true, env = "STELSELNODE_DATA", value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Name recorded as the operator of changes (default: the OS user).
+    #[arg(long, global = true, env = "STELSELNODE_OPERATOR", value_name = "NAME")]
+    pub operator: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create the data directory: empty registry, release catalogue, signing key.
+    Init(InitArgs),
+    /// Serve the published lists over HTTP (and the admin socket for the CLI).
+    Serve(ServeArgs),
+    /// Import complete lists (any supported list and schema version); each replaces that
+    /// list's content in the registry. All files are applied in one transaction.
+    Import(ImportArgs),
+    /// Write the published lists of one release, with signatures and certificate, to a directory.
+    Export(ExportArgs),
+    /// Render, validate, sign and publish every list in every schema version in use.
+    Publish(PublishArgs),
+    /// Check a list file or URL: XSD validity and its signatures.
+    Verify(VerifyArgs),
+    /// Show what is published and the release catalogue.
+    Status,
+    /// Zorgaanbieders and the Gegevensdiensten they offer per Interfaceversie.
+    #[command(subcommand)]
+    Zorgaanbieder(ZorgaanbiederCmd),
+    /// OAuth clients (PGO servers) for the OAuthclientlist.
+    #[command(subcommand)]
+    Oauthclient(OAuthclientCmd),
+    /// MedMij nodes on the Whitelist.
+    #[command(subcommand)]
+    Whitelist(WhitelistCmd),
+    /// Gegevensdiensten and their display names (Gegevensdienstnamenlijst).
+    #[command(subcommand)]
+    Gegevensdienst(GegevensdienstCmd),
+}
+
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// Fill the registry with the demo registry from data/demo and publish it.
+    #[arg(long)]
+    pub demo: bool,
+    /// Operator's PEM private key (PKCS#8 RSA/EC P-256 or PKCS#1 RSA). Without it a
+    /// DEVELOPMENT key and self-signed certificate are generated.
+    #[arg(long, value_name = "PEM", requires = "cert")]
+    pub key: Option<PathBuf>,
+    /// PEM certificate of --key.
+    #[arg(long, value_name = "PEM", requires = "key")]
+    pub cert: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    pub listen: String,
+    /// Initialise the data directory with the demo registry first, if it is empty.
+    #[arg(long)]
+    pub demo: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// List files (ZAL, OCL, Whitelist, GNL; detected from root element and namespace).
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Interfaceversie that a release2 Zorgaanbiederslijst's offerings belong to
+    /// (default: the Interfaceversie of the default release).
+    #[arg(long, value_name = "ID")]
+    pub interfaceversie: Option<String>,
+    /// Aanbiedertype for Zorgaanbieders first seen in a release2 Zorgaanbiederslijst.
+    #[arg(long, default_value = "ZA", value_name = "ZA|BAZB|APD")]
+    pub aanbiedertype: Aanbiedertype,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// Release whose published lists to export, e.g. 1.1.2.
+    #[arg(long, value_name = "RELEASE")]
+    pub release: String,
+    /// Directory to write the files to (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct PublishArgs {
+    /// Why this publication is made (kept in the publication log).
+    #[arg(short = 'm', long = "message", value_name = "REASON")]
+    pub message: String,
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// A list file, or an http:// URL of a served list.
+    #[arg(value_name = "FILE|URL")]
+    pub target: String,
+    /// Detached signature (default: FILE.sig, or the URL's path plus .sig).
+    #[arg(long, value_name = "FILE|URL")]
+    pub sig: Option<String>,
+    /// Pin the operator's signing certificate (PEM) instead of trusting KeyInfo.
+    #[arg(long, value_name = "PEM")]
+    pub cert: Option<PathBuf>,
+}
+
+/// Flags describing one Gegevensdienst offered in one Interfaceversie.
+#[derive(Args, Debug, Default)]
+pub struct OfferingArgs {
+    /// Interfaceversie of the offering, e.g. 1.1.0.
+    #[arg(long, value_name = "ID")]
+    pub interfaceversie: Option<String>,
+    /// GegevensdienstId offered (must exist in the Gegevensdienstnamenlijst).
+    #[arg(long, value_name = "ID")]
+    pub gegevensdienst: Option<String>,
+    /// AuthorizationEndpointuri (https, no port).
+    #[arg(long, value_name = "URI")]
+    pub authorization_endpoint: Option<String>,
+    /// TokenEndpointuri (https, port 443 only if given).
+    #[arg(long, value_name = "URI")]
+    pub token_endpoint: Option<String>,
+    /// A Systeemrol with its ResourceEndpointuri; repeat for several.
+    #[arg(long, value_name = "CODE=URI")]
+    pub systeemrol: Vec<String>,
+    /// Abonneren: MaximaleDuur in days (with --subscription-endpoint).
+    #[arg(long, value_name = "DAYS", requires = "subscription_endpoint")]
+    pub abonneren_duur: Option<u32>,
+    /// Abonneren: SubscriptionEndpointuri (with --abonneren-duur).
+    #[arg(long, value_name = "URI", requires = "abonneren_duur")]
+    pub subscription_endpoint: Option<String>,
+}
+
+impl OfferingArgs {
+    fn given(&self) -> bool {
+        self.interfaceversie.is_some()
+            || self.gegevensdienst.is_some()
+            || self.authorization_endpoint.is_some()
+            || self.token_endpoint.is_some()
+            || !self.systeemrol.is_empty()
+            || self.abonneren_duur.is_some()
+    }
+
+    fn build(&self) -> Result<(String, Gegevensdienst), String> {
+        let need = |v: &Option<String>, flag: &str| {
+            v.clone()
+                .ok_or_else(|| format!("an offering needs --{flag}"))
+        };
+        let iv = need(&self.interfaceversie, "interfaceversie")?;
+        let systeemrollen = self
+            .systeemrol
+            .iter()
+            .map(|s| {
+                s.split_once('=')
+                    .map(|(c, u)| Systeemrol {
+                        systeemrolcode: c.to_string(),
+                        resource_endpointuri: u.to_string(),
+                    })
+                    .ok_or_else(|| format!("--systeemrol '{s}' must have the form CODE=URI"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if systeemrollen.is_empty() {
+            return Err("an offering needs at least one --systeemrol CODE=URI".into());
+        }
+        Ok((
+            iv,
+            Gegevensdienst {
+                gegevensdienst_id: need(&self.gegevensdienst, "gegevensdienst")?,
+                authorization_endpointuri: need(
+                    &self.authorization_endpoint,
+                    "authorization-endpoint",
+                )?,
+                token_endpointuri: need(&self.token_endpoint, "token-endpoint")?,
+                abonneren: match (&self.abonneren_duur, &self.subscription_endpoint) {
+                    (Some(d), Some(u)) => Some(Abonneren {
+                        maximale_duur: *d,
+                        subscription_endpointuri: u.clone(),
+                    }),
+                    _ => None,
+                },
+                systeemrollen,
+            },
+        ))
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ZorgaanbiederCmd {
+    /// Add a Zorgaanbieder with its first offering.
+    Add {
+        /// Zorgaanbiedernaam, e.g. umcharderwijk@medmij
+        naam: String,
+        #[arg(long, value_name = "ZA|BAZB|APD")]
+        aanbiedertype: Aanbiedertype,
+        #[command(flatten)]
+        offering: OfferingArgs,
+    },
+    /// Change the Aanbiedertype and/or add or replace one offering.
+    Update {
+        naam: String,
+        #[arg(long, value_name = "ZA|BAZB|APD")]
+        aanbiedertype: Option<Aanbiedertype>,
+        #[command(flatten)]
+        offering: OfferingArgs,
+    },
+    /// Stop offering one Gegevensdienst in one Interfaceversie.
+    Withdraw {
+        naam: String,
+        #[arg(long, value_name = "ID")]
+        interfaceversie: String,
+        #[arg(long, value_name = "ID")]
+        gegevensdienst: String,
+    },
+    /// Remove a Zorgaanbieder.
+    Remove { naam: String },
+    /// Show one Zorgaanbieder (JSON).
+    Show { naam: String },
+    /// List Zorgaanbieders.
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum OAuthclientCmd {
+    /// Add an OAuth client (PGO server).
+    Add {
+        hostname: String,
+        #[arg(long, value_name = "NAME")]
+        organisatienaam: String,
+        /// GegevensdienstId it is recognised for; repeat for several.
+        #[arg(long, value_name = "ID")]
+        gegevensdienst: Vec<String>,
+    },
+    /// Change the organisation name and/or the Gegevensdiensten (replaces the whole set).
+    Update {
+        hostname: String,
+        #[arg(long, value_name = "NAME")]
+        organisatienaam: Option<String>,
+        #[arg(long, value_name = "ID")]
+        gegevensdienst: Vec<String>,
+        /// Recognise the client for no Gegevensdienst at all.
+        #[arg(long, conflicts_with = "gegevensdienst")]
+        no_gegevensdiensten: bool,
+    },
+    Remove {
+        hostname: String,
+    },
+    Show {
+        hostname: String,
+    },
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum WhitelistCmd {
+    /// Add MedMij node hostnames.
+    Add {
+        #[arg(required = true)]
+        hostnames: Vec<String>,
+    },
+    /// Remove MedMij node hostnames.
+    Remove {
+        #[arg(required = true)]
+        hostnames: Vec<String>,
+    },
+    /// Show whether a hostname is on the Whitelist.
+    Show {
+        hostname: String,
+    },
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum GegevensdienstCmd {
+    Add {
+        id: String,
+        #[arg(long, value_name = "NAME")]
+        weergavenaam: String,
+    },
+    Update {
+        id: String,
+        #[arg(long, value_name = "NAME")]
+        weergavenaam: String,
+    },
+    /// Remove a Gegevensdienst (refused while a Zorgaanbieder or OAuth client uses it).
+    Remove {
+        id: String,
+    },
+    Show {
+        id: String,
+    },
+    List,
+}
+
+impl Command {
+    /// Commands that must run in this process rather than in a running server.
+    pub fn is_local_only(&self) -> bool {
+        matches!(
+            self,
+            Command::Init(_) | Command::Serve(_) | Command::Verify(_)
+        )
+    }
+
+    /// Make relative paths absolute, for execution in another process (the server).
+    pub fn absolutize(&mut self, cwd: &Path) {
+        let abs = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = cwd.join(&*p);
+            }
+        };
+        match self {
+            Command::Import(a) => a.files.iter_mut().for_each(abs),
+            Command::Export(a) => abs(&mut a.out),
+            _ => {}
+        }
+    }
+}
+
+/// What a command needs to run against a registry.
+pub struct Ctx<'a> {
+    pub data: &'a Path,
+    pub store: &'a Store,
+    pub operator: String,
+}
+
+fn not_found(kind: &str, key: &str) -> String {
+    format!("{kind} '{key}' does not exist")
+}
+
+/// Run a registry command; output goes to `out`.
+pub fn execute(ctx: &Ctx, cmd: Command, out: &mut String) -> Result<()> {
+    match cmd {
+        Command::Init(_) | Command::Serve(_) | Command::Verify(_) => {
+            bail!("this command cannot run through the admin socket")
+        }
+        Command::Status => status(ctx, out),
+        Command::Publish(a) => {
+            if a.message.trim().is_empty() {
+                bail!("publish: --message must give a reason");
+            }
+            let key = datadir::load_signing_key(ctx.data)?;
+            match publish::publish(
+                ctx.store,
+                &key,
+                &ctx.operator,
+                &a.message,
+                time::OffsetDateTime::now_utc(),
+            )? {
+                None => writeln!(out, "nothing changed since publication; nothing published")?,
+                Some(p) => {
+                    writeln!(
+                        out,
+                        "published #{} at {} by {}",
+                        p.entry.seq, p.entry.time, p.entry.operator
+                    )?;
+                    for (l, v) in &p.index.lists {
+                        let mark = if p.entry.changed.contains(l) {
+                            "changed"
+                        } else {
+                            "unchanged"
+                        };
+                        writeln!(
+                            out,
+                            "  {:<26} Volgnummer {:>6}  {mark}",
+                            l.to_string(),
+                            v.volgnummer
+                        )?;
+                    }
+                }
+            }
+            Ok(())
+        }
+        Command::Import(a) => import_files(ctx, a, out),
+        Command::Export(a) => export(ctx, a, out),
+        Command::Zorgaanbieder(c) => zorgaanbieder(ctx, c, out),
+        Command::Oauthclient(c) => oauthclient(ctx, c, out),
+        Command::Whitelist(c) => whitelist(ctx, c, out),
+        Command::Gegevensdienst(c) => gegevensdienst(ctx, c, out),
+    }
+}
+
+fn status(ctx: &Ctx, out: &mut String) -> Result<()> {
+    let (reg, cat) = ctx.store.snapshot()?;
+    writeln!(
+        out,
+        "registry: {} Zorgaanbieders, {} OAuth clients, {} Whitelist nodes, {} Gegevensdiensten",
+        reg.zorgaanbieders.len(),
+        reg.oauthclients.len(),
+        reg.whitelist.len(),
+        reg.gegevensdiensten.len()
+    )?;
+    match ctx.store.published()? {
+        None => writeln!(out, "published: nothing yet")?,
+        Some(p) => {
+            writeln!(out, "published: publication #{}", p.seq)?;
+            for (l, v) in &p.lists {
+                let pending = crate::store::sha256_hex(&reg.list_content(*l)) != v.content_sha256;
+                writeln!(
+                    out,
+                    "  {:<26} Volgnummer {:>6}  {}{}",
+                    l.to_string(),
+                    v.volgnummer,
+                    v.tijdstempel,
+                    if pending {
+                        "  (registry has unpublished changes)"
+                    } else {
+                        ""
+                    }
+                )?;
+            }
+        }
+    }
+    writeln!(out, "releases (default {}):", cat.default)?;
+    for r in &cat.releases {
+        write!(
+            out,
+            "  {:<8} {:<11} interfaceversie {}",
+            r.id,
+            r.status.as_str(),
+            r.interfaceversie
+        )?;
+        if let Some(s) = &r.sunset {
+            write!(out, "  sunset {s}")?;
+        }
+        writeln!(out)?;
+        for l in ListKind::ALL {
+            writeln!(out, "      {:<26} {}", l.to_string(), r.schema_version(l))?;
+        }
+    }
+    Ok(())
+}
+
+fn import_files(ctx: &Ctx, a: ImportArgs, out: &mut String) -> Result<()> {
+    let cat = ctx.store.catalogue()?;
+    let interfaceversie = match a.interfaceversie {
+        Some(iv) => iv,
+        None => default_interfaceversie(&cat)?,
+    };
+    crate::rules::interfaceversie_id(&interfaceversie)
+        .map_err(|e| anyhow!("--interfaceversie '{interfaceversie}' {e}"))?;
+    let mut lists = Vec::new();
+    for f in &a.files {
+        let bytes = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
+        let l = import::read_list(&bytes)
+            .map_err(|e| anyhow!("{}: {e}; nothing was imported", f.display()))?;
+        lists.push((f.clone(), l));
+    }
+    let mut seen = BTreeMap::new();
+    for (f, l) in &lists {
+        if let Some(prev) = seen.insert(l.schema.list, f.clone()) {
+            bail!(
+                "{} and {} are both a {}; import one per list; nothing was imported",
+                prev.display(),
+                f.display(),
+                l.schema.list
+            );
+        }
+    }
+    let map = Release2Mapping {
+        interfaceversie,
+        aanbiedertype: a.aanbiedertype,
+    };
+    let mut floors = BTreeMap::new();
+    let mut descriptions = Vec::new();
+    for (f, l) in &lists {
+        floors.insert(l.schema.list, l.volgnummer);
+        descriptions.push(format!("{}: {}", f.display(), l.describe()));
+    }
+    ctx.store.update(move |reg| {
+        for (_, l) in lists {
+            import::apply(reg, l, &map);
+        }
+        Ok(String::new())
+    })?;
+    ctx.store.raise_floors(&floors)?;
+    for d in descriptions {
+        writeln!(out, "imported {d}")?;
+    }
+    writeln!(out, "run `stelselnode publish -m REASON` to publish")?;
+    Ok(())
+}
+
+fn default_interfaceversie(cat: &Catalogue) -> Result<String> {
+    cat.get(&cat.default)
+        .map(|r| r.interfaceversie.clone())
+        .ok_or_else(|| {
+            anyhow!(
+                "default release '{}' missing from the catalogue",
+                cat.default
+            )
+        })
+}
+
+fn export(ctx: &Ctx, a: ExportArgs, out: &mut String) -> Result<()> {
+    let index = ctx
+        .store
+        .published()?
+        .ok_or_else(|| anyhow!("nothing has been published yet"))?;
+    let release = index
+        .catalogue
+        .get(&a.release)
+        .ok_or_else(|| {
+            anyhow!(
+                "release '{}' is not in the catalogue (known: {})",
+                a.release,
+                index
+                    .catalogue
+                    .releases
+                    .iter()
+                    .map(|r| r.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })?
+        .clone();
+    if release.status == crate::catalogue::Status::Ingetrokken {
+        bail!(
+            "release '{}' is ingetrokken; it has no served lists",
+            release.id
+        );
+    }
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    for list in ListKind::ALL {
+        let r = release.rendition(list);
+        let pr = index
+            .renditions
+            .iter()
+            .find(|p| p.rendition == r)
+            .ok_or_else(|| anyhow!("{r} is not published"))?;
+        let key = document_key(&r, pr.volgnummer);
+        let xml = ctx
+            .store
+            .document(&key)?
+            .ok_or_else(|| anyhow!("{key} missing"))?;
+        let sig = ctx
+            .store
+            .document(&format!("{key}.sig"))?
+            .ok_or_else(|| anyhow!("{key}.sig missing"))?;
+        let path = a.out.join(list.file_name());
+        std::fs::write(&path, &xml).with_context(|| format!("writing {}", path.display()))?;
+        let sig_path = a.out.join(format!("{}.sig", list.file_name()));
+        std::fs::write(&sig_path, &sig)
+            .with_context(|| format!("writing {}", sig_path.display()))?;
+        writeln!(
+            out,
+            "wrote {} ({r}, Volgnummer {})",
+            path.display(),
+            pr.volgnummer
+        )?;
+    }
+    let cert = datadir::certificate_pem(ctx.data)?;
+    std::fs::write(a.out.join("signing-certificate.pem"), cert)?;
+    Ok(())
+}
+
+fn json(v: &impl serde::Serialize) -> String {
+    serde_json::to_string_pretty(v).unwrap_or_default()
+}
+
+fn zorgaanbieder(ctx: &Ctx, c: ZorgaanbiederCmd, out: &mut String) -> Result<()> {
+    let msg = match c {
+        ZorgaanbiederCmd::Add {
+            naam,
+            aanbiedertype,
+            offering,
+        } => {
+            let (iv, g) = offering.build().map_err(|e| anyhow!("zorgaanbieder add {naam}: {e}"))?;
+            ctx.store.update(|reg| {
+                if reg.zorgaanbieders.contains_key(&naam) {
+                    return Err(format!("Zorgaanbieder '{naam}' already exists; use `zorgaanbieder update`"));
+                }
+                reg.zorgaanbieders.insert(
+                    naam.clone(),
+                    Zorgaanbieder {
+                        zorgaanbiedernaam: naam.clone(),
+                        aanbiedertype,
+                        interfaceversies: vec![Interfaceversie {
+                            interfaceversie_id: iv,
+                            gegevensdiensten: vec![g],
+                        }],
+                    },
+                );
+                Ok(format!("added Zorgaanbieder {naam}"))
+            })?
+        }
+        ZorgaanbiederCmd::Update {
+            naam,
+            aanbiedertype,
+            offering,
+        } => {
+            let offer = if offering.given() {
+                Some(offering.build().map_err(|e| anyhow!("zorgaanbieder update {naam}: {e}"))?)
+            } else {
+                None
+            };
+            if offer.is_none() && aanbiedertype.is_none() {
+                bail!("zorgaanbieder update {naam}: nothing to change (give --aanbiedertype and/or an offering)");
+            }
+            ctx.store.update(|reg| {
+                let z = reg
+                    .zorgaanbieders
+                    .get_mut(&naam)
+                    .ok_or_else(|| not_found("Zorgaanbieder", &naam))?;
+                if let Some(t) = aanbiedertype {
+                    z.aanbiedertype = t;
+                }
+                if let Some((iv, g)) = offer {
+                    let gid = g.gegevensdienst_id.clone();
+                    match z.interfaceversies.iter_mut().find(|i| i.interfaceversie_id == iv) {
+                        Some(i) => match i.gegevensdiensten.iter_mut().find(|x| x.gegevensdienst_id == gid) {
+                            Some(existing) => *existing = g,
+                            None => i.gegevensdiensten.push(g),
+                        },
+                        None => z.interfaceversies.push(Interfaceversie {
+                            interfaceversie_id: iv,
+                            gegevensdiensten: vec![g],
+                        }),
+                    }
+                }
+                Ok(format!("updated Zorgaanbieder {naam}"))
+            })?
+        }
+        ZorgaanbiederCmd::Withdraw {
+            naam,
+            interfaceversie,
+            gegevensdienst,
+        } => ctx.store.update(|reg| {
+            let z = reg
+                .zorgaanbieders
+                .get_mut(&naam)
+                .ok_or_else(|| not_found("Zorgaanbieder", &naam))?;
+            let i = z
+                .interfaceversies
+                .iter_mut()
+                .find(|i| i.interfaceversie_id == interfaceversie)
+                .ok_or_else(|| format!("Zorgaanbieder '{naam}' offers nothing in Interfaceversie {interfaceversie}"))?;
+            let before = i.gegevensdiensten.len();
+            i.gegevensdiensten.retain(|g| g.gegevensdienst_id != gegevensdienst);
+            if i.gegevensdiensten.len() == before {
+                return Err(format!(
+                    "Zorgaanbieder '{naam}' does not offer Gegevensdienst {gegevensdienst} in Interfaceversie {interfaceversie}"
+                ));
+            }
+            z.interfaceversies.retain(|i| !i.gegevensdiensten.is_empty());
+            if z.interfaceversies.is_empty() {
+                return Err(format!(
+                    "that is the last offering of Zorgaanbieder '{naam}'; use `zorgaanbieder remove {naam}`"
+                ));
+            }
+            Ok(format!("withdrew Gegevensdienst {gegevensdienst} (Interfaceversie {interfaceversie}) from {naam}"))
+        })?,
+        ZorgaanbiederCmd::Remove { naam } => ctx.store.update(|reg| {
+            reg.zorgaanbieders
+                .remove(&naam)
+                .ok_or_else(|| not_found("Zorgaanbieder", &naam))?;
+            Ok(format!("removed Zorgaanbieder {naam}"))
+        })?,
+        ZorgaanbiederCmd::Show { naam } => {
+            let reg = ctx.store.registry()?;
+            let z = reg
+                .zorgaanbieders
+                .get(&naam)
+                .ok_or_else(|| anyhow!(not_found("Zorgaanbieder", &naam)))?;
+            json(z)
+        }
+        ZorgaanbiederCmd::List => {
+            let reg = ctx.store.registry()?;
+            let mut s = String::new();
+            for z in reg.zorgaanbieders.values() {
+                let offers: Vec<String> = z
+                    .interfaceversies
+                    .iter()
+                    .map(|i| {
+                        format!(
+                            "{}: {}",
+                            i.interfaceversie_id,
+                            i.gegevensdiensten.iter().map(|g| g.gegevensdienst_id.as_str()).collect::<Vec<_>>().join(",")
+                        )
+                    })
+                    .collect();
+                let _ = writeln!(s, "{:<40} {:<5} {}", z.zorgaanbiedernaam, z.aanbiedertype.as_str(), offers.join("; "));
+            }
+            s.trim_end().to_string()
+        }
+    };
+    writeln!(out, "{msg}")?;
+    Ok(())
+}
+
+fn oauthclient(ctx: &Ctx, c: OAuthclientCmd, out: &mut String) -> Result<()> {
+    let msg = match c {
+        OAuthclientCmd::Add {
+            hostname,
+            organisatienaam,
+            gegevensdienst,
+        } => ctx.store.update(|reg| {
+            if reg.oauthclients.contains_key(&hostname) {
+                return Err(format!(
+                    "OAuthclient '{hostname}' already exists; use `oauthclient update`"
+                ));
+            }
+            reg.oauthclients.insert(
+                hostname.clone(),
+                OAuthclient {
+                    hostname: hostname.clone(),
+                    oauthclient_organisatienaam: organisatienaam,
+                    gegevensdiensten: gegevensdienst,
+                },
+            );
+            Ok(format!("added OAuthclient {hostname}"))
+        })?,
+        OAuthclientCmd::Update {
+            hostname,
+            organisatienaam,
+            gegevensdienst,
+            no_gegevensdiensten,
+        } => {
+            if organisatienaam.is_none() && gegevensdienst.is_empty() && !no_gegevensdiensten {
+                bail!("oauthclient update {hostname}: nothing to change");
+            }
+            ctx.store.update(|reg| {
+                let c = reg
+                    .oauthclients
+                    .get_mut(&hostname)
+                    .ok_or_else(|| not_found("OAuthclient", &hostname))?;
+                if let Some(n) = organisatienaam {
+                    c.oauthclient_organisatienaam = n;
+                }
+                if !gegevensdienst.is_empty() || no_gegevensdiensten {
+                    c.gegevensdiensten = gegevensdienst;
+                }
+                Ok(format!("updated OAuthclient {hostname}"))
+            })?
+        }
+        OAuthclientCmd::Remove { hostname } => ctx.store.update(|reg| {
+            reg.oauthclients
+                .remove(&hostname)
+                .ok_or_else(|| not_found("OAuthclient", &hostname))?;
+            Ok(format!("removed OAuthclient {hostname}"))
+        })?,
+        OAuthclientCmd::Show { hostname } => {
+            let reg = ctx.store.registry()?;
+            json(
+                reg.oauthclients
+                    .get(&hostname)
+                    .ok_or_else(|| anyhow!(not_found("OAuthclient", &hostname)))?,
+            )
+        }
+        OAuthclientCmd::List => {
+            let reg = ctx.store.registry()?;
+            reg.oauthclients
+                .values()
+                .map(|c| {
+                    format!(
+                        "{:<45} {:<35} {}",
+                        c.hostname,
+                        c.oauthclient_organisatienaam,
+                        c.gegevensdiensten.join(",")
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        }
+    };
+    writeln!(out, "{msg}")?;
+    Ok(())
+}
+
+fn whitelist(ctx: &Ctx, c: WhitelistCmd, out: &mut String) -> Result<()> {
+    let msg = match c {
+        WhitelistCmd::Add { hostnames } => ctx.store.update(|reg| {
+            for h in &hostnames {
+                if !reg.whitelist.insert(h.clone()) {
+                    return Err(format!("MedMijNode '{h}' is already on the Whitelist"));
+                }
+            }
+            Ok(format!("added {} to the Whitelist", hostnames.join(", ")))
+        })?,
+        WhitelistCmd::Remove { hostnames } => ctx.store.update(|reg| {
+            for h in &hostnames {
+                if !reg.whitelist.remove(h) {
+                    return Err(not_found("MedMijNode", h));
+                }
+            }
+            Ok(format!(
+                "removed {} from the Whitelist",
+                hostnames.join(", ")
+            ))
+        })?,
+        WhitelistCmd::Show { hostname } => {
+            let reg = ctx.store.registry()?;
+            if !reg.whitelist.contains(&hostname) {
+                bail!(not_found("MedMijNode", &hostname));
+            }
+            format!("{hostname} is on the Whitelist")
+        }
+        WhitelistCmd::List => {
+            let reg = ctx.store.registry()?;
+            reg.whitelist.iter().cloned().collect::<Vec<_>>().join("\n")
+        }
+    };
+    writeln!(out, "{msg}")?;
+    Ok(())
+}
+
+fn gegevensdienst(ctx: &Ctx, c: GegevensdienstCmd, out: &mut String) -> Result<()> {
+    let msg = match c {
+        GegevensdienstCmd::Add { id, weergavenaam } => ctx.store.update(|reg| {
+            if reg.gegevensdiensten.contains_key(&id) {
+                return Err(format!(
+                    "Gegevensdienst '{id}' already exists; use `gegevensdienst update`"
+                ));
+            }
+            reg.gegevensdiensten.insert(
+                id.clone(),
+                Gegevensdienstnaam {
+                    gegevensdienst_id: id.clone(),
+                    weergavenaam,
+                },
+            );
+            Ok(format!("added Gegevensdienst {id}"))
+        })?,
+        GegevensdienstCmd::Update { id, weergavenaam } => ctx.store.update(|reg| {
+            let g = reg
+                .gegevensdiensten
+                .get_mut(&id)
+                .ok_or_else(|| not_found("Gegevensdienst", &id))?;
+            g.weergavenaam = weergavenaam;
+            Ok(format!("updated Gegevensdienst {id}"))
+        })?,
+        GegevensdienstCmd::Remove { id } => ctx.store.update(|reg| {
+            reg.gegevensdiensten
+                .remove(&id)
+                .ok_or_else(|| not_found("Gegevensdienst", &id))?;
+            Ok(format!("removed Gegevensdienst {id}"))
+        })?,
+        GegevensdienstCmd::Show { id } => {
+            let reg = ctx.store.registry()?;
+            json(
+                reg.gegevensdiensten
+                    .get(&id)
+                    .ok_or_else(|| anyhow!(not_found("Gegevensdienst", &id)))?,
+            )
+        }
+        GegevensdienstCmd::List => {
+            let reg = ctx.store.registry()?;
+            reg.gegevensdiensten_ordered()
+                .iter()
+                .map(|g| format!("{:>4}  {}", g.gegevensdienst_id, g.weergavenaam))
+                .collect::<Vec<_>>()
+                .join("\n")
+        }
+    };
+    writeln!(out, "{msg}")?;
+    Ok(())
+}

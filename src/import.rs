@@ -1,0 +1,430 @@
+//! Import complete official or project lists into the registry: detect list and schema
+//! version from root and namespace, validate against the XSD, read with quick-xml, then
+//! replace that list's content in the registry (the caller's transaction checks every rule).
+
+use crate::model::{
+    Aanbiedertype, Abonneren, Gegevensdienst, Gegevensdienstnaam, Interfaceversie, ListKind,
+    OAuthclient, Registry, Systeemrol, Zorgaanbieder,
+};
+use crate::schema::{self, SchemaDef};
+use quick_xml::events::Event;
+use quick_xml::name::ResolveResult;
+use quick_xml::NsReader;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("not valid against {xsd}: {errors}")]
+    Schema {
+        xsd: String,
+        errors: schema::SchemaErrors,
+    },
+    #[error("not well-formed XML: {0}")]
+    Xml(String),
+}
+
+/// A minimal element tree: lists are data-only XML (no attributes, no mixed content).
+#[derive(Debug, Default)]
+struct El {
+    name: String,
+    text: String,
+    children: Vec<El>,
+}
+
+impl El {
+    fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a El> + 'a {
+        self.children.iter().filter(move |c| c.name == name)
+    }
+    fn first(&self, name: &str) -> Option<&El> {
+        self.children.iter().find(|c| c.name == name)
+    }
+    fn child(&self, name: &str) -> Result<&El, ImportError> {
+        self.first(name)
+            .ok_or_else(|| ImportError::Xml(format!("element {} has no {name}", self.name)))
+    }
+    fn text_of(&self, name: &str) -> Result<String, ImportError> {
+        Ok(self.child(name)?.text.trim().to_string())
+    }
+    /// `<Outer><Inner>text</Inner></Outer>`
+    fn nested(&self, outer: &str, inner: &str) -> Result<String, ImportError> {
+        self.child(outer)?.text_of(inner)
+    }
+}
+
+fn predefined(name: &str) -> Option<char> {
+    match name {
+        "amp" => Some('&'),
+        "lt" => Some('<'),
+        "gt" => Some('>'),
+        "quot" => Some('"'),
+        "apos" => Some('\''),
+        _ => None,
+    }
+}
+
+/// Root element's local name and namespace.
+fn detect_root(bytes: &[u8]) -> Result<(String, String), ImportError> {
+    let mut r = NsReader::from_reader(bytes);
+    loop {
+        match r.read_resolved_event() {
+            Ok((ns, Event::Start(e))) | Ok((ns, Event::Empty(e))) => {
+                let ns = match ns {
+                    ResolveResult::Bound(n) => n.as_ref().to_string(),
+                    _ => String::new(),
+                };
+                let local = e.local_name().as_ref().to_string();
+                return Ok((local, ns));
+            }
+            Ok((_, Event::Eof)) => {
+                return Err(ImportError::Xml("document has no root element".into()))
+            }
+            Ok(_) => {}
+            Err(e) => {
+                return Err(ImportError::Xml(format!(
+                    "at byte {}: {e}",
+                    r.error_position()
+                )))
+            }
+        }
+    }
+}
+
+fn parse_tree(bytes: &[u8]) -> Result<El, ImportError> {
+    let mut r = NsReader::from_reader(bytes);
+    let mut stack: Vec<El> = vec![El::default()];
+    let err = |r: &NsReader<&[u8]>, e: &dyn std::fmt::Display| {
+        ImportError::Xml(format!("at byte {}: {e}", r.error_position()))
+    };
+    loop {
+        let ev = r.read_event().map_err(|e| err(&r, &e))?;
+        match ev {
+            Event::Start(e) => stack.push(El {
+                name: e.local_name().as_ref().to_string(),
+                ..Default::default()
+            }),
+            Event::Empty(e) => {
+                let el = El {
+                    name: e.local_name().as_ref().to_string(),
+                    ..Default::default()
+                };
+                if let Some(top) = stack.last_mut() {
+                    top.children.push(el);
+                }
+            }
+            Event::End(_) => {
+                let done = stack
+                    .pop()
+                    .ok_or_else(|| ImportError::Xml("unbalanced end tag".into()))?;
+                match stack.last_mut() {
+                    Some(top) => top.children.push(done),
+                    None => return Err(ImportError::Xml("unbalanced end tag".into())),
+                }
+            }
+            Event::Text(t) => {
+                if let Some(top) = stack.last_mut() {
+                    top.text.push_str(&t.xml10_content());
+                }
+            }
+            Event::CData(t) => {
+                if let Some(top) = stack.last_mut() {
+                    top.text.push_str(&t.xml10_content());
+                }
+            }
+            Event::GeneralRef(g) => {
+                let c = if g.is_char_ref() {
+                    g.resolve_char_ref().map_err(|e| err(&r, &e))?
+                } else {
+                    predefined(&g)
+                };
+                let c = c.ok_or_else(|| ImportError::Xml(format!("unknown entity &{};", &*g)))?;
+                if let Some(top) = stack.last_mut() {
+                    top.text.push(c);
+                }
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    let mut doc = stack
+        .pop()
+        .ok_or_else(|| ImportError::Xml("empty document".into()))?;
+    if !stack.is_empty() || doc.children.len() != 1 {
+        return Err(ImportError::Xml(
+            "document is truncated or has several roots".into(),
+        ));
+    }
+    Ok(doc.children.remove(0))
+}
+
+/// A list read from a file, not yet applied.
+#[derive(Debug)]
+pub struct ImportedList {
+    pub schema: &'static SchemaDef,
+    pub volgnummer: u64,
+    content: Content,
+}
+
+#[derive(Debug)]
+enum Content {
+    /// release2: per Zorgaanbieder its Gegevensdiensten, without Interfaceversie.
+    ZalRelease2(Vec<(String, Vec<Gegevensdienst>)>),
+    ZalRelease3(Vec<Zorgaanbieder>),
+    Ocl {
+        clients: Vec<OAuthclient>,
+        with_gegevensdiensten: bool,
+    },
+    Whitelist(Vec<String>),
+    Gnl(Vec<Gegevensdienstnaam>),
+}
+
+impl ImportedList {
+    pub fn describe(&self) -> String {
+        let n = match &self.content {
+            Content::ZalRelease2(v) => format!("{} Zorgaanbieders", v.len()),
+            Content::ZalRelease3(v) => format!("{} Zorgaanbieders", v.len()),
+            Content::Ocl { clients, .. } => format!("{} OAuthclients", clients.len()),
+            Content::Whitelist(v) => format!("{} MedMijNodes", v.len()),
+            Content::Gnl(v) => format!("{} Gegevensdiensten", v.len()),
+        };
+        format!(
+            "{} {} (Volgnummer {}), {n}",
+            self.schema.list, self.schema.version, self.volgnummer
+        )
+    }
+}
+
+fn flat_whitelist(bytes: &[u8]) -> bool {
+    // fv2 layout: <MedMijNode>host</MedMijNode> with no Hostname child.
+    let s = String::from_utf8_lossy(&bytes[..bytes.len().min(1 << 16)]);
+    s.contains("<MedMijNode>") && !s.contains("<Hostname>")
+}
+
+/// Read and validate one list file.
+pub fn read_list(bytes: &[u8]) -> Result<ImportedList, ImportError> {
+    schema::refuse_doctype(bytes).map_err(|e| ImportError::Unsupported(e.to_string()))?;
+    let (root, ns) = detect_root(bytes)?;
+    let def = schema::by_root(&root, &ns).ok_or_else(|| {
+        let supported: Vec<String> = schema::SCHEMAS
+            .iter()
+            .map(|s| format!("{} in {}", s.list.root(), s.namespace))
+            .collect();
+        ImportError::Unsupported(format!(
+            "root element '{root}' in namespace '{ns}' is not a supported list; supported: {}",
+            supported.join(", ")
+        ))
+    })?;
+    if let Err(errors) = schema::validate(def, bytes) {
+        if def.list == ListKind::Whitelist && flat_whitelist(bytes) {
+            return Err(ImportError::Unsupported(
+                "this is a Whitelist in the flat 1.0 layout (file version 2, <MedMijNode>host</MedMijNode>); only the MedMijNode/Hostname layout (file version 9 and later) is supported: wrap each host in <Hostname>".into(),
+            ));
+        }
+        return Err(ImportError::Schema {
+            xsd: def.xsd_file.to_string(),
+            errors,
+        });
+    }
+    let tree = parse_tree(bytes)?;
+    let volgnummer = tree
+        .text_of("Volgnummer")?
+        .parse::<u64>()
+        .map_err(|_| ImportError::Xml("Volgnummer is not a number below 2^64".into()))?;
+    let content = match (def.list, def.version) {
+        (ListKind::Zorgaanbiederslijst, "release2") => Content::ZalRelease2(
+            tree.child("Zorgaanbieders")?
+                .all("Zorgaanbieder")
+                .map(|z| {
+                    let gds = z
+                        .child("Gegevensdiensten")?
+                        .all("Gegevensdienst")
+                        .map(gegevensdienst)
+                        .collect::<Result<Vec<_>, _>>()?;
+                    Ok((z.text_of("Zorgaanbiedernaam")?, gds))
+                })
+                .collect::<Result<_, ImportError>>()?,
+        ),
+        (ListKind::Zorgaanbiederslijst, _) => Content::ZalRelease3(
+            tree.child("Zorgaanbieders")?
+                .all("Zorgaanbieder")
+                .map(zorgaanbieder_release3)
+                .collect::<Result<_, _>>()?,
+        ),
+        (ListKind::OAuthclientlist, version) => {
+            let with_gegevensdiensten = version != "release2";
+            Content::Ocl {
+                clients: tree
+                    .child("OAuthclients")?
+                    .all("OAuthclient")
+                    .map(|c| {
+                        let gegevensdiensten = match c.all("Gegevensdiensten").next() {
+                            Some(g) => g
+                                .all("Gegevensdienst")
+                                .map(|g| g.text_of("GegevensdienstId"))
+                                .collect::<Result<_, _>>()?,
+                            None => Vec::new(),
+                        };
+                        Ok(OAuthclient {
+                            hostname: c.text_of("Hostname")?,
+                            oauthclient_organisatienaam: c.text_of("OAuthclientOrganisatienaam")?,
+                            gegevensdiensten,
+                        })
+                    })
+                    .collect::<Result<_, ImportError>>()?,
+                with_gegevensdiensten,
+            }
+        }
+        (ListKind::Whitelist, _) => Content::Whitelist(
+            tree.child("MedMijNodes")?
+                .all("MedMijNode")
+                .map(|n| n.text_of("Hostname"))
+                .collect::<Result<_, _>>()?,
+        ),
+        (ListKind::Gegevensdienstnamenlijst, _) => Content::Gnl(
+            tree.child("Gegevensdiensten")?
+                .all("Gegevensdienst")
+                .map(|g| {
+                    Ok(Gegevensdienstnaam {
+                        gegevensdienst_id: g.text_of("GegevensdienstId")?,
+                        weergavenaam: g.text_of("Weergavenaam")?,
+                    })
+                })
+                .collect::<Result<_, ImportError>>()?,
+        ),
+    };
+    Ok(ImportedList {
+        schema: def,
+        volgnummer,
+        content,
+    })
+}
+
+fn gegevensdienst(g: &El) -> Result<Gegevensdienst, ImportError> {
+    let abonneren = match g.all("Abonneren").next() {
+        Some(a) => Some(Abonneren {
+            maximale_duur: a
+                .text_of("MaximaleDuur")?
+                .parse()
+                .map_err(|_| ImportError::Xml("MaximaleDuur is not a number below 2^32".into()))?,
+            subscription_endpointuri: a.text_of("SubscriptionEndpointuri")?,
+        }),
+        None => None,
+    };
+    Ok(Gegevensdienst {
+        gegevensdienst_id: g.text_of("GegevensdienstId")?,
+        authorization_endpointuri: g.nested("AuthorizationEndpoint", "AuthorizationEndpointuri")?,
+        token_endpointuri: g.nested("TokenEndpoint", "TokenEndpointuri")?,
+        abonneren,
+        systeemrollen: g
+            .child("Systeemrollen")?
+            .all("Systeemrol")
+            .map(|s| {
+                Ok(Systeemrol {
+                    systeemrolcode: s.text_of("Systeemrolcode")?,
+                    resource_endpointuri: s.nested("ResourceEndpoint", "ResourceEndpointuri")?,
+                })
+            })
+            .collect::<Result<_, ImportError>>()?,
+    })
+}
+
+fn zorgaanbieder_release3(z: &El) -> Result<Zorgaanbieder, ImportError> {
+    let t = z.text_of("Aanbiedertype")?;
+    Ok(Zorgaanbieder {
+        zorgaanbiedernaam: z.text_of("Zorgaanbiedernaam")?,
+        aanbiedertype: Aanbiedertype::parse(&t).ok_or_else(|| {
+            ImportError::Xml(format!("Aanbiedertype '{t}' is not ZA, BAZB or APD"))
+        })?,
+        interfaceversies: z
+            .child("Interfaceversies")?
+            .all("Interfaceversie")
+            .map(|iv| {
+                Ok(Interfaceversie {
+                    interfaceversie_id: iv.text_of("InterfaceversieId")?,
+                    gegevensdiensten: iv
+                        .child("Gegevensdiensten")?
+                        .all("Gegevensdienst")
+                        .map(gegevensdienst)
+                        .collect::<Result<_, _>>()?,
+                })
+            })
+            .collect::<Result<_, ImportError>>()?,
+    })
+}
+
+/// How a release2 Zorgaanbiederslijst, which has no Interfaceversies and no Aanbiedertype,
+/// maps into the registry.
+pub struct Release2Mapping {
+    pub interfaceversie: String,
+    pub aanbiedertype: Aanbiedertype,
+}
+
+/// Replace the content of the imported list in `reg`.
+pub fn apply(reg: &mut Registry, list: ImportedList, map: &Release2Mapping) {
+    match list.content {
+        Content::ZalRelease3(zs) => {
+            reg.zorgaanbieders = zs
+                .into_iter()
+                .map(|z| (z.zorgaanbiedernaam.clone(), z))
+                .collect();
+        }
+        Content::ZalRelease2(entries) => {
+            let iv = &map.interfaceversie;
+            // Replace exactly the offerings of this Interfaceversie; keep Abonneren that a
+            // release2 document cannot carry.
+            let mut old = std::mem::take(&mut reg.zorgaanbieders);
+            for (naam, mut gds) in entries {
+                let mut z = old.remove(&naam).unwrap_or_else(|| Zorgaanbieder {
+                    zorgaanbiedernaam: naam.clone(),
+                    aanbiedertype: map.aanbiedertype,
+                    interfaceversies: Vec::new(),
+                });
+                if let Some(prev) = z.interfaceversie(iv) {
+                    for g in &mut gds {
+                        g.abonneren = prev
+                            .gegevensdiensten
+                            .iter()
+                            .find(|p| p.gegevensdienst_id == g.gegevensdienst_id)
+                            .and_then(|p| p.abonneren.clone());
+                    }
+                }
+                z.interfaceversies.retain(|i| &i.interfaceversie_id != iv);
+                z.interfaceversies.push(Interfaceversie {
+                    interfaceversie_id: iv.clone(),
+                    gegevensdiensten: gds,
+                });
+                reg.zorgaanbieders.insert(naam, z);
+            }
+            // Zorgaanbieders not in the file lose this Interfaceversie.
+            for (naam, mut z) in old {
+                z.interfaceversies.retain(|i| &i.interfaceversie_id != iv);
+                if !z.interfaceversies.is_empty() {
+                    reg.zorgaanbieders.insert(naam, z);
+                }
+            }
+        }
+        Content::Ocl {
+            clients,
+            with_gegevensdiensten,
+        } => {
+            let old = std::mem::take(&mut reg.oauthclients);
+            for mut c in clients {
+                if !with_gegevensdiensten {
+                    // release2 has no Gegevensdiensten: keep what the registry knew.
+                    c.gegevensdiensten = old
+                        .get(&c.hostname)
+                        .map(|o| o.gegevensdiensten.clone())
+                        .unwrap_or_default();
+                }
+                reg.oauthclients.insert(c.hostname.clone(), c);
+            }
+        }
+        Content::Whitelist(hosts) => reg.whitelist = hosts.into_iter().collect(),
+        Content::Gnl(gs) => {
+            reg.gegevensdiensten = gs
+                .into_iter()
+                .map(|g| (g.gegevensdienst_id.clone(), g))
+                .collect();
+        }
+    }
+}

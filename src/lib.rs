@@ -1,0 +1,17 @@
+//! stelselnode: the Stelselnode of the MedMij network. See ARCHITECTURE.md for the map.
+
+pub mod admin;
+pub mod app;
+pub mod catalogue;
+pub mod cli;
+pub mod datadir;
+pub mod import;
+pub mod model;
+pub mod publish;
+pub mod render;
+pub mod rules;
+pub mod schema;
+pub mod serve;
+pub mod sign;
+pub mod store;
+pub mod verify;

@@ -1,0 +1,224 @@
+//! The registry's domain model: what the stelsel operator administers, independent of any
+//! list or schema version. Renderers turn a [`Registry`] into documents; importers turn
+//! documents back into one.
+
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+/// The four lists the Stelselnode publishes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ListKind {
+    Zorgaanbiederslijst,
+    #[serde(rename = "oauthclientlist")]
+    OAuthclientlist,
+    Whitelist,
+    Gegevensdienstnamenlijst,
+}
+
+impl ListKind {
+    pub const ALL: [ListKind; 4] = [
+        ListKind::Zorgaanbiederslijst,
+        ListKind::OAuthclientlist,
+        ListKind::Whitelist,
+        ListKind::Gegevensdienstnamenlijst,
+    ];
+
+    /// Lower-case key used in the release catalogue, namespaces and storage keys.
+    pub fn key(self) -> &'static str {
+        match self {
+            ListKind::Zorgaanbiederslijst => "zorgaanbiederslijst",
+            ListKind::OAuthclientlist => "oauthclientlist",
+            ListKind::Whitelist => "whitelist",
+            ListKind::Gegevensdienstnamenlijst => "gegevensdienstnamenlijst",
+        }
+    }
+
+    /// The root element name, which is also the name in `MedMij_<name>.xml`.
+    pub fn root(self) -> &'static str {
+        match self {
+            ListKind::Zorgaanbiederslijst => "Zorgaanbiederslijst",
+            ListKind::OAuthclientlist => "OAuthclientlist",
+            ListKind::Whitelist => "Whitelist",
+            ListKind::Gegevensdienstnamenlijst => "Gegevensdienstnamenlijst",
+        }
+    }
+
+    /// The file name under which the list is served (FACTS.md §1).
+    pub fn file_name(self) -> &'static str {
+        match self {
+            ListKind::Zorgaanbiederslijst => "MedMij_Zorgaanbiederslijst.xml",
+            ListKind::OAuthclientlist => "MedMij_OAuthclientlist.xml",
+            ListKind::Whitelist => "MedMij_Whitelist.xml",
+            ListKind::Gegevensdienstnamenlijst => "MedMij_Gegevensdienstnamenlijst.xml",
+        }
+    }
+
+    pub fn from_key(key: &str) -> Option<ListKind> {
+        let lower = key.to_ascii_lowercase();
+        ListKind::ALL.into_iter().find(|l| {
+            l.key() == lower
+                || matches!(
+                    (l, lower.as_str()),
+                    (ListKind::Zorgaanbiederslijst, "zal")
+                        | (ListKind::OAuthclientlist, "ocl")
+                        | (ListKind::Gegevensdienstnamenlijst, "gnl")
+                )
+        })
+    }
+
+    pub fn from_file_name(name: &str) -> Option<ListKind> {
+        ListKind::ALL.into_iter().find(|l| l.file_name() == name)
+    }
+}
+
+impl fmt::Display for ListKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.root())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Aanbiedertype {
+    /// Zorgaanbieder
+    ZA,
+    /// Bron als zelfstandige beheerder (release3 example)
+    BAZB,
+    /// Aanbieder in het persoonsdomein (planned 2025, FACTS.md §3.2)
+    APD,
+}
+
+impl Aanbiedertype {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Aanbiedertype::ZA => "ZA",
+            Aanbiedertype::BAZB => "BAZB",
+            Aanbiedertype::APD => "APD",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "ZA" => Some(Self::ZA),
+            "BAZB" => Some(Self::BAZB),
+            "APD" => Some(Self::APD),
+            _ => None,
+        }
+    }
+}
+
+impl std::str::FromStr for Aanbiedertype {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::parse(s).ok_or_else(|| format!("Aanbiedertype '{s}' is not one of ZA, BAZB, APD"))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Systeemrol {
+    pub systeemrolcode: String,
+    pub resource_endpointuri: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Abonneren {
+    /// Days.
+    pub maximale_duur: u32,
+    pub subscription_endpointuri: String,
+}
+
+/// One Gegevensdienst as a Zorgaanbieder offers it in one Interfaceversie.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Gegevensdienst {
+    pub gegevensdienst_id: String,
+    pub authorization_endpointuri: String,
+    pub token_endpointuri: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abonneren: Option<Abonneren>,
+    pub systeemrollen: Vec<Systeemrol>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Interfaceversie {
+    pub interfaceversie_id: String,
+    pub gegevensdiensten: Vec<Gegevensdienst>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Zorgaanbieder {
+    pub zorgaanbiedernaam: String,
+    pub aanbiedertype: Aanbiedertype,
+    pub interfaceversies: Vec<Interfaceversie>,
+}
+
+impl Zorgaanbieder {
+    pub fn interfaceversie(&self, id: &str) -> Option<&Interfaceversie> {
+        self.interfaceversies
+            .iter()
+            .find(|i| i.interfaceversie_id == id)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OAuthclient {
+    pub hostname: String,
+    pub oauthclient_organisatienaam: String,
+    /// The Gegevensdiensten this PGO server is recognised for (OCL release3).
+    #[serde(default)]
+    pub gegevensdiensten: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Gegevensdienstnaam {
+    pub gegevensdienst_id: String,
+    pub weergavenaam: String,
+}
+
+/// Everything the operator administers. Top-level collections are keyed (and so ordered)
+/// by their identifying field; nested collections keep the operator's order.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Registry {
+    pub zorgaanbieders: BTreeMap<String, Zorgaanbieder>,
+    pub oauthclients: BTreeMap<String, OAuthclient>,
+    pub whitelist: BTreeSet<String>,
+    pub gegevensdiensten: BTreeMap<String, Gegevensdienstnaam>,
+}
+
+impl Registry {
+    /// The Gegevensdienstnamen in numeric order (ids are numeric by rule, so shorter first).
+    pub fn gegevensdiensten_ordered(&self) -> Vec<&Gegevensdienstnaam> {
+        let mut v: Vec<_> = self.gegevensdiensten.values().collect();
+        v.sort_by(|a, b| id_order(&a.gegevensdienst_id, &b.gegevensdienst_id));
+        v
+    }
+
+    /// Canonical serialisation of the part of the registry one list shows; its hash decides
+    /// whether a publication changes that list.
+    pub fn list_content(&self, list: ListKind) -> Vec<u8> {
+        let r = match list {
+            ListKind::Zorgaanbiederslijst => serde_json::to_vec(&self.zorgaanbieders),
+            ListKind::OAuthclientlist => serde_json::to_vec(&self.oauthclients),
+            ListKind::Whitelist => serde_json::to_vec(&self.whitelist),
+            ListKind::Gegevensdienstnamenlijst => serde_json::to_vec(&self.gegevensdiensten),
+        };
+        // Serialising plain maps of strings cannot fail.
+        r.unwrap_or_default()
+    }
+
+    /// Every Interfaceversie that any Zorgaanbieder offers, sorted.
+    pub fn interfaceversies(&self) -> BTreeSet<String> {
+        self.zorgaanbieders
+            .values()
+            .flat_map(|z| {
+                z.interfaceversies
+                    .iter()
+                    .map(|i| i.interfaceversie_id.clone())
+            })
+            .collect()
+    }
+}
+
+/// Order numeric-looking ids numerically ("2" before "10"), anything else by bytes.
+pub fn id_order(a: &str, b: &str) -> std::cmp::Ordering {
+    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+}

@@ -1,0 +1,229 @@
+//! Publication: registry snapshot → render every rendition → XSD-validate → sign → verify
+//! our own signatures → commit everything in one transaction. Any failure leaves the store
+//! and the served set untouched.
+
+use crate::catalogue::Rendition;
+use crate::model::{ListKind, Registry};
+use crate::render::{self, Header};
+use crate::schema;
+use crate::sign::{self, SigningKey};
+use crate::store::{
+    document_key, sha256_hex, ListVersion, LogEntry, PublishedIndex, PublishedRendition, Store,
+    StoreError,
+};
+use std::collections::BTreeMap;
+use time::OffsetDateTime;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{rendition}: not valid against {xsd}: {errors}")]
+    Schema {
+        rendition: String,
+        xsd: String,
+        errors: schema::SchemaErrors,
+    },
+    #[error("{rendition}: {msg}")]
+    Signature { rendition: String, msg: String },
+    #[error("the registry breaks its rules; nothing was published:\n{0}")]
+    Invalid(crate::rules::Violations),
+}
+
+pub fn tijdstempel(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.year(),
+        t.month() as u8,
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+/// The outcome of a publication that committed.
+#[derive(Debug)]
+pub struct Published {
+    pub entry: LogEntry,
+    pub index: PublishedIndex,
+}
+
+/// A rendition ready to commit.
+struct Made {
+    rendition: Rendition,
+    volgnummer: u64,
+    xml: Vec<u8>,
+    sig: Vec<u8>,
+}
+
+/// Render, validate, sign and self-verify one rendition.
+fn make(
+    reg: &Registry,
+    r: &Rendition,
+    header: &Header,
+    key: &SigningKey,
+) -> Result<Made, PublishError> {
+    let def = r.schema();
+    let plain = render::render(reg, r, header);
+    schema::validate(def, &plain).map_err(|errors| PublishError::Schema {
+        rendition: r.to_string(),
+        xsd: def.xsd_file.to_string(),
+        errors,
+    })?;
+    let sig_err = |msg: String| PublishError::Signature {
+        rendition: r.to_string(),
+        msg,
+    };
+    let xml = if def.official {
+        plain
+    } else {
+        let signed = key
+            .sign_enveloped(&plain)
+            .map_err(|e| sig_err(e.to_string()))?;
+        // The signature must not break the schema (its XSD allows exactly one ds:Signature).
+        schema::validate(def, &signed).map_err(|errors| PublishError::Schema {
+            rendition: r.to_string(),
+            xsd: def.xsd_file.to_string(),
+            errors,
+        })?;
+        sign::verify_enveloped(&signed, Some(&key.public_key()))
+            .map_err(|e| sig_err(format!("own enveloped signature does not verify: {e}")))?;
+        signed
+    };
+    let file = r.list.file_name();
+    let sig = key
+        .sign_detached(&xml, file)
+        .map_err(|e| sig_err(e.to_string()))?;
+    sign::verify_detached(&xml, &sig, file, Some(&key.public_key()))
+        .map_err(|e| sig_err(format!("own detached signature does not verify: {e}")))?;
+    Ok(Made {
+        rendition: r.clone(),
+        volgnummer: header.volgnummer,
+        xml,
+        sig,
+    })
+}
+
+/// Publish the current registry. Returns `Ok(None)` when nothing would change.
+pub fn publish(
+    store: &Store,
+    key: &SigningKey,
+    operator: &str,
+    reason: &str,
+    now: OffsetDateTime,
+) -> Result<Option<Published>, PublishError> {
+    let (reg, catalogue) = store.snapshot()?;
+    crate::rules::ensure_valid(&reg).map_err(PublishError::Invalid)?;
+    let prev = store.published()?;
+    let floors = store.floors()?;
+    let stamp = tijdstempel(now);
+
+    let mut lists = BTreeMap::new();
+    let mut changed = Vec::new();
+    for list in ListKind::ALL {
+        let hash = sha256_hex(&reg.list_content(list));
+        let old = prev.as_ref().and_then(|p| p.lists.get(&list));
+        let floor = floors.get(&list).copied().unwrap_or(0);
+        match old {
+            Some(o) if o.content_sha256 == hash && o.volgnummer >= floor => {
+                lists.insert(list, o.clone());
+            }
+            _ => {
+                let base = old.map(|o| o.volgnummer).unwrap_or(0).max(floor);
+                lists.insert(
+                    list,
+                    ListVersion {
+                        volgnummer: base + 1,
+                        tijdstempel: stamp.clone(),
+                        content_sha256: hash,
+                    },
+                );
+                changed.push(list);
+            }
+        }
+    }
+
+    // Reuse the bytes of renditions whose list did not change; make the rest, in parallel.
+    let wanted = catalogue.renditions();
+    let mut reuse = Vec::new();
+    let mut todo = Vec::new();
+    for r in &wanted {
+        let lv = &lists[&r.list];
+        let existing = prev.as_ref().and_then(|p| {
+            p.renditions
+                .iter()
+                .find(|pr| &pr.rendition == r && pr.volgnummer == lv.volgnummer)
+        });
+        match existing {
+            Some(pr) => reuse.push(pr.clone()),
+            None => todo.push((
+                r.clone(),
+                Header {
+                    volgnummer: lv.volgnummer,
+                    tijdstempel: lv.tijdstempel.clone(),
+                },
+            )),
+        }
+    }
+    if let Some(p) = &prev {
+        if todo.is_empty() && p.catalogue == catalogue && p.renditions.len() == reuse.len() {
+            return Ok(None);
+        }
+    }
+
+    let made: Vec<Result<Made, PublishError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = todo
+            .iter()
+            .map(|(r, h)| s.spawn(|| make(&reg, r, h, key)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(PublishError::Signature {
+                        rendition: "publication".into(),
+                        msg: "a rendering thread panicked".into(),
+                    })
+                })
+            })
+            .collect()
+    });
+    let made: Vec<Made> = made.into_iter().collect::<Result<_, _>>()?;
+
+    let mut renditions = reuse;
+    let mut documents = Vec::new();
+    for m in made {
+        let k = document_key(&m.rendition, m.volgnummer);
+        renditions.push(PublishedRendition {
+            rendition: m.rendition,
+            volgnummer: m.volgnummer,
+            sha256: sha256_hex(&m.xml),
+        });
+        documents.push((format!("{k}.sig"), m.sig));
+        documents.push((k, m.xml));
+    }
+    renditions.sort_by(|a, b| a.rendition.cmp(&b.rendition));
+
+    let seq = prev.as_ref().map(|p| p.seq).unwrap_or(0) + 1;
+    let index = PublishedIndex {
+        seq,
+        lists: lists.clone(),
+        catalogue,
+        renditions: renditions.clone(),
+        floors,
+    };
+    let entry = LogEntry {
+        seq,
+        time: stamp,
+        operator: operator.to_string(),
+        reason: reason.to_string(),
+        changed,
+        lists,
+        documents: renditions,
+        prev_sha256: String::new(),
+    };
+    let entry = store.commit_publication(&index, entry, &documents)?;
+    Ok(Some(Published { entry, index }))
+}

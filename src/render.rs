@@ -1,0 +1,202 @@
+//! Render one [`Rendition`] of the registry as XML.
+//!
+//! The output is written so that the root element is already in exclusive canonical form
+//! (no empty-element tags, no attributes but the namespace, text escaped as c14n does:
+//! `&`, `<`, `>` only). That lets `sign` digest an enveloped signature over the bytes it
+//! already holds instead of re-parsing and canonicalising a large document.
+
+use crate::catalogue::Rendition;
+use crate::model::{Gegevensdienst, ListKind, Registry, Zorgaanbieder};
+use quick_xml::escape::partial_escape;
+use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
+use quick_xml::Writer;
+use std::io;
+
+pub const XML_DECL: &[u8] = b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
+
+/// The per-publication header of a list.
+#[derive(Clone, Debug)]
+pub struct Header {
+    pub volgnummer: u64,
+    /// `YYYY-MM-DDThh:mm:ssZ`
+    pub tijdstempel: String,
+}
+
+struct Out {
+    w: Writer<Vec<u8>>,
+}
+
+impl Out {
+    fn open(&mut self, name: &str) -> io::Result<()> {
+        self.w.write_event(Event::Start(BytesStart::new(name)))
+    }
+    fn close(&mut self, name: &str) -> io::Result<()> {
+        self.w.write_event(Event::End(BytesEnd::new(name)))
+    }
+    fn leaf(&mut self, name: &str, value: &str) -> io::Result<()> {
+        self.w
+            .create_element(name)
+            .write_text_content(BytesText::from_escaped(partial_escape(value)))?;
+        Ok(())
+    }
+    /// `<Outer><Inner>value</Inner></Outer>`, the shape of every endpoint element.
+    fn wrapped(&mut self, outer: &str, inner: &str, value: &str) -> io::Result<()> {
+        self.open(outer)?;
+        self.leaf(inner, value)?;
+        self.close(outer)
+    }
+}
+
+/// Render `rendition` of `reg` with `header`. Returns a complete document that ends with
+/// `</Root>\n`.
+pub fn render(reg: &Registry, rendition: &Rendition, header: &Header) -> Vec<u8> {
+    // Writing into a Vec cannot fail.
+    render_inner(reg, rendition, header).unwrap_or_default()
+}
+
+fn render_inner(reg: &Registry, rendition: &Rendition, header: &Header) -> io::Result<Vec<u8>> {
+    let schema = rendition.schema();
+    let root = rendition.list.root();
+    let mut out = Out {
+        w: Writer::new_with_indent(Vec::with_capacity(estimate(reg, rendition.list)), b' ', 2),
+    };
+    out.w
+        .write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
+    out.w.write_event(Event::Start(
+        BytesStart::new(root).with_attributes([("xmlns", schema.namespace)]),
+    ))?;
+    out.leaf("Tijdstempel", &header.tijdstempel)?;
+    out.leaf("Volgnummer", &header.volgnummer.to_string())?;
+    match rendition.list {
+        ListKind::Zorgaanbiederslijst => {
+            out.open("Zorgaanbieders")?;
+            for z in reg.zorgaanbieders.values() {
+                match &rendition.interfaceversie {
+                    Some(iv) => zorgaanbieder_release2(&mut out, z, iv)?,
+                    None => zorgaanbieder_release3(&mut out, z)?,
+                }
+            }
+            out.close("Zorgaanbieders")?;
+        }
+        ListKind::OAuthclientlist => {
+            let with_gegevensdiensten = rendition.version != "release2";
+            out.open("OAuthclients")?;
+            for c in reg.oauthclients.values() {
+                out.open("OAuthclient")?;
+                out.leaf("Hostname", &c.hostname)?;
+                out.leaf("OAuthclientOrganisatienaam", &c.oauthclient_organisatienaam)?;
+                if with_gegevensdiensten {
+                    out.open("Gegevensdiensten")?;
+                    for id in &c.gegevensdiensten {
+                        out.open("Gegevensdienst")?;
+                        out.leaf("GegevensdienstId", id)?;
+                        out.close("Gegevensdienst")?;
+                    }
+                    out.close("Gegevensdiensten")?;
+                }
+                out.close("OAuthclient")?;
+            }
+            out.close("OAuthclients")?;
+        }
+        ListKind::Whitelist => {
+            out.open("MedMijNodes")?;
+            for h in &reg.whitelist {
+                out.wrapped("MedMijNode", "Hostname", h)?;
+            }
+            out.close("MedMijNodes")?;
+        }
+        ListKind::Gegevensdienstnamenlijst => {
+            out.open("Gegevensdiensten")?;
+            for g in reg.gegevensdiensten_ordered() {
+                out.open("Gegevensdienst")?;
+                out.leaf("GegevensdienstId", &g.gegevensdienst_id)?;
+                out.leaf("Weergavenaam", &g.weergavenaam)?;
+                out.close("Gegevensdienst")?;
+            }
+            out.close("Gegevensdiensten")?;
+        }
+    }
+    out.close(root)?;
+    let mut bytes = out.w.into_inner();
+    bytes.push(b'\n');
+    Ok(bytes)
+}
+
+fn estimate(reg: &Registry, list: ListKind) -> usize {
+    match list {
+        ListKind::Zorgaanbiederslijst => 512 + reg.zorgaanbieders.len() * 1700,
+        ListKind::OAuthclientlist => 512 + reg.oauthclients.len() * 300,
+        ListKind::Whitelist => 512 + reg.whitelist.len() * 100,
+        ListKind::Gegevensdienstnamenlijst => 512 + reg.gegevensdiensten.len() * 150,
+    }
+}
+
+fn zorgaanbieder_release2(out: &mut Out, z: &Zorgaanbieder, iv: &str) -> io::Result<()> {
+    // A Zorgaanbieder that offers nothing in this Interfaceversie is not in this document:
+    // the release2 schema requires at least one Gegevensdienst.
+    let Some(offer) = z.interfaceversie(iv) else {
+        return Ok(());
+    };
+    if offer.gegevensdiensten.is_empty() {
+        return Ok(());
+    }
+    out.open("Zorgaanbieder")?;
+    out.leaf("Zorgaanbiedernaam", &z.zorgaanbiedernaam)?;
+    out.open("Gegevensdiensten")?;
+    for g in &offer.gegevensdiensten {
+        gegevensdienst(out, g, false)?;
+    }
+    out.close("Gegevensdiensten")?;
+    out.close("Zorgaanbieder")
+}
+
+fn zorgaanbieder_release3(out: &mut Out, z: &Zorgaanbieder) -> io::Result<()> {
+    out.open("Zorgaanbieder")?;
+    out.leaf("Zorgaanbiedernaam", &z.zorgaanbiedernaam)?;
+    out.leaf("Aanbiedertype", z.aanbiedertype.as_str())?;
+    out.open("Interfaceversies")?;
+    for iv in &z.interfaceversies {
+        out.open("Interfaceversie")?;
+        out.leaf("InterfaceversieId", &iv.interfaceversie_id)?;
+        out.open("Gegevensdiensten")?;
+        for g in &iv.gegevensdiensten {
+            gegevensdienst(out, g, true)?;
+        }
+        out.close("Gegevensdiensten")?;
+        out.close("Interfaceversie")?;
+    }
+    out.close("Interfaceversies")?;
+    out.close("Zorgaanbieder")
+}
+
+fn gegevensdienst(out: &mut Out, g: &Gegevensdienst, release3: bool) -> io::Result<()> {
+    out.open("Gegevensdienst")?;
+    out.leaf("GegevensdienstId", &g.gegevensdienst_id)?;
+    out.wrapped(
+        "AuthorizationEndpoint",
+        "AuthorizationEndpointuri",
+        &g.authorization_endpointuri,
+    )?;
+    out.wrapped("TokenEndpoint", "TokenEndpointuri", &g.token_endpointuri)?;
+    if release3 {
+        if let Some(a) = &g.abonneren {
+            out.open("Abonneren")?;
+            out.leaf("MaximaleDuur", &a.maximale_duur.to_string())?;
+            out.leaf("SubscriptionEndpointuri", &a.subscription_endpointuri)?;
+            out.close("Abonneren")?;
+        }
+    }
+    out.open("Systeemrollen")?;
+    for s in &g.systeemrollen {
+        out.open("Systeemrol")?;
+        out.leaf("Systeemrolcode", &s.systeemrolcode)?;
+        out.wrapped(
+            "ResourceEndpoint",
+            "ResourceEndpointuri",
+            &s.resource_endpointuri,
+        )?;
+        out.close("Systeemrol")?;
+    }
+    out.close("Systeemrollen")?;
+    out.close("Gegevensdienst")
+}

@@ -1,0 +1,241 @@
+//! The schema versions this Stelselnode can render and import, their XSDs (embedded from
+//! `schemas/`), and XSD validation with libxml2.
+//!
+//! libxml types are neither `Send` nor `Sync`: every function here builds what it needs on
+//! the calling thread and returns owned data only.
+
+use crate::model::ListKind;
+use libxml::bindings;
+use libxml::schemas::{SchemaParserContext, SchemaValidationContext};
+use std::ffi::{c_void, CStr};
+use std::os::raw::c_char;
+
+/// One list in one schema version.
+#[derive(Debug)]
+pub struct SchemaDef {
+    pub list: ListKind,
+    /// As in the namespace and the release catalogue: `release2`, `release3`, `release1`.
+    pub version: &'static str,
+    pub namespace: &'static str,
+    pub xsd: &'static str,
+    /// Official MedMij schema: closed, so signatures are detached only. Project-authored
+    /// schemas allow an enveloped `ds:Signature` as the last child of the root.
+    pub official: bool,
+    /// File name of the project's XSD in `schemas/`.
+    pub xsd_file: &'static str,
+}
+
+pub const SCHEMAS: &[SchemaDef] = &[
+    SchemaDef {
+        list: ListKind::Zorgaanbiederslijst,
+        version: "release2",
+        namespace: "xmlns://afsprakenstelsel.medmij.nl/zorgaanbiederslijst/release2/",
+        xsd: include_str!("../schemas/zorgaanbiederslijst-release2.xsd"),
+        official: true,
+        xsd_file: "zorgaanbiederslijst-release2.xsd",
+    },
+    SchemaDef {
+        list: ListKind::Zorgaanbiederslijst,
+        version: "release3",
+        namespace: "xmlns://afsprakenstelsel.medmij.nl/zorgaanbiederslijst/release3/",
+        xsd: include_str!("../schemas/zorgaanbiederslijst-release3.xsd"),
+        official: false,
+        xsd_file: "zorgaanbiederslijst-release3.xsd",
+    },
+    SchemaDef {
+        list: ListKind::OAuthclientlist,
+        version: "release2",
+        namespace: "xmlns://afsprakenstelsel.medmij.nl/oauthclientlist/release2/",
+        xsd: include_str!("../schemas/oauthclientlist-release2.xsd"),
+        official: true,
+        xsd_file: "oauthclientlist-release2.xsd",
+    },
+    SchemaDef {
+        list: ListKind::OAuthclientlist,
+        version: "release3",
+        namespace: "xmlns://afsprakenstelsel.medmij.nl/oauthclientlist/release3/",
+        xsd: include_str!("../schemas/oauthclientlist-release3.xsd"),
+        official: false,
+        xsd_file: "oauthclientlist-release3.xsd",
+    },
+    SchemaDef {
+        list: ListKind::Whitelist,
+        version: "release2",
+        namespace: "xmlns://afsprakenstelsel.medmij.nl/whitelist/release2/",
+        xsd: include_str!("../schemas/whitelist-release2.xsd"),
+        official: true,
+        xsd_file: "whitelist-release2.xsd",
+    },
+    SchemaDef {
+        list: ListKind::Gegevensdienstnamenlijst,
+        version: "release1",
+        namespace: "xmlns://afsprakenstelsel.medmij.nl/gegevensdienstnamenlijst/release1/",
+        xsd: include_str!("../schemas/gegevensdienstnamenlijst-release1.xsd"),
+        official: true,
+        xsd_file: "gegevensdienstnamenlijst-release1.xsd",
+    },
+];
+
+pub fn find(list: ListKind, version: &str) -> Option<&'static SchemaDef> {
+    SCHEMAS
+        .iter()
+        .find(|s| s.list == list && s.version == version)
+}
+
+pub fn by_root(root: &str, namespace: &str) -> Option<&'static SchemaDef> {
+    SCHEMAS
+        .iter()
+        .find(|s| s.list.root() == root && s.namespace == namespace)
+}
+
+pub fn versions_of(list: ListKind) -> Vec<&'static str> {
+    SCHEMAS
+        .iter()
+        .filter(|s| s.list == list)
+        .map(|s| s.version)
+        .collect()
+}
+
+/// XSD validation failed: the messages libxml2 gave, with line numbers.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{}", .0.join("; "))]
+pub struct SchemaErrors(pub Vec<String>);
+
+fn compile(xsd: &str) -> Result<SchemaValidationContext, SchemaErrors> {
+    let mut parser = SchemaParserContext::from_buffer(xsd);
+    SchemaValidationContext::from_parser(&mut parser).map_err(|errs| {
+        SchemaErrors(
+            errs.into_iter()
+                .map(|e| {
+                    format!(
+                        "schema does not compile: {}",
+                        e.message.unwrap_or_default().trim()
+                    )
+                })
+                .collect(),
+        )
+    })
+}
+
+/// Refuse DTDs outright: the lists never have one, and entity expansion differs between XML
+/// processors (a signature verifier could see other content than the validator).
+pub fn refuse_doctype(bytes: &[u8]) -> Result<(), SchemaErrors> {
+    let head = &bytes[..bytes.len().min(64 * 1024)];
+    if head.windows(9).any(|w| w == b"<!DOCTYPE") {
+        return Err(SchemaErrors(vec![
+            "document contains a <!DOCTYPE>: DTDs and entities are not allowed in MedMij lists"
+                .into(),
+        ]));
+    }
+    Ok(())
+}
+
+struct ParseErrors(Vec<String>);
+
+unsafe extern "C" fn collect_parse_error(user: *mut c_void, error: *mut bindings::_xmlError) {
+    // SAFETY: `user` is the `ParseErrors` installed by `validate_stream` for the duration of
+    // the call, and libxml2 passes a valid error record.
+    unsafe {
+        if user.is_null() || error.is_null() {
+            return;
+        }
+        let errs = &mut *(user as *mut ParseErrors);
+        if errs.0.len() >= 20 {
+            return;
+        }
+        let msg = if (*error).message.is_null() {
+            "unknown error".to_string()
+        } else {
+            CStr::from_ptr((*error).message)
+                .to_string_lossy()
+                .trim()
+                .to_string()
+        };
+        errs.0.push(format!("line {}: {msg}", (*error).line));
+    }
+}
+
+/// Validate a document against an XSD with libxml2's streaming (SAX) validator: no DOM is
+/// built, so memory stays flat for large lists.
+pub fn validate_stream(xsd: &str, bytes: &[u8]) -> Result<(), SchemaErrors> {
+    refuse_doctype(bytes)?;
+    let len = i32::try_from(bytes.len())
+        .map_err(|_| SchemaErrors(vec!["document larger than 2 GiB".into()]))?;
+    let mut ctx = compile(xsd)?;
+    let mut parse_errors = ParseErrors(Vec::new());
+    // SAFETY: libxml2 copies `bytes` into its own buffer; xmlSchemaValidateStream
+    // takes ownership of the input buffer and frees it. The structured error handler is
+    // reset before `parse_errors` goes out of scope.
+    let rc = unsafe {
+        let buf = bindings::xmlParserInputBufferCreateMem(
+            bytes.as_ptr() as *const c_char,
+            len,
+            bindings::xmlCharEncoding_XML_CHAR_ENCODING_NONE,
+        );
+        if buf.is_null() {
+            return Err(SchemaErrors(vec![
+                "libxml2 could not allocate an input buffer".into(),
+            ]));
+        }
+        bindings::xmlSetStructuredErrorFunc(
+            &mut parse_errors as *mut ParseErrors as *mut c_void,
+            Some(collect_parse_error),
+        );
+        let rc = bindings::xmlSchemaValidateStream(
+            ctx.as_ptr(),
+            buf,
+            bindings::xmlCharEncoding_XML_CHAR_ENCODING_NONE,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        );
+        bindings::xmlSetStructuredErrorFunc(std::ptr::null_mut(), None);
+        rc
+    };
+    let validation = ctx.drain_errors();
+    if rc == 0 && validation.is_empty() && parse_errors.0.is_empty() {
+        return Ok(());
+    }
+    let mut msgs = parse_errors.0;
+    msgs.extend(validation.into_iter().take(20).map(|e| {
+        format!(
+            "line {}: {}",
+            e.line.unwrap_or(0),
+            e.message.unwrap_or_default().trim()
+        )
+    }));
+    if msgs.is_empty() {
+        msgs.push(format!("libxml2 schema validation failed with status {rc}"));
+    }
+    Err(SchemaErrors(msgs))
+}
+
+/// Validate against the project's XSD for this schema version.
+pub fn validate(def: &SchemaDef, bytes: &[u8]) -> Result<(), SchemaErrors> {
+    validate_stream(def.xsd, bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_schema_compiles() {
+        for s in SCHEMAS {
+            compile(s.xsd).unwrap_or_else(|e| panic!("{}: {e}", s.xsd_file));
+        }
+    }
+
+    #[test]
+    fn stream_validation_reports_errors() {
+        let def = find(ListKind::Whitelist, "release2").unwrap();
+        let good = br#"<?xml version="1.0" encoding="UTF-8"?>
+<Whitelist xmlns="xmlns://afsprakenstelsel.medmij.nl/whitelist/release2/"><Tijdstempel>2020-01-01T00:00:00Z</Tijdstempel><Volgnummer>1</Volgnummer><MedMijNodes><MedMijNode><Hostname>a.nl</Hostname></MedMijNode></MedMijNodes></Whitelist>"#;
+        validate(def, good).unwrap();
+        let bad = String::from_utf8_lossy(good).replace("a.nl", "A.nl");
+        let e = validate(def, bad.as_bytes()).unwrap_err();
+        assert!(e.to_string().contains("A.nl"), "{e}");
+        let broken = &good[..good.len() - 5];
+        assert!(validate(def, broken).is_err());
+        assert!(validate(def, b"<!DOCTYPE x><x/>").is_err());
+    }
+}

@@ -1,0 +1,365 @@
+//! The public HTTP listener. Every response body is a pre-built `Bytes` from the published
+//! set; nothing is rendered per request. A new publication swaps the whole set atomically.
+
+use crate::catalogue::{Rendition, SelectError, Status};
+use crate::model::ListKind;
+use crate::store::{document_key, PublishedIndex, Store, StoreError};
+use arc_swap::ArcSwapOption;
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// One servable body with its validators.
+pub struct Body {
+    pub bytes: Bytes,
+    pub etag: HeaderValue,
+}
+
+impl Body {
+    fn new(bytes: Vec<u8>) -> Body {
+        let etag = format!("\"{}\"", &crate::store::sha256_hex(&bytes)[..32]);
+        Body {
+            bytes: Bytes::from(bytes),
+            // A hex string in quotes is always a valid header value.
+            etag: HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"\"")),
+        }
+    }
+}
+
+pub struct Document {
+    pub xml: Body,
+    pub sig: Body,
+    pub last_modified: HeaderValue,
+}
+
+/// Everything the server answers with, built once per publication.
+pub struct PublishedSet {
+    pub index: PublishedIndex,
+    pub docs: HashMap<Rendition, Document>,
+    pub certificate: Bytes,
+}
+
+pub fn http_date(t: time::OffsetDateTime) -> String {
+    let f = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&f)
+        .unwrap_or_default()
+}
+
+fn parse_tijdstempel(s: &str) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
+}
+
+impl PublishedSet {
+    /// Load the published set from the store; `None` before the first publication.
+    pub fn load(store: &Store, certificate: String) -> Result<Option<PublishedSet>, StoreError> {
+        let Some(index) = store.published()? else {
+            return Ok(None);
+        };
+        let mut docs = HashMap::new();
+        for pr in &index.renditions {
+            let key = document_key(&pr.rendition, pr.volgnummer);
+            let xml = store.document(&key)?.ok_or_else(|| {
+                StoreError::Corrupt(format!("published document {key} is missing"))
+            })?;
+            let sig = store
+                .document(&format!("{key}.sig"))?
+                .ok_or_else(|| StoreError::Corrupt(format!("signature of {key} is missing")))?;
+            let lm = index
+                .lists
+                .get(&pr.rendition.list)
+                .and_then(|l| parse_tijdstempel(&l.tijdstempel))
+                .map(http_date)
+                .unwrap_or_default();
+            docs.insert(
+                pr.rendition.clone(),
+                Document {
+                    xml: Body::new(xml),
+                    sig: Body::new(sig),
+                    last_modified: HeaderValue::from_str(&lm)
+                        .unwrap_or(HeaderValue::from_static("")),
+                },
+            );
+        }
+        Ok(Some(PublishedSet {
+            index,
+            docs,
+            certificate: Bytes::from(certificate),
+        }))
+    }
+}
+
+pub type Shared = Arc<ArcSwapOption<PublishedSet>>;
+
+type Resp = Response<Full<Bytes>>;
+
+fn text(status: StatusCode, msg: impl Into<String>) -> Resp {
+    let mut body = msg.into();
+    body.push('\n');
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// Query parameters we act on; each may appear once.
+#[derive(Default)]
+struct Query {
+    release: Option<String>,
+    api: Option<String>,
+}
+
+fn parse_query(q: Option<&str>) -> Result<Query, String> {
+    let mut out = Query::default();
+    for pair in q.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let slot = match k {
+            "release" => &mut out.release,
+            "api" => &mut out.api,
+            _ => continue, // cache busters and unknown parameters are ignored
+        };
+        if slot.is_some() {
+            return Err(format!("parameter '{k}' is given more than once"));
+        }
+        if v.len() > 32
+            || !v
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+        {
+            return Err(format!(
+                "parameter '{k}' has an invalid value (expected digits and dots, such as 1.1.2 or 2)"
+            ));
+        }
+        *slot = Some(v.to_string());
+    }
+    Ok(out)
+}
+
+fn list_for_path(path: &str) -> Option<(ListKind, bool)> {
+    let name = path.strip_prefix('/')?;
+    if let Some(doc) = name.strip_suffix(".sig") {
+        return ListKind::from_file_name(doc).map(|l| (l, true));
+    }
+    ListKind::from_file_name(name).map(|l| (l, false))
+}
+
+fn date_header(d: &str) -> Option<HeaderValue> {
+    let date = crate::catalogue::parse_date("date", d).ok()?;
+    HeaderValue::from_str(&http_date(date.midnight().assume_utc())).ok()
+}
+
+fn deprecation_header(d: &str) -> Option<HeaderValue> {
+    // RFC 9745: a structured-field Date, "@" followed by Unix seconds.
+    let date = crate::catalogue::parse_date("date", d).ok()?;
+    HeaderValue::from_str(&format!(
+        "@{}",
+        date.midnight().assume_utc().unix_timestamp()
+    ))
+    .ok()
+}
+
+pub fn respond(
+    set: Option<&PublishedSet>,
+    method: &Method,
+    path: &str,
+    query: Option<&str>,
+    if_none_match: Option<&[u8]>,
+) -> Resp {
+    if method != Method::GET && method != Method::HEAD {
+        let mut r = text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "only GET and HEAD are allowed",
+        );
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return r;
+    }
+    if path == "/health" {
+        return health(set);
+    }
+    let Some(set) = set else {
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "nothing has been published yet",
+        );
+    };
+    if path == "/signing-certificate.pem" {
+        let mut r = Response::new(Full::new(set.certificate.clone()));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-pem-file"),
+        );
+        return r;
+    }
+    let Some((list, want_sig)) = list_for_path(path) else {
+        return text(
+            StatusCode::NOT_FOUND,
+            "not found; this Stelselnode serves /MedMij_Zorgaanbiederslijst.xml, /MedMij_OAuthclientlist.xml, /MedMij_Whitelist.xml, /MedMij_Gegevensdienstnamenlijst.xml (each also with .sig), /signing-certificate.pem and /health",
+        );
+    };
+    let q = match parse_query(query) {
+        Ok(q) => q,
+        Err(e) => return text(StatusCode::BAD_REQUEST, e),
+    };
+    let catalogue = &set.index.catalogue;
+    let release = match catalogue.select(q.release.as_deref(), q.api.as_deref()) {
+        Ok(r) => r,
+        Err(SelectError::BadRequest(m)) => return text(StatusCode::BAD_REQUEST, m),
+        Err(SelectError::NotFound(m)) => return text(StatusCode::NOT_FOUND, m),
+        Err(SelectError::Gone(m)) => return text(StatusCode::GONE, m),
+    };
+    let Some(doc) = set.docs.get(&release.rendition(list)) else {
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("release {} has not been published yet", release.id),
+        );
+    };
+    let body = if want_sig { &doc.sig } else { &doc.xml };
+    let not_modified = if_none_match.is_some_and(|inm| {
+        inm == b"*"
+            || inm
+                .split(|&b| b == b',')
+                .any(|t| t.trim_ascii() == body.etag.as_bytes())
+    });
+    let mut r = if not_modified {
+        let mut r = Response::new(Full::new(Bytes::new()));
+        *r.status_mut() = StatusCode::NOT_MODIFIED;
+        r
+    } else {
+        let mut r = Response::new(Full::new(if method == Method::HEAD {
+            Bytes::new()
+        } else {
+            body.bytes.clone()
+        }));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/xml"),
+        );
+        if method == Method::HEAD {
+            r.headers_mut()
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(body.bytes.len()));
+        }
+        r
+    };
+    let h = r.headers_mut();
+    h.insert(header::ETAG, body.etag.clone());
+    h.insert(header::LAST_MODIFIED, doc.last_modified.clone());
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=60"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&release.id) {
+        h.insert("medmij-release", v);
+    }
+    if release.status == Status::Verouderd {
+        if let Some(v) = release
+            .deprecated_since
+            .as_deref()
+            .and_then(deprecation_header)
+        {
+            h.insert("deprecation", v);
+        }
+        if let Some(v) = release.sunset.as_deref().and_then(date_header) {
+            h.insert("sunset", v);
+        }
+    }
+    r
+}
+
+fn health(set: Option<&PublishedSet>) -> Resp {
+    let (status, body) = match set {
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({"status": "unpublished"}),
+        ),
+        Some(s) => (
+            StatusCode::OK,
+            serde_json::json!({
+                "status": "ok",
+                "publication": s.index.seq,
+                "lists": s.index.lists.iter().map(|(l, v)| (l.key().to_string(), serde_json::json!({"volgnummer": v.volgnummer, "tijdstempel": v.tijdstempel}))).collect::<serde_json::Map<_, _>>(),
+                "default_release": s.index.catalogue.default,
+            }),
+        ),
+    };
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+async fn handle(shared: Shared, req: Request<Incoming>) -> Result<Resp, Infallible> {
+    let set = shared.load();
+    let inm = req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .map(|v| v.as_bytes());
+    Ok(respond(
+        set.as_deref(),
+        req.method(),
+        req.uri().path(),
+        req.uri().query(),
+        inm,
+    ))
+}
+
+/// Accept connections until `shutdown` resolves.
+pub async fn run(
+    listener: TcpListener,
+    shared: Shared,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer): (tokio::net::TcpStream, SocketAddr) = tokio::select! {
+            _ = &mut shutdown => break,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| handle(shared.clone(), req));
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(10))
+                .max_buf_size(64 * 1024)
+                .serve_connection(TokioIo::new(stream), svc);
+            if let Err(e) = conn.await {
+                tracing::debug!("connection from {peer}: {e}");
+            }
+        });
+    }
+}

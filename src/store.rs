@@ -1,0 +1,402 @@
+//! The redb file behind the registry: the working registry (what the operator edits), the
+//! release catalogue, every published document with its signature, and the publication log.
+//!
+//! redb lets one process open the file at a time. The server holds it while it runs; CLI
+//! commands then go through the admin channel (see `admin`) instead of opening it.
+
+use crate::catalogue::{Catalogue, Rendition};
+use crate::model::{Gegevensdienstnaam, ListKind, OAuthclient, Registry, Zorgaanbieder};
+use crate::rules;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+const ZORGAANBIEDERS: TableDefinition<&str, &[u8]> = TableDefinition::new("zorgaanbieders");
+const OAUTHCLIENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("oauthclients");
+const WHITELIST: TableDefinition<&str, ()> = TableDefinition::new("whitelist");
+const GEGEVENSDIENSTEN: TableDefinition<&str, &[u8]> = TableDefinition::new("gegevensdiensten");
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// Published bytes, keyed `<rendition id>#<Volgnummer>` and `…#<Volgnummer>.sig`.
+const DOCUMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("documents");
+const PUBLICATIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("publications");
+
+const META_CATALOGUE: &str = "catalogue";
+const META_PUBLISHED: &str = "published";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("registry database {path}: {msg}")]
+    Db { path: String, msg: String },
+    #[error("registry database is locked by another process (is `stelselnode serve` running on this data directory without its admin socket?): {0}")]
+    Locked(String),
+    #[error("no registry at {0}: run `stelselnode init` (or `stelselnode serve --demo`) first")]
+    Missing(String),
+    #[error(transparent)]
+    Invalid(#[from] rules::Violations),
+    #[error("{0}")]
+    Refused(String),
+    #[error("stored record is corrupt: {0}")]
+    Corrupt(String),
+}
+
+fn db_err(path: &Path) -> impl Fn(&dyn std::fmt::Display) -> StoreError + '_ {
+    move |e| StoreError::Db {
+        path: path.display().to_string(),
+        msg: e.to_string(),
+    }
+}
+
+/// The state of one list as last published.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListVersion {
+    pub volgnummer: u64,
+    pub tijdstempel: String,
+    /// SHA-256 of the registry content the list shows; equal content keeps the Volgnummer.
+    pub content_sha256: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishedRendition {
+    pub rendition: Rendition,
+    pub volgnummer: u64,
+    pub sha256: String,
+}
+
+/// What the server serves: written in the same transaction as the documents it names.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishedIndex {
+    pub seq: u64,
+    pub lists: BTreeMap<ListKind, ListVersion>,
+    pub catalogue: Catalogue,
+    pub renditions: Vec<PublishedRendition>,
+    /// Volgnummer floors from imported lists, so a migrated list continues its numbering.
+    #[serde(default)]
+    pub floors: BTreeMap<ListKind, u64>,
+}
+
+/// One entry of the publication log (a hash chain: `prev_sha256` is the SHA-256 of the
+/// previous entry's stored JSON).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogEntry {
+    pub seq: u64,
+    pub time: String,
+    pub operator: String,
+    pub reason: String,
+    pub changed: Vec<ListKind>,
+    pub lists: BTreeMap<ListKind, ListVersion>,
+    pub documents: Vec<PublishedRendition>,
+    pub prev_sha256: String,
+}
+
+pub fn rendition_id(r: &Rendition) -> String {
+    match &r.interfaceversie {
+        Some(iv) => format!("{}/{}@{}", r.list.key(), r.version, iv),
+        None => format!("{}/{}", r.list.key(), r.version),
+    }
+}
+
+pub fn document_key(r: &Rendition, volgnummer: u64) -> String {
+    format!("{}#{}", rendition_id(r), volgnummer)
+}
+
+pub struct Store {
+    db: Database,
+    path: PathBuf,
+}
+
+fn to_json<T: Serialize>(v: &T) -> Vec<u8> {
+    // Our own plain data types always serialise.
+    serde_json::to_vec(v).unwrap_or_default()
+}
+
+fn from_json<T: for<'a> Deserialize<'a>>(what: &str, b: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(b).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+impl Store {
+    /// Create a new registry file with the given catalogue. Refuses to overwrite.
+    pub fn create(path: &Path, catalogue: &Catalogue) -> Result<Store, StoreError> {
+        if path.exists() {
+            return Err(StoreError::Refused(format!(
+                "a registry already exists at {}",
+                path.display()
+            )));
+        }
+        let db = Database::create(path).map_err(|e| db_err(path)(&e))?;
+        let store = Store {
+            db,
+            path: path.to_path_buf(),
+        };
+        let e = db_err(path);
+        let tx = store.db.begin_write().map_err(|x| e(&x))?;
+        {
+            for t in [ZORGAANBIEDERS, OAUTHCLIENTS, GEGEVENSDIENSTEN, DOCUMENTS] {
+                tx.open_table(t).map_err(|x| e(&x))?;
+            }
+            tx.open_table(WHITELIST).map_err(|x| e(&x))?;
+            tx.open_table(PUBLICATIONS).map_err(|x| e(&x))?;
+            let mut meta = tx.open_table(META).map_err(|x| e(&x))?;
+            meta.insert(META_CATALOGUE, to_json(catalogue).as_slice())
+                .map_err(|x| e(&x))?;
+        }
+        tx.commit().map_err(|x| e(&x))?;
+        Ok(store)
+    }
+
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        if !path.exists() {
+            return Err(StoreError::Missing(path.display().to_string()));
+        }
+        match Database::open(path) {
+            Ok(db) => Ok(Store {
+                db,
+                path: path.to_path_buf(),
+            }),
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+                Err(StoreError::Locked(path.display().to_string()))
+            }
+            Err(e) => Err(db_err(path)(&e)),
+        }
+    }
+
+    fn e(&self) -> impl Fn(&dyn std::fmt::Display) -> StoreError + '_ {
+        db_err(&self.path)
+    }
+
+    /// A consistent snapshot of the working registry and catalogue.
+    pub fn snapshot(&self) -> Result<(Registry, Catalogue), StoreError> {
+        let e = self.e();
+        let tx = self.db.begin_read().map_err(|x| e(&x))?;
+        let mut reg = Registry::default();
+        for row in tx
+            .open_table(ZORGAANBIEDERS)
+            .map_err(|x| e(&x))?
+            .iter()
+            .map_err(|x| e(&x))?
+        {
+            let (k, v) = row.map_err(|x| e(&x))?;
+            let z: Zorgaanbieder = from_json("zorgaanbieder", v.value())?;
+            reg.zorgaanbieders.insert(k.value().to_string(), z);
+        }
+        for row in tx
+            .open_table(OAUTHCLIENTS)
+            .map_err(|x| e(&x))?
+            .iter()
+            .map_err(|x| e(&x))?
+        {
+            let (k, v) = row.map_err(|x| e(&x))?;
+            let c: OAuthclient = from_json("oauthclient", v.value())?;
+            reg.oauthclients.insert(k.value().to_string(), c);
+        }
+        for row in tx
+            .open_table(WHITELIST)
+            .map_err(|x| e(&x))?
+            .iter()
+            .map_err(|x| e(&x))?
+        {
+            let (k, _) = row.map_err(|x| e(&x))?;
+            reg.whitelist.insert(k.value().to_string());
+        }
+        for row in tx
+            .open_table(GEGEVENSDIENSTEN)
+            .map_err(|x| e(&x))?
+            .iter()
+            .map_err(|x| e(&x))?
+        {
+            let (k, v) = row.map_err(|x| e(&x))?;
+            let g: Gegevensdienstnaam = from_json("gegevensdienst", v.value())?;
+            reg.gegevensdiensten.insert(k.value().to_string(), g);
+        }
+        let meta = tx.open_table(META).map_err(|x| e(&x))?;
+        let cat = meta
+            .get(META_CATALOGUE)
+            .map_err(|x| e(&x))?
+            .ok_or_else(|| StoreError::Corrupt("release catalogue missing".into()))?;
+        let catalogue: Catalogue = from_json("catalogue", cat.value())?;
+        Ok((reg, catalogue))
+    }
+
+    pub fn registry(&self) -> Result<Registry, StoreError> {
+        Ok(self.snapshot()?.0)
+    }
+
+    /// Apply `edit` to the registry inside one write transaction: the edit sees the latest
+    /// state (concurrent edits serialise, none is lost), the complete result must pass every
+    /// rule, and only then are the changed rows written. Returns the edit's message.
+    pub fn update<F>(&self, edit: F) -> Result<String, StoreError>
+    where
+        F: FnOnce(&mut Registry) -> Result<String, String>,
+    {
+        let e = self.e();
+        // Holding the write transaction while reading makes read-modify-write atomic.
+        let tx = self.db.begin_write().map_err(|x| e(&x))?;
+        let before = self.registry()?;
+        let mut after = before.clone();
+        let msg = edit(&mut after).map_err(StoreError::Refused)?;
+        rules::ensure_valid(&after)?;
+        {
+            let mut t = tx.open_table(ZORGAANBIEDERS).map_err(|x| e(&x))?;
+            sync_map(&mut t, &before.zorgaanbieders, &after.zorgaanbieders).map_err(|x| e(&x))?;
+            let mut t = tx.open_table(OAUTHCLIENTS).map_err(|x| e(&x))?;
+            sync_map(&mut t, &before.oauthclients, &after.oauthclients).map_err(|x| e(&x))?;
+            let mut t = tx.open_table(GEGEVENSDIENSTEN).map_err(|x| e(&x))?;
+            sync_map(&mut t, &before.gegevensdiensten, &after.gegevensdiensten)
+                .map_err(|x| e(&x))?;
+            let mut t = tx.open_table(WHITELIST).map_err(|x| e(&x))?;
+            for h in before.whitelist.difference(&after.whitelist) {
+                t.remove(h.as_str()).map_err(|x| e(&x))?;
+            }
+            for h in after.whitelist.difference(&before.whitelist) {
+                t.insert(h.as_str(), ()).map_err(|x| e(&x))?;
+            }
+        }
+        tx.commit().map_err(|x| e(&x))?;
+        Ok(msg)
+    }
+
+    pub fn catalogue(&self) -> Result<Catalogue, StoreError> {
+        Ok(self.snapshot()?.1)
+    }
+
+    pub fn published(&self) -> Result<Option<PublishedIndex>, StoreError> {
+        let e = self.e();
+        let tx = self.db.begin_read().map_err(|x| e(&x))?;
+        let meta = tx.open_table(META).map_err(|x| e(&x))?;
+        let v = meta.get(META_PUBLISHED).map_err(|x| e(&x))?;
+        v.map(|v| from_json("published index", v.value()))
+            .transpose()
+    }
+
+    pub fn document(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let e = self.e();
+        let tx = self.db.begin_read().map_err(|x| e(&x))?;
+        let t = tx.open_table(DOCUMENTS).map_err(|x| e(&x))?;
+        let v = t.get(key).map_err(|x| e(&x))?;
+        Ok(v.map(|v| v.value().to_vec()))
+    }
+
+    pub fn log(&self) -> Result<Vec<(LogEntry, Vec<u8>)>, StoreError> {
+        let e = self.e();
+        let tx = self.db.begin_read().map_err(|x| e(&x))?;
+        let t = tx.open_table(PUBLICATIONS).map_err(|x| e(&x))?;
+        let mut out = Vec::new();
+        for row in t.iter().map_err(|x| e(&x))? {
+            let (_, v) = row.map_err(|x| e(&x))?;
+            out.push((from_json("publication log", v.value())?, v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
+    fn last_log_hash(&self, tx: &redb::WriteTransaction) -> Result<String, StoreError> {
+        let e = self.e();
+        let t = tx.open_table(PUBLICATIONS).map_err(|x| e(&x))?;
+        let last = t.last().map_err(|x| e(&x))?;
+        Ok(match last {
+            Some((_, v)) => hex(ring::digest::digest(&ring::digest::SHA256, v.value()).as_ref()),
+            None => hex(&[0u8; 32]),
+        })
+    }
+
+    /// Commit a publication: new documents, the new index and the log entry, atomically.
+    /// `expected_seq` guards against a concurrent publication in between.
+    pub fn commit_publication(
+        &self,
+        index: &PublishedIndex,
+        mut entry: LogEntry,
+        documents: &[(String, Vec<u8>)],
+    ) -> Result<LogEntry, StoreError> {
+        let e = self.e();
+        let tx = self.db.begin_write().map_err(|x| e(&x))?;
+        {
+            let meta = tx.open_table(META).map_err(|x| e(&x))?;
+            let current: Option<PublishedIndex> = meta
+                .get(META_PUBLISHED)
+                .map_err(|x| e(&x))?
+                .map(|v| from_json("published index", v.value()))
+                .transpose()?;
+            let current_seq = current.map(|c| c.seq).unwrap_or(0);
+            if current_seq + 1 != index.seq {
+                return Err(StoreError::Refused(format!(
+                    "another publication ({current_seq}) was committed meanwhile; run publish again"
+                )));
+            }
+        }
+        entry.prev_sha256 = self.last_log_hash(&tx)?;
+        {
+            let mut docs = tx.open_table(DOCUMENTS).map_err(|x| e(&x))?;
+            for (k, v) in documents {
+                docs.insert(k.as_str(), v.as_slice()).map_err(|x| e(&x))?;
+            }
+            let mut meta = tx.open_table(META).map_err(|x| e(&x))?;
+            meta.insert(META_PUBLISHED, to_json(index).as_slice())
+                .map_err(|x| e(&x))?;
+            let mut log = tx.open_table(PUBLICATIONS).map_err(|x| e(&x))?;
+            log.insert(index.seq, to_json(&entry).as_slice())
+                .map_err(|x| e(&x))?;
+        }
+        tx.commit().map_err(|x| e(&x))?;
+        Ok(entry)
+    }
+
+    /// Record the Volgnummer of an imported list as a floor for the next publication.
+    pub fn raise_floors(&self, floors: &BTreeMap<ListKind, u64>) -> Result<(), StoreError> {
+        if floors.is_empty() {
+            return Ok(());
+        }
+        let e = self.e();
+        let tx = self.db.begin_write().map_err(|x| e(&x))?;
+        {
+            let mut meta = tx.open_table(META).map_err(|x| e(&x))?;
+            let mut cur: BTreeMap<ListKind, u64> = match meta.get("floors").map_err(|x| e(&x))? {
+                Some(v) => from_json("floors", v.value())?,
+                None => BTreeMap::new(),
+            };
+            for (l, v) in floors {
+                let f = cur.entry(*l).or_insert(0);
+                *f = (*f).max(*v);
+            }
+            meta.insert("floors", to_json(&cur).as_slice())
+                .map_err(|x| e(&x))?;
+        }
+        tx.commit().map_err(|x| e(&x))?;
+        Ok(())
+    }
+
+    pub fn floors(&self) -> Result<BTreeMap<ListKind, u64>, StoreError> {
+        let e = self.e();
+        let tx = self.db.begin_read().map_err(|x| e(&x))?;
+        let meta = tx.open_table(META).map_err(|x| e(&x))?;
+        let v = meta.get("floors").map_err(|x| e(&x))?;
+        Ok(match v {
+            Some(v) => from_json("floors", v.value())?,
+            None => BTreeMap::new(),
+        })
+    }
+}
+
+fn sync_map<T: Serialize + PartialEq>(
+    t: &mut redb::Table<&str, &[u8]>,
+    before: &BTreeMap<String, T>,
+    after: &BTreeMap<String, T>,
+) -> Result<(), redb::StorageError> {
+    for k in before.keys() {
+        if !after.contains_key(k) {
+            t.remove(k.as_str())?;
+        }
+    }
+    for (k, v) in after {
+        if before.get(k) != Some(v) {
+            t.insert(k.as_str(), to_json(v).as_slice())?;
+        }
+    }
+    Ok(())
+}
+
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+pub fn sha256_hex(b: &[u8]) -> String {
+    hex(ring::digest::digest(&ring::digest::SHA256, b).as_ref())
+}
