@@ -64,6 +64,46 @@ pub enum Command {
     /// Gegevensdiensten and their display names (Gegevensdienstnamenlijst).
     #[command(subcommand)]
     Gegevensdienst(GegevensdienstCmd),
+    /// The release catalogue: add releases, move them through their lifecycle, pick the
+    /// default. Every change is published at once.
+    #[command(subcommand)]
+    Release(ReleaseCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ReleaseCmd {
+    /// List the releases with status and schema versions.
+    List,
+    /// Add a release mapping each list to an existing schema version (status optioneel).
+    Add {
+        /// Release id, e.g. 2.1.0
+        id: String,
+        /// Interfaceversie the release carries.
+        #[arg(long, value_name = "ID")]
+        interfaceversie: String,
+        #[arg(long, value_name = "VERSION")]
+        zorgaanbiederslijst: String,
+        #[arg(long, value_name = "VERSION")]
+        oauthclientlist: String,
+        #[arg(long, value_name = "VERSION")]
+        whitelist: String,
+        #[arg(long, value_name = "VERSION")]
+        gegevensdienstnamenlijst: String,
+    },
+    /// Change a release's status (optioneel, verplicht, verouderd, ingetrokken).
+    SetStatus {
+        id: String,
+        #[arg(value_name = "STATUS")]
+        status: crate::catalogue::Status,
+        /// With verouderd: the sunset date (YYYY-MM-DD) sent in the Sunset header.
+        #[arg(long, value_name = "DATE")]
+        sunset: Option<String>,
+        /// With verouderd: since when (YYYY-MM-DD; default today).
+        #[arg(long, value_name = "DATE")]
+        deprecated_since: Option<String>,
+    },
+    /// Choose the release served to requests without ?release= or ?api=.
+    SetDefault { id: String },
 }
 
 #[derive(Args, Debug)]
@@ -404,7 +444,119 @@ pub fn execute(ctx: &Ctx, cmd: Command, out: &mut String) -> Result<()> {
         Command::Oauthclient(c) => oauthclient(ctx, c, out),
         Command::Whitelist(c) => whitelist(ctx, c, out),
         Command::Gegevensdienst(c) => gegevensdienst(ctx, c, out),
+        Command::Release(c) => release(ctx, c, out),
     }
+}
+
+fn release(ctx: &Ctx, c: ReleaseCmd, out: &mut String) -> Result<()> {
+    use crate::catalogue::{Release, Status};
+    let mut cat = ctx.store.catalogue()?;
+    let reason = match c {
+        ReleaseCmd::List => {
+            for r in &cat.releases {
+                let default = if r.id == cat.default {
+                    "  (default)"
+                } else {
+                    ""
+                };
+                write!(
+                    out,
+                    "{:<8} {:<11} interfaceversie {}",
+                    r.id,
+                    r.status.as_str(),
+                    r.interfaceversie
+                )?;
+                if let Some(s) = &r.sunset {
+                    write!(out, "  sunset {s}")?;
+                }
+                writeln!(out, "{default}")?;
+                for l in ListKind::ALL {
+                    writeln!(out, "    {:<26} {}", l.to_string(), r.schema_version(l))?;
+                }
+            }
+            return Ok(());
+        }
+        ReleaseCmd::Add {
+            id,
+            interfaceversie,
+            zorgaanbiederslijst,
+            oauthclientlist,
+            whitelist,
+            gegevensdienstnamenlijst,
+        } => {
+            if cat.get(&id).is_some() {
+                bail!("release '{id}' already exists");
+            }
+            cat.releases.push(Release {
+                id: id.clone(),
+                status: Status::Optioneel,
+                deprecated_since: None,
+                sunset: None,
+                interfaceversie,
+                zorgaanbiederslijst,
+                oauthclientlist,
+                whitelist,
+                gegevensdienstnamenlijst,
+            });
+            format!("release {id} added (optioneel)")
+        }
+        ReleaseCmd::SetStatus {
+            id,
+            status,
+            sunset,
+            deprecated_since,
+        } => {
+            let is_default = cat.default == id;
+            let r = cat
+                .releases
+                .iter_mut()
+                .find(|r| r.id == id)
+                .ok_or_else(|| anyhow!("release '{id}' does not exist"))?;
+            if status == Status::Ingetrokken && is_default {
+                bail!("release '{id}' is the default; choose another default (`release set-default`) before withdrawing it");
+            }
+            if status == Status::Verouderd {
+                let sunset =
+                    sunset.ok_or_else(|| anyhow!("status verouderd needs --sunset YYYY-MM-DD"))?;
+                crate::catalogue::parse_date("--sunset", &sunset).map_err(|e| anyhow!(e))?;
+                let since = deprecated_since.unwrap_or_else(|| {
+                    let d = time::OffsetDateTime::now_utc().date();
+                    format!("{:04}-{:02}-{:02}", d.year(), d.month() as u8, d.day())
+                });
+                crate::catalogue::parse_date("--deprecated-since", &since)
+                    .map_err(|e| anyhow!(e))?;
+                r.sunset = Some(sunset);
+                r.deprecated_since = Some(since);
+            } else if sunset.is_some() || deprecated_since.is_some() {
+                bail!("--sunset and --deprecated-since apply to status verouderd only");
+            }
+            let old = r.status;
+            r.status = status;
+            format!("release {id}: {} -> {}", old.as_str(), status.as_str())
+        }
+        ReleaseCmd::SetDefault { id } => {
+            let old = std::mem::replace(&mut cat.default, id.clone());
+            format!("default release {old} -> {id}")
+        }
+    };
+    cat.validate()
+        .map_err(|e| anyhow!("{e}; nothing was changed"))?;
+    let key = datadir::load_signing_key(ctx.data)?;
+    ctx.store.set_catalogue(&cat)?;
+    writeln!(out, "{reason}")?;
+    // A catalogue change takes effect through a publication, so the server answers it at
+    // once (a withdrawn release: 410) and the log records who did it and why.
+    match publish::publish(
+        ctx.store,
+        &key,
+        &ctx.operator,
+        &reason,
+        time::OffsetDateTime::now_utc(),
+    )? {
+        Some(p) => writeln!(out, "published #{}", p.entry.seq)?,
+        None => writeln!(out, "nothing to publish")?,
+    }
+    Ok(())
 }
 
 fn status(ctx: &Ctx, out: &mut String) -> Result<()> {

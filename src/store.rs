@@ -255,6 +255,20 @@ impl Store {
         Ok(msg)
     }
 
+    /// Replace the release catalogue (validated by the caller's `Catalogue::validate`).
+    pub fn set_catalogue(&self, catalogue: &Catalogue) -> Result<(), StoreError> {
+        catalogue.validate().map_err(StoreError::Refused)?;
+        let e = self.e();
+        let tx = self.db.begin_write().map_err(|x| e(&x))?;
+        {
+            let mut meta = tx.open_table(META).map_err(|x| e(&x))?;
+            meta.insert(META_CATALOGUE, to_json(catalogue).as_slice())
+                .map_err(|x| e(&x))?;
+        }
+        tx.commit().map_err(|x| e(&x))?;
+        Ok(())
+    }
+
     pub fn catalogue(&self) -> Result<Catalogue, StoreError> {
         Ok(self.snapshot()?.1)
     }

@@ -1,0 +1,219 @@
+//! Shared helpers for the integration tests: the real binary, real redb files in temp
+//! dirs, a real server on a loopback port, and a minimal HTTP/1.1 client.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_stelselnode");
+
+pub fn reference() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/reference/medmij")
+}
+
+pub fn example(name: &str) -> PathBuf {
+    reference().join("examples").join(name)
+}
+
+pub fn official_xsd(name: &str) -> PathBuf {
+    reference().join("xsd").join(name)
+}
+
+pub fn project_xsd(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("schemas")
+        .join(name)
+}
+
+/// Run the CLI against a data directory.
+pub fn cli(data: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .env("STELSELNODE_OPERATOR", "test-operator")
+        .env_remove("STELSELNODE_DATA")
+        .output()
+        .expect("run stelselnode")
+}
+
+pub fn ok(data: &Path, args: &[&str]) -> String {
+    let o = cli(data, args);
+    assert!(
+        o.status.success(),
+        "stelselnode {args:?} failed: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Expect failure; returns stderr.
+pub fn fails(data: &Path, args: &[&str]) -> String {
+    let o = cli(data, args);
+    assert!(
+        !o.status.success(),
+        "stelselnode {args:?} should have failed: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub struct Server {
+    pub child: Child,
+    pub addr: String,
+    pub data: PathBuf,
+}
+
+impl Server {
+    /// Start `serve` on a free loopback port and wait until it listens.
+    pub fn start(data: &Path, extra: &[&str]) -> Server {
+        let mut child = Command::new(BIN)
+            .arg("--data")
+            .arg(data)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env("STELSELNODE_OPERATOR", "test-operator")
+            .env_remove("STELSELNODE_DATA")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start server");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let addr = loop {
+            assert!(Instant::now() < deadline, "server did not start");
+            let line = lines
+                .next()
+                .expect("server exited early")
+                .expect("read stdout");
+            if let Some(rest) = line.strip_prefix("stelselnode listening on http://") {
+                break rest.trim_end_matches('/').to_string();
+            }
+        };
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Server {
+            child,
+            addr,
+            data: data.to_path_buf(),
+        }
+    }
+
+    pub fn get(&self, target: &str) -> Response {
+        request(&self.addr, "GET", target, &[])
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// One HTTP/1.1 request with `Connection: close`; reads until EOF.
+pub fn request(addr: &str, method: &str, target: &str, headers: &[(&str, &str)]) -> Response {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok();
+    let mut req = format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).expect("send");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("header end");
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|c| c.parse().ok())
+        .expect("status line");
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    Response {
+        status,
+        headers,
+        body: raw[split + 4..].to_vec(),
+    }
+}
+
+/// `xmllint --schema`: independent XSD validation.
+pub fn xmllint_valid(xsd: &Path, doc: &Path) -> Result<(), String> {
+    let o = Command::new("xmllint")
+        .args(["--noout", "--schema"])
+        .arg(xsd)
+        .arg(doc)
+        .output()
+        .expect("xmllint installed (libxml2-utils)");
+    if o.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&o.stderr).into_owned())
+    }
+}
+
+/// `xmlsec1 --verify`: independent signature verification with the certificate as trust
+/// anchor. `detached` maps the Reference URI to the document file.
+pub fn xmlsec1_verify(
+    cert: &Path,
+    sig_doc: &Path,
+    detached: Option<(&str, &Path)>,
+) -> Result<(), String> {
+    let mut c = Command::new("xmlsec1");
+    c.args(["--verify", "--pubkey-cert-pem"]).arg(cert);
+    if let Some((uri, file)) = detached {
+        c.arg(format!("--url-map:{uri}")).arg(file);
+    }
+    let o = c.arg(sig_doc).output().expect("xmlsec1 installed");
+    if o.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&o.stderr).into_owned())
+    }
+}
+
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("stelselnode-test")
+        .tempdir()
+        .expect("tempdir")
+}
+
+pub const LISTS: [&str; 4] = [
+    "MedMij_Zorgaanbiederslijst.xml",
+    "MedMij_OAuthclientlist.xml",
+    "MedMij_Whitelist.xml",
+    "MedMij_Gegevensdienstnamenlijst.xml",
+];
