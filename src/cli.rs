@@ -52,6 +52,8 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Show what is published and the release catalogue.
     Status,
+    /// Print the whole working registry as JSON (backups, reviews, diffs).
+    Dump,
     /// Zorgaanbieders and the Gegevensdiensten they offer per Interfaceversie.
     #[command(subcommand)]
     Zorgaanbieder(ZorgaanbiederCmd),
@@ -211,11 +213,23 @@ impl OfferingArgs {
     }
 
     fn build(&self) -> Result<(String, Gegevensdienst), String> {
-        let need = |v: &Option<String>, flag: &str| {
-            v.clone()
-                .ok_or_else(|| format!("an offering needs --{flag}"))
-        };
-        let iv = need(&self.interfaceversie, "interfaceversie")?;
+        let mut missing = Vec::new();
+        for (v, flag) in [
+            (&self.interfaceversie, "--interfaceversie"),
+            (&self.gegevensdienst, "--gegevensdienst"),
+            (&self.authorization_endpoint, "--authorization-endpoint"),
+            (&self.token_endpoint, "--token-endpoint"),
+        ] {
+            if v.is_none() {
+                missing.push(flag);
+            }
+        }
+        if self.systeemrol.is_empty() {
+            missing.push("--systeemrol CODE=URI");
+        }
+        if !missing.is_empty() {
+            return Err(format!("an offering needs {}", missing.join(", ")));
+        }
         let systeemrollen = self
             .systeemrol
             .iter()
@@ -228,18 +242,13 @@ impl OfferingArgs {
                     .ok_or_else(|| format!("--systeemrol '{s}' must have the form CODE=URI"))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        if systeemrollen.is_empty() {
-            return Err("an offering needs at least one --systeemrol CODE=URI".into());
-        }
+        let text = |v: &Option<String>| v.clone().unwrap_or_default();
         Ok((
-            iv,
+            text(&self.interfaceversie),
             Gegevensdienst {
-                gegevensdienst_id: need(&self.gegevensdienst, "gegevensdienst")?,
-                authorization_endpointuri: need(
-                    &self.authorization_endpoint,
-                    "authorization-endpoint",
-                )?,
-                token_endpointuri: need(&self.token_endpoint, "token-endpoint")?,
+                gegevensdienst_id: text(&self.gegevensdienst),
+                authorization_endpointuri: text(&self.authorization_endpoint),
+                token_endpointuri: text(&self.token_endpoint),
                 abonneren: match (&self.abonneren_duur, &self.subscription_endpoint) {
                     (Some(d), Some(u)) => Some(Abonneren {
                         maximale_duur: *d,
@@ -402,6 +411,10 @@ pub fn execute(ctx: &Ctx, cmd: Command, out: &mut String) -> Result<()> {
             bail!("this command cannot run through the admin socket")
         }
         Command::Status => status(ctx, out),
+        Command::Dump => {
+            writeln!(out, "{}", json(&ctx.store.registry()?))?;
+            Ok(())
+        }
         Command::Publish(a) => {
             if a.message.trim().is_empty() {
                 bail!("publish: --message must give a reason");

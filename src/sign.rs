@@ -401,15 +401,20 @@ pub struct Verified {
     pub reference_uri: String,
 }
 
-struct SignedInfoParts {
+/// What a `ds:Signature` element says, read and checked against the one profile we accept.
+struct SignatureParts {
     alg: Algorithm,
     uri: String,
     transforms: Vec<String>,
     digest: Vec<u8>,
+    /// Exclusive c14n of SignedInfo: the bytes the SignatureValue signs.
     canonical: String,
+    sig_value: Vec<u8>,
+    /// DER certificate from KeyInfo/X509Data, if any.
+    cert: Option<Vec<u8>>,
 }
 
-fn read_signature(sig: &Node) -> Result<(SignedInfoParts, Vec<u8>, Option<Vec<u8>>), VerifyError> {
+fn read_signature(sig: &Node) -> Result<SignatureParts, VerifyError> {
     let mut si = only_child(sig, "SignedInfo")?;
     let c14n = only_child(&si, "CanonicalizationMethod")?;
     if algorithm_of(&c14n) != EXC_C14N {
@@ -468,17 +473,15 @@ fn read_signature(sig: &Node) -> Result<(SignedInfoParts, Vec<u8>, Option<Vec<u8
     let canonical = si
         .canonicalize(exc_c14n())
         .map_err(|_| verr("SignedInfo could not be canonicalised"))?;
-    Ok((
-        SignedInfoParts {
-            alg,
-            uri,
-            transforms,
-            digest,
-            canonical,
-        },
+    Ok(SignatureParts {
+        alg,
+        uri,
+        transforms,
+        digest,
+        canonical,
         sig_value,
         cert,
-    ))
+    })
 }
 
 fn b64_decode(s: &str) -> Result<Vec<u8>, String> {
@@ -488,19 +491,17 @@ fn b64_decode(s: &str) -> Result<Vec<u8>, String> {
 }
 
 fn check_key_and_value(
-    parts: &SignedInfoParts,
-    sig_value: &[u8],
-    cert: Option<Vec<u8>>,
+    parts: &SignatureParts,
     pinned: Option<&PublicKey>,
 ) -> Result<bool, VerifyError> {
     let (key, is_pinned) = match pinned {
         Some(k) => (k.clone(), true),
         None => {
-            let der = cert.ok_or_else(|| {
+            let der = parts.cert.as_deref().ok_or_else(|| {
                 verr("no certificate given (--cert) and none in KeyInfo/X509Data/X509Certificate")
             })?;
             (
-                PublicKey::from_cert_der(&der).map_err(|e| verr(e.to_string()))?,
+                PublicKey::from_cert_der(der).map_err(|e| verr(e.to_string()))?,
                 false,
             )
         }
@@ -511,7 +512,7 @@ fn check_key_and_value(
             parts.alg.uri()
         )));
     }
-    key.verify(parts.canonical.as_bytes(), sig_value)?;
+    key.verify(parts.canonical.as_bytes(), &parts.sig_value)?;
     Ok(is_pinned)
 }
 
@@ -567,7 +568,7 @@ pub fn verify_enveloped(
             "ds:Signature is not the last child element of the root",
         ));
     }
-    let (parts, sig_value, cert) = read_signature(sig)?;
+    let parts = read_signature(sig)?;
     if !parts.uri.is_empty() {
         return Err(verr(format!(
             "enveloped Reference URI must be \"\", is '{}'",
@@ -589,7 +590,7 @@ pub fn verify_enveloped(
             "DigestValue does not match the document: the document was changed after signing",
         ));
     }
-    let pinned = check_key_and_value(&parts, &sig_value, cert, pinned)?;
+    let pinned = check_key_and_value(&parts, pinned)?;
     Ok(Verified {
         alg: parts.alg,
         pinned,
@@ -613,7 +614,7 @@ pub fn verify_detached(
     if !is_ds(&root, "Signature") {
         return Err(verr("signature document's root is not ds:Signature"));
     }
-    let (parts, sig_value, cert) = read_signature(&root)?;
+    let parts = read_signature(&root)?;
     if parts.uri != expected_uri {
         return Err(verr(format!(
             "Reference URI '{}' does not name the document '{expected_uri}'",
@@ -631,10 +632,144 @@ pub fn verify_detached(
             "DigestValue does not match the document: the document was changed after signing",
         ));
     }
-    let pinned = check_key_and_value(&parts, &sig_value, cert, pinned)?;
+    let pinned = check_key_and_value(&parts, pinned)?;
     Ok(Verified {
         alg: parts.alg,
         pinned,
         reference_uri: parts.uri,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalogue::{Catalogue, DEFAULT_CATALOGUE};
+    use crate::model::{Gegevensdienstnaam, OAuthclient, Registry};
+    use crate::render::{render, Header};
+
+    fn registry_with_awkward_text() -> Registry {
+        let mut reg = Registry::default();
+        for (id, name) in [
+            ("1", "Basis & <zorg> \"quotes\" 'x'"),
+            ("2", "Médicatie — 日本語 😀"),
+        ] {
+            reg.gegevensdiensten.insert(
+                id.into(),
+                Gegevensdienstnaam {
+                    gegevensdienst_id: id.into(),
+                    weergavenaam: name.into(),
+                },
+            );
+        }
+        // Long multi-byte text crosses libxml's output-buffer chunk boundaries.
+        for i in 0..300 {
+            let host = format!("pgo{i}.voorbeeld.nl");
+            reg.oauthclients.insert(
+                host.clone(),
+                OAuthclient {
+                    hostname: host,
+                    oauthclient_organisatienaam: format!("Zorg & Co {i} — é日😀"),
+                    gegevensdiensten: vec!["1".into(), "2".into()],
+                },
+            );
+        }
+        reg
+    }
+
+    fn c14n_of(doc: &[u8]) -> String {
+        let d = parse_strict(doc).unwrap();
+        d.canonicalize(exc_c14n(), None).unwrap()
+    }
+
+    #[test]
+    fn rendered_root_is_already_canonical() {
+        let reg = registry_with_awkward_text();
+        let cat = Catalogue::parse(DEFAULT_CATALOGUE).unwrap();
+        let h = Header {
+            volgnummer: 7,
+            tijdstempel: "2026-01-01T00:00:00Z".into(),
+        };
+        for r in cat.renditions() {
+            let doc = render(&reg, &r, &h);
+            let root = doc
+                .strip_prefix(crate::render::XML_DECL)
+                .and_then(|d| d.strip_suffix(b"\n"))
+                .unwrap();
+            assert_eq!(c14n_of(&doc).as_bytes(), root, "{r}");
+        }
+    }
+
+    fn keys() -> Vec<SigningKey> {
+        let (k, c) = SigningKey::generate_development().unwrap();
+        let mut out = vec![SigningKey::from_pem(&k, &c).unwrap()];
+        // RSA through openssl, as an operator would make it.
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("k.pem");
+        let cert = dir.path().join("c.pem");
+        let st = std::process::Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=test", "-days", "2",
+                "-keyout",
+            ])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .expect("openssl");
+        assert!(st.status.success());
+        out.push(
+            SigningKey::from_pem(
+                &std::fs::read_to_string(&key).unwrap(),
+                &std::fs::read_to_string(&cert).unwrap(),
+            )
+            .unwrap(),
+        );
+        out
+    }
+
+    #[test]
+    fn enveloped_and_detached_round_trip_and_detect_tampering() {
+        let reg = registry_with_awkward_text();
+        let cat = Catalogue::parse(DEFAULT_CATALOGUE).unwrap();
+        let r = cat
+            .renditions()
+            .into_iter()
+            .find(|r| r.version == "release3" && r.list == crate::model::ListKind::OAuthclientlist)
+            .unwrap();
+        let h = Header {
+            volgnummer: 1,
+            tijdstempel: "2026-01-01T00:00:00Z".into(),
+        };
+        for key in keys() {
+            let pk = key.public_key();
+            let signed = key.sign_enveloped(&render(&reg, &r, &h)).unwrap();
+            let v = verify_enveloped(&signed, Some(&pk)).unwrap();
+            assert_eq!(v.alg, key.algorithm());
+            assert!(
+                verify_enveloped(&signed, None).is_ok(),
+                "KeyInfo certificate"
+            );
+            let tampered = String::from_utf8(signed.clone())
+                .unwrap()
+                .replacen("pgo1.", "pgo9.", 1);
+            assert!(verify_enveloped(tampered.as_bytes(), Some(&pk)).is_err());
+
+            let sig = key
+                .sign_detached(&signed, "MedMij_OAuthclientlist.xml")
+                .unwrap();
+            verify_detached(&signed, &sig, "MedMij_OAuthclientlist.xml", Some(&pk)).unwrap();
+            assert!(verify_detached(
+                tampered.as_bytes(),
+                &sig,
+                "MedMij_OAuthclientlist.xml",
+                Some(&pk)
+            )
+            .is_err());
+            assert!(verify_detached(&signed, &sig, "MedMij_Whitelist.xml", Some(&pk)).is_err());
+        }
+        // A key and a certificate that do not belong together are refused.
+        let (k1, _) = SigningKey::generate_development().unwrap();
+        let (_, c2) = SigningKey::generate_development().unwrap();
+        assert!(SigningKey::from_pem(&k1, &c2).is_err());
+    }
 }

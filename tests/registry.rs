@@ -1,0 +1,742 @@
+//! Registry writes: every field rule refuses bad input and writes nothing; imports of the
+//! official examples; import → publish → fetch reproduces their content.
+
+mod common;
+use common::*;
+use std::path::{Path, PathBuf};
+use stelselnode::import::{self, Release2Mapping};
+use stelselnode::model::{Aanbiedertype, Registry};
+
+fn demo() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempdir();
+    let data = dir.path().join("data");
+    ok(&data, &["init", "--demo"]);
+    (dir, data)
+}
+
+/// Run a write that must be refused; check the message names what it should and that the
+/// registry is byte-for-byte the same afterwards.
+fn refused(data: &Path, args: &[&str], needles: &[&str]) {
+    let before = ok(data, &["dump"]);
+    let err = fails(data, args);
+    for n in needles {
+        assert!(
+            err.contains(n),
+            "{args:?}: error should mention '{n}':\n{err}"
+        );
+    }
+    assert_eq!(ok(data, &["dump"]), before, "{args:?} wrote something");
+}
+
+const AUTH: &str = "https://zorg.voorbeeld.nl/oauth/authorize";
+const TOKEN: &str = "https://zorg.voorbeeld.nl/oauth/token";
+const ROL: &str = "MM-2.1-BZB-FHIR=https://zorg.voorbeeld.nl/fhir";
+
+fn za_add(naam: &str, auth: &str, token: &str, rol: &str, gd: &str, iv: &str) -> Vec<String> {
+    [
+        "zorgaanbieder",
+        "add",
+        naam,
+        "--aanbiedertype",
+        "ZA",
+        "--interfaceversie",
+        iv,
+        "--gegevensdienst",
+        gd,
+        "--authorization-endpoint",
+        auth,
+        "--token-endpoint",
+        token,
+        "--systeemrol",
+        rol,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// (Zorgaanbiedernaam, authorization, token, CODE=URI, GegevensdienstId, Interfaceversie)
+type Offer<'a> = (&'a str, &'a str, &'a str, &'a str, &'a str, &'a str);
+
+fn refused_za(data: &Path, o: Offer, needles: &[&str]) {
+    let args = za_add(o.0, o.1, o.2, o.3, o.4, o.5);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    refused(data, &args, needles);
+}
+
+#[test]
+fn a_valid_zorgaanbieder_is_written() {
+    let (_d, data) = demo();
+    let args = za_add(
+        "zorgvoorbeeld@medmij",
+        AUTH,
+        "https://zorg.voorbeeld.nl:443/oauth/token",
+        ROL,
+        "1",
+        "2.0.0",
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    ok(&data, &args);
+    let show = ok(&data, &["zorgaanbieder", "show", "zorgvoorbeeld@medmij"]);
+    assert!(show.contains(":443/oauth/token"), "{show}");
+    // and it can be published
+    ok(&data, &["publish", "-m", "test"]);
+}
+
+#[test]
+fn zorgaanbieder_field_rules() {
+    let (_d, data) = demo();
+    let d = &data;
+    // Zorgaanbiedernaam: pattern and length.
+    refused_za(
+        d,
+        ("Zorg@medmij", AUTH, TOKEN, ROL, "1", "2.0.0"),
+        &["Zorgaanbiedernaam", "Zorg@medmij", "[a-z]"],
+    );
+    refused_za(
+        d,
+        ("zorg.punt@medmij", AUTH, TOKEN, ROL, "1", "2.0.0"),
+        &["Zorgaanbiedernaam", "zorg.punt@medmij"],
+    );
+    refused_za(
+        d,
+        ("zorg2@medmij", AUTH, TOKEN, ROL, "1", "2.0.0"),
+        &["Zorgaanbiedernaam"],
+    );
+    refused_za(
+        d,
+        ("zo@medmij", AUTH, TOKEN, ROL, "1", "2.0.0"),
+        &["Zorgaanbiedernaam", "10 to 57"],
+    );
+    let long = format!("{}@medmij", "z".repeat(51));
+    refused_za(
+        d,
+        (&long, AUTH, TOKEN, ROL, "1", "2.0.0"),
+        &["Zorgaanbiedernaam", "10 to 57"],
+    );
+    refused_za(
+        d,
+        ("zorgaanbiedermedmij", AUTH, TOKEN, ROL, "1", "2.0.0"),
+        &["Zorgaanbiedernaam"],
+    );
+    // Endpoints: https only, no query/fragment/trailing slash, host rules.
+    let n = "zorgvoorbeeld@medmij";
+    refused_za(
+        d,
+        (n, "http://zorg.voorbeeld.nl/a", TOKEN, ROL, "1", "2.0.0"),
+        &["AuthorizationEndpointuri", "https://"],
+    );
+    refused_za(
+        d,
+        (
+            n,
+            "https://zorg.voorbeeld.nl/a?x=1",
+            TOKEN,
+            ROL,
+            "1",
+            "2.0.0",
+        ),
+        &["AuthorizationEndpointuri", "query"],
+    );
+    refused_za(
+        d,
+        (n, "https://zorg.voorbeeld.nl/a#f", TOKEN, ROL, "1", "2.0.0"),
+        &["AuthorizationEndpointuri", "fragment"],
+    );
+    refused_za(
+        d,
+        (n, "https://zorg.voorbeeld.nl/a/", TOKEN, ROL, "1", "2.0.0"),
+        &["AuthorizationEndpointuri", "slash"],
+    );
+    refused_za(
+        d,
+        (n, "https://Zorg.Voorbeeld.nl/a", TOKEN, ROL, "1", "2.0.0"),
+        &["AuthorizationEndpointuri", "lowercase"],
+    );
+    // No port at all on the front channel, not even 443.
+    refused_za(
+        d,
+        (
+            n,
+            "https://zorg.voorbeeld.nl:443/a",
+            TOKEN,
+            ROL,
+            "1",
+            "2.0.0",
+        ),
+        &["AuthorizationEndpointuri", "port"],
+    );
+    // Back channel: only 443.
+    refused_za(
+        d,
+        (
+            n,
+            AUTH,
+            "https://zorg.voorbeeld.nl:8099/token",
+            ROL,
+            "1",
+            "2.0.0",
+        ),
+        &["TokenEndpointuri", "8099", "443"],
+    );
+    refused_za(
+        d,
+        (n, AUTH, "http://zorg.voorbeeld.nl/token", ROL, "1", "2.0.0"),
+        &["TokenEndpointuri", "https"],
+    );
+    refused_za(
+        d,
+        (
+            n,
+            AUTH,
+            TOKEN,
+            "MM=https://zorg.voorbeeld.nl:9100/pdfa",
+            "1",
+            "2.0.0",
+        ),
+        &["ResourceEndpointuri", "9100"],
+    );
+    refused_za(
+        d,
+        (
+            n,
+            AUTH,
+            TOKEN,
+            "MM=https://zorg.voorbeeld.nl/fhir/",
+            "1",
+            "2.0.0",
+        ),
+        &["ResourceEndpointuri", "slash"],
+    );
+    // Systeemrolcode length / spaces.
+    let longrol = format!("{}=https://zorg.voorbeeld.nl/fhir", "R".repeat(31));
+    refused_za(
+        d,
+        (n, AUTH, TOKEN, &longrol, "1", "2.0.0"),
+        &["Systeemrolcode", "1 to 30"],
+    );
+    refused_za(
+        d,
+        (
+            n,
+            AUTH,
+            TOKEN,
+            "MM 2=https://zorg.voorbeeld.nl/fhir",
+            "1",
+            "2.0.0",
+        ),
+        &["Systeemrolcode", "white space"],
+    );
+    // GegevensdienstId: must exist (referential integrity), numeric, length.
+    refused_za(
+        d,
+        (n, AUTH, TOKEN, ROL, "99", "2.0.0"),
+        &["GegevensdienstId", "99", "Gegevensdienstnamenlijst"],
+    );
+    refused_za(
+        d,
+        (n, AUTH, TOKEN, ROL, "abc", "2.0.0"),
+        &["GegevensdienstId", "abc", "numeric"],
+    );
+    // InterfaceversieId format.
+    refused_za(
+        d,
+        (n, AUTH, TOKEN, ROL, "1", "2.0"),
+        &["InterfaceversieId", "2.0", "MAJOR.MINOR.PATCH"],
+    );
+    // Abonneren.
+    let mut args = za_add(n, AUTH, TOKEN, ROL, "1", "2.0.0");
+    args.extend(
+        [
+            "--abonneren-duur",
+            "0",
+            "--subscription-endpoint",
+            "https://zorg.voorbeeld.nl/sub",
+        ]
+        .map(String::from),
+    );
+    refused(
+        d,
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &["MaximaleDuur", "positive"],
+    );
+    let mut args = za_add(n, AUTH, TOKEN, ROL, "1", "2.0.0");
+    args.extend(
+        [
+            "--abonneren-duur",
+            "30",
+            "--subscription-endpoint",
+            "https://zorg.voorbeeld.nl:8443/sub",
+        ]
+        .map(String::from),
+    );
+    refused(
+        d,
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &["SubscriptionEndpointuri", "8443"],
+    );
+    // Aanbiedertype enumeration.
+    refused(
+        d,
+        &[
+            "zorgaanbieder",
+            "add",
+            n,
+            "--aanbiedertype",
+            "XX",
+            "--interfaceversie",
+            "2.0.0",
+            "--gegevensdienst",
+            "1",
+            "--authorization-endpoint",
+            AUTH,
+            "--token-endpoint",
+            TOKEN,
+            "--systeemrol",
+            ROL,
+        ],
+        &["XX", "ZA, BAZB, APD"],
+    );
+    // Uniqueness: existing Zorgaanbieder, duplicate Systeemrolcode within a Gegevensdienst.
+    refused_za(
+        d,
+        ("umcharderwijk@medmij", AUTH, TOKEN, ROL, "1", "2.0.0"),
+        &["umcharderwijk@medmij", "already exists"],
+    );
+    let mut args = za_add(n, AUTH, TOKEN, ROL, "1", "2.0.0");
+    args.extend(["--systeemrol".to_string(), ROL.to_string()]);
+    refused(
+        d,
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &["Systeemrolcode", "unique"],
+    );
+    // Malformed --systeemrol and missing offering parts.
+    refused_za(
+        d,
+        (n, AUTH, TOKEN, "no-equals-sign", "1", "2.0.0"),
+        &["CODE=URI"],
+    );
+    refused(
+        d,
+        &[
+            "zorgaanbieder",
+            "add",
+            n,
+            "--aanbiedertype",
+            "ZA",
+            "--interfaceversie",
+            "2.0.0",
+        ],
+        &["--gegevensdienst"],
+    );
+    // Withdrawing the last offering is refused (a Zorgaanbieder offers at least one).
+    refused(
+        d,
+        &[
+            "zorgaanbieder",
+            "withdraw",
+            "thuismetingenvitaal@medmij",
+            "--interfaceversie",
+            "2.0.0",
+            "--gegevensdienst",
+            "5",
+        ],
+        &["last offering"],
+    );
+    refused(
+        d,
+        &["zorgaanbieder", "remove", "onbekend@medmij"],
+        &["onbekend@medmij", "does not exist"],
+    );
+}
+
+#[test]
+fn other_entity_field_rules() {
+    let (_d, data) = demo();
+    let d = &data;
+    // OAuthclient: Hostname pattern, organisation name length, Gegevensdiensten.
+    refused(
+        d,
+        &[
+            "oauthclient",
+            "add",
+            "PGO.Voorbeeld.nl",
+            "--organisatienaam",
+            "Voorbeeld",
+        ],
+        &["Hostname", "PGO.Voorbeeld.nl", "lowercase"],
+    );
+    refused(
+        d,
+        &[
+            "oauthclient",
+            "add",
+            "pgo.voorbeeld.nl:443",
+            "--organisatienaam",
+            "Voorbeeld",
+        ],
+        &["Hostname", "no port"],
+    );
+    refused(
+        d,
+        &[
+            "oauthclient",
+            "add",
+            "localhost",
+            "--organisatienaam",
+            "Voorbeeld",
+        ],
+        &["Hostname", "localhost", "dot"],
+    );
+    refused(
+        d,
+        &[
+            "oauthclient",
+            "add",
+            "pgo.voorbeeld.nl",
+            "--organisatienaam",
+            "PG",
+        ],
+        &["OAuthclientOrganisatienaam", "3 to 50"],
+    );
+    let long = "P".repeat(51);
+    refused(
+        d,
+        &[
+            "oauthclient",
+            "add",
+            "pgo.voorbeeld.nl",
+            "--organisatienaam",
+            &long,
+        ],
+        &["OAuthclientOrganisatienaam", "3 to 50"],
+    );
+    refused(
+        d,
+        &[
+            "oauthclient",
+            "add",
+            "pgo.voorbeeld.nl",
+            "--organisatienaam",
+            "Voorbeeld",
+            "--gegevensdienst",
+            "42",
+        ],
+        &["GegevensdienstId", "42", "Gegevensdienstnamenlijst"],
+    );
+    refused(
+        d,
+        &[
+            "oauthclient",
+            "add",
+            "pgo.voorbeeld.nl",
+            "--organisatienaam",
+            "Voorbeeld",
+            "--gegevensdienst",
+            "1",
+            "--gegevensdienst",
+            "1",
+        ],
+        &["GegevensdienstId", "once"],
+    );
+    refused(
+        d,
+        &[
+            "oauthclient",
+            "add",
+            "medmij.deenigeechtepgo.nl",
+            "--organisatienaam",
+            "Dubbel",
+        ],
+        &["already exists"],
+    );
+    // Whitelist: hostname pattern, duplicates.
+    refused(
+        d,
+        &["whitelist", "add", "goed.voorbeeld.nl", "slecht_host.nl"],
+        &["Hostname", "slecht_host.nl"],
+    );
+    refused(
+        d,
+        &["whitelist", "add", "trailing.dot.nl."],
+        &["Hostname", "trailing.dot.nl."],
+    );
+    refused(
+        d,
+        &["whitelist", "add", "rcf-rso.nl"],
+        &["rcf-rso.nl", "already"],
+    );
+    // Gegevensdienst: id rules, Weergavenaam length, uniqueness, in-use removal.
+    refused(
+        d,
+        &["gegevensdienst", "add", "08", "--weergavenaam", "Voorbeeld"],
+        &["GegevensdienstId", "08", "leading zeros"],
+    );
+    refused(
+        d,
+        &[
+            "gegevensdienst",
+            "add",
+            &"9".repeat(31),
+            "--weergavenaam",
+            "Voorbeeld",
+        ],
+        &["GegevensdienstId", "1 to 30"],
+    );
+    refused(
+        d,
+        &["gegevensdienst", "add", "51", "--weergavenaam", "Vo"],
+        &["Weergavenaam", "3 to 50"],
+    );
+    refused(
+        d,
+        &[
+            "gegevensdienst",
+            "add",
+            "51",
+            "--weergavenaam",
+            &"W".repeat(51),
+        ],
+        &["Weergavenaam", "3 to 50"],
+    );
+    refused(
+        d,
+        &[
+            "gegevensdienst",
+            "add",
+            "51",
+            "--weergavenaam",
+            " Voorbeeld",
+        ],
+        &["Weergavenaam", "white space"],
+    );
+    refused(
+        d,
+        &["gegevensdienst", "add", "1", "--weergavenaam", "Dubbel"],
+        &["already exists"],
+    );
+    refused(
+        d,
+        &["gegevensdienst", "remove", "1"],
+        &["GegevensdienstId", "'1'", "referential integrity"],
+    );
+    // And the positive counterparts are written.
+    ok(
+        d,
+        &[
+            "gegevensdienst",
+            "add",
+            "51",
+            "--weergavenaam",
+            "Voorbeelddienst",
+        ],
+    );
+    ok(
+        d,
+        &[
+            "oauthclient",
+            "add",
+            "pgo.voorbeeld.nl",
+            "--organisatienaam",
+            "Voorbeeld & Zn",
+            "--gegevensdienst",
+            "51",
+        ],
+    );
+    ok(d, &["whitelist", "add", "pgo.voorbeeld.nl"]);
+    assert!(ok(d, &["dump"]).contains("Voorbeeld & Zn"));
+}
+
+fn fresh_with_gnl() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempdir();
+    let data = dir.path().join("data");
+    ok(&data, &["init"]);
+    let gnl = example("gegevensdienstnamenlijst-release1-example.xml");
+    ok(&data, &["import", gnl.to_str().unwrap()]);
+    (dir, data)
+}
+
+fn without_ports(name: &str, dir: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(example(name)).unwrap();
+    let out = dir.join(format!("noports-{name}"));
+    std::fs::write(&out, text.replace(":8099", "").replace(":9100", "")).unwrap();
+    out
+}
+
+#[test]
+fn official_examples_import_or_are_refused_for_the_right_reason() {
+    let valid = [
+        "gegevensdienstnamenlijst-release1-example.xml",
+        "gegevensdienstnamenlijst-release1-example-phpcopy.xml",
+        "oauthclientlist-release2-fv2-example.xml",
+        "oauthclientlist-release2-pythonoauth-test.xml",
+        "whitelist-release2-fv5-example.xml",
+        "whitelist-release2-fv5-example-phpcopy.xml",
+        "whitelist-release2-fv5-single-example.xml",
+        "whitelist-release2-minvws-stub.xml",
+        "zorgaanbiederslijst-release2-empty-example.xml",
+        "zorgaanbiederslijst-release3-fv8-example.xml",
+    ];
+    for f in valid {
+        let (_d, data) = fresh_with_gnl();
+        let out = ok(&data, &["import", example(f).to_str().unwrap()]);
+        assert!(out.contains("imported"), "{f}: {out}");
+    }
+    let refused_files: [(&str, &[&str]); 7] = [
+        (
+            "zorgaanbiederslijst-release2-pythonoauth-test-INVALIDNAME.xml",
+            &["oauthserver.local@medmij", "pattern"],
+        ),
+        (
+            "whitelist-release2-fv2-example.xml",
+            &["flat 1.0 layout", "Hostname"],
+        ),
+        (
+            "whitelist-release2-fv2-pythonoauth-test.xml",
+            &["flat 1.0 layout"],
+        ),
+        (
+            "whitelist-release2-fv2-single-example.xml",
+            &["flat 1.0 layout"],
+        ),
+        (
+            "zorgaanbiederslijst-release2-fv2-example.xml",
+            &["TokenEndpointuri", "8099", "443"],
+        ),
+        (
+            "zorgaanbiederskoppellijst-release1-fv4-example.xml",
+            &["Zorgaanbiederskoppellijst", "not a supported list"],
+        ),
+        (
+            "dvp-rapportage-masked-2026-01.xml",
+            &["DVPRapportage", "not a supported list"],
+        ),
+    ];
+    for (f, needles) in refused_files {
+        let (_d, data) = fresh_with_gnl();
+        refused(&data, &["import", example(f).to_str().unwrap()], needles);
+    }
+    // The port files are refused for their ports alone: without them they import.
+    for f in [
+        "zorgaanbiederslijst-release2-fv2-example.xml",
+        "zorgaanbiederslijst-release2-pythonoauth-test.xml",
+    ] {
+        let (d, data) = fresh_with_gnl();
+        let err = fails(&data, &["import", example(f).to_str().unwrap()]);
+        assert!(err.contains("9100") || err.contains("8099"), "{f}: {err}");
+        ok(
+            &data,
+            &["import", without_ports(f, d.path()).to_str().unwrap()],
+        );
+    }
+    // A ZAL needs its Gegevensdiensten in the GNL: alone into an empty registry it is refused.
+    let dir = tempdir();
+    let data = dir.path().join("data");
+    ok(&data, &["init"]);
+    refused(
+        &data,
+        &[
+            "import",
+            example("zorgaanbiederslijst-release3-fv8-example.xml")
+                .to_str()
+                .unwrap(),
+        ],
+        &["GegevensdienstId", "Gegevensdienstnamenlijst"],
+    );
+    // Imported together with the GNL it works (one transaction).
+    ok(
+        &data,
+        &[
+            "import",
+            example("zorgaanbiederslijst-release3-fv8-example.xml")
+                .to_str()
+                .unwrap(),
+            example("gegevensdienstnamenlijst-release1-example.xml")
+                .to_str()
+                .unwrap(),
+        ],
+    );
+}
+
+fn registry_of(bytes: &[u8]) -> Registry {
+    let mut reg = Registry::default();
+    let l = import::read_list(bytes).unwrap_or_else(|e| panic!("{e}"));
+    import::apply(
+        &mut reg,
+        l,
+        &Release2Mapping {
+            interfaceversie: "1.1.0".into(),
+            aanbiedertype: Aanbiedertype::ZA,
+        },
+    );
+    reg
+}
+
+#[test]
+fn import_publish_fetch_reproduces_the_official_examples() {
+    let dir = tempdir();
+    let data = dir.path().join("data");
+    ok(&data, &["init"]);
+    let zal = without_ports("zorgaanbiederslijst-release2-fv2-example.xml", dir.path());
+    let files = [
+        (zal.clone(), "MedMij_Zorgaanbiederslijst.xml"),
+        (
+            example("oauthclientlist-release2-pythonoauth-test.xml"),
+            "MedMij_OAuthclientlist.xml",
+        ),
+        (
+            example("whitelist-release2-fv5-example.xml"),
+            "MedMij_Whitelist.xml",
+        ),
+        (
+            example("gegevensdienstnamenlijst-release1-example.xml"),
+            "MedMij_Gegevensdienstnamenlijst.xml",
+        ),
+    ];
+    let mut args = vec!["import".to_string()];
+    args.extend(files.iter().map(|(p, _)| p.to_str().unwrap().to_string()));
+    ok(&data, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    ok(&data, &["publish", "-m", "migratie"]);
+    let server = Server::start(&data, &[]);
+    for (file, list) in &files {
+        let original = std::fs::read(file).unwrap();
+        let served = server.get(&format!("/{list}"));
+        assert_eq!(served.status, 200);
+        assert_eq!(
+            registry_of(&served.body),
+            registry_of(&original),
+            "{list} content differs"
+        );
+        // Migration continues the numbering of the imported list.
+        let imported_volgnummer = import::read_list(&original).unwrap().volgnummer;
+        assert_eq!(
+            import::read_list(&served.body).unwrap().volgnummer,
+            imported_volgnummer + 1,
+            "{list}"
+        );
+    }
+    drop(server);
+
+    // release3 ZAL example through api=2.
+    let dir = tempdir();
+    let data = dir.path().join("data");
+    ok(&data, &["init"]);
+    let zal3 = example("zorgaanbiederslijst-release3-fv8-example.xml");
+    ok(
+        &data,
+        &[
+            "import",
+            zal3.to_str().unwrap(),
+            example("gegevensdienstnamenlijst-release1-example.xml")
+                .to_str()
+                .unwrap(),
+        ],
+    );
+    ok(&data, &["publish", "-m", "release3"]);
+    let server = Server::start(&data, &[]);
+    let served = server.get("/MedMij_Zorgaanbiederslijst.xml?api=2");
+    assert_eq!(
+        registry_of(&served.body),
+        registry_of(&std::fs::read(&zal3).unwrap())
+    );
+}
