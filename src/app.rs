@@ -55,7 +55,19 @@ pub fn main(cli: Cli) -> ExitCode {
             crate::verify::verify(&a.target, a.sig.as_deref(), cert.as_deref())
                 .map(|s| print!("{s}"))
         }
-        cmd => return registry_command(&data, cmd, operator),
+        Command::History(cli::HistoryCmd::Verify { path, cert }) => {
+            match cert.as_ref().map(std::fs::read_to_string).transpose() {
+                Ok(c) => crate::history::verify(&path, c.as_deref()).map(|s| print!("{s}")),
+                Err(e) => Err(anyhow::anyhow!("--cert: {e}")),
+            }
+        }
+        cmd => {
+            let who = crate::store::Who {
+                operator,
+                reason: cli.reason.clone(),
+            };
+            return registry_command(&data, cmd, who);
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -66,10 +78,10 @@ pub fn main(cli: Cli) -> ExitCode {
     }
 }
 
-fn registry_command(data: &Path, cmd: Command, operator: String) -> ExitCode {
+fn registry_command(data: &Path, cmd: Command, who: crate::store::Who) -> ExitCode {
     let req = admin::Request {
         argv: std::env::args().skip(1).collect(),
-        operator: operator.clone(),
+        operator: who.operator.clone(),
         cwd: std::env::current_dir().unwrap_or_default(),
     };
     if let Some(resp) = admin::forward(data, &req) {
@@ -98,7 +110,7 @@ fn registry_command(data: &Path, cmd: Command, operator: String) -> ExitCode {
     let ctx = cli::Ctx {
         data,
         store: &store,
-        operator,
+        who,
     };
     let mut out = String::new();
     let r = cli::execute(&ctx, cmd, &mut out);
@@ -165,7 +177,11 @@ pub fn init(data: &Path, a: &InitArgs, operator: &str) -> Result<String> {
             interfaceversie: "1.1.0".into(),
             aanbiedertype: Aanbiedertype::ZA,
         };
-        store.update(|reg| {
+        let who = crate::store::Who {
+            operator: operator.to_string(),
+            reason: Some("demo registry".into()),
+        };
+        store.update(&who, |reg| {
             for l in lists {
                 import::apply(reg, l, &map);
             }
@@ -261,7 +277,7 @@ async fn serve(data: &Path, a: ServeArgs) -> Result<()> {
             _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {},
         }
     };
-    serve::run(listener, shared, shutdown).await;
+    serve::run(listener, shared, store.clone(), shutdown).await;
     let _ = std::fs::remove_file(admin::socket_path(data));
     tracing::info!("stopped");
     Ok(())
@@ -286,6 +302,7 @@ fn admin_command(
             }
         }
     };
+    let reason = parsed.reason.clone();
     let mut cmd = parsed.command;
     if cmd.is_local_only() {
         return admin::Response {
@@ -298,7 +315,10 @@ fn admin_command(
     let ctx = cli::Ctx {
         data,
         store,
-        operator: req.operator,
+        who: crate::store::Who {
+            operator: req.operator,
+            reason,
+        },
     };
     let mut out = String::new();
     let result = cli::execute(&ctx, cmd, &mut out);

@@ -31,6 +31,9 @@ pub struct Cli {
     /// Name recorded as the operator of changes (default: the OS user).
     #[arg(long, global = true, env = "STELSELNODE_OPERATOR", value_name = "NAME")]
     pub operator: Option<String>,
+    /// Why this edit is made; recorded with the change (the publication's reason otherwise).
+    #[arg(long, global = true, value_name = "REASON")]
+    pub reason: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -54,6 +57,11 @@ pub enum Command {
     Status,
     /// Print the whole working registry as JSON (backups, reviews, diffs).
     Dump,
+    /// Show the pending change set: per list and schema version, the entries the next
+    /// publish would add, remove or change, and the edits with operator and reason.
+    Diff,
+    /// Drop the pending change set: the working registry returns to what is published.
+    Discard,
     /// Zorgaanbieders and the Gegevensdiensten they offer per Interfaceversie.
     #[command(subcommand)]
     Zorgaanbieder(ZorgaanbiederCmd),
@@ -70,6 +78,53 @@ pub enum Command {
     /// default. Every change is published at once.
     #[command(subcommand)]
     Release(ReleaseCmd),
+    /// Publication history and audit exports.
+    #[command(subcommand)]
+    History(HistoryCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum HistoryCmd {
+    /// List publications (newest last); `*` marks the lists each one changed.
+    List {
+        /// Only publications that changed this list (zal, ocl, whitelist, gnl or the full name).
+        #[arg(long, value_parser = parse_list)]
+        list: Option<ListKind>,
+    },
+    /// Show one publication: who, why, the edits, every document with its SHA-256.
+    Show { seq: u64 },
+    /// Entry-level differences of one list between two Volgnummers.
+    Diff {
+        #[arg(long, value_parser = parse_list)]
+        list: ListKind,
+        a: u64,
+        b: u64,
+    },
+    /// Write a self-contained, verifiable audit archive (tar).
+    Export {
+        #[arg(long, value_name = "PATH")]
+        out: PathBuf,
+        /// First publication to include.
+        #[arg(long, value_name = "SEQ")]
+        from: Option<u64>,
+        /// Last publication to include.
+        #[arg(long, value_name = "SEQ")]
+        to: Option<u64>,
+    },
+    /// Verify an audit archive offline: canonical form, hash chain, document hashes and
+    /// signatures, CSV.
+    Verify {
+        path: PathBuf,
+        /// Pin the operator's signing certificate (PEM).
+        #[arg(long, value_name = "PEM")]
+        cert: Option<PathBuf>,
+    },
+}
+
+fn parse_list(s: &str) -> Result<ListKind, String> {
+    ListKind::from_key(s).ok_or_else(|| {
+        format!("'{s}' is not a list; use zal, ocl, whitelist or gnl (or the full name)")
+    })
 }
 
 #[derive(Subcommand, Debug)]
@@ -144,6 +199,9 @@ pub struct ImportArgs {
     /// Aanbiedertype for Zorgaanbieders first seen in a release2 Zorgaanbiederslijst.
     #[arg(long, default_value = "ZA", value_name = "ZA|BAZB|APD")]
     pub aanbiedertype: Aanbiedertype,
+    /// Show the change set the import would make, and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Args, Debug)]
@@ -388,6 +446,7 @@ impl Command {
         match self {
             Command::Import(a) => a.files.iter_mut().for_each(abs),
             Command::Export(a) => abs(&mut a.out),
+            Command::History(HistoryCmd::Export { out, .. }) => abs(out),
             _ => {}
         }
     }
@@ -397,7 +456,7 @@ impl Command {
 pub struct Ctx<'a> {
     pub data: &'a Path,
     pub store: &'a Store,
-    pub operator: String,
+    pub who: crate::store::Who,
 }
 
 fn not_found(kind: &str, key: &str) -> String {
@@ -411,6 +470,34 @@ pub fn execute(ctx: &Ctx, cmd: Command, out: &mut String) -> Result<()> {
             bail!("this command cannot run through the admin socket")
         }
         Command::Status => status(ctx, out),
+        Command::Diff => {
+            let (reg, cat) = ctx.store.snapshot()?;
+            let published = ctx.store.published_registry()?;
+            if !write_diff(out, &published, &reg, &cat, &ListKind::ALL)? {
+                writeln!(out, "no pending changes")?;
+            }
+            for c in ctx.store.journal()? {
+                writeln!(
+                    out,
+                    "edit {} by {}: {}{}",
+                    c.time,
+                    c.operator,
+                    c.summary,
+                    c.reason.map(|r| format!(" ({r})")).unwrap_or_default()
+                )?;
+            }
+            Ok(())
+        }
+        Command::Discard => {
+            let published = ctx.store.published_registry()?;
+            let n = ctx.store.journal()?.len();
+            ctx.store.restore(&published)?;
+            writeln!(
+                out,
+                "discarded the pending change set ({n} edits); the registry is as published"
+            )?;
+            Ok(())
+        }
         Command::Dump => {
             writeln!(out, "{}", json(&ctx.store.registry()?))?;
             Ok(())
@@ -423,7 +510,7 @@ pub fn execute(ctx: &Ctx, cmd: Command, out: &mut String) -> Result<()> {
             match publish::publish(
                 ctx.store,
                 &key,
-                &ctx.operator,
+                &ctx.who.operator,
                 &a.message,
                 time::OffsetDateTime::now_utc(),
             )? {
@@ -458,6 +545,24 @@ pub fn execute(ctx: &Ctx, cmd: Command, out: &mut String) -> Result<()> {
         Command::Whitelist(c) => whitelist(ctx, c, out),
         Command::Gegevensdienst(c) => gegevensdienst(ctx, c, out),
         Command::Release(c) => release(ctx, c, out),
+        Command::History(c) => {
+            let text = match c {
+                HistoryCmd::List { list } => crate::history::list(ctx.store, list)?,
+                HistoryCmd::Show { seq } => crate::history::show(ctx.store, seq)?,
+                HistoryCmd::Diff { list, a, b } => crate::history::diff_cmd(ctx.store, list, a, b)?,
+                HistoryCmd::Export {
+                    out: path,
+                    from,
+                    to,
+                } => {
+                    let key = datadir::load_signing_key(ctx.data)?;
+                    crate::history::export(ctx.store, &key, &path, from, to)?
+                }
+                HistoryCmd::Verify { .. } => bail!("history verify runs without a registry"),
+            };
+            out.push_str(&text);
+            Ok(())
+        }
     }
 }
 
@@ -562,7 +667,7 @@ fn release(ctx: &Ctx, c: ReleaseCmd, out: &mut String) -> Result<()> {
     match publish::publish(
         ctx.store,
         &key,
-        &ctx.operator,
+        &ctx.who.operator,
         &reason,
         time::OffsetDateTime::now_utc(),
     )? {
@@ -655,15 +760,39 @@ fn import_files(ctx: &Ctx, a: ImportArgs, out: &mut String) -> Result<()> {
     };
     let mut floors = BTreeMap::new();
     let mut descriptions = Vec::new();
+    let mut touched = Vec::new();
     for (f, l) in &lists {
         floors.insert(l.schema.list, l.volgnummer);
+        touched.push(l.schema.list);
         descriptions.push(format!("{}: {}", f.display(), l.describe()));
     }
-    ctx.store.update(move |reg| {
-        for (_, l) in lists {
-            import::apply(reg, l, &map);
+    let (before, cat) = ctx.store.snapshot()?;
+    let mut after = before.clone();
+    for (_, l) in lists {
+        import::apply(&mut after, l, &map);
+    }
+    crate::rules::ensure_valid(&after).map_err(|v| anyhow!("{v}"))?;
+    if !write_diff(out, &before, &after, &cat, &touched)? {
+        writeln!(out, "the import changes nothing")?;
+    }
+    if a.dry_run {
+        writeln!(out, "dry run: nothing was written")?;
+        return Ok(());
+    }
+    let summary = descriptions.join("; ");
+    ctx.store.update(&ctx.who, move |reg| {
+        // Replace with what was checked above; concurrent edits to other lists survive.
+        for l in &touched {
+            match l {
+                ListKind::Zorgaanbiederslijst => reg.zorgaanbieders = after.zorgaanbieders.clone(),
+                ListKind::OAuthclientlist => reg.oauthclients = after.oauthclients.clone(),
+                ListKind::Whitelist => reg.whitelist = after.whitelist.clone(),
+                ListKind::Gegevensdienstnamenlijst => {
+                    reg.gegevensdiensten = after.gegevensdiensten.clone()
+                }
+            }
         }
-        Ok(String::new())
+        Ok(format!("import {summary}"))
     })?;
     ctx.store.raise_floors(&floors)?;
     for d in descriptions {
@@ -671,6 +800,28 @@ fn import_files(ctx: &Ctx, a: ImportArgs, out: &mut String) -> Result<()> {
     }
     writeln!(out, "run `stelselnode publish -m REASON` to publish")?;
     Ok(())
+}
+
+/// Write the entry-level differences of every rendition of `lists`; true if any.
+fn write_diff(
+    out: &mut String,
+    old: &crate::model::Registry,
+    new: &crate::model::Registry,
+    cat: &Catalogue,
+    lists: &[ListKind],
+) -> Result<bool> {
+    let mut any = false;
+    for r in cat.renditions() {
+        if !lists.contains(&r.list) {
+            continue;
+        }
+        let d = crate::diff::describe(&r, old, new);
+        if !d.is_empty() {
+            any = true;
+            out.push_str(&d);
+        }
+    }
+    Ok(any)
 }
 
 fn default_interfaceversie(cat: &Catalogue) -> Result<String> {
@@ -758,7 +909,7 @@ fn zorgaanbieder(ctx: &Ctx, c: ZorgaanbiederCmd, out: &mut String) -> Result<()>
             offering,
         } => {
             let (iv, g) = offering.build().map_err(|e| anyhow!("zorgaanbieder add {naam}: {e}"))?;
-            ctx.store.update(|reg| {
+            ctx.store.update(&ctx.who, |reg| {
                 if reg.zorgaanbieders.contains_key(&naam) {
                     return Err(format!("Zorgaanbieder '{naam}' already exists; use `zorgaanbieder update`"));
                 }
@@ -789,7 +940,7 @@ fn zorgaanbieder(ctx: &Ctx, c: ZorgaanbiederCmd, out: &mut String) -> Result<()>
             if offer.is_none() && aanbiedertype.is_none() {
                 bail!("zorgaanbieder update {naam}: nothing to change (give --aanbiedertype and/or an offering)");
             }
-            ctx.store.update(|reg| {
+            ctx.store.update(&ctx.who, |reg| {
                 let z = reg
                     .zorgaanbieders
                     .get_mut(&naam)
@@ -817,7 +968,7 @@ fn zorgaanbieder(ctx: &Ctx, c: ZorgaanbiederCmd, out: &mut String) -> Result<()>
             naam,
             interfaceversie,
             gegevensdienst,
-        } => ctx.store.update(|reg| {
+        } => ctx.store.update(&ctx.who, |reg| {
             let z = reg
                 .zorgaanbieders
                 .get_mut(&naam)
@@ -842,7 +993,7 @@ fn zorgaanbieder(ctx: &Ctx, c: ZorgaanbiederCmd, out: &mut String) -> Result<()>
             }
             Ok(format!("withdrew Gegevensdienst {gegevensdienst} (Interfaceversie {interfaceversie}) from {naam}"))
         })?,
-        ZorgaanbiederCmd::Remove { naam } => ctx.store.update(|reg| {
+        ZorgaanbiederCmd::Remove { naam } => ctx.store.update(&ctx.who, |reg| {
             reg.zorgaanbieders
                 .remove(&naam)
                 .ok_or_else(|| not_found("Zorgaanbieder", &naam))?;
@@ -886,7 +1037,7 @@ fn oauthclient(ctx: &Ctx, c: OAuthclientCmd, out: &mut String) -> Result<()> {
             hostname,
             organisatienaam,
             gegevensdienst,
-        } => ctx.store.update(|reg| {
+        } => ctx.store.update(&ctx.who, |reg| {
             if reg.oauthclients.contains_key(&hostname) {
                 return Err(format!(
                     "OAuthclient '{hostname}' already exists; use `oauthclient update`"
@@ -911,7 +1062,7 @@ fn oauthclient(ctx: &Ctx, c: OAuthclientCmd, out: &mut String) -> Result<()> {
             if organisatienaam.is_none() && gegevensdienst.is_empty() && !no_gegevensdiensten {
                 bail!("oauthclient update {hostname}: nothing to change");
             }
-            ctx.store.update(|reg| {
+            ctx.store.update(&ctx.who, |reg| {
                 let c = reg
                     .oauthclients
                     .get_mut(&hostname)
@@ -925,7 +1076,7 @@ fn oauthclient(ctx: &Ctx, c: OAuthclientCmd, out: &mut String) -> Result<()> {
                 Ok(format!("updated OAuthclient {hostname}"))
             })?
         }
-        OAuthclientCmd::Remove { hostname } => ctx.store.update(|reg| {
+        OAuthclientCmd::Remove { hostname } => ctx.store.update(&ctx.who, |reg| {
             reg.oauthclients
                 .remove(&hostname)
                 .ok_or_else(|| not_found("OAuthclient", &hostname))?;
@@ -961,7 +1112,7 @@ fn oauthclient(ctx: &Ctx, c: OAuthclientCmd, out: &mut String) -> Result<()> {
 
 fn whitelist(ctx: &Ctx, c: WhitelistCmd, out: &mut String) -> Result<()> {
     let msg = match c {
-        WhitelistCmd::Add { hostnames } => ctx.store.update(|reg| {
+        WhitelistCmd::Add { hostnames } => ctx.store.update(&ctx.who, |reg| {
             for h in &hostnames {
                 if !reg.whitelist.insert(h.clone()) {
                     return Err(format!("MedMijNode '{h}' is already on the Whitelist"));
@@ -969,7 +1120,7 @@ fn whitelist(ctx: &Ctx, c: WhitelistCmd, out: &mut String) -> Result<()> {
             }
             Ok(format!("added {} to the Whitelist", hostnames.join(", ")))
         })?,
-        WhitelistCmd::Remove { hostnames } => ctx.store.update(|reg| {
+        WhitelistCmd::Remove { hostnames } => ctx.store.update(&ctx.who, |reg| {
             for h in &hostnames {
                 if !reg.whitelist.remove(h) {
                     return Err(not_found("MedMijNode", h));
@@ -998,7 +1149,7 @@ fn whitelist(ctx: &Ctx, c: WhitelistCmd, out: &mut String) -> Result<()> {
 
 fn gegevensdienst(ctx: &Ctx, c: GegevensdienstCmd, out: &mut String) -> Result<()> {
     let msg = match c {
-        GegevensdienstCmd::Add { id, weergavenaam } => ctx.store.update(|reg| {
+        GegevensdienstCmd::Add { id, weergavenaam } => ctx.store.update(&ctx.who, |reg| {
             if reg.gegevensdiensten.contains_key(&id) {
                 return Err(format!(
                     "Gegevensdienst '{id}' already exists; use `gegevensdienst update`"
@@ -1013,7 +1164,7 @@ fn gegevensdienst(ctx: &Ctx, c: GegevensdienstCmd, out: &mut String) -> Result<(
             );
             Ok(format!("added Gegevensdienst {id}"))
         })?,
-        GegevensdienstCmd::Update { id, weergavenaam } => ctx.store.update(|reg| {
+        GegevensdienstCmd::Update { id, weergavenaam } => ctx.store.update(&ctx.who, |reg| {
             let g = reg
                 .gegevensdiensten
                 .get_mut(&id)
@@ -1021,7 +1172,7 @@ fn gegevensdienst(ctx: &Ctx, c: GegevensdienstCmd, out: &mut String) -> Result<(
             g.weergavenaam = weergavenaam;
             Ok(format!("updated Gegevensdienst {id}"))
         })?,
-        GegevensdienstCmd::Remove { id } => ctx.store.update(|reg| {
+        GegevensdienstCmd::Remove { id } => ctx.store.update(&ctx.who, |reg| {
             reg.gegevensdiensten
                 .remove(&id)
                 .ok_or_else(|| not_found("Gegevensdienst", &id))?;

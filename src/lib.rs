@@ -5,6 +5,8 @@ pub mod app;
 pub mod catalogue;
 pub mod cli;
 pub mod datadir;
+pub mod diff;
+pub mod history;
 pub mod import;
 pub mod model;
 pub mod publish;

@@ -174,6 +174,25 @@ pub struct Gegevensdienstnaam {
     pub weergavenaam: String,
 }
 
+/// A gecontroleerde livegang: a temporary administrative copy (`copy_id`) of a valid
+/// Gegevensdienst, offered only by `zorgaanbieders` and listed only for `oauthclients`.
+/// Its entries are materialised in the registry like any other; this record says why they
+/// exist and when they end.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Livegang {
+    pub copy_id: String,
+    pub gegevensdienst_id: String,
+    /// The release that was verplicht when it started, and its Interfaceversie.
+    pub release: String,
+    pub interfaceversie: String,
+    pub zorgaanbieders: Vec<String>,
+    pub oauthclients: Vec<String>,
+    /// RFC 3339 UTC moment at which the copy ends by itself.
+    pub until: String,
+    pub started: String,
+    pub operator: String,
+}
+
 /// Everything the operator administers. Top-level collections are keyed (and so ordered)
 /// by their identifying field; nested collections keep the operator's order.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -182,6 +201,8 @@ pub struct Registry {
     pub oauthclients: BTreeMap<String, OAuthclient>,
     pub whitelist: BTreeSet<String>,
     pub gegevensdiensten: BTreeMap<String, Gegevensdienstnaam>,
+    #[serde(default)]
+    pub livegangen: BTreeMap<String, Livegang>,
 }
 
 impl Registry {

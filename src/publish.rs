@@ -106,7 +106,8 @@ fn make(
     })
 }
 
-/// Publish the current registry. Returns `Ok(None)` when nothing would change.
+/// Publish the working registry: the pending change set becomes public. Returns `Ok(None)`
+/// when nothing would change.
 pub fn publish(
     store: &Store,
     key: &SigningKey,
@@ -115,7 +116,50 @@ pub fn publish(
     now: OffsetDateTime,
 ) -> Result<Option<Published>, PublishError> {
     let (reg, catalogue) = store.snapshot()?;
-    crate::rules::ensure_valid(&reg).map_err(PublishError::Invalid)?;
+    publish_registry(store, key, &reg, &catalogue, operator, reason, now, true)
+}
+
+/// What to publish, by whom and why, when it is not the working registry.
+pub struct Request<'a> {
+    pub registry: &'a Registry,
+    pub catalogue: &'a crate::catalogue::Catalogue,
+    pub operator: &'a str,
+    pub reason: &'a str,
+}
+
+/// Publish a registry other than the working one (a catalogue change or an expired
+/// gecontroleerde livegang applied to what is published), leaving pending edits pending.
+pub fn publish_other(
+    store: &Store,
+    key: &SigningKey,
+    req: Request,
+    now: OffsetDateTime,
+) -> Result<Option<Published>, PublishError> {
+    publish_registry(
+        store,
+        key,
+        req.registry,
+        req.catalogue,
+        req.operator,
+        req.reason,
+        now,
+        false,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn publish_registry(
+    store: &Store,
+    key: &SigningKey,
+    reg: &Registry,
+    catalogue: &crate::catalogue::Catalogue,
+    operator: &str,
+    reason: &str,
+    now: OffsetDateTime,
+    takes_journal: bool,
+) -> Result<Option<Published>, PublishError> {
+    let catalogue = catalogue.clone();
+    crate::rules::ensure_valid(reg).map_err(PublishError::Invalid)?;
     let prev = store.published()?;
     let floors = store.floors()?;
     let stamp = tijdstempel(now);
@@ -176,7 +220,7 @@ pub fn publish(
     let made: Vec<Result<Made, PublishError>> = std::thread::scope(|s| {
         let handles: Vec<_> = todo
             .iter()
-            .map(|(r, h)| s.spawn(|| make(&reg, r, h, key)))
+            .map(|(r, h)| s.spawn(|| make(reg, r, h, key)))
             .collect();
         handles
             .into_iter()
@@ -223,7 +267,8 @@ pub fn publish(
         lists,
         documents: renditions,
         prev_sha256: String::new(),
+        changes: Vec::new(),
     };
-    let entry = store.commit_publication(&index, entry, &documents)?;
+    let entry = store.commit_publication(&index, entry, &documents, reg, takes_journal)?;
     Ok(Some(Published { entry, index }))
 }

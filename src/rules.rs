@@ -430,6 +430,25 @@ pub fn check(reg: &Registry) -> Vec<Violation> {
             }
         }
     }
+    for (id, l) in &reg.livegangen {
+        let entity = format!("Gecontroleerde livegang {id}");
+        if !reg.gegevensdiensten.contains_key(&l.copy_id) {
+            c.fail(
+                &entity,
+                "GegevensdienstId",
+                &l.copy_id,
+                "the copy must exist in the Gegevensdienstnamenlijst",
+            );
+        }
+        if !reg.gegevensdiensten.contains_key(&l.gegevensdienst_id) {
+            c.fail(
+                &entity,
+                "GegevensdienstId",
+                &l.gegevensdienst_id,
+                "the original Gegevensdienst must exist while a gecontroleerde livegang of it runs",
+            );
+        }
+    }
     for host in &reg.whitelist {
         c.check("Whitelist MedMijNode", "Hostname", host, hostname(host));
     }

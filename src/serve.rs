@@ -123,6 +123,7 @@ fn text(status: StatusCode, msg: impl Into<String>) -> Resp {
 struct Query {
     release: Option<String>,
     api: Option<String>,
+    volgnummer: Option<String>,
 }
 
 fn parse_query(q: Option<&str>) -> Result<Query, String> {
@@ -132,6 +133,7 @@ fn parse_query(q: Option<&str>) -> Result<Query, String> {
         let slot = match k {
             "release" => &mut out.release,
             "api" => &mut out.api,
+            "volgnummer" => &mut out.volgnummer,
             _ => continue, // cache busters and unknown parameters are ignored
         };
         if slot.is_some() {
@@ -174,96 +176,20 @@ fn deprecation_header(d: &str) -> Option<HeaderValue> {
     .ok()
 }
 
-pub fn respond(
-    set: Option<&PublishedSet>,
-    method: &Method,
-    path: &str,
-    query: Option<&str>,
-    if_none_match: Option<&[u8]>,
-) -> Resp {
-    if method != Method::GET && method != Method::HEAD {
-        let mut r = text(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "only GET and HEAD are allowed",
-        );
-        r.headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-        return r;
-    }
-    if path == "/health" {
-        return health(set);
-    }
-    let Some(set) = set else {
-        return text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "nothing has been published yet",
-        );
-    };
-    if path == "/signing-certificate.pem" {
-        let mut r = Response::new(Full::new(set.certificate.clone()));
-        r.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/x-pem-file"),
-        );
-        return r;
-    }
-    let Some((list, want_sig)) = list_for_path(path) else {
-        return text(
-            StatusCode::NOT_FOUND,
-            "not found; this Stelselnode serves /MedMij_Zorgaanbiederslijst.xml, /MedMij_OAuthclientlist.xml, /MedMij_Whitelist.xml, /MedMij_Gegevensdienstnamenlijst.xml (each also with .sig), /signing-certificate.pem and /health",
-        );
-    };
-    let q = match parse_query(query) {
-        Ok(q) => q,
-        Err(e) => return text(StatusCode::BAD_REQUEST, e),
-    };
-    let catalogue = &set.index.catalogue;
-    let release = match catalogue.select(q.release.as_deref(), q.api.as_deref()) {
-        Ok(r) => r,
-        Err(SelectError::BadRequest(m)) => return text(StatusCode::BAD_REQUEST, m),
-        Err(SelectError::NotFound(m)) => return text(StatusCode::NOT_FOUND, m),
-        Err(SelectError::Gone(m)) => return text(StatusCode::GONE, m),
-    };
-    let Some(doc) = set.docs.get(&release.rendition(list)) else {
-        return text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("release {} has not been published yet", release.id),
-        );
-    };
-    let body = if want_sig { &doc.sig } else { &doc.xml };
-    let not_modified = if_none_match.is_some_and(|inm| {
-        inm == b"*"
-            || inm
-                .split(|&b| b == b',')
-                .any(|t| t.trim_ascii() == body.etag.as_bytes())
-    });
-    let mut r = if not_modified {
-        let mut r = Response::new(Full::new(Bytes::new()));
-        *r.status_mut() = StatusCode::NOT_MODIFIED;
-        r
-    } else {
-        let mut r = Response::new(Full::new(if method == Method::HEAD {
-            Bytes::new()
-        } else {
-            body.bytes.clone()
-        }));
-        r.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/xml"),
-        );
-        if method == Method::HEAD {
-            r.headers_mut()
-                .insert(header::CONTENT_LENGTH, HeaderValue::from(body.bytes.len()));
-        }
-        r
-    };
+/// What a request needs: an answer now, or a historic document from the store.
+pub enum Answer {
+    Ready(Resp),
+    Historic {
+        key: String,
+        head: bool,
+        release: String,
+        what: String,
+    },
+}
+
+fn base_headers(r: &mut Resp, etag: &HeaderValue, release: &crate::catalogue::Release) {
     let h = r.headers_mut();
-    h.insert(header::ETAG, body.etag.clone());
-    h.insert(header::LAST_MODIFIED, doc.last_modified.clone());
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=60"),
-    );
+    h.insert(header::ETAG, etag.clone());
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -283,6 +209,160 @@ pub fn respond(
             h.insert("sunset", v);
         }
     }
+}
+
+fn xml_response(method: &Method, bytes: Bytes, not_modified: bool) -> Resp {
+    if not_modified {
+        let mut r = Response::new(Full::new(Bytes::new()));
+        *r.status_mut() = StatusCode::NOT_MODIFIED;
+        return r;
+    }
+    let len = bytes.len();
+    let mut r = Response::new(Full::new(if method == Method::HEAD {
+        Bytes::new()
+    } else {
+        bytes
+    }));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/xml"),
+    );
+    if method == Method::HEAD {
+        r.headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    }
+    r
+}
+
+fn matches_etag(if_none_match: Option<&[u8]>, etag: &HeaderValue) -> bool {
+    if_none_match.is_some_and(|inm| {
+        inm == b"*"
+            || inm
+                .split(|&b| b == b',')
+                .any(|t| t.trim_ascii() == etag.as_bytes())
+    })
+}
+
+pub fn respond(
+    set: Option<&PublishedSet>,
+    method: &Method,
+    path: &str,
+    query: Option<&str>,
+    if_none_match: Option<&[u8]>,
+) -> Answer {
+    if method != Method::GET && method != Method::HEAD {
+        let mut r = text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "only GET and HEAD are allowed",
+        );
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return Answer::Ready(r);
+    }
+    if path == "/health" {
+        return Answer::Ready(health(set));
+    }
+    let Some(set) = set else {
+        return Answer::Ready(text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "nothing has been published yet",
+        ));
+    };
+    if path == "/signing-certificate.pem" {
+        let mut r = Response::new(Full::new(set.certificate.clone()));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-pem-file"),
+        );
+        return Answer::Ready(r);
+    }
+    let Some((list, want_sig)) = list_for_path(path) else {
+        return Answer::Ready(text(
+            StatusCode::NOT_FOUND,
+            "not found; this Stelselnode serves /MedMij_Zorgaanbiederslijst.xml, /MedMij_OAuthclientlist.xml, /MedMij_Whitelist.xml, /MedMij_Gegevensdienstnamenlijst.xml (each also with .sig), /signing-certificate.pem and /health",
+        ));
+    };
+    let q = match parse_query(query) {
+        Ok(q) => q,
+        Err(e) => return Answer::Ready(text(StatusCode::BAD_REQUEST, e)),
+    };
+    let catalogue = &set.index.catalogue;
+    let release = match catalogue.select(q.release.as_deref(), q.api.as_deref()) {
+        Ok(r) => r,
+        Err(SelectError::BadRequest(m)) => return Answer::Ready(text(StatusCode::BAD_REQUEST, m)),
+        Err(SelectError::NotFound(m)) => return Answer::Ready(text(StatusCode::NOT_FOUND, m)),
+        Err(SelectError::Gone(m)) => return Answer::Ready(text(StatusCode::GONE, m)),
+    };
+    let rendition = release.rendition(list);
+    let Some(doc) = set.docs.get(&rendition) else {
+        return Answer::Ready(text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("release {} has not been published yet", release.id),
+        ));
+    };
+    if let Some(v) = &q.volgnummer {
+        let Ok(n) = v.parse::<u64>() else {
+            return Answer::Ready(text(
+                StatusCode::BAD_REQUEST,
+                format!("volgnummer '{v}' is not a positive number"),
+            ));
+        };
+        let current = set.index.lists.get(&list).map(|l| l.volgnummer);
+        if current != Some(n) {
+            let key = crate::store::document_key(&rendition, n);
+            return Answer::Historic {
+                key: if want_sig { format!("{key}.sig") } else { key },
+                head: method == Method::HEAD,
+                release: release.id.clone(),
+                what: format!("{list} Volgnummer {n} for release {}", release.id),
+            };
+        }
+    }
+    let body = if want_sig { &doc.sig } else { &doc.xml };
+    let mut r = xml_response(
+        method,
+        body.bytes.clone(),
+        matches_etag(if_none_match, &body.etag),
+    );
+    base_headers(&mut r, &body.etag, release);
+    let h = r.headers_mut();
+    h.insert(header::LAST_MODIFIED, doc.last_modified.clone());
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=60"),
+    );
+    Answer::Ready(r)
+}
+
+/// Serve a historic document: immutable, so cacheable for long.
+fn historic(
+    set: &PublishedSet,
+    bytes: Option<Vec<u8>>,
+    head: bool,
+    release: &str,
+    what: &str,
+    if_none_match: Option<&[u8]>,
+) -> Resp {
+    let Some(bytes) = bytes else {
+        return text(
+            StatusCode::NOT_FOUND,
+            format!("{what} was never published; `history list` on the Stelselnode shows what was"),
+        );
+    };
+    let body = Body::new(bytes);
+    let method = if head { Method::HEAD } else { Method::GET };
+    let mut r = xml_response(
+        &method,
+        body.bytes.clone(),
+        matches_etag(if_none_match, &body.etag),
+    );
+    if let Some(rel) = set.index.catalogue.get(release) {
+        base_headers(&mut r, &body.etag, rel);
+    }
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=31536000, immutable"),
+    );
     r
 }
 
@@ -313,25 +393,54 @@ fn health(set: Option<&PublishedSet>) -> Resp {
     r
 }
 
-async fn handle(shared: Shared, req: Request<Incoming>) -> Result<Resp, Infallible> {
+async fn handle(
+    shared: Shared,
+    store: Arc<Store>,
+    req: Request<Incoming>,
+) -> Result<Resp, Infallible> {
     let set = shared.load();
     let inm = req
         .headers()
         .get(header::IF_NONE_MATCH)
-        .map(|v| v.as_bytes());
-    Ok(respond(
+        .map(|v| v.as_bytes().to_vec());
+    match respond(
         set.as_deref(),
         req.method(),
         req.uri().path(),
         req.uri().query(),
-        inm,
-    ))
+        inm.as_deref(),
+    ) {
+        Answer::Ready(r) => Ok(r),
+        Answer::Historic {
+            key,
+            head,
+            release,
+            what,
+        } => {
+            let found = tokio::task::spawn_blocking(move || store.document(&key)).await;
+            let Some(set) = set.as_deref() else {
+                return Ok(text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "nothing has been published yet",
+                ));
+            };
+            Ok(match found {
+                Ok(Ok(bytes)) => historic(set, bytes, head, &release, &what, inm.as_deref()),
+                Ok(Err(e)) => {
+                    tracing::error!("reading {what}: {e}");
+                    text(StatusCode::INTERNAL_SERVER_ERROR, "history is unavailable")
+                }
+                Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "history is unavailable"),
+            })
+        }
+    }
 }
 
 /// Accept connections until `shutdown` resolves.
 pub async fn run(
     listener: TcpListener,
     shared: Shared,
+    store: Arc<Store>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
@@ -350,8 +459,9 @@ pub async fn run(
         };
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
+        let store = store.clone();
         tokio::spawn(async move {
-            let svc = service_fn(move |req| handle(shared.clone(), req));
+            let svc = service_fn(move |req| handle(shared.clone(), store.clone(), req));
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(Duration::from_secs(10))

@@ -20,9 +20,14 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 /// Published bytes, keyed `<rendition id>#<Volgnummer>` and `…#<Volgnummer>.sig`.
 const DOCUMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("documents");
 const PUBLICATIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("publications");
+const LIVEGANGEN: TableDefinition<&str, &[u8]> = TableDefinition::new("livegangen");
+/// Edits since the last publication of the working registry: the pending change set.
+const JOURNAL: TableDefinition<u64, &[u8]> = TableDefinition::new("journal");
 
 const META_CATALOGUE: &str = "catalogue";
 const META_PUBLISHED: &str = "published";
+/// The registry as last published, for `diff` and `discard`.
+const META_PUBLISHED_REGISTRY: &str = "published_registry";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -80,6 +85,9 @@ pub struct PublishedIndex {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogEntry {
     pub seq: u64,
+    /// The edits this publication made public, each with its operator and reason.
+    #[serde(default)]
+    pub changes: Vec<Change>,
     pub time: String,
     pub operator: String,
     pub reason: String,
@@ -87,6 +95,16 @@ pub struct LogEntry {
     pub lists: BTreeMap<ListKind, ListVersion>,
     pub documents: Vec<PublishedRendition>,
     pub prev_sha256: String,
+}
+
+/// One edit in the pending change set.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    pub time: String,
+    pub operator: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub summary: String,
 }
 
 pub fn rendition_id(r: &Rendition) -> String {
@@ -131,11 +149,18 @@ impl Store {
         let e = db_err(path);
         let tx = store.db.begin_write().map_err(|x| e(&x))?;
         {
-            for t in [ZORGAANBIEDERS, OAUTHCLIENTS, GEGEVENSDIENSTEN, DOCUMENTS] {
+            for t in [
+                ZORGAANBIEDERS,
+                OAUTHCLIENTS,
+                GEGEVENSDIENSTEN,
+                DOCUMENTS,
+                LIVEGANGEN,
+            ] {
                 tx.open_table(t).map_err(|x| e(&x))?;
             }
             tx.open_table(WHITELIST).map_err(|x| e(&x))?;
             tx.open_table(PUBLICATIONS).map_err(|x| e(&x))?;
+            tx.open_table(JOURNAL).map_err(|x| e(&x))?;
             let mut meta = tx.open_table(META).map_err(|x| e(&x))?;
             meta.insert(META_CATALOGUE, to_json(catalogue).as_slice())
                 .map_err(|x| e(&x))?;
@@ -208,6 +233,16 @@ impl Store {
             let g: Gegevensdienstnaam = from_json("gegevensdienst", v.value())?;
             reg.gegevensdiensten.insert(k.value().to_string(), g);
         }
+        for row in tx
+            .open_table(LIVEGANGEN)
+            .map_err(|x| e(&x))?
+            .iter()
+            .map_err(|x| e(&x))?
+        {
+            let (k, v) = row.map_err(|x| e(&x))?;
+            reg.livegangen
+                .insert(k.value().to_string(), from_json("livegang", v.value())?);
+        }
         let meta = tx.open_table(META).map_err(|x| e(&x))?;
         let cat = meta
             .get(META_CATALOGUE)
@@ -224,7 +259,7 @@ impl Store {
     /// Apply `edit` to the registry inside one write transaction: the edit sees the latest
     /// state (concurrent edits serialise, none is lost), the complete result must pass every
     /// rule, and only then are the changed rows written. Returns the edit's message.
-    pub fn update<F>(&self, edit: F) -> Result<String, StoreError>
+    pub fn update<F>(&self, who: &Who, edit: F) -> Result<String, StoreError>
     where
         F: FnOnce(&mut Registry) -> Result<String, String>,
     {
@@ -235,24 +270,77 @@ impl Store {
         let mut after = before.clone();
         let msg = edit(&mut after).map_err(StoreError::Refused)?;
         rules::ensure_valid(&after)?;
+        if before == after {
+            return Ok(msg);
+        }
+        write_registry(&tx, &before, &after).map_err(|x| e(&x))?;
         {
-            let mut t = tx.open_table(ZORGAANBIEDERS).map_err(|x| e(&x))?;
-            sync_map(&mut t, &before.zorgaanbieders, &after.zorgaanbieders).map_err(|x| e(&x))?;
-            let mut t = tx.open_table(OAUTHCLIENTS).map_err(|x| e(&x))?;
-            sync_map(&mut t, &before.oauthclients, &after.oauthclients).map_err(|x| e(&x))?;
-            let mut t = tx.open_table(GEGEVENSDIENSTEN).map_err(|x| e(&x))?;
-            sync_map(&mut t, &before.gegevensdiensten, &after.gegevensdiensten)
+            let mut j = tx.open_table(JOURNAL).map_err(|x| e(&x))?;
+            let next = j
+                .last()
+                .map_err(|x| e(&x))?
+                .map(|(k, _)| k.value() + 1)
+                .unwrap_or(1);
+            let change = Change {
+                time: crate::publish::tijdstempel(time::OffsetDateTime::now_utc()),
+                operator: who.operator.clone(),
+                reason: who.reason.clone(),
+                summary: msg.clone(),
+            };
+            j.insert(next, to_json(&change).as_slice())
                 .map_err(|x| e(&x))?;
-            let mut t = tx.open_table(WHITELIST).map_err(|x| e(&x))?;
-            for h in before.whitelist.difference(&after.whitelist) {
-                t.remove(h.as_str()).map_err(|x| e(&x))?;
-            }
-            for h in after.whitelist.difference(&before.whitelist) {
-                t.insert(h.as_str(), ()).map_err(|x| e(&x))?;
-            }
         }
         tx.commit().map_err(|x| e(&x))?;
         Ok(msg)
+    }
+
+    /// Replace the working registry with `reg` (discard) and empty the change journal.
+    pub fn restore(&self, reg: &Registry) -> Result<(), StoreError> {
+        let e = self.e();
+        let tx = self.db.begin_write().map_err(|x| e(&x))?;
+        let before = self.registry()?;
+        write_registry(&tx, &before, reg).map_err(|x| e(&x))?;
+        clear_journal(&tx).map_err(|x| e(&x))?;
+        tx.commit().map_err(|x| e(&x))?;
+        Ok(())
+    }
+
+    /// The pending change set's edits, oldest first.
+    pub fn journal(&self) -> Result<Vec<Change>, StoreError> {
+        let e = self.e();
+        let tx = self.db.begin_read().map_err(|x| e(&x))?;
+        let t = tx.open_table(JOURNAL).map_err(|x| e(&x))?;
+        let mut out = Vec::new();
+        for row in t.iter().map_err(|x| e(&x))? {
+            let (_, v) = row.map_err(|x| e(&x))?;
+            out.push(from_json("journal", v.value())?);
+        }
+        Ok(out)
+    }
+
+    /// The registry as last published (empty before the first publication).
+    pub fn published_registry(&self) -> Result<Registry, StoreError> {
+        let e = self.e();
+        let tx = self.db.begin_read().map_err(|x| e(&x))?;
+        let meta = tx.open_table(META).map_err(|x| e(&x))?;
+        let v = meta.get(META_PUBLISHED_REGISTRY).map_err(|x| e(&x))?;
+        match v {
+            Some(v) => from_json("published registry", v.value()),
+            None => Ok(Registry::default()),
+        }
+    }
+
+    /// Only the livegang records: cheap enough for a once-a-second expiry check.
+    pub fn livegangen(&self) -> Result<BTreeMap<String, crate::model::Livegang>, StoreError> {
+        let e = self.e();
+        let tx = self.db.begin_read().map_err(|x| e(&x))?;
+        let t = tx.open_table(LIVEGANGEN).map_err(|x| e(&x))?;
+        let mut out = BTreeMap::new();
+        for row in t.iter().map_err(|x| e(&x))? {
+            let (k, v) = row.map_err(|x| e(&x))?;
+            out.insert(k.value().to_string(), from_json("livegang", v.value())?);
+        }
+        Ok(out)
     }
 
     /// Replace the release catalogue (validated by the caller's `Catalogue::validate`).
@@ -319,6 +407,8 @@ impl Store {
         index: &PublishedIndex,
         mut entry: LogEntry,
         documents: &[(String, Vec<u8>)],
+        registry: &Registry,
+        takes_journal: bool,
     ) -> Result<LogEntry, StoreError> {
         let e = self.e();
         let tx = self.db.begin_write().map_err(|x| e(&x))?;
@@ -337,6 +427,16 @@ impl Store {
             }
         }
         entry.prev_sha256 = self.last_log_hash(&tx)?;
+        if takes_journal {
+            // The pending edits become part of this publication's audit record.
+            let j = tx.open_table(JOURNAL).map_err(|x| e(&x))?;
+            for row in j.iter().map_err(|x| e(&x))? {
+                let (_, v) = row.map_err(|x| e(&x))?;
+                entry.changes.push(from_json("journal", v.value())?);
+            }
+            drop(j);
+            clear_journal(&tx).map_err(|x| e(&x))?;
+        }
         {
             let mut docs = tx.open_table(DOCUMENTS).map_err(|x| e(&x))?;
             for (k, v) in documents {
@@ -344,6 +444,11 @@ impl Store {
             }
             let mut meta = tx.open_table(META).map_err(|x| e(&x))?;
             meta.insert(META_PUBLISHED, to_json(index).as_slice())
+                .map_err(|x| e(&x))?;
+            meta.insert(META_PUBLISHED_REGISTRY, to_json(registry).as_slice())
+                .map_err(|x| e(&x))?;
+            // The catalogue takes effect with the publication that uses it.
+            meta.insert(META_CATALOGUE, to_json(&index.catalogue).as_slice())
                 .map_err(|x| e(&x))?;
             let mut log = tx.open_table(PUBLICATIONS).map_err(|x| e(&x))?;
             log.insert(index.seq, to_json(&entry).as_slice())
@@ -387,6 +492,43 @@ impl Store {
             None => BTreeMap::new(),
         })
     }
+}
+
+/// Write only the rows that differ between `before` and `after`.
+fn write_registry(
+    tx: &redb::WriteTransaction,
+    before: &Registry,
+    after: &Registry,
+) -> Result<(), redb::Error> {
+    let mut t = tx.open_table(ZORGAANBIEDERS)?;
+    sync_map(&mut t, &before.zorgaanbieders, &after.zorgaanbieders)?;
+    let mut t = tx.open_table(OAUTHCLIENTS)?;
+    sync_map(&mut t, &before.oauthclients, &after.oauthclients)?;
+    let mut t = tx.open_table(GEGEVENSDIENSTEN)?;
+    sync_map(&mut t, &before.gegevensdiensten, &after.gegevensdiensten)?;
+    let mut t = tx.open_table(LIVEGANGEN)?;
+    sync_map(&mut t, &before.livegangen, &after.livegangen)?;
+    let mut t = tx.open_table(WHITELIST)?;
+    for h in before.whitelist.difference(&after.whitelist) {
+        t.remove(h.as_str())?;
+    }
+    for h in after.whitelist.difference(&before.whitelist) {
+        t.insert(h.as_str(), ())?;
+    }
+    Ok(())
+}
+
+fn clear_journal(tx: &redb::WriteTransaction) -> Result<(), redb::Error> {
+    let mut j = tx.open_table(JOURNAL)?;
+    j.retain(|_, _| false)?;
+    Ok(())
+}
+
+/// Who makes a change, and why.
+#[derive(Clone, Debug)]
+pub struct Who {
+    pub operator: String,
+    pub reason: Option<String>,
 }
 
 fn sync_map<T: Serialize + PartialEq>(

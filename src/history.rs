@@ -1,0 +1,537 @@
+//! Publication history: listing, entry-level diffs between Volgnummers, and audit exports
+//! that an auditor can verify offline.
+//!
+//! An export is a tar archive written in one canonical form (sorted entries, fixed
+//! metadata): `history verify` rebuilds that form from the entries it read and compares it
+//! byte for byte, and checks every entry's content (hash chain, document hashes, signatures,
+//! the CSV recomputed from the documents). So a change to any byte is detected.
+
+use crate::catalogue::Rendition;
+use crate::diff;
+use crate::model::ListKind;
+use crate::sign::{self, PublicKey, SigningKey};
+use crate::store::{rendition_id, sha256_hex, LogEntry, Store};
+use anyhow::{anyhow, bail, Context, Result};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::path::Path;
+
+const LOG: &str = "audit-log.jsonl";
+const CSV: &str = "changes.csv";
+const README: &str = "README.txt";
+const CERT_DIR: &str = "certificates/";
+
+const README_TEXT: &str = "stelselnode audit export\n\
+\n\
+audit-log.jsonl        one JSON line per publication: sequence, time, operator, reason, the edits\n\
+                       it published, per list Volgnummer and Tijdstempel, per document its SHA-256;\n\
+                       prev_sha256 is the SHA-256 of the previous line (a hash chain)\n\
+audit-log.jsonl.sig    detached XML signature over audit-log.jsonl by the Stelselnode\n\
+changes.csv            per publication and list: what changed, for non-technical readers\n\
+documents/             every published document and its detached signature (.sig)\n\
+certificates/          the signing certificates\n\
+\n\
+Verify offline with: stelselnode history verify THIS-FILE [--cert operator-certificate.pem]\n";
+
+fn doc_path(r: &Rendition, volgnummer: u64) -> String {
+    format!(
+        "documents/{}/{volgnummer}.xml",
+        rendition_id(r).replace('@', "-")
+    )
+}
+
+/// `history list`
+pub fn list(store: &Store, list: Option<ListKind>) -> Result<String> {
+    let mut out = String::new();
+    for (e, _) in store.log()? {
+        if let Some(l) = list {
+            if !e.changed.contains(&l) {
+                continue;
+            }
+        }
+        let lists: Vec<String> = e
+            .lists
+            .iter()
+            .map(|(l, v)| {
+                let mark = if e.changed.contains(l) { "*" } else { "" };
+                format!("{}{} {}", l.key(), mark, v.volgnummer)
+            })
+            .collect();
+        writeln!(
+            out,
+            "#{:<4} {} {:<16} {}  [{}]",
+            e.seq,
+            e.time,
+            e.operator,
+            e.reason,
+            lists.join(", ")
+        )?;
+    }
+    if out.is_empty() {
+        out.push_str("no publications\n");
+    }
+    Ok(out)
+}
+
+fn entry(store: &Store, seq: u64) -> Result<LogEntry> {
+    store
+        .log()?
+        .into_iter()
+        .map(|(e, _)| e)
+        .find(|e| e.seq == seq)
+        .ok_or_else(|| anyhow!("publication #{seq} does not exist"))
+}
+
+/// `history show SEQ`
+pub fn show(store: &Store, seq: u64) -> Result<String> {
+    let e = entry(store, seq)?;
+    let mut out = String::new();
+    writeln!(
+        out,
+        "publication #{} at {} by {}",
+        e.seq, e.time, e.operator
+    )?;
+    writeln!(out, "reason: {}", e.reason)?;
+    for c in &e.changes {
+        writeln!(
+            out,
+            "edit {} by {}: {}{}",
+            c.time,
+            c.operator,
+            c.summary,
+            c.reason
+                .as_ref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        )?;
+    }
+    for (l, v) in &e.lists {
+        let mark = if e.changed.contains(l) {
+            "changed"
+        } else {
+            "unchanged"
+        };
+        writeln!(
+            out,
+            "{:<26} Volgnummer {:>6} {}  {mark}",
+            l.to_string(),
+            v.volgnummer,
+            v.tijdstempel
+        )?;
+    }
+    for d in &e.documents {
+        writeln!(
+            out,
+            "  {} #{} sha256 {}",
+            d.rendition, d.volgnummer, d.sha256
+        )?;
+    }
+    writeln!(out, "previous entry sha256 {}", e.prev_sha256)?;
+    Ok(out)
+}
+
+/// The richest rendition of `list` published at `volgnummer` (release3 over release2).
+fn rendition_at(log: &[LogEntry], list: ListKind, volgnummer: u64) -> Vec<Rendition> {
+    let mut found: BTreeSet<Rendition> = BTreeSet::new();
+    for e in log {
+        for d in &e.documents {
+            if d.rendition.list == list && d.volgnummer == volgnummer {
+                found.insert(d.rendition.clone());
+            }
+        }
+    }
+    let mut v: Vec<Rendition> = found.into_iter().collect();
+    v.sort_by(|a, b| b.version.cmp(&a.version).then(a.cmp(b)));
+    v
+}
+
+fn registry_at(
+    load: &dyn Fn(&str) -> Result<Vec<u8>>,
+    r: &Rendition,
+    volgnummer: u64,
+) -> Result<crate::model::Registry> {
+    let bytes = load(&crate::store::document_key(r, volgnummer))?;
+    diff::registry_of_document(&bytes, r).map_err(|e| anyhow!("{r} #{volgnummer}: {e}"))
+}
+
+/// Entry-level diff of `list` between Volgnummers `a` and `b`.
+fn diff_between(
+    log: &[LogEntry],
+    load: &dyn Fn(&str) -> Result<Vec<u8>>,
+    list: ListKind,
+    a: u64,
+    b: u64,
+) -> Result<(Rendition, diff::EntryDiff, String)> {
+    let ra = rendition_at(log, list, a);
+    let rb = rendition_at(log, list, b);
+    let r = ra
+        .iter()
+        .find(|r| rb.contains(r))
+        .or_else(|| ra.first())
+        .ok_or_else(|| anyhow!("{list} Volgnummer {a} was never published"))?
+        .clone();
+    let rb_r = if rb.contains(&r) {
+        r.clone()
+    } else {
+        rb.first()
+            .ok_or_else(|| anyhow!("{list} Volgnummer {b} was never published"))?
+            .clone()
+    };
+    let old = registry_at(load, &r, a)?;
+    let new = registry_at(load, &rb_r, b)?;
+    let d = diff::diff(&diff::entries(&old, &r), &diff::entries(&new, &r));
+    let text = diff::describe(&r, &old, &new);
+    Ok((r, d, text))
+}
+
+/// `history diff --list L A B`
+pub fn diff_cmd(store: &Store, list: ListKind, a: u64, b: u64) -> Result<String> {
+    let log: Vec<LogEntry> = store.log()?.into_iter().map(|(e, _)| e).collect();
+    let load = |k: &str| -> Result<Vec<u8>> {
+        store
+            .document(k)?
+            .ok_or_else(|| anyhow!("document {k} is missing"))
+    };
+    let (r, d, text) = diff_between(&log, &load, list, a, b)?;
+    if d.is_empty() {
+        return Ok(format!(
+            "{r}: Volgnummer {a} and {b} have the same entries\n"
+        ));
+    }
+    Ok(format!("{list} Volgnummer {a} -> {b}\n{text}"))
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// The CSV summary, computed from the log and the documents only.
+fn changes_csv(log: &[LogEntry], load: &dyn Fn(&str) -> Result<Vec<u8>>) -> Result<String> {
+    let mut out = String::from("publication,time,operator,reason,list,from_volgnummer,to_volgnummer,added,removed,changed\n");
+    let mut last: BTreeMap<ListKind, u64> = BTreeMap::new();
+    for e in log {
+        for l in &e.changed {
+            let to = e.lists.get(l).map(|v| v.volgnummer).unwrap_or(0);
+            let from = last.get(l).copied();
+            let (added, removed, changed) = match from {
+                Some(f) => {
+                    let (_, d, _) = diff_between(log, load, *l, f, to)?;
+                    (
+                        d.added.join(" "),
+                        d.removed.join(" "),
+                        d.changed
+                            .iter()
+                            .map(|c| c.0.clone())
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                    )
+                }
+                None => {
+                    let r = rendition_at(log, *l, to)
+                        .into_iter()
+                        .next()
+                        .ok_or_else(|| anyhow!("{l} #{to} has no document"))?;
+                    let reg = registry_at(load, &r, to)?;
+                    (
+                        diff::entries(&reg, &r)
+                            .into_keys()
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                        String::new(),
+                        String::new(),
+                    )
+                }
+            };
+            writeln!(
+                out,
+                "{},{},{},{},{},{},{},{},{},{}",
+                e.seq,
+                e.time,
+                csv_field(&e.operator),
+                csv_field(&e.reason),
+                l.root(),
+                from.map(|f| f.to_string()).unwrap_or_default(),
+                to,
+                csv_field(&added),
+                csv_field(&removed),
+                csv_field(&changed)
+            )?;
+        }
+        for (l, v) in &e.lists {
+            last.insert(*l, v.volgnummer);
+        }
+    }
+    Ok(out)
+}
+
+/// Entries of an archive, in canonical order.
+type Entries = BTreeMap<String, Vec<u8>>;
+
+fn canonical_tar(entries: &Entries) -> Result<Vec<u8>> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (path, data) in entries {
+        let mut h = tar::Header::new_ustar();
+        h.set_path(path)?;
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_cksum();
+        b.append(&h, data.as_slice())?;
+    }
+    Ok(b.into_inner()?)
+}
+
+fn certs_in_signature(sig: &[u8]) -> Vec<Vec<u8>> {
+    let text = String::from_utf8_lossy(sig);
+    let mut out = Vec::new();
+    for part in text.split("<ds:X509Certificate>").skip(1) {
+        if let Some(b64) = part.split("</ds:X509Certificate>").next() {
+            use base64::Engine;
+            if let Ok(der) = base64::engine::general_purpose::STANDARD.decode(b64.trim()) {
+                out.push(der);
+            }
+        }
+    }
+    out
+}
+
+fn pem_of(der: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut s = String::from("-----BEGIN CERTIFICATE-----\n");
+    for chunk in b64.as_bytes().chunks(64) {
+        s.push_str(&String::from_utf8_lossy(chunk));
+        s.push('\n');
+    }
+    s.push_str("-----END CERTIFICATE-----\n");
+    s
+}
+
+/// `history export --out PATH [--from SEQ] [--to SEQ]`
+pub fn export(
+    store: &Store,
+    key: &SigningKey,
+    out_path: &Path,
+    from: Option<u64>,
+    to: Option<u64>,
+) -> Result<String> {
+    let all = store.log()?;
+    let selected: Vec<(LogEntry, Vec<u8>)> = all
+        .into_iter()
+        .filter(|(e, _)| from.is_none_or(|f| e.seq >= f) && to.is_none_or(|t| e.seq <= t))
+        .collect();
+    if selected.is_empty() {
+        bail!("no publications in the requested range");
+    }
+    let mut entries: Entries = BTreeMap::new();
+    let mut log_text = Vec::new();
+    for (_, raw) in &selected {
+        log_text.extend_from_slice(raw);
+        log_text.push(b'\n');
+    }
+    let log: Vec<LogEntry> = selected.iter().map(|(e, _)| e.clone()).collect();
+    let mut certs = BTreeSet::new();
+    certs.insert(key.cert_der.clone());
+    for e in &log {
+        for d in &e.documents {
+            let k = crate::store::document_key(&d.rendition, d.volgnummer);
+            let xml = store
+                .document(&k)?
+                .ok_or_else(|| anyhow!("document {k} is missing"))?;
+            let sig = store
+                .document(&format!("{k}.sig"))?
+                .ok_or_else(|| anyhow!("signature {k} is missing"))?;
+            certs.extend(certs_in_signature(&sig));
+            let p = doc_path(&d.rendition, d.volgnummer);
+            entries.insert(format!("{p}.sig"), sig);
+            entries.insert(p, xml);
+        }
+    }
+    let load = |k: &str| -> Result<Vec<u8>> {
+        store
+            .document(k)?
+            .ok_or_else(|| anyhow!("document {k} is missing"))
+    };
+    entries.insert(CSV.into(), changes_csv(&log, &load)?.into_bytes());
+    entries.insert(format!("{LOG}.sig"), key.sign_detached(&log_text, LOG)?);
+    entries.insert(LOG.into(), log_text);
+    entries.insert(README.into(), README_TEXT.as_bytes().to_vec());
+    for der in &certs {
+        entries.insert(
+            format!("{CERT_DIR}{}.pem", &sha256_hex(der)[..16]),
+            pem_of(der).into_bytes(),
+        );
+    }
+    let bytes = canonical_tar(&entries)?;
+    std::fs::write(out_path, &bytes).with_context(|| format!("writing {}", out_path.display()))?;
+    Ok(format!(
+        "wrote {} ({} publications #{}..#{}, {} files, {} bytes)\n",
+        out_path.display(),
+        log.len(),
+        log.first().map(|e| e.seq).unwrap_or(0),
+        log.last().map(|e| e.seq).unwrap_or(0),
+        entries.len(),
+        bytes.len()
+    ))
+}
+
+/// `history verify PATH [--cert PEM]`: every check an auditor needs, offline.
+pub fn verify(path: &Path, pinned_pem: Option<&str>) -> Result<String> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut entries: Entries = BTreeMap::new();
+    let mut archive = tar::Archive::new(bytes.as_slice());
+    for f in archive.entries().context("not a tar archive")? {
+        let mut f = f.context("corrupt tar entry")?;
+        let p = f
+            .path()
+            .context("tar entry path")?
+            .to_string_lossy()
+            .into_owned();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut f, &mut data).context("reading tar entry")?;
+        if entries.insert(p.clone(), data).is_some() {
+            bail!("{p} appears twice in the archive");
+        }
+    }
+    if canonical_tar(&entries)? != bytes {
+        bail!("the archive is not byte-identical to its canonical form: it was altered");
+    }
+    let mut out = String::new();
+    let take = |name: &str| {
+        entries
+            .get(name)
+            .ok_or_else(|| anyhow!("{name} is missing from the archive"))
+    };
+    if take(README)?.as_slice() != README_TEXT.as_bytes() {
+        bail!("{README} was altered");
+    }
+    // Certificates: the archive's own, unless the auditor pins the operator's.
+    let mut archive_certs = Vec::new();
+    for (p, pem) in entries.iter().filter(|(p, _)| p.starts_with(CERT_DIR)) {
+        let der = sign::cert_der_from_pem(&String::from_utf8_lossy(pem))
+            .map_err(|e| anyhow!("{p}: {e}"))?;
+        if !p.contains(&sha256_hex(&der)[..16]) {
+            bail!("{p} does not match its certificate");
+        }
+        archive_certs.push(der);
+    }
+    let pinned = pinned_pem.map(PublicKey::from_cert_pem).transpose()?;
+    let log_bytes = take(LOG)?;
+    let log_sig = take(&format!("{LOG}.sig"))?;
+    let key_for = |sig: &[u8]| -> Result<PublicKey> {
+        if let Some(p) = &pinned {
+            return Ok(p.clone());
+        }
+        let der = certs_in_signature(sig)
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow!("signature carries no certificate"))?;
+        if !archive_certs.contains(&der) {
+            bail!("signature certificate is not among the archive's certificates");
+        }
+        Ok(PublicKey::from_cert_der(&der)?)
+    };
+    sign::verify_detached(log_bytes, log_sig, LOG, Some(&key_for(log_sig)?))
+        .map_err(|e| anyhow!("{LOG}: {e}"))?;
+    writeln!(out, "{LOG}: signature valid")?;
+
+    // Hash chain.
+    let text = std::str::from_utf8(log_bytes).context("audit log is not UTF-8")?;
+    let lines: Vec<&str> = text
+        .strip_suffix('\n')
+        .unwrap_or(text)
+        .split('\n')
+        .collect();
+    let mut log = Vec::new();
+    let mut prev: Option<&str> = None;
+    for (i, line) in lines.iter().enumerate() {
+        let e: LogEntry =
+            serde_json::from_str(line).with_context(|| format!("{LOG} line {}", i + 1))?;
+        if let Some(p) = prev {
+            if e.prev_sha256 != sha256_hex(p.as_bytes()) {
+                bail!(
+                    "{LOG} line {}: hash chain broken (prev_sha256 does not match line {i})",
+                    i + 1
+                );
+            }
+            if e.seq != log.last().map(|l: &LogEntry| l.seq + 1).unwrap_or(0) {
+                bail!(
+                    "{LOG} line {}: publication {} does not follow the previous one",
+                    i + 1,
+                    e.seq
+                );
+            }
+        }
+        prev = Some(line);
+        log.push(e);
+    }
+    writeln!(
+        out,
+        "{LOG}: {} publications, hash chain intact (anchored at {})",
+        log.len(),
+        log.first().map(|e| e.prev_sha256.as_str()).unwrap_or("-")
+    )?;
+
+    // Every document: present, hash as logged, signature valid; nothing unreferenced.
+    let mut referenced = BTreeSet::new();
+    for e in &log {
+        for d in &e.documents {
+            let p = doc_path(&d.rendition, d.volgnummer);
+            let xml = take(&p)?;
+            if sha256_hex(xml) != d.sha256 {
+                bail!(
+                    "{p}: SHA-256 differs from publication #{}'s log entry",
+                    e.seq
+                );
+            }
+            let sig_p = format!("{p}.sig");
+            let sig = take(&sig_p)?;
+            sign::verify_detached(xml, sig, d.rendition.list.file_name(), Some(&key_for(sig)?))
+                .map_err(|x| anyhow!("{sig_p}: {x}"))?;
+            referenced.insert(p.clone());
+            referenced.insert(sig_p);
+        }
+    }
+    writeln!(
+        out,
+        "documents: {} verified (hash and signature)",
+        referenced.len() / 2
+    )?;
+    let load = |k: &str| -> Result<Vec<u8>> {
+        // Document keys are `<rendition id>#<Volgnummer>`.
+        let (rid, v) = k.rsplit_once('#').ok_or_else(|| anyhow!("bad key {k}"))?;
+        let p = format!("documents/{}/{v}.xml", rid.replace('@', "-"));
+        Ok(take(&p)?.clone())
+    };
+    if take(CSV)?.as_slice() != changes_csv(&log, &load)?.as_bytes() {
+        bail!("{CSV} does not match the documents");
+    }
+    writeln!(out, "{CSV}: matches the documents")?;
+    for p in entries.keys() {
+        let known = referenced.contains(p)
+            || p.starts_with(CERT_DIR)
+            || [LOG, CSV, README].contains(&p.as_str())
+            || *p == format!("{LOG}.sig");
+        if !known {
+            bail!("{p} is in the archive but not in the audit log");
+        }
+    }
+    writeln!(
+        out,
+        "OK: {} verified{}",
+        path.display(),
+        if pinned.is_some() {
+            " against the pinned certificate"
+        } else {
+            " (certificates from the archive; pass --cert to pin the operator's)"
+        }
+    )?;
+    Ok(out)
+}
