@@ -235,7 +235,7 @@ async fn serve(data: &Path, a: ServeArgs) -> Result<()> {
     let store = Arc::new(Store::open(&datadir::registry_path(data))?);
     let cert = datadir::certificate_pem(data)?;
     // Fail at start, not at the first publication, on a broken key/certificate pair.
-    datadir::load_signing_key(data)?;
+    let key = Arc::new(datadir::load_signing_key(data)?);
     let initial = PublishedSet::load(&store, cert.clone())?;
     let shared: Shared = Arc::new(ArcSwapOption::from(initial.map(Arc::new)));
     let listener = tokio::net::TcpListener::bind(&a.listen)
@@ -248,9 +248,16 @@ async fn serve(data: &Path, a: ServeArgs) -> Result<()> {
         let store = store.clone();
         let shared = shared.clone();
         let data = data.to_path_buf();
+        let cert = cert.clone();
         Arc::new(move |req: admin::Request| admin_command(&store, &shared, &data, &cert, req))
     };
     tokio::spawn(admin::run(admin_listener, handler));
+    tokio::spawn(expire_livegangen(
+        store.clone(),
+        key,
+        shared.clone(),
+        cert.clone(),
+    ));
 
     println!("stelselnode listening on http://{addr}/");
     let base = format!("http://{addr}");
@@ -281,6 +288,46 @@ async fn serve(data: &Path, a: ServeArgs) -> Result<()> {
     let _ = std::fs::remove_file(admin::socket_path(data));
     tracing::info!("stopped");
     Ok(())
+}
+
+/// A gecontroleerde livegang past its `until` ends by itself: checked every second (only
+/// the small livegang table is read), applied as a normal logged publication.
+async fn expire_livegangen(store: Arc<Store>, key: Arc<SigningKey>, shared: Shared, cert: String) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let (s, k) = (store.clone(), key.clone());
+        let r = tokio::task::spawn_blocking(move || {
+            crate::livegang::expire_due(&s, &k, time::OffsetDateTime::now_utc())
+        })
+        .await;
+        match r {
+            Ok(Ok(ids)) if !ids.is_empty() => {
+                tracing::info!(
+                    "gecontroleerde livegang {} expired and was published",
+                    ids.join(", ")
+                );
+                reload(&store, &shared, &cert);
+            }
+            Ok(Err(e)) => tracing::error!("expiring gecontroleerde livegang: {e:#}"),
+            _ => {}
+        }
+    }
+}
+
+/// Swap in the published set if the store has a newer publication than the one served.
+fn reload(store: &Store, shared: &Shared, cert: &str) {
+    let current = shared.load().as_ref().map(|s| s.index.seq);
+    if let Ok(Some(idx)) = store.published() {
+        if Some(idx.seq) != current {
+            match PublishedSet::load(store, cert.to_string()) {
+                Ok(set) => shared.store(set.map(Arc::new)),
+                Err(e) => tracing::error!(
+                    "published set could not be loaded; keeping the previous one: {e}"
+                ),
+            }
+        }
+    }
 }
 
 fn admin_command(

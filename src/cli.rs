@@ -81,6 +81,51 @@ pub enum Command {
     /// Publication history and audit exports.
     #[command(subcommand)]
     History(HistoryCmd),
+    /// Gecontroleerde livegang: a temporary copy of a Gegevensdienst for named participants.
+    #[command(subcommand)]
+    Livegang(LivegangCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LivegangCmd {
+    /// Start a controlled go-live: a new GegevensdienstId copying --gegevensdienst, offered
+    /// only by the named Zorgaanbieders and listed (OCL release3) only for the named clients.
+    /// Part of the change set: publish to make it live.
+    Start {
+        #[arg(long, value_name = "ID")]
+        gegevensdienst: String,
+        /// Participating Zorgaanbieder; repeat for several.
+        #[arg(long, value_name = "NAME", required = true)]
+        zorgaanbieder: Vec<String>,
+        /// Participating OAuth client (DVP); repeat for several.
+        #[arg(long, value_name = "HOST", required = true)]
+        oauthclient: Vec<String>,
+        /// End: YYYY-MM-DD (through that day, UTC) or an RFC 3339 time. It ends by itself then.
+        #[arg(long, value_name = "DATE")]
+        until: String,
+        /// GegevensdienstId of the copy (default: the next free number).
+        #[arg(long, value_name = "ID")]
+        copy_id: Option<String>,
+        /// The release (must be verplicht; default: the verplicht release).
+        #[arg(long, value_name = "RELEASE")]
+        release: Option<String>,
+        /// Endpoints for the copy (default: each Zorgaanbieder's offering of the original).
+        #[arg(long, value_name = "URI", requires_all = ["token_endpoint", "systeemrol"])]
+        authorization_endpoint: Option<String>,
+        #[arg(long, value_name = "URI")]
+        token_endpoint: Option<String>,
+        #[arg(long, value_name = "CODE=URI")]
+        systeemrol: Vec<String>,
+    },
+    /// List running controlled go-lives.
+    List,
+    /// Show one (JSON).
+    Show { id: String },
+    /// End it now: the copy leaves all lists (with the next publish).
+    End { id: String },
+    /// The participating Zorgaanbieders go live on the original Gegevensdienst with the
+    /// copy's endpoints; the copy leaves all lists (with the next publish).
+    Promote { id: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -270,6 +315,20 @@ impl OfferingArgs {
             || self.abonneren_duur.is_some()
     }
 
+    fn systeemrollen(&self) -> Result<Vec<Systeemrol>, String> {
+        self.systeemrol
+            .iter()
+            .map(|s| {
+                s.split_once('=')
+                    .map(|(c, u)| Systeemrol {
+                        systeemrolcode: c.to_string(),
+                        resource_endpointuri: u.to_string(),
+                    })
+                    .ok_or_else(|| format!("--systeemrol '{s}' must have the form CODE=URI"))
+            })
+            .collect()
+    }
+
     fn build(&self) -> Result<(String, Gegevensdienst), String> {
         let mut missing = Vec::new();
         for (v, flag) in [
@@ -288,18 +347,7 @@ impl OfferingArgs {
         if !missing.is_empty() {
             return Err(format!("an offering needs {}", missing.join(", ")));
         }
-        let systeemrollen = self
-            .systeemrol
-            .iter()
-            .map(|s| {
-                s.split_once('=')
-                    .map(|(c, u)| Systeemrol {
-                        systeemrolcode: c.to_string(),
-                        resource_endpointuri: u.to_string(),
-                    })
-                    .ok_or_else(|| format!("--systeemrol '{s}' must have the form CODE=URI"))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let systeemrollen = self.systeemrollen()?;
         let text = |v: &Option<String>| v.clone().unwrap_or_default();
         Ok((
             text(&self.interfaceversie),
@@ -545,6 +593,7 @@ pub fn execute(ctx: &Ctx, cmd: Command, out: &mut String) -> Result<()> {
         Command::Whitelist(c) => whitelist(ctx, c, out),
         Command::Gegevensdienst(c) => gegevensdienst(ctx, c, out),
         Command::Release(c) => release(ctx, c, out),
+        Command::Livegang(c) => livegang(ctx, c, out),
         Command::History(c) => {
             let text = match c {
                 HistoryCmd::List { list } => crate::history::list(ctx.store, list)?,
@@ -564,6 +613,82 @@ pub fn execute(ctx: &Ctx, cmd: Command, out: &mut String) -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn livegang(ctx: &Ctx, c: LivegangCmd, out: &mut String) -> Result<()> {
+    use crate::livegang as lg;
+    let msg = match c {
+        LivegangCmd::Start {
+            gegevensdienst,
+            zorgaanbieder,
+            oauthclient,
+            until,
+            copy_id,
+            release,
+            authorization_endpoint,
+            token_endpoint,
+            systeemrol,
+        } => {
+            let endpoints = match (authorization_endpoint, token_endpoint) {
+                (Some(a), Some(t)) => Some(lg::Endpoints {
+                    authorization_endpointuri: a,
+                    token_endpointuri: t,
+                    systeemrollen: OfferingArgs {
+                        systeemrol,
+                        ..Default::default()
+                    }
+                    .systeemrollen()
+                    .map_err(|e| anyhow!(e))?,
+                }),
+                _ => None,
+            };
+            let cat = ctx.store.catalogue()?;
+            let start = lg::Start {
+                gegevensdienst,
+                zorgaanbieders: zorgaanbieder,
+                oauthclients: oauthclient,
+                until,
+                copy_id,
+                release,
+                endpoints,
+            };
+            let operator = ctx.who.operator.clone();
+            ctx.store.update(&ctx.who, |reg| {
+                lg::start(reg, &cat, start, &operator, time::OffsetDateTime::now_utc())
+            })?
+        }
+        LivegangCmd::List => {
+            let l = ctx.store.livegangen()?;
+            if l.is_empty() {
+                "no gecontroleerde livegang".to_string()
+            } else {
+                l.values()
+                    .map(|l| {
+                        format!(
+                            "{:<6} copy of {:<4} release {} until {}  Zorgaanbieders: {}  OAuthclients: {}",
+                            l.copy_id,
+                            l.gegevensdienst_id,
+                            l.release,
+                            l.until,
+                            l.zorgaanbieders.join(","),
+                            l.oauthclients.join(",")
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            }
+        }
+        LivegangCmd::Show { id } => json(
+            ctx.store
+                .livegangen()?
+                .get(&id)
+                .ok_or_else(|| anyhow!("no gecontroleerde livegang '{id}'"))?,
+        ),
+        LivegangCmd::End { id } => ctx.store.update(&ctx.who, |reg| lg::end(reg, &id))?,
+        LivegangCmd::Promote { id } => ctx.store.update(&ctx.who, |reg| lg::promote(reg, &id))?,
+    };
+    writeln!(out, "{msg}")?;
+    Ok(())
 }
 
 fn release(ctx: &Ctx, c: ReleaseCmd, out: &mut String) -> Result<()> {
@@ -625,11 +750,35 @@ fn release(ctx: &Ctx, c: ReleaseCmd, out: &mut String) -> Result<()> {
             deprecated_since,
         } => {
             let is_default = cat.default == id;
+            if status == Status::Verplicht {
+                if let Some(other) = cat
+                    .releases
+                    .iter()
+                    .find(|r| r.status == Status::Verplicht && r.id != id)
+                {
+                    bail!(
+                        "release '{}' is verplicht; set it to verouderd first (one verplicht release at a time)",
+                        other.id
+                    );
+                }
+            }
             let r = cat
                 .releases
                 .iter_mut()
                 .find(|r| r.id == id)
                 .ok_or_else(|| anyhow!("release '{id}' does not exist"))?;
+            let rank = |s: Status| match s {
+                Status::Optioneel => 0,
+                Status::Verplicht => 1,
+                Status::Verouderd => 2,
+                Status::Ingetrokken => 3,
+            };
+            if rank(status) <= rank(r.status) {
+                bail!(
+                    "release '{id}' is {}; a release only moves forward: optioneel -> verplicht -> verouderd -> ingetrokken",
+                    r.status.as_str()
+                );
+            }
             if status == Status::Ingetrokken && is_default {
                 bail!("release '{id}' is the default; choose another default (`release set-default`) before withdrawing it");
             }
@@ -653,6 +802,13 @@ fn release(ctx: &Ctx, c: ReleaseCmd, out: &mut String) -> Result<()> {
             format!("release {id}: {} -> {}", old.as_str(), status.as_str())
         }
         ReleaseCmd::SetDefault { id } => {
+            match cat.get(&id) {
+                None => bail!("release '{id}' does not exist"),
+                Some(r) if r.status == Status::Ingetrokken => {
+                    bail!("release '{id}' is ingetrokken; it cannot be the default")
+                }
+                _ => {}
+            }
             let old = std::mem::replace(&mut cat.default, id.clone());
             format!("default release {old} -> {id}")
         }

@@ -426,16 +426,19 @@ pub fn verify(path: &Path, pinned_pem: Option<&str>) -> Result<String> {
     let log_bytes = take(LOG)?;
     let log_sig = take(&format!("{LOG}.sig"))?;
     let key_for = |sig: &[u8]| -> Result<PublicKey> {
+        // Every certificate a signature carries must be one the archive declares, pinned
+        // or not: nothing in the archive goes unchecked.
+        let carried = certs_in_signature(sig);
+        if carried.iter().any(|c| !archive_certs.contains(c)) {
+            bail!("signature carries a certificate that is not among the archive's certificates");
+        }
         if let Some(p) = &pinned {
             return Ok(p.clone());
         }
-        let der = certs_in_signature(sig)
+        let der = carried
             .into_iter()
             .next()
             .ok_or_else(|| anyhow!("signature carries no certificate"))?;
-        if !archive_certs.contains(&der) {
-            bail!("signature certificate is not among the archive's certificates");
-        }
         Ok(PublicKey::from_cert_der(&der)?)
     };
     sign::verify_detached(log_bytes, log_sig, LOG, Some(&key_for(log_sig)?))

@@ -8,6 +8,7 @@ pub mod datadir;
 pub mod diff;
 pub mod history;
 pub mod import;
+pub mod livegang;
 pub mod model;
 pub mod publish;
 pub mod render;
