@@ -417,7 +417,7 @@ pub fn verify(path: &Path, pinned_pem: Option<&str>) -> Result<String> {
     for (p, pem) in entries.iter().filter(|(p, _)| p.starts_with(CERT_DIR)) {
         let der = sign::cert_der_from_pem(&String::from_utf8_lossy(pem))
             .map_err(|e| anyhow!("{p}: {e}"))?;
-        if !p.contains(&sha256_hex(&der)[..16]) {
+        if !p.contains(&sha256_hex(&der)[..16]) || pem_of(&der).as_bytes() != pem.as_slice() {
             bail!("{p} does not match its certificate");
         }
         archive_certs.push(der);
@@ -426,6 +426,9 @@ pub fn verify(path: &Path, pinned_pem: Option<&str>) -> Result<String> {
     let log_bytes = take(LOG)?;
     let log_sig = take(&format!("{LOG}.sig"))?;
     let key_for = |sig: &[u8]| -> Result<PublicKey> {
+        if !sign::detached_is_canonical(sig)? {
+            bail!("signature file is not in its canonical form: it was altered");
+        }
         // Every certificate a signature carries must be one the archive declares, pinned
         // or not: nothing in the archive goes unchecked.
         let carried = certs_in_signature(sig);

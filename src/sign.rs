@@ -598,6 +598,35 @@ pub fn verify_enveloped(
     })
 }
 
+/// True if a detached signature document is byte for byte in the form `sign_detached`
+/// writes (canonical base64, no extra markup). Audit archives require this, so that no byte
+/// of a signature file can change unnoticed, signed or not.
+pub fn detached_is_canonical(sig_bytes: &[u8]) -> Result<bool, VerifyError> {
+    let doc = parse_strict(sig_bytes)
+        .map_err(|e| verr(format!("signature is not well-formed XML: {e}")))?;
+    let root = doc
+        .get_root_element()
+        .ok_or_else(|| verr("signature document has no root element"))?;
+    let parts = read_signature(&root)?;
+    let prefix = format!("<ds:SignedInfo xmlns:ds=\"{DSIG_NS}\">");
+    let Some(inner) = parts.canonical.strip_prefix(&prefix) else {
+        return Ok(false);
+    };
+    let key_info = match &parts.cert {
+        Some(c) => format!(
+            "<ds:KeyInfo><ds:X509Data><ds:X509Certificate>{}</ds:X509Certificate></ds:X509Data></ds:KeyInfo>",
+            B64.encode(c)
+        ),
+        None => String::new(),
+    };
+    let rebuilt = format!(
+        "{}<ds:Signature xmlns:ds=\"{DSIG_NS}\"><ds:SignedInfo>{inner}<ds:SignatureValue>{}</ds:SignatureValue>{key_info}</ds:Signature>\n",
+        String::from_utf8_lossy(crate::render::XML_DECL),
+        B64.encode(&parts.sig_value)
+    );
+    Ok(rebuilt.as_bytes() == sig_bytes)
+}
+
 /// Verify a detached signature over `served` (the exact bytes). `expected_uri` is the file
 /// name the Reference must name.
 pub fn verify_detached(
