@@ -82,8 +82,18 @@ pub fn os_user() -> String {
         }
     }
     use std::os::unix::fs::MetadataExt;
-    match fs::metadata("/proc/self") {
-        Ok(m) => format!("uid {}", m.uid()),
-        Err(_) => "unknown".into(),
-    }
+    let Ok(uid) = fs::metadata("/proc/self").map(|m| m.uid()) else {
+        return "unknown".into();
+    };
+    // The account name from /etc/passwd ("name:x:uid:..."), else the number.
+    fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|p| {
+            p.lines().find_map(|l| {
+                let mut f = l.split(':');
+                let name = f.next()?;
+                (f.nth(1)? == uid.to_string()).then(|| name.to_string())
+            })
+        })
+        .unwrap_or_else(|| format!("uid {uid}"))
 }
