@@ -8,7 +8,9 @@ COPY . .
 RUN cargo build --release --locked
 
 # Run: only libxml2 at run time. The data directory (registry, signing key, admin socket)
-# is a volume owned by an unprivileged user.
+# is a volume owned by an unprivileged user. Initialise it first with the operator's key:
+#   docker run -v stelselnode:/var/lib/stelselnode -v $PWD/keys:/keys:ro IMAGE init --key /keys/key.pem --cert /keys/cert.pem
+# (for a demo instead: IMAGE serve --listen 0.0.0.0:8080 --demo)
 FROM debian:bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libxml2 ca-certificates \
@@ -20,4 +22,4 @@ ENV STELSELNODE_DATA=/var/lib/stelselnode/data
 VOLUME /var/lib/stelselnode
 EXPOSE 8080
 ENTRYPOINT ["stelselnode"]
-CMD ["serve", "--listen", "0.0.0.0:8080", "--demo"]
+CMD ["serve", "--listen", "0.0.0.0:8080"]

@@ -77,6 +77,8 @@ pub async fn run(listener: tokio::net::UnixListener, handler: Handler) {
         .ok();
     loop {
         let Ok((stream, _)) = listener.accept().await else {
+            // Out of descriptors and the like: back off instead of spinning.
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             continue;
         };
         let handler = handler.clone();
@@ -93,7 +95,18 @@ pub async fn run(listener: tokio::net::UnixListener, handler: Handler) {
                 let mut line = String::new();
                 let mut rd =
                     tokio::io::BufReader::new(tokio::io::AsyncReadExt::take(rd, MAX_REQUEST));
-                match rd.read_line(&mut line).await {
+                let read = tokio::time::timeout(
+                    std::time::Duration::from_secs(30),
+                    rd.read_line(&mut line),
+                )
+                .await
+                .unwrap_or_else(|_| {
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "no request within 30 s",
+                    ))
+                });
+                match read {
                     Err(e) => Response {
                         code: 1,
                         out: String::new(),

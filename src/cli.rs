@@ -924,8 +924,8 @@ fn import_files(ctx: &Ctx, a: ImportArgs, out: &mut String) -> Result<()> {
     }
     let (before, cat) = ctx.store.snapshot()?;
     let mut after = before.clone();
-    for (_, l) in lists {
-        import::apply(&mut after, l, &map);
+    for (_, l) in &lists {
+        import::apply(&mut after, l.clone(), &map);
     }
     crate::rules::ensure_valid(&after).map_err(|v| anyhow!("{v}"))?;
     if !write_diff(out, &before, &after, &cat, &touched)? {
@@ -936,21 +936,16 @@ fn import_files(ctx: &Ctx, a: ImportArgs, out: &mut String) -> Result<()> {
         return Ok(());
     }
     let summary = descriptions.join("; ");
-    ctx.store.update(&ctx.who, move |reg| {
-        // Replace with what was checked above; concurrent edits to other lists survive.
-        for l in &touched {
-            match l {
-                ListKind::Zorgaanbiederslijst => reg.zorgaanbieders = after.zorgaanbieders.clone(),
-                ListKind::OAuthclientlist => reg.oauthclients = after.oauthclients.clone(),
-                ListKind::Whitelist => reg.whitelist = after.whitelist.clone(),
-                ListKind::Gegevensdienstnamenlijst => {
-                    reg.gegevensdiensten = after.gegevensdiensten.clone()
-                }
+    // Applied to the latest registry inside the write transaction, so an edit that
+    // arrived after the diff above is not lost.
+    let imported: Vec<_> = lists.iter().map(|(_, l)| l.clone()).collect();
+    ctx.store
+        .update_with_floors(&ctx.who, &floors, move |reg| {
+            for l in imported {
+                import::apply(reg, l, &map);
             }
-        }
-        Ok(format!("import {summary}"))
-    })?;
-    ctx.store.raise_floors(&floors)?;
+            Ok(format!("import {summary}"))
+        })?;
     for d in descriptions {
         writeln!(out, "imported {d}")?;
     }

@@ -467,7 +467,7 @@ pub fn verify(path: &Path, pinned_pem: Option<&str>) -> Result<String> {
                     i + 1
                 );
             }
-            if e.seq != log.last().map(|l: &LogEntry| l.seq + 1).unwrap_or(0) {
+            if Some(e.seq) != log.last().and_then(|l: &LogEntry| l.seq.checked_add(1)) {
                 bail!(
                     "{LOG} line {}: publication {} does not follow the previous one",
                     i + 1,

@@ -157,15 +157,17 @@ fn parse_tree(bytes: &[u8]) -> Result<El, ImportError> {
     Ok(doc.children.remove(0))
 }
 
+pub const MAX_VOLGNUMMER: u64 = 1_000_000_000_000;
+
 /// A list read from a file, not yet applied.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ImportedList {
     pub schema: &'static SchemaDef,
     pub volgnummer: u64,
     content: Content,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum Content {
     /// release2: per Zorgaanbieder its Gegevensdiensten, without Interfaceversie.
     ZalRelease2(Vec<(String, Vec<Gegevensdienst>)>),
@@ -226,10 +228,13 @@ pub fn read_list(bytes: &[u8]) -> Result<ImportedList, ImportError> {
         });
     }
     let tree = parse_tree(bytes)?;
+    // Bounded so that numbering can always continue above an imported list.
     let volgnummer = tree
         .text_of("Volgnummer")?
         .parse::<u64>()
-        .map_err(|_| ImportError::Xml("Volgnummer is not a number below 2^64".into()))?;
+        .ok()
+        .filter(|v| *v <= MAX_VOLGNUMMER)
+        .ok_or_else(|| ImportError::Xml(format!("Volgnummer is larger than {MAX_VOLGNUMMER}")))?;
     let content = match (def.list, def.version) {
         (ListKind::Zorgaanbiederslijst, "release2") => Content::ZalRelease2(
             tree.child("Zorgaanbieders")?

@@ -29,7 +29,10 @@ pub struct Start {
 /// `YYYY-MM-DD` means through the end of that day (UTC); an RFC 3339 time means that moment.
 pub fn parse_until(s: &str) -> Result<OffsetDateTime, String> {
     if let Ok(t) = OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339) {
-        return Ok(t);
+        return t
+            .checked_to_offset(time::UtcOffset::UTC)
+            .filter(|u| u.year() <= 9999)
+            .ok_or_else(|| format!("--until '{s}' is out of range"));
     }
     let d = crate::catalogue::parse_date("--until", s)
         .map_err(|_| format!("--until '{s}' is neither a date YYYY-MM-DD nor an RFC 3339 time"))?;
@@ -39,14 +42,16 @@ pub fn parse_until(s: &str) -> Result<OffsetDateTime, String> {
     Ok(next.midnight().assume_utc())
 }
 
-fn next_free_id(reg: &Registry) -> String {
+fn next_free_id(reg: &Registry) -> Result<String, String> {
     let max = reg
         .gegevensdiensten
         .keys()
         .filter_map(|k| k.parse::<u64>().ok())
         .max()
         .unwrap_or(0);
-    (max + 1).to_string()
+    max.checked_add(1)
+        .map(|n| n.to_string())
+        .ok_or_else(|| "no free GegevensdienstId above the highest one; give --copy-id".into())
 }
 
 fn copy_name(original: &str) -> String {
@@ -129,7 +134,7 @@ pub fn start(
             }
             id
         }
-        None => next_free_id(reg),
+        None => next_free_id(reg)?,
     };
     let iv = release.interfaceversie.clone();
     for naam in &a.zorgaanbieders {
@@ -294,7 +299,14 @@ pub fn expire_due(
     key: &crate::sign::SigningKey,
     now: OffsetDateTime,
 ) -> anyhow::Result<Vec<String>> {
-    let ids = due(&store.livegangen()?, now);
+    // Both what is published and what is pending: an unpublished `end` must not keep a
+    // published copy alive past its date.
+    let mut ids = due(&store.livegangen()?, now);
+    for id in due(&store.published_livegangen()?, now) {
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
     if ids.is_empty() {
         return Ok(ids);
     }
@@ -321,6 +333,28 @@ pub fn end_everywhere(
     catalogue: Option<&Catalogue>,
     now: OffsetDateTime,
 ) -> anyhow::Result<Option<crate::publish::Published>> {
+    // Publish first: if that fails nothing changed and the next attempt starts over; the
+    // working registry follows only after the end is public.
+    let mut published_now = None;
+    if let Some(index) = store.published()? {
+        let mut published = store.published_registry()?;
+        let mut changed = false;
+        for id in ids {
+            if published.livegangen.contains_key(id) {
+                end(&mut published, id).map_err(anyhow::Error::msg)?;
+                changed = true;
+            }
+        }
+        if changed || catalogue.is_some() {
+            let req = crate::publish::Request {
+                registry: &published,
+                catalogue: catalogue.unwrap_or(&index.catalogue),
+                operator,
+                reason,
+            };
+            published_now = crate::publish::publish_other(store, key, req, now)?;
+        }
+    }
     let who = crate::store::Who {
         operator: operator.to_string(),
         reason: Some(reason.to_string()),
@@ -333,20 +367,5 @@ pub fn end_everywhere(
         }
         Ok(reason.to_string())
     })?;
-    let Some(index) = store.published()? else {
-        return Ok(None);
-    };
-    let mut published = store.published_registry()?;
-    for id in ids {
-        if published.livegangen.contains_key(id) {
-            end(&mut published, id).map_err(anyhow::Error::msg)?;
-        }
-    }
-    let req = crate::publish::Request {
-        registry: &published,
-        catalogue: catalogue.unwrap_or(&index.catalogue),
-        operator,
-        reason,
-    };
-    Ok(crate::publish::publish_other(store, key, req, now)?)
+    Ok(published_now)
 }

@@ -31,7 +31,8 @@ pub enum PublishError {
 }
 
 pub fn tijdstempel(t: OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
+    // Callers bound their times to years 1..9999 (see `livegang::parse_until`).
+    let t = t.checked_to_offset(time::UtcOffset::UTC).unwrap_or(t);
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
         t.year(),
@@ -67,11 +68,6 @@ fn make(
 ) -> Result<Made, PublishError> {
     let def = r.schema();
     let plain = render::render(reg, r, header);
-    schema::validate(def, &plain).map_err(|errors| PublishError::Schema {
-        rendition: r.to_string(),
-        xsd: def.xsd_file.to_string(),
-        errors,
-    })?;
     let sig_err = |msg: String| PublishError::Signature {
         rendition: r.to_string(),
         msg,
@@ -82,16 +78,17 @@ fn make(
         let signed = key
             .sign_enveloped(&plain)
             .map_err(|e| sig_err(e.to_string()))?;
-        // The signature must not break the schema (its XSD allows exactly one ds:Signature).
-        schema::validate(def, &signed).map_err(|errors| PublishError::Schema {
-            rendition: r.to_string(),
-            xsd: def.xsd_file.to_string(),
-            errors,
-        })?;
         sign::verify_enveloped(&signed, Some(&key.public_key()))
             .map_err(|e| sig_err(format!("own enveloped signature does not verify: {e}")))?;
         signed
     };
+    // Validate exactly the bytes that will be served (with the enveloped signature, which
+    // the project XSDs allow as the last child of the root).
+    schema::validate(def, &xml).map_err(|errors| PublishError::Schema {
+        rendition: r.to_string(),
+        xsd: def.xsd_file.to_string(),
+        errors,
+    })?;
     let file = r.list.file_name();
     let sig = key
         .sign_detached(&xml, file)
@@ -115,8 +112,17 @@ pub fn publish(
     reason: &str,
     now: OffsetDateTime,
 ) -> Result<Option<Published>, PublishError> {
-    let (reg, catalogue) = store.snapshot()?;
-    publish_registry(store, key, &reg, &catalogue, operator, reason, now, true)
+    let (reg, catalogue, head) = store.snapshot_with_journal_head()?;
+    publish_registry(
+        store,
+        key,
+        &reg,
+        &catalogue,
+        operator,
+        reason,
+        now,
+        Some(head),
+    )
 }
 
 /// What to publish, by whom and why, when it is not the working registry.
@@ -143,7 +149,7 @@ pub fn publish_other(
         req.operator,
         req.reason,
         now,
-        false,
+        None,
     )
 }
 
@@ -156,7 +162,7 @@ fn publish_registry(
     operator: &str,
     reason: &str,
     now: OffsetDateTime,
-    takes_journal: bool,
+    journal_head: Option<u64>,
 ) -> Result<Option<Published>, PublishError> {
     let catalogue = catalogue.clone();
     crate::rules::ensure_valid(reg).map_err(PublishError::Invalid)?;
@@ -176,10 +182,14 @@ fn publish_registry(
             }
             _ => {
                 let base = old.map(|o| o.volgnummer).unwrap_or(0).max(floor);
+                let volgnummer = base.checked_add(1).ok_or_else(|| PublishError::Signature {
+                    rendition: list.to_string(),
+                    msg: "Volgnummer cannot rise any further".into(),
+                })?;
                 lists.insert(
                     list,
                     ListVersion {
-                        volgnummer: base + 1,
+                        volgnummer,
                         tijdstempel: stamp.clone(),
                         content_sha256: hash,
                     },
@@ -200,9 +210,20 @@ fn publish_registry(
                 .iter()
                 .find(|pr| &pr.rendition == r && pr.volgnummer == lv.volgnummer)
         });
-        match existing {
-            Some(pr) => reuse.push(pr.clone()),
-            None => todo.push((
+        // A rendition that was published at this Volgnummer before (and left the served set
+        // meanwhile) comes back with its original bytes: history is immutable.
+        let historic = match existing {
+            Some(_) => None,
+            None => store.document(&document_key(r, lv.volgnummer))?,
+        };
+        match (existing, historic) {
+            (Some(pr), _) => reuse.push(pr.clone()),
+            (None, Some(bytes)) => reuse.push(PublishedRendition {
+                rendition: r.clone(),
+                volgnummer: lv.volgnummer,
+                sha256: sha256_hex(&bytes),
+            }),
+            (None, None) => todo.push((
                 r.clone(),
                 Header {
                     volgnummer: lv.volgnummer,
@@ -269,6 +290,6 @@ fn publish_registry(
         prev_sha256: String::new(),
         changes: Vec::new(),
     };
-    let entry = store.commit_publication(&index, entry, &documents, reg, takes_journal)?;
+    let entry = store.commit_publication(&index, entry, &documents, reg, journal_head)?;
     Ok(Some(Published { entry, index }))
 }

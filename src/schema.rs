@@ -120,12 +120,38 @@ fn compile(xsd: &str) -> Result<SchemaValidationContext, SchemaErrors> {
 /// Refuse DTDs outright: the lists never have one, and entity expansion differs between XML
 /// processors (a signature verifier could see other content than the validator).
 pub fn refuse_doctype(bytes: &[u8]) -> Result<(), SchemaErrors> {
-    let head = &bytes[..bytes.len().min(64 * 1024)];
-    if head.windows(9).any(|w| w == b"<!DOCTYPE") {
-        return Err(SchemaErrors(vec![
-            "document contains a <!DOCTYPE>: DTDs and entities are not allowed in MedMij lists"
-                .into(),
-        ]));
+    let fail = |m: &str| Err(SchemaErrors(vec![m.to_string()]));
+    // Lists are UTF-8. Other encodings (UTF-16, or a declared one) could hide a DOCTYPE
+    // from the byte scan below.
+    if bytes.starts_with(&[0xFE, 0xFF])
+        || bytes.starts_with(&[0xFF, 0xFE])
+        || bytes.iter().take(4).any(|&b| b == 0)
+    {
+        return fail("document is not UTF-8: MedMij lists are UTF-8 encoded");
+    }
+    if let Some(decl) = bytes.strip_prefix(b"<?xml") {
+        let end = decl.iter().position(|&b| b == b'>').unwrap_or(decl.len());
+        let decl = String::from_utf8_lossy(&decl[..end]).to_ascii_lowercase();
+        if let Some(enc) = decl.split("encoding").nth(1) {
+            let value: String = enc
+                .chars()
+                .skip_while(|c| *c == '=' || c.is_whitespace() || *c == '"' || *c == '\'')
+                .take_while(|c| *c != '"' && *c != '\'')
+                .collect();
+            if value != "utf-8" {
+                return fail("document declares an encoding other than UTF-8: MedMij lists are UTF-8 encoded");
+            }
+        }
+    }
+    // The whole document, not a prefix: a DOCTYPE after a long comment is still a DOCTYPE.
+    let mut rest = bytes;
+    while let Some(i) = rest.iter().position(|&b| b == b'<') {
+        if rest[i..].starts_with(b"<!DOCTYPE") {
+            return fail(
+                "document contains a <!DOCTYPE>: DTDs and entities are not allowed in MedMij lists",
+            );
+        }
+        rest = &rest[i + 1..];
     }
     Ok(())
 }
@@ -237,5 +263,10 @@ mod tests {
         let broken = &good[..good.len() - 5];
         assert!(validate(def, broken).is_err());
         assert!(validate(def, b"<!DOCTYPE x><x/>").is_err());
+        let late = format!("<!--{}--><!DOCTYPE x><x/>", " ".repeat(200_000));
+        assert!(refuse_doctype(late.as_bytes()).is_err());
+        assert!(refuse_doctype(b"\xff\xfe<\x00x\x00").is_err());
+        assert!(refuse_doctype(b"<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><x/>").is_err());
+        assert!(refuse_doctype(b"<?xml version='1.0' encoding='utf-8'?><x/>").is_ok());
     }
 }

@@ -139,13 +139,20 @@ fn parse_query(q: Option<&str>) -> Result<Query, String> {
         if slot.is_some() {
             return Err(format!("parameter '{k}' is given more than once"));
         }
-        if v.len() > 32
-            || !v
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
-        {
+        let well_formed = match k {
+            "release" => crate::rules::interfaceversie_id(v).is_ok(),
+            // A major version or a Volgnummer: digits, no leading zero.
+            _ => {
+                !v.is_empty()
+                    && v.len() <= 20
+                    && v.bytes().all(|b| b.is_ascii_digit())
+                    && !(v.len() > 1 && v.starts_with('0'))
+            }
+        };
+        if !well_formed {
             return Err(format!(
-                "parameter '{k}' has an invalid value (expected digits and dots, such as 1.1.2 or 2)"
+                "parameter '{k}' has an invalid value '{}' (release=MAJOR.MINOR.PATCH such as 1.1.2, api=MAJOR such as 2, volgnummer=N)",
+                v.chars().take(40).collect::<String>()
             ));
         }
         *slot = Some(v.to_string());
@@ -237,9 +244,11 @@ fn xml_response(method: &Method, bytes: Bytes, not_modified: bool) -> Resp {
 fn matches_etag(if_none_match: Option<&[u8]>, etag: &HeaderValue) -> bool {
     if_none_match.is_some_and(|inm| {
         inm == b"*"
-            || inm
-                .split(|&b| b == b',')
-                .any(|t| t.trim_ascii() == etag.as_bytes())
+            || inm.split(|&b| b == b',').any(|t| {
+                // If-None-Match uses weak comparison (RFC 9110 §13.1.2).
+                let t = t.trim_ascii();
+                t.strip_prefix(b"W/").unwrap_or(t) == etag.as_bytes()
+            })
     })
 }
 

@@ -414,7 +414,61 @@ struct SignatureParts {
     cert: Option<Vec<u8>>,
 }
 
+/// The element children of `node`, refusing any non-whitespace text between them.
+fn element_children(node: &Node) -> Result<Vec<Node>, VerifyError> {
+    let mut out = Vec::new();
+    for c in node.get_child_nodes() {
+        if c.is_element_node() {
+            out.push(c);
+        } else if c.is_text_node() {
+            if !c.get_content().trim().is_empty() {
+                return Err(verr(format!(
+                    "unexpected text inside ds:{}",
+                    node.get_name()
+                )));
+            }
+        } else {
+            return Err(verr(format!(
+                "unexpected node inside ds:{}",
+                node.get_name()
+            )));
+        }
+    }
+    Ok(out)
+}
+
+/// Exactly the shape we produce: SignedInfo, SignatureValue and optionally
+/// KeyInfo/X509Data/X509Certificate. Nothing unsigned can ride along inside a signature.
+fn check_shape(sig: &Node) -> Result<(), VerifyError> {
+    let kids = element_children(sig)?;
+    let names: Vec<String> = kids.iter().map(|k| k.get_name()).collect();
+    let ok = kids.iter().all(|k| is_ds(k, &k.get_name()))
+        && (names == ["SignedInfo", "SignatureValue"]
+            || names == ["SignedInfo", "SignatureValue", "KeyInfo"]);
+    if !ok {
+        return Err(verr(format!(
+            "ds:Signature must contain exactly ds:SignedInfo, ds:SignatureValue and optionally ds:KeyInfo; has {names:?}"
+        )));
+    }
+    if let Some(ki) = kids.get(2) {
+        let x509 = element_children(ki)?;
+        let x509_ok = x509.len() == 1 && is_ds(&x509[0], "X509Data");
+        let certs = if x509_ok {
+            element_children(&x509[0])?
+        } else {
+            Vec::new()
+        };
+        if !(x509_ok && certs.len() == 1 && is_ds(&certs[0], "X509Certificate")) {
+            return Err(verr(
+                "ds:KeyInfo must hold exactly one ds:X509Data/ds:X509Certificate",
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn read_signature(sig: &Node) -> Result<SignatureParts, VerifyError> {
+    check_shape(sig)?;
     let mut si = only_child(sig, "SignedInfo")?;
     let c14n = only_child(&si, "CanonicalizationMethod")?;
     if algorithm_of(&c14n) != EXC_C14N {
@@ -778,6 +832,13 @@ mod tests {
                 verify_enveloped(&signed, None).is_ok(),
                 "KeyInfo certificate"
             );
+            // Nothing unsigned may ride along inside the signature either.
+            let smuggled = String::from_utf8(signed.clone()).unwrap().replacen(
+                "</ds:Signature>",
+                "<ds:Object>extra</ds:Object></ds:Signature>",
+                1,
+            );
+            assert!(verify_enveloped(smuggled.as_bytes(), Some(&pk)).is_err());
             let tampered = String::from_utf8(signed.clone())
                 .unwrap()
                 .replacen("pgo1.", "pgo9.", 1);

@@ -28,6 +28,8 @@ const META_CATALOGUE: &str = "catalogue";
 const META_PUBLISHED: &str = "published";
 /// The registry as last published, for `diff` and `discard`.
 const META_PUBLISHED_REGISTRY: &str = "published_registry";
+/// The published livegangen alone: read every second by the expiry check.
+const META_PUBLISHED_LIVEGANGEN: &str = "published_livegangen";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -191,8 +193,22 @@ impl Store {
 
     /// A consistent snapshot of the working registry and catalogue.
     pub fn snapshot(&self) -> Result<(Registry, Catalogue), StoreError> {
+        let (r, c, _) = self.snapshot_with_journal_head()?;
+        Ok((r, c))
+    }
+
+    /// The snapshot plus the key of the last journalled edit it contains, read in one
+    /// transaction, so a publication takes exactly the edits it renders.
+    pub fn snapshot_with_journal_head(&self) -> Result<(Registry, Catalogue, u64), StoreError> {
         let e = self.e();
         let tx = self.db.begin_read().map_err(|x| e(&x))?;
+        let head = tx
+            .open_table(JOURNAL)
+            .map_err(|x| e(&x))?
+            .last()
+            .map_err(|x| e(&x))?
+            .map(|(k, _)| k.value())
+            .unwrap_or(0);
         let mut reg = Registry::default();
         for row in tx
             .open_table(ZORGAANBIEDERS)
@@ -249,7 +265,7 @@ impl Store {
             .map_err(|x| e(&x))?
             .ok_or_else(|| StoreError::Corrupt("release catalogue missing".into()))?;
         let catalogue: Catalogue = from_json("catalogue", cat.value())?;
-        Ok((reg, catalogue))
+        Ok((reg, catalogue, head))
     }
 
     pub fn registry(&self) -> Result<Registry, StoreError> {
@@ -260,6 +276,19 @@ impl Store {
     /// state (concurrent edits serialise, none is lost), the complete result must pass every
     /// rule, and only then are the changed rows written. Returns the edit's message.
     pub fn update<F>(&self, who: &Who, edit: F) -> Result<String, StoreError>
+    where
+        F: FnOnce(&mut Registry) -> Result<String, String>,
+    {
+        self.update_with_floors(who, &BTreeMap::new(), edit)
+    }
+
+    /// `update`, also raising Volgnummer floors (imports) in the same transaction.
+    pub fn update_with_floors<F>(
+        &self,
+        who: &Who,
+        floors: &BTreeMap<ListKind, u64>,
+        edit: F,
+    ) -> Result<String, StoreError>
     where
         F: FnOnce(&mut Registry) -> Result<String, String>,
     {
@@ -274,6 +303,19 @@ impl Store {
             return Ok(msg);
         }
         write_registry(&tx, &before, &after).map_err(|x| e(&x))?;
+        if !floors.is_empty() {
+            let mut meta = tx.open_table(META).map_err(|x| e(&x))?;
+            let mut cur: BTreeMap<ListKind, u64> = match meta.get("floors").map_err(|x| e(&x))? {
+                Some(v) => from_json("floors", v.value())?,
+                None => BTreeMap::new(),
+            };
+            for (l, v) in floors {
+                let f = cur.entry(*l).or_insert(0);
+                *f = (*f).max(*v);
+            }
+            meta.insert("floors", to_json(&cur).as_slice())
+                .map_err(|x| e(&x))?;
+        }
         {
             let mut j = tx.open_table(JOURNAL).map_err(|x| e(&x))?;
             let next = j
@@ -327,6 +369,20 @@ impl Store {
         match v {
             Some(v) => from_json("published registry", v.value()),
             None => Ok(Registry::default()),
+        }
+    }
+
+    /// The livegangen as published.
+    pub fn published_livegangen(
+        &self,
+    ) -> Result<BTreeMap<String, crate::model::Livegang>, StoreError> {
+        let e = self.e();
+        let tx = self.db.begin_read().map_err(|x| e(&x))?;
+        let meta = tx.open_table(META).map_err(|x| e(&x))?;
+        let v = meta.get(META_PUBLISHED_LIVEGANGEN).map_err(|x| e(&x))?;
+        match v {
+            Some(v) => from_json("published livegangen", v.value()),
+            None => Ok(BTreeMap::new()),
         }
     }
 
@@ -408,7 +464,7 @@ impl Store {
         mut entry: LogEntry,
         documents: &[(String, Vec<u8>)],
         registry: &Registry,
-        takes_journal: bool,
+        journal_head: Option<u64>,
     ) -> Result<LogEntry, StoreError> {
         let e = self.e();
         let tx = self.db.begin_write().map_err(|x| e(&x))?;
@@ -427,19 +483,27 @@ impl Store {
             }
         }
         entry.prev_sha256 = self.last_log_hash(&tx)?;
-        if takes_journal {
-            // The pending edits become part of this publication's audit record.
-            let j = tx.open_table(JOURNAL).map_err(|x| e(&x))?;
-            for row in j.iter().map_err(|x| e(&x))? {
+        if let Some(head) = journal_head {
+            // The edits this publication rendered become part of its audit record; edits
+            // that arrived while it rendered stay pending.
+            let mut j = tx.open_table(JOURNAL).map_err(|x| e(&x))?;
+            for row in j.range(..=head).map_err(|x| e(&x))? {
                 let (_, v) = row.map_err(|x| e(&x))?;
                 entry.changes.push(from_json("journal", v.value())?);
             }
-            drop(j);
-            clear_journal(&tx).map_err(|x| e(&x))?;
+            j.retain(|k, _| k > head).map_err(|x| e(&x))?;
         }
         {
             let mut docs = tx.open_table(DOCUMENTS).map_err(|x| e(&x))?;
             for (k, v) in documents {
+                // History is immutable: a Volgnummer once published keeps its bytes.
+                if let Some(old) = docs.get(k.as_str()).map_err(|x| e(&x))? {
+                    if old.value() != v.as_slice() {
+                        return Err(StoreError::Refused(format!(
+                            "document {k} was published before with other bytes; refusing to rewrite history"
+                        )));
+                    }
+                }
                 docs.insert(k.as_str(), v.as_slice()).map_err(|x| e(&x))?;
             }
             let mut meta = tx.open_table(META).map_err(|x| e(&x))?;
@@ -447,6 +511,11 @@ impl Store {
                 .map_err(|x| e(&x))?;
             meta.insert(META_PUBLISHED_REGISTRY, to_json(registry).as_slice())
                 .map_err(|x| e(&x))?;
+            meta.insert(
+                META_PUBLISHED_LIVEGANGEN,
+                to_json(&registry.livegangen).as_slice(),
+            )
+            .map_err(|x| e(&x))?;
             // The catalogue takes effect with the publication that uses it.
             meta.insert(META_CATALOGUE, to_json(&index.catalogue).as_slice())
                 .map_err(|x| e(&x))?;
@@ -456,30 +525,6 @@ impl Store {
         }
         tx.commit().map_err(|x| e(&x))?;
         Ok(entry)
-    }
-
-    /// Record the Volgnummer of an imported list as a floor for the next publication.
-    pub fn raise_floors(&self, floors: &BTreeMap<ListKind, u64>) -> Result<(), StoreError> {
-        if floors.is_empty() {
-            return Ok(());
-        }
-        let e = self.e();
-        let tx = self.db.begin_write().map_err(|x| e(&x))?;
-        {
-            let mut meta = tx.open_table(META).map_err(|x| e(&x))?;
-            let mut cur: BTreeMap<ListKind, u64> = match meta.get("floors").map_err(|x| e(&x))? {
-                Some(v) => from_json("floors", v.value())?,
-                None => BTreeMap::new(),
-            };
-            for (l, v) in floors {
-                let f = cur.entry(*l).or_insert(0);
-                *f = (*f).max(*v);
-            }
-            meta.insert("floors", to_json(&cur).as_slice())
-                .map_err(|x| e(&x))?;
-        }
-        tx.commit().map_err(|x| e(&x))?;
-        Ok(())
     }
 
     pub fn floors(&self) -> Result<BTreeMap<ListKind, u64>, StoreError> {

@@ -148,6 +148,30 @@ fn whole_change_set_errors_are_reported_together_and_import_shows_its_diff() {
     assert!(err.contains("66") && err.contains("8443"), "{err}");
     assert_eq!(ok(&data, &["dump"]), before);
 
+    // An absurd Volgnummer (it would become the floor for our numbering) is refused.
+    let wl = std::fs::read_to_string(example("whitelist-release2-fv5-single-example.xml")).unwrap();
+    let huge = dir.path().join("huge.xml");
+    std::fs::write(
+        &huge,
+        wl.replace("<Volgnummer>1<", "<Volgnummer>18446744073709551615<"),
+    )
+    .unwrap();
+    let err = fails(&data, &["import", huge.to_str().unwrap()]);
+    assert!(err.contains("Volgnummer is larger than"), "{err}");
+    assert_eq!(ok(&data, &["dump"]), before);
+
+    // An absurd Volgnummer (it would become the floor for our numbering) is refused.
+    let wl = std::fs::read_to_string(example("whitelist-release2-fv5-single-example.xml")).unwrap();
+    let huge = dir.path().join("huge.xml");
+    std::fs::write(
+        &huge,
+        wl.replace("<Volgnummer>1<", "<Volgnummer>18446744073709551615<"),
+    )
+    .unwrap();
+    let err = fails(&data, &["import", huge.to_str().unwrap()]);
+    assert!(err.contains("Volgnummer is larger than"), "{err}");
+    assert_eq!(ok(&data, &["dump"]), before);
+
     // A good import shows its diff first; --dry-run writes nothing.
     let wl = example("whitelist-release2-fv5-single-example.xml");
     let dry = ok(&data, &["import", "--dry-run", wl.to_str().unwrap()]);
@@ -269,6 +293,28 @@ fn gecontroleerde_livegang_start_promote_end_and_expiry() {
         assert_eq!(ok(&data, &["dump"]), before);
     }
 
+    for until in ["9999-12-31T23:00:00-05:00", "2001-01-01"] {
+        let err = fails(
+            &data,
+            &[
+                "livegang",
+                "start",
+                "--gegevensdienst",
+                "4",
+                "--zorgaanbieder",
+                "labnoord@medmij",
+                "--oauthclient",
+                "app.gezondheidskluis.nl",
+                "--until",
+                until,
+            ],
+        );
+        assert!(
+            err.contains("out of range") || err.contains("not in the future"),
+            "{until}: {err}"
+        );
+        assert_eq!(ok(&data, &["dump"]), before);
+    }
     ok(
         &data,
         &[
@@ -668,4 +714,39 @@ fn history_is_served_and_exports_verify_offline() {
         ],
     );
     ok(&data, &["history", "verify", part.to_str().unwrap()]);
+}
+
+#[test]
+fn a_rendition_that_comes_back_keeps_its_historic_bytes() {
+    let (dir, data, server) = demo_server();
+    let zal3 = server.get("/MedMij_Zorgaanbiederslijst.xml?api=2").body;
+    // 2.0.0 was the only release using ZAL release3; withdraw it, then add 2.0.1 using it.
+    ok(&data, &["release", "set-status", "2.0.0", "ingetrokken"]);
+    ok(
+        &data,
+        &[
+            "release",
+            "add",
+            "2.0.1",
+            "--interfaceversie",
+            "2.0.0",
+            "--zorgaanbiederslijst",
+            "release3",
+            "--oauthclientlist",
+            "release3",
+            "--whitelist",
+            "release2",
+            "--gegevensdienstnamenlijst",
+            "release1",
+        ],
+    );
+    let back = server.get("/MedMij_Zorgaanbiederslijst.xml?release=2.0.1");
+    assert_eq!(back.status, 200);
+    assert_eq!(back.body, zal3, "same Volgnummer, same bytes");
+    let archive = dir.path().join("a.tar");
+    ok(
+        &data,
+        &["history", "export", "--out", archive.to_str().unwrap()],
+    );
+    ok(&data, &["history", "verify", archive.to_str().unwrap()]);
 }

@@ -175,6 +175,17 @@ fn http_semantics() {
     );
     assert_eq!(nm.status, 304);
     assert!(nm.body.is_empty());
+    let weak = format!("\"x\", W/{etag}");
+    assert_eq!(
+        request(
+            a,
+            "GET",
+            "/MedMij_Whitelist.xml",
+            &[("If-None-Match", &weak)]
+        )
+        .status,
+        304
+    );
     let other = request(
         a,
         "GET",
@@ -223,6 +234,13 @@ fn http_semantics() {
         404,
         "MedMij_Zorgaanbiederslijst.xml",
     );
+    bad(
+        "/MedMij_Whitelist.xml?release=abc",
+        400,
+        "MAJOR.MINOR.PATCH",
+    );
+    bad("/MedMij_Whitelist.xml?release=1.1", 400, "release");
+    bad("/MedMij_Whitelist.xml?api=02", 400, "api");
     bad("/", 404, "not found");
     // Consistent release and api are fine.
     assert_eq!(

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Publish benchmark: import a generated registry of N Zorgaanbieders, then time a full
+# publish (render every rendition, XSD-validate, sign, self-verify, commit) and, for
+# comparison, `xmllint --stream --schema` on the two ZAL documents it produced.
+# Usage: bench/publish.sh [N]   (default 10000; needs a release build: cargo build --release)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-10000}
+BIN=target/release/stelselnode
+[ -x "$BIN" ] || cargo build --release
+W=$(mktemp -d)
+trap 'rm -rf "$W"' EXIT
+python3 bench/gen_registry.py "$N" "$W/in"
+D="$W/data"
+$BIN --data "$D" init >/dev/null
+t0=$(date +%s.%N)
+$BIN --data "$D" import "$W/in/gnl.xml" "$W/in/zal.xml" "$W/in/whitelist.xml" "$W/in/ocl.xml" >/dev/null
+t1=$(date +%s.%N)
+$BIN --data "$D" publish -m bench >/dev/null
+t2=$(date +%s.%N)
+$BIN --data "$D" gegevensdienst update 7 --weergavenaam "Afspraken (bench)" >/dev/null
+t3=$(date +%s.%N)
+$BIN --data "$D" publish -m "bench: only the GNL changes" >/dev/null
+t4=$(date +%s.%N)
+$BIN --data "$D" export --release 1.1.2 --out "$W/r2" >/dev/null
+$BIN --data "$D" export --release 2.0.0 --out "$W/r3" >/dev/null
+z2=$(stat -c %s "$W/r2/MedMij_Zorgaanbiederslijst.xml")
+z3=$(stat -c %s "$W/r3/MedMij_Zorgaanbiederslijst.xml")
+t5=$(date +%s.%N)
+xmllint --noout --stream --schema schemas/zorgaanbiederslijst-release2.xsd "$W/r2/MedMij_Zorgaanbiederslijst.xml" 2>/dev/null
+xmllint --noout --stream --schema schemas/zorgaanbiederslijst-release3.xsd "$W/r3/MedMij_Zorgaanbiederslijst.xml" 2>/dev/null
+t6=$(date +%s.%N)
+f() { python3 -c "print(f'{$2 - $1:.2f}')"; }
+echo "Zorgaanbieders:                 $N"
+echo "ZAL release2 / release3 bytes:  $z2 / $z3"
+echo "import (4 lists):               $(f "$t0" "$t1") s"
+echo "first publish (6 renditions):   $(f "$t1" "$t2") s"
+echo "edit GNL entry:                 $(f "$t2" "$t3") s"
+echo "publish (only GNL changed):     $(f "$t3" "$t4") s"
+echo "xmllint --stream, both ZALs:    $(f "$t5" "$t6") s"
