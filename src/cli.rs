@@ -408,6 +408,7 @@ pub enum OAuthclientCmd {
     /// Add an OAuth client (PGO server).
     Add {
         hostname: String,
+        /// OAuthclientOrganisatienaam shown in consent screens (3-50 characters).
         #[arg(long, value_name = "NAME")]
         organisatienaam: String,
         /// GegevensdienstId it is recognised for; repeat for several.
@@ -425,12 +426,11 @@ pub enum OAuthclientCmd {
         #[arg(long, conflicts_with = "gegevensdienst")]
         no_gegevensdiensten: bool,
     },
-    Remove {
-        hostname: String,
-    },
-    Show {
-        hostname: String,
-    },
+    /// Remove an OAuth client.
+    Remove { hostname: String },
+    /// Show one OAuth client (JSON).
+    Show { hostname: String },
+    /// List OAuth clients with their Gegevensdiensten.
     List,
 }
 
@@ -447,31 +447,30 @@ pub enum WhitelistCmd {
         hostnames: Vec<String>,
     },
     /// Show whether a hostname is on the Whitelist.
-    Show {
-        hostname: String,
-    },
+    Show { hostname: String },
+    /// List the Whitelist.
     List,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum GegevensdienstCmd {
+    /// Add a Gegevensdienst (numeric id) with its Weergavenaam.
     Add {
         id: String,
         #[arg(long, value_name = "NAME")]
         weergavenaam: String,
     },
+    /// Change a Gegevensdienst's Weergavenaam.
     Update {
         id: String,
         #[arg(long, value_name = "NAME")]
         weergavenaam: String,
     },
     /// Remove a Gegevensdienst (refused while a Zorgaanbieder or OAuth client uses it).
-    Remove {
-        id: String,
-    },
-    Show {
-        id: String,
-    },
+    Remove { id: String },
+    /// Show one Gegevensdienst (JSON).
+    Show { id: String },
+    /// List the Gegevensdienstnamenlijst.
     List,
 }
 

@@ -437,3 +437,39 @@ fn serve_demo_initialises_an_empty_data_directory() {
         .mode();
     assert_eq!(key_mode & 0o777, 0o600);
 }
+
+#[test]
+fn export_writes_the_published_lists_of_a_release() {
+    let (dir, data) = demo();
+    let out = dir.path().join("lists");
+    ok(
+        &data,
+        &[
+            "export",
+            "--release",
+            "1.1.2",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    let server = Server::start(&data, &[]);
+    let cert = out.join("signing-certificate.pem");
+    for list in LISTS {
+        let file = out.join(list);
+        let served = server.get(&format!("/{list}?release=1.1.2")).body;
+        assert_eq!(std::fs::read(&file).unwrap(), served, "{list}");
+        let sig = out.join(format!("{list}.sig"));
+        xmlsec1_verify(&cert, &sig, Some((list, &file))).unwrap();
+    }
+    let err = fails(
+        &data,
+        &[
+            "export",
+            "--release",
+            "9.9.9",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert!(err.contains("9.9.9") && err.contains("1.1.2"), "{err}");
+}
