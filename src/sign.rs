@@ -299,6 +299,53 @@ impl SigningKey {
         Ok(out)
     }
 
+    /// Check an enveloped signature this key made over a rendered document, from the bytes
+    /// alone: the digest over the root element without the signature (which `render`
+    /// writes in canonical form, so no re-parse or c14n is needed) and the SignatureValue
+    /// over SignedInfo. Used by `publish` on documents of hundreds of MB; the general,
+    /// libxml2-based [`verify_enveloped`] is what `stelselnode verify` and the tests use.
+    pub fn check_own_enveloped(&self, doc: &[u8]) -> Result<(), VerifyError> {
+        let text = std::str::from_utf8(doc).map_err(|_| verr("document is not UTF-8"))?;
+        let root = text
+            .strip_prefix(std::str::from_utf8(crate::render::XML_DECL).unwrap_or_default())
+            .and_then(|d| d.strip_suffix('\n'))
+            .ok_or_else(|| verr("document is not in the rendered layout"))?;
+        let open = format!("<ds:Signature xmlns:ds=\"{DSIG_NS}\">");
+        let start = root
+            .rfind(&open)
+            .ok_or_else(|| verr("no enveloped ds:Signature"))?;
+        let close = "</ds:Signature>";
+        let end = root[start..]
+            .find(close)
+            .map(|i| start + i + close.len())
+            .ok_or_else(|| verr("unterminated ds:Signature"))?;
+        let between = |s: &str, a: &str, b: &str| -> Result<String, VerifyError> {
+            let i = s.find(a).ok_or_else(|| verr(format!("{a} missing")))? + a.len();
+            let j = s[i..].find(b).ok_or_else(|| verr(format!("{b} missing")))? + i;
+            Ok(s[i..j].to_string())
+        };
+        let sig = &root[start..end];
+        let mut ctx = digest::Context::new(&digest::SHA256);
+        ctx.update(&root.as_bytes()[..start]);
+        ctx.update(&root.as_bytes()[end..]);
+        let expected = b64_decode(&between(sig, "<ds:DigestValue>", "</ds:DigestValue>")?)
+            .map_err(|e| verr(format!("DigestValue: {e}")))?;
+        if ctx.finish().as_ref() != expected.as_slice() {
+            return Err(verr("DigestValue does not match the document"));
+        }
+        let si = format!(
+            "<ds:SignedInfo xmlns:ds=\"{DSIG_NS}\">{}</ds:SignedInfo>",
+            between(sig, "<ds:SignedInfo>", "</ds:SignedInfo>")?
+        );
+        let value = b64_decode(&between(
+            sig,
+            "<ds:SignatureValue>",
+            "</ds:SignatureValue>",
+        )?)
+        .map_err(|e| verr(format!("SignatureValue: {e}")))?;
+        self.public_key().verify(si.as_bytes(), &value)
+    }
+
     /// A detached signature document whose Reference (`uri`, relative to the signature's own
     /// URL) digests `served` byte for byte.
     pub fn sign_detached(&self, served: &[u8], uri: &str) -> Result<Vec<u8>, SignError> {
@@ -827,6 +874,7 @@ mod tests {
             let pk = key.public_key();
             let signed = key.sign_enveloped(&render(&reg, &r, &h)).unwrap();
             let v = verify_enveloped(&signed, Some(&pk)).unwrap();
+            key.check_own_enveloped(&signed).unwrap();
             assert_eq!(v.alg, key.algorithm());
             assert!(
                 verify_enveloped(&signed, None).is_ok(),
@@ -843,6 +891,7 @@ mod tests {
                 .unwrap()
                 .replacen("pgo1.", "pgo9.", 1);
             assert!(verify_enveloped(tampered.as_bytes(), Some(&pk)).is_err());
+            assert!(key.check_own_enveloped(tampered.as_bytes()).is_err());
 
             let sig = key
                 .sign_detached(&signed, "MedMij_OAuthclientlist.xml")
@@ -857,6 +906,10 @@ mod tests {
             .is_err());
             assert!(verify_detached(&signed, &sig, "MedMij_Whitelist.xml", Some(&pk)).is_err());
         }
+        // A signature by another key does not pass the publish-time check.
+        let ks = keys();
+        let signed = ks[0].sign_enveloped(&render(&reg, &r, &h)).unwrap();
+        assert!(ks[1].check_own_enveloped(&signed).is_err());
         // A key and a certificate that do not belong together are refused.
         let (k1, _) = SigningKey::generate_development().unwrap();
         let (_, c2) = SigningKey::generate_development().unwrap();
