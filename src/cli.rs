@@ -524,14 +524,7 @@ pub fn execute(ctx: &Ctx, cmd: Command, out: &mut String) -> Result<()> {
                 writeln!(out, "no pending changes")?;
             }
             for c in ctx.store.journal()? {
-                writeln!(
-                    out,
-                    "edit {} by {}: {}{}",
-                    c.time,
-                    c.operator,
-                    c.summary,
-                    c.reason.map(|r| format!(" ({r})")).unwrap_or_default()
-                )?;
+                writeln!(out, "{}", c.describe())?;
             }
             Ok(())
         }
@@ -694,30 +687,7 @@ fn release(ctx: &Ctx, c: ReleaseCmd, out: &mut String) -> Result<()> {
     use crate::catalogue::{Release, Status};
     let mut cat = ctx.store.catalogue()?;
     let reason = match c {
-        ReleaseCmd::List => {
-            for r in &cat.releases {
-                let default = if r.id == cat.default {
-                    "  (default)"
-                } else {
-                    ""
-                };
-                write!(
-                    out,
-                    "{:<8} {:<11} interfaceversie {}",
-                    r.id,
-                    r.status.as_str(),
-                    r.interfaceversie
-                )?;
-                if let Some(s) = &r.sunset {
-                    write!(out, "  sunset {s}")?;
-                }
-                writeln!(out, "{default}")?;
-                for l in ListKind::ALL {
-                    writeln!(out, "    {:<26} {}", l.to_string(), r.schema_version(l))?;
-                }
-            }
-            return Ok(());
-        }
+        ReleaseCmd::List => return write_releases(out, &cat),
         ReleaseCmd::Add {
             id,
             interfaceversie,
@@ -864,10 +834,19 @@ fn status(ctx: &Ctx, out: &mut String) -> Result<()> {
         }
     }
     writeln!(out, "releases (default {}):", cat.default)?;
+    write_releases(out, &cat)
+}
+
+fn write_releases(out: &mut String, cat: &Catalogue) -> Result<()> {
     for r in &cat.releases {
+        let default = if r.id == cat.default {
+            "  (default)"
+        } else {
+            ""
+        };
         write!(
             out,
-            "  {:<8} {:<11} interfaceversie {}",
+            "{:<8} {:<11} interfaceversie {}",
             r.id,
             r.status.as_str(),
             r.interfaceversie
@@ -875,9 +854,9 @@ fn status(ctx: &Ctx, out: &mut String) -> Result<()> {
         if let Some(s) = &r.sunset {
             write!(out, "  sunset {s}")?;
         }
-        writeln!(out)?;
+        writeln!(out, "{default}")?;
         for l in ListKind::ALL {
-            writeln!(out, "      {:<26} {}", l.to_string(), r.schema_version(l))?;
+            writeln!(out, "    {:<26} {}", l.to_string(), r.schema_version(l))?;
         }
     }
     Ok(())

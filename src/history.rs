@@ -93,17 +93,7 @@ pub fn show(store: &Store, seq: u64) -> Result<String> {
     )?;
     writeln!(out, "reason: {}", e.reason)?;
     for c in &e.changes {
-        writeln!(
-            out,
-            "edit {} by {}: {}{}",
-            c.time,
-            c.operator,
-            c.summary,
-            c.reason
-                .as_ref()
-                .map(|r| format!(" ({r})"))
-                .unwrap_or_default()
-        )?;
+        writeln!(out, "{}", c.describe())?;
     }
     for (l, v) in &e.lists {
         let mark = if e.changed.contains(l) {

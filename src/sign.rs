@@ -685,18 +685,7 @@ pub fn verify_enveloped(
     let c14n = doc
         .canonicalize(exc_c14n(), Some((sig.node_ptr(), Some(hide_subtree))))
         .map_err(|_| verr("document could not be canonicalised"))?;
-    let actual = digest::digest(&digest::SHA256, c14n.as_bytes());
-    if actual.as_ref() != parts.digest.as_slice() {
-        return Err(verr(
-            "DigestValue does not match the document: the document was changed after signing",
-        ));
-    }
-    let pinned = check_key_and_value(&parts, pinned)?;
-    Ok(Verified {
-        alg: parts.alg,
-        pinned,
-        reference_uri: parts.uri,
-    })
+    finish(parts, c14n.as_bytes(), pinned)
 }
 
 /// True if a detached signature document is byte for byte in the form `sign_detached`
@@ -756,7 +745,17 @@ pub fn verify_detached(
             "a detached Reference must have no Transforms (it digests the exact bytes)",
         ));
     }
-    let actual = digest::digest(&digest::SHA256, served);
+    finish(parts, served, pinned)
+}
+
+/// The last two steps of every verification: the digest over what the Reference covers,
+/// then the SignatureValue with the pinned or carried key.
+fn finish(
+    parts: SignatureParts,
+    covered: &[u8],
+    pinned: Option<&PublicKey>,
+) -> Result<Verified, VerifyError> {
+    let actual = digest::digest(&digest::SHA256, covered);
     if actual.as_ref() != parts.digest.as_slice() {
         return Err(verr(
             "DigestValue does not match the document: the document was changed after signing",

@@ -109,6 +109,22 @@ pub struct Change {
     pub summary: String,
 }
 
+impl Change {
+    /// One line for `diff` and `history show`.
+    pub fn describe(&self) -> String {
+        format!(
+            "edit {} by {}: {}{}",
+            self.time,
+            self.operator,
+            self.summary,
+            self.reason
+                .as_ref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        )
+    }
+}
+
 pub fn rendition_id(r: &Rendition) -> String {
     match &r.interfaceversie {
         Some(iv) => format!("{}/{}@{}", r.list.key(), r.version, iv),
