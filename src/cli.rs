@@ -112,9 +112,9 @@ pub enum LivegangCmd {
         /// Endpoints for the copy (default: each Zorgaanbieder's offering of the original).
         #[arg(long, value_name = "URI", requires_all = ["token_endpoint", "systeemrol"])]
         authorization_endpoint: Option<String>,
-        #[arg(long, value_name = "URI")]
+        #[arg(long, value_name = "URI", requires = "authorization_endpoint")]
         token_endpoint: Option<String>,
-        #[arg(long, value_name = "CODE=URI")]
+        #[arg(long, value_name = "CODE=URI", requires = "authorization_endpoint")]
         systeemrol: Vec<String>,
     },
     /// List running controlled go-lives.
