@@ -79,8 +79,17 @@ pub fn main(cli: Cli) -> ExitCode {
 }
 
 fn registry_command(data: &Path, cmd: Command, who: crate::store::Who) -> ExitCode {
+    // The admin protocol carries text; refuse (rather than panic on) non-UTF-8 arguments.
+    let argv: Result<Vec<String>, _> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.into_string())
+        .collect();
+    let Ok(argv) = argv else {
+        eprintln!("error: arguments must be valid UTF-8");
+        return ExitCode::from(2);
+    };
     let req = admin::Request {
-        argv: std::env::args().skip(1).collect(),
+        argv,
         operator: who.operator.clone(),
         cwd: std::env::current_dir().unwrap_or_default(),
     };

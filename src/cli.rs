@@ -92,6 +92,7 @@ pub enum LivegangCmd {
     /// only by the named Zorgaanbieders and listed (OCL release3) only for the named clients.
     /// Part of the change set: publish to make it live.
     Start {
+        /// The Gegevensdienst to copy (must exist in the Gegevensdienstnamenlijst).
         #[arg(long, value_name = "ID")]
         gegevensdienst: String,
         /// Participating Zorgaanbieder; repeat for several.
@@ -112,20 +113,31 @@ pub enum LivegangCmd {
         /// Endpoints for the copy (default: each Zorgaanbieder's offering of the original).
         #[arg(long, value_name = "URI", requires_all = ["token_endpoint", "systeemrol"])]
         authorization_endpoint: Option<String>,
+        /// TokenEndpointuri for the copy (with --authorization-endpoint).
         #[arg(long, value_name = "URI", requires = "authorization_endpoint")]
         token_endpoint: Option<String>,
+        /// Systeemrol with its ResourceEndpointuri for the copy; repeat for several.
         #[arg(long, value_name = "CODE=URI", requires = "authorization_endpoint")]
         systeemrol: Vec<String>,
     },
     /// List running controlled go-lives.
     List,
     /// Show one (JSON).
-    Show { id: String },
+    Show {
+        /// GegevensdienstId of the livegang copy (see `livegang list`).
+        id: String,
+    },
     /// End it now: the copy leaves all lists (with the next publish).
-    End { id: String },
+    End {
+        /// GegevensdienstId of the livegang copy (see `livegang list`).
+        id: String,
+    },
     /// The participating Zorgaanbieders go live on the original Gegevensdienst with the
     /// copy's endpoints; the copy leaves all lists (with the next publish).
-    Promote { id: String },
+    Promote {
+        /// GegevensdienstId of the livegang copy (see `livegang list`).
+        id: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -137,16 +149,23 @@ pub enum HistoryCmd {
         list: Option<ListKind>,
     },
     /// Show one publication: who, why, the edits, every document with its SHA-256.
-    Show { seq: u64 },
+    Show {
+        /// Publication number (see `history list`).
+        seq: u64,
+    },
     /// Entry-level differences of one list between two Volgnummers.
     Diff {
+        /// The list: zal, ocl, whitelist, gnl (or the full name).
         #[arg(long, value_parser = parse_list)]
         list: ListKind,
+        /// Older Volgnummer.
         a: u64,
+        /// Newer Volgnummer.
         b: u64,
     },
     /// Write a self-contained, verifiable audit archive (tar).
     Export {
+        /// Path of the archive to write.
         #[arg(long, value_name = "PATH")]
         out: PathBuf,
         /// First publication to include.
@@ -159,6 +178,7 @@ pub enum HistoryCmd {
     /// Verify an audit archive offline: canonical form, hash chain, document hashes and
     /// signatures, CSV.
     Verify {
+        /// Path of the archive.
         path: PathBuf,
         /// Pin the operator's signing certificate (PEM).
         #[arg(long, value_name = "PEM")]
@@ -183,18 +203,24 @@ pub enum ReleaseCmd {
         /// Interfaceversie the release carries.
         #[arg(long, value_name = "ID")]
         interfaceversie: String,
+        /// Schema version of the Zorgaanbiederslijst (e.g. release2 or release3).
         #[arg(long, value_name = "VERSION")]
         zorgaanbiederslijst: String,
+        /// Schema version of the OAuthclientlist (e.g. release2 or release3).
         #[arg(long, value_name = "VERSION")]
         oauthclientlist: String,
+        /// Schema version of the Whitelist (e.g. release2).
         #[arg(long, value_name = "VERSION")]
         whitelist: String,
+        /// Schema version of the Gegevensdienstnamenlijst (e.g. release1).
         #[arg(long, value_name = "VERSION")]
         gegevensdienstnamenlijst: String,
     },
     /// Change a release's status (optioneel, verplicht, verouderd, ingetrokken).
     SetStatus {
+        /// Release id, e.g. 1.1.2.
         id: String,
+        /// New status: optioneel, verplicht, verouderd or ingetrokken.
         #[arg(value_name = "STATUS")]
         status: crate::catalogue::Status,
         /// With verouderd: the sunset date (YYYY-MM-DD) sent in the Sunset header.
@@ -205,7 +231,10 @@ pub enum ReleaseCmd {
         deprecated_since: Option<String>,
     },
     /// Choose the release served to requests without ?release= or ?api=.
-    SetDefault { id: String },
+    SetDefault {
+        /// Release id, e.g. 1.1.2.
+        id: String,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -374,6 +403,7 @@ pub enum ZorgaanbiederCmd {
     Add {
         /// Zorgaanbiedernaam, e.g. umcharderwijk@medmij
         naam: String,
+        /// Aanbiedertype: ZA, BAZB or APD.
         #[arg(long, value_name = "ZA|BAZB|APD")]
         aanbiedertype: Aanbiedertype,
         #[command(flatten)]
@@ -381,7 +411,9 @@ pub enum ZorgaanbiederCmd {
     },
     /// Change the Aanbiedertype and/or add or replace one offering.
     Update {
+        /// Zorgaanbiedernaam, e.g. umcharderwijk@medmij.
         naam: String,
+        /// Aanbiedertype: ZA, BAZB or APD.
         #[arg(long, value_name = "ZA|BAZB|APD")]
         aanbiedertype: Option<Aanbiedertype>,
         #[command(flatten)]
@@ -389,16 +421,25 @@ pub enum ZorgaanbiederCmd {
     },
     /// Stop offering one Gegevensdienst in one Interfaceversie.
     Withdraw {
+        /// Zorgaanbiedernaam, e.g. umcharderwijk@medmij.
         naam: String,
+        /// InterfaceversieId, e.g. 1.1.0.
         #[arg(long, value_name = "ID")]
         interfaceversie: String,
+        /// GegevensdienstId.
         #[arg(long, value_name = "ID")]
         gegevensdienst: String,
     },
     /// Remove a Zorgaanbieder.
-    Remove { naam: String },
+    Remove {
+        /// Zorgaanbiedernaam, e.g. umcharderwijk@medmij.
+        naam: String,
+    },
     /// Show one Zorgaanbieder (JSON).
-    Show { naam: String },
+    Show {
+        /// Zorgaanbiedernaam, e.g. umcharderwijk@medmij.
+        naam: String,
+    },
     /// List Zorgaanbieders.
     List,
 }
@@ -407,6 +448,7 @@ pub enum ZorgaanbiederCmd {
 pub enum OAuthclientCmd {
     /// Add an OAuth client (PGO server).
     Add {
+        /// Hostname (lowercase DNS name).
         hostname: String,
         /// OAuthclientOrganisatienaam shown in consent screens (3-50 characters).
         #[arg(long, value_name = "NAME")]
@@ -417,9 +459,12 @@ pub enum OAuthclientCmd {
     },
     /// Change the organisation name and/or the Gegevensdiensten (replaces the whole set).
     Update {
+        /// Hostname (lowercase DNS name).
         hostname: String,
+        /// OAuthclientOrganisatienaam shown in consent screens (3-50 characters).
         #[arg(long, value_name = "NAME")]
         organisatienaam: Option<String>,
+        /// GegevensdienstId.
         #[arg(long, value_name = "ID")]
         gegevensdienst: Vec<String>,
         /// Recognise the client for no Gegevensdienst at all.
@@ -427,9 +472,15 @@ pub enum OAuthclientCmd {
         no_gegevensdiensten: bool,
     },
     /// Remove an OAuth client.
-    Remove { hostname: String },
+    Remove {
+        /// Hostname (lowercase DNS name).
+        hostname: String,
+    },
     /// Show one OAuth client (JSON).
-    Show { hostname: String },
+    Show {
+        /// Hostname (lowercase DNS name).
+        hostname: String,
+    },
     /// List OAuth clients with their Gegevensdiensten.
     List,
 }
@@ -438,16 +489,21 @@ pub enum OAuthclientCmd {
 pub enum WhitelistCmd {
     /// Add MedMij node hostnames.
     Add {
+        /// Hostnames (lowercase DNS names).
         #[arg(required = true)]
         hostnames: Vec<String>,
     },
     /// Remove MedMij node hostnames.
     Remove {
+        /// Hostnames (lowercase DNS names).
         #[arg(required = true)]
         hostnames: Vec<String>,
     },
     /// Show whether a hostname is on the Whitelist.
-    Show { hostname: String },
+    Show {
+        /// Hostname (lowercase DNS name).
+        hostname: String,
+    },
     /// List the Whitelist.
     List,
 }
@@ -456,20 +512,30 @@ pub enum WhitelistCmd {
 pub enum GegevensdienstCmd {
     /// Add a Gegevensdienst (numeric id) with its Weergavenaam.
     Add {
+        /// GegevensdienstId (numeric).
         id: String,
+        /// Weergavenaam shown to users (3-50 characters).
         #[arg(long, value_name = "NAME")]
         weergavenaam: String,
     },
     /// Change a Gegevensdienst's Weergavenaam.
     Update {
+        /// GegevensdienstId (numeric).
         id: String,
+        /// Weergavenaam shown to users (3-50 characters).
         #[arg(long, value_name = "NAME")]
         weergavenaam: String,
     },
     /// Remove a Gegevensdienst (refused while a Zorgaanbieder or OAuth client uses it).
-    Remove { id: String },
+    Remove {
+        /// GegevensdienstId (numeric).
+        id: String,
+    },
     /// Show one Gegevensdienst (JSON).
-    Show { id: String },
+    Show {
+        /// GegevensdienstId (numeric).
+        id: String,
+    },
     /// List the Gegevensdienstnamenlijst.
     List,
 }
@@ -547,6 +613,17 @@ pub fn execute(ctx: &Ctx, cmd: Command, out: &mut String) -> Result<()> {
                 bail!("publish: --message must give a reason");
             }
             let key = datadir::load_signing_key(ctx.data)?;
+            // A livegang past its date ends first, as its own publication, also when no
+            // server runs to notice it.
+            let expired =
+                crate::livegang::expire_due(ctx.store, &key, time::OffsetDateTime::now_utc())?;
+            if !expired.is_empty() {
+                writeln!(
+                    out,
+                    "gecontroleerde livegang {} expired; its end was published first",
+                    expired.join(", ")
+                )?;
+            }
             match publish::publish(
                 ctx.store,
                 &key,
@@ -784,18 +861,52 @@ fn release(ctx: &Ctx, c: ReleaseCmd, out: &mut String) -> Result<()> {
     };
     cat.validate()
         .map_err(|e| anyhow!("{e}; nothing was changed"))?;
+    let reason = match &ctx.who.reason {
+        Some(r) => format!("{reason}: {r}"),
+        None => reason,
+    };
+    if ctx.store.published()?.is_none() {
+        ctx.store.set_catalogue(&cat)?;
+        writeln!(out, "{reason} (takes effect with the first publication)")?;
+        return Ok(());
+    }
     let key = datadir::load_signing_key(ctx.data)?;
-    ctx.store.set_catalogue(&cat)?;
+    let now = time::OffsetDateTime::now_utc();
+    // A gecontroleerde livegang stops when its release stops being verplicht (FACTS.md §9).
+    let old_cat = ctx.store.catalogue()?;
+    let mut ending: Vec<String> = Vec::new();
+    for livegangen in [ctx.store.livegangen()?, ctx.store.published_livegangen()?] {
+        for l in livegangen.values() {
+            let was = old_cat.get(&l.release).map(|r| r.status) == Some(Status::Verplicht);
+            let is = cat.get(&l.release).map(|r| r.status) == Some(Status::Verplicht);
+            if was && !is && !ending.contains(&l.copy_id) {
+                ending.push(l.copy_id.clone());
+            }
+        }
+    }
+    let reason = if ending.is_empty() {
+        reason
+    } else {
+        format!(
+            "{reason}; gecontroleerde livegang {} ends with it",
+            ending.join(", ")
+        )
+    };
     writeln!(out, "{reason}")?;
-    // A catalogue change takes effect through a publication, so the server answers it at
-    // once (a withdrawn release: 410) and the log records who did it and why.
-    match publish::publish(
+    // The catalogue change takes effect through its own publication of what is already
+    // published (pending edits stay pending), so the server answers it at once (a
+    // withdrawn release: 410) and the log records who did it and why. The catalogue is
+    // stored by that publication's commit, so a failure changes nothing.
+    let published = crate::livegang::end_everywhere(
         ctx.store,
         &key,
+        &ending,
         &ctx.who.operator,
         &reason,
-        time::OffsetDateTime::now_utc(),
-    )? {
+        Some(&cat),
+        now,
+    )?;
+    match published {
         Some(p) => writeln!(out, "published #{}", p.entry.seq)?,
         None => writeln!(out, "nothing to publish")?,
     }
@@ -1326,4 +1437,36 @@ fn gegevensdienst(ctx: &Ctx, c: GegevensdienstCmd, out: &mut String) -> Result<(
     };
     writeln!(out, "{msg}")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    fn walk(c: &clap::Command, path: &str, missing: &mut Vec<String>) {
+        for a in c.get_arguments() {
+            let id = a.get_id().as_str();
+            if id == "help" || id == "version" {
+                continue;
+            }
+            if a.get_help().is_none() && a.get_long_help().is_none() {
+                missing.push(format!("{path} <{id}>"));
+            }
+        }
+        for s in c.get_subcommands() {
+            let p = format!("{path} {}", s.get_name());
+            if s.get_about().is_none() {
+                missing.push(p.clone());
+            }
+            walk(s, &p, missing);
+        }
+    }
+
+    #[test]
+    fn every_command_and_argument_has_help() {
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "stelselnode", &mut missing);
+        assert!(missing.is_empty(), "no --help text for: {missing:#?}");
+    }
 }

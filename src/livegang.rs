@@ -355,11 +355,9 @@ pub fn end_everywhere(
             published_now = crate::publish::publish_other(store, key, req, now)?;
         }
     }
-    let who = crate::store::Who {
-        operator: operator.to_string(),
-        reason: Some(reason.to_string()),
-    };
-    store.update(&who, |reg| {
+    // The working registry follows. This is not a pending edit (its publication is
+    // already logged above), so it is not journalled.
+    store.update_unjournalled(|reg| {
         for id in ids {
             if reg.livegangen.contains_key(id) {
                 end(reg, id)?;

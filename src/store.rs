@@ -35,7 +35,7 @@ const META_PUBLISHED_LIVEGANGEN: &str = "published_livegangen";
 pub enum StoreError {
     #[error("registry database {path}: {msg}")]
     Db { path: String, msg: String },
-    #[error("registry database is locked by another process (is `stelselnode serve` running on this data directory without its admin socket?): {0}")]
+    #[error("registry database {0} is in use by another process (a running `stelselnode serve` on this data directory, or another command)")]
     Locked(String),
     #[error("no registry at {0}: run `stelselnode init` (or `stelselnode serve --demo`) first")]
     Missing(String),
@@ -298,10 +298,31 @@ impl Store {
         self.update_with_floors(who, &BTreeMap::new(), edit)
     }
 
+    /// `update` for a change that is published by its own logged publication (an expired
+    /// gecontroleerde livegang): not recorded as a pending edit.
+    pub fn update_unjournalled<F>(&self, edit: F) -> Result<String, StoreError>
+    where
+        F: FnOnce(&mut Registry) -> Result<String, String>,
+    {
+        self.update_inner(None, &BTreeMap::new(), edit)
+    }
+
     /// `update`, also raising Volgnummer floors (imports) in the same transaction.
     pub fn update_with_floors<F>(
         &self,
         who: &Who,
+        floors: &BTreeMap<ListKind, u64>,
+        edit: F,
+    ) -> Result<String, StoreError>
+    where
+        F: FnOnce(&mut Registry) -> Result<String, String>,
+    {
+        self.update_inner(Some(who), floors, edit)
+    }
+
+    fn update_inner<F>(
+        &self,
+        who: Option<&Who>,
         floors: &BTreeMap<ListKind, u64>,
         edit: F,
     ) -> Result<String, StoreError>
@@ -332,7 +353,7 @@ impl Store {
             meta.insert("floors", to_json(&cur).as_slice())
                 .map_err(|x| e(&x))?;
         }
-        {
+        if let Some(who) = who {
             let mut j = tx.open_table(JOURNAL).map_err(|x| e(&x))?;
             let next = j
                 .last()
@@ -359,6 +380,12 @@ impl Store {
         let before = self.registry()?;
         write_registry(&tx, &before, reg).map_err(|x| e(&x))?;
         clear_journal(&tx).map_err(|x| e(&x))?;
+        // Floors raised by discarded imports go too.
+        let floors = self.published()?.map(|p| p.floors).unwrap_or_default();
+        tx.open_table(META)
+            .map_err(|x| e(&x))?
+            .insert("floors", to_json(&floors).as_slice())
+            .map_err(|x| e(&x))?;
         tx.commit().map_err(|x| e(&x))?;
         Ok(())
     }
