@@ -532,7 +532,12 @@ impl Store {
             let mut j = tx.open_table(JOURNAL).map_err(|x| e(&x))?;
             for row in j.range(..=head).map_err(|x| e(&x))? {
                 let (_, v) = row.map_err(|x| e(&x))?;
-                entry.changes.push(from_json("journal", v.value())?);
+                let mut change: Change = from_json("journal", v.value())?;
+                // An edit made without --reason is made for the publication's reason.
+                if change.reason.is_none() {
+                    change.reason = Some(entry.reason.clone());
+                }
+                entry.changes.push(change);
             }
             j.retain(|k, _| k > head).map_err(|x| e(&x))?;
         }

@@ -119,7 +119,8 @@ fn change_set_diff_discard_and_publish() {
         show.contains("added nieuw.knooppunt.nl to the Whitelist (RFC-12 nieuwe node)"),
         "{show}"
     );
-    assert!(show.contains("updated Gegevensdienst 3"), "{show}");
+    // An edit without --reason carries the publication's reason.
+    assert!(show.contains("updated Gegevensdienst 3 (wijzigingen week 47)"), "{show}");
     assert!(ok(&data, &["diff"]).contains("no pending changes"));
 }
 
@@ -756,23 +757,75 @@ fn release_changes_leave_pending_edits_pending_and_end_their_livegangen() {
     let (_dir, data, server) = demo_server();
     ok(
         &data,
-        &["livegang", "start", "--gegevensdienst", "1", "--zorgaanbieder", "umcharderwijk@medmij",
-          "--oauthclient", "medmij.deenigeechtepgo.nl", "--until", "2099-12-31", "--copy-id", "201"],
+        &[
+            "livegang",
+            "start",
+            "--gegevensdienst",
+            "1",
+            "--zorgaanbieder",
+            "umcharderwijk@medmij",
+            "--oauthclient",
+            "medmij.deenigeechtepgo.nl",
+            "--until",
+            "2099-12-31",
+            "--copy-id",
+            "201",
+        ],
     );
     ok(&data, &["publish", "-m", "livegang"]);
-    assert!(server.get("/MedMij_Gegevensdienstnamenlijst.xml?release=1.1.2").text().contains(">201<"));
-    ok(&data, &["whitelist", "add", "pending.edit.nl", "--reason", "nog niet publiceren"]);
-    ok(&data, &["release", "set-status", "1.1.2", "verouderd", "--sunset", "2027-12-31"]);
+    assert!(server
+        .get("/MedMij_Gegevensdienstnamenlijst.xml?release=1.1.2")
+        .text()
+        .contains(">201<"));
+    ok(
+        &data,
+        &[
+            "whitelist",
+            "add",
+            "pending.edit.nl",
+            "--reason",
+            "nog niet publiceren",
+        ],
+    );
+    ok(
+        &data,
+        &[
+            "release",
+            "set-status",
+            "1.1.2",
+            "verouderd",
+            "--sunset",
+            "2027-12-31",
+        ],
+    );
     // The release change is public, the livegang on it ended with it, the edit is still pending.
-    assert!(server.get("/MedMij_Whitelist.xml?release=1.1.2").header("deprecation").is_some());
-    assert!(!server.get("/MedMij_Gegevensdienstnamenlijst.xml?release=1.1.2").text().contains(">201<"));
+    assert!(server
+        .get("/MedMij_Whitelist.xml?release=1.1.2")
+        .header("deprecation")
+        .is_some());
+    assert!(!server
+        .get("/MedMij_Gegevensdienstnamenlijst.xml?release=1.1.2")
+        .text()
+        .contains(">201<"));
     assert!(ok(&data, &["livegang", "list"]).contains("no gecontroleerde livegang"));
-    assert!(!server.get("/MedMij_Whitelist.xml").text().contains("pending.edit.nl"));
+    assert!(!server
+        .get("/MedMij_Whitelist.xml")
+        .text()
+        .contains("pending.edit.nl"));
     let diff = ok(&data, &["diff"]);
-    assert!(diff.contains("+ pending.edit.nl") && diff.contains("nog niet publiceren"), "{diff}");
-    assert!(!diff.contains("201"), "the livegang's end is not a pending edit: {diff}");
+    assert!(
+        diff.contains("+ pending.edit.nl") && diff.contains("nog niet publiceren"),
+        "{diff}"
+    );
+    assert!(
+        !diff.contains("201"),
+        "the livegang's end is not a pending edit: {diff}"
+    );
     let hist = ok(&data, &["history", "list"]);
-    assert!(hist.contains("gecontroleerde livegang 201 ends with it"), "{hist}");
+    assert!(
+        hist.contains("gecontroleerde livegang 201 ends with it"),
+        "{hist}"
+    );
 }
 
 #[test]
@@ -781,19 +834,51 @@ fn without_a_server_publish_ends_expired_livegangen_and_discard_drops_import_flo
     let data = dir.path().join("data");
     ok(&data, &["init", "--demo"]);
     // An import raises the Whitelist's numbering floor; discarding it lowers it again.
-    ok(&data, &["import", example("whitelist-release2-fv5-example.xml").to_str().unwrap()]);
+    ok(
+        &data,
+        &[
+            "import",
+            example("whitelist-release2-fv5-example.xml")
+                .to_str()
+                .unwrap(),
+        ],
+    );
     ok(&data, &["discard"]);
-    ok(&data, &["gegevensdienst", "add", "60", "--weergavenaam", "Testdienst"]);
+    ok(
+        &data,
+        &[
+            "gegevensdienst",
+            "add",
+            "60",
+            "--weergavenaam",
+            "Testdienst",
+        ],
+    );
     let out = ok(&data, &["publish", "-m", "gnl only"]);
-    assert!(out.contains("Whitelist                  Volgnummer      1  unchanged"), "{out}");
+    assert!(
+        out.contains("Whitelist                  Volgnummer      1  unchanged"),
+        "{out}"
+    );
 
     let until = (time::OffsetDateTime::now_utc() + time::Duration::seconds(2))
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap();
     ok(
         &data,
-        &["livegang", "start", "--gegevensdienst", "1", "--zorgaanbieder", "umcharderwijk@medmij",
-          "--oauthclient", "medmij.deenigeechtepgo.nl", "--until", &until, "--copy-id", "301"],
+        &[
+            "livegang",
+            "start",
+            "--gegevensdienst",
+            "1",
+            "--zorgaanbieder",
+            "umcharderwijk@medmij",
+            "--oauthclient",
+            "medmij.deenigeechtepgo.nl",
+            "--until",
+            &until,
+            "--copy-id",
+            "301",
+        ],
     );
     ok(&data, &["publish", "-m", "korte livegang"]);
     std::thread::sleep(Duration::from_secs(3));
@@ -817,6 +902,11 @@ fn non_utf8_arguments_are_an_error_not_a_panic() {
         .arg(bad)
         .output()
         .unwrap();
-    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert!(String::from_utf8_lossy(&o.stderr).contains("UTF-8"));
 }

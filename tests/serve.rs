@@ -473,3 +473,122 @@ fn export_writes_the_published_lists_of_a_release() {
     );
     assert!(err.contains("9.9.9") && err.contains("1.1.2"), "{err}");
 }
+
+#[test]
+fn an_operator_rsa_key_signs_and_xmlsec1_verifies() {
+    let dir = tempdir();
+    let key = dir.path().join("key.pem");
+    let cert = dir.path().join("cert.pem");
+    let o = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:3072",
+            "-nodes",
+            "-subj",
+            "/CN=Stelselnode test operator",
+            "-days",
+            "30",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(o.status.success());
+    let data = dir.path().join("data");
+    let out = ok(
+        &data,
+        &[
+            "init",
+            "--key",
+            key.to_str().unwrap(),
+            "--cert",
+            cert.to_str().unwrap(),
+        ],
+    );
+    assert!(!out.contains("DEVELOPMENT"), "{out}");
+    for f in [
+        "gegevensdienstnamenlijst-release1-example.xml",
+        "whitelist-release2-fv5-example.xml",
+    ] {
+        ok(&data, &["import", example(f).to_str().unwrap()]);
+    }
+    ok(
+        &data,
+        &[
+            "import",
+            example("zorgaanbiederslijst-release3-fv8-example.xml")
+                .to_str()
+                .unwrap(),
+        ],
+    );
+    ok(&data, &["publish", "-m", "rsa"]);
+    let server = Server::start(&data, &[]);
+    assert_eq!(
+        server.get("/signing-certificate.pem").body,
+        std::fs::read(&cert).unwrap()
+    );
+    for (list, q) in [
+        ("MedMij_Zorgaanbiederslijst.xml", "?api=2"),
+        ("MedMij_Whitelist.xml", ""),
+    ] {
+        let doc = dir.path().join(list);
+        std::fs::write(&doc, server.get(&format!("/{list}{q}")).body).unwrap();
+        let sig = dir.path().join(format!("{list}.sig"));
+        let s = server.get(&format!("/{list}.sig{q}"));
+        assert!(s.text().contains("xmldsig-more#rsa-sha256"));
+        std::fs::write(&sig, &s.body).unwrap();
+        xmlsec1_verify(&cert, &sig, Some((list, &doc))).unwrap();
+        if q == "?api=2" {
+            xmlsec1_verify(&cert, &doc, None).unwrap();
+        }
+    }
+    // A key that does not match its certificate, or a too small RSA key, is refused.
+    let other = tempdir();
+    let (k2, c2) = (other.path().join("k.pem"), other.path().join("c.pem"));
+    let o = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:1024",
+            "-nodes",
+            "-subj",
+            "/CN=small",
+            "-days",
+            "2",
+            "-keyout",
+        ])
+        .arg(&k2)
+        .arg("-out")
+        .arg(&c2)
+        .output()
+        .expect("openssl");
+    assert!(o.status.success());
+    let err = fails(
+        &other.path().join("d"),
+        &[
+            "init",
+            "--key",
+            k2.to_str().unwrap(),
+            "--cert",
+            c2.to_str().unwrap(),
+        ],
+    );
+    assert!(err.contains("2048"), "{err}");
+    let err = fails(
+        &other.path().join("e"),
+        &[
+            "init",
+            "--key",
+            key.to_str().unwrap(),
+            "--cert",
+            c2.to_str().unwrap(),
+        ],
+    );
+    assert!(err.contains("does not belong"), "{err}");
+    assert!(!other.path().join("e").join("registry.redb").exists());
+}
