@@ -157,10 +157,6 @@ impl Catalogue {
         Ok(c)
     }
 
-    pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(self).unwrap_or_default()
-    }
-
     pub fn validate(&self) -> Result<(), String> {
         let mut ids = BTreeSet::new();
         for r in &self.releases {

@@ -225,18 +225,6 @@ impl Registry {
         // Serialising plain maps of strings cannot fail.
         r.unwrap_or_default()
     }
-
-    /// Every Interfaceversie that any Zorgaanbieder offers, sorted.
-    pub fn interfaceversies(&self) -> BTreeSet<String> {
-        self.zorgaanbieders
-            .values()
-            .flat_map(|z| {
-                z.interfaceversies
-                    .iter()
-                    .map(|i| i.interfaceversie_id.clone())
-            })
-            .collect()
-    }
 }
 
 /// Order numeric-looking ids numerically ("2" before "10"), anything else by bytes.

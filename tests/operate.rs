@@ -120,7 +120,10 @@ fn change_set_diff_discard_and_publish() {
         "{show}"
     );
     // An edit without --reason carries the publication's reason.
-    assert!(show.contains("updated Gegevensdienst 3 (wijzigingen week 47)"), "{show}");
+    assert!(
+        show.contains("updated Gegevensdienst 3 (wijzigingen week 47)"),
+        "{show}"
+    );
     assert!(ok(&data, &["diff"]).contains("no pending changes"));
 }
 
@@ -909,4 +912,61 @@ fn non_utf8_arguments_are_an_error_not_a_panic() {
         String::from_utf8_lossy(&o.stderr)
     );
     assert!(String::from_utf8_lossy(&o.stderr).contains("UTF-8"));
+}
+
+#[test]
+fn sigkill_during_publications_leaves_a_consistent_servable_store() {
+    let (dir, data, server) = demo_server();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let worker = {
+        let (data, stop) = (data.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && i < 200 {
+                let _ = cli(
+                    &data,
+                    &["whitelist", "add", &format!("crash{i}.voorbeeld.nl")],
+                );
+                let _ = cli(&data, &["publish", "-m", &format!("crash test {i}")]);
+                i += 1;
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(1500));
+    drop(server); // SIGKILL, most likely mid-publication
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    worker.join().unwrap();
+
+    let server = Server::start(&data, &[]);
+    let cert = dir.path().join("cert.pem");
+    std::fs::write(&cert, server.get("/signing-certificate.pem").body).unwrap();
+    for list in LISTS {
+        for q in ["", "?release=1.1.2", "?api=2"] {
+            let url = format!("http://{}/{list}{q}", server.addr);
+            ok(&data, &["verify", &url, "--cert", cert.to_str().unwrap()]);
+        }
+    }
+    let archive = dir.path().join("after-crash.tar");
+    ok(
+        &data,
+        &["history", "export", "--out", archive.to_str().unwrap()],
+    );
+    let v = ok(
+        &data,
+        &[
+            "history",
+            "verify",
+            archive.to_str().unwrap(),
+            "--cert",
+            cert.to_str().unwrap(),
+        ],
+    );
+    assert!(v.contains("hash chain intact"), "{v}");
+    // And it goes on publishing.
+    ok(&data, &["whitelist", "add", "na.de.crash.nl"]);
+    ok(&data, &["publish", "-m", "after the crash"]);
+    assert!(server
+        .get("/MedMij_Whitelist.xml")
+        .text()
+        .contains("na.de.crash.nl"));
 }
