@@ -379,17 +379,7 @@ fn admin_command(
     let mut out = String::new();
     let result = cli::execute(&ctx, cmd, &mut out);
     // A publication (or anything else that moved the published index) is swapped in now.
-    let current = shared.load().as_ref().map(|s| s.index.seq);
-    if let Ok(Some(idx)) = store.published() {
-        if Some(idx.seq) != current {
-            match PublishedSet::load(store, cert.to_string()) {
-                Ok(set) => shared.store(set.map(Arc::new)),
-                Err(e) => tracing::error!(
-                    "published set could not be loaded; keeping the previous one: {e}"
-                ),
-            }
-        }
-    }
+    reload(store, shared, cert);
     match result {
         Ok(()) => admin::Response {
             code: 0,
