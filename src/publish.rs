@@ -59,6 +59,83 @@ struct Made {
     sig: Vec<u8>,
 }
 
+/// From this many Zorgaanbieders on, a ZAL is rendered and validated in parts on all cores.
+const PARALLEL_FROM: usize = 4096;
+
+/// Render a large ZAL as independent, complete part documents on every core, validate each
+/// part against the XSD (libxml2's validator is single-threaded per document, and the
+/// largest list is the critical path of a publication), then join them byte-exactly.
+/// Each part holds whole Zorgaanbieder elements, so every element is validated in context;
+/// the only cross-part constraint, unique Zorgaanbiedernaam, holds by registry key.
+fn render_in_parts(
+    reg: &Registry,
+    r: &Rendition,
+    header: &Header,
+) -> Result<Vec<u8>, PublishError> {
+    let def = r.schema();
+    let all: Vec<&crate::model::Zorgaanbieder> = reg.zorgaanbieders.values().collect();
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    // A few parts per core, so a part with heavier entries does not leave a core idle.
+    let size = all.len().div_ceil(cores * 4).max(1);
+    let chunks: Vec<&[&crate::model::Zorgaanbieder]> = all.chunks(size).collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut parts: Vec<Option<Result<Vec<u8>, PublishError>>> =
+        (0..chunks.len()).map(|_| None).collect();
+    type Part = (usize, Result<Vec<u8>, PublishError>);
+    let results: Vec<Vec<Part>> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..cores)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(part) = chunks.get(i) else { break };
+                        let bytes = render::render_zal_part(reg, part, r, header);
+                        let checked =
+                            schema::validate(def, &bytes)
+                                .map(|()| bytes)
+                                .map_err(|errors| PublishError::Schema {
+                                    rendition: format!(
+                                        "{r} (Zorgaanbieders {}..{})",
+                                        i * size + 1,
+                                        i * size + part.len()
+                                    ),
+                                    xsd: def.xsd_file.to_string(),
+                                    errors,
+                                });
+                        done.push((i, checked));
+                    }
+                    done
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().unwrap_or_default())
+            .collect()
+    });
+    for (i, res) in results.into_iter().flatten() {
+        parts[i] = Some(res);
+    }
+    let parts: Vec<Vec<u8>> = parts
+        .into_iter()
+        .map(|p| {
+            p.unwrap_or_else(|| {
+                Err(PublishError::Signature {
+                    rendition: r.to_string(),
+                    msg: "a rendering thread failed".into(),
+                })
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    render::join_zal_parts(&parts).ok_or_else(|| PublishError::Signature {
+        rendition: r.to_string(),
+        msg: "parts could not be joined".into(),
+    })
+}
+
 /// Render, validate, sign and self-verify one rendition.
 fn make(
     reg: &Registry,
@@ -68,7 +145,12 @@ fn make(
 ) -> Result<Made, PublishError> {
     let def = r.schema();
     let t = std::time::Instant::now();
-    let plain = render::render(reg, r, header);
+    let (plain, validated) =
+        if r.list == ListKind::Zorgaanbiederslijst && reg.zorgaanbieders.len() >= PARALLEL_FROM {
+            (render_in_parts(reg, r, header)?, true)
+        } else {
+            (render::render(reg, r, header), false)
+        };
     let t_render = t.elapsed();
     let sig_err = |msg: String| PublishError::Signature {
         rendition: r.to_string(),
@@ -86,12 +168,14 @@ fn make(
     };
     let t_enveloped = t.elapsed();
     // Validate exactly the bytes that will be served (with the enveloped signature, which
-    // the project XSDs allow as the last child of the root).
-    schema::validate(def, &xml).map_err(|errors| PublishError::Schema {
-        rendition: r.to_string(),
-        xsd: def.xsd_file.to_string(),
-        errors,
-    })?;
+    // the project XSDs allow as the last child of the root), unless the parts were.
+    if !validated {
+        schema::validate(def, &xml).map_err(|errors| PublishError::Schema {
+            rendition: r.to_string(),
+            xsd: def.xsd_file.to_string(),
+            errors,
+        })?;
+    }
     let t_validate = t.elapsed();
     let file = r.list.file_name();
     let sig = key

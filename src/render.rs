@@ -51,10 +51,60 @@ impl Out {
 /// `</Root>\n`.
 pub fn render(reg: &Registry, rendition: &Rendition, header: &Header) -> Vec<u8> {
     // Writing into a Vec cannot fail.
-    render_inner(reg, rendition, header).unwrap_or_default()
+    render_inner(reg, rendition, header, &mut reg.zorgaanbieders.values()).unwrap_or_default()
 }
 
-fn render_inner(reg: &Registry, rendition: &Rendition, header: &Header) -> io::Result<Vec<u8>> {
+/// A complete Zorgaanbiederslijst holding only `part` of the Zorgaanbieders: valid on its
+/// own, so large lists can be rendered and validated in parallel parts and then joined
+/// with [`join_zal_parts`].
+pub fn render_zal_part(
+    reg: &Registry,
+    part: &[&Zorgaanbieder],
+    rendition: &Rendition,
+    header: &Header,
+) -> Vec<u8> {
+    render_inner(reg, rendition, header, &mut part.iter().copied()).unwrap_or_default()
+}
+
+/// Join parts made by [`render_zal_part`] (in registry order) into the document `render`
+/// would have made: the first part's header, every part's Zorgaanbieders, the footer.
+/// Zorgaanbiedernaam is unique across parts because it is the registry key.
+pub fn join_zal_parts(parts: &[Vec<u8>]) -> Option<Vec<u8>> {
+    const OPEN: &[u8] = b"<Zorgaanbieders>";
+    const CLOSE: &[u8] = b"</Zorgaanbieders>";
+    let find = |h: &[u8], n: &[u8]| h.windows(n.len()).position(|w| w == n);
+    let rfind = |h: &[u8], n: &[u8]| h.windows(n.len()).rposition(|w| w == n);
+    let mut split = Vec::new();
+    for p in parts {
+        let a = find(p, OPEN)? + OPEN.len();
+        let mut b = rfind(p, CLOSE)?;
+        while b > a && p[b - 1].is_ascii_whitespace() {
+            b -= 1;
+        }
+        split.push((a, b));
+    }
+    let (first, &(a0, b0)) = (parts.first()?, split.first()?);
+    let footer_from = parts
+        .iter()
+        .zip(&split)
+        .find(|(_, (a, b))| b > a)
+        .map(|(p, (_, b))| &p[*b..])
+        .unwrap_or(&first[b0..]);
+    let mut out = Vec::with_capacity(parts.iter().map(Vec::len).sum());
+    out.extend_from_slice(&first[..a0]);
+    for (p, (a, b)) in parts.iter().zip(&split) {
+        out.extend_from_slice(&p[*a..*b]);
+    }
+    out.extend_from_slice(footer_from);
+    Some(out)
+}
+
+fn render_inner<'a>(
+    reg: &'a Registry,
+    rendition: &Rendition,
+    header: &Header,
+    zorgaanbieders: &mut dyn Iterator<Item = &'a Zorgaanbieder>,
+) -> io::Result<Vec<u8>> {
     let schema = rendition.schema();
     let root = rendition.list.root();
     let mut out = Out {
@@ -70,7 +120,7 @@ fn render_inner(reg: &Registry, rendition: &Rendition, header: &Header) -> io::R
     match rendition.list {
         ListKind::Zorgaanbiederslijst => {
             out.open("Zorgaanbieders")?;
-            for z in reg.zorgaanbieders.values() {
+            for z in zorgaanbieders {
                 match &rendition.interfaceversie {
                     Some(iv) => zorgaanbieder_release2(&mut out, z, iv)?,
                     None => zorgaanbieder_release3(&mut out, z)?,
@@ -199,4 +249,55 @@ fn gegevensdienst(out: &mut Out, g: &Gegevensdienst, release3: bool) -> io::Resu
     }
     out.close("Systeemrollen")?;
     out.close("Gegevensdienst")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalogue::{Catalogue, DEFAULT_CATALOGUE};
+    use crate::import::{self, Release2Mapping};
+    use crate::model::Aanbiedertype;
+
+    #[test]
+    fn parts_join_to_the_whole_document() {
+        let mut reg = Registry::default();
+        for (_, bytes) in crate::app::DEMO_LISTS {
+            let l = import::read_list(bytes).unwrap();
+            let map = Release2Mapping {
+                interfaceversie: "1.1.0".into(),
+                aanbiedertype: Aanbiedertype::ZA,
+            };
+            import::apply(&mut reg, l, &map);
+        }
+        let h = Header {
+            volgnummer: 3,
+            tijdstempel: "2026-01-01T00:00:00Z".into(),
+        };
+        let cat = Catalogue::parse(DEFAULT_CATALOGUE).unwrap();
+        let all: Vec<&Zorgaanbieder> = reg.zorgaanbieders.values().collect();
+        for r in cat
+            .renditions()
+            .into_iter()
+            .filter(|r| r.list == ListKind::Zorgaanbiederslijst)
+        {
+            let whole = render(&reg, &r, &h);
+            // Part sizes 1..=n, including parts with nothing in this Interfaceversie.
+            for size in 1..=all.len() {
+                let parts: Vec<Vec<u8>> = all
+                    .chunks(size)
+                    .map(|p| render_zal_part(&reg, p, &r, &h))
+                    .collect();
+                assert_eq!(
+                    join_zal_parts(&parts).unwrap(),
+                    whole,
+                    "{r}, parts of {size}"
+                );
+            }
+        }
+        // An empty registry joins to the empty document.
+        let empty = Registry::default();
+        let r = cat.renditions().into_iter().next().unwrap();
+        let part = render_zal_part(&empty, &[], &r, &h);
+        assert_eq!(join_zal_parts(&[part]).unwrap(), render(&empty, &r, &h));
+    }
 }

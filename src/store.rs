@@ -5,9 +5,9 @@
 //! commands then go through the admin channel (see `admin`) instead of opening it.
 
 use crate::catalogue::{Catalogue, Rendition};
-use crate::model::{Gegevensdienstnaam, ListKind, OAuthclient, Registry, Zorgaanbieder};
+use crate::model::{ListKind, Registry};
 use crate::rules;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,15 +21,38 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const DOCUMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("documents");
 const PUBLICATIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("publications");
 const LIVEGANGEN: TableDefinition<&str, &[u8]> = TableDefinition::new("livegangen");
+/// One set of registry tables: the working registry (what the operator edits) or the
+/// registry as last published (for `diff`, `discard`, catalogue changes and expiry).
+#[derive(Clone, Copy)]
+struct RegistryTables {
+    zorgaanbieders: TableDefinition<'static, &'static str, &'static [u8]>,
+    oauthclients: TableDefinition<'static, &'static str, &'static [u8]>,
+    gegevensdiensten: TableDefinition<'static, &'static str, &'static [u8]>,
+    livegangen: TableDefinition<'static, &'static str, &'static [u8]>,
+    whitelist: TableDefinition<'static, &'static str, ()>,
+}
+
+const WORKING: RegistryTables = RegistryTables {
+    zorgaanbieders: ZORGAANBIEDERS,
+    oauthclients: OAUTHCLIENTS,
+    gegevensdiensten: GEGEVENSDIENSTEN,
+    livegangen: LIVEGANGEN,
+    whitelist: WHITELIST,
+};
+
+const PUBLISHED: RegistryTables = RegistryTables {
+    zorgaanbieders: TableDefinition::new("published_zorgaanbieders"),
+    oauthclients: TableDefinition::new("published_oauthclients"),
+    gegevensdiensten: TableDefinition::new("published_gegevensdiensten"),
+    livegangen: TableDefinition::new("published_livegangen"),
+    whitelist: TableDefinition::new("published_whitelist"),
+};
+
 /// Edits since the last publication of the working registry: the pending change set.
 const JOURNAL: TableDefinition<u64, &[u8]> = TableDefinition::new("journal");
 
 const META_CATALOGUE: &str = "catalogue";
 const META_PUBLISHED: &str = "published";
-/// The registry as last published, for `diff` and `discard`.
-const META_PUBLISHED_REGISTRY: &str = "published_registry";
-/// The published livegangen alone: read every second by the expiry check.
-const META_PUBLISHED_LIVEGANGEN: &str = "published_livegangen";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -167,16 +190,18 @@ impl Store {
         let e = db_err(path);
         let tx = store.db.begin_write().map_err(|x| e(&x))?;
         {
-            for t in [
-                ZORGAANBIEDERS,
-                OAUTHCLIENTS,
-                GEGEVENSDIENSTEN,
-                DOCUMENTS,
-                LIVEGANGEN,
-            ] {
-                tx.open_table(t).map_err(|x| e(&x))?;
+            for set in [WORKING, PUBLISHED] {
+                for t in [
+                    set.zorgaanbieders,
+                    set.oauthclients,
+                    set.gegevensdiensten,
+                    set.livegangen,
+                ] {
+                    tx.open_table(t).map_err(|x| e(&x))?;
+                }
+                tx.open_table(set.whitelist).map_err(|x| e(&x))?;
             }
-            tx.open_table(WHITELIST).map_err(|x| e(&x))?;
+            tx.open_table(DOCUMENTS).map_err(|x| e(&x))?;
             tx.open_table(PUBLICATIONS).map_err(|x| e(&x))?;
             tx.open_table(JOURNAL).map_err(|x| e(&x))?;
             let mut meta = tx.open_table(META).map_err(|x| e(&x))?;
@@ -225,56 +250,7 @@ impl Store {
             .map_err(|x| e(&x))?
             .map(|(k, _)| k.value())
             .unwrap_or(0);
-        let mut reg = Registry::default();
-        for row in tx
-            .open_table(ZORGAANBIEDERS)
-            .map_err(|x| e(&x))?
-            .iter()
-            .map_err(|x| e(&x))?
-        {
-            let (k, v) = row.map_err(|x| e(&x))?;
-            let z: Zorgaanbieder = from_json("zorgaanbieder", v.value())?;
-            reg.zorgaanbieders.insert(k.value().to_string(), z);
-        }
-        for row in tx
-            .open_table(OAUTHCLIENTS)
-            .map_err(|x| e(&x))?
-            .iter()
-            .map_err(|x| e(&x))?
-        {
-            let (k, v) = row.map_err(|x| e(&x))?;
-            let c: OAuthclient = from_json("oauthclient", v.value())?;
-            reg.oauthclients.insert(k.value().to_string(), c);
-        }
-        for row in tx
-            .open_table(WHITELIST)
-            .map_err(|x| e(&x))?
-            .iter()
-            .map_err(|x| e(&x))?
-        {
-            let (k, _) = row.map_err(|x| e(&x))?;
-            reg.whitelist.insert(k.value().to_string());
-        }
-        for row in tx
-            .open_table(GEGEVENSDIENSTEN)
-            .map_err(|x| e(&x))?
-            .iter()
-            .map_err(|x| e(&x))?
-        {
-            let (k, v) = row.map_err(|x| e(&x))?;
-            let g: Gegevensdienstnaam = from_json("gegevensdienst", v.value())?;
-            reg.gegevensdiensten.insert(k.value().to_string(), g);
-        }
-        for row in tx
-            .open_table(LIVEGANGEN)
-            .map_err(|x| e(&x))?
-            .iter()
-            .map_err(|x| e(&x))?
-        {
-            let (k, v) = row.map_err(|x| e(&x))?;
-            reg.livegangen
-                .insert(k.value().to_string(), from_json("livegang", v.value())?);
-        }
+        let reg = read_registry(&tx, WORKING).map_err(|x| e(&x))?;
         let meta = tx.open_table(META).map_err(|x| e(&x))?;
         let cat = meta
             .get(META_CATALOGUE)
@@ -407,39 +383,34 @@ impl Store {
     pub fn published_registry(&self) -> Result<Registry, StoreError> {
         let e = self.e();
         let tx = self.db.begin_read().map_err(|x| e(&x))?;
-        let meta = tx.open_table(META).map_err(|x| e(&x))?;
-        let v = meta.get(META_PUBLISHED_REGISTRY).map_err(|x| e(&x))?;
-        match v {
-            Some(v) => from_json("published registry", v.value()),
-            None => Ok(Registry::default()),
-        }
+        read_registry(&tx, PUBLISHED).map_err(|x| e(&x))
     }
 
     /// The livegangen as published.
     pub fn published_livegangen(
         &self,
     ) -> Result<BTreeMap<String, crate::model::Livegang>, StoreError> {
+        self.read_map(PUBLISHED.livegangen)
+    }
+
+    fn read_map<T: for<'a> Deserialize<'a>>(
+        &self,
+        table: TableDefinition<'static, &'static str, &'static [u8]>,
+    ) -> Result<BTreeMap<String, T>, StoreError> {
         let e = self.e();
         let tx = self.db.begin_read().map_err(|x| e(&x))?;
-        let meta = tx.open_table(META).map_err(|x| e(&x))?;
-        let v = meta.get(META_PUBLISHED_LIVEGANGEN).map_err(|x| e(&x))?;
-        match v {
-            Some(v) => from_json("published livegangen", v.value()),
-            None => Ok(BTreeMap::new()),
+        let t = tx.open_table(table).map_err(|x| e(&x))?;
+        let mut out = BTreeMap::new();
+        for row in t.iter().map_err(|x| e(&x))? {
+            let (k, v) = row.map_err(|x| e(&x))?;
+            out.insert(k.value().to_string(), from_json(table.name(), v.value())?);
         }
+        Ok(out)
     }
 
     /// Only the livegang records: cheap enough for a once-a-second expiry check.
     pub fn livegangen(&self) -> Result<BTreeMap<String, crate::model::Livegang>, StoreError> {
-        let e = self.e();
-        let tx = self.db.begin_read().map_err(|x| e(&x))?;
-        let t = tx.open_table(LIVEGANGEN).map_err(|x| e(&x))?;
-        let mut out = BTreeMap::new();
-        for row in t.iter().map_err(|x| e(&x))? {
-            let (k, v) = row.map_err(|x| e(&x))?;
-            out.insert(k.value().to_string(), from_json("livegang", v.value())?);
-        }
-        Ok(out)
+        self.read_map(LIVEGANGEN)
     }
 
     /// Replace the release catalogue (validated by the caller's `Catalogue::validate`).
@@ -557,13 +528,8 @@ impl Store {
             let mut meta = tx.open_table(META).map_err(|x| e(&x))?;
             meta.insert(META_PUBLISHED, to_json(index).as_slice())
                 .map_err(|x| e(&x))?;
-            meta.insert(META_PUBLISHED_REGISTRY, to_json(registry).as_slice())
-                .map_err(|x| e(&x))?;
-            meta.insert(
-                META_PUBLISHED_LIVEGANGEN,
-                to_json(&registry.livegangen).as_slice(),
-            )
-            .map_err(|x| e(&x))?;
+            // Only the rows that changed since the last publication are written.
+            mirror_registry(&tx, registry).map_err(|x| e(&x))?;
             // The catalogue takes effect with the publication that uses it.
             meta.insert(META_CATALOGUE, to_json(&index.catalogue).as_slice())
                 .map_err(|x| e(&x))?;
@@ -585,6 +551,87 @@ impl Store {
             None => BTreeMap::new(),
         })
     }
+}
+
+fn read_registry(tx: &redb::ReadTransaction, set: RegistryTables) -> Result<Registry, redb::Error> {
+    fn rows<T: for<'a> Deserialize<'a>>(
+        tx: &redb::ReadTransaction,
+        t: TableDefinition<'static, &'static str, &'static [u8]>,
+    ) -> Result<BTreeMap<String, T>, redb::Error> {
+        let mut out = BTreeMap::new();
+        for row in tx.open_table(t)?.iter()? {
+            let (k, v) = row?;
+            let value = serde_json::from_slice(v.value()).map_err(|e| {
+                redb::Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{} {}: {e}", t.name(), k.value()),
+                ))
+            })?;
+            out.insert(k.value().to_string(), value);
+        }
+        Ok(out)
+    }
+    let mut whitelist = std::collections::BTreeSet::new();
+    for row in tx.open_table(set.whitelist)?.iter()? {
+        whitelist.insert(row?.0.value().to_string());
+    }
+    Ok(Registry {
+        zorgaanbieders: rows(tx, set.zorgaanbieders)?,
+        oauthclients: rows(tx, set.oauthclients)?,
+        whitelist,
+        gegevensdiensten: rows(tx, set.gegevensdiensten)?,
+        livegangen: rows(tx, set.livegangen)?,
+    })
+}
+
+/// Make the published tables hold `reg`, writing only rows whose bytes differ.
+fn mirror_registry(tx: &redb::WriteTransaction, reg: &Registry) -> Result<(), redb::Error> {
+    fn mirror<T: Serialize>(
+        tx: &redb::WriteTransaction,
+        t: TableDefinition<'static, &'static str, &'static [u8]>,
+        new: &BTreeMap<String, T>,
+    ) -> Result<(), redb::Error> {
+        let mut t = tx.open_table(t)?;
+        let mut stale = Vec::new();
+        for row in t.iter()? {
+            let k = row?.0.value().to_string();
+            if !new.contains_key(&k) {
+                stale.push(k);
+            }
+        }
+        for k in stale {
+            t.remove(k.as_str())?;
+        }
+        for (k, v) in new {
+            let bytes = to_json(v);
+            let same = t
+                .get(k.as_str())?
+                .is_some_and(|old| old.value() == bytes.as_slice());
+            if !same {
+                t.insert(k.as_str(), bytes.as_slice())?;
+            }
+        }
+        Ok(())
+    }
+    mirror(tx, PUBLISHED.zorgaanbieders, &reg.zorgaanbieders)?;
+    mirror(tx, PUBLISHED.oauthclients, &reg.oauthclients)?;
+    mirror(tx, PUBLISHED.gegevensdiensten, &reg.gegevensdiensten)?;
+    mirror(tx, PUBLISHED.livegangen, &reg.livegangen)?;
+    let mut t = tx.open_table(PUBLISHED.whitelist)?;
+    let mut stale = Vec::new();
+    for row in t.iter()? {
+        let k = row?.0.value().to_string();
+        if !reg.whitelist.contains(&k) {
+            stale.push(k);
+        }
+    }
+    for k in stale {
+        t.remove(k.as_str())?;
+    }
+    for h in &reg.whitelist {
+        t.insert(h.as_str(), ())?;
+    }
+    Ok(())
 }
 
 /// Write only the rows that differ between `before` and `after`.

@@ -740,3 +740,133 @@ fn import_publish_fetch_reproduces_the_official_examples() {
         registry_of(&std::fs::read(&zal3).unwrap())
     );
 }
+
+/// Above a few thousand Zorgaanbieders the ZAL is rendered and validated in parallel parts;
+/// the joined documents must be what a consumer validates and verifies.
+#[test]
+fn a_large_registry_publishes_valid_signed_lists() {
+    use stelselnode::model::{
+        Gegevensdienst, Gegevensdienstnaam, Interfaceversie, Systeemrol, Zorgaanbieder,
+    };
+    let dir = tempdir();
+    let data = dir.path().join("data");
+    ok(&data, &["init"]);
+    {
+        let store = stelselnode::store::Store::open(&data.join("registry.redb")).unwrap();
+        let who = stelselnode::store::Who {
+            operator: "test".into(),
+            reason: None,
+        };
+        store
+            .update(&who, |reg| {
+                for i in 1..=7 {
+                    reg.gegevensdiensten.insert(
+                        i.to_string(),
+                        Gegevensdienstnaam {
+                            gegevensdienst_id: i.to_string(),
+                            weergavenaam: format!("Gegevensdienst {i}"),
+                        },
+                    );
+                }
+                for i in 0..4500u32 {
+                    // Letters only: a..z in base 26.
+                    let mut n = i + 26 * 26 * 26;
+                    let mut name = String::new();
+                    while n > 0 {
+                        name.insert(0, (b'a' + (n % 26) as u8) as char);
+                        n /= 26;
+                    }
+                    let host = format!("medmij.{name}.nl");
+                    let g = |id: &str, v: &str| Gegevensdienst {
+                        gegevensdienst_id: id.into(),
+                        authorization_endpointuri: format!("https://{host}/{v}/authorize"),
+                        token_endpointuri: format!("https://{host}/{v}/token"),
+                        abonneren: None,
+                        systeemrollen: vec![Systeemrol {
+                            systeemrolcode: "MM-2.1-BZB-FHIR".into(),
+                            resource_endpointuri: format!("https://{host}/{v}/fhir"),
+                        }],
+                    };
+                    // Only every third one in 1.1.0: release2 parts differ in size.
+                    let mut ivs = vec![Interfaceversie {
+                        interfaceversie_id: "2.0.0".into(),
+                        gegevensdiensten: vec![g("1", "v2"), g("4", "v2")],
+                    }];
+                    if i % 3 == 0 {
+                        ivs.push(Interfaceversie {
+                            interfaceversie_id: "1.1.0".into(),
+                            gegevensdiensten: vec![g("1", "v1")],
+                        });
+                    }
+                    let naam = format!("{name}@medmij");
+                    reg.zorgaanbieders.insert(
+                        naam.clone(),
+                        Zorgaanbieder {
+                            zorgaanbiedernaam: naam,
+                            aanbiedertype: Aanbiedertype::ZA,
+                            interfaceversies: ivs,
+                        },
+                    );
+                }
+                Ok(String::new())
+            })
+            .unwrap();
+    }
+    ok(&data, &["publish", "-m", "large"]);
+    let reg = {
+        let store = stelselnode::store::Store::open(&data.join("registry.redb")).unwrap();
+        store.registry().unwrap()
+    };
+    let cert = data.join("signing-cert.pem");
+    for (release, official) in [
+        ("1.1.2", Some("zorgaanbiederslijst-release2-fv5.xsd")),
+        ("2.0.0", None),
+    ] {
+        let out = dir.path().join(release);
+        ok(
+            &data,
+            &[
+                "export",
+                "--release",
+                release,
+                "--out",
+                out.to_str().unwrap(),
+            ],
+        );
+        let zal = out.join("MedMij_Zorgaanbiederslijst.xml");
+        let own = if official.is_some() {
+            "zorgaanbiederslijst-release2.xsd"
+        } else {
+            "zorgaanbiederslijst-release3.xsd"
+        };
+        xmllint_valid(&project_xsd(own), &zal).unwrap();
+        if let Some(o) = official {
+            xmllint_valid(&official_xsd(o), &zal).unwrap();
+        } else {
+            xmlsec1_verify(&cert, &zal, None).unwrap();
+        }
+        xmlsec1_verify(
+            &cert,
+            &out.join("MedMij_Zorgaanbiederslijst.xml.sig"),
+            Some(("MedMij_Zorgaanbiederslijst.xml", &zal)),
+        )
+        .unwrap();
+        // Same content as the registry, in the same order.
+        let bytes = std::fs::read(&zal).unwrap();
+        let back = registry_of(&bytes);
+        let expected: Vec<&String> = if release == "2.0.0" {
+            reg.zorgaanbieders.keys().collect()
+        } else {
+            reg.zorgaanbieders
+                .iter()
+                .filter(|(_, z)| z.interfaceversies.len() == 2)
+                .map(|(k, _)| k)
+                .collect()
+        };
+        assert_eq!(
+            back.zorgaanbieders.keys().collect::<Vec<_>>(),
+            expected,
+            "{release}"
+        );
+    }
+}
