@@ -204,7 +204,7 @@ fn flat_whitelist(bytes: &[u8]) -> bool {
 
 /// Read and validate one list file.
 pub fn read_list(bytes: &[u8]) -> Result<ImportedList, ImportError> {
-    schema::refuse_doctype(bytes).map_err(|e| ImportError::Unsupported(e.to_string()))?;
+    schema::refuse_unsafe_input(bytes).map_err(|e| ImportError::Unsupported(e.to_string()))?;
     let (root, ns) = detect_root(bytes)?;
     let def = schema::by_root(&root, &ns).ok_or_else(|| {
         let supported: Vec<String> = schema::SCHEMAS

@@ -117,9 +117,11 @@ fn compile(xsd: &str) -> Result<SchemaValidationContext, SchemaErrors> {
     })
 }
 
-/// Refuse DTDs outright: the lists never have one, and entity expansion differs between XML
-/// processors (a signature verifier could see other content than the validator).
-pub fn refuse_doctype(bytes: &[u8]) -> Result<(), SchemaErrors> {
+/// Refuse what no list has and what would let processors disagree: a DTD anywhere (entity
+/// expansion differs between XML processors, so a signature verifier could see other
+/// content than the validator) and any encoding but UTF-8 (which could hide a DTD from
+/// this byte scan).
+pub fn refuse_unsafe_input(bytes: &[u8]) -> Result<(), SchemaErrors> {
     let fail = |m: &str| Err(SchemaErrors(vec![m.to_string()]));
     // Lists are UTF-8. Other encodings (UTF-16, or a declared one) could hide a DOCTYPE
     // from the byte scan below.
@@ -184,7 +186,7 @@ unsafe extern "C" fn collect_parse_error(user: *mut c_void, error: *mut bindings
 /// Validate a document against an XSD with libxml2's streaming (SAX) validator: no DOM is
 /// built, so memory stays flat for large lists.
 pub fn validate_stream(xsd: &str, bytes: &[u8]) -> Result<(), SchemaErrors> {
-    refuse_doctype(bytes)?;
+    refuse_unsafe_input(bytes)?;
     let len = i32::try_from(bytes.len())
         .map_err(|_| SchemaErrors(vec!["document larger than 2 GiB".into()]))?;
     let mut ctx = compile(xsd)?;
@@ -264,9 +266,11 @@ mod tests {
         assert!(validate(def, broken).is_err());
         assert!(validate(def, b"<!DOCTYPE x><x/>").is_err());
         let late = format!("<!--{}--><!DOCTYPE x><x/>", " ".repeat(200_000));
-        assert!(refuse_doctype(late.as_bytes()).is_err());
-        assert!(refuse_doctype(b"\xff\xfe<\x00x\x00").is_err());
-        assert!(refuse_doctype(b"<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><x/>").is_err());
-        assert!(refuse_doctype(b"<?xml version='1.0' encoding='utf-8'?><x/>").is_ok());
+        assert!(refuse_unsafe_input(late.as_bytes()).is_err());
+        assert!(refuse_unsafe_input(b"\xff\xfe<\x00x\x00").is_err());
+        assert!(
+            refuse_unsafe_input(b"<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><x/>").is_err()
+        );
+        assert!(refuse_unsafe_input(b"<?xml version='1.0' encoding='utf-8'?><x/>").is_ok());
     }
 }

@@ -383,7 +383,7 @@ fn strict() -> ParserOptions<'static> {
 }
 
 pub fn parse_strict(bytes: &[u8]) -> Result<Document, String> {
-    crate::schema::refuse_doctype(bytes).map_err(|e| e.to_string())?;
+    crate::schema::refuse_unsafe_input(bytes).map_err(|e| e.to_string())?;
     match Parser::default().parse_string_with_diagnostics(bytes, strict()) {
         Ok((doc, _)) => Ok(doc),
         Err(libxml::parser::XmlParseFailure::ParseFailed(errs)) => Err(errs

@@ -14,41 +14,33 @@ fn demo_server() -> (tempfile::TempDir, PathBuf, Server) {
     (dir, data, server)
 }
 
-fn volgnummer(body: &str) -> u64 {
-    body.split("<Volgnummer>")
-        .nth(1)
-        .unwrap()
-        .split('<')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
 #[test]
 fn change_set_diff_discard_and_publish() {
     let (_dir, data, server) = demo_server();
     let before = ok(&data, &["dump"]);
-    ok(
-        &data,
-        &[
-            "whitelist",
-            "add",
-            "nieuw.knooppunt.nl",
-            "--reason",
-            "RFC-12 nieuwe node",
-        ],
-    );
-    ok(
-        &data,
-        &[
-            "gegevensdienst",
-            "update",
-            "3",
-            "--weergavenaam",
-            "Medicatie (alle)",
-        ],
-    );
+    let edit = || {
+        ok(
+            &data,
+            &[
+                "whitelist",
+                "add",
+                "nieuw.knooppunt.nl",
+                "--reason",
+                "RFC-12 nieuwe node",
+            ],
+        );
+        ok(
+            &data,
+            &[
+                "gegevensdienst",
+                "update",
+                "3",
+                "--weergavenaam",
+                "Medicatie (alle)",
+            ],
+        );
+    };
+    edit();
     let diff = ok(&data, &["diff"]);
     assert!(
         diff.contains("Whitelist release2: 1 added, 0 removed, 0 changed"),
@@ -77,26 +69,7 @@ fn change_set_diff_discard_and_publish() {
     assert!(ok(&data, &["diff"]).contains("no pending changes"));
     assert_eq!(ok(&data, &["dump"]), before);
 
-    ok(
-        &data,
-        &[
-            "whitelist",
-            "add",
-            "nieuw.knooppunt.nl",
-            "--reason",
-            "RFC-12 nieuwe node",
-        ],
-    );
-    ok(
-        &data,
-        &[
-            "gegevensdienst",
-            "update",
-            "3",
-            "--weergavenaam",
-            "Medicatie (alle)",
-        ],
-    );
+    edit();
     let out = ok(&data, &["publish", "-m", "wijzigingen week 47"]);
     assert!(out.contains("published #2"), "{out}");
     for (list, expected) in [

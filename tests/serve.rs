@@ -273,17 +273,6 @@ fn http_semantics() {
     );
 }
 
-fn first_volgnummer(body: &str) -> u64 {
-    body.split("<Volgnummer>")
-        .nth(1)
-        .unwrap()
-        .split('<')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
 #[test]
 fn publication_changes_only_the_lists_whose_content_changed() {
     let (_dir, data) = demo();
@@ -292,7 +281,7 @@ fn publication_changes_only_the_lists_whose_content_changed() {
         .iter()
         .map(|l| server.get(&format!("/{l}?release=1.1.2")))
         .collect();
-    assert!(before.iter().all(|r| first_volgnummer(&r.text()) == 1));
+    assert!(before.iter().all(|r| volgnummer(&r.text()) == 1));
 
     // Edits go through the running server's admin socket.
     ok(&data, &["whitelist", "add", "nieuw.knooppunt.nl"]);
@@ -308,10 +297,10 @@ fn publication_changes_only_the_lists_whose_content_changed() {
         for q in ["", "?release=1.1.2", "?api=2"] {
             let r = server.get(&format!("/{l}{q}"));
             if *l == "MedMij_Whitelist.xml" {
-                assert_eq!(first_volgnummer(&r.text()), 2, "{l}{q}");
+                assert_eq!(volgnummer(&r.text()), 2, "{l}{q}");
                 assert!(r.text().contains("nieuw.knooppunt.nl"));
             } else {
-                assert_eq!(first_volgnummer(&r.text()), 1, "{l}{q}");
+                assert_eq!(volgnummer(&r.text()), 1, "{l}{q}");
             }
         }
         let now = server.get(&format!("/{l}?release=1.1.2"));
@@ -477,27 +466,7 @@ fn export_writes_the_published_lists_of_a_release() {
 #[test]
 fn an_operator_rsa_key_signs_and_xmlsec1_verifies() {
     let dir = tempdir();
-    let key = dir.path().join("key.pem");
-    let cert = dir.path().join("cert.pem");
-    let o = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:3072",
-            "-nodes",
-            "-subj",
-            "/CN=Stelselnode test operator",
-            "-days",
-            "30",
-            "-keyout",
-        ])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl");
-    assert!(o.status.success());
+    let (key, cert) = openssl_rsa(dir.path(), 3072, "operator");
     let data = dir.path().join("data");
     let out = ok(
         &data,
@@ -548,26 +517,7 @@ fn an_operator_rsa_key_signs_and_xmlsec1_verifies() {
     }
     // A key that does not match its certificate, or a too small RSA key, is refused.
     let other = tempdir();
-    let (k2, c2) = (other.path().join("k.pem"), other.path().join("c.pem"));
-    let o = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:1024",
-            "-nodes",
-            "-subj",
-            "/CN=small",
-            "-days",
-            "2",
-            "-keyout",
-        ])
-        .arg(&k2)
-        .arg("-out")
-        .arg(&c2)
-        .output()
-        .expect("openssl");
-    assert!(o.status.success());
+    let (k2, c2) = openssl_rsa(other.path(), 1024, "small");
     let err = fails(
         &other.path().join("d"),
         &[

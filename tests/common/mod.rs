@@ -217,3 +217,38 @@ pub const LISTS: [&str; 4] = [
     "MedMij_Whitelist.xml",
     "MedMij_Gegevensdienstnamenlijst.xml",
 ];
+
+/// The Volgnummer of a served list.
+pub fn volgnummer(body: &str) -> u64 {
+    body.split("<Volgnummer>")
+        .nth(1)
+        .and_then(|s| s.split('<').next())
+        .and_then(|v| v.parse().ok())
+        .expect("document has a Volgnummer")
+}
+
+/// A self-signed RSA key and certificate made by openssl, as an operator would make them.
+pub fn openssl_rsa(dir: &Path, bits: u32, name: &str) -> (PathBuf, PathBuf) {
+    let key = dir.join(format!("{name}.key.pem"));
+    let cert = dir.join(format!("{name}.cert.pem"));
+    let o = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            &format!("rsa:{bits}"),
+            "-nodes",
+            "-subj",
+            &format!("/CN={name}"),
+            "-days",
+            "30",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl installed");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    (key, cert)
+}
