@@ -17,6 +17,10 @@ pub struct Request {
     pub argv: Vec<String>,
     pub operator: String,
     pub cwd: PathBuf,
+    /// Instead of running `argv`: answer with the number of the latest publication, so a
+    /// CLI that lost its connection during a publication can tell whether it committed.
+    #[serde(default)]
+    pub probe: bool,
 }
 
 #[derive(Serialize, Deserialize, Debug)]
@@ -47,6 +51,22 @@ pub fn forward(data: &Path, req: &Request) -> Option<std::io::Result<Response>> 
             )
         })
     })())
+}
+
+/// The latest publication number as a running server reports it: `Some(None)` before the
+/// first publication, `None` when no server answers.
+pub fn published_seq(data: &Path) -> Option<Option<u64>> {
+    let req = Request {
+        argv: Vec::new(),
+        operator: String::new(),
+        cwd: PathBuf::new(),
+        probe: true,
+    };
+    let resp = forward(data, &req)?.ok()?;
+    if resp.code != 0 {
+        return None;
+    }
+    Some(resp.out.trim().parse().ok())
 }
 
 pub type Handler = Arc<dyn Fn(Request) -> Response + Send + Sync>;

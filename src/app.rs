@@ -44,23 +44,20 @@ pub fn main(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Init(a) => init(&data, &a, &operator).map(|s| print!("{s}")),
         Command::Serve(a) => serve_blocking(&data, a, &operator),
-        Command::Verify(a) => {
-            let cert = match a.cert.as_ref().map(std::fs::read_to_string).transpose() {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("error: --cert: {e}");
-                    return ExitCode::from(1);
-                }
-            };
-            crate::verify::verify(&a.target, a.sig.as_deref(), cert.as_deref())
-                .map(|s| print!("{s}"))
-        }
-        Command::History(cli::HistoryCmd::Verify { path, cert }) => {
-            match cert.as_ref().map(std::fs::read_to_string).transpose() {
-                Ok(c) => crate::history::verify(&path, c.as_deref()).map(|s| print!("{s}")),
-                Err(e) => Err(anyhow::anyhow!("--cert: {e}")),
-            }
-        }
+        Command::Verify(a) => verify_command(a),
+        Command::History(cli::HistoryCmd::Verify {
+            path,
+            cert,
+            trust_embedded_cert,
+            max_size,
+        }) => cert
+            .as_deref()
+            .map(crate::verify::read_pinned)
+            .transpose()
+            .and_then(|pinned| {
+                crate::history::verify(&path, pinned.as_ref(), trust_embedded_cert, max_size)
+            })
+            .map(|s| print!("{s}")),
         cmd => {
             let who = crate::store::Who {
                 operator,
@@ -78,6 +75,30 @@ pub fn main(cli: Cli) -> ExitCode {
     }
 }
 
+fn verify_command(a: cli::VerifyArgs) -> Result<()> {
+    let pinned = a
+        .cert
+        .as_deref()
+        .map(crate::verify::read_pinned)
+        .transpose()?;
+    let ca_pem =
+        a.ca.as_ref()
+            .map(|p| std::fs::read_to_string(p).with_context(|| format!("--ca {}", p.display())))
+            .transpose()?;
+    let trust = crate::verify::Trust {
+        pinned,
+        trust_embedded: a.trust_embedded_cert,
+    };
+    let opts = crate::fetch::Options {
+        timeout: std::time::Duration::from_secs(a.timeout),
+        max_bytes: a.max_size,
+        ca_pem,
+    };
+    let out = crate::verify::verify(&a.target, a.sig.as_deref(), &trust, &opts)?;
+    print!("{out}");
+    Ok(())
+}
+
 fn registry_command(data: &Path, cmd: Command, who: crate::store::Who) -> ExitCode {
     // The admin protocol carries text; refuse (rather than panic on) non-UTF-8 arguments.
     let argv: Result<Vec<String>, _> = std::env::args_os()
@@ -88,10 +109,22 @@ fn registry_command(data: &Path, cmd: Command, who: crate::store::Who) -> ExitCo
         eprintln!("error: arguments must be valid UTF-8");
         return ExitCode::from(2);
     };
+    if let Err(e) = crate::store::check_recorded(&who.operator, who.reason.as_deref()) {
+        eprintln!("error: {e}; nothing was changed");
+        return ExitCode::from(2);
+    }
+    let publishes = cmd.publishes();
+    // Known before a publication is sent, so a lost connection can be explained after it.
+    let before = if publishes {
+        admin::published_seq(data)
+    } else {
+        None
+    };
     let req = admin::Request {
         argv,
         operator: who.operator.clone(),
         cwd: std::env::current_dir().unwrap_or_default(),
+        probe: false,
     };
     if let Some(resp) = admin::forward(data, &req) {
         return match resp {
@@ -100,9 +133,10 @@ fn registry_command(data: &Path, cmd: Command, who: crate::store::Who) -> ExitCo
                 eprint!("{}", r.err);
                 ExitCode::from(u8::try_from(r.code).unwrap_or(1))
             }
+            Err(e) if publishes => lost_during_publication(data, before.flatten(), &e),
             Err(e) => {
                 eprintln!(
-                    "error: talking to the server on {}: {e}",
+                    "error: talking to the server on {}: {e}; run `stelselnode status` to see what took effect",
                     admin::socket_path(data).display()
                 );
                 ExitCode::from(1)
@@ -128,6 +162,46 @@ fn registry_command(data: &Path, cmd: Command, who: crate::store::Who) -> ExitCo
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// The server went away (or the connection broke) while it ran a publication: find out
+/// whether it committed, from the server if it still answers, else from the registry file.
+fn lost_during_publication(data: &Path, before: Option<u64>, e: &std::io::Error) -> ExitCode {
+    eprintln!("error: the connection to the server was lost during the publication ({e}); checking whether it committed…");
+    let mut now = admin::published_seq(data);
+    if now.is_none() {
+        // No server: the registry file is free once the server process is gone.
+        for _ in 0..50 {
+            if let Ok(store) = Store::open(&datadir::registry_path(data)) {
+                now = store.published().ok().map(|p| p.map(|i| i.seq));
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+    let show = |s: Option<u64>| s.map(|n| format!("#{n}")).unwrap_or_else(|| "none".into());
+    match now {
+        Some(after) if after > before => {
+            eprintln!(
+                "the publication COMMITTED: the latest publication is now {} (it was {}); see `stelselnode history show {}`",
+                show(after),
+                show(before),
+                after.unwrap_or(0)
+            );
+            ExitCode::SUCCESS
+        }
+        Some(after) => {
+            eprintln!(
+                "the publication did NOT commit: the latest publication is still {}; nothing changed, run the command again",
+                show(after)
+            );
+            ExitCode::from(1)
+        }
+        None => {
+            eprintln!("could not tell whether it committed: neither the server nor the registry answers; run `stelselnode status` when the server is back");
             ExitCode::from(1)
         }
     }
@@ -346,6 +420,20 @@ fn admin_command(
     cert: &str,
     req: admin::Request,
 ) -> admin::Response {
+    if req.probe {
+        return match store.published() {
+            Ok(p) => admin::Response {
+                code: 0,
+                out: p.map(|i| i.seq.to_string()).unwrap_or_default(),
+                err: String::new(),
+            },
+            Err(e) => admin::Response {
+                code: 1,
+                out: String::new(),
+                err: format!("error: {e}\n"),
+            },
+        };
+    }
     let mut argv = vec!["stelselnode".to_string()];
     argv.extend(req.argv);
     let parsed = match <Cli as clap::Parser>::try_parse_from(&argv) {
@@ -368,6 +456,13 @@ fn admin_command(
         };
     }
     cmd.absolutize(&req.cwd);
+    if let Err(e) = crate::store::check_recorded(&req.operator, reason.as_deref()) {
+        return admin::Response {
+            code: 2,
+            out: String::new(),
+            err: format!("error: {e}; nothing was changed\n"),
+        };
+    }
     let ctx = cli::Ctx {
         data,
         store,

@@ -1,7 +1,7 @@
 //! The release catalogue: which afsprakenstelsel releases exist, their status, which schema
 //! version of each list they use, and how a request's `release`/`api` parameter selects one.
 
-use crate::model::ListKind;
+use crate::model::{Aanbiedertype, ListKind};
 use crate::schema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -20,6 +20,16 @@ pub enum Status {
 }
 
 impl Status {
+    /// Position in the lifecycle; a release only moves to a higher rank.
+    pub fn rank(self) -> u8 {
+        match self {
+            Status::Optioneel => 0,
+            Status::Verplicht => 1,
+            Status::Verouderd => 2,
+            Status::Ingetrokken => 3,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Optioneel => "optioneel",
@@ -59,6 +69,15 @@ pub struct Release {
     pub oauthclientlist: String,
     pub whitelist: String,
     pub gegevensdienstnamenlijst: String,
+    /// Aanbiedertypen in force for this release's Zorgaanbiederslijst (release3 shows them).
+    #[serde(default = "aanbiedertypen_in_force")]
+    pub aanbiedertypen: Vec<Aanbiedertype>,
+}
+
+/// ZA and BAZB are in force; APD is planned (FACTS.md §3.2) and refused by consumers, so a
+/// release has to name it explicitly.
+pub fn aanbiedertypen_in_force() -> Vec<Aanbiedertype> {
+    vec![Aanbiedertype::ZA, Aanbiedertype::BAZB]
 }
 
 impl Release {
@@ -208,7 +227,140 @@ impl Catalogue {
             }
             _ => {}
         }
+        let verplicht: Vec<&str> = self
+            .releases
+            .iter()
+            .filter(|r| r.status == Status::Verplicht)
+            .map(|r| r.id.as_str())
+            .collect();
+        if verplicht.len() > 1 {
+            return Err(format!(
+                "releases {} are all verplicht; one release is verplicht at a time",
+                verplicht.join(", ")
+            ));
+        }
         Ok(())
+    }
+
+    /// The lifecycle rules between a stored catalogue and the one replacing it, enforced by
+    /// the store on every write: releases are never removed and their status only moves
+    /// forward (optioneel → verplicht → verouderd → ingetrokken); the result is valid.
+    pub fn check_transition(&self, next: &Catalogue) -> Result<(), String> {
+        next.validate()?;
+        for old in &self.releases {
+            let Some(new) = next.get(&old.id) else {
+                return Err(format!(
+                    "release '{}' would be removed from the catalogue; releases are never removed (withdraw it: ingetrokken)",
+                    old.id
+                ));
+            };
+            if new.status.rank() < old.status.rank() {
+                return Err(format!(
+                    "release '{}' is {}; a release only moves forward: optioneel -> verplicht -> verouderd -> ingetrokken",
+                    old.id,
+                    old.status.as_str()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Add a release (status optioneel). Returns what changed, for the log.
+    pub fn add_release(&mut self, r: Release) -> Result<String, String> {
+        if self.get(&r.id).is_some() {
+            return Err(format!("release '{}' already exists", r.id));
+        }
+        let id = r.id.clone();
+        let mut next = self.clone();
+        next.releases.push(Release {
+            status: Status::Optioneel,
+            ..r
+        });
+        self.check_transition(&next)?;
+        *self = next;
+        Ok(format!("release {id} added (optioneel)"))
+    }
+
+    /// Move a release to `status`. Verouderd needs a sunset date; `since` defaults to
+    /// `today`.
+    pub fn set_status(
+        &mut self,
+        id: &str,
+        status: Status,
+        sunset: Option<String>,
+        since: Option<String>,
+        today: time::Date,
+    ) -> Result<String, String> {
+        let mut next = self.clone();
+        if status == Status::Verplicht {
+            if let Some(other) = next
+                .releases
+                .iter()
+                .find(|r| r.status == Status::Verplicht && r.id != id)
+            {
+                return Err(format!(
+                    "release '{}' is verplicht; set it to verouderd first (one verplicht release at a time)",
+                    other.id
+                ));
+            }
+        }
+        if status == Status::Ingetrokken && next.default == id {
+            return Err(format!("release '{id}' is the default; choose another default (`release set-default`) before withdrawing it"));
+        }
+        let r = next
+            .releases
+            .iter_mut()
+            .find(|r| r.id == id)
+            .ok_or_else(|| format!("release '{id}' does not exist"))?;
+        if status.rank() <= r.status.rank() {
+            return Err(format!(
+                "release '{id}' is {}; a release only moves forward: optioneel -> verplicht -> verouderd -> ingetrokken",
+                r.status.as_str()
+            ));
+        }
+        if status == Status::Verouderd {
+            let sunset = sunset.ok_or("status verouderd needs --sunset YYYY-MM-DD")?;
+            parse_date("--sunset", &sunset)?;
+            let since = since.unwrap_or_else(|| {
+                format!(
+                    "{:04}-{:02}-{:02}",
+                    today.year(),
+                    today.month() as u8,
+                    today.day()
+                )
+            });
+            parse_date("--deprecated-since", &since)?;
+            r.sunset = Some(sunset);
+            r.deprecated_since = Some(since);
+        } else if sunset.is_some() || since.is_some() {
+            return Err("--sunset and --deprecated-since apply to status verouderd only".into());
+        }
+        let old = std::mem::replace(&mut r.status, status);
+        self.check_transition(&next)?;
+        *self = next;
+        Ok(format!(
+            "release {id}: {} -> {}",
+            old.as_str(),
+            status.as_str()
+        ))
+    }
+
+    /// Choose the release served without `?release=`/`?api=`.
+    pub fn set_default(&mut self, id: &str) -> Result<String, String> {
+        match self.get(id) {
+            None => return Err(format!("release '{id}' does not exist")),
+            Some(r) if r.status == Status::Ingetrokken => {
+                return Err(format!(
+                    "release '{id}' is ingetrokken; it cannot be the default"
+                ))
+            }
+            _ => {}
+        }
+        let mut next = self.clone();
+        let old = std::mem::replace(&mut next.default, id.to_string());
+        self.check_transition(&next)?;
+        *self = next;
+        Ok(format!("default release {old} -> {id}"))
     }
 
     pub fn get(&self, id: &str) -> Option<&Release> {
@@ -367,6 +519,71 @@ mod tests {
             c.select(None, Some("2")),
             Err(SelectError::Gone(_))
         ));
+    }
+
+    #[test]
+    fn lifecycle_rules_hold_for_every_transition() {
+        let today = time::macros::date!(2026 - 12 - 01);
+        let c = cat();
+        // Backwards, removal, two verplicht: refused whoever writes the catalogue.
+        let mut back = c.clone();
+        back.releases[0].status = Status::Verplicht;
+        back.releases[1].status = Status::Verouderd;
+        back.releases[1].sunset = Some("2027-01-01".into());
+        back.releases[1].deprecated_since = Some("2026-12-01".into());
+        assert!(c
+            .check_transition(&back)
+            .unwrap_err()
+            .contains("only moves forward"));
+        let mut removed = c.clone();
+        removed.releases.pop();
+        assert!(c
+            .check_transition(&removed)
+            .unwrap_err()
+            .contains("never removed"));
+        let mut two = c.clone();
+        two.releases[2].status = Status::Verplicht;
+        assert!(c
+            .check_transition(&two)
+            .unwrap_err()
+            .contains("one release is verplicht"));
+        let mut gone_default = c.clone();
+        gone_default.releases[0].status = Status::Ingetrokken;
+        assert!(c.check_transition(&gone_default).is_err());
+
+        let mut m = c.clone();
+        assert!(m
+            .set_status("1.1.1", Status::Optioneel, None, None, today)
+            .is_err());
+        assert!(m
+            .set_status("2.0.0", Status::Verplicht, None, None, today)
+            .is_err());
+        assert!(m
+            .set_status("1.1.1", Status::Ingetrokken, None, None, today)
+            .is_err());
+        assert!(m
+            .set_status("1.1.2", Status::Verouderd, None, None, today)
+            .is_err());
+        assert_eq!(m, c, "refused changes leave the catalogue as it was");
+        m.set_status(
+            "1.1.2",
+            Status::Verouderd,
+            Some("2027-12-31".into()),
+            None,
+            today,
+        )
+        .unwrap();
+        assert_eq!(
+            m.get("1.1.2").unwrap().deprecated_since.as_deref(),
+            Some("2026-12-01")
+        );
+        m.set_status("2.0.0", Status::Verplicht, None, None, today)
+            .unwrap();
+        m.set_default("2.0.0").unwrap();
+        m.set_status("1.1.1", Status::Ingetrokken, None, None, today)
+            .unwrap();
+        assert!(m.set_default("1.1.1").is_err());
+        c.check_transition(&m).unwrap();
     }
 
     #[test]

@@ -176,13 +176,21 @@ pub enum HistoryCmd {
         to: Option<u64>,
     },
     /// Verify an audit archive offline: canonical form, hash chain, document hashes and
-    /// signatures, CSV.
+    /// signatures, CSV. Fails unless the operator's certificate is pinned (--cert).
     Verify {
         /// Path of the archive.
         path: PathBuf,
-        /// Pin the operator's signing certificate (PEM).
-        #[arg(long, value_name = "PEM")]
+        /// Pin the operator's signing certificate (PEM). Required unless
+        /// --trust-embedded-cert.
+        #[arg(long, value_name = "PEM", conflicts_with = "trust_embedded_cert")]
         cert: Option<PathBuf>,
+        /// Accept the certificates the archive carries (anyone can make an archive with
+        /// certificates of their own): a check of integrity, not of origin.
+        #[arg(long)]
+        trust_embedded_cert: bool,
+        /// Largest archive read (KiB, MiB, GiB).
+        #[arg(long, value_name = "SIZE", default_value = "4GiB", value_parser = crate::input::parse_size)]
+        max_size: u64,
     },
 }
 
@@ -276,6 +284,9 @@ pub struct ImportArgs {
     /// Show the change set the import would make, and write nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Largest file imported (KiB, MiB, GiB); larger files are refused before parsing.
+    #[arg(long, value_name = "SIZE", default_value = crate::input::DEFAULT_MAX_LIST, value_parser = crate::input::parse_size)]
+    pub max_size: u64,
 }
 
 #[derive(Args, Debug)]
@@ -297,15 +308,28 @@ pub struct PublishArgs {
 
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
-    /// A list file, or an http:// URL of a served list.
+    /// A list file, or an http:// or https:// URL of a served list.
     #[arg(value_name = "FILE|URL")]
     pub target: String,
     /// Detached signature (default: FILE.sig, or the URL's path plus .sig).
     #[arg(long, value_name = "FILE|URL")]
     pub sig: Option<String>,
-    /// Pin the operator's signing certificate (PEM) instead of trusting KeyInfo.
-    #[arg(long, value_name = "PEM")]
+    /// Pin the operator's signing certificate (PEM). Required unless --trust-embedded-cert.
+    #[arg(long, value_name = "PEM", conflicts_with = "trust_embedded_cert")]
     pub cert: Option<PathBuf>,
+    /// Accept the certificate the signature carries in KeyInfo (anyone can put one there):
+    /// a check of integrity, not of origin.
+    #[arg(long)]
+    pub trust_embedded_cert: bool,
+    /// CA certificates (PEM) to trust for https:// URLs (default: the system's roots).
+    #[arg(long, value_name = "PEM")]
+    pub ca: Option<PathBuf>,
+    /// Deadline in seconds for each download as a whole (connect, headers and body).
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub timeout: u64,
+    /// Largest document or signature accepted (KiB, MiB, GiB).
+    #[arg(long, value_name = "SIZE", default_value = crate::input::DEFAULT_MAX_LIST, value_parser = crate::input::parse_size)]
+    pub max_size: u64,
 }
 
 /// Flags describing one Gegevensdienst offered in one Interfaceversie.
@@ -549,6 +573,19 @@ impl Command {
         )
     }
 
+    /// Commands that commit a publication.
+    pub fn publishes(&self) -> bool {
+        matches!(
+            self,
+            Command::Publish(_)
+                | Command::Release(
+                    ReleaseCmd::Add { .. }
+                        | ReleaseCmd::SetStatus { .. }
+                        | ReleaseCmd::SetDefault { .. }
+                )
+        )
+    }
+
     /// Make relative paths absolute, for execution in another process (the server).
     pub fn absolutize(&mut self, cwd: &Path) {
         let abs = |p: &mut PathBuf| {
@@ -612,6 +649,8 @@ pub fn execute(ctx: &Ctx, cmd: Command, out: &mut String) -> Result<()> {
             if a.message.trim().is_empty() {
                 bail!("publish: --message must give a reason");
             }
+            crate::store::check_recorded(&ctx.who.operator, Some(&a.message))
+                .map_err(|e| anyhow!("publish: {e}; nothing was published"))?;
             let key = datadir::load_signing_key(ctx.data)?;
             // A livegang past its date ends first, as its own publication, also when no
             // server runs to notice it.
@@ -762,6 +801,9 @@ fn livegang(ctx: &Ctx, c: LivegangCmd, out: &mut String) -> Result<()> {
 
 fn release(ctx: &Ctx, c: ReleaseCmd, out: &mut String) -> Result<()> {
     use crate::catalogue::{Release, Status};
+    // Held from reading the catalogue to committing its publication: no other publication
+    // or catalogue change can come in between and be reverted by this one.
+    let guard = ctx.store.lock_publications();
     let mut cat = ctx.store.catalogue()?;
     let reason = match c {
         ReleaseCmd::List => return write_releases(out, &cat),
@@ -772,101 +814,40 @@ fn release(ctx: &Ctx, c: ReleaseCmd, out: &mut String) -> Result<()> {
             oauthclientlist,
             whitelist,
             gegevensdienstnamenlijst,
-        } => {
-            if cat.get(&id).is_some() {
-                bail!("release '{id}' already exists");
-            }
-            cat.releases.push(Release {
-                id: id.clone(),
-                status: Status::Optioneel,
-                deprecated_since: None,
-                sunset: None,
-                interfaceversie,
-                zorgaanbiederslijst,
-                oauthclientlist,
-                whitelist,
-                gegevensdienstnamenlijst,
-            });
-            format!("release {id} added (optioneel)")
-        }
+        } => cat.add_release(Release {
+            id,
+            status: Status::Optioneel,
+            deprecated_since: None,
+            sunset: None,
+            interfaceversie,
+            zorgaanbiederslijst,
+            oauthclientlist,
+            whitelist,
+            gegevensdienstnamenlijst,
+            aanbiedertypen: crate::catalogue::aanbiedertypen_in_force(),
+        }),
         ReleaseCmd::SetStatus {
             id,
             status,
             sunset,
             deprecated_since,
-        } => {
-            let is_default = cat.default == id;
-            if status == Status::Verplicht {
-                if let Some(other) = cat
-                    .releases
-                    .iter()
-                    .find(|r| r.status == Status::Verplicht && r.id != id)
-                {
-                    bail!(
-                        "release '{}' is verplicht; set it to verouderd first (one verplicht release at a time)",
-                        other.id
-                    );
-                }
-            }
-            let r = cat
-                .releases
-                .iter_mut()
-                .find(|r| r.id == id)
-                .ok_or_else(|| anyhow!("release '{id}' does not exist"))?;
-            let rank = |s: Status| match s {
-                Status::Optioneel => 0,
-                Status::Verplicht => 1,
-                Status::Verouderd => 2,
-                Status::Ingetrokken => 3,
-            };
-            if rank(status) <= rank(r.status) {
-                bail!(
-                    "release '{id}' is {}; a release only moves forward: optioneel -> verplicht -> verouderd -> ingetrokken",
-                    r.status.as_str()
-                );
-            }
-            if status == Status::Ingetrokken && is_default {
-                bail!("release '{id}' is the default; choose another default (`release set-default`) before withdrawing it");
-            }
-            if status == Status::Verouderd {
-                let sunset =
-                    sunset.ok_or_else(|| anyhow!("status verouderd needs --sunset YYYY-MM-DD"))?;
-                crate::catalogue::parse_date("--sunset", &sunset).map_err(|e| anyhow!(e))?;
-                let since = deprecated_since.unwrap_or_else(|| {
-                    let d = time::OffsetDateTime::now_utc().date();
-                    format!("{:04}-{:02}-{:02}", d.year(), d.month() as u8, d.day())
-                });
-                crate::catalogue::parse_date("--deprecated-since", &since)
-                    .map_err(|e| anyhow!(e))?;
-                r.sunset = Some(sunset);
-                r.deprecated_since = Some(since);
-            } else if sunset.is_some() || deprecated_since.is_some() {
-                bail!("--sunset and --deprecated-since apply to status verouderd only");
-            }
-            let old = r.status;
-            r.status = status;
-            format!("release {id}: {} -> {}", old.as_str(), status.as_str())
-        }
-        ReleaseCmd::SetDefault { id } => {
-            match cat.get(&id) {
-                None => bail!("release '{id}' does not exist"),
-                Some(r) if r.status == Status::Ingetrokken => {
-                    bail!("release '{id}' is ingetrokken; it cannot be the default")
-                }
-                _ => {}
-            }
-            let old = std::mem::replace(&mut cat.default, id.clone());
-            format!("default release {old} -> {id}")
-        }
-    };
-    cat.validate()
-        .map_err(|e| anyhow!("{e}; nothing was changed"))?;
+        } => cat.set_status(
+            &id,
+            status,
+            sunset,
+            deprecated_since,
+            time::OffsetDateTime::now_utc().date(),
+        ),
+        ReleaseCmd::SetDefault { id } => cat.set_default(&id),
+    }
+    .map_err(|e| anyhow!("{e}; nothing was changed"))?;
+
     let reason = match &ctx.who.reason {
         Some(r) => format!("{reason}: {r}"),
         None => reason,
     };
     if ctx.store.published()?.is_none() {
-        ctx.store.set_catalogue(&cat)?;
+        ctx.store.set_catalogue(&guard, &cat)?;
         writeln!(out, "{reason} (takes effect with the first publication)")?;
         return Ok(());
     }
@@ -899,6 +880,7 @@ fn release(ctx: &Ctx, c: ReleaseCmd, out: &mut String) -> Result<()> {
     // stored by that publication's commit, so a failure changes nothing.
     let published = crate::livegang::end_everywhere(
         ctx.store,
+        &guard,
         &key,
         &ending,
         &ctx.who.operator,
@@ -983,7 +965,8 @@ fn import_files(ctx: &Ctx, a: ImportArgs, out: &mut String) -> Result<()> {
         .map_err(|e| anyhow!("--interfaceversie '{interfaceversie}' {e}"))?;
     let mut lists = Vec::new();
     for f in &a.files {
-        let bytes = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
+        let bytes = crate::input::read_file(f, a.max_size)
+            .map_err(|e| anyhow!("{e}; nothing was imported"))?;
         let l = import::read_list(&bytes)
             .map_err(|e| anyhow!("{}: {e}; nothing was imported", f.display()))?;
         lists.push((f.clone(), l));
@@ -1016,7 +999,8 @@ fn import_files(ctx: &Ctx, a: ImportArgs, out: &mut String) -> Result<()> {
     for (_, l) in &lists {
         import::apply(&mut after, l.clone(), &map);
     }
-    crate::rules::ensure_valid(&after).map_err(|v| anyhow!("{v}"))?;
+    after.canonicalize();
+    crate::rules::ensure_valid(&after, &cat).map_err(|v| anyhow!("{v}"))?;
     if !write_diff(out, &before, &after, &cat, &touched)? {
         writeln!(out, "the import changes nothing")?;
     }

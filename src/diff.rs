@@ -33,6 +33,8 @@ pub fn entries(reg: &Registry, r: &Rendition) -> BTreeMap<String, Vec<String>> {
                         }
                     }
                 }
+                lines.sort();
+                lines.dedup();
                 out.insert(z.zorgaanbiedernaam.clone(), lines);
             }
         }
@@ -49,6 +51,8 @@ pub fn entries(reg: &Registry, r: &Rendition) -> BTreeMap<String, Vec<String>> {
                             .map(|g| format!("Gegevensdienst {g}")),
                     );
                 }
+                lines.sort();
+                lines.dedup();
                 out.insert(c.hostname.clone(), lines);
             }
         }
@@ -109,17 +113,21 @@ impl EntryDiff {
     }
 }
 
+/// Differences between two sets of entries. An entry counts as changed only when a line
+/// (a field with its value) was removed or added, so every change names its fields; the
+/// order of lines never matters.
 pub fn diff(old: &BTreeMap<String, Vec<String>>, new: &BTreeMap<String, Vec<String>>) -> EntryDiff {
     let mut d = EntryDiff::default();
     for (k, v) in new {
         match old.get(k) {
             None => d.added.push(k.clone()),
-            Some(o) if o != v => d.changed.push((
-                k.clone(),
-                o.iter().filter(|l| !v.contains(l)).cloned().collect(),
-                v.iter().filter(|l| !o.contains(l)).cloned().collect(),
-            )),
-            _ => {}
+            Some(o) => {
+                let gone: Vec<String> = o.iter().filter(|l| !v.contains(l)).cloned().collect();
+                let came: Vec<String> = v.iter().filter(|l| !o.contains(l)).cloned().collect();
+                if !gone.is_empty() || !came.is_empty() {
+                    d.changed.push((k.clone(), gone, came));
+                }
+            }
         }
     }
     d.removed = old
@@ -178,5 +186,6 @@ pub fn registry_of_document(bytes: &[u8], r: &Rendition) -> Result<Registry, imp
             aanbiedertype: Aanbiedertype::ZA,
         },
     );
+    reg.canonicalize();
     Ok(reg)
 }

@@ -372,9 +372,15 @@ pub fn export(
     ))
 }
 
-/// `history verify PATH [--cert PEM]`: every check an auditor needs, offline.
-pub fn verify(path: &Path, pinned_pem: Option<&str>) -> Result<String> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+/// `history verify PATH [--cert PEM | --trust-embedded-cert]`: every check an auditor
+/// needs, offline. Without a pinned certificate it refuses, unless `trust_embedded`.
+pub fn verify(
+    path: &Path,
+    pinned: Option<&PublicKey>,
+    trust_embedded: bool,
+    max_bytes: u64,
+) -> Result<String> {
+    let bytes = crate::input::read_file(path, max_bytes).map_err(|e| anyhow!("{e}"))?;
     let mut entries: Entries = BTreeMap::new();
     let mut archive = tar::Archive::new(bytes.as_slice());
     for f in archive.entries().context("not a tar archive")? {
@@ -412,7 +418,7 @@ pub fn verify(path: &Path, pinned_pem: Option<&str>) -> Result<String> {
         }
         archive_certs.push(der);
     }
-    let pinned = pinned_pem.map(PublicKey::from_cert_pem).transpose()?;
+    let carried_all: std::cell::RefCell<BTreeSet<Vec<u8>>> = Default::default();
     let log_bytes = take(LOG)?;
     let log_sig = take(&format!("{LOG}.sig"))?;
     let key_for = |sig: &[u8]| -> Result<PublicKey> {
@@ -425,7 +431,8 @@ pub fn verify(path: &Path, pinned_pem: Option<&str>) -> Result<String> {
         if carried.iter().any(|c| !archive_certs.contains(c)) {
             bail!("signature carries a certificate that is not among the archive's certificates");
         }
-        if let Some(p) = &pinned {
+        carried_all.borrow_mut().extend(carried.iter().cloned());
+        if let Some(p) = pinned {
             return Ok(p.clone());
         }
         let der = carried
@@ -510,6 +517,17 @@ pub fn verify(path: &Path, pinned_pem: Option<&str>) -> Result<String> {
         bail!("{CSV} does not match the documents");
     }
     writeln!(out, "{CSV}: matches the documents")?;
+    let carried_certs = carried_all.into_inner();
+    // The archive format defines certificates/ as the certificates the signatures carry:
+    // one more (unreferenced) is something the format does not define.
+    for der in &archive_certs {
+        if !carried_certs.contains(der) {
+            bail!(
+                "{CERT_DIR}{}.pem is carried by no signature in the archive; an archive holds nothing it does not define",
+                &sha256_hex(der)[..16]
+            );
+        }
+    }
     for p in entries.keys() {
         let known = referenced.contains(p)
             || p.starts_with(CERT_DIR)
@@ -519,6 +537,13 @@ pub fn verify(path: &Path, pinned_pem: Option<&str>) -> Result<String> {
             bail!("{p} is in the archive but not in the audit log");
         }
     }
+    if pinned.is_none() && !trust_embedded {
+        let certs: Vec<Vec<u8>> = carried_certs.into_iter().collect();
+        return Err(crate::verify::unpinned_refusal(
+            &path.display().to_string(),
+            &certs,
+        ));
+    }
     writeln!(
         out,
         "OK: {} verified{}",
@@ -526,7 +551,7 @@ pub fn verify(path: &Path, pinned_pem: Option<&str>) -> Result<String> {
         if pinned.is_some() {
             " against the pinned certificate"
         } else {
-            " (certificates from the archive; pass --cert to pin the operator's)"
+            " with the archive's own certificates (--trust-embedded-cert; NOT pinned)"
         }
     )?;
     Ok(out)

@@ -22,14 +22,62 @@ pub enum ImportError {
     },
     #[error("not well-formed XML: {0}")]
     Xml(String),
+    #[error("duplicate entry: {0}")]
+    Duplicate(String),
 }
 
-/// A minimal element tree: lists are data-only XML (no attributes, no mixed content).
+/// A minimal element tree: lists are data-only XML (no attributes, no mixed content). Kept
+/// small, since a list of hundreds of MB becomes millions of these: names are interned (a
+/// validated list uses only the names of its schema) and containers keep no text.
 #[derive(Debug, Default)]
 struct El {
-    name: String,
+    name: &'static str,
     text: String,
     children: Vec<El>,
+}
+
+/// The element names of every supported schema; anything else (impossible after XSD
+/// validation) is "?".
+fn intern(local: &str) -> &'static str {
+    const NAMES: &[&str] = &[
+        "Zorgaanbiederslijst",
+        "OAuthclientlist",
+        "Whitelist",
+        "Gegevensdienstnamenlijst",
+        "Tijdstempel",
+        "Volgnummer",
+        "Zorgaanbieders",
+        "Zorgaanbieder",
+        "Zorgaanbiedernaam",
+        "Aanbiedertype",
+        "Interfaceversies",
+        "Interfaceversie",
+        "InterfaceversieId",
+        "Gegevensdiensten",
+        "Gegevensdienst",
+        "GegevensdienstId",
+        "AuthorizationEndpoint",
+        "AuthorizationEndpointuri",
+        "TokenEndpoint",
+        "TokenEndpointuri",
+        "Abonneren",
+        "MaximaleDuur",
+        "SubscriptionEndpointuri",
+        "Systeemrollen",
+        "Systeemrol",
+        "Systeemrolcode",
+        "ResourceEndpoint",
+        "ResourceEndpointuri",
+        "OAuthclients",
+        "OAuthclient",
+        "Hostname",
+        "OAuthclientOrganisatienaam",
+        "MedMijNodes",
+        "MedMijNode",
+        "Weergavenaam",
+        "Signature",
+    ];
+    NAMES.iter().find(|n| **n == local).copied().unwrap_or("?")
 }
 
 impl El {
@@ -100,26 +148,37 @@ fn parse_tree(bytes: &[u8]) -> Result<El, ImportError> {
         let ev = r.read_event().map_err(|e| err(&r, &e))?;
         match ev {
             Event::Start(e) => stack.push(El {
-                name: e.local_name().as_ref().to_string(),
+                name: intern(e.local_name().as_ref()),
                 ..Default::default()
             }),
             Event::Empty(e) => {
                 let el = El {
-                    name: e.local_name().as_ref().to_string(),
+                    name: intern(e.local_name().as_ref()),
                     ..Default::default()
                 };
                 if let Some(top) = stack.last_mut() {
+                    top.text = String::new();
                     top.children.push(el);
                 }
             }
             Event::End(_) => {
-                let done = stack
+                let mut done = stack
                     .pop()
                     .ok_or_else(|| ImportError::Xml("unbalanced end tag".into()))?;
+                done.children.shrink_to_fit();
+                if !done.children.is_empty() {
+                    // Indentation between children: no list has mixed content.
+                    done.text = String::new();
+                }
                 match stack.last_mut() {
                     Some(top) => top.children.push(done),
                     None => return Err(ImportError::Xml("unbalanced end tag".into())),
                 }
+            }
+            Event::DocType(_) | Event::PI(_) => {
+                return Err(ImportError::Unsupported(
+                    "DTDs and processing instructions are not allowed in MedMij lists".into(),
+                ))
             }
             Event::Text(t) => {
                 if let Some(top) = stack.last_mut() {
@@ -183,17 +242,121 @@ enum Content {
 impl ImportedList {
     pub fn describe(&self) -> String {
         let n = match &self.content {
-            Content::ZalRelease2(v) => format!("{} Zorgaanbieders", v.len()),
-            Content::ZalRelease3(v) => format!("{} Zorgaanbieders", v.len()),
-            Content::Ocl { clients, .. } => format!("{} OAuthclients", clients.len()),
-            Content::Whitelist(v) => format!("{} MedMijNodes", v.len()),
-            Content::Gnl(v) => format!("{} Gegevensdiensten", v.len()),
+            Content::ZalRelease2(v) => v.len(),
+            Content::ZalRelease3(v) => v.len(),
+            Content::Ocl { clients, .. } => clients.len(),
+            Content::Whitelist(v) => v.len(),
+            Content::Gnl(v) => v.len(),
         };
-        format!(
-            "{} {} (Volgnummer {}), {n}",
-            self.schema.list, self.schema.version, self.volgnummer
-        )
+        describe(self.schema, self.volgnummer, n)
     }
+}
+
+/// Where a list keeps its entries: collection, entry and key element names.
+fn entry_path(list: ListKind) -> (&'static str, &'static str, &'static str) {
+    match list {
+        ListKind::Zorgaanbiederslijst => ("Zorgaanbieders", "Zorgaanbieder", "Zorgaanbiedernaam"),
+        ListKind::OAuthclientlist => ("OAuthclients", "OAuthclient", "Hostname"),
+        ListKind::Whitelist => ("MedMijNodes", "MedMijNode", "Hostname"),
+        ListKind::Gegevensdienstnamenlijst => {
+            ("Gegevensdiensten", "Gegevensdienst", "GegevensdienstId")
+        }
+    }
+}
+
+fn describe(def: &SchemaDef, volgnummer: u64, entries: usize) -> String {
+    format!(
+        "{} {} (Volgnummer {volgnummer}), {entries} {}s",
+        def.list,
+        def.version,
+        entry_path(def.list).1
+    )
+}
+
+/// A list checked (input rules, root, XSD) and counted, without reading its content into
+/// memory: what `verify` needs.
+pub struct Inspected {
+    pub schema: &'static SchemaDef,
+    pub volgnummer: u64,
+    pub entries: usize,
+}
+
+impl Inspected {
+    pub fn describe(&self) -> String {
+        describe(self.schema, self.volgnummer, self.entries)
+    }
+}
+
+pub fn inspect(bytes: &[u8]) -> Result<Inspected, ImportError> {
+    let def = checked_schema(bytes)?;
+    let (_, entry, _) = entry_path(def.list);
+    let mut r = quick_xml::Reader::from_reader(bytes);
+    let mut depth = 0usize;
+    let mut in_volgnummer = false;
+    let mut volgnummer = String::new();
+    let mut entries = 0usize;
+    loop {
+        match r.read_event() {
+            Ok(Event::Start(e)) => {
+                depth += 1;
+                in_volgnummer = depth == 2 && e.local_name().as_ref() == "Volgnummer";
+                if depth == 3 && e.local_name().as_ref() == entry {
+                    entries += 1;
+                }
+            }
+            Ok(Event::Empty(e)) => {
+                if depth == 2 && e.local_name().as_ref() == entry {
+                    entries += 1;
+                }
+            }
+            Ok(Event::End(_)) => {
+                depth = depth.saturating_sub(1);
+                in_volgnummer = false;
+            }
+            Ok(Event::Text(t)) if in_volgnummer => volgnummer.push_str(&t.xml10_content()),
+            Ok(Event::Eof) => break,
+            Ok(_) => {}
+            Err(e) => {
+                return Err(ImportError::Xml(format!(
+                    "at byte {}: {e}",
+                    r.error_position()
+                )))
+            }
+        }
+    }
+    Ok(Inspected {
+        schema: def,
+        volgnummer: parse_volgnummer(&volgnummer)?,
+        entries,
+    })
+}
+
+fn parse_volgnummer(v: &str) -> Result<u64, ImportError> {
+    // Bounded so that numbering can always continue above an imported list.
+    v.trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|v| *v <= MAX_VOLGNUMMER)
+        .ok_or_else(|| ImportError::Xml(format!("Volgnummer is larger than {MAX_VOLGNUMMER}")))
+}
+
+/// Keys of one list must be unique after white space is trimmed (the XSD compares the
+/// untrimmed strings, so `1` and ` 1 ` pass it): a duplicate would silently replace an entry.
+fn unique_keys(tree: &El, list: ListKind) -> Result<(), ImportError> {
+    let (collection, entry, key) = entry_path(list);
+    let mut seen: std::collections::HashMap<&str, (usize, &str)> = std::collections::HashMap::new();
+    for (i, e) in tree.child(collection)?.all(entry).enumerate() {
+        let raw = e.child(key)?.text.as_str();
+        if let Some((j, first)) = seen.insert(raw.trim(), (i + 1, raw)) {
+            return Err(ImportError::Duplicate(format!(
+                "{entry} {j} and {entry} {}: {key} '{}' and '{}' are the same after white space is trimmed; a {key} must be unique",
+                i + 1,
+                crate::clip::clip(first),
+                crate::clip::clip(raw)
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn flat_whitelist(bytes: &[u8]) -> bool {
@@ -202,9 +365,9 @@ fn flat_whitelist(bytes: &[u8]) -> bool {
     s.contains("<MedMijNode>") && !s.contains("<Hostname>")
 }
 
-/// Read and validate one list file.
-pub fn read_list(bytes: &[u8]) -> Result<ImportedList, ImportError> {
-    schema::refuse_unsafe_input(bytes).map_err(|e| ImportError::Unsupported(e.to_string()))?;
+/// Input rules, supported root and namespace, XSD validity: the schema the bytes follow.
+fn checked_schema(bytes: &[u8]) -> Result<&'static SchemaDef, ImportError> {
+    crate::input::check_xml(bytes).map_err(|e| ImportError::Unsupported(e.0))?;
     let (root, ns) = detect_root(bytes)?;
     let def = schema::by_root(&root, &ns).ok_or_else(|| {
         let supported: Vec<String> = schema::SCHEMAS
@@ -212,7 +375,9 @@ pub fn read_list(bytes: &[u8]) -> Result<ImportedList, ImportError> {
             .map(|s| format!("{} in {}", s.list.root(), s.namespace))
             .collect();
         ImportError::Unsupported(format!(
-            "root element '{root}' in namespace '{ns}' is not a supported list; supported: {}",
+            "root element '{}' in namespace '{}' is not a supported list; supported: {}",
+            crate::clip::clip(&root),
+            crate::clip::clip(&ns),
             supported.join(", ")
         ))
     })?;
@@ -227,14 +392,15 @@ pub fn read_list(bytes: &[u8]) -> Result<ImportedList, ImportError> {
             errors,
         });
     }
+    Ok(def)
+}
+
+/// Read and validate one list file.
+pub fn read_list(bytes: &[u8]) -> Result<ImportedList, ImportError> {
+    let def = checked_schema(bytes)?;
     let tree = parse_tree(bytes)?;
-    // Bounded so that numbering can always continue above an imported list.
-    let volgnummer = tree
-        .text_of("Volgnummer")?
-        .parse::<u64>()
-        .ok()
-        .filter(|v| *v <= MAX_VOLGNUMMER)
-        .ok_or_else(|| ImportError::Xml(format!("Volgnummer is larger than {MAX_VOLGNUMMER}")))?;
+    let volgnummer = parse_volgnummer(&tree.child("Volgnummer")?.text)?;
+    unique_keys(&tree, def.list)?;
     let content = match (def.list, def.version) {
         (ListKind::Zorgaanbiederslijst, "release2") => Content::ZalRelease2(
             tree.child("Zorgaanbieders")?

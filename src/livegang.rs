@@ -310,8 +310,10 @@ pub fn expire_due(
     if ids.is_empty() {
         return Ok(ids);
     }
+    let guard = store.lock_publications();
     end_everywhere(
         store,
+        &guard,
         key,
         &ids,
         "stelselnode (automatic)",
@@ -324,8 +326,10 @@ pub fn expire_due(
 
 /// End livegangen in the working registry and publish their end from the published
 /// registry, optionally with a new catalogue in the same publication.
+#[allow(clippy::too_many_arguments)]
 pub fn end_everywhere(
     store: &crate::store::Store,
+    guard: &crate::store::PublicationGuard,
     key: &crate::sign::SigningKey,
     ids: &[String],
     operator: &str,
@@ -335,26 +339,25 @@ pub fn end_everywhere(
 ) -> anyhow::Result<Option<crate::publish::Published>> {
     // Publish first: if that fails nothing changed and the next attempt starts over; the
     // working registry follows only after the end is public.
-    let mut published_now = None;
-    if let Some(index) = store.published()? {
-        let mut published = store.published_registry()?;
-        let mut changed = false;
-        for id in ids {
-            if published.livegangen.contains_key(id) {
-                end(&mut published, id).map_err(anyhow::Error::msg)?;
-                changed = true;
+    let published_now = crate::publish::publish_published(
+        store,
+        guard,
+        key,
+        crate::publish::Request {
+            catalogue,
+            operator,
+            reason,
+        },
+        |published| {
+            for id in ids {
+                if published.livegangen.contains_key(id) {
+                    end(published, id)?;
+                }
             }
-        }
-        if changed || catalogue.is_some() {
-            let req = crate::publish::Request {
-                registry: &published,
-                catalogue: catalogue.unwrap_or(&index.catalogue),
-                operator,
-                reason,
-            };
-            published_now = crate::publish::publish_other(store, key, req, now)?;
-        }
-    }
+            Ok(())
+        },
+        now,
+    )?;
     // The working registry follows. This is not a pending edit (its publication is
     // already logged above), so it is not journalled.
     store.update_unjournalled(|reg| {

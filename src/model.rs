@@ -194,7 +194,9 @@ pub struct Livegang {
 }
 
 /// Everything the operator administers. Top-level collections are keyed (and so ordered)
-/// by their identifying field; nested collections keep the operator's order.
+/// by their identifying field; nested collections are kept in one canonical order (see
+/// [`Registry::canonicalize`]), so equal content is equal data whatever order an edit or an
+/// imported file used.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Registry {
     pub zorgaanbieders: BTreeMap<String, Zorgaanbieder>,
@@ -206,6 +208,32 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// Put every nested collection in its canonical order: Interfaceversies by version
+    /// number, Gegevensdiensten by numeric id, Systeemrollen by code, a client's
+    /// Gegevensdiensten by numeric id. Every write and every publication applies it, so an
+    /// export imported again changes nothing.
+    pub fn canonicalize(&mut self) {
+        for z in self.zorgaanbieders.values_mut() {
+            z.interfaceversies
+                .sort_by(|a, b| version_order(&a.interfaceversie_id, &b.interfaceversie_id));
+            for iv in &mut z.interfaceversies {
+                iv.gegevensdiensten
+                    .sort_by(|a, b| id_order(&a.gegevensdienst_id, &b.gegevensdienst_id));
+                for g in &mut iv.gegevensdiensten {
+                    g.systeemrollen
+                        .sort_by(|a, b| a.systeemrolcode.cmp(&b.systeemrolcode));
+                }
+            }
+        }
+        for c in self.oauthclients.values_mut() {
+            c.gegevensdiensten.sort_by(|a, b| id_order(a, b));
+        }
+        for l in self.livegangen.values_mut() {
+            l.zorgaanbieders.sort();
+            l.oauthclients.sort();
+        }
+    }
+
     /// The Gegevensdienstnamen in numeric order (ids are numeric by rule, so shorter first).
     pub fn gegevensdiensten_ordered(&self) -> Vec<&Gegevensdienstnaam> {
         let mut v: Vec<_> = self.gegevensdiensten.values().collect();
@@ -225,6 +253,15 @@ impl Registry {
         // Serialising plain maps of strings cannot fail.
         r.unwrap_or_default()
     }
+}
+
+/// Order `MAJOR.MINOR.PATCH` numerically part by part ("1.10.0" after "1.9.0"); ties and
+/// anything else by bytes, so the order is total.
+pub fn version_order(a: &str, b: &str) -> std::cmp::Ordering {
+    let parts = |s: &str| -> Vec<(usize, String)> {
+        s.split('.').map(|p| (p.len(), p.to_string())).collect()
+    };
+    parts(a).cmp(&parts(b)).then_with(|| a.cmp(b))
 }
 
 /// Order numeric-looking ids numerically ("2" before "10"), anything else by bytes.

@@ -8,8 +8,8 @@ use crate::render::{self, Header};
 use crate::schema;
 use crate::sign::{self, SigningKey};
 use crate::store::{
-    document_key, sha256_hex, ListVersion, LogEntry, PublishedIndex, PublishedRendition, Store,
-    StoreError,
+    document_key, sha256_hex, ListVersion, LogEntry, PublicationBase, PublicationGuard,
+    PublishedIndex, PublishedRendition, Store, StoreError,
 };
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
@@ -28,6 +28,8 @@ pub enum PublishError {
     Signature { rendition: String, msg: String },
     #[error("the registry breaks its rules; nothing was published:\n{0}")]
     Invalid(crate::rules::Violations),
+    #[error("{0}")]
+    Refused(String),
 }
 
 pub fn tijdstempel(t: OffsetDateTime) -> String {
@@ -145,6 +147,10 @@ fn make(
 ) -> Result<Made, PublishError> {
     let def = r.schema();
     let t = std::time::Instant::now();
+    crate::failpoint::hit("publish.render").map_err(|msg| PublishError::Signature {
+        rendition: r.to_string(),
+        msg,
+    })?;
     let (plain, validated) =
         if r.list == ListKind::Zorgaanbiederslijst && reg.zorgaanbieders.len() >= PARALLEL_FROM {
             (render_in_parts(reg, r, header)?, true)
@@ -200,7 +206,7 @@ fn make(
 }
 
 /// Publish the working registry: the pending change set becomes public. Returns `Ok(None)`
-/// when nothing would change.
+/// when nothing would change. Waits while another publication runs.
 pub fn publish(
     store: &Store,
     key: &SigningKey,
@@ -208,42 +214,62 @@ pub fn publish(
     reason: &str,
     now: OffsetDateTime,
 ) -> Result<Option<Published>, PublishError> {
+    let guard = store.lock_publications();
     let t = std::time::Instant::now();
-    let (reg, catalogue, head) = store.snapshot_with_journal_head()?;
+    let base = store.publication_base(&guard)?;
     tracing::debug!("snapshot {:?}", t.elapsed());
+    crate::failpoint::hit("publish.snapshot").map_err(PublishError::Refused)?;
     publish_registry(
         store,
+        &guard,
         key,
-        &reg,
-        &catalogue,
+        &base.registry,
+        &base.catalogue,
+        &base,
         operator,
         reason,
         now,
-        Some(head),
+        Some(base.journal_head),
     )
 }
 
 /// What to publish, by whom and why, when it is not the working registry.
 pub struct Request<'a> {
-    pub registry: &'a Registry,
-    pub catalogue: &'a crate::catalogue::Catalogue,
+    /// A new catalogue published with it (a release change); `None`: the published one.
+    pub catalogue: Option<&'a crate::catalogue::Catalogue>,
     pub operator: &'a str,
     pub reason: &'a str,
 }
 
-/// Publish a registry other than the working one (a catalogue change or an expired
-/// gecontroleerde livegang applied to what is published), leaving pending edits pending.
-pub fn publish_other(
+/// Publish what is already published with one change applied by `edit` (a catalogue change,
+/// an expired gecontroleerde livegang), leaving pending edits pending. Runs under the
+/// caller's publication lock, from which it reads the published state.
+pub fn publish_published<F>(
     store: &Store,
+    guard: &PublicationGuard,
     key: &SigningKey,
     req: Request,
+    edit: F,
     now: OffsetDateTime,
-) -> Result<Option<Published>, PublishError> {
+) -> Result<Option<Published>, PublishError>
+where
+    F: FnOnce(&mut Registry) -> Result<(), String>,
+{
+    let base = store.publication_base(guard)?;
+    let Some(index) = &base.published else {
+        return Ok(None);
+    };
+    let mut registry = base.published_registry.clone();
+    edit(&mut registry).map_err(PublishError::Refused)?;
+    registry.canonicalize();
+    let catalogue = req.catalogue.unwrap_or(&index.catalogue);
     publish_registry(
         store,
+        guard,
         key,
-        req.registry,
-        req.catalogue,
+        &registry,
+        catalogue,
+        &base,
         req.operator,
         req.reason,
         now,
@@ -254,9 +280,11 @@ pub fn publish_other(
 #[allow(clippy::too_many_arguments)]
 fn publish_registry(
     store: &Store,
+    guard: &PublicationGuard,
     key: &SigningKey,
     reg: &Registry,
     catalogue: &crate::catalogue::Catalogue,
+    base: &PublicationBase,
     operator: &str,
     reason: &str,
     now: OffsetDateTime,
@@ -264,10 +292,15 @@ fn publish_registry(
 ) -> Result<Option<Published>, PublishError> {
     let catalogue = catalogue.clone();
     let t = std::time::Instant::now();
-    crate::rules::ensure_valid(reg).map_err(PublishError::Invalid)?;
+    crate::rules::ensure_valid(reg, &catalogue).map_err(PublishError::Invalid)?;
+    if reg.whitelist.is_empty() {
+        return Err(PublishError::Refused(
+            "the Whitelist would be empty: consumers reject an empty Whitelist, so nothing was published; add the MedMij nodes first (`whitelist add HOST`)".into(),
+        ));
+    }
     tracing::debug!("rules {:?}", t.elapsed());
-    let prev = store.published()?;
-    let floors = store.floors()?;
+    let prev = base.published.clone();
+    let floors = base.floors.clone();
     let stamp = tijdstempel(now);
 
     let mut lists = BTreeMap::new();
@@ -392,7 +425,8 @@ fn publish_registry(
         changes: Vec::new(),
     };
     let t = std::time::Instant::now();
-    let entry = store.commit_publication(&index, entry, &documents, reg, journal_head)?;
+    let entry = store.commit_publication(guard, &index, entry, &documents, reg, journal_head)?;
     tracing::debug!("commit {:?}", t.elapsed());
+    crate::failpoint::hit("publish.committed").map_err(PublishError::Refused)?;
     Ok(Some(Published { entry, index }))
 }

@@ -20,7 +20,10 @@ impl fmt::Display for Violation {
         write!(
             f,
             "{}: {} '{}' is invalid: {}",
-            self.entity, self.field, self.value, self.rule
+            crate::clip::clip(&self.entity),
+            self.field,
+            crate::clip::clip(&self.value),
+            self.rule
         )
     }
 }
@@ -72,10 +75,27 @@ fn len_between(v: &str, min: usize, max: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// Bidirectional-text controls (U+202A–U+202E, U+2066–U+2069, and the marks U+200E,
+/// U+200F, U+061C): invisible, they make a name or a URL display as something it is not.
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
+}
+
+fn no_bidi(v: &str) -> Result<(), String> {
+    match v.chars().find(|c| is_bidi_control(*c)) {
+        Some(c) => Err(format!(
+            "must not contain bidirectional-text control characters (found U+{:04X})",
+            c as u32
+        )),
+        None => Ok(()),
+    }
+}
+
 fn printable(v: &str) -> Result<(), String> {
     if v.chars().any(|c| c.is_control()) {
         return Err("must not contain control characters (tabs, newlines)".into());
     }
+    no_bidi(v)?;
     if v.trim() != v {
         return Err("must not start or end with white space".into());
     }
@@ -107,6 +127,13 @@ pub fn hostname(v: &str) -> Result<(), String> {
     if labels.len() < 2 {
         return Err(rule.into());
     }
+    if let Some(long) = labels.iter().find(|l| l.len() > 63) {
+        return Err(format!(
+            "has a label of {} characters ('{}'); a DNS label has at most 63",
+            long.len(),
+            crate::clip::clip(long)
+        ));
+    }
     let ok_char = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
     for (i, l) in labels.iter().enumerate() {
         let b = l.as_bytes();
@@ -136,6 +163,12 @@ fn endpoint(v: &str, front_channel: bool) -> Result<(), String> {
     if rest.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err("must not contain white space or control characters".into());
     }
+    no_bidi(rest)?;
+    if rest.to_ascii_lowercase().contains("%2e") {
+        return Err(
+            "must not contain a percent-encoded dot (%2e): it can hide a '..' path segment".into(),
+        );
+    }
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, ""),
@@ -162,6 +195,9 @@ fn endpoint(v: &str, front_channel: bool) -> Result<(), String> {
     }
     if path.split('/').skip(1).any(|seg| seg.is_empty()) {
         return Err("must not contain empty path segments ('//')".into());
+    }
+    if path.contains("..") || path.split('/').any(|seg| seg == ".") {
+        return Err("must not contain '..' or a '.' path segment".into());
     }
     Ok(())
 }
@@ -213,6 +249,26 @@ pub fn interfaceversie_id(v: &str) -> Result<(), String> {
             .any(|p| p.is_empty() || p.len() > 4 || !p.bytes().all(|b| b.is_ascii_digit()))
     {
         return Err("must be a release number MAJOR.MINOR.PATCH such as 1.4.0".into());
+    }
+    Ok(())
+}
+
+/// Operator names and reasons are recorded and shown line by line (`diff`, `history show`,
+/// the audit CSV): no control characters (a newline would forge a line), no bidi controls.
+pub fn recorded_text(field: &str, v: &str, max: usize) -> Result<(), String> {
+    let n = v.chars().count();
+    if n > max {
+        return Err(format!(
+            "{field} '{}' is {n} characters; at most {max} are recorded",
+            crate::clip::clip(v)
+        ));
+    }
+    if let Some(c) = v.chars().find(|c| c.is_control() || is_bidi_control(*c)) {
+        return Err(format!(
+            "{field} '{}' contains the control character U+{:04X}; newlines and other control characters are not allowed (they could forge lines in diff and history)",
+            crate::clip::clip(&v.escape_debug().to_string()),
+            c as u32
+        ));
     }
     Ok(())
 }
@@ -455,9 +511,40 @@ pub fn check(reg: &Registry) -> Vec<Violation> {
     c.out
 }
 
-/// `check` as a `Result`, for callers that write.
-pub fn ensure_valid(reg: &Registry) -> Result<(), Violations> {
-    let v = check(reg);
+/// What the release catalogue decides about the registry: an Aanbiedertype appears in a
+/// release3 Zorgaanbiederslijst only if every served release that renders one has it in
+/// force (`aanbiedertypen`; APD is planned, not in force, and consumers refuse it).
+pub fn check_catalogue(reg: &Registry, cat: &crate::catalogue::Catalogue) -> Vec<Violation> {
+    let mut c = Checker { out: Vec::new() };
+    let releases: Vec<&crate::catalogue::Release> = cat
+        .served()
+        .filter(|r| r.schema_version(crate::model::ListKind::Zorgaanbiederslijst) != "release2")
+        .collect();
+    for z in reg.zorgaanbieders.values() {
+        for r in &releases {
+            if !r.aanbiedertypen.contains(&z.aanbiedertype) {
+                let allowed: Vec<&str> = r.aanbiedertypen.iter().map(|t| t.as_str()).collect();
+                c.fail(
+                    &format!("Zorgaanbieder {}", z.zorgaanbiedernaam),
+                    "Aanbiedertype",
+                    z.aanbiedertype.as_str(),
+                    format!(
+                        "is not in force in release {} (its catalogue entry allows {})",
+                        r.id,
+                        allowed.join(", ")
+                    ),
+                );
+                break;
+            }
+        }
+    }
+    c.out
+}
+
+/// `check` and `check_catalogue` as a `Result`, for callers that write.
+pub fn ensure_valid(reg: &Registry, cat: &crate::catalogue::Catalogue) -> Result<(), Violations> {
+    let mut v = check(reg);
+    v.extend(check_catalogue(reg, cat));
     if v.is_empty() {
         Ok(())
     } else {
@@ -515,6 +602,42 @@ mod tests {
         assert!(backchanneluri("https://a.nl/x?y=1").is_err());
         assert!(backchanneluri("https://a.nl/x#f").is_err());
         assert!(backchanneluri("https://a.nl//x").is_err());
+    }
+
+    #[test]
+    fn hostile_values() {
+        let label = "a".repeat(64);
+        let e = hostname(&format!("{label}.nl")).unwrap_err();
+        assert!(e.contains("at most 63"), "{e}");
+        let huge = format!("{}.nl", "a".repeat(1_000_000));
+        assert!(hostname(&huge).unwrap_err().len() < 300);
+        for bad in [
+            "https://a.nl/x/../y",
+            "https://a.nl/..",
+            "https://a.nl/x/./y",
+            "https://a.nl/x/%2e%2e/y",
+            "https://a.nl/x/%2E%2E/y",
+            "https://a.nl/x\u{202E}y",
+            "https://a.nl/x\u{2066}y",
+        ] {
+            assert!(backchanneluri(bad).is_err(), "{bad}");
+            assert!(frontchanneluri(bad).is_err(), "{bad}");
+        }
+        assert!(backchanneluri("https://a.nl/x..y").is_err());
+        assert!(backchanneluri("https://a.nl/x.y/v1.2").is_ok());
+        assert!(weergavenaam("Basis\u{202E}gegevens").is_err());
+        assert!(organisatienaam("PGO \u{2067}B.V.").is_err());
+        assert!(recorded_text("--reason", "RFC-1", 100).is_ok());
+        assert!(recorded_text("--reason", "a\nedit by x", 100).is_err());
+        assert!(recorded_text("--operator", "x\u{202E}y", 100).is_err());
+        assert!(recorded_text("--operator", &"x".repeat(101), 100).is_err());
+        let v = Violation {
+            entity: "Whitelist".into(),
+            field: "Hostname",
+            value: "x".repeat(1_000_000),
+            rule: "r".into(),
+        };
+        assert!(v.to_string().len() < 300);
     }
 
     #[test]

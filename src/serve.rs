@@ -46,6 +46,9 @@ pub struct PublishedSet {
     pub index: PublishedIndex,
     pub docs: HashMap<Rendition, Document>,
     pub certificate: Bytes,
+    /// SHA-256 of every document ever published, by storage key (from the publication
+    /// log): a historic request is answered (404, 304, ETag) without reading or hashing it.
+    pub history: HashMap<String, String>,
 }
 
 pub fn http_date(t: time::OffsetDateTime) -> String {
@@ -92,10 +95,17 @@ impl PublishedSet {
                 },
             );
         }
+        let mut history = HashMap::new();
+        for (entry, _) in store.log()? {
+            for d in entry.documents {
+                history.insert(document_key(&d.rendition, d.volgnummer), d.sha256);
+            }
+        }
         Ok(Some(PublishedSet {
             index,
             docs,
             certificate: Bytes::from(certificate),
+            history,
         }))
     }
 }
@@ -119,28 +129,65 @@ fn text(status: StatusCode, msg: impl Into<String>) -> Resp {
 }
 
 /// Query parameters we act on; each may appear once.
-#[derive(Default)]
+#[derive(Default, Debug, PartialEq)]
 struct Query {
     release: Option<String>,
     api: Option<String>,
     volgnummer: Option<String>,
 }
 
+/// RFC 3986 percent-decoding (no '+' for space: that is HTML forms, not URIs).
+fn percent_decode(s: &str) -> Result<String, String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = b
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| {
+                    format!(
+                        "'{}' has an invalid percent-encoding (RFC 3986: % and two hex digits)",
+                        crate::clip::clip(s)
+                    )
+                })?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out)
+        .map_err(|_| format!("'{}' does not decode to UTF-8", crate::clip::clip(s)))
+}
+
+/// Keys and values are percent-decoded before they are matched, so `rel%65ase` is
+/// `release` (a cache that normalises the encoding files the same answer under the same
+/// key). Keys are case-sensitive; an unknown key is refused rather than ignored.
 fn parse_query(q: Option<&str>) -> Result<Query, String> {
     let mut out = Query::default();
     for pair in q.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let slot = match k {
+        let (k, v) = (percent_decode(k)?, percent_decode(v)?);
+        let slot = match k.as_str() {
             "release" => &mut out.release,
             "api" => &mut out.api,
             "volgnummer" => &mut out.volgnummer,
-            _ => continue, // cache busters and unknown parameters are ignored
+            _ => {
+                return Err(format!(
+                    "unknown query parameter '{}'; this Stelselnode knows release, api and volgnummer (names are case-sensitive)",
+                    crate::clip::clip(&k)
+                ))
+            }
         };
         if slot.is_some() {
             return Err(format!("parameter '{k}' is given more than once"));
         }
-        let well_formed = match k {
-            "release" => crate::rules::interfaceversie_id(v).is_ok(),
+        let well_formed = match k.as_str() {
+            "release" => crate::rules::interfaceversie_id(&v).is_ok(),
             // A major version or a Volgnummer: digits, no leading zero.
             _ => {
                 !v.is_empty()
@@ -155,7 +202,7 @@ fn parse_query(q: Option<&str>) -> Result<Query, String> {
                 v.chars().take(40).collect::<String>()
             ));
         }
-        *slot = Some(v.to_string());
+        *slot = Some(v);
     }
     Ok(out)
 }
@@ -188,6 +235,7 @@ pub enum Answer {
     Ready(Resp),
     Historic {
         key: String,
+        etag: HeaderValue,
         head: bool,
         release: String,
         what: String,
@@ -269,7 +317,7 @@ pub fn respond(
         return Answer::Ready(r);
     }
     if path == "/health" {
-        return Answer::Ready(health(set));
+        return Answer::Ready(health(set, None));
     }
     let Some(set) = set else {
         return Answer::Ready(text(
@@ -319,11 +367,32 @@ pub fn respond(
         let current = set.index.lists.get(&list).map(|l| l.volgnummer);
         if current != Some(n) {
             let key = crate::store::document_key(&rendition, n);
+            let what = format!("{list} Volgnummer {n} for release {}", release.id);
+            let Some(sha) = set.history.get(&key) else {
+                return Answer::Ready(never_published(&what));
+            };
+            // History is immutable, so the logged hash is a strong validator for the
+            // document, and (suffixed) for its signature.
+            let tag = &sha[..sha.len().min(32)];
+            let etag = if want_sig {
+                format!("\"{tag}-sig\"")
+            } else {
+                format!("\"{tag}\"")
+            };
+            let etag = HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"\""));
+            if matches_etag(if_none_match, &etag) {
+                let mut r = xml_response(method, Bytes::new(), true);
+                base_headers(&mut r, &etag, release);
+                r.headers_mut()
+                    .insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
+                return Answer::Ready(r);
+            }
             return Answer::Historic {
                 key: if want_sig { format!("{key}.sig") } else { key },
+                etag,
                 head: method == Method::HEAD,
                 release: release.id.clone(),
-                what: format!("{list} Volgnummer {n} for release {}", release.id),
+                what,
             };
         }
     }
@@ -343,40 +412,43 @@ pub fn respond(
     Answer::Ready(r)
 }
 
-/// Serve a historic document: immutable, so cacheable for long.
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
+fn never_published(what: &str) -> Resp {
+    text(
+        StatusCode::NOT_FOUND,
+        format!("{what} was never published; `history list` on the Stelselnode shows what was"),
+    )
+}
+
+/// Serve a historic document: immutable, so cacheable for long. Its ETag comes from the
+/// publication log; the bytes are not hashed again.
 fn historic(
     set: &PublishedSet,
     bytes: Option<Vec<u8>>,
+    etag: HeaderValue,
     head: bool,
     release: &str,
     what: &str,
-    if_none_match: Option<&[u8]>,
 ) -> Resp {
     let Some(bytes) = bytes else {
-        return text(
-            StatusCode::NOT_FOUND,
-            format!("{what} was never published; `history list` on the Stelselnode shows what was"),
-        );
+        return never_published(what);
     };
-    let body = Body::new(bytes);
     let method = if head { Method::HEAD } else { Method::GET };
-    let mut r = xml_response(
-        &method,
-        body.bytes.clone(),
-        matches_etag(if_none_match, &body.etag),
-    );
+    let mut r = xml_response(&method, Bytes::from(bytes), false);
     if let Some(rel) = set.index.catalogue.get(release) {
-        base_headers(&mut r, &body.etag, rel);
+        base_headers(&mut r, &etag, rel);
     }
-    r.headers_mut().insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=31536000, immutable"),
-    );
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
     r
 }
 
-fn health(set: Option<&PublishedSet>) -> Resp {
-    let (status, body) = match set {
+/// `/health`: 503 until something is published. A registry that cannot be written (a full
+/// disk) is reported as "degraded" with the error, still 200: the published set is served
+/// as before, and the store re-opens itself once the cause is gone.
+pub fn health(set: Option<&PublishedSet>, store_fault: Option<&str>) -> Resp {
+    let (status, mut body) = match set {
         None => (
             StatusCode::SERVICE_UNAVAILABLE,
             serde_json::json!({"status": "unpublished"}),
@@ -384,13 +456,16 @@ fn health(set: Option<&PublishedSet>) -> Resp {
         Some(s) => (
             StatusCode::OK,
             serde_json::json!({
-                "status": "ok",
+                "status": if store_fault.is_some() { "degraded" } else { "ok" },
                 "publication": s.index.seq,
                 "lists": s.index.lists.iter().map(|(l, v)| (l.key().to_string(), serde_json::json!({"volgnummer": v.volgnummer, "tijdstempel": v.tijdstempel}))).collect::<serde_json::Map<_, _>>(),
                 "default_release": s.index.catalogue.default,
             }),
         ),
     };
+    if let Some(f) = store_fault {
+        body["store_error"] = serde_json::Value::String(f.to_string());
+    }
     let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
     *r.status_mut() = status;
     r.headers_mut().insert(
@@ -408,6 +483,11 @@ async fn handle(
     req: Request<Incoming>,
 ) -> Result<Resp, Infallible> {
     let set = shared.load();
+    if req.uri().path() == "/health"
+        && (req.method() == Method::GET || req.method() == Method::HEAD)
+    {
+        return Ok(health(set.as_deref(), store.fault().as_deref()));
+    }
     let inm = req
         .headers()
         .get(header::IF_NONE_MATCH)
@@ -422,6 +502,7 @@ async fn handle(
         Answer::Ready(r) => Ok(r),
         Answer::Historic {
             key,
+            etag,
             head,
             release,
             what,
@@ -434,7 +515,7 @@ async fn handle(
                 ));
             };
             Ok(match found {
-                Ok(Ok(bytes)) => historic(set, bytes, head, &release, &what, inm.as_deref()),
+                Ok(Ok(bytes)) => historic(set, bytes, etag, head, &release, &what),
                 Ok(Err(e)) => {
                     tracing::error!("reading {what}: {e}");
                     text(StatusCode::INTERNAL_SERVER_ERROR, "history is unavailable")
@@ -480,5 +561,33 @@ pub async fn run(
                 tracing::debug!("connection from {peer}: {e}");
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_keys_and_values_are_percent_decoded_and_strict() {
+        let q = parse_query(Some("rel%65ase=1.1.2")).unwrap();
+        assert_eq!(q.release.as_deref(), Some("1.1.2"));
+        let q = parse_query(Some("release=1%2E1%2e2&api=1")).unwrap();
+        assert_eq!(q.release.as_deref(), Some("1.1.2"));
+        assert_eq!(q.api.as_deref(), Some("1"));
+        assert_eq!(parse_query(None).unwrap(), Query::default());
+        for (bad, needle) in [
+            ("Release=1.1.2", "'Release'"),
+            ("foo=1", "'foo'"),
+            ("_=123", "'_'"),
+            ("release=1.1.2&rel%65ase=1.1.1", "more than once"),
+            ("release=%zz", "percent-encoding"),
+            ("release=%", "percent-encoding"),
+            ("rel%ff=1", "UTF-8"),
+            ("api=02", "invalid value"),
+        ] {
+            let e = parse_query(Some(bad)).unwrap_err();
+            assert!(e.contains(needle), "{bad}: {e}");
+        }
     }
 }

@@ -125,6 +125,20 @@ impl PublicKey {
     }
 }
 
+/// One line naming a certificate: subject, SHA-256 fingerprint and validity, so a user can
+/// compare it with the operator's before pinning it.
+pub fn describe_certificate(der: &[u8]) -> String {
+    let fp = crate::store::sha256_hex(der);
+    match x509_parser::parse_x509_certificate(der) {
+        Ok((_, c)) => format!(
+            "subject \"{}\", SHA-256 fingerprint {fp}, valid until {}",
+            crate::clip::clip(&c.subject().to_string()),
+            c.validity().not_after
+        ),
+        Err(_) => format!("(not a valid X.509 certificate), SHA-256 {fp}"),
+    }
+}
+
 pub fn cert_der_from_pem(pem: &str) -> Result<Vec<u8>, SignError> {
     use rustls_pki_types::{pem::PemObject, CertificateDer};
     CertificateDer::from_pem_slice(pem.as_bytes())
@@ -383,7 +397,7 @@ fn strict() -> ParserOptions<'static> {
 }
 
 pub fn parse_strict(bytes: &[u8]) -> Result<Document, String> {
-    crate::schema::refuse_unsafe_input(bytes).map_err(|e| e.to_string())?;
+    crate::input::check_xml(bytes).map_err(|e| e.to_string())?;
     match Parser::default().parse_string_with_diagnostics(bytes, strict()) {
         Ok((doc, _)) => Ok(doc),
         Err(libxml::parser::XmlParseFailure::ParseFailed(errs)) => Err(errs
@@ -446,6 +460,8 @@ pub struct Verified {
     /// The certificate the key came from: the pinned one, or the one in KeyInfo.
     pub pinned: bool,
     pub reference_uri: String,
+    /// The certificate KeyInfo carries (DER), if any.
+    pub cert: Option<Vec<u8>>,
 }
 
 /// What a `ds:Signature` element says, read and checked against the one profile we accept.
@@ -766,6 +782,7 @@ fn finish(
         alg: parts.alg,
         pinned,
         reference_uri: parts.uri,
+        cert: parts.cert,
     })
 }
 

@@ -160,8 +160,31 @@ pub fn document_key(r: &Rendition, volgnummer: u64) -> String {
 }
 
 pub struct Store {
-    db: Database,
+    /// `None` only while it is re-opened after an I/O error (see [`Store::recover`]).
+    db: std::sync::RwLock<Option<Database>>,
     path: PathBuf,
+    /// Set by the first I/O error: redb refuses every later write until the database is
+    /// closed and opened again, which the next operation does.
+    poisoned: std::sync::atomic::AtomicBool,
+    /// The I/O error that made the store unavailable, while it lasts (for `/health`).
+    fault: std::sync::Mutex<Option<String>>,
+    /// Serialises publications and catalogue changes (see [`Store::lock_publications`]).
+    publications: std::sync::Mutex<()>,
+}
+
+/// Proof that the caller holds the publication lock: functions that read the published
+/// state and then commit a publication take it, so nothing can publish in between.
+pub struct PublicationGuard<'a>(#[allow(dead_code)] std::sync::MutexGuard<'a, ()>);
+
+/// Everything a publication starts from, read in one transaction.
+pub struct PublicationBase {
+    pub registry: Registry,
+    pub published_registry: Registry,
+    pub catalogue: Catalogue,
+    /// Key of the last journalled edit in `registry`.
+    pub journal_head: u64,
+    pub published: Option<PublishedIndex>,
+    pub floors: BTreeMap<ListKind, u64>,
 }
 
 fn to_json<T: Serialize>(v: &T) -> Vec<u8> {
@@ -183,12 +206,9 @@ impl Store {
             )));
         }
         let db = Database::create(path).map_err(|e| db_err(path)(&e))?;
-        let store = Store {
-            db,
-            path: path.to_path_buf(),
-        };
+        let store = Store::with(db, path);
         let e = db_err(path);
-        let tx = store.db.begin_write().map_err(|x| e(&x))?;
+        let tx = store.write_tx()?;
         {
             for set in [WORKING, PUBLISHED] {
                 for t in [
@@ -217,10 +237,7 @@ impl Store {
             return Err(StoreError::Missing(path.display().to_string()));
         }
         match Database::open(path) {
-            Ok(db) => Ok(Store {
-                db,
-                path: path.to_path_buf(),
-            }),
+            Ok(db) => Ok(Store::with(db, path)),
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
                 Err(StoreError::Locked(path.display().to_string()))
             }
@@ -228,8 +245,158 @@ impl Store {
         }
     }
 
+    fn with(db: Database, path: &Path) -> Store {
+        Store {
+            db: std::sync::RwLock::new(Some(db)),
+            path: path.to_path_buf(),
+            poisoned: std::sync::atomic::AtomicBool::new(false),
+            fault: std::sync::Mutex::new(None),
+            publications: std::sync::Mutex::new(()),
+        }
+    }
+
+    /// Map a redb error; an I/O error (a full disk) marks the database for re-opening.
     fn e(&self) -> impl Fn(&dyn std::fmt::Display) -> StoreError + '_ {
-        db_err(&self.path)
+        move |x| {
+            let err = db_err(&self.path)(x);
+            let msg = x.to_string();
+            if msg.contains("I/O error") {
+                if !self
+                    .poisoned
+                    .swap(true, std::sync::atomic::Ordering::SeqCst)
+                {
+                    tracing::error!("registry database: {msg}; it is re-opened before the next operation, the last published set keeps being served");
+                }
+                self.set_fault(Some(msg));
+            }
+            err
+        }
+    }
+
+    fn set_fault(&self, f: Option<String>) {
+        *self.fault.lock().unwrap_or_else(|p| p.into_inner()) = f;
+    }
+
+    /// The I/O error that keeps the registry unavailable, if any.
+    pub fn fault(&self) -> Option<String> {
+        self.fault.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// After an I/O error redb answers every write with "Previous I/O error … close and
+    /// re-open the database": do exactly that, without restarting the process. Serving is
+    /// not affected (the published set is in memory); if re-opening fails, the next
+    /// operation tries again.
+    fn recover(&self) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering;
+        if !self.poisoned.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let mut slot = self.db.write().unwrap_or_else(|p| p.into_inner());
+        if !self.poisoned.load(Ordering::SeqCst) {
+            return Ok(()); // another thread re-opened it meanwhile
+        }
+        *slot = None; // closes the file once no transaction holds it
+        let mut last = String::new();
+        for _ in 0..40 {
+            match Database::open(&self.path) {
+                Ok(db) => {
+                    *slot = Some(db);
+                    self.poisoned.store(false, Ordering::SeqCst);
+                    self.set_fault(None);
+                    tracing::info!("registry database re-opened after an I/O error");
+                    return Ok(());
+                }
+                Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+                    last = "still in use by a running transaction".into();
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(e) => {
+                    last = e.to_string();
+                    break;
+                }
+            }
+        }
+        let msg = format!("re-opening after an I/O error failed: {last}");
+        self.set_fault(Some(msg.clone()));
+        Err(StoreError::Db {
+            path: self.path.display().to_string(),
+            msg,
+        })
+    }
+
+    fn read_tx(&self) -> Result<redb::ReadTransaction, StoreError> {
+        self.recover()?;
+        let slot = self.db.read().unwrap_or_else(|p| p.into_inner());
+        let db = slot.as_ref().ok_or_else(|| StoreError::Db {
+            path: self.path.display().to_string(),
+            msg: "the database is being re-opened".into(),
+        })?;
+        db.begin_read().map_err(|x| self.e()(&x))
+    }
+
+    fn write_tx(&self) -> Result<redb::WriteTransaction, StoreError> {
+        self.recover()?;
+        let slot = self.db.read().unwrap_or_else(|p| p.into_inner());
+        let db = slot.as_ref().ok_or_else(|| StoreError::Db {
+            path: self.path.display().to_string(),
+            msg: "the database is being re-opened".into(),
+        })?;
+        db.begin_write().map_err(|x| self.e()(&x))
+    }
+
+    /// Take the publication lock: publications and catalogue changes run one at a time
+    /// (others wait), from their snapshot to their commit.
+    pub fn lock_publications(&self) -> PublicationGuard<'_> {
+        // A panic while holding it cannot leave redb half-written (transactions), so a
+        // poisoned lock is still a valid lock.
+        PublicationGuard(
+            self.publications
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        )
+    }
+
+    /// The state a publication starts from, all in one read transaction: working and
+    /// published registry, catalogue, journal head, published index and Volgnummer floors.
+    pub fn publication_base(
+        &self,
+        _guard: &PublicationGuard,
+    ) -> Result<PublicationBase, StoreError> {
+        let e = self.e();
+        let tx = self.read_tx()?;
+        let journal_head = tx
+            .open_table(JOURNAL)
+            .map_err(|x| e(&x))?
+            .last()
+            .map_err(|x| e(&x))?
+            .map(|(k, _)| k.value())
+            .unwrap_or(0);
+        let registry = read_registry(&tx, WORKING).map_err(|x| e(&x))?;
+        let published_registry = read_registry(&tx, PUBLISHED).map_err(|x| e(&x))?;
+        let meta = tx.open_table(META).map_err(|x| e(&x))?;
+        let get = |k: &str| -> Result<Option<Vec<u8>>, StoreError> {
+            Ok(meta.get(k).map_err(|x| e(&x))?.map(|v| v.value().to_vec()))
+        };
+        let catalogue: Catalogue = from_json(
+            "catalogue",
+            &get(META_CATALOGUE)?
+                .ok_or_else(|| StoreError::Corrupt("release catalogue missing".into()))?,
+        )?;
+        let published = get(META_PUBLISHED)?
+            .map(|v| from_json("published index", &v))
+            .transpose()?;
+        let floors = get("floors")?
+            .map(|v| from_json("floors", &v))
+            .transpose()?
+            .unwrap_or_default();
+        Ok(PublicationBase {
+            registry,
+            published_registry,
+            catalogue,
+            journal_head,
+            published,
+            floors,
+        })
     }
 
     /// A consistent snapshot of the working registry and catalogue.
@@ -242,7 +409,7 @@ impl Store {
     /// transaction, so a publication takes exactly the edits it renders.
     pub fn snapshot_with_journal_head(&self) -> Result<(Registry, Catalogue, u64), StoreError> {
         let e = self.e();
-        let tx = self.db.begin_read().map_err(|x| e(&x))?;
+        let tx = self.read_tx()?;
         let head = tx
             .open_table(JOURNAL)
             .map_err(|x| e(&x))?
@@ -307,11 +474,15 @@ impl Store {
     {
         let e = self.e();
         // Holding the write transaction while reading makes read-modify-write atomic.
-        let tx = self.db.begin_write().map_err(|x| e(&x))?;
-        let before = self.registry()?;
+        if let Some(who) = who {
+            who.check().map_err(StoreError::Refused)?;
+        }
+        let tx = self.write_tx()?;
+        let (before, catalogue) = self.snapshot()?;
         let mut after = before.clone();
         let msg = edit(&mut after).map_err(StoreError::Refused)?;
-        rules::ensure_valid(&after)?;
+        after.canonicalize();
+        rules::ensure_valid(&after, &catalogue)?;
         if before == after {
             return Ok(msg);
         }
@@ -352,7 +523,7 @@ impl Store {
     /// Replace the working registry with `reg` (discard) and empty the change journal.
     pub fn restore(&self, reg: &Registry) -> Result<(), StoreError> {
         let e = self.e();
-        let tx = self.db.begin_write().map_err(|x| e(&x))?;
+        let tx = self.write_tx()?;
         let before = self.registry()?;
         write_registry(&tx, &before, reg).map_err(|x| e(&x))?;
         clear_journal(&tx).map_err(|x| e(&x))?;
@@ -369,7 +540,7 @@ impl Store {
     /// The pending change set's edits, oldest first.
     pub fn journal(&self) -> Result<Vec<Change>, StoreError> {
         let e = self.e();
-        let tx = self.db.begin_read().map_err(|x| e(&x))?;
+        let tx = self.read_tx()?;
         let t = tx.open_table(JOURNAL).map_err(|x| e(&x))?;
         let mut out = Vec::new();
         for row in t.iter().map_err(|x| e(&x))? {
@@ -382,7 +553,7 @@ impl Store {
     /// The registry as last published (empty before the first publication).
     pub fn published_registry(&self) -> Result<Registry, StoreError> {
         let e = self.e();
-        let tx = self.db.begin_read().map_err(|x| e(&x))?;
+        let tx = self.read_tx()?;
         read_registry(&tx, PUBLISHED).map_err(|x| e(&x))
     }
 
@@ -398,7 +569,7 @@ impl Store {
         table: TableDefinition<'static, &'static str, &'static [u8]>,
     ) -> Result<BTreeMap<String, T>, StoreError> {
         let e = self.e();
-        let tx = self.db.begin_read().map_err(|x| e(&x))?;
+        let tx = self.read_tx()?;
         let t = tx.open_table(table).map_err(|x| e(&x))?;
         let mut out = BTreeMap::new();
         for row in t.iter().map_err(|x| e(&x))? {
@@ -413,13 +584,28 @@ impl Store {
         self.read_map(LIVEGANGEN)
     }
 
-    /// Replace the release catalogue (validated by the caller's `Catalogue::validate`).
-    pub fn set_catalogue(&self, catalogue: &Catalogue) -> Result<(), StoreError> {
-        catalogue.validate().map_err(StoreError::Refused)?;
+    /// Replace the release catalogue (before the first publication; afterwards a catalogue
+    /// takes effect with the publication that uses it). The lifecycle rules are checked
+    /// against the stored catalogue here, whoever calls.
+    pub fn set_catalogue(
+        &self,
+        _guard: &PublicationGuard,
+        catalogue: &Catalogue,
+    ) -> Result<(), StoreError> {
         let e = self.e();
-        let tx = self.db.begin_write().map_err(|x| e(&x))?;
+        let tx = self.write_tx()?;
         {
             let mut meta = tx.open_table(META).map_err(|x| e(&x))?;
+            let stored: Catalogue = from_json(
+                "catalogue",
+                meta.get(META_CATALOGUE)
+                    .map_err(|x| e(&x))?
+                    .ok_or_else(|| StoreError::Corrupt("release catalogue missing".into()))?
+                    .value(),
+            )?;
+            stored
+                .check_transition(catalogue)
+                .map_err(StoreError::Refused)?;
             meta.insert(META_CATALOGUE, to_json(catalogue).as_slice())
                 .map_err(|x| e(&x))?;
         }
@@ -433,7 +619,7 @@ impl Store {
 
     pub fn published(&self) -> Result<Option<PublishedIndex>, StoreError> {
         let e = self.e();
-        let tx = self.db.begin_read().map_err(|x| e(&x))?;
+        let tx = self.read_tx()?;
         let meta = tx.open_table(META).map_err(|x| e(&x))?;
         let v = meta.get(META_PUBLISHED).map_err(|x| e(&x))?;
         v.map(|v| from_json("published index", v.value()))
@@ -442,7 +628,7 @@ impl Store {
 
     pub fn document(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let e = self.e();
-        let tx = self.db.begin_read().map_err(|x| e(&x))?;
+        let tx = self.read_tx()?;
         let t = tx.open_table(DOCUMENTS).map_err(|x| e(&x))?;
         let v = t.get(key).map_err(|x| e(&x))?;
         Ok(v.map(|v| v.value().to_vec()))
@@ -450,7 +636,7 @@ impl Store {
 
     pub fn log(&self) -> Result<Vec<(LogEntry, Vec<u8>)>, StoreError> {
         let e = self.e();
-        let tx = self.db.begin_read().map_err(|x| e(&x))?;
+        let tx = self.read_tx()?;
         let t = tx.open_table(PUBLICATIONS).map_err(|x| e(&x))?;
         let mut out = Vec::new();
         for row in t.iter().map_err(|x| e(&x))? {
@@ -474,14 +660,16 @@ impl Store {
     /// `expected_seq` guards against a concurrent publication in between.
     pub fn commit_publication(
         &self,
+        guard: &PublicationGuard,
         index: &PublishedIndex,
         mut entry: LogEntry,
         documents: &[(String, Vec<u8>)],
         registry: &Registry,
         journal_head: Option<u64>,
     ) -> Result<LogEntry, StoreError> {
+        check_recorded(&entry.operator, Some(&entry.reason)).map_err(StoreError::Refused)?;
         let e = self.e();
-        let tx = self.db.begin_write().map_err(|x| e(&x))?;
+        let tx = self.write_tx()?;
         {
             let meta = tx.open_table(META).map_err(|x| e(&x))?;
             let current: Option<PublishedIndex> = meta
@@ -495,7 +683,18 @@ impl Store {
                     "another publication ({current_seq}) was committed meanwhile; run publish again"
                 )));
             }
+            let stored: Catalogue = from_json(
+                "catalogue",
+                meta.get(META_CATALOGUE)
+                    .map_err(|x| e(&x))?
+                    .ok_or_else(|| StoreError::Corrupt("release catalogue missing".into()))?
+                    .value(),
+            )?;
+            stored
+                .check_transition(&index.catalogue)
+                .map_err(StoreError::Refused)?;
         }
+        let _ = guard;
         entry.prev_sha256 = self.last_log_hash(&tx)?;
         if let Some(head) = journal_head {
             // The edits this publication rendered become part of its audit record; edits
@@ -537,13 +736,14 @@ impl Store {
             log.insert(index.seq, to_json(&entry).as_slice())
                 .map_err(|x| e(&x))?;
         }
+        crate::failpoint::hit("publish.commit").map_err(StoreError::Refused)?;
         tx.commit().map_err(|x| e(&x))?;
         Ok(entry)
     }
 
     pub fn floors(&self) -> Result<BTreeMap<ListKind, u64>, StoreError> {
         let e = self.e();
-        let tx = self.db.begin_read().map_err(|x| e(&x))?;
+        let tx = self.read_tx()?;
         let meta = tx.open_table(META).map_err(|x| e(&x))?;
         let v = meta.get("floors").map_err(|x| e(&x))?;
         Ok(match v {
@@ -575,13 +775,16 @@ fn read_registry(tx: &redb::ReadTransaction, set: RegistryTables) -> Result<Regi
     for row in tx.open_table(set.whitelist)?.iter()? {
         whitelist.insert(row?.0.value().to_string());
     }
-    Ok(Registry {
+    let mut reg = Registry {
         zorgaanbieders: rows(tx, set.zorgaanbieders)?,
         oauthclients: rows(tx, set.oauthclients)?,
         whitelist,
         gegevensdiensten: rows(tx, set.gegevensdiensten)?,
         livegangen: rows(tx, set.livegangen)?,
-    })
+    };
+    // Rows written before canonical order existed are read in it.
+    reg.canonicalize();
+    Ok(reg)
 }
 
 /// Make the published tables hold `reg`, writing only rows whose bytes differ.
@@ -669,6 +872,28 @@ fn clear_journal(tx: &redb::WriteTransaction) -> Result<(), redb::Error> {
 pub struct Who {
     pub operator: String,
     pub reason: Option<String>,
+}
+
+/// Longest operator name and reason recorded.
+pub const MAX_OPERATOR: usize = 100;
+pub const MAX_REASON: usize = 1000;
+
+impl Who {
+    /// Operator and reason are recorded line by line: refuse what could forge a line.
+    pub fn check(&self) -> Result<(), String> {
+        check_recorded(&self.operator, self.reason.as_deref())
+    }
+}
+
+pub fn check_recorded(operator: &str, reason: Option<&str>) -> Result<(), String> {
+    if operator.trim().is_empty() {
+        return Err("the operator name is empty (--operator NAME)".into());
+    }
+    rules::recorded_text("--operator", operator, MAX_OPERATOR)?;
+    if let Some(r) = reason {
+        rules::recorded_text("--reason", r, MAX_REASON)?;
+    }
+    Ok(())
 }
 
 fn sync_map<T: Serialize + PartialEq>(

@@ -1,53 +1,32 @@
 //! `stelselnode verify`: what a careful consumer does with a list: XSD validation and the
-//! signatures, from a file or a served URL.
+//! signatures, from a file or a served URL. It fails closed: a signature is only accepted
+//! with the operator's pinned certificate, unless the user explicitly trusts the certificate
+//! the document carries.
 
+use crate::fetch;
 use crate::import;
 use crate::sign::{self, PublicKey};
 use anyhow::{anyhow, bail, Context, Result};
 use std::fmt::Write as _;
 
-/// Fetch a URL over plain HTTP (the loopback and CDN-internal case). Returns `None` on 404.
-fn http_get(url: &str) -> Result<Option<Vec<u8>>> {
-    use http_body_util::{BodyExt, Empty};
-    use hyper_util::client::legacy::Client;
-    let uri: hyper::Uri = url
-        .parse()
-        .with_context(|| format!("'{url}' is not a valid URL"))?;
-    if uri.scheme_str() != Some("http") {
-        bail!("'{url}': only http:// URLs can be fetched; download https lists with curl and verify the file");
-    }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(async {
-        let client: Client<_, Empty<bytes::Bytes>> =
-            Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
-        let resp = tokio::time::timeout(std::time::Duration::from_secs(30), client.get(uri))
-            .await
-            .map_err(|_| anyhow!("{url}: timed out"))?
-            .with_context(|| format!("fetching {url}"))?;
-        let status = resp.status();
-        if status == http::StatusCode::NOT_FOUND {
-            return Ok(None);
-        }
-        let ct = resp
-            .headers()
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
-        let body = resp.into_body().collect().await?.to_bytes().to_vec();
-        if !status.is_success() {
-            bail!(
-                "{url}: HTTP {status}: {}",
-                String::from_utf8_lossy(&body).trim()
-            );
-        }
-        if ct != "application/xml" {
-            bail!("{url}: Content-Type is '{ct}', expected exactly application/xml");
-        }
-        Ok(Some(body))
-    })
+/// Whose signatures are accepted.
+pub struct Trust {
+    /// The operator's certificate (`--cert`).
+    pub pinned: Option<PublicKey>,
+    /// `--trust-embedded-cert`: accept the certificate in KeyInfo. Anyone can put one there.
+    pub trust_embedded: bool,
+}
+
+/// The refusal when nothing is pinned: which certificate signed, and how to pin it.
+pub fn unpinned_refusal(what: &str, certs: &[Vec<u8>]) -> anyhow::Error {
+    let found: Vec<String> = certs
+        .iter()
+        .map(|c| format!("  {}", sign::describe_certificate(c)))
+        .collect();
+    anyhow!(
+        "{what}: the signature is mathematically valid, but made with a certificate that is not pinned, so it proves nothing: anyone can sign with a certificate of their own. Certificate found:\n{}\nPin the operator's signing certificate with --cert PEM (obtain it out of band, e.g. /signing-certificate.pem of the Stelselnode, and check its fingerprint), or pass --trust-embedded-cert to accept the embedded certificate knowingly.",
+        if found.is_empty() { "  (none)".to_string() } else { found.join("\n") }
+    )
 }
 
 fn sig_location(target: &str) -> String {
@@ -57,27 +36,30 @@ fn sig_location(target: &str) -> String {
     }
 }
 
-fn load(target: &str) -> Result<Option<Vec<u8>>> {
+fn load(target: &str, opts: &fetch::Options) -> Result<Option<Vec<u8>>> {
     if target.starts_with("http://") || target.starts_with("https://") {
-        http_get(target)
+        fetch::get(target, opts)
     } else {
-        match std::fs::read(target) {
-            Ok(b) => Ok(Some(b)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e).with_context(|| format!("reading {target}")),
+        let path = std::path::Path::new(target);
+        if !path.exists() {
+            return Ok(None);
         }
+        crate::input::read_file(path, opts.max_bytes)
+            .map(Some)
+            .map_err(|e| anyhow!("{e}"))
     }
 }
 
 /// Verify and describe; an error means the document must not be used.
-pub fn verify(target: &str, sig: Option<&str>, cert_pem: Option<&str>) -> Result<String> {
+pub fn verify(
+    target: &str,
+    sig: Option<&str>,
+    trust: &Trust,
+    opts: &fetch::Options,
+) -> Result<String> {
     let mut out = String::new();
-    let doc = load(target)?.ok_or_else(|| anyhow!("{target}: not found"))?;
-    let pinned = cert_pem
-        .map(PublicKey::from_cert_pem)
-        .transpose()
-        .context("--cert")?;
-    let list = import::read_list(&doc).map_err(|e| anyhow!("{target}: {e}"))?;
+    let doc = load(target, opts)?.ok_or_else(|| anyhow!("{target}: not found"))?;
+    let list = import::inspect(&doc).map_err(|e| anyhow!("{target}: {e}"))?;
     let def = list.schema;
     writeln!(out, "{target}: {}", list.describe())?;
     writeln!(out, "  XSD: valid against {}", def.xsd_file)?;
@@ -85,27 +67,28 @@ pub fn verify(target: &str, sig: Option<&str>, cert_pem: Option<&str>) -> Result
         if pinned {
             "pinned certificate"
         } else {
-            "certificate from KeyInfo, NOT pinned (pass --cert to pin the operator's certificate)"
+            "certificate from KeyInfo, trusted by --trust-embedded-cert, NOT pinned"
         }
     };
-    let mut verified_any = false;
+    let pinned = trust.pinned.as_ref();
+    let mut verified = Vec::new();
     if !def.official {
-        let v = sign::verify_enveloped(&doc, pinned.as_ref())
-            .map_err(|e| anyhow!("{target}: enveloped {e}"))?;
+        let v =
+            sign::verify_enveloped(&doc, pinned).map_err(|e| anyhow!("{target}: enveloped {e}"))?;
         writeln!(
             out,
             "  enveloped signature: valid ({:?}, {})",
             v.alg,
             key_note(v.pinned)
         )?;
-        verified_any = true;
+        verified.push(v);
     }
     let sig_target = sig
         .map(str::to_string)
         .unwrap_or_else(|| sig_location(target));
-    match load(&sig_target)? {
+    match load(&sig_target, opts)? {
         Some(sig_bytes) => {
-            let v = sign::verify_detached(&doc, &sig_bytes, def.list.file_name(), pinned.as_ref())
+            let v = sign::verify_detached(&doc, &sig_bytes, def.list.file_name(), pinned)
                 .map_err(|e| anyhow!("{sig_target}: detached {e}"))?;
             writeln!(
                 out,
@@ -113,13 +96,31 @@ pub fn verify(target: &str, sig: Option<&str>, cert_pem: Option<&str>) -> Result
                 v.alg,
                 key_note(v.pinned)
             )?;
-            verified_any = true;
+            verified.push(v);
         }
         None if sig.is_some() => bail!("{sig_target}: not found"),
         None => writeln!(out, "  detached signature: none at {sig_target}")?,
     }
-    if !verified_any {
+    if verified.is_empty() {
         bail!("{target}: no signature found; an unsigned list cannot be trusted");
     }
+    if pinned.is_none() && !trust.trust_embedded {
+        let mut certs: Vec<Vec<u8>> = Vec::new();
+        for v in verified {
+            if let Some(c) = v.cert {
+                if !certs.contains(&c) {
+                    certs.push(c);
+                }
+            }
+        }
+        return Err(unpinned_refusal(target, &certs));
+    }
     Ok(out)
+}
+
+/// Read a pinned certificate file given with `--cert`.
+pub fn read_pinned(path: &std::path::Path) -> Result<PublicKey> {
+    let pem =
+        std::fs::read_to_string(path).with_context(|| format!("--cert {}", path.display()))?;
+    PublicKey::from_cert_pem(&pem).with_context(|| format!("--cert {}", path.display()))
 }

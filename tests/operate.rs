@@ -645,7 +645,23 @@ fn history_is_served_and_exports_verify_offline() {
         ],
     );
     assert!(v.contains("OK") && v.contains("3 publications"), "{v}");
-    ok(&data, &["history", "verify", archive.to_str().unwrap()]);
+    // Without a pinned certificate the archive proves nothing about its origin: refused,
+    // naming the certificate found; accepted only when the embedded one is trusted knowingly.
+    let err = fails(&data, &["history", "verify", archive.to_str().unwrap()]);
+    assert!(
+        err.contains("not pinned") && err.contains("SHA-256 fingerprint"),
+        "{err}"
+    );
+    let v = ok(
+        &data,
+        &[
+            "history",
+            "verify",
+            archive.to_str().unwrap(),
+            "--trust-embedded-cert",
+        ],
+    );
+    assert!(v.contains("NOT pinned"), "{v}");
 
     // The CSV tells a non-technical reader what changed.
     let tar_bytes = std::fs::read(&archive).unwrap();
@@ -690,7 +706,16 @@ fn history_is_served_and_exports_verify_offline() {
             "2",
         ],
     );
-    ok(&data, &["history", "verify", part.to_str().unwrap()]);
+    ok(
+        &data,
+        &[
+            "history",
+            "verify",
+            part.to_str().unwrap(),
+            "--cert",
+            cert.to_str().unwrap(),
+        ],
+    );
 }
 
 #[test]
@@ -725,7 +750,15 @@ fn a_rendition_that_comes_back_keeps_its_historic_bytes() {
         &data,
         &["history", "export", "--out", archive.to_str().unwrap()],
     );
-    ok(&data, &["history", "verify", archive.to_str().unwrap()]);
+    ok(
+        &data,
+        &[
+            "history",
+            "verify",
+            archive.to_str().unwrap(),
+            "--trust-embedded-cert",
+        ],
+    );
 }
 
 #[test]

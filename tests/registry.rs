@@ -669,6 +669,9 @@ fn registry_of(bytes: &[u8]) -> Registry {
             aanbiedertype: Aanbiedertype::ZA,
         },
     );
+    // Served documents are in canonical order (Systeemrollen by code, …); content compares
+    // regardless of the order the example used.
+    reg.canonicalize();
     reg
 }
 
@@ -730,6 +733,10 @@ fn import_publish_fetch_reproduces_the_official_examples() {
             example("gegevensdienstnamenlijst-release1-example.xml")
                 .to_str()
                 .unwrap(),
+            // A publication needs a non-empty Whitelist.
+            example("whitelist-release2-fv5-example.xml")
+                .to_str()
+                .unwrap(),
         ],
     );
     ok(&data, &["publish", "-m", "release3"]);
@@ -759,6 +766,7 @@ fn a_large_registry_publishes_valid_signed_lists() {
         };
         store
             .update(&who, |reg| {
+                reg.whitelist.insert("node.voorbeeld.nl".into());
                 for i in 1..=7 {
                     reg.gegevensdiensten.insert(
                         i.to_string(),

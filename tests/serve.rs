@@ -145,7 +145,9 @@ fn release2_zal_shows_only_the_releases_interfaceversie() {
     assert!(r2.contains("/oauth/v1/") && !r2.contains("/oauth/v2/"));
     assert!(r3.contains("<InterfaceversieId>1.1.0</InterfaceversieId>"));
     assert!(r3.contains("<InterfaceversieId>2.0.0</InterfaceversieId>"));
-    assert!(r3.contains("<Aanbiedertype>APD</Aanbiedertype>"));
+    // APD is planned, not in force: the demo (and a default catalogue) has none.
+    assert!(r3.contains("<Aanbiedertype>BAZB</Aanbiedertype>"));
+    assert!(!r3.contains("<Aanbiedertype>APD</Aanbiedertype>"));
     assert!(r3.contains("<Abonneren>"));
 }
 

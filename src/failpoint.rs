@@ -1,0 +1,51 @@
+//! Named points in the publication path where tests make faults happen on purpose: an
+//! error inside rendering or inside the commit, a pause long enough to kill the process
+//! there, an abort. Inactive unless the environment variable `STELSELNODE_FAILPOINTS` is
+//! set, e.g. `publish.commit=sleep(3000)` or `publish.render=error;publish.committed=abort`.
+//! Only the test suite sets it.
+
+use std::sync::OnceLock;
+
+#[derive(Clone, Debug, PartialEq)]
+enum Action {
+    Error,
+    Sleep(u64),
+    Abort,
+}
+
+fn config() -> &'static [(String, Action)] {
+    static CONFIG: OnceLock<Vec<(String, Action)>> = OnceLock::new();
+    CONFIG.get_or_init(|| {
+        let Ok(spec) = std::env::var("STELSELNODE_FAILPOINTS") else {
+            return Vec::new();
+        };
+        spec.split(';')
+            .filter_map(|item| {
+                let (name, action) = item.split_once('=')?;
+                let action = match action.trim() {
+                    "error" => Action::Error,
+                    "abort" => Action::Abort,
+                    a => Action::Sleep(a.strip_prefix("sleep(")?.strip_suffix(')')?.parse().ok()?),
+                };
+                Some((name.trim().to_string(), action))
+            })
+            .collect()
+    })
+}
+
+/// Pass the failpoint `name`: `Err` when it is set to `error`. Every hit is announced on
+/// stderr, so a test knows the process is there now.
+pub fn hit(name: &str) -> Result<(), String> {
+    let Some((_, action)) = config().iter().find(|(n, _)| n == name) else {
+        return Ok(());
+    };
+    eprintln!("failpoint {name}: {action:?}");
+    match action {
+        Action::Error => Err(format!("failpoint {name}: injected failure")),
+        Action::Sleep(ms) => {
+            std::thread::sleep(std::time::Duration::from_millis(*ms));
+            Ok(())
+        }
+        Action::Abort => std::process::abort(),
+    }
+}
