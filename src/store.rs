@@ -228,7 +228,7 @@ impl Store {
             meta.insert(META_CATALOGUE, to_json(catalogue).as_slice())
                 .map_err(|x| e(&x))?;
         }
-        tx.commit().map_err(|x| e(&x))?;
+        store.commit(tx)?;
         Ok(store)
     }
 
@@ -302,7 +302,7 @@ impl Store {
                 Ok(db) => {
                     *slot = Some(db);
                     self.poisoned.store(false, Ordering::SeqCst);
-                    self.set_fault(None);
+                    // The fault stays reported until a write succeeds again.
                     tracing::info!("registry database re-opened after an I/O error");
                     return Ok(());
                 }
@@ -322,6 +322,16 @@ impl Store {
             path: self.path.display().to_string(),
             msg,
         })
+    }
+
+    /// Commit; a successful write ends a reported fault.
+    fn commit(&self, tx: redb::WriteTransaction) -> Result<(), StoreError> {
+        tx.commit().map_err(|x| self.e()(&x))?;
+        if self.fault().is_some() {
+            tracing::info!("registry database writes succeed again");
+            self.set_fault(None);
+        }
+        Ok(())
     }
 
     fn read_tx(&self) -> Result<redb::ReadTransaction, StoreError> {
@@ -516,7 +526,7 @@ impl Store {
             j.insert(next, to_json(&change).as_slice())
                 .map_err(|x| e(&x))?;
         }
-        tx.commit().map_err(|x| e(&x))?;
+        self.commit(tx)?;
         Ok(msg)
     }
 
@@ -533,7 +543,7 @@ impl Store {
             .map_err(|x| e(&x))?
             .insert("floors", to_json(&floors).as_slice())
             .map_err(|x| e(&x))?;
-        tx.commit().map_err(|x| e(&x))?;
+        self.commit(tx)?;
         Ok(())
     }
 
@@ -609,7 +619,7 @@ impl Store {
             meta.insert(META_CATALOGUE, to_json(catalogue).as_slice())
                 .map_err(|x| e(&x))?;
         }
-        tx.commit().map_err(|x| e(&x))?;
+        self.commit(tx)?;
         Ok(())
     }
 
@@ -737,7 +747,7 @@ impl Store {
                 .map_err(|x| e(&x))?;
         }
         crate::failpoint::hit("publish.commit").map_err(StoreError::Refused)?;
-        tx.commit().map_err(|x| e(&x))?;
+        self.commit(tx)?;
         Ok(entry)
     }
 

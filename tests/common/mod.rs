@@ -28,6 +28,20 @@ pub fn project_xsd(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// Start the CLI in the background (for commands that run while the test does more).
+pub fn spawn_cli(data: &Path, args: &[&str]) -> Child {
+    Command::new(BIN)
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .env("STELSELNODE_OPERATOR", "test-operator")
+        .env_remove("STELSELNODE_DATA")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run stelselnode")
+}
+
 /// Run the CLI against a data directory.
 pub fn cli(data: &Path, args: &[&str]) -> Output {
     Command::new(BIN)
@@ -66,11 +80,18 @@ pub struct Server {
     pub child: Child,
     pub addr: String,
     pub data: PathBuf,
+    /// Lines the server wrote to stderr (only with `start_env`).
+    pub stderr: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Server {
     /// Start `serve` on a free loopback port and wait until it listens.
     pub fn start(data: &Path, extra: &[&str]) -> Server {
+        Server::start_env(data, extra, &[])
+    }
+
+    /// `start` with extra environment (e.g. `STELSELNODE_FAILPOINTS`); stderr is kept.
+    pub fn start_env(data: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(BIN)
             .arg("--data")
             .arg(data)
@@ -78,10 +99,19 @@ impl Server {
             .args(extra)
             .env("STELSELNODE_OPERATOR", "test-operator")
             .env_remove("STELSELNODE_DATA")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("start server");
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let err_pipe = child.stderr.take().expect("stderr");
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err_pipe).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -101,11 +131,30 @@ impl Server {
             child,
             addr,
             data: data.to_path_buf(),
+            stderr,
         }
     }
 
     pub fn get(&self, target: &str) -> Response {
         request(&self.addr, "GET", target, &[])
+    }
+
+    /// Wait until the server wrote a stderr line containing `needle`.
+    pub fn wait_stderr(&self, needle: &str, secs: u64) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < deadline {
+            if self.stderr.lock().unwrap().iter().any(|l| l.contains(needle)) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// Kill the server at once (SIGKILL) and wait for it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
