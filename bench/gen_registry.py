@@ -36,7 +36,7 @@ with open(f"{out}/zal.xml", "w") as f:
         name = letters(i)
         host = f"medmij.{name}.nl"
         hosts.append(host)
-        t = ("ZA", "BAZB", "APD")[i % 3]
+        t = ("ZA", "BAZB")[i % 2]  # APD is not in force (see data/releases.toml)
         w(f"<Zorgaanbieder><Zorgaanbiedernaam>{name}@medmij</Zorgaanbiedernaam><Aanbiedertype>{t}</Aanbiedertype><Interfaceversies>")
         w("<Interfaceversie><InterfaceversieId>1.1.0</InterfaceversieId><Gegevensdiensten>")
         offer(w, host, 1, "v1", ["MM-1.0.0-BZB-FHIR"])

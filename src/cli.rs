@@ -1004,6 +1004,8 @@ fn import_files(ctx: &Ctx, a: ImportArgs, out: &mut String) -> Result<()> {
     if !write_diff(out, &before, &after, &cat, &touched)? {
         writeln!(out, "the import changes nothing")?;
     }
+    // Peak memory: the preview's two registries go before the write makes its own two.
+    drop((before, after));
     if a.dry_run {
         writeln!(out, "dry run: nothing was written")?;
         return Ok(());
@@ -1011,7 +1013,7 @@ fn import_files(ctx: &Ctx, a: ImportArgs, out: &mut String) -> Result<()> {
     let summary = descriptions.join("; ");
     // Applied to the latest registry inside the write transaction, so an edit that
     // arrived after the diff above is not lost.
-    let imported: Vec<_> = lists.iter().map(|(_, l)| l.clone()).collect();
+    let imported: Vec<_> = lists.into_iter().map(|(_, l)| l).collect();
     ctx.store
         .update_with_floors(&ctx.who, &floors, move |reg| {
             for l in imported {

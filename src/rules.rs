@@ -28,6 +28,9 @@ impl fmt::Display for Violation {
     }
 }
 
+/// How many violations an error lists one by one.
+pub const SHOWN_VIOLATIONS: usize = 50;
+
 /// All violations of a failed write, reported together.
 #[derive(Debug, Clone, thiserror::Error)]
 pub struct Violations(pub Vec<Violation>);
@@ -39,8 +42,12 @@ impl fmt::Display for Violations {
             "{} rule violation(s); nothing was written:",
             self.0.len()
         )?;
-        for v in &self.0 {
+        // All are counted; a registry-wide problem is not printed 100,000 times.
+        for v in self.0.iter().take(SHOWN_VIOLATIONS) {
             writeln!(f, "  - {v}")?;
+        }
+        if self.0.len() > SHOWN_VIOLATIONS {
+            writeln!(f, "  - … and {} more", self.0.len() - SHOWN_VIOLATIONS)?;
         }
         Ok(())
     }

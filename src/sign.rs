@@ -392,6 +392,8 @@ fn strict() -> ParserOptions<'static> {
     ParserOptions {
         recover: false,
         no_net: true,
+        // Short text inline in its node: a list is millions of small text nodes.
+        compact: true,
         ..Default::default()
     }
 }
@@ -665,6 +667,22 @@ pub fn verify_enveloped(
 ) -> Result<Verified, VerifyError> {
     let doc = parse_strict(doc_bytes)
         .map_err(|e| verr(format!("document is not well-formed XML: {e}")))?;
+    enveloped_in(&doc, pinned)
+}
+
+/// [`verify_enveloped`] that frees the document's bytes as soon as they are parsed: for a
+/// list of hundreds of MB the parsed tree is what has to fit, not the tree plus the bytes.
+pub fn verify_enveloped_owned(
+    doc_bytes: Vec<u8>,
+    pinned: Option<&PublicKey>,
+) -> Result<Verified, VerifyError> {
+    let doc = parse_strict(&doc_bytes)
+        .map_err(|e| verr(format!("document is not well-formed XML: {e}")))?;
+    drop(doc_bytes);
+    enveloped_in(&doc, pinned)
+}
+
+fn enveloped_in(doc: &Document, pinned: Option<&PublicKey>) -> Result<Verified, VerifyError> {
     let root = doc
         .get_root_element()
         .ok_or_else(|| verr("document has no root element"))?;
@@ -689,7 +707,7 @@ pub fn verify_enveloped(
     if !parts.uri.is_empty() {
         return Err(verr(format!(
             "enveloped Reference URI must be \"\", is '{}'",
-            parts.uri
+            crate::clip::clip(&parts.uri)
         )));
     }
     if parts.transforms != [ENVELOPED, EXC_C14N] {
@@ -698,10 +716,57 @@ pub fn verify_enveloped(
             parts.transforms
         )));
     }
-    let c14n = doc
-        .canonicalize(exc_c14n(), Some((sig.node_ptr(), Some(hide_subtree))))
-        .map_err(|_| verr("document could not be canonicalised"))?;
-    finish(parts, c14n.as_bytes(), pinned)
+    let digest = c14n_sha256_without(doc, sig)?;
+    finish_digest(parts, &digest, pinned)
+}
+
+/// SHA-256 of the exclusive canonical form of `doc` without the subtree `hidden` (the
+/// enveloped-signature transform), streamed from libxml2 into the digest: the canonical
+/// form, as large as the document, is never held in memory.
+fn c14n_sha256_without(doc: &Document, hidden: &Node) -> Result<Vec<u8>, VerifyError> {
+    unsafe extern "C" fn write(
+        ctx: *mut c_void,
+        buf: *const std::os::raw::c_char,
+        len: c_int,
+    ) -> c_int {
+        // SAFETY: `ctx` is the digest context below, alive for the whole c14n run; libxml2
+        // passes `len` valid bytes at `buf`.
+        unsafe {
+            if len > 0 && !ctx.is_null() && !buf.is_null() {
+                let d = &mut *(ctx as *mut digest::Context);
+                d.update(std::slice::from_raw_parts(buf as *const u8, len as usize));
+            }
+        }
+        len
+    }
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    // SAFETY: the output buffer writes only into `ctx` and is closed (flushed and freed)
+    // before `ctx` is used again; `hide_subtree` receives the Signature node of `doc`.
+    let (rc, closed) = unsafe {
+        let out = libxml::bindings::xmlOutputBufferCreateIO(
+            Some(write),
+            None,
+            &mut ctx as *mut digest::Context as *mut c_void,
+            std::ptr::null_mut(),
+        );
+        if out.is_null() {
+            return Err(verr("libxml2 could not allocate an output buffer"));
+        }
+        let rc = libxml::bindings::xmlC14NExecute(
+            doc.doc_ptr(),
+            Some(hide_subtree),
+            hidden.node_ptr() as *mut c_void,
+            libxml::bindings::xmlC14NMode_XML_C14N_EXCLUSIVE_1_0 as c_int,
+            std::ptr::null_mut(),
+            0,
+            out,
+        );
+        (rc, libxml::bindings::xmlOutputBufferClose(out))
+    };
+    if rc < 0 || closed < 0 {
+        return Err(verr("document could not be canonicalised"));
+    }
+    Ok(ctx.finish().as_ref().to_vec())
 }
 
 /// True if a detached signature document is byte for byte in the form `sign_detached`
@@ -772,7 +837,15 @@ fn finish(
     pinned: Option<&PublicKey>,
 ) -> Result<Verified, VerifyError> {
     let actual = digest::digest(&digest::SHA256, covered);
-    if actual.as_ref() != parts.digest.as_slice() {
+    finish_digest(parts, actual.as_ref(), pinned)
+}
+
+fn finish_digest(
+    parts: SignatureParts,
+    actual: &[u8],
+    pinned: Option<&PublicKey>,
+) -> Result<Verified, VerifyError> {
+    if actual != parts.digest.as_slice() {
         return Err(verr(
             "DigestValue does not match the document: the document was changed after signing",
         ));

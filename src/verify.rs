@@ -72,9 +72,29 @@ pub fn verify(
     };
     let pinned = trust.pinned.as_ref();
     let mut verified = Vec::new();
+    // The detached signature first: it needs the bytes, the enveloped one only the parsed
+    // tree (so the bytes can go before the tree is canonicalised).
+    let sig_target = sig
+        .map(str::to_string)
+        .unwrap_or_else(|| sig_location(target));
+    let mut lines = Vec::new();
+    match load(&sig_target, opts)? {
+        Some(sig_bytes) => {
+            let v = sign::verify_detached(&doc, &sig_bytes, def.list.file_name(), pinned)
+                .map_err(|e| anyhow!("{sig_target}: detached {e}"))?;
+            lines.push(format!(
+                "  detached signature {sig_target}: valid ({:?}, {})",
+                v.alg,
+                key_note(v.pinned)
+            ));
+            verified.push(v);
+        }
+        None if sig.is_some() => bail!("{sig_target}: not found"),
+        None => lines.push(format!("  detached signature: none at {sig_target}")),
+    }
     if !def.official {
-        let v =
-            sign::verify_enveloped(&doc, pinned).map_err(|e| anyhow!("{target}: enveloped {e}"))?;
+        let v = sign::verify_enveloped_owned(doc, pinned)
+            .map_err(|e| anyhow!("{target}: enveloped {e}"))?;
         writeln!(
             out,
             "  enveloped signature: valid ({:?}, {})",
@@ -83,23 +103,8 @@ pub fn verify(
         )?;
         verified.push(v);
     }
-    let sig_target = sig
-        .map(str::to_string)
-        .unwrap_or_else(|| sig_location(target));
-    match load(&sig_target, opts)? {
-        Some(sig_bytes) => {
-            let v = sign::verify_detached(&doc, &sig_bytes, def.list.file_name(), pinned)
-                .map_err(|e| anyhow!("{sig_target}: detached {e}"))?;
-            writeln!(
-                out,
-                "  detached signature {sig_target}: valid ({:?}, {})",
-                v.alg,
-                key_note(v.pinned)
-            )?;
-            verified.push(v);
-        }
-        None if sig.is_some() => bail!("{sig_target}: not found"),
-        None => writeln!(out, "  detached signature: none at {sig_target}")?,
+    for l in lines {
+        writeln!(out, "{l}")?;
     }
     if verified.is_empty() {
         bail!("{target}: no signature found; an unsigned list cannot be trusted");

@@ -63,7 +63,9 @@ fn verify_refuses_a_signature_whose_certificate_is_not_pinned() {
     save(
         dir.path(),
         "MedMij_Zorgaanbiederslijst.xml.sig",
-        &attacker.get("/MedMij_Zorgaanbiederslijst.xml.sig?api=2").body,
+        &attacker
+            .get("/MedMij_Zorgaanbiederslijst.xml.sig?api=2")
+            .body,
     );
     let url = format!("http://{}/MedMij_Whitelist.xml", attacker.addr);
     for target in [doc.to_str().unwrap(), zal3.to_str().unwrap(), url.as_str()] {
@@ -105,12 +107,7 @@ fn ebcdic(s: &str) -> Vec<u8> {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("iconv (libc-bin)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(s.as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
     out.stdout
@@ -152,7 +149,9 @@ fn non_utf8_declared_encodings_dtds_and_processing_instructions_are_refused_ever
     let list = save(
         dir.path(),
         "ebcdic.xml",
-        &ebcdic(&format!("<?xml version=\"1.0\" encoding=\"IBM037\"?>{body}")),
+        &ebcdic(&format!(
+            "<?xml version=\"1.0\" encoding=\"IBM037\"?>{body}"
+        )),
     );
     let dump = ok(&data, &["dump"]);
     let err = fails(&data, &["import", list.to_str().unwrap()]);
@@ -180,7 +179,12 @@ fn non_utf8_declared_encodings_dtds_and_processing_instructions_are_refused_ever
         assert!(err.contains(needle), "{name}: {err}");
         let err = fails(
             &data,
-            &["verify", f.to_str().unwrap(), "--cert", cert.to_str().unwrap()],
+            &[
+                "verify",
+                f.to_str().unwrap(),
+                "--cert",
+                cert.to_str().unwrap(),
+            ],
         );
         assert!(err.contains(needle), "{name}: {err}");
     }
@@ -281,7 +285,10 @@ fn verify_url_has_a_total_deadline_and_a_size_cap() {
             "--trust-embedded-cert",
         ],
     );
-    assert!(err.contains("larger than the maximum of 1048576 bytes"), "{err}");
+    assert!(
+        err.contains("larger than the maximum of 1048576 bytes"),
+        "{err}"
+    );
     assert!(t.elapsed() < Duration::from_secs(15), "{:?}", t.elapsed());
 }
 
@@ -379,7 +386,10 @@ fn verify_fetches_over_https_with_the_operators_ca() {
             cert.to_str().unwrap(),
         ],
     );
-    assert!(out.contains("XSD: valid") && out.contains("pinned certificate"), "{out}");
+    assert!(
+        out.contains("XSD: valid") && out.contains("pinned certificate"),
+        "{out}"
+    );
     // The system roots do not know the test CA: the TLS handshake fails, nothing verified.
     let err = fails(&data, &["verify", &url, "--cert", cert.to_str().unwrap()]);
     assert!(err.contains("TLS") || err.contains("certificate"), "{err}");
@@ -425,7 +435,11 @@ fn an_audit_archive_with_an_unreferenced_certificate_is_refused() {
         e.read_to_end(&mut v).unwrap();
         entries.insert(p, v);
     }
-    assert_eq!(canonical_tar(&entries), bytes, "the test writes the canonical form");
+    assert_eq!(
+        canonical_tar(&entries),
+        bytes,
+        "the test writes the canonical form"
+    );
     // Another valid certificate, named as the format names certificates.
     let other = dir.path().join("other");
     ok(&other, &["init"]);
@@ -442,7 +456,10 @@ fn an_audit_archive_with_an_unreferenced_certificate_is_refused() {
         }
         s + "-----END CERTIFICATE-----\n"
     };
-    entries.insert(format!("certificates/{}.pem", &hash[..16]), norm.into_bytes());
+    entries.insert(
+        format!("certificates/{}.pem", &hash[..16]),
+        norm.into_bytes(),
+    );
     let extra = save(dir.path(), "extra.tar", &canonical_tar(&entries));
     let err = fails(
         &data,
@@ -505,7 +522,13 @@ fn exporting_and_importing_a_release_changes_nothing() {
         let out = dir.path().join(format!("export-{release}"));
         ok(
             &data,
-            &["export", "--release", release, "--out", out.to_str().unwrap()],
+            &[
+                "export",
+                "--release",
+                release,
+                "--out",
+                out.to_str().unwrap(),
+            ],
         );
         let files: Vec<String> = LISTS
             .iter()
@@ -531,8 +554,8 @@ fn keys_that_are_equal_after_trimming_are_an_error_naming_both() {
     let dir = tempdir();
     let data = dir.path().join("data");
     ok(&data, &["init"]);
-    let gnl = std::fs::read_to_string(example("gegevensdienstnamenlijst-release1-example.xml"))
-        .unwrap();
+    let gnl =
+        std::fs::read_to_string(example("gegevensdienstnamenlijst-release1-example.xml")).unwrap();
     // The second entry gets id " 1 ": another string to the XSD, the same id trimmed.
     let first = gnl.find("<GegevensdienstId>").unwrap();
     let second = first + 1 + gnl[first + 1..].find("<GegevensdienstId>").unwrap();
@@ -554,11 +577,18 @@ fn offending_values_are_clipped_and_dns_labels_name_their_rule() {
     let (dir, data, _server) = demo_server();
     let long = format!("{}.nl", "a".repeat(100_000));
     let err = fails(&data, &["whitelist", "add", &long]);
-    assert!(err.contains("(100003 characters)"), "{}", &err[..err.len().min(500)]);
+    assert!(
+        err.contains("(100003 characters)"),
+        "{}",
+        &err[..err.len().min(500)]
+    );
     assert!(err.len() < 2_000, "{} bytes of error", err.len());
     let label = format!("{}.nl", "b".repeat(64));
     let err = fails(&data, &["whitelist", "add", &label]);
-    assert!(err.contains("label of 64 characters") && err.contains("at most 63"), "{err}");
+    assert!(
+        err.contains("label of 64 characters") && err.contains("at most 63"),
+        "{err}"
+    );
     // Through an imported file, where libxml2's message quotes the value.
     let wl = std::fs::read_to_string(example("whitelist-release2-fv5-example.xml")).unwrap();
     let i = wl.find("<Hostname>").unwrap() + "<Hostname>".len();
@@ -620,24 +650,48 @@ fn hostile_endpoints_names_operators_and_reasons_are_refused() {
     }
     let err = fails(
         &data,
-        &["gegevensdienst", "add", "77", "--weergavenaam", "Medicatie\u{2066}gegevens"],
+        &[
+            "gegevensdienst",
+            "add",
+            "77",
+            "--weergavenaam",
+            "Medicatie\u{2066}gegevens",
+        ],
     );
     assert!(err.contains("U+2066"), "{err}");
     let err = fails(
         &data,
-        &["oauthclient", "add", "pgo.example.nl", "--organisatienaam", "PGO \u{202B}B.V."],
+        &[
+            "oauthclient",
+            "add",
+            "pgo.example.nl",
+            "--organisatienaam",
+            "PGO \u{202B}B.V.",
+        ],
     );
     assert!(err.contains("U+202B"), "{err}");
     // A newline in a reason or an operator name would forge a line in diff/history.
     let o = cli(
         &data,
-        &["--reason", "ok\nedit 2026 by admin: forged", "whitelist", "add", "x.example.nl"],
+        &[
+            "--reason",
+            "ok\nedit 2026 by admin: forged",
+            "whitelist",
+            "add",
+            "x.example.nl",
+        ],
     );
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("control character"));
     let o = cli(
         &data,
-        &["--operator", "mallory\nadmin", "whitelist", "add", "x.example.nl"],
+        &[
+            "--operator",
+            "mallory\nadmin",
+            "whitelist",
+            "add",
+            "x.example.nl",
+        ],
     );
     assert_eq!(o.status.code(), Some(2));
     let err = fails(&data, &["publish", "-m", "first line\nsecond line"]);
@@ -650,7 +704,16 @@ fn a_publication_with_an_empty_whitelist_is_refused() {
     let dir = tempdir();
     let data = dir.path().join("data");
     ok(&data, &["init"]);
-    ok(&data, &["gegevensdienst", "add", "1", "--weergavenaam", "Basisgegevens"]);
+    ok(
+        &data,
+        &[
+            "gegevensdienst",
+            "add",
+            "1",
+            "--weergavenaam",
+            "Basisgegevens",
+        ],
+    );
     let err = fails(&data, &["publish", "-m", "first"]);
     assert!(err.contains("Whitelist would be empty"), "{err}");
     assert!(ok(&data, &["history", "list"]).contains("no publications"));
@@ -676,7 +739,11 @@ fn import_refuses_fifos_devices_and_oversize_files_at_once() {
         assert!(err.contains("not a regular file"), "{err}");
         let err = fails(&data, &["verify", target, "--trust-embedded-cert"]);
         assert!(err.contains("not a regular file"), "{err}");
-        assert!(t.elapsed() < Duration::from_secs(10), "{target} took {:?}", t.elapsed());
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "{target} took {:?}",
+            t.elapsed()
+        );
     }
     let wl = example("whitelist-release2-fv5-example.xml");
     let size = std::fs::metadata(&wl).unwrap().len();
@@ -685,10 +752,15 @@ fn import_refuses_fifos_devices_and_oversize_files_at_once() {
         &["import", wl.to_str().unwrap(), "--max-size", "100"],
     );
     assert!(
-        err.contains(&format!("is {size} bytes, more than the maximum of 100 bytes")),
+        err.contains(&format!(
+            "is {size} bytes, more than the maximum of 100 bytes"
+        )),
         "{err}"
     );
-    let err = fails(&data, &["import", wl.to_str().unwrap(), "--max-size", "lots"]);
+    let err = fails(
+        &data,
+        &["import", wl.to_str().unwrap(), "--max-size", "lots"],
+    );
     assert!(err.contains("--max-size"), "{err}");
 }
 
@@ -721,7 +793,10 @@ fn historic_documents_are_answered_from_the_logged_hash() {
         sig.header("etag"),
         Some(format!("\"{}-sig\"", &sha[..32]).as_str())
     );
-    assert_eq!(server.get("/MedMij_Whitelist.xml?volgnummer=99").status, 404);
+    assert_eq!(
+        server.get("/MedMij_Whitelist.xml?volgnummer=99").status,
+        404
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -748,7 +823,10 @@ fn a_catalogue_change_during_a_publication_is_not_reverted_and_publications_queu
     assert!(p.status.success(), "{}", String::from_utf8_lossy(&p.stderr));
     let status = ok(&data, &["status"]);
     assert!(status.contains("releases (default 1.1.2)"), "{status}");
-    assert!(server.get("/health").text().contains("\"default_release\":\"1.1.2\""));
+    assert!(server
+        .get("/health")
+        .text()
+        .contains("\"default_release\":\"1.1.2\""));
     assert_eq!(
         server.get("/MedMij_Whitelist.xml").header("medmij-release"),
         Some("1.1.2")
@@ -796,12 +874,18 @@ fn a_failure_inside_render_or_commit_changes_nothing() {
         assert_eq!(served(&server), before, "{point}: served set unchanged");
         assert_eq!(server.get("/health").text(), health, "{point}");
         assert_eq!(ok(&data, &["history", "list"]), history, "{point}");
-        assert!(ok(&data, &["diff"]).contains("nieuw.example.nl"), "still pending");
+        assert!(
+            ok(&data, &["diff"]).contains("nieuw.example.nl"),
+            "still pending"
+        );
         // Without the fault the same change publishes.
         server.kill();
         let server = Server::start(&data, &[]);
         ok(&data, &["publish", "-m", "now"]);
-        assert!(server.get("/MedMij_Whitelist.xml").text().contains("nieuw.example.nl"));
+        assert!(server
+            .get("/MedMij_Whitelist.xml")
+            .text()
+            .contains("nieuw.example.nl"));
     }
 }
 
@@ -826,7 +910,10 @@ fn sigkill_inside_commit_publication_and_the_cli_says_it_did_not_commit() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());
     assert!(err.contains("connection to the server was lost"), "{err}");
-    assert!(err.contains("did NOT commit") && err.contains("#1"), "{err}");
+    assert!(
+        err.contains("did NOT commit") && err.contains("#1"),
+        "{err}"
+    );
     // The store restarts consistent and serves the last committed set, verifiably.
     let server = Server::start(&data, &[]);
     assert_eq!(served(&server), before);
@@ -854,7 +941,10 @@ fn a_lost_connection_after_the_commit_is_reported_as_committed() {
     assert!(o.status.success(), "{err}");
     assert!(err.contains("COMMITTED") && err.contains("#2"), "{err}");
     let server = Server::start(&data, &[]);
-    assert!(server.get("/MedMij_Whitelist.xml").text().contains("nieuw.example.nl"));
+    assert!(server
+        .get("/MedMij_Whitelist.xml")
+        .text()
+        .contains("nieuw.example.nl"));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -917,13 +1007,20 @@ fn a_full_disk_is_reported_and_recovered_without_a_restart() {
         "{}",
         health.text()
     );
-    assert_eq!(served(&server), before, "the last good set is served throughout");
+    assert_eq!(
+        served(&server),
+        before,
+        "the last good set is served throughout"
+    );
     // Space freed: the next publication succeeds in the same server process.
     std::fs::remove_file(&filler).unwrap();
     let p = ok(&data, &["publish", "-m", "space again"]);
     assert!(p.contains("published #2"), "{p}");
     assert!(server.get("/health").text().contains("\"status\":\"ok\""));
-    assert!(server.get("/MedMij_Whitelist.xml").text().contains("nieuw.example.nl"));
+    assert!(server
+        .get("/MedMij_Whitelist.xml")
+        .text()
+        .contains("nieuw.example.nl"));
     server.kill();
     drop(server);
 }
@@ -970,4 +1067,39 @@ fn apd_is_not_in_force_unless_the_catalogue_says_so() {
     );
     assert!(err.contains("not in force in release 2.0.0"), "{err}");
     assert_eq!(ok(&data, &["dump"]), dump);
+}
+
+fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn a_large_dry_run_through_the_server_gives_its_memory_back() {
+    let (dir, data, server) = demo_server();
+    // A Whitelist of 200,000 nodes, about 16 MB.
+    let mut wl = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Whitelist xmlns=\"xmlns://afsprakenstelsel.medmij.nl/whitelist/release2/\"><Tijdstempel>2026-01-01T00:00:00Z</Tijdstempel><Volgnummer>5</Volgnummer><MedMijNodes>");
+    for i in 0..200_000 {
+        wl.push_str(&format!(
+            "<MedMijNode><Hostname>node{i}.voorbeeld.nl</Hostname></MedMijNode>"
+        ));
+    }
+    wl.push_str("</MedMijNodes></Whitelist>\n");
+    let f = save(dir.path(), "big-whitelist.xml", wl.as_bytes());
+    let before = rss_kb(server.child.id());
+    let out = ok(&data, &["import", f.to_str().unwrap(), "--dry-run"]);
+    assert!(
+        out.contains("200000 added") && out.contains("and 199900 more"),
+        "{out}"
+    );
+    let after = rss_kb(server.child.id());
+    assert!(
+        after < before + 40 * 1024,
+        "server grew from {before} kB to {after} kB after a dry run of {} bytes",
+        wl.len()
+    );
 }

@@ -143,7 +143,13 @@ impl Server {
     pub fn wait_stderr(&self, needle: &str, secs: u64) -> bool {
         let deadline = Instant::now() + Duration::from_secs(secs);
         while Instant::now() < deadline {
-            if self.stderr.lock().unwrap().iter().any(|l| l.contains(needle)) {
+            if self
+                .stderr
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|l| l.contains(needle))
+            {
                 return true;
             }
             std::thread::sleep(Duration::from_millis(20));
