@@ -69,7 +69,7 @@ pub fn main(cli: Cli) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", crate::clip::clip_lines(&format!("{e:#}")));
             ExitCode::from(1)
         }
     }
@@ -161,7 +161,7 @@ fn registry_command(data: &Path, cmd: Command, who: crate::store::Who) -> ExitCo
     match r {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", crate::clip::clip_lines(&format!("{e:#}")));
             ExitCode::from(1)
         }
     }
@@ -484,7 +484,7 @@ fn admin_command(
         Err(e) => admin::Response {
             code: 1,
             out,
-            err: format!("error: {e:#}\n"),
+            err: format!("error: {}\n", crate::clip::clip_lines(&format!("{e:#}"))),
         },
     }
 }

@@ -38,6 +38,21 @@ pub fn clip_quoted(msg: &str) -> String {
     }
 }
 
+/// Longest line of an error message as printed.
+pub const MAX_LINE: usize = 1000;
+
+/// Clip every line of a message to [`MAX_LINE`] characters: the last line of defence, for
+/// errors that echo an argument or a value without clipping it themselves.
+pub fn clip_lines(msg: &str) -> String {
+    msg.split('\n')
+        .map(|l| match l.char_indices().nth(MAX_LINE) {
+            Some((cut, _)) => format!("{}… ({} characters)", &l[..cut], l.chars().count()),
+            None => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -57,5 +72,7 @@ mod tests {
         assert!(m.len() < 300, "{m}");
         assert!(m.starts_with("Element 'Hostname': The value 'aaaa"));
         assert!(m.contains("is not accepted"));
+        let lines = clip_lines(&format!("a\nZorgaanbieder '{long}' does not exist\nb"));
+        assert!(lines.len() < 1100 && lines.starts_with("a\n") && lines.ends_with("\nb"));
     }
 }

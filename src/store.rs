@@ -931,3 +931,57 @@ pub fn hex(b: &[u8]) -> String {
 pub fn sha256_hex(b: &[u8]) -> String {
     hex(ring::digest::digest(&ring::digest::SHA256, b).as_ref())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalogue::{Status, DEFAULT_CATALOGUE};
+
+    #[test]
+    fn the_store_enforces_catalogue_lifecycle_rules_on_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalogue::parse(DEFAULT_CATALOGUE).unwrap();
+        let store = Store::create(&dir.path().join("r.redb"), &cat).unwrap();
+        let guard = store.lock_publications();
+        // Written around the catalogue's own methods: a status moved back is still refused.
+        let mut back = cat.clone();
+        back.releases[1].status = Status::Optioneel;
+        let e = store.set_catalogue(&guard, &back).unwrap_err().to_string();
+        assert!(e.contains("only moves forward"), "{e}");
+        let mut removed = cat.clone();
+        removed.releases.remove(2);
+        assert!(store.set_catalogue(&guard, &removed).is_err());
+        assert_eq!(store.catalogue().unwrap(), cat, "nothing was written");
+        let mut forward = cat.clone();
+        forward.releases[2].status = Status::Verplicht;
+        assert!(
+            store.set_catalogue(&guard, &forward).is_err(),
+            "two verplicht"
+        );
+        forward.releases[1].status = Status::Verouderd;
+        forward.releases[1].sunset = Some("2027-12-31".into());
+        forward.releases[1].deprecated_since = Some("2026-12-01".into());
+        store.set_catalogue(&guard, &forward).unwrap();
+        assert_eq!(store.publication_base(&guard).unwrap().catalogue, forward);
+    }
+
+    #[test]
+    fn operator_and_reason_are_checked_by_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalogue::parse(DEFAULT_CATALOGUE).unwrap();
+        let store = Store::create(&dir.path().join("r.redb"), &cat).unwrap();
+        let who = Who {
+            operator: "eve".into(),
+            reason: Some("line\nforged line".into()),
+        };
+        let e = store
+            .update(&who, |reg| {
+                reg.whitelist.insert("a.voorbeeld.nl".into());
+                Ok("added".into())
+            })
+            .unwrap_err();
+        assert!(e.to_string().contains("control character"), "{e}");
+        assert!(store.journal().unwrap().is_empty());
+        assert!(store.registry().unwrap().whitelist.is_empty());
+    }
+}
