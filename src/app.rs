@@ -1,16 +1,16 @@
 //! Process-level flows: `init`, `serve`, and dispatching other commands either to a running
 //! server (admin socket) or to the registry in this process.
 
-use crate::admin;
-use crate::catalogue::{Catalogue, DEFAULT_CATALOGUE};
 use crate::cli::{self, Cli, Command, InitArgs, ServeArgs};
+use crate::consume::read::{self, Release2Mapping};
 use crate::datadir;
-use crate::import::{self, Release2Mapping};
-use crate::model::Aanbiedertype;
+use crate::operate::admin;
 use crate::publish;
+use crate::registry::catalogue::{Catalogue, DEFAULT_CATALOGUE};
+use crate::registry::model::Aanbiedertype;
+use crate::registry::store::Store;
 use crate::serve::{self, PublishedSet, Shared};
 use crate::sign::SigningKey;
-use crate::store::Store;
 use anyhow::{bail, Context, Result};
 use arc_swap::ArcSwapOption;
 use std::path::Path;
@@ -52,14 +52,19 @@ pub fn main(cli: Cli) -> ExitCode {
             max_size,
         }) => cert
             .as_deref()
-            .map(crate::verify::read_pinned)
+            .map(crate::consume::verify::read_pinned)
             .transpose()
             .and_then(|pinned| {
-                crate::history::verify(&path, pinned.as_ref(), trust_embedded_cert, max_size)
+                crate::operate::history::verify(
+                    &path,
+                    pinned.as_ref(),
+                    trust_embedded_cert,
+                    max_size,
+                )
             })
             .map(|s| print!("{s}")),
         cmd => {
-            let who = crate::store::Who {
+            let who = crate::registry::store::Who {
                 operator,
                 reason: cli.reason.clone(),
             };
@@ -79,27 +84,27 @@ fn verify_command(a: cli::VerifyArgs) -> Result<()> {
     let pinned = a
         .cert
         .as_deref()
-        .map(crate::verify::read_pinned)
+        .map(crate::consume::verify::read_pinned)
         .transpose()?;
     let ca_pem =
         a.ca.as_ref()
             .map(|p| std::fs::read_to_string(p).with_context(|| format!("--ca {}", p.display())))
             .transpose()?;
-    let trust = crate::verify::Trust {
+    let trust = crate::consume::verify::Trust {
         pinned,
         trust_embedded: a.trust_embedded_cert,
     };
-    let opts = crate::fetch::Options {
+    let opts = crate::consume::fetch::Options {
         timeout: std::time::Duration::from_secs(a.timeout),
         max_bytes: a.max_size,
         ca_pem,
     };
-    let out = crate::verify::verify(&a.target, a.sig.as_deref(), &trust, &opts)?;
+    let out = crate::consume::verify::verify(&a.target, a.sig.as_deref(), &trust, &opts)?;
     print!("{out}");
     Ok(())
 }
 
-fn registry_command(data: &Path, cmd: Command, who: crate::store::Who) -> ExitCode {
+fn registry_command(data: &Path, cmd: Command, who: crate::registry::store::Who) -> ExitCode {
     // The admin protocol carries text; refuse (rather than panic on) non-UTF-8 arguments.
     let argv: Result<Vec<String>, _> = std::env::args_os()
         .skip(1)
@@ -109,7 +114,7 @@ fn registry_command(data: &Path, cmd: Command, who: crate::store::Who) -> ExitCo
         eprintln!("error: arguments must be valid UTF-8");
         return ExitCode::from(2);
     };
-    if let Err(e) = crate::store::check_recorded(&who.operator, who.reason.as_deref()) {
+    if let Err(e) = crate::registry::store::check_recorded(&who.operator, who.reason.as_deref()) {
         eprintln!("error: {e}; nothing was changed");
         return ExitCode::from(2);
     }
@@ -241,7 +246,7 @@ pub fn init(data: &Path, a: &InitArgs, operator: &str) -> Result<String> {
     let demo = if a.demo {
         let mut lists = Vec::new();
         for (name, bytes) in DEMO_LISTS {
-            lists.push(import::read_list(bytes).map_err(|e| anyhow::anyhow!("demo {name}: {e}"))?);
+            lists.push(read::read_list(bytes).map_err(|e| anyhow::anyhow!("demo {name}: {e}"))?);
         }
         Some(lists)
     } else {
@@ -260,13 +265,13 @@ pub fn init(data: &Path, a: &InitArgs, operator: &str) -> Result<String> {
             interfaceversie: "1.1.0".into(),
             aanbiedertype: Aanbiedertype::ZA,
         };
-        let who = crate::store::Who {
+        let who = crate::registry::store::Who {
             operator: operator.to_string(),
             reason: Some("demo registry".into()),
         };
         store.update(&who, |reg| {
             for l in lists {
-                import::apply(reg, l, &map);
+                read::apply(reg, l, &map);
             }
             Ok(String::new())
         })?;
@@ -345,7 +350,7 @@ async fn serve(data: &Path, a: ServeArgs) -> Result<()> {
     println!("stelselnode listening on http://{addr}/");
     let base = format!("http://{addr}");
     println!("  data directory {}", data.display());
-    for l in crate::model::ListKind::ALL {
+    for l in crate::registry::model::ListKind::ALL {
         println!(
             "  {base}/{}  (also ?release=1.1.2, ?api=2, and .sig)",
             l.file_name()
@@ -381,7 +386,7 @@ async fn expire_livegangen(store: Arc<Store>, key: Arc<SigningKey>, shared: Shar
         tick.tick().await;
         let (s, k) = (store.clone(), key.clone());
         let r = tokio::task::spawn_blocking(move || {
-            crate::livegang::expire_due(&s, &k, time::OffsetDateTime::now_utc())
+            crate::registry::livegang::expire_due(&s, &k, time::OffsetDateTime::now_utc())
         })
         .await;
         match r {
@@ -456,7 +461,7 @@ fn admin_command(
         };
     }
     cmd.absolutize(&req.cwd);
-    if let Err(e) = crate::store::check_recorded(&req.operator, reason.as_deref()) {
+    if let Err(e) = crate::registry::store::check_recorded(&req.operator, reason.as_deref()) {
         return admin::Response {
             code: 2,
             out: String::new(),
@@ -466,7 +471,7 @@ fn admin_command(
     let ctx = cli::Ctx {
         data,
         store,
-        who: crate::store::Who {
+        who: crate::registry::store::Who {
             operator: req.operator,
             reason,
         },

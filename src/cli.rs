@@ -2,15 +2,15 @@
 //! in this process (no server running) or inside the server via the admin socket, so both
 //! paths behave identically.
 
-use crate::catalogue::Catalogue;
+use crate::consume::read::{self, Release2Mapping};
 use crate::datadir;
-use crate::import::{self, Release2Mapping};
-use crate::model::{
+use crate::publish;
+use crate::registry::catalogue::Catalogue;
+use crate::registry::model::{
     Aanbiedertype, Abonneren, Gegevensdienst, Gegevensdienstnaam, Interfaceversie, ListKind,
     OAuthclient, Systeemrol, Zorgaanbieder,
 };
-use crate::publish;
-use crate::store::{document_key, Store};
+use crate::registry::store::{document_key, Store};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use std::collections::BTreeMap;
@@ -189,7 +189,7 @@ pub enum HistoryCmd {
         #[arg(long)]
         trust_embedded_cert: bool,
         /// Largest archive read (KiB, MiB, GiB).
-        #[arg(long, value_name = "SIZE", default_value = "4GiB", value_parser = crate::input::parse_size)]
+        #[arg(long, value_name = "SIZE", default_value = "4GiB", value_parser = crate::xml::input::parse_size)]
         max_size: u64,
     },
 }
@@ -230,7 +230,7 @@ pub enum ReleaseCmd {
         id: String,
         /// New status: optioneel, verplicht, verouderd or ingetrokken.
         #[arg(value_name = "STATUS")]
-        status: crate::catalogue::Status,
+        status: crate::registry::catalogue::Status,
         /// With verouderd: the sunset date (YYYY-MM-DD) sent in the Sunset header.
         #[arg(long, value_name = "DATE")]
         sunset: Option<String>,
@@ -285,7 +285,7 @@ pub struct ImportArgs {
     #[arg(long)]
     pub dry_run: bool,
     /// Largest file imported (KiB, MiB, GiB); larger files are refused before parsing.
-    #[arg(long, value_name = "SIZE", default_value = crate::input::DEFAULT_MAX_LIST, value_parser = crate::input::parse_size)]
+    #[arg(long, value_name = "SIZE", default_value = crate::xml::input::DEFAULT_MAX_LIST, value_parser = crate::xml::input::parse_size)]
     pub max_size: u64,
 }
 
@@ -328,7 +328,7 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub timeout: u64,
     /// Largest document or signature accepted (KiB, MiB, GiB).
-    #[arg(long, value_name = "SIZE", default_value = crate::input::DEFAULT_MAX_LIST, value_parser = crate::input::parse_size)]
+    #[arg(long, value_name = "SIZE", default_value = crate::xml::input::DEFAULT_MAX_LIST, value_parser = crate::xml::input::parse_size)]
     pub max_size: u64,
 }
 
@@ -606,7 +606,7 @@ impl Command {
 pub struct Ctx<'a> {
     pub data: &'a Path,
     pub store: &'a Store,
-    pub who: crate::store::Who,
+    pub who: crate::registry::store::Who,
 }
 
 fn not_found(kind: &str, key: &str) -> String {
@@ -649,13 +649,16 @@ pub fn execute(ctx: &Ctx, cmd: Command, out: &mut String) -> Result<()> {
             if a.message.trim().is_empty() {
                 bail!("publish: --message must give a reason");
             }
-            crate::store::check_recorded(&ctx.who.operator, Some(&a.message))
+            crate::registry::store::check_recorded(&ctx.who.operator, Some(&a.message))
                 .map_err(|e| anyhow!("publish: {e}; nothing was published"))?;
             let key = datadir::load_signing_key(ctx.data)?;
             // A livegang past its date ends first, as its own publication, also when no
             // server runs to notice it.
-            let expired =
-                crate::livegang::expire_due(ctx.store, &key, time::OffsetDateTime::now_utc())?;
+            let expired = crate::registry::livegang::expire_due(
+                ctx.store,
+                &key,
+                time::OffsetDateTime::now_utc(),
+            )?;
             if !expired.is_empty() {
                 writeln!(
                     out,
@@ -704,16 +707,18 @@ pub fn execute(ctx: &Ctx, cmd: Command, out: &mut String) -> Result<()> {
         Command::Livegang(c) => livegang(ctx, c, out),
         Command::History(c) => {
             let text = match c {
-                HistoryCmd::List { list } => crate::history::list(ctx.store, list)?,
-                HistoryCmd::Show { seq } => crate::history::show(ctx.store, seq)?,
-                HistoryCmd::Diff { list, a, b } => crate::history::diff_cmd(ctx.store, list, a, b)?,
+                HistoryCmd::List { list } => crate::operate::history::list(ctx.store, list)?,
+                HistoryCmd::Show { seq } => crate::operate::history::show(ctx.store, seq)?,
+                HistoryCmd::Diff { list, a, b } => {
+                    crate::operate::history::diff_cmd(ctx.store, list, a, b)?
+                }
                 HistoryCmd::Export {
                     out: path,
                     from,
                     to,
                 } => {
                     let key = datadir::load_signing_key(ctx.data)?;
-                    crate::history::export(ctx.store, &key, &path, from, to)?
+                    crate::operate::history::export(ctx.store, &key, &path, from, to)?
                 }
                 HistoryCmd::Verify { .. } => bail!("history verify runs without a registry"),
             };
@@ -724,7 +729,7 @@ pub fn execute(ctx: &Ctx, cmd: Command, out: &mut String) -> Result<()> {
 }
 
 fn livegang(ctx: &Ctx, c: LivegangCmd, out: &mut String) -> Result<()> {
-    use crate::livegang as lg;
+    use crate::registry::livegang as lg;
     let msg = match c {
         LivegangCmd::Start {
             gegevensdienst,
@@ -800,7 +805,7 @@ fn livegang(ctx: &Ctx, c: LivegangCmd, out: &mut String) -> Result<()> {
 }
 
 fn release(ctx: &Ctx, c: ReleaseCmd, out: &mut String) -> Result<()> {
-    use crate::catalogue::{Release, Status};
+    use crate::registry::catalogue::{Release, Status};
     // Held from reading the catalogue to committing its publication: no other publication
     // or catalogue change can come in between and be reverted by this one.
     let guard = ctx.store.lock_publications();
@@ -824,7 +829,7 @@ fn release(ctx: &Ctx, c: ReleaseCmd, out: &mut String) -> Result<()> {
             oauthclientlist,
             whitelist,
             gegevensdienstnamenlijst,
-            aanbiedertypen: crate::catalogue::aanbiedertypen_in_force(),
+            aanbiedertypen: crate::registry::catalogue::aanbiedertypen_in_force(),
         }),
         ReleaseCmd::SetStatus {
             id,
@@ -878,7 +883,7 @@ fn release(ctx: &Ctx, c: ReleaseCmd, out: &mut String) -> Result<()> {
     // published (pending edits stay pending), so the server answers it at once (a
     // withdrawn release: 410) and the log records who did it and why. The catalogue is
     // stored by that publication's commit, so a failure changes nothing.
-    let published = crate::livegang::end_everywhere(
+    let published = crate::registry::livegang::end_everywhere(
         ctx.store,
         &guard,
         &key,
@@ -910,7 +915,8 @@ fn status(ctx: &Ctx, out: &mut String) -> Result<()> {
         Some(p) => {
             writeln!(out, "published: publication #{}", p.seq)?;
             for (l, v) in &p.lists {
-                let pending = crate::store::sha256_hex(&reg.list_content(*l)) != v.content_sha256;
+                let pending =
+                    crate::registry::store::sha256_hex(&reg.list_content(*l)) != v.content_sha256;
                 writeln!(
                     out,
                     "  {:<26} Volgnummer {:>6}  {}{}",
@@ -961,13 +967,13 @@ fn import_files(ctx: &Ctx, a: ImportArgs, out: &mut String) -> Result<()> {
         Some(iv) => iv,
         None => default_interfaceversie(&cat)?,
     };
-    crate::rules::interfaceversie_id(&interfaceversie)
+    crate::registry::rules::interfaceversie_id(&interfaceversie)
         .map_err(|e| anyhow!("--interfaceversie '{interfaceversie}' {e}"))?;
     let mut lists = Vec::new();
     for f in &a.files {
-        let bytes = crate::input::read_file(f, a.max_size)
+        let bytes = crate::xml::input::read_file(f, a.max_size)
             .map_err(|e| anyhow!("{e}; nothing was imported"))?;
-        let l = import::read_list(&bytes)
+        let l = read::read_list(&bytes)
             .map_err(|e| anyhow!("{}: {e}; nothing was imported", f.display()))?;
         lists.push((f.clone(), l));
     }
@@ -997,10 +1003,10 @@ fn import_files(ctx: &Ctx, a: ImportArgs, out: &mut String) -> Result<()> {
     let (before, cat) = ctx.store.snapshot()?;
     let mut after = before.clone();
     for (_, l) in &lists {
-        import::apply(&mut after, l.clone(), &map);
+        read::apply(&mut after, l.clone(), &map);
     }
     after.canonicalize();
-    crate::rules::ensure_valid(&after, &cat).map_err(|v| anyhow!("{v}"))?;
+    crate::registry::rules::ensure_valid(&after, &cat).map_err(|v| anyhow!("{v}"))?;
     if !write_diff(out, &before, &after, &cat, &touched)? {
         writeln!(out, "the import changes nothing")?;
     }
@@ -1017,7 +1023,7 @@ fn import_files(ctx: &Ctx, a: ImportArgs, out: &mut String) -> Result<()> {
     ctx.store
         .update_with_floors(&ctx.who, &floors, move |reg| {
             for l in imported {
-                import::apply(reg, l, &map);
+                read::apply(reg, l, &map);
             }
             Ok(format!("import {summary}"))
         })?;
@@ -1031,8 +1037,8 @@ fn import_files(ctx: &Ctx, a: ImportArgs, out: &mut String) -> Result<()> {
 /// Write the entry-level differences of every rendition of `lists`; true if any.
 fn write_diff(
     out: &mut String,
-    old: &crate::model::Registry,
-    new: &crate::model::Registry,
+    old: &crate::registry::model::Registry,
+    new: &crate::registry::model::Registry,
     cat: &Catalogue,
     lists: &[ListKind],
 ) -> Result<bool> {
@@ -1041,7 +1047,7 @@ fn write_diff(
         if !lists.contains(&r.list) {
             continue;
         }
-        let d = crate::diff::describe(&r, old, new);
+        let d = crate::registry::diff::describe(&r, old, new);
         if !d.is_empty() {
             any = true;
             out.push_str(&d);
@@ -1083,7 +1089,7 @@ fn export(ctx: &Ctx, a: ExportArgs, out: &mut String) -> Result<()> {
             )
         })?
         .clone();
-    if release.status == crate::catalogue::Status::Ingetrokken {
+    if release.status == crate::registry::catalogue::Status::Ingetrokken {
         bail!(
             "release '{}' is ingetrokken; it has no served lists",
             release.id

@@ -4,8 +4,8 @@
 mod common;
 use common::*;
 use std::path::{Path, PathBuf};
-use stelselnode::import::{self, Release2Mapping};
-use stelselnode::model::{Aanbiedertype, Registry};
+use stelselnode::consume::read::{self, Release2Mapping};
+use stelselnode::registry::model::{Aanbiedertype, Registry};
 
 fn demo() -> (tempfile::TempDir, PathBuf) {
     let dir = tempdir();
@@ -660,8 +660,8 @@ fn official_examples_import_or_are_refused_for_the_right_reason() {
 
 fn registry_of(bytes: &[u8]) -> Registry {
     let mut reg = Registry::default();
-    let l = import::read_list(bytes).unwrap_or_else(|e| panic!("{e}"));
-    import::apply(
+    let l = read::read_list(bytes).unwrap_or_else(|e| panic!("{e}"));
+    read::apply(
         &mut reg,
         l,
         &Release2Mapping {
@@ -711,9 +711,9 @@ fn import_publish_fetch_reproduces_the_official_examples() {
             "{list} content differs"
         );
         // Migration continues the numbering of the imported list.
-        let imported_volgnummer = import::read_list(&original).unwrap().volgnummer;
+        let imported_volgnummer = read::read_list(&original).unwrap().volgnummer;
         assert_eq!(
-            import::read_list(&served.body).unwrap().volgnummer,
+            read::read_list(&served.body).unwrap().volgnummer,
             imported_volgnummer + 1,
             "{list}"
         );
@@ -752,15 +752,15 @@ fn import_publish_fetch_reproduces_the_official_examples() {
 /// the joined documents must be what a consumer validates and verifies.
 #[test]
 fn a_large_registry_publishes_valid_signed_lists() {
-    use stelselnode::model::{
+    use stelselnode::registry::model::{
         Gegevensdienst, Gegevensdienstnaam, Interfaceversie, Systeemrol, Zorgaanbieder,
     };
     let dir = tempdir();
     let data = dir.path().join("data");
     ok(&data, &["init"]);
     {
-        let store = stelselnode::store::Store::open(&data.join("registry.redb")).unwrap();
-        let who = stelselnode::store::Who {
+        let store = stelselnode::registry::store::Store::open(&data.join("registry.redb")).unwrap();
+        let who = stelselnode::registry::store::Who {
             operator: "test".into(),
             reason: None,
         };
@@ -822,7 +822,7 @@ fn a_large_registry_publishes_valid_signed_lists() {
     }
     ok(&data, &["publish", "-m", "large"]);
     let reg = {
-        let store = stelselnode::store::Store::open(&data.join("registry.redb")).unwrap();
+        let store = stelselnode::registry::store::Store::open(&data.join("registry.redb")).unwrap();
         store.registry().unwrap()
     };
     let cert = data.join("signing-cert.pem");

@@ -26,7 +26,7 @@ fn save(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
 fn fingerprint(cert_pem: &Path) -> String {
     let der =
         stelselnode::sign::cert_der_from_pem(&std::fs::read_to_string(cert_pem).unwrap()).unwrap();
-    stelselnode::store::sha256_hex(&der)
+    stelselnode::registry::store::sha256_hex(&der)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -445,7 +445,7 @@ fn an_audit_archive_with_an_unreferenced_certificate_is_refused() {
     ok(&other, &["init"]);
     let pem = std::fs::read(other.join("signing-cert.pem")).unwrap();
     let der = stelselnode::sign::cert_der_from_pem(&String::from_utf8_lossy(&pem)).unwrap();
-    let hash = stelselnode::store::sha256_hex(&der);
+    let hash = stelselnode::registry::store::sha256_hex(&der);
     let norm = {
         use base64::Engine;
         let b64 = base64::engine::general_purpose::STANDARD.encode(&der);
@@ -777,7 +777,7 @@ fn historic_documents_are_answered_from_the_logged_hash() {
     let sha = line.rsplit(' ').next().unwrap();
     let old = server.get("/MedMij_Whitelist.xml?volgnummer=1");
     assert_eq!(old.status, 200);
-    assert_eq!(stelselnode::store::sha256_hex(&old.body), sha);
+    assert_eq!(stelselnode::registry::store::sha256_hex(&old.body), sha);
     let etag = format!("\"{}\"", &sha[..32]);
     assert_eq!(old.header("etag"), Some(etag.as_str()));
     let r = request(

@@ -128,7 +128,7 @@ impl PublicKey {
 /// One line naming a certificate: subject, SHA-256 fingerprint and validity, so a user can
 /// compare it with the operator's before pinning it.
 pub fn describe_certificate(der: &[u8]) -> String {
-    let fp = crate::store::sha256_hex(der);
+    let fp = crate::registry::store::sha256_hex(der);
     match x509_parser::parse_x509_certificate(der) {
         Ok((_, c)) => format!(
             "subject \"{}\", SHA-256 fingerprint {fp}, valid until {}",
@@ -295,7 +295,7 @@ impl SigningKey {
     /// (see `render`: declaration, newline, canonical root element, newline).
     pub fn sign_enveloped(&self, doc: &[u8]) -> Result<Vec<u8>, SignError> {
         let root = doc
-            .strip_prefix(crate::render::XML_DECL)
+            .strip_prefix(crate::publish::render::XML_DECL)
             .and_then(|d| d.strip_suffix(b"\n"))
             .ok_or_else(|| SignError::Sign("document is not in the rendered layout".into()))?;
         let close = root
@@ -305,7 +305,7 @@ impl SigningKey {
         let digest = digest::digest(&digest::SHA256, root);
         let sig = self.signature_element("", true, digest.as_ref())?;
         let mut out = Vec::with_capacity(doc.len() + sig.len() + 1);
-        out.extend_from_slice(crate::render::XML_DECL);
+        out.extend_from_slice(crate::publish::render::XML_DECL);
         out.extend_from_slice(&root[..close]);
         out.extend_from_slice(sig.as_bytes());
         out.extend_from_slice(&root[close..]);
@@ -321,7 +321,7 @@ impl SigningKey {
     pub fn check_own_enveloped(&self, doc: &[u8]) -> Result<(), VerifyError> {
         let text = std::str::from_utf8(doc).map_err(|_| verr("document is not UTF-8"))?;
         let root = text
-            .strip_prefix(std::str::from_utf8(crate::render::XML_DECL).unwrap_or_default())
+            .strip_prefix(std::str::from_utf8(crate::publish::render::XML_DECL).unwrap_or_default())
             .and_then(|d| d.strip_suffix('\n'))
             .ok_or_else(|| verr("document is not in the rendered layout"))?;
         let open = format!("<ds:Signature xmlns:ds=\"{DSIG_NS}\">");
@@ -366,7 +366,7 @@ impl SigningKey {
         let digest = digest::digest(&digest::SHA256, served);
         let sig = self.signature_element(uri, false, digest.as_ref())?;
         let mut out = Vec::with_capacity(sig.len() + 64);
-        out.extend_from_slice(crate::render::XML_DECL);
+        out.extend_from_slice(crate::publish::render::XML_DECL);
         out.extend_from_slice(sig.as_bytes());
         out.push(b'\n');
         Ok(out)
@@ -399,7 +399,7 @@ fn strict() -> ParserOptions<'static> {
 }
 
 pub fn parse_strict(bytes: &[u8]) -> Result<Document, String> {
-    crate::input::check_xml(bytes).map_err(|e| e.to_string())?;
+    crate::xml::input::check_xml(bytes).map_err(|e| e.to_string())?;
     match Parser::default().parse_string_with_diagnostics(bytes, strict()) {
         Ok((doc, _)) => Ok(doc),
         Err(libxml::parser::XmlParseFailure::ParseFailed(errs)) => Err(errs
@@ -792,7 +792,7 @@ pub fn detached_is_canonical(sig_bytes: &[u8]) -> Result<bool, VerifyError> {
     };
     let rebuilt = format!(
         "{}<ds:Signature xmlns:ds=\"{DSIG_NS}\"><ds:SignedInfo>{inner}<ds:SignatureValue>{}</ds:SignatureValue>{key_info}</ds:Signature>\n",
-        String::from_utf8_lossy(crate::render::XML_DECL),
+        String::from_utf8_lossy(crate::publish::render::XML_DECL),
         B64.encode(&parts.sig_value)
     );
     Ok(rebuilt.as_bytes() == sig_bytes)
@@ -862,9 +862,9 @@ fn finish_digest(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalogue::{Catalogue, DEFAULT_CATALOGUE};
-    use crate::model::{Gegevensdienstnaam, OAuthclient, Registry};
-    use crate::render::{render, Header};
+    use crate::publish::render::{render, Header};
+    use crate::registry::catalogue::{Catalogue, DEFAULT_CATALOGUE};
+    use crate::registry::model::{Gegevensdienstnaam, OAuthclient, Registry};
 
     fn registry_with_awkward_text() -> Registry {
         let mut reg = Registry::default();
@@ -911,7 +911,7 @@ mod tests {
         for r in cat.renditions() {
             let doc = render(&reg, &r, &h);
             let root = doc
-                .strip_prefix(crate::render::XML_DECL)
+                .strip_prefix(crate::publish::render::XML_DECL)
                 .and_then(|d| d.strip_suffix(b"\n"))
                 .unwrap();
             assert_eq!(c14n_of(&doc).as_bytes(), root, "{r}");
@@ -953,7 +953,10 @@ mod tests {
         let r = cat
             .renditions()
             .into_iter()
-            .find(|r| r.version == "release3" && r.list == crate::model::ListKind::OAuthclientlist)
+            .find(|r| {
+                r.version == "release3"
+                    && r.list == crate::registry::model::ListKind::OAuthclientlist
+            })
             .unwrap();
         let h = Header {
             volgnummer: 1,

@@ -1,14 +1,14 @@
 //! The release catalogue: which afsprakenstelsel releases exist, their status, which schema
 //! version of each list they use, and how a request's `release`/`api` parameter selects one.
 
-use crate::model::{Aanbiedertype, ListKind};
-use crate::schema;
+use crate::registry::model::{Aanbiedertype, ListKind};
+use crate::xml::schema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::fmt;
 
 /// The catalogue shipped in `data/releases.toml`; `init` copies it into the registry.
-pub const DEFAULT_CATALOGUE: &str = include_str!("../data/releases.toml");
+pub const DEFAULT_CATALOGUE: &str = include_str!("../../data/releases.toml");
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -179,12 +179,12 @@ impl Catalogue {
     pub fn validate(&self) -> Result<(), String> {
         let mut ids = BTreeSet::new();
         for r in &self.releases {
-            crate::rules::interfaceversie_id(&r.id)
+            crate::registry::rules::interfaceversie_id(&r.id)
                 .map_err(|e| format!("release id '{}' {e}", r.id))?;
             if !ids.insert(r.id.as_str()) {
                 return Err(format!("release id '{}' appears twice", r.id));
             }
-            crate::rules::interfaceversie_id(&r.interfaceversie).map_err(|e| {
+            crate::registry::rules::interfaceversie_id(&r.interfaceversie).map_err(|e| {
                 format!(
                     "release {}: interfaceversie '{}' {e}",
                     r.id, r.interfaceversie

@@ -4,9 +4,9 @@
 //! redb lets one process open the file at a time. The server holds it while it runs; CLI
 //! commands then go through the admin channel (see `admin`) instead of opening it.
 
-use crate::catalogue::{Catalogue, Rendition};
-use crate::model::{ListKind, Registry};
-use crate::rules;
+use crate::registry::catalogue::{Catalogue, Rendition};
+use crate::registry::model::{ListKind, Registry};
+use crate::registry::rules;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -570,7 +570,7 @@ impl Store {
     /// The livegangen as published.
     pub fn published_livegangen(
         &self,
-    ) -> Result<BTreeMap<String, crate::model::Livegang>, StoreError> {
+    ) -> Result<BTreeMap<String, crate::registry::model::Livegang>, StoreError> {
         self.read_map(PUBLISHED.livegangen)
     }
 
@@ -590,7 +590,9 @@ impl Store {
     }
 
     /// Only the livegang records: cheap enough for a once-a-second expiry check.
-    pub fn livegangen(&self) -> Result<BTreeMap<String, crate::model::Livegang>, StoreError> {
+    pub fn livegangen(
+        &self,
+    ) -> Result<BTreeMap<String, crate::registry::model::Livegang>, StoreError> {
         self.read_map(LIVEGANGEN)
     }
 
@@ -935,7 +937,7 @@ pub fn sha256_hex(b: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalogue::{Status, DEFAULT_CATALOGUE};
+    use crate::registry::catalogue::{Status, DEFAULT_CATALOGUE};
 
     #[test]
     fn the_store_enforces_catalogue_lifecycle_rules_on_write() {

@@ -3,8 +3,8 @@
 //! with the operator's pinned certificate, unless the user explicitly trusts the certificate
 //! the document carries.
 
-use crate::fetch;
-use crate::import;
+use crate::consume::fetch;
+use crate::consume::read;
 use crate::sign::{self, PublicKey};
 use anyhow::{anyhow, bail, Context, Result};
 use std::fmt::Write as _;
@@ -44,7 +44,7 @@ fn load(target: &str, opts: &fetch::Options) -> Result<Option<Vec<u8>>> {
         if !path.exists() {
             return Ok(None);
         }
-        crate::input::read_file(path, opts.max_bytes)
+        crate::xml::input::read_file(path, opts.max_bytes)
             .map(Some)
             .map_err(|e| anyhow!("{e}"))
     }
@@ -59,7 +59,7 @@ pub fn verify(
 ) -> Result<String> {
     let mut out = String::new();
     let doc = load(target, opts)?.ok_or_else(|| anyhow!("{target}: not found"))?;
-    let list = import::inspect(&doc).map_err(|e| anyhow!("{target}: {e}"))?;
+    let list = read::inspect(&doc).map_err(|e| anyhow!("{target}: {e}"))?;
     let def = list.schema;
     writeln!(out, "{target}: {}", list.describe())?;
     writeln!(out, "  XSD: valid against {}", def.xsd_file)?;

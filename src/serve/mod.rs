@@ -1,9 +1,9 @@
 //! The public HTTP listener. Every response body is a pre-built `Bytes` from the published
 //! set; nothing is rendered per request. A new publication swaps the whole set atomically.
 
-use crate::catalogue::{Rendition, SelectError, Status};
-use crate::model::ListKind;
-use crate::store::{document_key, PublishedIndex, Store, StoreError};
+use crate::registry::catalogue::{Rendition, SelectError, Status};
+use crate::registry::model::ListKind;
+use crate::registry::store::{document_key, PublishedIndex, Store, StoreError};
 use arc_swap::ArcSwapOption;
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
@@ -26,7 +26,7 @@ pub struct Body {
 
 impl Body {
     fn new(bytes: Vec<u8>) -> Body {
-        let etag = format!("\"{}\"", &crate::store::sha256_hex(&bytes)[..32]);
+        let etag = format!("\"{}\"", &crate::registry::store::sha256_hex(&bytes)[..32]);
         Body {
             bytes: Bytes::from(bytes),
             // A hex string in quotes is always a valid header value.
@@ -187,7 +187,7 @@ fn parse_query(q: Option<&str>) -> Result<Query, String> {
             return Err(format!("parameter '{k}' is given more than once"));
         }
         let well_formed = match k.as_str() {
-            "release" => crate::rules::interfaceversie_id(&v).is_ok(),
+            "release" => crate::registry::rules::interfaceversie_id(&v).is_ok(),
             // A major version or a Volgnummer: digits, no leading zero.
             _ => {
                 !v.is_empty()
@@ -216,13 +216,13 @@ fn list_for_path(path: &str) -> Option<(ListKind, bool)> {
 }
 
 fn date_header(d: &str) -> Option<HeaderValue> {
-    let date = crate::catalogue::parse_date("date", d).ok()?;
+    let date = crate::registry::catalogue::parse_date("date", d).ok()?;
     HeaderValue::from_str(&http_date(date.midnight().assume_utc())).ok()
 }
 
 fn deprecation_header(d: &str) -> Option<HeaderValue> {
     // RFC 9745: a structured-field Date, "@" followed by Unix seconds.
-    let date = crate::catalogue::parse_date("date", d).ok()?;
+    let date = crate::registry::catalogue::parse_date("date", d).ok()?;
     HeaderValue::from_str(&format!(
         "@{}",
         date.midnight().assume_utc().unix_timestamp()
@@ -242,7 +242,7 @@ pub enum Answer {
     },
 }
 
-fn base_headers(r: &mut Resp, etag: &HeaderValue, release: &crate::catalogue::Release) {
+fn base_headers(r: &mut Resp, etag: &HeaderValue, release: &crate::registry::catalogue::Release) {
     let h = r.headers_mut();
     h.insert(header::ETAG, etag.clone());
     h.insert(
@@ -366,7 +366,7 @@ pub fn respond(
         };
         let current = set.index.lists.get(&list).map(|l| l.volgnummer);
         if current != Some(n) {
-            let key = crate::store::document_key(&rendition, n);
+            let key = crate::registry::store::document_key(&rendition, n);
             let what = format!("{list} Volgnummer {n} for release {}", release.id);
             let Some(sha) = set.history.get(&key) else {
                 return Answer::Ready(never_published(&what));

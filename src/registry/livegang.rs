@@ -3,9 +3,11 @@
 //! participating Zorgaanbieders and listed in the OCL (release3) only for the participating
 //! OAuth clients. Allowed only on the Interfaceversie of the verplicht release (FACTS.md §9).
 
-use crate::catalogue::{Catalogue, Status};
-use crate::model::{Gegevensdienst, Gegevensdienstnaam, Interfaceversie, Livegang, Registry};
 use crate::publish::tijdstempel;
+use crate::registry::catalogue::{Catalogue, Status};
+use crate::registry::model::{
+    Gegevensdienst, Gegevensdienstnaam, Interfaceversie, Livegang, Registry,
+};
 use time::OffsetDateTime;
 
 /// Endpoints for the copy; when absent, each Zorgaanbieder's offering of the original
@@ -13,7 +15,7 @@ use time::OffsetDateTime;
 pub struct Endpoints {
     pub authorization_endpointuri: String,
     pub token_endpointuri: String,
-    pub systeemrollen: Vec<crate::model::Systeemrol>,
+    pub systeemrollen: Vec<crate::registry::model::Systeemrol>,
 }
 
 pub struct Start {
@@ -34,7 +36,7 @@ pub fn parse_until(s: &str) -> Result<OffsetDateTime, String> {
             .filter(|u| u.year() <= 9999)
             .ok_or_else(|| format!("--until '{s}' is out of range"));
     }
-    let d = crate::catalogue::parse_date("--until", s)
+    let d = crate::registry::catalogue::parse_date("--until", s)
         .map_err(|_| format!("--until '{s}' is neither a date YYYY-MM-DD nor an RFC 3339 time"))?;
     let next = d
         .next_day()
@@ -295,7 +297,7 @@ pub fn due(
 /// End every livegang whose `until` has passed: in the working registry, and as its own
 /// logged publication of what is published (pending edits stay pending). Returns the ids.
 pub fn expire_due(
-    store: &crate::store::Store,
+    store: &crate::registry::store::Store,
     key: &crate::sign::SigningKey,
     now: OffsetDateTime,
 ) -> anyhow::Result<Vec<String>> {
@@ -328,8 +330,8 @@ pub fn expire_due(
 /// registry, optionally with a new catalogue in the same publication.
 #[allow(clippy::too_many_arguments)]
 pub fn end_everywhere(
-    store: &crate::store::Store,
-    guard: &crate::store::PublicationGuard,
+    store: &crate::registry::store::Store,
+    guard: &crate::registry::store::PublicationGuard,
     key: &crate::sign::SigningKey,
     ids: &[String],
     operator: &str,

@@ -2,15 +2,17 @@
 //! our own signatures → commit everything in one transaction. Any failure leaves the store
 //! and the served set untouched.
 
-use crate::catalogue::Rendition;
-use crate::model::{ListKind, Registry};
-use crate::render::{self, Header};
-use crate::schema;
-use crate::sign::{self, SigningKey};
-use crate::store::{
+use crate::registry::catalogue::Rendition;
+use crate::registry::model::{ListKind, Registry};
+pub mod render;
+
+use crate::registry::store::{
     document_key, sha256_hex, ListVersion, LogEntry, PublicationBase, PublicationGuard,
     PublishedIndex, PublishedRendition, Store, StoreError,
 };
+use crate::sign::{self, SigningKey};
+use crate::xml::schema;
+use render::Header;
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
 
@@ -27,7 +29,7 @@ pub enum PublishError {
     #[error("{rendition}: {msg}")]
     Signature { rendition: String, msg: String },
     #[error("the registry breaks its rules; nothing was published:\n{0}")]
-    Invalid(crate::rules::Violations),
+    Invalid(crate::registry::rules::Violations),
     #[error("{0}")]
     Refused(String),
 }
@@ -75,13 +77,13 @@ fn render_in_parts(
     header: &Header,
 ) -> Result<Vec<u8>, PublishError> {
     let def = r.schema();
-    let all: Vec<&crate::model::Zorgaanbieder> = reg.zorgaanbieders.values().collect();
+    let all: Vec<&crate::registry::model::Zorgaanbieder> = reg.zorgaanbieders.values().collect();
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2);
     // A few parts per core, so a part with heavier entries does not leave a core idle.
     let size = all.len().div_ceil(cores * 4).max(1);
-    let chunks: Vec<&[&crate::model::Zorgaanbieder]> = all.chunks(size).collect();
+    let chunks: Vec<&[&crate::registry::model::Zorgaanbieder]> = all.chunks(size).collect();
     let next = std::sync::atomic::AtomicUsize::new(0);
     let mut parts: Vec<Option<Result<Vec<u8>, PublishError>>> =
         (0..chunks.len()).map(|_| None).collect();
@@ -236,7 +238,7 @@ pub fn publish(
 /// What to publish, by whom and why, when it is not the working registry.
 pub struct Request<'a> {
     /// A new catalogue published with it (a release change); `None`: the published one.
-    pub catalogue: Option<&'a crate::catalogue::Catalogue>,
+    pub catalogue: Option<&'a crate::registry::catalogue::Catalogue>,
     pub operator: &'a str,
     pub reason: &'a str,
 }
@@ -283,7 +285,7 @@ fn publish_registry(
     guard: &PublicationGuard,
     key: &SigningKey,
     reg: &Registry,
-    catalogue: &crate::catalogue::Catalogue,
+    catalogue: &crate::registry::catalogue::Catalogue,
     base: &PublicationBase,
     operator: &str,
     reason: &str,
@@ -292,7 +294,7 @@ fn publish_registry(
 ) -> Result<Option<Published>, PublishError> {
     let catalogue = catalogue.clone();
     let t = std::time::Instant::now();
-    crate::rules::ensure_valid(reg, &catalogue).map_err(PublishError::Invalid)?;
+    crate::registry::rules::ensure_valid(reg, &catalogue).map_err(PublishError::Invalid)?;
     if reg.whitelist.is_empty() {
         return Err(PublishError::Refused(
             "the Whitelist would be empty: consumers reject an empty Whitelist, so nothing was published; add the MedMij nodes first (`whitelist add HOST`)".into(),

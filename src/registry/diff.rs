@@ -5,9 +5,9 @@
 //! differ, and only for the first [`SHOWN`] of them, so diffing two registries of 100,000
 //! Zorgaanbieders costs little more than comparing them.
 
-use crate::catalogue::Rendition;
-use crate::import::{self, Release2Mapping};
-use crate::model::{
+use crate::consume::read::{self, Release2Mapping};
+use crate::registry::catalogue::Rendition;
+use crate::registry::model::{
     Aanbiedertype, Gegevensdienst, Gegevensdienstnaam, ListKind, OAuthclient, Registry,
     Zorgaanbieder,
 };
@@ -285,10 +285,10 @@ pub fn describe(r: &Rendition, old: &Registry, new: &Registry) -> String {
 }
 
 /// Read a published document back into a registry holding just that list's content.
-pub fn registry_of_document(bytes: &[u8], r: &Rendition) -> Result<Registry, import::ImportError> {
+pub fn registry_of_document(bytes: &[u8], r: &Rendition) -> Result<Registry, read::ImportError> {
     let mut reg = Registry::default();
-    let l = import::read_list(bytes)?;
-    import::apply(
+    let l = read::read_list(bytes)?;
+    read::apply(
         &mut reg,
         l,
         &Release2Mapping {
@@ -303,7 +303,7 @@ pub fn registry_of_document(bytes: &[u8], r: &Rendition) -> Result<Registry, imp
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalogue::{Catalogue, DEFAULT_CATALOGUE};
+    use crate::registry::catalogue::{Catalogue, DEFAULT_CATALOGUE};
 
     #[test]
     fn order_is_no_change_and_every_change_names_a_field() {

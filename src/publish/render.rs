@@ -5,8 +5,8 @@
 //! `&`, `<`, `>` only). That lets `sign` digest an enveloped signature over the bytes it
 //! already holds instead of re-parsing and canonicalising a large document.
 
-use crate::catalogue::Rendition;
-use crate::model::{Gegevensdienst, ListKind, Registry, Zorgaanbieder};
+use crate::registry::catalogue::Rendition;
+use crate::registry::model::{Gegevensdienst, ListKind, Registry, Zorgaanbieder};
 use quick_xml::escape::partial_escape;
 use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
 use quick_xml::Writer;
@@ -254,20 +254,20 @@ fn gegevensdienst(out: &mut Out, g: &Gegevensdienst, release3: bool) -> io::Resu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalogue::{Catalogue, DEFAULT_CATALOGUE};
-    use crate::import::{self, Release2Mapping};
-    use crate::model::Aanbiedertype;
+    use crate::consume::read::{self, Release2Mapping};
+    use crate::registry::catalogue::{Catalogue, DEFAULT_CATALOGUE};
+    use crate::registry::model::Aanbiedertype;
 
     #[test]
     fn parts_join_to_the_whole_document() {
         let mut reg = Registry::default();
         for (_, bytes) in crate::app::DEMO_LISTS {
-            let l = import::read_list(bytes).unwrap();
+            let l = read::read_list(bytes).unwrap();
             let map = Release2Mapping {
                 interfaceversie: "1.1.0".into(),
                 aanbiedertype: Aanbiedertype::ZA,
             };
-            import::apply(&mut reg, l, &map);
+            read::apply(&mut reg, l, &map);
         }
         let h = Header {
             volgnummer: 3,

@@ -2,11 +2,11 @@
 //! version from root and namespace, validate against the XSD, read with quick-xml, then
 //! replace that list's content in the registry (the caller's transaction checks every rule).
 
-use crate::model::{
+use crate::registry::model::{
     Aanbiedertype, Abonneren, Gegevensdienst, Gegevensdienstnaam, Interfaceversie, ListKind,
     OAuthclient, Registry, Systeemrol, Zorgaanbieder,
 };
-use crate::schema::{self, SchemaDef};
+use crate::xml::schema::{self, SchemaDef};
 use quick_xml::events::Event;
 use quick_xml::name::ResolveResult;
 use quick_xml::NsReader;
@@ -367,7 +367,7 @@ fn flat_whitelist(bytes: &[u8]) -> bool {
 
 /// Input rules, supported root and namespace, XSD validity: the schema the bytes follow.
 fn checked_schema(bytes: &[u8]) -> Result<&'static SchemaDef, ImportError> {
-    crate::input::check_xml(bytes).map_err(|e| ImportError::Unsupported(e.0))?;
+    crate::xml::input::check_xml(bytes).map_err(|e| ImportError::Unsupported(e.0))?;
     let (root, ns) = detect_root(bytes)?;
     let def = schema::by_root(&root, &ns).ok_or_else(|| {
         let supported: Vec<String> = schema::SCHEMAS

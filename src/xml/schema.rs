@@ -4,7 +4,7 @@
 //! libxml types are neither `Send` nor `Sync`: every function here builds what it needs on
 //! the calling thread and returns owned data only.
 
-use crate::model::ListKind;
+use crate::registry::model::ListKind;
 use libxml::bindings;
 use libxml::schemas::{SchemaParserContext, SchemaValidationContext};
 use std::ffi::{c_void, CStr};
@@ -30,7 +30,7 @@ pub const SCHEMAS: &[SchemaDef] = &[
         list: ListKind::Zorgaanbiederslijst,
         version: "release2",
         namespace: "xmlns://afsprakenstelsel.medmij.nl/zorgaanbiederslijst/release2/",
-        xsd: include_str!("../schemas/zorgaanbiederslijst-release2.xsd"),
+        xsd: include_str!("../../schemas/zorgaanbiederslijst-release2.xsd"),
         official: true,
         xsd_file: "zorgaanbiederslijst-release2.xsd",
     },
@@ -38,7 +38,7 @@ pub const SCHEMAS: &[SchemaDef] = &[
         list: ListKind::Zorgaanbiederslijst,
         version: "release3",
         namespace: "xmlns://afsprakenstelsel.medmij.nl/zorgaanbiederslijst/release3/",
-        xsd: include_str!("../schemas/zorgaanbiederslijst-release3.xsd"),
+        xsd: include_str!("../../schemas/zorgaanbiederslijst-release3.xsd"),
         official: false,
         xsd_file: "zorgaanbiederslijst-release3.xsd",
     },
@@ -46,7 +46,7 @@ pub const SCHEMAS: &[SchemaDef] = &[
         list: ListKind::OAuthclientlist,
         version: "release2",
         namespace: "xmlns://afsprakenstelsel.medmij.nl/oauthclientlist/release2/",
-        xsd: include_str!("../schemas/oauthclientlist-release2.xsd"),
+        xsd: include_str!("../../schemas/oauthclientlist-release2.xsd"),
         official: true,
         xsd_file: "oauthclientlist-release2.xsd",
     },
@@ -54,7 +54,7 @@ pub const SCHEMAS: &[SchemaDef] = &[
         list: ListKind::OAuthclientlist,
         version: "release3",
         namespace: "xmlns://afsprakenstelsel.medmij.nl/oauthclientlist/release3/",
-        xsd: include_str!("../schemas/oauthclientlist-release3.xsd"),
+        xsd: include_str!("../../schemas/oauthclientlist-release3.xsd"),
         official: false,
         xsd_file: "oauthclientlist-release3.xsd",
     },
@@ -62,7 +62,7 @@ pub const SCHEMAS: &[SchemaDef] = &[
         list: ListKind::Whitelist,
         version: "release2",
         namespace: "xmlns://afsprakenstelsel.medmij.nl/whitelist/release2/",
-        xsd: include_str!("../schemas/whitelist-release2.xsd"),
+        xsd: include_str!("../../schemas/whitelist-release2.xsd"),
         official: true,
         xsd_file: "whitelist-release2.xsd",
     },
@@ -70,7 +70,7 @@ pub const SCHEMAS: &[SchemaDef] = &[
         list: ListKind::Gegevensdienstnamenlijst,
         version: "release1",
         namespace: "xmlns://afsprakenstelsel.medmij.nl/gegevensdienstnamenlijst/release1/",
-        xsd: include_str!("../schemas/gegevensdienstnamenlijst-release1.xsd"),
+        xsd: include_str!("../../schemas/gegevensdienstnamenlijst-release1.xsd"),
         official: true,
         xsd_file: "gegevensdienstnamenlijst-release1.xsd",
     },
@@ -149,7 +149,7 @@ unsafe extern "C" fn collect_parse_error(user: *mut c_void, error: *mut bindings
 /// Validate a document against an XSD with libxml2's streaming (SAX) validator: no DOM is
 /// built, so memory stays flat for large lists.
 pub fn validate_stream(xsd: &str, bytes: &[u8]) -> Result<(), SchemaErrors> {
-    crate::input::check_xml(bytes).map_err(|e| SchemaErrors(vec![e.0]))?;
+    crate::xml::input::check_xml(bytes).map_err(|e| SchemaErrors(vec![e.0]))?;
     let len = i32::try_from(bytes.len())
         .map_err(|_| SchemaErrors(vec!["document larger than 2 GiB".into()]))?;
     let mut ctx = compile(xsd)?;

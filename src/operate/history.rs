@@ -6,11 +6,11 @@
 //! byte for byte, and checks every entry's content (hash chain, document hashes, signatures,
 //! the CSV recomputed from the documents). So a change to any byte is detected.
 
-use crate::catalogue::Rendition;
-use crate::diff;
-use crate::model::ListKind;
+use crate::registry::catalogue::Rendition;
+use crate::registry::diff;
+use crate::registry::model::ListKind;
+use crate::registry::store::{rendition_id, sha256_hex, LogEntry, Store};
 use crate::sign::{self, PublicKey, SigningKey};
-use crate::store::{rendition_id, sha256_hex, LogEntry, Store};
 use anyhow::{anyhow, bail, Context, Result};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -139,8 +139,8 @@ fn registry_at(
     load: &dyn Fn(&str) -> Result<Vec<u8>>,
     r: &Rendition,
     volgnummer: u64,
-) -> Result<crate::model::Registry> {
-    let bytes = load(&crate::store::document_key(r, volgnummer))?;
+) -> Result<crate::registry::model::Registry> {
+    let bytes = load(&crate::registry::store::document_key(r, volgnummer))?;
     diff::registry_of_document(&bytes, r).map_err(|e| anyhow!("{r} #{volgnummer}: {e}"))
 }
 
@@ -331,7 +331,7 @@ pub fn export(
     certs.insert(key.cert_der.clone());
     for e in &log {
         for d in &e.documents {
-            let k = crate::store::document_key(&d.rendition, d.volgnummer);
+            let k = crate::registry::store::document_key(&d.rendition, d.volgnummer);
             let xml = store
                 .document(&k)?
                 .ok_or_else(|| anyhow!("document {k} is missing"))?;
@@ -380,7 +380,7 @@ pub fn verify(
     trust_embedded: bool,
     max_bytes: u64,
 ) -> Result<String> {
-    let bytes = crate::input::read_file(path, max_bytes).map_err(|e| anyhow!("{e}"))?;
+    let bytes = crate::xml::input::read_file(path, max_bytes).map_err(|e| anyhow!("{e}"))?;
     let mut entries: Entries = BTreeMap::new();
     let mut archive = tar::Archive::new(bytes.as_slice());
     for f in archive.entries().context("not a tar archive")? {
@@ -539,7 +539,7 @@ pub fn verify(
     }
     if pinned.is_none() && !trust_embedded {
         let certs: Vec<Vec<u8>> = carried_certs.into_iter().collect();
-        return Err(crate::verify::unpinned_refusal(
+        return Err(crate::consume::verify::unpinned_refusal(
             &path.display().to_string(),
             &certs,
         ));

@@ -2,7 +2,7 @@
 //! registry passes [`check`] on the complete resulting registry; a non-empty result means
 //! nothing is written.
 
-use crate::model::{Gegevensdienst, Registry, Zorgaanbieder};
+use crate::registry::model::{Gegevensdienst, Registry, Zorgaanbieder};
 use std::collections::BTreeSet;
 use std::fmt;
 
@@ -521,11 +521,16 @@ pub fn check(reg: &Registry) -> Vec<Violation> {
 /// What the release catalogue decides about the registry: an Aanbiedertype appears in a
 /// release3 Zorgaanbiederslijst only if every served release that renders one has it in
 /// force (`aanbiedertypen`; APD is planned, not in force, and consumers refuse it).
-pub fn check_catalogue(reg: &Registry, cat: &crate::catalogue::Catalogue) -> Vec<Violation> {
+pub fn check_catalogue(
+    reg: &Registry,
+    cat: &crate::registry::catalogue::Catalogue,
+) -> Vec<Violation> {
     let mut c = Checker { out: Vec::new() };
-    let releases: Vec<&crate::catalogue::Release> = cat
+    let releases: Vec<&crate::registry::catalogue::Release> = cat
         .served()
-        .filter(|r| r.schema_version(crate::model::ListKind::Zorgaanbiederslijst) != "release2")
+        .filter(|r| {
+            r.schema_version(crate::registry::model::ListKind::Zorgaanbiederslijst) != "release2"
+        })
         .collect();
     for z in reg.zorgaanbieders.values() {
         for r in &releases {
@@ -549,7 +554,10 @@ pub fn check_catalogue(reg: &Registry, cat: &crate::catalogue::Catalogue) -> Vec
 }
 
 /// `check` and `check_catalogue` as a `Result`, for callers that write.
-pub fn ensure_valid(reg: &Registry, cat: &crate::catalogue::Catalogue) -> Result<(), Violations> {
+pub fn ensure_valid(
+    reg: &Registry,
+    cat: &crate::registry::catalogue::Catalogue,
+) -> Result<(), Violations> {
     let mut v = check(reg);
     v.extend(check_catalogue(reg, cat));
     if v.is_empty() {

@@ -1,0 +1,4 @@
+//! XML below the lists: the input gate every document passes, and XSD validation.
+
+pub mod input;
+pub mod schema;
