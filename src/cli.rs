@@ -213,16 +213,16 @@ pub enum ReleaseCmd {
         interfaceversie: String,
         /// Schema version of the Zorgaanbiederslijst (e.g. release2 or release3).
         #[arg(long, value_name = "VERSION")]
-        zorgaanbiederslijst: String,
+        zorgaanbiederslijst: crate::registry::model::SchemaVersion,
         /// Schema version of the OAuthclientlist (e.g. release2 or release3).
         #[arg(long, value_name = "VERSION")]
-        oauthclientlist: String,
+        oauthclientlist: crate::registry::model::SchemaVersion,
         /// Schema version of the Whitelist (e.g. release2).
         #[arg(long, value_name = "VERSION")]
-        whitelist: String,
+        whitelist: crate::registry::model::SchemaVersion,
         /// Schema version of the Gegevensdienstnamenlijst (e.g. release1).
         #[arg(long, value_name = "VERSION")]
-        gegevensdienstnamenlijst: String,
+        gegevensdienstnamenlijst: crate::registry::model::SchemaVersion,
     },
     /// Change a release's status (optioneel, verplicht, verouderd, ingetrokken).
     SetStatus {
@@ -916,7 +916,7 @@ fn status(ctx: &Ctx, out: &mut String) -> Result<()> {
             writeln!(out, "published: publication #{}", p.seq)?;
             for (l, v) in &p.lists {
                 let pending =
-                    crate::registry::store::sha256_hex(&reg.list_content(*l)) != v.content_sha256;
+                    crate::registry::store::sha256_hex(&reg.list_content(*l)?) != v.content_sha256;
                 writeln!(
                     out,
                     "  {:<26} Volgnummer {:>6}  {}{}",

@@ -4,7 +4,7 @@
 
 use crate::registry::model::{
     Aanbiedertype, Abonneren, Gegevensdienst, Gegevensdienstnaam, Interfaceversie, ListKind,
-    OAuthclient, Registry, Systeemrol, Zorgaanbieder,
+    OAuthclient, Registry, SchemaVersion, Systeemrol, Zorgaanbieder,
 };
 use crate::xml::schema::{self, SchemaDef};
 use quick_xml::events::Event;
@@ -402,7 +402,7 @@ pub fn read_list(bytes: &[u8]) -> Result<ImportedList, ImportError> {
     let volgnummer = parse_volgnummer(&tree.child("Volgnummer")?.text)?;
     unique_keys(&tree, def.list)?;
     let content = match (def.list, def.version) {
-        (ListKind::Zorgaanbiederslijst, "release2") => Content::ZalRelease2(
+        (ListKind::Zorgaanbiederslijst, SchemaVersion::Release2) => Content::ZalRelease2(
             tree.child("Zorgaanbieders")?
                 .all("Zorgaanbieder")
                 .map(|z| {
@@ -422,7 +422,7 @@ pub fn read_list(bytes: &[u8]) -> Result<ImportedList, ImportError> {
                 .collect::<Result<_, _>>()?,
         ),
         (ListKind::OAuthclientlist, version) => {
-            let with_gegevensdiensten = version != "release2";
+            let with_gegevensdiensten = version != SchemaVersion::Release2;
             Content::Ocl {
                 clients: tree
                     .child("OAuthclients")?

@@ -32,6 +32,8 @@ pub enum PublishError {
     Invalid(crate::registry::rules::Violations),
     #[error("{0}")]
     Refused(String),
+    #[error("{rendition}: rendering failed: {msg}")]
+    Render { rendition: String, msg: String },
 }
 
 pub fn tijdstempel(t: OffsetDateTime) -> String {
@@ -66,6 +68,14 @@ struct Made {
 /// From this many Zorgaanbieders on, a ZAL is rendered and validated in parts on all cores.
 const PARALLEL_FROM: usize = 4096;
 
+fn schema_of(r: &Rendition) -> Result<&'static schema::SchemaDef, PublishError> {
+    schema::def(r.list, r.version).map_err(|errors| PublishError::Schema {
+        rendition: r.to_string(),
+        xsd: "-".into(),
+        errors,
+    })
+}
+
 /// Render a large ZAL as independent, complete part documents on every core, validate each
 /// part against the XSD (libxml2's validator is single-threaded per document, and the
 /// largest list is the critical path of a publication), then join them byte-exactly.
@@ -76,7 +86,7 @@ fn render_in_parts(
     r: &Rendition,
     header: &Header,
 ) -> Result<Vec<u8>, PublishError> {
-    let def = r.schema();
+    let def = schema_of(r)?;
     let all: Vec<&crate::registry::model::Zorgaanbieder> = reg.zorgaanbieders.values().collect();
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -96,19 +106,24 @@ fn render_in_parts(
                     loop {
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let Some(part) = chunks.get(i) else { break };
-                        let bytes = render::render_zal_part(reg, part, r, header);
-                        let checked =
-                            schema::validate(def, &bytes)
-                                .map(|()| bytes)
-                                .map_err(|errors| PublishError::Schema {
-                                    rendition: format!(
-                                        "{r} (Zorgaanbieders {}..{})",
-                                        i * size + 1,
-                                        i * size + part.len()
-                                    ),
-                                    xsd: def.xsd_file.to_string(),
-                                    errors,
-                                });
+                        let checked = render::render_zal_part(reg, part, r, header)
+                            .map_err(|e| PublishError::Render {
+                                rendition: r.to_string(),
+                                msg: e.to_string(),
+                            })
+                            .and_then(|bytes| {
+                                schema::validate(def, &bytes)
+                                    .map(|()| bytes)
+                                    .map_err(|errors| PublishError::Schema {
+                                        rendition: format!(
+                                            "{r} (Zorgaanbieders {}..{})",
+                                            i * size + 1,
+                                            i * size + part.len()
+                                        ),
+                                        xsd: def.xsd_file.to_string(),
+                                        errors,
+                                    })
+                            });
                         done.push((i, checked));
                     }
                     done
@@ -147,7 +162,7 @@ fn make(
     header: &Header,
     key: &SigningKey,
 ) -> Result<Made, PublishError> {
-    let def = r.schema();
+    let def = schema_of(r)?;
     let t = std::time::Instant::now();
     crate::failpoint::hit("publish.render").map_err(|msg| PublishError::Signature {
         rendition: r.to_string(),
@@ -157,7 +172,13 @@ fn make(
         if r.list == ListKind::Zorgaanbiederslijst && reg.zorgaanbieders.len() >= PARALLEL_FROM {
             (render_in_parts(reg, r, header)?, true)
         } else {
-            (render::render(reg, r, header), false)
+            (
+                render::render(reg, r, header).map_err(|e| PublishError::Render {
+                    rendition: r.to_string(),
+                    msg: e.to_string(),
+                })?,
+                false,
+            )
         };
     let t_render = t.elapsed();
     let sig_err = |msg: String| PublishError::Signature {
@@ -189,7 +210,7 @@ fn make(
     let sig = key
         .sign_detached(&xml, file)
         .map_err(|e| sig_err(e.to_string()))?;
-    sign::verify_detached(&xml, &sig, file, Some(&key.public_key()))
+    sign::verify_detached(&xml, &sig, file, Some(key.public_key()))
         .map_err(|e| sig_err(format!("own detached signature does not verify: {e}")))?;
     tracing::debug!(
         "{r}: {} bytes; render {:?}, enveloped sign+verify {:?}, validate {:?}, detached {:?}",
@@ -308,7 +329,10 @@ fn publish_registry(
     let mut lists = BTreeMap::new();
     let mut changed = Vec::new();
     for list in ListKind::ALL {
-        let hash = sha256_hex(&reg.list_content(list));
+        let hash = sha256_hex(&reg.list_content(list).map_err(|e| PublishError::Render {
+            rendition: list.to_string(),
+            msg: format!("content could not be serialised: {e}"),
+        })?);
         let old = prev.as_ref().and_then(|p| p.lists.get(&list));
         let floor = floors.get(&list).copied().unwrap_or(0);
         match old {

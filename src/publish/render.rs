@@ -6,7 +6,7 @@
 //! already holds instead of re-parsing and canonicalising a large document.
 
 use crate::registry::catalogue::Rendition;
-use crate::registry::model::{Gegevensdienst, ListKind, Registry, Zorgaanbieder};
+use crate::registry::model::{Gegevensdienst, ListKind, Registry, SchemaVersion, Zorgaanbieder};
 use quick_xml::escape::partial_escape;
 use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
 use quick_xml::Writer;
@@ -49,9 +49,8 @@ impl Out {
 
 /// Render `rendition` of `reg` with `header`. Returns a complete document that ends with
 /// `</Root>\n`.
-pub fn render(reg: &Registry, rendition: &Rendition, header: &Header) -> Vec<u8> {
-    // Writing into a Vec cannot fail.
-    render_inner(reg, rendition, header, &mut reg.zorgaanbieders.values()).unwrap_or_default()
+pub fn render(reg: &Registry, rendition: &Rendition, header: &Header) -> io::Result<Vec<u8>> {
+    render_inner(reg, rendition, header, &mut reg.zorgaanbieders.values())
 }
 
 /// A complete Zorgaanbiederslijst holding only `part` of the Zorgaanbieders: valid on its
@@ -62,8 +61,8 @@ pub fn render_zal_part(
     part: &[&Zorgaanbieder],
     rendition: &Rendition,
     header: &Header,
-) -> Vec<u8> {
-    render_inner(reg, rendition, header, &mut part.iter().copied()).unwrap_or_default()
+) -> io::Result<Vec<u8>> {
+    render_inner(reg, rendition, header, &mut part.iter().copied())
 }
 
 /// Join parts made by [`render_zal_part`] (in registry order) into the document `render`
@@ -105,7 +104,8 @@ fn render_inner<'a>(
     header: &Header,
     zorgaanbieders: &mut dyn Iterator<Item = &'a Zorgaanbieder>,
 ) -> io::Result<Vec<u8>> {
-    let schema = rendition.schema();
+    let schema = crate::xml::schema::def(rendition.list, rendition.version)
+        .map_err(|e| io::Error::other(e.to_string()))?;
     let root = rendition.list.root();
     let mut out = Out {
         w: Writer::new_with_indent(Vec::with_capacity(estimate(reg, rendition.list)), b' ', 2),
@@ -129,7 +129,7 @@ fn render_inner<'a>(
             out.close("Zorgaanbieders")?;
         }
         ListKind::OAuthclientlist => {
-            let with_gegevensdiensten = rendition.version != "release2";
+            let with_gegevensdiensten = rendition.version != SchemaVersion::Release2;
             out.open("OAuthclients")?;
             for c in reg.oauthclients.values() {
                 out.open("OAuthclient")?;
@@ -280,12 +280,12 @@ mod tests {
             .into_iter()
             .filter(|r| r.list == ListKind::Zorgaanbiederslijst)
         {
-            let whole = render(&reg, &r, &h);
+            let whole = render(&reg, &r, &h).unwrap();
             // Part sizes 1..=n, including parts with nothing in this Interfaceversie.
             for size in 1..=all.len() {
                 let parts: Vec<Vec<u8>> = all
                     .chunks(size)
-                    .map(|p| render_zal_part(&reg, p, &r, &h))
+                    .map(|p| render_zal_part(&reg, p, &r, &h).unwrap())
                     .collect();
                 assert_eq!(
                     join_zal_parts(&parts).unwrap(),
@@ -297,7 +297,10 @@ mod tests {
         // An empty registry joins to the empty document.
         let empty = Registry::default();
         let r = cat.renditions().into_iter().next().unwrap();
-        let part = render_zal_part(&empty, &[], &r, &h);
-        assert_eq!(join_zal_parts(&[part]).unwrap(), render(&empty, &r, &h));
+        let part = render_zal_part(&empty, &[], &r, &h).unwrap();
+        assert_eq!(
+            join_zal_parts(&[part]).unwrap(),
+            render(&empty, &r, &h).unwrap()
+        );
     }
 }

@@ -1,8 +1,7 @@
 //! The release catalogue: which afsprakenstelsel releases exist, their status, which schema
 //! version of each list they use, and how a request's `release`/`api` parameter selects one.
 
-use crate::registry::model::{Aanbiedertype, ListKind};
-use crate::xml::schema;
+use crate::registry::model::{Aanbiedertype, ListKind, SchemaVersion};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::fmt;
@@ -65,10 +64,10 @@ pub struct Release {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sunset: Option<String>,
     pub interfaceversie: String,
-    pub zorgaanbiederslijst: String,
-    pub oauthclientlist: String,
-    pub whitelist: String,
-    pub gegevensdienstnamenlijst: String,
+    pub zorgaanbiederslijst: SchemaVersion,
+    pub oauthclientlist: SchemaVersion,
+    pub whitelist: SchemaVersion,
+    pub gegevensdienstnamenlijst: SchemaVersion,
     /// Aanbiedertypen in force for this release's Zorgaanbiederslijst (release3 shows them).
     #[serde(default = "aanbiedertypen_in_force")]
     pub aanbiedertypen: Vec<Aanbiedertype>,
@@ -81,12 +80,12 @@ pub fn aanbiedertypen_in_force() -> Vec<Aanbiedertype> {
 }
 
 impl Release {
-    pub fn schema_version(&self, list: ListKind) -> &str {
+    pub fn schema_version(&self, list: ListKind) -> SchemaVersion {
         match list {
-            ListKind::Zorgaanbiederslijst => &self.zorgaanbiederslijst,
-            ListKind::OAuthclientlist => &self.oauthclientlist,
-            ListKind::Whitelist => &self.whitelist,
-            ListKind::Gegevensdienstnamenlijst => &self.gegevensdienstnamenlijst,
+            ListKind::Zorgaanbiederslijst => self.zorgaanbiederslijst,
+            ListKind::OAuthclientlist => self.oauthclientlist,
+            ListKind::Whitelist => self.whitelist,
+            ListKind::Gegevensdienstnamenlijst => self.gegevensdienstnamenlijst,
         }
     }
 
@@ -100,9 +99,10 @@ impl Release {
 
     /// The document this release serves for `list`.
     pub fn rendition(&self, list: ListKind) -> Rendition {
-        let version = self.schema_version(list).to_string();
+        let version = self.schema_version(list);
         // Only the release2 ZAL lacks Interfaceversies and so depends on the release's one.
-        let interfaceversie = (list == ListKind::Zorgaanbiederslijst && version == "release2")
+        let interfaceversie = (list == ListKind::Zorgaanbiederslijst
+            && version == SchemaVersion::Release2)
             .then(|| self.interfaceversie.clone());
         Rendition {
             list,
@@ -117,16 +117,9 @@ impl Release {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Rendition {
     pub list: ListKind,
-    pub version: String,
+    pub version: SchemaVersion,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interfaceversie: Option<String>,
-}
-
-impl Rendition {
-    pub fn schema(&self) -> &'static schema::SchemaDef {
-        // Catalogue validation guarantees the schema version exists.
-        schema::find(self.list, &self.version).unwrap_or(&schema::SCHEMAS[0])
-    }
 }
 
 impl fmt::Display for Rendition {
@@ -192,12 +185,13 @@ impl Catalogue {
             })?;
             for list in ListKind::ALL {
                 let v = r.schema_version(list);
-                if schema::find(list, v).is_none() {
+                if !list.versions().contains(&v) {
+                    let supported: Vec<&str> = list.versions().iter().map(|v| v.as_str()).collect();
                     return Err(format!(
                         "release {}: {} schema version '{v}' is not supported (supported: {})",
                         r.id,
                         list.key(),
-                        schema::versions_of(list).join(", ")
+                        supported.join(", ")
                     ));
                 }
             }

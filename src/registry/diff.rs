@@ -9,7 +9,7 @@ use crate::consume::read::{self, Release2Mapping};
 use crate::registry::catalogue::Rendition;
 use crate::registry::model::{
     Aanbiedertype, Gegevensdienst, Gegevensdienstnaam, ListKind, OAuthclient, Registry,
-    Zorgaanbieder,
+    SchemaVersion, Zorgaanbieder,
 };
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -45,7 +45,7 @@ fn oauthclient_lines(c: &OAuthclient, r: &Rendition) -> Option<Vec<String>> {
         "OAuthclientOrganisatienaam {}",
         c.oauthclient_organisatienaam
     )];
-    if r.version != "release2" {
+    if r.version != SchemaVersion::Release2 {
         lines.extend(
             c.gegevensdiensten
                 .iter()
@@ -334,7 +334,7 @@ mod tests {
         let r3 = cat
             .renditions()
             .into_iter()
-            .find(|r| r.list == ListKind::OAuthclientlist && r.version == "release3")
+            .find(|r| r.list == ListKind::OAuthclientlist && r.version == SchemaVersion::Release3)
             .unwrap();
         let d = diff_registries(&r3, &reg, &changed);
         assert_eq!(d.changed.len(), 1);

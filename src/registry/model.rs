@@ -73,6 +73,59 @@ impl ListKind {
     }
 }
 
+impl ListKind {
+    /// The schema versions this Stelselnode renders and reads for the list.
+    pub fn versions(self) -> &'static [SchemaVersion] {
+        match self {
+            ListKind::Zorgaanbiederslijst | ListKind::OAuthclientlist => {
+                &[SchemaVersion::Release2, SchemaVersion::Release3]
+            }
+            ListKind::Whitelist => &[SchemaVersion::Release2],
+            ListKind::Gegevensdienstnamenlijst => &[SchemaVersion::Release1],
+        }
+    }
+}
+
+/// A schema version of a list, as the namespaces and the release catalogue name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SchemaVersion {
+    Release1,
+    Release2,
+    Release3,
+}
+
+impl SchemaVersion {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SchemaVersion::Release1 => "release1",
+            SchemaVersion::Release2 => "release2",
+            SchemaVersion::Release3 => "release3",
+        }
+    }
+}
+
+impl std::str::FromStr for SchemaVersion {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "release1" => Ok(SchemaVersion::Release1),
+            "release2" => Ok(SchemaVersion::Release2),
+            "release3" => Ok(SchemaVersion::Release3),
+            _ => Err(format!(
+                "schema version '{}' is not one of release1, release2, release3",
+                crate::clip::clip(s)
+            )),
+        }
+    }
+}
+
+impl fmt::Display for SchemaVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl fmt::Display for ListKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.root())
@@ -243,15 +296,13 @@ impl Registry {
 
     /// Canonical serialisation of the part of the registry one list shows; its hash decides
     /// whether a publication changes that list.
-    pub fn list_content(&self, list: ListKind) -> Vec<u8> {
-        let r = match list {
+    pub fn list_content(&self, list: ListKind) -> Result<Vec<u8>, serde_json::Error> {
+        match list {
             ListKind::Zorgaanbiederslijst => serde_json::to_vec(&self.zorgaanbieders),
             ListKind::OAuthclientlist => serde_json::to_vec(&self.oauthclients),
             ListKind::Whitelist => serde_json::to_vec(&self.whitelist),
             ListKind::Gegevensdienstnamenlijst => serde_json::to_vec(&self.gegevensdiensten),
-        };
-        // Serialising plain maps of strings cannot fail.
-        r.unwrap_or_default()
+        }
     }
 }
 

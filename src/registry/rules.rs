@@ -529,7 +529,8 @@ pub fn check_catalogue(
     let releases: Vec<&crate::registry::catalogue::Release> = cat
         .served()
         .filter(|r| {
-            r.schema_version(crate::registry::model::ListKind::Zorgaanbiederslijst) != "release2"
+            r.schema_version(crate::registry::model::ListKind::Zorgaanbiederslijst)
+                != crate::registry::model::SchemaVersion::Release2
         })
         .collect();
     for z in reg.zorgaanbieders.values() {

@@ -187,9 +187,13 @@ pub struct PublicationBase {
     pub floors: BTreeMap<ListKind, u64>,
 }
 
-fn to_json<T: Serialize>(v: &T) -> Vec<u8> {
-    // Our own plain data types always serialise.
-    serde_json::to_vec(v).unwrap_or_default()
+fn to_json<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(v).map_err(|e| StoreError::Corrupt(format!("cannot encode a record: {e}")))
+}
+
+/// `to_json` inside functions that speak redb's error type.
+fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, redb::StorageError> {
+    serde_json::to_vec(v).map_err(|e| redb::StorageError::Backend(Box::new(e)))
 }
 
 fn from_json<T: for<'a> Deserialize<'a>>(what: &str, b: &[u8]) -> Result<T, StoreError> {
@@ -225,7 +229,7 @@ impl Store {
             tx.open_table(PUBLICATIONS).map_err(|x| e(&x))?;
             tx.open_table(JOURNAL).map_err(|x| e(&x))?;
             let mut meta = tx.open_table(META).map_err(|x| e(&x))?;
-            meta.insert(META_CATALOGUE, to_json(catalogue).as_slice())
+            meta.insert(META_CATALOGUE, to_json(catalogue)?.as_slice())
                 .map_err(|x| e(&x))?;
         }
         store.commit(tx)?;
@@ -507,7 +511,7 @@ impl Store {
                 let f = cur.entry(*l).or_insert(0);
                 *f = (*f).max(*v);
             }
-            meta.insert("floors", to_json(&cur).as_slice())
+            meta.insert("floors", to_json(&cur)?.as_slice())
                 .map_err(|x| e(&x))?;
         }
         if let Some(who) = who {
@@ -523,7 +527,7 @@ impl Store {
                 reason: who.reason.clone(),
                 summary: msg.clone(),
             };
-            j.insert(next, to_json(&change).as_slice())
+            j.insert(next, to_json(&change)?.as_slice())
                 .map_err(|x| e(&x))?;
         }
         self.commit(tx)?;
@@ -541,7 +545,7 @@ impl Store {
         let floors = self.published()?.map(|p| p.floors).unwrap_or_default();
         tx.open_table(META)
             .map_err(|x| e(&x))?
-            .insert("floors", to_json(&floors).as_slice())
+            .insert("floors", to_json(&floors)?.as_slice())
             .map_err(|x| e(&x))?;
         self.commit(tx)?;
         Ok(())
@@ -618,7 +622,7 @@ impl Store {
             stored
                 .check_transition(catalogue)
                 .map_err(StoreError::Refused)?;
-            meta.insert(META_CATALOGUE, to_json(catalogue).as_slice())
+            meta.insert(META_CATALOGUE, to_json(catalogue)?.as_slice())
                 .map_err(|x| e(&x))?;
         }
         self.commit(tx)?;
@@ -737,15 +741,15 @@ impl Store {
                 docs.insert(k.as_str(), v.as_slice()).map_err(|x| e(&x))?;
             }
             let mut meta = tx.open_table(META).map_err(|x| e(&x))?;
-            meta.insert(META_PUBLISHED, to_json(index).as_slice())
+            meta.insert(META_PUBLISHED, to_json(index)?.as_slice())
                 .map_err(|x| e(&x))?;
             // Only the rows that changed since the last publication are written.
             mirror_registry(&tx, registry).map_err(|x| e(&x))?;
             // The catalogue takes effect with the publication that uses it.
-            meta.insert(META_CATALOGUE, to_json(&index.catalogue).as_slice())
+            meta.insert(META_CATALOGUE, to_json(&index.catalogue)?.as_slice())
                 .map_err(|x| e(&x))?;
             let mut log = tx.open_table(PUBLICATIONS).map_err(|x| e(&x))?;
-            log.insert(index.seq, to_json(&entry).as_slice())
+            log.insert(index.seq, to_json(&entry)?.as_slice())
                 .map_err(|x| e(&x))?;
         }
         crate::failpoint::hit("publish.commit").map_err(StoreError::Refused)?;
@@ -818,7 +822,7 @@ fn mirror_registry(tx: &redb::WriteTransaction, reg: &Registry) -> Result<(), re
             t.remove(k.as_str())?;
         }
         for (k, v) in new {
-            let bytes = to_json(v);
+            let bytes = encode(v)?;
             let same = t
                 .get(k.as_str())?
                 .is_some_and(|old| old.value() == bytes.as_slice());
@@ -920,7 +924,7 @@ fn sync_map<T: Serialize + PartialEq>(
     }
     for (k, v) in after {
         if before.get(k) != Some(v) {
-            t.insert(k.as_str(), to_json(v).as_slice())?;
+            t.insert(k.as_str(), encode(v)?.as_slice())?;
         }
     }
     Ok(())

@@ -149,6 +149,8 @@ pub fn cert_der_from_pem(pem: &str) -> Result<Vec<u8>, SignError> {
 /// The operator's signing key with its certificate.
 pub struct SigningKey {
     pair: Pair,
+    /// The certificate's key, checked at load to be the pair's.
+    public: PublicKey,
     pub cert_der: Vec<u8>,
     pub cert_pem: String,
     rng: SystemRandom,
@@ -202,6 +204,7 @@ impl SigningKey {
         }
         Ok(SigningKey {
             pair,
+            public,
             cert_der,
             cert_pem: cert_pem.to_string(),
             rng,
@@ -237,12 +240,8 @@ impl SigningKey {
         }
     }
 
-    pub fn public_key(&self) -> PublicKey {
-        // from_pem checked that the certificate parses.
-        PublicKey::from_cert_der(&self.cert_der).unwrap_or(PublicKey {
-            alg: self.algorithm(),
-            bytes: Vec::new(),
-        })
+    pub fn public_key(&self) -> &PublicKey {
+        &self.public
     }
 
     fn sign_bytes(&self, msg: &[u8]) -> Result<Vec<u8>, SignError> {
@@ -909,7 +908,7 @@ mod tests {
             tijdstempel: "2026-01-01T00:00:00Z".into(),
         };
         for r in cat.renditions() {
-            let doc = render(&reg, &r, &h);
+            let doc = render(&reg, &r, &h).unwrap();
             let root = doc
                 .strip_prefix(crate::publish::render::XML_DECL)
                 .and_then(|d| d.strip_suffix(b"\n"))
@@ -954,7 +953,7 @@ mod tests {
             .renditions()
             .into_iter()
             .find(|r| {
-                r.version == "release3"
+                r.version == crate::registry::model::SchemaVersion::Release3
                     && r.list == crate::registry::model::ListKind::OAuthclientlist
             })
             .unwrap();
@@ -963,8 +962,8 @@ mod tests {
             tijdstempel: "2026-01-01T00:00:00Z".into(),
         };
         for key in keys() {
-            let pk = key.public_key();
-            let signed = key.sign_enveloped(&render(&reg, &r, &h)).unwrap();
+            let pk = key.public_key().clone();
+            let signed = key.sign_enveloped(&render(&reg, &r, &h).unwrap()).unwrap();
             let v = verify_enveloped(&signed, Some(&pk)).unwrap();
             key.check_own_enveloped(&signed).unwrap();
             assert_eq!(v.alg, key.algorithm());
@@ -1000,7 +999,9 @@ mod tests {
         }
         // A signature by another key does not pass the publish-time check.
         let ks = keys();
-        let signed = ks[0].sign_enveloped(&render(&reg, &r, &h)).unwrap();
+        let signed = ks[0]
+            .sign_enveloped(&render(&reg, &r, &h).unwrap())
+            .unwrap();
         assert!(ks[1].check_own_enveloped(&signed).is_err());
         // A key and a certificate that do not belong together are refused.
         let (k1, _) = SigningKey::generate_development().unwrap();

@@ -4,7 +4,7 @@
 //! libxml types are neither `Send` nor `Sync`: every function here builds what it needs on
 //! the calling thread and returns owned data only.
 
-use crate::registry::model::ListKind;
+use crate::registry::model::{ListKind, SchemaVersion};
 use libxml::bindings;
 use libxml::schemas::{SchemaParserContext, SchemaValidationContext};
 use std::ffi::{c_void, CStr};
@@ -14,8 +14,7 @@ use std::os::raw::c_char;
 #[derive(Debug)]
 pub struct SchemaDef {
     pub list: ListKind,
-    /// As in the namespace and the release catalogue: `release2`, `release3`, `release1`.
-    pub version: &'static str,
+    pub version: SchemaVersion,
     pub namespace: &'static str,
     pub xsd: &'static str,
     /// Official MedMij schema: closed, so signatures are detached only. Project-authored
@@ -28,7 +27,7 @@ pub struct SchemaDef {
 pub const SCHEMAS: &[SchemaDef] = &[
     SchemaDef {
         list: ListKind::Zorgaanbiederslijst,
-        version: "release2",
+        version: SchemaVersion::Release2,
         namespace: "xmlns://afsprakenstelsel.medmij.nl/zorgaanbiederslijst/release2/",
         xsd: include_str!("../../schemas/zorgaanbiederslijst-release2.xsd"),
         official: true,
@@ -36,7 +35,7 @@ pub const SCHEMAS: &[SchemaDef] = &[
     },
     SchemaDef {
         list: ListKind::Zorgaanbiederslijst,
-        version: "release3",
+        version: SchemaVersion::Release3,
         namespace: "xmlns://afsprakenstelsel.medmij.nl/zorgaanbiederslijst/release3/",
         xsd: include_str!("../../schemas/zorgaanbiederslijst-release3.xsd"),
         official: false,
@@ -44,7 +43,7 @@ pub const SCHEMAS: &[SchemaDef] = &[
     },
     SchemaDef {
         list: ListKind::OAuthclientlist,
-        version: "release2",
+        version: SchemaVersion::Release2,
         namespace: "xmlns://afsprakenstelsel.medmij.nl/oauthclientlist/release2/",
         xsd: include_str!("../../schemas/oauthclientlist-release2.xsd"),
         official: true,
@@ -52,7 +51,7 @@ pub const SCHEMAS: &[SchemaDef] = &[
     },
     SchemaDef {
         list: ListKind::OAuthclientlist,
-        version: "release3",
+        version: SchemaVersion::Release3,
         namespace: "xmlns://afsprakenstelsel.medmij.nl/oauthclientlist/release3/",
         xsd: include_str!("../../schemas/oauthclientlist-release3.xsd"),
         official: false,
@@ -60,7 +59,7 @@ pub const SCHEMAS: &[SchemaDef] = &[
     },
     SchemaDef {
         list: ListKind::Whitelist,
-        version: "release2",
+        version: SchemaVersion::Release2,
         namespace: "xmlns://afsprakenstelsel.medmij.nl/whitelist/release2/",
         xsd: include_str!("../../schemas/whitelist-release2.xsd"),
         official: true,
@@ -68,7 +67,7 @@ pub const SCHEMAS: &[SchemaDef] = &[
     },
     SchemaDef {
         list: ListKind::Gegevensdienstnamenlijst,
-        version: "release1",
+        version: SchemaVersion::Release1,
         namespace: "xmlns://afsprakenstelsel.medmij.nl/gegevensdienstnamenlijst/release1/",
         xsd: include_str!("../../schemas/gegevensdienstnamenlijst-release1.xsd"),
         official: true,
@@ -76,24 +75,31 @@ pub const SCHEMAS: &[SchemaDef] = &[
     },
 ];
 
-pub fn find(list: ListKind, version: &str) -> Option<&'static SchemaDef> {
+pub fn find(list: ListKind, version: SchemaVersion) -> Option<&'static SchemaDef> {
     SCHEMAS
         .iter()
         .find(|s| s.list == list && s.version == version)
+}
+
+/// The schema of a list in a schema version; an error (never another schema) if this
+/// Stelselnode has none.
+pub fn def(list: ListKind, version: SchemaVersion) -> Result<&'static SchemaDef, SchemaErrors> {
+    find(list, version).ok_or_else(|| {
+        SchemaErrors(vec![format!(
+            "no schema for {list} {version} (this Stelselnode has {})",
+            list.versions()
+                .iter()
+                .map(|v| v.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )])
+    })
 }
 
 pub fn by_root(root: &str, namespace: &str) -> Option<&'static SchemaDef> {
     SCHEMAS
         .iter()
         .find(|s| s.list.root() == root && s.namespace == namespace)
-}
-
-pub fn versions_of(list: ListKind) -> Vec<&'static str> {
-    SCHEMAS
-        .iter()
-        .filter(|s| s.list == list)
-        .map(|s| s.version)
-        .collect()
 }
 
 /// XSD validation failed: the messages libxml2 gave, with line numbers.
@@ -210,15 +216,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_schema_compiles() {
+    fn every_schema_compiles_and_every_version_has_one() {
         for s in SCHEMAS {
             compile(s.xsd).unwrap_or_else(|e| panic!("{}: {e}", s.xsd_file));
         }
+        for l in ListKind::ALL {
+            for v in l.versions() {
+                assert_eq!(def(l, *v).unwrap().version, *v);
+            }
+        }
+        assert!(def(ListKind::Whitelist, SchemaVersion::Release3).is_err());
     }
 
     #[test]
     fn stream_validation_reports_errors() {
-        let def = find(ListKind::Whitelist, "release2").unwrap();
+        let def = find(ListKind::Whitelist, SchemaVersion::Release2).unwrap();
         let good = br#"<?xml version="1.0" encoding="UTF-8"?>
 <Whitelist xmlns="xmlns://afsprakenstelsel.medmij.nl/whitelist/release2/"><Tijdstempel>2020-01-01T00:00:00Z</Tijdstempel><Volgnummer>1</Volgnummer><MedMijNodes><MedMijNode><Hostname>a.nl</Hostname></MedMijNode></MedMijNodes></Whitelist>"#;
         validate(def, good).unwrap();

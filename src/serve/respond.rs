@@ -1,0 +1,403 @@
+//! What the server answers to one request: a pure function of the published set and the
+//! request line, unit-tested in-process. Only historic documents need the store; for those
+//! the answer says which document to read.
+
+use super::set::{http_date, PublishedSet};
+use crate::registry::catalogue::{SelectError, Status};
+use crate::registry::model::ListKind;
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Response, StatusCode};
+use http_body_util::Full;
+
+pub type Resp = Response<Full<Bytes>>;
+
+pub fn text(status: StatusCode, msg: impl Into<String>) -> Resp {
+    let mut body = msg.into();
+    body.push('\n');
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// Query parameters we act on; each may appear once.
+#[derive(Default, Debug, PartialEq)]
+struct Query {
+    release: Option<String>,
+    api: Option<String>,
+    volgnummer: Option<String>,
+}
+
+/// RFC 3986 percent-decoding (no '+' for space: that is HTML forms, not URIs).
+fn percent_decode(s: &str) -> Result<String, String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = b
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| {
+                    format!(
+                        "'{}' has an invalid percent-encoding (RFC 3986: % and two hex digits)",
+                        crate::clip::clip(s)
+                    )
+                })?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out)
+        .map_err(|_| format!("'{}' does not decode to UTF-8", crate::clip::clip(s)))
+}
+
+/// Keys and values are percent-decoded before they are matched, so `rel%65ase` is
+/// `release` (a cache that normalises the encoding files the same answer under the same
+/// key). Keys are case-sensitive; an unknown key is refused rather than ignored.
+fn parse_query(q: Option<&str>) -> Result<Query, String> {
+    let mut out = Query::default();
+    for pair in q.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let (k, v) = (percent_decode(k)?, percent_decode(v)?);
+        let slot = match k.as_str() {
+            "release" => &mut out.release,
+            "api" => &mut out.api,
+            "volgnummer" => &mut out.volgnummer,
+            _ => {
+                return Err(format!(
+                    "unknown query parameter '{}'; this Stelselnode knows release, api and volgnummer (names are case-sensitive)",
+                    crate::clip::clip(&k)
+                ))
+            }
+        };
+        if slot.is_some() {
+            return Err(format!("parameter '{k}' is given more than once"));
+        }
+        let well_formed = match k.as_str() {
+            "release" => crate::registry::rules::interfaceversie_id(&v).is_ok(),
+            // A major version or a Volgnummer: digits, no leading zero.
+            _ => {
+                !v.is_empty()
+                    && v.len() <= 20
+                    && v.bytes().all(|b| b.is_ascii_digit())
+                    && !(v.len() > 1 && v.starts_with('0'))
+            }
+        };
+        if !well_formed {
+            return Err(format!(
+                "parameter '{k}' has an invalid value '{}' (release=MAJOR.MINOR.PATCH such as 1.1.2, api=MAJOR such as 2, volgnummer=N)",
+                v.chars().take(40).collect::<String>()
+            ));
+        }
+        *slot = Some(v);
+    }
+    Ok(out)
+}
+
+fn list_for_path(path: &str) -> Option<(ListKind, bool)> {
+    let name = path.strip_prefix('/')?;
+    if let Some(doc) = name.strip_suffix(".sig") {
+        return ListKind::from_file_name(doc).map(|l| (l, true));
+    }
+    ListKind::from_file_name(name).map(|l| (l, false))
+}
+
+fn date_header(d: &str) -> Option<HeaderValue> {
+    let date = crate::registry::catalogue::parse_date("date", d).ok()?;
+    HeaderValue::from_str(&http_date(date.midnight().assume_utc()).ok()?).ok()
+}
+
+fn deprecation_header(d: &str) -> Option<HeaderValue> {
+    // RFC 9745: a structured-field Date, "@" followed by Unix seconds.
+    let date = crate::registry::catalogue::parse_date("date", d).ok()?;
+    HeaderValue::from_str(&format!(
+        "@{}",
+        date.midnight().assume_utc().unix_timestamp()
+    ))
+    .ok()
+}
+
+/// What a request needs: an answer now, or a historic document from the store.
+pub enum Answer {
+    Ready(Resp),
+    Historic {
+        key: String,
+        etag: HeaderValue,
+        head: bool,
+        release: String,
+        what: String,
+    },
+}
+
+fn base_headers(r: &mut Resp, etag: &HeaderValue, release: &crate::registry::catalogue::Release) {
+    let h = r.headers_mut();
+    h.insert(header::ETAG, etag.clone());
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&release.id) {
+        h.insert("medmij-release", v);
+    }
+    if release.status == Status::Verouderd {
+        if let Some(v) = release
+            .deprecated_since
+            .as_deref()
+            .and_then(deprecation_header)
+        {
+            h.insert("deprecation", v);
+        }
+        if let Some(v) = release.sunset.as_deref().and_then(date_header) {
+            h.insert("sunset", v);
+        }
+    }
+}
+
+fn xml_response(method: &Method, bytes: Bytes, not_modified: bool) -> Resp {
+    if not_modified {
+        let mut r = Response::new(Full::new(Bytes::new()));
+        *r.status_mut() = StatusCode::NOT_MODIFIED;
+        return r;
+    }
+    let len = bytes.len();
+    let mut r = Response::new(Full::new(if method == Method::HEAD {
+        Bytes::new()
+    } else {
+        bytes
+    }));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/xml"),
+    );
+    if method == Method::HEAD {
+        r.headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    }
+    r
+}
+
+fn matches_etag(if_none_match: Option<&[u8]>, etag: &HeaderValue) -> bool {
+    if_none_match.is_some_and(|inm| {
+        inm == b"*"
+            || inm.split(|&b| b == b',').any(|t| {
+                // If-None-Match uses weak comparison (RFC 9110 §13.1.2).
+                let t = t.trim_ascii();
+                t.strip_prefix(b"W/").unwrap_or(t) == etag.as_bytes()
+            })
+    })
+}
+
+pub fn respond(
+    set: Option<&PublishedSet>,
+    method: &Method,
+    path: &str,
+    query: Option<&str>,
+    if_none_match: Option<&[u8]>,
+) -> Answer {
+    if method != Method::GET && method != Method::HEAD {
+        let mut r = text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "only GET and HEAD are allowed",
+        );
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return Answer::Ready(r);
+    }
+    if path == "/health" {
+        return Answer::Ready(health(set, None));
+    }
+    let Some(set) = set else {
+        return Answer::Ready(text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "nothing has been published yet",
+        ));
+    };
+    if path == "/signing-certificate.pem" {
+        let mut r = Response::new(Full::new(set.certificate.clone()));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-pem-file"),
+        );
+        return Answer::Ready(r);
+    }
+    let Some((list, want_sig)) = list_for_path(path) else {
+        return Answer::Ready(text(
+            StatusCode::NOT_FOUND,
+            "not found; this Stelselnode serves /MedMij_Zorgaanbiederslijst.xml, /MedMij_OAuthclientlist.xml, /MedMij_Whitelist.xml, /MedMij_Gegevensdienstnamenlijst.xml (each also with .sig), /signing-certificate.pem and /health",
+        ));
+    };
+    let q = match parse_query(query) {
+        Ok(q) => q,
+        Err(e) => return Answer::Ready(text(StatusCode::BAD_REQUEST, e)),
+    };
+    let catalogue = &set.index.catalogue;
+    let release = match catalogue.select(q.release.as_deref(), q.api.as_deref()) {
+        Ok(r) => r,
+        Err(SelectError::BadRequest(m)) => return Answer::Ready(text(StatusCode::BAD_REQUEST, m)),
+        Err(SelectError::NotFound(m)) => return Answer::Ready(text(StatusCode::NOT_FOUND, m)),
+        Err(SelectError::Gone(m)) => return Answer::Ready(text(StatusCode::GONE, m)),
+    };
+    let rendition = release.rendition(list);
+    let Some(doc) = set.docs.get(&rendition) else {
+        return Answer::Ready(text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("release {} has not been published yet", release.id),
+        ));
+    };
+    if let Some(v) = &q.volgnummer {
+        let Ok(n) = v.parse::<u64>() else {
+            return Answer::Ready(text(
+                StatusCode::BAD_REQUEST,
+                format!("volgnummer '{v}' is not a positive number"),
+            ));
+        };
+        let current = set.index.lists.get(&list).map(|l| l.volgnummer);
+        if current != Some(n) {
+            let key = crate::registry::store::document_key(&rendition, n);
+            let what = format!("{list} Volgnummer {n} for release {}", release.id);
+            let Some(sha) = set.history.get(&key) else {
+                return Answer::Ready(never_published(&what));
+            };
+            // History is immutable, so the logged hash is a strong validator for the
+            // document, and (suffixed) for its signature.
+            let tag = &sha[..sha.len().min(32)];
+            let etag = if want_sig {
+                format!("\"{tag}-sig\"")
+            } else {
+                format!("\"{tag}\"")
+            };
+            let etag = HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"\""));
+            if matches_etag(if_none_match, &etag) {
+                let mut r = xml_response(method, Bytes::new(), true);
+                base_headers(&mut r, &etag, release);
+                r.headers_mut()
+                    .insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
+                return Answer::Ready(r);
+            }
+            return Answer::Historic {
+                key: if want_sig { format!("{key}.sig") } else { key },
+                etag,
+                head: method == Method::HEAD,
+                release: release.id.clone(),
+                what,
+            };
+        }
+    }
+    let body = if want_sig { &doc.sig } else { &doc.xml };
+    let mut r = xml_response(
+        method,
+        body.bytes.clone(),
+        matches_etag(if_none_match, &body.etag),
+    );
+    base_headers(&mut r, &body.etag, release);
+    let h = r.headers_mut();
+    h.insert(header::LAST_MODIFIED, doc.last_modified.clone());
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=60"),
+    );
+    Answer::Ready(r)
+}
+
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
+fn never_published(what: &str) -> Resp {
+    text(
+        StatusCode::NOT_FOUND,
+        format!("{what} was never published; `history list` on the Stelselnode shows what was"),
+    )
+}
+
+/// Serve a historic document: immutable, so cacheable for long. Its ETag comes from the
+/// publication log; the bytes are not hashed again.
+pub fn historic(
+    set: &PublishedSet,
+    bytes: Option<Vec<u8>>,
+    etag: HeaderValue,
+    head: bool,
+    release: &str,
+    what: &str,
+) -> Resp {
+    let Some(bytes) = bytes else {
+        return never_published(what);
+    };
+    let method = if head { Method::HEAD } else { Method::GET };
+    let mut r = xml_response(&method, Bytes::from(bytes), false);
+    if let Some(rel) = set.index.catalogue.get(release) {
+        base_headers(&mut r, &etag, rel);
+    }
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
+    r
+}
+
+/// `/health`: 503 until something is published. A registry that cannot be written (a full
+/// disk) is reported as "degraded" with the error, still 200: the published set is served
+/// as before, and the store re-opens itself once the cause is gone.
+pub fn health(set: Option<&PublishedSet>, store_fault: Option<&str>) -> Resp {
+    let (status, mut body) = match set {
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({"status": "unpublished"}),
+        ),
+        Some(s) => (
+            StatusCode::OK,
+            serde_json::json!({
+                "status": if store_fault.is_some() { "degraded" } else { "ok" },
+                "publication": s.index.seq,
+                "lists": s.index.lists.iter().map(|(l, v)| (l.key().to_string(), serde_json::json!({"volgnummer": v.volgnummer, "tijdstempel": v.tijdstempel}))).collect::<serde_json::Map<_, _>>(),
+                "default_release": s.index.catalogue.default,
+            }),
+        ),
+    };
+    if let Some(f) = store_fault {
+        body["store_error"] = serde_json::Value::String(f.to_string());
+    }
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_keys_and_values_are_percent_decoded_and_strict() {
+        let q = parse_query(Some("rel%65ase=1.1.2")).unwrap();
+        assert_eq!(q.release.as_deref(), Some("1.1.2"));
+        let q = parse_query(Some("release=1%2E1%2e2&api=1")).unwrap();
+        assert_eq!(q.release.as_deref(), Some("1.1.2"));
+        assert_eq!(q.api.as_deref(), Some("1"));
+        assert_eq!(parse_query(None).unwrap(), Query::default());
+        for (bad, needle) in [
+            ("Release=1.1.2", "'Release'"),
+            ("foo=1", "'foo'"),
+            ("_=123", "'_'"),
+            ("release=1.1.2&rel%65ase=1.1.1", "more than once"),
+            ("release=%zz", "percent-encoding"),
+            ("release=%", "percent-encoding"),
+            ("rel%ff=1", "UTF-8"),
+            ("api=02", "invalid value"),
+        ] {
+            let e = parse_query(Some(bad)).unwrap_err();
+            assert!(e.contains(needle), "{bad}: {e}");
+        }
+    }
+}

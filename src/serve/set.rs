@@ -1,0 +1,119 @@
+//! The published set: every document the server answers with, with its validators, built
+//! once per publication and swapped in whole.
+
+use crate::registry::catalogue::Rendition;
+use crate::registry::store::{document_key, PublishedIndex, Store, StoreError};
+use arc_swap::ArcSwapOption;
+use bytes::Bytes;
+use http::HeaderValue;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// One servable body with its validators.
+pub struct Body {
+    pub bytes: Bytes,
+    pub etag: HeaderValue,
+}
+
+impl Body {
+    pub fn new(bytes: Vec<u8>) -> Result<Body, StoreError> {
+        let etag = format!("\"{}\"", &crate::registry::store::sha256_hex(&bytes)[..32]);
+        Ok(Body {
+            bytes: Bytes::from(bytes),
+            etag: header(&etag)?,
+        })
+    }
+}
+
+fn header(v: &str) -> Result<HeaderValue, StoreError> {
+    HeaderValue::from_str(v)
+        .map_err(|_| StoreError::Corrupt(format!("'{v}' is not a valid header value")))
+}
+
+pub struct Document {
+    pub xml: Body,
+    pub sig: Body,
+    pub last_modified: HeaderValue,
+}
+
+/// Everything the server answers with, built once per publication.
+pub struct PublishedSet {
+    pub index: PublishedIndex,
+    pub docs: HashMap<Rendition, Document>,
+    pub certificate: Bytes,
+    /// SHA-256 of every document ever published, by storage key (from the publication
+    /// log): a historic request is answered (404, 304, ETag) without reading or hashing it.
+    pub history: HashMap<String, String>,
+}
+
+pub type Shared = Arc<ArcSwapOption<PublishedSet>>;
+
+/// An HTTP date (RFC 9110 IMF-fixdate).
+pub fn http_date(t: time::OffsetDateTime) -> Result<String, time::error::Format> {
+    let f = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    t.to_offset(time::UtcOffset::UTC).format(&f)
+}
+
+/// `Last-Modified` of a list: its Tijdstempel.
+fn last_modified(index: &PublishedIndex, r: &Rendition) -> Result<HeaderValue, StoreError> {
+    let lv = index
+        .lists
+        .get(&r.list)
+        .ok_or_else(|| StoreError::Corrupt(format!("published index has no {}", r.list)))?;
+    let t = time::OffsetDateTime::parse(
+        &lv.tijdstempel,
+        &time::format_description::well_known::Rfc3339,
+    )
+    .map_err(|e| StoreError::Corrupt(format!("Tijdstempel '{}': {e}", lv.tijdstempel)))?;
+    header(&http_date(t).map_err(|e| StoreError::Corrupt(e.to_string()))?)
+}
+
+impl PublishedSet {
+    /// Build the set from the documents of `index`, each given by `bytes(key)`.
+    pub fn build(
+        index: PublishedIndex,
+        certificate: String,
+        history: HashMap<String, String>,
+        mut bytes: impl FnMut(&str) -> Result<Vec<u8>, StoreError>,
+    ) -> Result<PublishedSet, StoreError> {
+        let mut docs = HashMap::new();
+        for pr in &index.renditions {
+            let key = document_key(&pr.rendition, pr.volgnummer);
+            docs.insert(
+                pr.rendition.clone(),
+                Document {
+                    xml: Body::new(bytes(&key)?)?,
+                    sig: Body::new(bytes(&format!("{key}.sig"))?)?,
+                    last_modified: last_modified(&index, &pr.rendition)?,
+                },
+            );
+        }
+        Ok(PublishedSet {
+            index,
+            docs,
+            certificate: Bytes::from(certificate),
+            history,
+        })
+    }
+
+    /// Load the published set from the store; `None` before the first publication.
+    pub fn load(store: &Store, certificate: String) -> Result<Option<PublishedSet>, StoreError> {
+        let Some(index) = store.published()? else {
+            return Ok(None);
+        };
+        let mut history = HashMap::new();
+        for (entry, _) in store.log()? {
+            for d in entry.documents {
+                history.insert(document_key(&d.rendition, d.volgnummer), d.sha256);
+            }
+        }
+        let set = PublishedSet::build(index, certificate, history, |key| {
+            store
+                .document(key)?
+                .ok_or_else(|| StoreError::Corrupt(format!("published document {key} is missing")))
+        })?;
+        Ok(Some(set))
+    }
+}
