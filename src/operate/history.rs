@@ -278,18 +278,19 @@ fn canonical_tar(entries: &Entries) -> Result<Vec<u8>> {
     Ok(b.into_inner()?)
 }
 
+/// The certificate a signature file of ours carries (read by the profile's layout; the
+/// file passed `detached_is_canonical` first).
 fn certs_in_signature(sig: &[u8]) -> Vec<Vec<u8>> {
     let text = String::from_utf8_lossy(sig);
-    let mut out = Vec::new();
-    for part in text.split("<ds:X509Certificate>").skip(1) {
-        if let Some(b64) = part.split("</ds:X509Certificate>").next() {
+    crate::sign::profile::find_own(&text)
+        .ok()
+        .and_then(|own| own.cert_b64.map(str::to_string))
+        .and_then(|b64| {
             use base64::Engine;
-            if let Ok(der) = base64::engine::general_purpose::STANDARD.decode(b64.trim()) {
-                out.push(der);
-            }
-        }
-    }
-    out
+            base64::engine::general_purpose::STANDARD.decode(b64).ok()
+        })
+        .into_iter()
+        .collect()
 }
 
 fn pem_of(der: &[u8]) -> String {

@@ -1,4 +1,5 @@
 //! XML below the lists: the input gate every document passes, and XSD validation.
 
 pub mod input;
+pub mod libxml;
 pub mod schema;

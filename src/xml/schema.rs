@@ -1,14 +1,7 @@
 //! The schema versions this Stelselnode can render and import, their XSDs (embedded from
-//! `schemas/`), and XSD validation with libxml2.
-//!
-//! libxml types are neither `Send` nor `Sync`: every function here builds what it needs on
-//! the calling thread and returns owned data only.
+//! `schemas/`), and XSD validation (libxml2's streaming validator, in `libxml`).
 
 use crate::registry::model::{ListKind, SchemaVersion};
-use libxml::bindings;
-use libxml::schemas::{SchemaParserContext, SchemaValidationContext};
-use std::ffi::{c_void, CStr};
-use std::os::raw::c_char;
 
 /// One list in one schema version.
 #[derive(Debug)]
@@ -107,112 +100,14 @@ pub fn by_root(root: &str, namespace: &str) -> Option<&'static SchemaDef> {
 #[error("{}", .0.join("; "))]
 pub struct SchemaErrors(pub Vec<String>);
 
-fn compile(xsd: &str) -> Result<SchemaValidationContext, SchemaErrors> {
-    let mut parser = SchemaParserContext::from_buffer(xsd);
-    SchemaValidationContext::from_parser(&mut parser).map_err(|errs| {
-        SchemaErrors(
-            errs.into_iter()
-                .map(|e| {
-                    format!(
-                        "schema does not compile: {}",
-                        e.message.unwrap_or_default().trim()
-                    )
-                })
-                .collect(),
-        )
-    })
-}
-
-struct ParseErrors(Vec<String>);
-
-unsafe extern "C" fn collect_parse_error(user: *mut c_void, error: *mut bindings::_xmlError) {
-    // SAFETY: `user` is the `ParseErrors` installed by `validate_stream` for the duration of
-    // the call, and libxml2 passes a valid error record.
-    unsafe {
-        if user.is_null() || error.is_null() {
-            return;
-        }
-        let errs = &mut *(user as *mut ParseErrors);
-        if errs.0.len() >= 20 {
-            return;
-        }
-        let msg = if (*error).message.is_null() {
-            "unknown error".to_string()
-        } else {
-            CStr::from_ptr((*error).message)
-                .to_string_lossy()
-                .trim()
-                .to_string()
-        };
-        errs.0.push(format!(
-            "line {}: {}",
-            (*error).line,
-            crate::clip::clip_quoted(&msg)
-        ));
-    }
-}
-
-/// Validate a document against an XSD with libxml2's streaming (SAX) validator: no DOM is
-/// built, so memory stays flat for large lists.
-pub fn validate_stream(xsd: &str, bytes: &[u8]) -> Result<(), SchemaErrors> {
-    crate::xml::input::check_xml(bytes).map_err(|e| SchemaErrors(vec![e.0]))?;
-    let len = i32::try_from(bytes.len())
-        .map_err(|_| SchemaErrors(vec!["document larger than 2 GiB".into()]))?;
-    let mut ctx = compile(xsd)?;
-    let mut parse_errors = ParseErrors(Vec::new());
-    // SAFETY: libxml2 copies `bytes` into its own buffer; xmlSchemaValidateStream
-    // takes ownership of the input buffer and frees it. The structured error handler is
-    // reset before `parse_errors` goes out of scope.
-    let rc = unsafe {
-        let buf = bindings::xmlParserInputBufferCreateMem(
-            bytes.as_ptr() as *const c_char,
-            len,
-            bindings::xmlCharEncoding_XML_CHAR_ENCODING_NONE,
-        );
-        if buf.is_null() {
-            return Err(SchemaErrors(vec![
-                "libxml2 could not allocate an input buffer".into(),
-            ]));
-        }
-        bindings::xmlSetStructuredErrorFunc(
-            &mut parse_errors as *mut ParseErrors as *mut c_void,
-            Some(collect_parse_error),
-        );
-        let rc = bindings::xmlSchemaValidateStream(
-            ctx.as_ptr(),
-            buf,
-            bindings::xmlCharEncoding_XML_CHAR_ENCODING_NONE,
-            std::ptr::null_mut(),
-            std::ptr::null_mut(),
-        );
-        bindings::xmlSetStructuredErrorFunc(std::ptr::null_mut(), None);
-        rc
-    };
-    let validation = ctx.drain_errors();
-    if rc == 0 && validation.is_empty() && parse_errors.0.is_empty() {
-        return Ok(());
-    }
-    let mut msgs = parse_errors.0;
-    msgs.extend(validation.into_iter().take(20).map(|e| {
-        format!(
-            "line {}: {}",
-            e.line.unwrap_or(0),
-            crate::clip::clip_quoted(e.message.unwrap_or_default().trim())
-        )
-    }));
-    if msgs.is_empty() {
-        msgs.push(format!("libxml2 schema validation failed with status {rc}"));
-    }
-    Err(SchemaErrors(msgs))
-}
-
 /// Validate against the project's XSD for this schema version.
 pub fn validate(def: &SchemaDef, bytes: &[u8]) -> Result<(), SchemaErrors> {
-    validate_stream(def.xsd, bytes)
+    super::libxml::validate_stream(def.xsd, bytes)
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::libxml::compile;
     use super::*;
 
     #[test]

@@ -1,0 +1,371 @@
+//! Verification with libxml2, independent of how we signed: parse, check the signature's
+//! shape and algorithms against the one profile, canonicalise, digest, check the value
+//! with the pinned key (or, if the caller allows it, the certificate in KeyInfo).
+
+use super::profile::{
+    self, Algorithm, DSIG_NS, ECDSA_SHA256, ENVELOPED_TRANSFORMS, EXC_C14N, RSA_SHA256, SHA256,
+};
+use super::{b64_decode, verr, PublicKey, VerifyError};
+use crate::xml::libxml::{c14n_sha256_without, exc_c14n, parse_strict};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use libxml::tree::{Document, Node};
+use ring::digest;
+
+fn is_ds(node: &Node, name: &str) -> bool {
+    node.get_name() == name
+        && node.get_namespace().map(|n| n.get_href()).as_deref() == Some(DSIG_NS)
+}
+
+fn only_child(parent: &Node, name: &str) -> Result<Node, VerifyError> {
+    let found: Vec<Node> = parent
+        .get_child_elements()
+        .into_iter()
+        .filter(|c| is_ds(c, name))
+        .collect();
+    match found.len() {
+        1 => Ok(found
+            .into_iter()
+            .next()
+            .ok_or_else(|| verr("unreachable"))?),
+        0 => Err(verr(format!(
+            "ds:{} is missing in ds:{}",
+            name,
+            parent.get_name()
+        ))),
+        _ => Err(verr(format!("ds:{} appears more than once", name))),
+    }
+}
+
+fn algorithm_of(node: &Node) -> String {
+    node.get_attribute("Algorithm").unwrap_or_default()
+}
+
+/// What a verification established.
+#[derive(Debug)]
+pub struct Verified {
+    pub alg: Algorithm,
+    /// The certificate the key came from: the pinned one, or the one in KeyInfo.
+    pub pinned: bool,
+    pub reference_uri: String,
+    /// The certificate KeyInfo carries (DER), if any.
+    pub cert: Option<Vec<u8>>,
+}
+
+/// What a `ds:Signature` element says, read and checked against the one profile we accept.
+struct SignatureParts {
+    alg: Algorithm,
+    uri: String,
+    transforms: Vec<String>,
+    digest: Vec<u8>,
+    /// Exclusive c14n of SignedInfo: the bytes the SignatureValue signs.
+    canonical: String,
+    sig_value: Vec<u8>,
+    /// DER certificate from KeyInfo/X509Data, if any.
+    cert: Option<Vec<u8>>,
+}
+
+/// The element children of `node`, refusing any non-whitespace text between them.
+fn element_children(node: &Node) -> Result<Vec<Node>, VerifyError> {
+    let mut out = Vec::new();
+    for c in node.get_child_nodes() {
+        if c.is_element_node() {
+            out.push(c);
+        } else if c.is_text_node() {
+            if !c.get_content().trim().is_empty() {
+                return Err(verr(format!(
+                    "unexpected text inside ds:{}",
+                    node.get_name()
+                )));
+            }
+        } else {
+            return Err(verr(format!(
+                "unexpected node inside ds:{}",
+                node.get_name()
+            )));
+        }
+    }
+    Ok(out)
+}
+
+/// Exactly the shape we produce: SignedInfo, SignatureValue and optionally
+/// KeyInfo/X509Data/X509Certificate. Nothing unsigned can ride along inside a signature.
+fn check_shape(sig: &Node) -> Result<(), VerifyError> {
+    let kids = element_children(sig)?;
+    let names: Vec<String> = kids.iter().map(|k| k.get_name()).collect();
+    let ok = kids.iter().all(|k| is_ds(k, &k.get_name()))
+        && (names == ["SignedInfo", "SignatureValue"]
+            || names == ["SignedInfo", "SignatureValue", "KeyInfo"]);
+    if !ok {
+        return Err(verr(format!(
+            "ds:Signature must contain exactly ds:SignedInfo, ds:SignatureValue and optionally ds:KeyInfo; has {names:?}"
+        )));
+    }
+    if let Some(ki) = kids.get(2) {
+        let x509 = element_children(ki)?;
+        let x509_ok = x509.len() == 1 && is_ds(&x509[0], "X509Data");
+        let certs = if x509_ok {
+            element_children(&x509[0])?
+        } else {
+            Vec::new()
+        };
+        if !(x509_ok && certs.len() == 1 && is_ds(&certs[0], "X509Certificate")) {
+            return Err(verr(
+                "ds:KeyInfo must hold exactly one ds:X509Data/ds:X509Certificate",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn read_signature(sig: &Node) -> Result<SignatureParts, VerifyError> {
+    check_shape(sig)?;
+    let mut si = only_child(sig, "SignedInfo")?;
+    let c14n = only_child(&si, "CanonicalizationMethod")?;
+    if algorithm_of(&c14n) != EXC_C14N {
+        return Err(verr(format!(
+            "CanonicalizationMethod '{}' is not allowed (only {EXC_C14N})",
+            algorithm_of(&c14n)
+        )));
+    }
+    let sm = only_child(&si, "SignatureMethod")?;
+    let alg = Algorithm::from_uri(&algorithm_of(&sm)).ok_or_else(|| {
+        verr(format!(
+            "SignatureMethod '{}' is not allowed (only {RSA_SHA256} or {ECDSA_SHA256})",
+            algorithm_of(&sm)
+        ))
+    })?;
+    let reference = only_child(&si, "Reference")?;
+    let uri = reference
+        .get_attribute("URI")
+        .ok_or_else(|| verr("Reference has no URI attribute"))?;
+    let transforms = match reference
+        .get_child_elements()
+        .into_iter()
+        .find(|c| is_ds(c, "Transforms"))
+    {
+        Some(t) => t.get_child_elements().iter().map(algorithm_of).collect(),
+        None => Vec::new(),
+    };
+    let dm = only_child(&reference, "DigestMethod")?;
+    if algorithm_of(&dm) != SHA256 {
+        return Err(verr(format!(
+            "DigestMethod '{}' is not allowed (only {SHA256})",
+            algorithm_of(&dm)
+        )));
+    }
+    let digest = b64_decode(&only_child(&reference, "DigestValue")?.get_content())
+        .map_err(|e| verr(format!("DigestValue: {e}")))?;
+    let sig_value = b64_decode(&only_child(sig, "SignatureValue")?.get_content())
+        .map_err(|e| verr(format!("SignatureValue: {e}")))?;
+    let cert = sig
+        .get_child_elements()
+        .into_iter()
+        .find(|c| is_ds(c, "KeyInfo"))
+        .and_then(|ki| {
+            ki.get_child_elements()
+                .into_iter()
+                .find(|c| is_ds(c, "X509Data"))
+        })
+        .and_then(|xd| {
+            xd.get_child_elements()
+                .into_iter()
+                .find(|c| is_ds(c, "X509Certificate"))
+        })
+        .map(|c| b64_decode(&c.get_content()))
+        .transpose()
+        .map_err(|e| verr(format!("X509Certificate: {e}")))?;
+    let canonical = si
+        .canonicalize(exc_c14n())
+        .map_err(|_| verr("SignedInfo could not be canonicalised"))?;
+    Ok(SignatureParts {
+        alg,
+        uri,
+        transforms,
+        digest,
+        canonical,
+        sig_value,
+        cert,
+    })
+}
+
+fn check_key_and_value(
+    parts: &SignatureParts,
+    pinned: Option<&PublicKey>,
+) -> Result<bool, VerifyError> {
+    let (key, is_pinned) = match pinned {
+        Some(k) => (k.clone(), true),
+        None => {
+            let der = parts.cert.as_deref().ok_or_else(|| {
+                verr("no certificate given (--cert) and none in KeyInfo/X509Data/X509Certificate")
+            })?;
+            (
+                PublicKey::from_cert_der(der).map_err(|e| verr(e.to_string()))?,
+                false,
+            )
+        }
+    };
+    if key.alg != parts.alg {
+        return Err(verr(format!(
+            "SignatureMethod {} does not match the certificate's key type",
+            parts.alg.uri()
+        )));
+    }
+    key.verify(parts.canonical.as_bytes(), &parts.sig_value)?;
+    Ok(is_pinned)
+}
+
+/// Verify the enveloped signature of a document: exactly one `ds:Signature`, the last
+/// element child of the root, over the whole document (`URI=""`).
+pub fn verify_enveloped(
+    doc_bytes: &[u8],
+    pinned: Option<&PublicKey>,
+) -> Result<Verified, VerifyError> {
+    let doc = parse_strict(doc_bytes)
+        .map_err(|e| verr(format!("document is not well-formed XML: {e}")))?;
+    enveloped_in(&doc, pinned)
+}
+
+/// [`verify_enveloped`] that frees the document's bytes as soon as they are parsed: for a
+/// list of hundreds of MB the parsed tree is what has to fit, not the tree plus the bytes.
+pub fn verify_enveloped_owned(
+    doc_bytes: Vec<u8>,
+    pinned: Option<&PublicKey>,
+) -> Result<Verified, VerifyError> {
+    let doc = parse_strict(&doc_bytes)
+        .map_err(|e| verr(format!("document is not well-formed XML: {e}")))?;
+    drop(doc_bytes);
+    enveloped_in(&doc, pinned)
+}
+
+fn enveloped_in(doc: &Document, pinned: Option<&PublicKey>) -> Result<Verified, VerifyError> {
+    let root = doc
+        .get_root_element()
+        .ok_or_else(|| verr("document has no root element"))?;
+    let sigs: Vec<Node> = root
+        .get_child_elements()
+        .into_iter()
+        .filter(|c| is_ds(c, "Signature"))
+        .collect();
+    if sigs.len() != 1 {
+        return Err(verr(format!(
+            "expected exactly one ds:Signature as child of the root, found {}",
+            sigs.len()
+        )));
+    }
+    let sig = &sigs[0];
+    if root.get_last_element_child().map(|n| n.node_ptr()) != Some(sig.node_ptr()) {
+        return Err(verr(
+            "ds:Signature is not the last child element of the root",
+        ));
+    }
+    let parts = read_signature(sig)?;
+    if !parts.uri.is_empty() {
+        return Err(verr(format!(
+            "enveloped Reference URI must be \"\", is '{}'",
+            crate::clip::clip(&parts.uri)
+        )));
+    }
+    if parts.transforms != ENVELOPED_TRANSFORMS {
+        return Err(verr(format!(
+            "Transforms must be exactly enveloped-signature, exc-c14n; are {:?}",
+            parts.transforms
+        )));
+    }
+    let digest = c14n_sha256_without(doc, sig)?;
+    finish_digest(parts, &digest, pinned)
+}
+
+/// True if a detached signature document is byte for byte in the form `sign_detached`
+/// writes (canonical base64, no extra markup). Audit archives require this, so that no byte
+/// of a signature file can change unnoticed, signed or not.
+pub fn detached_is_canonical(sig_bytes: &[u8]) -> Result<bool, VerifyError> {
+    let doc = parse_strict(sig_bytes)
+        .map_err(|e| verr(format!("signature is not well-formed XML: {e}")))?;
+    let root = doc
+        .get_root_element()
+        .ok_or_else(|| verr("signature document has no root element"))?;
+    let parts = read_signature(&root)?;
+    let empty = profile::canonical_signed_info("");
+    let (Some(open), Some(close)) = (
+        empty.strip_suffix("</ds:SignedInfo>"),
+        Some("</ds:SignedInfo>"),
+    ) else {
+        return Ok(false);
+    };
+    let Some(inner) = parts
+        .canonical
+        .strip_prefix(open)
+        .and_then(|r| r.strip_suffix(close))
+    else {
+        return Ok(false);
+    };
+    let cert = parts.cert.as_ref().map(|c| B64.encode(c));
+    let rebuilt = profile::detached_document(&profile::signature_element(
+        inner,
+        &B64.encode(&parts.sig_value),
+        cert.as_deref(),
+    ));
+    Ok(rebuilt == sig_bytes)
+}
+
+/// Verify a detached signature over `served` (the exact bytes). `expected_uri` is the file
+/// name the Reference must name.
+pub fn verify_detached(
+    served: &[u8],
+    sig_bytes: &[u8],
+    expected_uri: &str,
+    pinned: Option<&PublicKey>,
+) -> Result<Verified, VerifyError> {
+    let doc = parse_strict(sig_bytes)
+        .map_err(|e| verr(format!("signature is not well-formed XML: {e}")))?;
+    let root = doc
+        .get_root_element()
+        .ok_or_else(|| verr("signature document has no root element"))?;
+    if !is_ds(&root, "Signature") {
+        return Err(verr("signature document's root is not ds:Signature"));
+    }
+    let parts = read_signature(&root)?;
+    if parts.uri != expected_uri {
+        return Err(verr(format!(
+            "Reference URI '{}' does not name the document '{expected_uri}'",
+            parts.uri
+        )));
+    }
+    if !parts.transforms.is_empty() {
+        return Err(verr(
+            "a detached Reference must have no Transforms (it digests the exact bytes)",
+        ));
+    }
+    finish(parts, served, pinned)
+}
+
+/// The last two steps of every verification: the digest over what the Reference covers,
+/// then the SignatureValue with the pinned or carried key.
+fn finish(
+    parts: SignatureParts,
+    covered: &[u8],
+    pinned: Option<&PublicKey>,
+) -> Result<Verified, VerifyError> {
+    let actual = digest::digest(&digest::SHA256, covered);
+    finish_digest(parts, actual.as_ref(), pinned)
+}
+
+fn finish_digest(
+    parts: SignatureParts,
+    actual: &[u8],
+    pinned: Option<&PublicKey>,
+) -> Result<Verified, VerifyError> {
+    if actual != parts.digest.as_slice() {
+        return Err(verr(
+            "DigestValue does not match the document: the document was changed after signing",
+        ));
+    }
+    let pinned = check_key_and_value(&parts, pinned)?;
+    Ok(Verified {
+        alg: parts.alg,
+        pinned,
+        reference_uri: parts.uri,
+        cert: parts.cert,
+    })
+}

@@ -1,0 +1,228 @@
+//! Every call into libxml2 that needs `unsafe` lives here: strict parsing, streaming XSD
+//! validation with collected errors, exclusive c14n streamed into a digest, and the
+//! visibility callback that leaves the enveloped signature out.
+//!
+//! libxml types are neither `Send` nor `Sync`: every function builds what it needs on the
+//! calling thread and returns owned data only.
+
+use libxml::bindings;
+use libxml::parser::{Parser, ParserOptions};
+use libxml::schemas::{SchemaParserContext, SchemaValidationContext};
+use libxml::tree::c14n::{CanonicalizationMode, CanonicalizationOptions};
+use libxml::tree::{Document, Node};
+use ring::digest;
+use std::ffi::{c_void, CStr};
+use std::os::raw::{c_char, c_int};
+
+use crate::sign::{verr, VerifyError};
+use crate::xml::schema::SchemaErrors;
+
+fn strict() -> ParserOptions<'static> {
+    ParserOptions {
+        recover: false,
+        no_net: true,
+        // Short text inline in its node: a list is millions of small text nodes.
+        compact: true,
+        ..Default::default()
+    }
+}
+
+pub fn parse_strict(bytes: &[u8]) -> Result<Document, String> {
+    crate::xml::input::check_xml(bytes).map_err(|e| e.to_string())?;
+    match Parser::default().parse_string_with_diagnostics(bytes, strict()) {
+        Ok((doc, _)) => Ok(doc),
+        Err(libxml::parser::XmlParseFailure::ParseFailed(errs)) => Err(errs
+            .into_iter()
+            .take(5)
+            .map(|e| {
+                format!(
+                    "line {}: {}",
+                    e.line.unwrap_or(0),
+                    e.message.unwrap_or_default().trim()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ")),
+        Err(e) => Err(format!("{e:?}")),
+    }
+}
+
+pub fn exc_c14n() -> CanonicalizationOptions {
+    CanonicalizationOptions {
+        mode: CanonicalizationMode::ExclusiveCanonical1_0,
+        with_comments: false,
+        inclusive_ns_prefixes: vec![],
+    }
+}
+
+unsafe extern "C" fn hide_subtree(
+    user: *mut c_void,
+    node: libxml::bindings::xmlNodePtr,
+    parent: libxml::bindings::xmlNodePtr,
+) -> c_int {
+    // SAFETY: libxml2 passes live nodes of the document being canonicalised; `user` is the
+    // Signature node of that document. Namespace declarations are not xmlNodes, so for them
+    // we walk up from the parent instead.
+    unsafe {
+        let hidden = user as libxml::bindings::xmlNodePtr;
+        let mut cur = node;
+        if cur.is_null() || (*cur).type_ == libxml::bindings::xmlElementType_XML_NAMESPACE_DECL {
+            cur = parent;
+        }
+        while !cur.is_null() {
+            if cur == hidden {
+                return 0;
+            }
+            cur = (*cur).parent;
+        }
+        1
+    }
+}
+
+/// SHA-256 of the exclusive canonical form of `doc` without the subtree `hidden` (the
+/// enveloped-signature transform), streamed from libxml2 into the digest: the canonical
+/// form, as large as the document, is never held in memory.
+pub fn c14n_sha256_without(doc: &Document, hidden: &Node) -> Result<Vec<u8>, VerifyError> {
+    unsafe extern "C" fn write(
+        ctx: *mut c_void,
+        buf: *const std::os::raw::c_char,
+        len: c_int,
+    ) -> c_int {
+        // SAFETY: `ctx` is the digest context below, alive for the whole c14n run; libxml2
+        // passes `len` valid bytes at `buf`.
+        unsafe {
+            if len > 0 && !ctx.is_null() && !buf.is_null() {
+                let d = &mut *(ctx as *mut digest::Context);
+                d.update(std::slice::from_raw_parts(buf as *const u8, len as usize));
+            }
+        }
+        len
+    }
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    // SAFETY: the output buffer writes only into `ctx` and is closed (flushed and freed)
+    // before `ctx` is used again; `hide_subtree` receives the Signature node of `doc`.
+    let (rc, closed) = unsafe {
+        let out = libxml::bindings::xmlOutputBufferCreateIO(
+            Some(write),
+            None,
+            &mut ctx as *mut digest::Context as *mut c_void,
+            std::ptr::null_mut(),
+        );
+        if out.is_null() {
+            return Err(verr("libxml2 could not allocate an output buffer"));
+        }
+        let rc = libxml::bindings::xmlC14NExecute(
+            doc.doc_ptr(),
+            Some(hide_subtree),
+            hidden.node_ptr() as *mut c_void,
+            libxml::bindings::xmlC14NMode_XML_C14N_EXCLUSIVE_1_0 as c_int,
+            std::ptr::null_mut(),
+            0,
+            out,
+        );
+        (rc, libxml::bindings::xmlOutputBufferClose(out))
+    };
+    if rc < 0 || closed < 0 {
+        return Err(verr("document could not be canonicalised"));
+    }
+    Ok(ctx.finish().as_ref().to_vec())
+}
+
+pub fn compile(xsd: &str) -> Result<SchemaValidationContext, SchemaErrors> {
+    let mut parser = SchemaParserContext::from_buffer(xsd);
+    SchemaValidationContext::from_parser(&mut parser).map_err(|errs| {
+        SchemaErrors(
+            errs.into_iter()
+                .map(|e| {
+                    format!(
+                        "schema does not compile: {}",
+                        e.message.unwrap_or_default().trim()
+                    )
+                })
+                .collect(),
+        )
+    })
+}
+
+struct ParseErrors(Vec<String>);
+
+unsafe extern "C" fn collect_parse_error(user: *mut c_void, error: *mut bindings::_xmlError) {
+    // SAFETY: `user` is the `ParseErrors` installed by `validate_stream` for the duration of
+    // the call, and libxml2 passes a valid error record.
+    unsafe {
+        if user.is_null() || error.is_null() {
+            return;
+        }
+        let errs = &mut *(user as *mut ParseErrors);
+        if errs.0.len() >= 20 {
+            return;
+        }
+        let msg = if (*error).message.is_null() {
+            "unknown error".to_string()
+        } else {
+            CStr::from_ptr((*error).message)
+                .to_string_lossy()
+                .trim()
+                .to_string()
+        };
+        errs.0.push(format!(
+            "line {}: {}",
+            (*error).line,
+            crate::clip::clip_quoted(&msg)
+        ));
+    }
+}
+
+/// Validate a document against an XSD with libxml2's streaming (SAX) validator: no DOM is
+/// built, so memory stays flat for large lists.
+pub fn validate_stream(xsd: &str, bytes: &[u8]) -> Result<(), SchemaErrors> {
+    crate::xml::input::check_xml(bytes).map_err(|e| SchemaErrors(vec![e.0]))?;
+    let len = i32::try_from(bytes.len())
+        .map_err(|_| SchemaErrors(vec!["document larger than 2 GiB".into()]))?;
+    let mut ctx = compile(xsd)?;
+    let mut parse_errors = ParseErrors(Vec::new());
+    // SAFETY: libxml2 copies `bytes` into its own buffer; xmlSchemaValidateStream
+    // takes ownership of the input buffer and frees it. The structured error handler is
+    // reset before `parse_errors` goes out of scope.
+    let rc = unsafe {
+        let buf = bindings::xmlParserInputBufferCreateMem(
+            bytes.as_ptr() as *const c_char,
+            len,
+            bindings::xmlCharEncoding_XML_CHAR_ENCODING_NONE,
+        );
+        if buf.is_null() {
+            return Err(SchemaErrors(vec![
+                "libxml2 could not allocate an input buffer".into(),
+            ]));
+        }
+        bindings::xmlSetStructuredErrorFunc(
+            &mut parse_errors as *mut ParseErrors as *mut c_void,
+            Some(collect_parse_error),
+        );
+        let rc = bindings::xmlSchemaValidateStream(
+            ctx.as_ptr(),
+            buf,
+            bindings::xmlCharEncoding_XML_CHAR_ENCODING_NONE,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        );
+        bindings::xmlSetStructuredErrorFunc(std::ptr::null_mut(), None);
+        rc
+    };
+    let validation = ctx.drain_errors();
+    if rc == 0 && validation.is_empty() && parse_errors.0.is_empty() {
+        return Ok(());
+    }
+    let mut msgs = parse_errors.0;
+    msgs.extend(validation.into_iter().take(20).map(|e| {
+        format!(
+            "line {}: {}",
+            e.line.unwrap_or(0),
+            crate::clip::clip_quoted(e.message.unwrap_or_default().trim())
+        )
+    }));
+    if msgs.is_empty() {
+        msgs.push(format!("libxml2 schema validation failed with status {rc}"));
+    }
+    Err(SchemaErrors(msgs))
+}
