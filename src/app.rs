@@ -1,14 +1,14 @@
-//! Process-level flows: `init`, `serve`, and dispatching other commands either to a running
-//! server (admin socket) or to the registry in this process.
+//! Process-level flows: `init`, `serve`, and running an operation either in a running
+//! server (through the admin socket) or against the registry in this process.
 
-use crate::cli::{self, Cli, Command, InitArgs, ServeArgs};
+use crate::cli::{Cli, InitArgs, Local, ServeArgs};
 use crate::consume::read::{self, Release2Mapping};
 use crate::datadir;
-use crate::operate::admin;
-use crate::publish;
+use crate::operate::{admin, Ctx, Operation};
+use crate::publish::Publisher;
 use crate::registry::catalogue::{Catalogue, DEFAULT_CATALOGUE};
 use crate::registry::model::Aanbiedertype;
-use crate::registry::store::Store;
+use crate::registry::store::{Store, Who};
 use crate::serve::{self, PublishedSet, Shared};
 use crate::sign::SigningKey;
 use anyhow::{bail, Context, Result};
@@ -41,11 +41,11 @@ pub const DEMO_LISTS: &[(&str, &[u8])] = &[
 pub fn main(cli: Cli) -> ExitCode {
     let data = cli.data.clone().unwrap_or_else(datadir::default_dir);
     let operator = cli.operator.clone().unwrap_or_else(datadir::os_user);
-    let result = match cli.command {
-        Command::Init(a) => init(&data, &a, &operator).map(|s| print!("{s}")),
-        Command::Serve(a) => serve_blocking(&data, a, &operator),
-        Command::Verify(a) => verify_command(a),
-        Command::History(cli::HistoryCmd::Verify {
+    let result = match cli.command.local() {
+        Ok(Local::Init(a)) => init(&data, &a, &operator).map(|s| print!("{s}")),
+        Ok(Local::Serve(a)) => serve_blocking(&data, a, &operator),
+        Ok(Local::Verify(a)) => verify_command(a),
+        Ok(Local::HistoryVerify {
             path,
             cert,
             trust_embedded_cert,
@@ -63,12 +63,18 @@ pub fn main(cli: Cli) -> ExitCode {
                 )
             })
             .map(|s| print!("{s}")),
-        cmd => {
-            let who = crate::registry::store::Who {
+        Err(cmd) => {
+            let who = Who {
                 operator,
                 reason: cli.reason.clone(),
             };
-            return registry_command(&data, cmd, who);
+            return match (*cmd).into_operation() {
+                Ok(op) => run_operation(&data, op, who),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            };
         }
     };
     match result {
@@ -80,7 +86,7 @@ pub fn main(cli: Cli) -> ExitCode {
     }
 }
 
-fn verify_command(a: cli::VerifyArgs) -> Result<()> {
+fn verify_command(a: crate::cli::VerifyArgs) -> Result<()> {
     let pinned = a
         .cert
         .as_deref()
@@ -104,21 +110,22 @@ fn verify_command(a: cli::VerifyArgs) -> Result<()> {
     Ok(())
 }
 
-fn registry_command(data: &Path, cmd: Command, who: crate::registry::store::Who) -> ExitCode {
-    // The admin protocol carries text; refuse (rather than panic on) non-UTF-8 arguments.
-    let argv: Result<Vec<String>, _> = std::env::args_os()
-        .skip(1)
-        .map(|a| a.into_string())
-        .collect();
-    let Ok(argv) = argv else {
-        eprintln!("error: arguments must be valid UTF-8");
-        return ExitCode::from(2);
-    };
-    if let Err(e) = crate::registry::store::check_recorded(&who.operator, who.reason.as_deref()) {
+/// Run an operation: in the server if one runs on this data directory (redb allows one
+/// process), else here.
+fn run_operation(data: &Path, mut op: Operation, who: Who) -> ExitCode {
+    if let Err(e) = who.check() {
         eprintln!("error: {e}; nothing was changed");
         return ExitCode::from(2);
     }
-    let publishes = cmd.publishes();
+    if let Ok(cwd) = std::env::current_dir() {
+        op.absolutize(&cwd);
+    }
+    // The admin protocol carries text: refuse (rather than fail on) non-UTF-8 arguments.
+    if let Err(e) = serde_json::to_vec(&op) {
+        eprintln!("error: arguments must be valid UTF-8 ({e})");
+        return ExitCode::from(2);
+    }
+    let publishes = op.publishes();
     // Known before a publication is sent, so a lost connection can be explained after it.
     let before = if publishes {
         admin::published_seq(data)
@@ -126,10 +133,9 @@ fn registry_command(data: &Path, cmd: Command, who: crate::registry::store::Who)
         None
     };
     let req = admin::Request {
-        argv,
+        op: Some(op.clone()),
         operator: who.operator.clone(),
-        cwd: std::env::current_dir().unwrap_or_default(),
-        probe: false,
+        reason: who.reason.clone(),
     };
     if let Some(resp) = admin::forward(data, &req) {
         return match resp {
@@ -149,22 +155,18 @@ fn registry_command(data: &Path, cmd: Command, who: crate::registry::store::Who)
         };
     }
     let store = match Store::open(&datadir::registry_path(data)) {
-        Ok(s) => s,
+        Ok(s) => Arc::new(s),
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(1);
         }
     };
-    let ctx = cli::Ctx {
-        data,
-        store: &store,
-        who,
-    };
-    let mut out = String::new();
-    let r = cli::execute(&ctx, cmd, &mut out);
-    print!("{out}");
-    match r {
-        Ok(()) => ExitCode::SUCCESS,
+    let ctx = Ctx::local(data, &store, who);
+    match op.apply(&ctx) {
+        Ok(out) => {
+            print!("{out}");
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("error: {}", crate::clip::clip_lines(&format!("{e:#}")));
             ExitCode::from(1)
@@ -255,7 +257,7 @@ pub fn init(data: &Path, a: &InitArgs, operator: &str) -> Result<String> {
     datadir::create_dir(data)?;
     datadir::write_private(&data.join(datadir::KEY_FILE), &key_pem)?;
     datadir::write_private(&data.join(datadir::CERT_FILE), &cert_pem)?;
-    let store = Store::create(&reg_path, &catalogue)?;
+    let store = Arc::new(Store::create(&reg_path, &catalogue)?);
     std::fmt::Write::write_fmt(&mut out, format_args!("initialised {}\n", data.display()))?;
     if dev {
         out.push_str("signing key: generated a DEVELOPMENT key and self-signed certificate (not for production; use `init --key PEM --cert PEM`)\n");
@@ -275,15 +277,10 @@ pub fn init(data: &Path, a: &InitArgs, operator: &str) -> Result<String> {
             }
             Ok(String::new())
         })?;
-        let key = datadir::load_signing_key(data)?;
-        let p = publish::publish(
-            &store,
-            &key,
-            operator,
-            "demo registry",
-            time::OffsetDateTime::now_utc(),
-        )?;
-        if let Some(p) = p {
+        let publisher = Publisher::new(store.clone(), data, None);
+        let outcome =
+            publisher.publish(operator, "demo registry", time::OffsetDateTime::now_utc())?;
+        if let Some(p) = outcome.published {
             out.push_str(&format!(
                 "published the demo registry as publication #{}\n",
                 p.entry.seq
@@ -323,9 +320,10 @@ async fn serve(data: &Path, a: ServeArgs) -> Result<()> {
     let store = Arc::new(Store::open(&datadir::registry_path(data))?);
     let cert = datadir::certificate_pem(data)?;
     // Fail at start, not at the first publication, on a broken key/certificate pair.
-    let key = Arc::new(datadir::load_signing_key(data)?);
-    let initial = PublishedSet::load(&store, cert.clone())?;
+    datadir::load_signing_key(data)?;
+    let initial = PublishedSet::load(&store, cert)?;
     let shared: Shared = Arc::new(ArcSwapOption::from(initial.map(Arc::new)));
+    let publisher = Arc::new(Publisher::new(store.clone(), data, Some(shared.clone())));
     let listener = tokio::net::TcpListener::bind(&a.listen)
         .await
         .with_context(|| format!("listening on {}", a.listen))?;
@@ -334,18 +332,12 @@ async fn serve(data: &Path, a: ServeArgs) -> Result<()> {
 
     let handler: admin::Handler = {
         let store = store.clone();
-        let shared = shared.clone();
+        let publisher = publisher.clone();
         let data = data.to_path_buf();
-        let cert = cert.clone();
-        Arc::new(move |req: admin::Request| admin_command(&store, &shared, &data, &cert, req))
+        Arc::new(move |req: admin::Request| admin_request(&data, &store, &publisher, req))
     };
     tokio::spawn(admin::run(admin_listener, handler));
-    tokio::spawn(expire_livegangen(
-        store.clone(),
-        key,
-        shared.clone(),
-        cert.clone(),
-    ));
+    tokio::spawn(expire_livegangen(publisher.clone()));
 
     println!("stelselnode listening on http://{addr}/");
     let base = format!("http://{addr}");
@@ -380,116 +372,62 @@ async fn serve(data: &Path, a: ServeArgs) -> Result<()> {
 
 /// A gecontroleerde livegang past its `until` ends by itself: checked every second (only
 /// the small livegang table is read), applied as a normal logged publication.
-async fn expire_livegangen(store: Arc<Store>, key: Arc<SigningKey>, shared: Shared, cert: String) {
+async fn expire_livegangen(publisher: Arc<Publisher>) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     loop {
         tick.tick().await;
-        let (s, k) = (store.clone(), key.clone());
+        let p = publisher.clone();
         let r = tokio::task::spawn_blocking(move || {
-            crate::registry::livegang::expire_due(&s, &k, time::OffsetDateTime::now_utc())
+            p.expire_livegangen(time::OffsetDateTime::now_utc())
         })
         .await;
         match r {
-            Ok(Ok(ids)) if !ids.is_empty() => {
-                tracing::info!(
-                    "gecontroleerde livegang {} expired and was published",
-                    ids.join(", ")
-                );
-                reload(&store, &shared, &cert);
-            }
+            Ok(Ok(ids)) if !ids.is_empty() => tracing::info!(
+                "gecontroleerde livegang {} expired and was published",
+                ids.join(", ")
+            ),
             Ok(Err(e)) => tracing::error!("expiring gecontroleerde livegang: {e:#}"),
             _ => {}
         }
     }
 }
 
-/// Swap in the published set if the store has a newer publication than the one served.
-fn reload(store: &Store, shared: &Shared, cert: &str) {
-    let current = shared.load().as_ref().map(|s| s.index.seq);
-    if let Ok(Some(idx)) = store.published() {
-        if Some(idx.seq) != current {
-            match PublishedSet::load(store, cert.to_string()) {
-                Ok(set) => shared.store(set.map(Arc::new)),
-                Err(e) => tracing::error!(
-                    "published set could not be loaded; keeping the previous one: {e}"
-                ),
-            }
-        }
-    }
-}
-
-fn admin_command(
-    store: &Store,
-    shared: &Shared,
+/// One request on the admin socket: an operation, run as the operator who sent it.
+fn admin_request(
     data: &Path,
-    cert: &str,
+    store: &Arc<Store>,
+    publisher: &Publisher,
     req: admin::Request,
 ) -> admin::Response {
-    if req.probe {
+    let reply = |code: i32, out: String, err: String| admin::Response { code, out, err };
+    let Some(op) = req.op else {
         return match store.published() {
-            Ok(p) => admin::Response {
-                code: 0,
-                out: p.map(|i| i.seq.to_string()).unwrap_or_default(),
-                err: String::new(),
-            },
-            Err(e) => admin::Response {
-                code: 1,
-                out: String::new(),
-                err: format!("error: {e}\n"),
-            },
+            Ok(p) => reply(
+                0,
+                p.map(|i| i.seq.to_string()).unwrap_or_default(),
+                String::new(),
+            ),
+            Err(e) => reply(1, String::new(), format!("error: {e}\n")),
         };
-    }
-    let mut argv = vec!["stelselnode".to_string()];
-    argv.extend(req.argv);
-    let parsed = match <Cli as clap::Parser>::try_parse_from(&argv) {
-        Ok(c) => c,
-        Err(e) => {
-            return admin::Response {
-                code: 2,
-                out: String::new(),
-                err: e.to_string(),
-            }
-        }
     };
-    let reason = parsed.reason.clone();
-    let mut cmd = parsed.command;
-    if cmd.is_local_only() {
-        return admin::Response {
-            code: 2,
-            out: String::new(),
-            err: "this command cannot run through the admin socket\n".into(),
-        };
-    }
-    cmd.absolutize(&req.cwd);
-    if let Err(e) = crate::registry::store::check_recorded(&req.operator, reason.as_deref()) {
-        return admin::Response {
-            code: 2,
-            out: String::new(),
-            err: format!("error: {e}; nothing was changed\n"),
-        };
-    }
-    let ctx = cli::Ctx {
-        data,
-        store,
-        who: crate::registry::store::Who {
-            operator: req.operator,
-            reason,
-        },
+    let who = Who {
+        operator: req.operator,
+        reason: req.reason,
     };
-    let mut out = String::new();
-    let result = cli::execute(&ctx, cmd, &mut out);
-    // A publication (or anything else that moved the published index) is swapped in now.
-    reload(store, shared, cert);
-    match result {
-        Ok(()) => admin::Response {
-            code: 0,
-            out,
-            err: String::new(),
-        },
-        Err(e) => admin::Response {
-            code: 1,
-            out,
-            err: format!("error: {}\n", crate::clip::clip_lines(&format!("{e:#}"))),
-        },
+    if let Err(e) = who.check() {
+        return reply(
+            2,
+            String::new(),
+            format!("error: {e}; nothing was changed\n"),
+        );
+    }
+    let ctx = Ctx::serving(data, store, publisher, who);
+    match op.apply(&ctx) {
+        Ok(out) => reply(0, out, String::new()),
+        Err(e) => reply(
+            1,
+            String::new(),
+            format!("error: {}\n", crate::clip::clip_lines(&format!("{e:#}"))),
+        ),
     }
 }

@@ -1,21 +1,18 @@
-//! Command-line interface. Commands that touch the registry run through [`execute`], either
-//! in this process (no server running) or inside the server via the admin socket, so both
-//! paths behave identically.
+//! Command-line interface: the clap definitions, and their translation into an
+//! [`Operation`] (or, for the commands that need no registry, a [`Local`] command). The
+//! only module that knows clap.
 
-use crate::consume::read::{self, Release2Mapping};
-use crate::datadir;
-use crate::publish;
-use crate::registry::catalogue::Catalogue;
-use crate::registry::model::{
-    Aanbiedertype, Abonneren, Gegevensdienst, Gegevensdienstnaam, Interfaceversie, ListKind,
-    OAuthclient, Systeemrol, Zorgaanbieder,
+use crate::operate::entity::{
+    GegevensdienstOp, OAuthclientOp, Offering, WhitelistOp, ZorgaanbiederOp,
 };
-use crate::registry::store::{document_key, Store};
-use anyhow::{anyhow, bail, Context, Result};
+use crate::operate::history::HistoryOp;
+use crate::operate::livegang::LivegangOp;
+use crate::operate::release::ReleaseOp;
+use crate::operate::{export::Export, import::Import, publish::Publish, Operation};
+use crate::registry::livegang::{Endpoints, Start};
+use crate::registry::model::{Aanbiedertype, ListKind};
 use clap::{Args, Parser, Subcommand};
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -358,69 +355,6 @@ pub struct OfferingArgs {
     pub subscription_endpoint: Option<String>,
 }
 
-impl OfferingArgs {
-    fn given(&self) -> bool {
-        self.interfaceversie.is_some()
-            || self.gegevensdienst.is_some()
-            || self.authorization_endpoint.is_some()
-            || self.token_endpoint.is_some()
-            || !self.systeemrol.is_empty()
-            || self.abonneren_duur.is_some()
-    }
-
-    fn systeemrollen(&self) -> Result<Vec<Systeemrol>, String> {
-        self.systeemrol
-            .iter()
-            .map(|s| {
-                s.split_once('=')
-                    .map(|(c, u)| Systeemrol {
-                        systeemrolcode: c.to_string(),
-                        resource_endpointuri: u.to_string(),
-                    })
-                    .ok_or_else(|| format!("--systeemrol '{s}' must have the form CODE=URI"))
-            })
-            .collect()
-    }
-
-    fn build(&self) -> Result<(String, Gegevensdienst), String> {
-        let mut missing = Vec::new();
-        for (v, flag) in [
-            (&self.interfaceversie, "--interfaceversie"),
-            (&self.gegevensdienst, "--gegevensdienst"),
-            (&self.authorization_endpoint, "--authorization-endpoint"),
-            (&self.token_endpoint, "--token-endpoint"),
-        ] {
-            if v.is_none() {
-                missing.push(flag);
-            }
-        }
-        if self.systeemrol.is_empty() {
-            missing.push("--systeemrol CODE=URI");
-        }
-        if !missing.is_empty() {
-            return Err(format!("an offering needs {}", missing.join(", ")));
-        }
-        let systeemrollen = self.systeemrollen()?;
-        let text = |v: &Option<String>| v.clone().unwrap_or_default();
-        Ok((
-            text(&self.interfaceversie),
-            Gegevensdienst {
-                gegevensdienst_id: text(&self.gegevensdienst),
-                authorization_endpointuri: text(&self.authorization_endpoint),
-                token_endpointuri: text(&self.token_endpoint),
-                abonneren: match (&self.abonneren_duur, &self.subscription_endpoint) {
-                    (Some(d), Some(u)) => Some(Abonneren {
-                        maximale_duur: *d,
-                        subscription_endpointuri: u.clone(),
-                    }),
-                    _ => None,
-                },
-                systeemrollen,
-            },
-        ))
-    }
-}
-
 #[derive(Subcommand, Debug)]
 pub enum ZorgaanbiederCmd {
     /// Add a Zorgaanbieder with its first offering.
@@ -564,871 +498,225 @@ pub enum GegevensdienstCmd {
     List,
 }
 
+/// A command that runs in this process without the registry.
+pub enum Local {
+    Init(InitArgs),
+    Serve(ServeArgs),
+    Verify(VerifyArgs),
+    HistoryVerify {
+        path: PathBuf,
+        cert: Option<PathBuf>,
+        trust_embedded_cert: bool,
+        max_size: u64,
+    },
+}
+
+impl From<OfferingArgs> for Offering {
+    fn from(a: OfferingArgs) -> Offering {
+        Offering {
+            interfaceversie: a.interfaceversie,
+            gegevensdienst: a.gegevensdienst,
+            authorization_endpoint: a.authorization_endpoint,
+            token_endpoint: a.token_endpoint,
+            systeemrol: a.systeemrol,
+            abonneren_duur: a.abonneren_duur,
+            subscription_endpoint: a.subscription_endpoint,
+        }
+    }
+}
+
 impl Command {
-    /// Commands that must run in this process rather than in a running server.
-    pub fn is_local_only(&self) -> bool {
-        matches!(
-            self,
-            Command::Init(_) | Command::Serve(_) | Command::Verify(_)
-        )
-    }
-
-    /// Commands that commit a publication.
-    pub fn publishes(&self) -> bool {
-        matches!(
-            self,
-            Command::Publish(_)
-                | Command::Release(
-                    ReleaseCmd::Add { .. }
-                        | ReleaseCmd::SetStatus { .. }
-                        | ReleaseCmd::SetDefault { .. }
-                )
-        )
-    }
-
-    /// Make relative paths absolute, for execution in another process (the server).
-    pub fn absolutize(&mut self, cwd: &Path) {
-        let abs = |p: &mut PathBuf| {
-            if p.is_relative() {
-                *p = cwd.join(&*p);
+    /// The operation this command asks for, or the local command it is.
+    pub fn into_operation(self) -> Result<Operation, String> {
+        Ok(match self {
+            Command::Init(_) | Command::Serve(_) | Command::Verify(_) => {
+                return Err("this command runs locally".into())
             }
-        };
-        match self {
-            Command::Import(a) => a.files.iter_mut().for_each(abs),
-            Command::Export(a) => abs(&mut a.out),
-            Command::History(HistoryCmd::Export { out, .. }) => abs(out),
-            _ => {}
-        }
-    }
-}
-
-/// What a command needs to run against a registry.
-pub struct Ctx<'a> {
-    pub data: &'a Path,
-    pub store: &'a Store,
-    pub who: crate::registry::store::Who,
-}
-
-fn not_found(kind: &str, key: &str) -> String {
-    format!("{kind} '{key}' does not exist")
-}
-
-/// Run a registry command; output goes to `out`.
-pub fn execute(ctx: &Ctx, cmd: Command, out: &mut String) -> Result<()> {
-    match cmd {
-        Command::Init(_) | Command::Serve(_) | Command::Verify(_) => {
-            bail!("this command cannot run through the admin socket")
-        }
-        Command::Status => status(ctx, out),
-        Command::Diff => {
-            let (reg, cat) = ctx.store.snapshot()?;
-            let published = ctx.store.published_registry()?;
-            if !write_diff(out, &published, &reg, &cat, &ListKind::ALL)? {
-                writeln!(out, "no pending changes")?;
-            }
-            for c in ctx.store.journal()? {
-                writeln!(out, "{}", c.describe())?;
-            }
-            Ok(())
-        }
-        Command::Discard => {
-            let published = ctx.store.published_registry()?;
-            let n = ctx.store.journal()?.len();
-            ctx.store.restore(&published)?;
-            writeln!(
-                out,
-                "discarded the pending change set ({n} edits); the registry is as published"
-            )?;
-            Ok(())
-        }
-        Command::Dump => {
-            writeln!(out, "{}", json(&ctx.store.registry()?))?;
-            Ok(())
-        }
-        Command::Publish(a) => {
-            if a.message.trim().is_empty() {
-                bail!("publish: --message must give a reason");
-            }
-            crate::registry::store::check_recorded(&ctx.who.operator, Some(&a.message))
-                .map_err(|e| anyhow!("publish: {e}; nothing was published"))?;
-            let key = datadir::load_signing_key(ctx.data)?;
-            // A livegang past its date ends first, as its own publication, also when no
-            // server runs to notice it.
-            let expired = crate::registry::livegang::expire_due(
-                ctx.store,
-                &key,
-                time::OffsetDateTime::now_utc(),
-            )?;
-            if !expired.is_empty() {
-                writeln!(
-                    out,
-                    "gecontroleerde livegang {} expired; its end was published first",
-                    expired.join(", ")
-                )?;
-            }
-            match publish::publish(
-                ctx.store,
-                &key,
-                &ctx.who.operator,
-                &a.message,
-                time::OffsetDateTime::now_utc(),
-            )? {
-                None => writeln!(out, "nothing changed since publication; nothing published")?,
-                Some(p) => {
-                    writeln!(
-                        out,
-                        "published #{} at {} by {}",
-                        p.entry.seq, p.entry.time, p.entry.operator
-                    )?;
-                    for (l, v) in &p.index.lists {
-                        let mark = if p.entry.changed.contains(l) {
-                            "changed"
-                        } else {
-                            "unchanged"
-                        };
-                        writeln!(
-                            out,
-                            "  {:<26} Volgnummer {:>6}  {mark}",
-                            l.to_string(),
-                            v.volgnummer
-                        )?;
-                    }
+            Command::Status => Operation::Status,
+            Command::Dump => Operation::Dump,
+            Command::Diff => Operation::Diff,
+            Command::Discard => Operation::Discard,
+            Command::Publish(a) => Operation::Publish(Publish { message: a.message }),
+            Command::Import(a) => Operation::Import(Import {
+                files: a.files,
+                interfaceversie: a.interfaceversie,
+                aanbiedertype: a.aanbiedertype,
+                dry_run: a.dry_run,
+                max_size: a.max_size,
+            }),
+            Command::Export(a) => Operation::Export(Export {
+                release: a.release,
+                out: a.out,
+            }),
+            Command::Zorgaanbieder(c) => Operation::Zorgaanbieder(match c {
+                ZorgaanbiederCmd::Add {
+                    naam,
+                    aanbiedertype,
+                    offering,
+                } => ZorgaanbiederOp::Add {
+                    naam,
+                    aanbiedertype,
+                    offering: offering.into(),
+                },
+                ZorgaanbiederCmd::Update {
+                    naam,
+                    aanbiedertype,
+                    offering,
+                } => ZorgaanbiederOp::Update {
+                    naam,
+                    aanbiedertype,
+                    offering: offering.into(),
+                },
+                ZorgaanbiederCmd::Withdraw {
+                    naam,
+                    interfaceversie,
+                    gegevensdienst,
+                } => ZorgaanbiederOp::Withdraw {
+                    naam,
+                    interfaceversie,
+                    gegevensdienst,
+                },
+                ZorgaanbiederCmd::Remove { naam } => ZorgaanbiederOp::Remove { naam },
+                ZorgaanbiederCmd::Show { naam } => ZorgaanbiederOp::Show { naam },
+                ZorgaanbiederCmd::List => ZorgaanbiederOp::List,
+            }),
+            Command::Oauthclient(c) => Operation::Oauthclient(match c {
+                OAuthclientCmd::Add {
+                    hostname,
+                    organisatienaam,
+                    gegevensdienst,
+                } => OAuthclientOp::Add {
+                    hostname,
+                    organisatienaam,
+                    gegevensdienst,
+                },
+                OAuthclientCmd::Update {
+                    hostname,
+                    organisatienaam,
+                    gegevensdienst,
+                    no_gegevensdiensten,
+                } => OAuthclientOp::Update {
+                    hostname,
+                    organisatienaam,
+                    gegevensdienst,
+                    no_gegevensdiensten,
+                },
+                OAuthclientCmd::Remove { hostname } => OAuthclientOp::Remove { hostname },
+                OAuthclientCmd::Show { hostname } => OAuthclientOp::Show { hostname },
+                OAuthclientCmd::List => OAuthclientOp::List,
+            }),
+            Command::Whitelist(c) => Operation::Whitelist(match c {
+                WhitelistCmd::Add { hostnames } => WhitelistOp::Add { hostnames },
+                WhitelistCmd::Remove { hostnames } => WhitelistOp::Remove { hostnames },
+                WhitelistCmd::Show { hostname } => WhitelistOp::Show { hostname },
+                WhitelistCmd::List => WhitelistOp::List,
+            }),
+            Command::Gegevensdienst(c) => Operation::Gegevensdienst(match c {
+                GegevensdienstCmd::Add { id, weergavenaam } => {
+                    GegevensdienstOp::Add { id, weergavenaam }
                 }
-            }
-            Ok(())
-        }
-        Command::Import(a) => import_files(ctx, a, out),
-        Command::Export(a) => export(ctx, a, out),
-        Command::Zorgaanbieder(c) => zorgaanbieder(ctx, c, out),
-        Command::Oauthclient(c) => oauthclient(ctx, c, out),
-        Command::Whitelist(c) => whitelist(ctx, c, out),
-        Command::Gegevensdienst(c) => gegevensdienst(ctx, c, out),
-        Command::Release(c) => release(ctx, c, out),
-        Command::Livegang(c) => livegang(ctx, c, out),
-        Command::History(c) => {
-            let text = match c {
-                HistoryCmd::List { list } => crate::operate::history::list(ctx.store, list)?,
-                HistoryCmd::Show { seq } => crate::operate::history::show(ctx.store, seq)?,
-                HistoryCmd::Diff { list, a, b } => {
-                    crate::operate::history::diff_cmd(ctx.store, list, a, b)?
+                GegevensdienstCmd::Update { id, weergavenaam } => {
+                    GegevensdienstOp::Update { id, weergavenaam }
                 }
-                HistoryCmd::Export {
-                    out: path,
-                    from,
-                    to,
+                GegevensdienstCmd::Remove { id } => GegevensdienstOp::Remove { id },
+                GegevensdienstCmd::Show { id } => GegevensdienstOp::Show { id },
+                GegevensdienstCmd::List => GegevensdienstOp::List,
+            }),
+            Command::Release(c) => Operation::Release(match c {
+                ReleaseCmd::List => ReleaseOp::List,
+                ReleaseCmd::Add {
+                    id,
+                    interfaceversie,
+                    zorgaanbiederslijst,
+                    oauthclientlist,
+                    whitelist,
+                    gegevensdienstnamenlijst,
+                } => ReleaseOp::Add {
+                    id,
+                    interfaceversie,
+                    zorgaanbiederslijst,
+                    oauthclientlist,
+                    whitelist,
+                    gegevensdienstnamenlijst,
+                },
+                ReleaseCmd::SetStatus {
+                    id,
+                    status,
+                    sunset,
+                    deprecated_since,
+                } => ReleaseOp::SetStatus {
+                    id,
+                    status,
+                    sunset,
+                    deprecated_since,
+                },
+                ReleaseCmd::SetDefault { id } => ReleaseOp::SetDefault { id },
+            }),
+            Command::Livegang(c) => Operation::Livegang(match c {
+                LivegangCmd::Start {
+                    gegevensdienst,
+                    zorgaanbieder,
+                    oauthclient,
+                    until,
+                    copy_id,
+                    release,
+                    authorization_endpoint,
+                    token_endpoint,
+                    systeemrol,
                 } => {
-                    let key = datadir::load_signing_key(ctx.data)?;
-                    crate::operate::history::export(ctx.store, &key, &path, from, to)?
-                }
-                HistoryCmd::Verify { .. } => bail!("history verify runs without a registry"),
-            };
-            out.push_str(&text);
-            Ok(())
-        }
-    }
-}
-
-fn livegang(ctx: &Ctx, c: LivegangCmd, out: &mut String) -> Result<()> {
-    use crate::registry::livegang as lg;
-    let msg = match c {
-        LivegangCmd::Start {
-            gegevensdienst,
-            zorgaanbieder,
-            oauthclient,
-            until,
-            copy_id,
-            release,
-            authorization_endpoint,
-            token_endpoint,
-            systeemrol,
-        } => {
-            let endpoints = match (authorization_endpoint, token_endpoint) {
-                (Some(a), Some(t)) => Some(lg::Endpoints {
-                    authorization_endpointuri: a,
-                    token_endpointuri: t,
-                    systeemrollen: OfferingArgs {
-                        systeemrol,
-                        ..Default::default()
-                    }
-                    .systeemrollen()
-                    .map_err(|e| anyhow!(e))?,
-                }),
-                _ => None,
-            };
-            let cat = ctx.store.catalogue()?;
-            let start = lg::Start {
-                gegevensdienst,
-                zorgaanbieders: zorgaanbieder,
-                oauthclients: oauthclient,
-                until,
-                copy_id,
-                release,
-                endpoints,
-            };
-            let operator = ctx.who.operator.clone();
-            ctx.store.update(&ctx.who, |reg| {
-                lg::start(reg, &cat, start, &operator, time::OffsetDateTime::now_utc())
-            })?
-        }
-        LivegangCmd::List => {
-            let l = ctx.store.livegangen()?;
-            if l.is_empty() {
-                "no gecontroleerde livegang".to_string()
-            } else {
-                l.values()
-                    .map(|l| {
-                        format!(
-                            "{:<6} copy of {:<4} release {} until {}  Zorgaanbieders: {}  OAuthclients: {}",
-                            l.copy_id,
-                            l.gegevensdienst_id,
-                            l.release,
-                            l.until,
-                            l.zorgaanbieders.join(","),
-                            l.oauthclients.join(",")
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            }
-        }
-        LivegangCmd::Show { id } => json(
-            ctx.store
-                .livegangen()?
-                .get(&id)
-                .ok_or_else(|| anyhow!("no gecontroleerde livegang '{id}'"))?,
-        ),
-        LivegangCmd::End { id } => ctx.store.update(&ctx.who, |reg| lg::end(reg, &id))?,
-        LivegangCmd::Promote { id } => ctx.store.update(&ctx.who, |reg| lg::promote(reg, &id))?,
-    };
-    writeln!(out, "{msg}")?;
-    Ok(())
-}
-
-fn release(ctx: &Ctx, c: ReleaseCmd, out: &mut String) -> Result<()> {
-    use crate::registry::catalogue::{Release, Status};
-    // Held from reading the catalogue to committing its publication: no other publication
-    // or catalogue change can come in between and be reverted by this one.
-    let guard = ctx.store.lock_publications();
-    let mut cat = ctx.store.catalogue()?;
-    let reason = match c {
-        ReleaseCmd::List => return write_releases(out, &cat),
-        ReleaseCmd::Add {
-            id,
-            interfaceversie,
-            zorgaanbiederslijst,
-            oauthclientlist,
-            whitelist,
-            gegevensdienstnamenlijst,
-        } => cat.add_release(Release {
-            id,
-            status: Status::Optioneel,
-            deprecated_since: None,
-            sunset: None,
-            interfaceversie,
-            zorgaanbiederslijst,
-            oauthclientlist,
-            whitelist,
-            gegevensdienstnamenlijst,
-            aanbiedertypen: crate::registry::catalogue::aanbiedertypen_in_force(),
-        }),
-        ReleaseCmd::SetStatus {
-            id,
-            status,
-            sunset,
-            deprecated_since,
-        } => cat.set_status(
-            &id,
-            status,
-            sunset,
-            deprecated_since,
-            time::OffsetDateTime::now_utc().date(),
-        ),
-        ReleaseCmd::SetDefault { id } => cat.set_default(&id),
-    }
-    .map_err(|e| anyhow!("{e}; nothing was changed"))?;
-
-    let reason = match &ctx.who.reason {
-        Some(r) => format!("{reason}: {r}"),
-        None => reason,
-    };
-    if ctx.store.published()?.is_none() {
-        ctx.store.set_catalogue(&guard, &cat)?;
-        writeln!(out, "{reason} (takes effect with the first publication)")?;
-        return Ok(());
-    }
-    let key = datadir::load_signing_key(ctx.data)?;
-    let now = time::OffsetDateTime::now_utc();
-    // A gecontroleerde livegang stops when its release stops being verplicht (FACTS.md §9).
-    let old_cat = ctx.store.catalogue()?;
-    let mut ending: Vec<String> = Vec::new();
-    for livegangen in [ctx.store.livegangen()?, ctx.store.published_livegangen()?] {
-        for l in livegangen.values() {
-            let was = old_cat.get(&l.release).map(|r| r.status) == Some(Status::Verplicht);
-            let is = cat.get(&l.release).map(|r| r.status) == Some(Status::Verplicht);
-            if was && !is && !ending.contains(&l.copy_id) {
-                ending.push(l.copy_id.clone());
-            }
-        }
-    }
-    let reason = if ending.is_empty() {
-        reason
-    } else {
-        format!(
-            "{reason}; gecontroleerde livegang {} ends with it",
-            ending.join(", ")
-        )
-    };
-    writeln!(out, "{reason}")?;
-    // The catalogue change takes effect through its own publication of what is already
-    // published (pending edits stay pending), so the server answers it at once (a
-    // withdrawn release: 410) and the log records who did it and why. The catalogue is
-    // stored by that publication's commit, so a failure changes nothing.
-    let published = crate::registry::livegang::end_everywhere(
-        ctx.store,
-        &guard,
-        &key,
-        &ending,
-        &ctx.who.operator,
-        &reason,
-        Some(&cat),
-        now,
-    )?;
-    match published {
-        Some(p) => writeln!(out, "published #{}", p.entry.seq)?,
-        None => writeln!(out, "nothing to publish")?,
-    }
-    Ok(())
-}
-
-fn status(ctx: &Ctx, out: &mut String) -> Result<()> {
-    let (reg, cat) = ctx.store.snapshot()?;
-    writeln!(
-        out,
-        "registry: {} Zorgaanbieders, {} OAuth clients, {} Whitelist nodes, {} Gegevensdiensten",
-        reg.zorgaanbieders.len(),
-        reg.oauthclients.len(),
-        reg.whitelist.len(),
-        reg.gegevensdiensten.len()
-    )?;
-    match ctx.store.published()? {
-        None => writeln!(out, "published: nothing yet")?,
-        Some(p) => {
-            writeln!(out, "published: publication #{}", p.seq)?;
-            for (l, v) in &p.lists {
-                let pending =
-                    crate::registry::store::sha256_hex(&reg.list_content(*l)?) != v.content_sha256;
-                writeln!(
-                    out,
-                    "  {:<26} Volgnummer {:>6}  {}{}",
-                    l.to_string(),
-                    v.volgnummer,
-                    v.tijdstempel,
-                    if pending {
-                        "  (registry has unpublished changes)"
-                    } else {
-                        ""
-                    }
-                )?;
-            }
-        }
-    }
-    writeln!(out, "releases (default {}):", cat.default)?;
-    write_releases(out, &cat)
-}
-
-fn write_releases(out: &mut String, cat: &Catalogue) -> Result<()> {
-    for r in &cat.releases {
-        let default = if r.id == cat.default {
-            "  (default)"
-        } else {
-            ""
-        };
-        write!(
-            out,
-            "{:<8} {:<11} interfaceversie {}",
-            r.id,
-            r.status.as_str(),
-            r.interfaceversie
-        )?;
-        if let Some(s) = &r.sunset {
-            write!(out, "  sunset {s}")?;
-        }
-        writeln!(out, "{default}")?;
-        for l in ListKind::ALL {
-            writeln!(out, "    {:<26} {}", l.to_string(), r.schema_version(l))?;
-        }
-    }
-    Ok(())
-}
-
-fn import_files(ctx: &Ctx, a: ImportArgs, out: &mut String) -> Result<()> {
-    let cat = ctx.store.catalogue()?;
-    let interfaceversie = match a.interfaceversie {
-        Some(iv) => iv,
-        None => default_interfaceversie(&cat)?,
-    };
-    crate::registry::rules::interfaceversie_id(&interfaceversie)
-        .map_err(|e| anyhow!("--interfaceversie '{interfaceversie}' {e}"))?;
-    let mut lists = Vec::new();
-    for f in &a.files {
-        let bytes = crate::xml::input::read_file(f, a.max_size)
-            .map_err(|e| anyhow!("{e}; nothing was imported"))?;
-        let l = read::read_list(&bytes)
-            .map_err(|e| anyhow!("{}: {e}; nothing was imported", f.display()))?;
-        lists.push((f.clone(), l));
-    }
-    let mut seen = BTreeMap::new();
-    for (f, l) in &lists {
-        if let Some(prev) = seen.insert(l.schema.list, f.clone()) {
-            bail!(
-                "{} and {} are both a {}; import one per list; nothing was imported",
-                prev.display(),
-                f.display(),
-                l.schema.list
-            );
-        }
-    }
-    let map = Release2Mapping {
-        interfaceversie,
-        aanbiedertype: a.aanbiedertype,
-    };
-    let mut floors = BTreeMap::new();
-    let mut descriptions = Vec::new();
-    let mut touched = Vec::new();
-    for (f, l) in &lists {
-        floors.insert(l.schema.list, l.volgnummer);
-        touched.push(l.schema.list);
-        descriptions.push(format!("{}: {}", f.display(), l.describe()));
-    }
-    let (before, cat) = ctx.store.snapshot()?;
-    let mut after = before.clone();
-    for (_, l) in &lists {
-        read::apply(&mut after, l.clone(), &map);
-    }
-    after.canonicalize();
-    crate::registry::rules::ensure_valid(&after, &cat).map_err(|v| anyhow!("{v}"))?;
-    if !write_diff(out, &before, &after, &cat, &touched)? {
-        writeln!(out, "the import changes nothing")?;
-    }
-    // Peak memory: the preview's two registries go before the write makes its own two.
-    drop((before, after));
-    if a.dry_run {
-        writeln!(out, "dry run: nothing was written")?;
-        return Ok(());
-    }
-    let summary = descriptions.join("; ");
-    // Applied to the latest registry inside the write transaction, so an edit that
-    // arrived after the diff above is not lost.
-    let imported: Vec<_> = lists.into_iter().map(|(_, l)| l).collect();
-    ctx.store
-        .update_with_floors(&ctx.who, &floors, move |reg| {
-            for l in imported {
-                read::apply(reg, l, &map);
-            }
-            Ok(format!("import {summary}"))
-        })?;
-    for d in descriptions {
-        writeln!(out, "imported {d}")?;
-    }
-    writeln!(out, "run `stelselnode publish -m REASON` to publish")?;
-    Ok(())
-}
-
-/// Write the entry-level differences of every rendition of `lists`; true if any.
-fn write_diff(
-    out: &mut String,
-    old: &crate::registry::model::Registry,
-    new: &crate::registry::model::Registry,
-    cat: &Catalogue,
-    lists: &[ListKind],
-) -> Result<bool> {
-    let mut any = false;
-    for r in cat.renditions() {
-        if !lists.contains(&r.list) {
-            continue;
-        }
-        let d = crate::registry::diff::describe(&r, old, new);
-        if !d.is_empty() {
-            any = true;
-            out.push_str(&d);
-        }
-    }
-    Ok(any)
-}
-
-fn default_interfaceversie(cat: &Catalogue) -> Result<String> {
-    cat.get(&cat.default)
-        .map(|r| r.interfaceversie.clone())
-        .ok_or_else(|| {
-            anyhow!(
-                "default release '{}' missing from the catalogue",
-                cat.default
-            )
-        })
-}
-
-fn export(ctx: &Ctx, a: ExportArgs, out: &mut String) -> Result<()> {
-    let index = ctx
-        .store
-        .published()?
-        .ok_or_else(|| anyhow!("nothing has been published yet"))?;
-    let release = index
-        .catalogue
-        .get(&a.release)
-        .ok_or_else(|| {
-            anyhow!(
-                "release '{}' is not in the catalogue (known: {})",
-                a.release,
-                index
-                    .catalogue
-                    .releases
-                    .iter()
-                    .map(|r| r.id.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        })?
-        .clone();
-    if release.status == crate::registry::catalogue::Status::Ingetrokken {
-        bail!(
-            "release '{}' is ingetrokken; it has no served lists",
-            release.id
-        );
-    }
-    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
-    for list in ListKind::ALL {
-        let r = release.rendition(list);
-        let pr = index
-            .renditions
-            .iter()
-            .find(|p| p.rendition == r)
-            .ok_or_else(|| anyhow!("{r} is not published"))?;
-        let key = document_key(&r, pr.volgnummer);
-        let xml = ctx
-            .store
-            .document(&key)?
-            .ok_or_else(|| anyhow!("{key} missing"))?;
-        let sig = ctx
-            .store
-            .document(&format!("{key}.sig"))?
-            .ok_or_else(|| anyhow!("{key}.sig missing"))?;
-        let path = a.out.join(list.file_name());
-        std::fs::write(&path, &xml).with_context(|| format!("writing {}", path.display()))?;
-        let sig_path = a.out.join(format!("{}.sig", list.file_name()));
-        std::fs::write(&sig_path, &sig)
-            .with_context(|| format!("writing {}", sig_path.display()))?;
-        writeln!(
-            out,
-            "wrote {} ({r}, Volgnummer {})",
-            path.display(),
-            pr.volgnummer
-        )?;
-    }
-    let cert = datadir::certificate_pem(ctx.data)?;
-    std::fs::write(a.out.join("signing-certificate.pem"), cert)?;
-    Ok(())
-}
-
-fn json(v: &impl serde::Serialize) -> String {
-    serde_json::to_string_pretty(v).unwrap_or_default()
-}
-
-fn zorgaanbieder(ctx: &Ctx, c: ZorgaanbiederCmd, out: &mut String) -> Result<()> {
-    let msg = match c {
-        ZorgaanbiederCmd::Add {
-            naam,
-            aanbiedertype,
-            offering,
-        } => {
-            let (iv, g) = offering.build().map_err(|e| anyhow!("zorgaanbieder add {naam}: {e}"))?;
-            ctx.store.update(&ctx.who, |reg| {
-                if reg.zorgaanbieders.contains_key(&naam) {
-                    return Err(format!("Zorgaanbieder '{naam}' already exists; use `zorgaanbieder update`"));
-                }
-                reg.zorgaanbieders.insert(
-                    naam.clone(),
-                    Zorgaanbieder {
-                        zorgaanbiedernaam: naam.clone(),
-                        aanbiedertype,
-                        interfaceversies: vec![Interfaceversie {
-                            interfaceversie_id: iv,
-                            gegevensdiensten: vec![g],
-                        }],
-                    },
-                );
-                Ok(format!("added Zorgaanbieder {naam}"))
-            })?
-        }
-        ZorgaanbiederCmd::Update {
-            naam,
-            aanbiedertype,
-            offering,
-        } => {
-            let offer = if offering.given() {
-                Some(offering.build().map_err(|e| anyhow!("zorgaanbieder update {naam}: {e}"))?)
-            } else {
-                None
-            };
-            if offer.is_none() && aanbiedertype.is_none() {
-                bail!("zorgaanbieder update {naam}: nothing to change (give --aanbiedertype and/or an offering)");
-            }
-            ctx.store.update(&ctx.who, |reg| {
-                let z = reg
-                    .zorgaanbieders
-                    .get_mut(&naam)
-                    .ok_or_else(|| not_found("Zorgaanbieder", &naam))?;
-                if let Some(t) = aanbiedertype {
-                    z.aanbiedertype = t;
-                }
-                if let Some((iv, g)) = offer {
-                    let gid = g.gegevensdienst_id.clone();
-                    match z.interfaceversies.iter_mut().find(|i| i.interfaceversie_id == iv) {
-                        Some(i) => match i.gegevensdiensten.iter_mut().find(|x| x.gegevensdienst_id == gid) {
-                            Some(existing) => *existing = g,
-                            None => i.gegevensdiensten.push(g),
-                        },
-                        None => z.interfaceversies.push(Interfaceversie {
-                            interfaceversie_id: iv,
-                            gegevensdiensten: vec![g],
+                    let endpoints = match (authorization_endpoint, token_endpoint) {
+                        (Some(a), Some(t)) => Some(Endpoints {
+                            authorization_endpointuri: a,
+                            token_endpointuri: t,
+                            systeemrollen: Offering::systeemrollen(&systeemrol)?,
                         }),
-                    }
-                }
-                Ok(format!("updated Zorgaanbieder {naam}"))
-            })?
-        }
-        ZorgaanbiederCmd::Withdraw {
-            naam,
-            interfaceversie,
-            gegevensdienst,
-        } => ctx.store.update(&ctx.who, |reg| {
-            let z = reg
-                .zorgaanbieders
-                .get_mut(&naam)
-                .ok_or_else(|| not_found("Zorgaanbieder", &naam))?;
-            let i = z
-                .interfaceversies
-                .iter_mut()
-                .find(|i| i.interfaceversie_id == interfaceversie)
-                .ok_or_else(|| format!("Zorgaanbieder '{naam}' offers nothing in Interfaceversie {interfaceversie}"))?;
-            let before = i.gegevensdiensten.len();
-            i.gegevensdiensten.retain(|g| g.gegevensdienst_id != gegevensdienst);
-            if i.gegevensdiensten.len() == before {
-                return Err(format!(
-                    "Zorgaanbieder '{naam}' does not offer Gegevensdienst {gegevensdienst} in Interfaceversie {interfaceversie}"
-                ));
-            }
-            z.interfaceversies.retain(|i| !i.gegevensdiensten.is_empty());
-            if z.interfaceversies.is_empty() {
-                return Err(format!(
-                    "that is the last offering of Zorgaanbieder '{naam}'; use `zorgaanbieder remove {naam}`"
-                ));
-            }
-            Ok(format!("withdrew Gegevensdienst {gegevensdienst} (Interfaceversie {interfaceversie}) from {naam}"))
-        })?,
-        ZorgaanbiederCmd::Remove { naam } => ctx.store.update(&ctx.who, |reg| {
-            reg.zorgaanbieders
-                .remove(&naam)
-                .ok_or_else(|| not_found("Zorgaanbieder", &naam))?;
-            Ok(format!("removed Zorgaanbieder {naam}"))
-        })?,
-        ZorgaanbiederCmd::Show { naam } => {
-            let reg = ctx.store.registry()?;
-            let z = reg
-                .zorgaanbieders
-                .get(&naam)
-                .ok_or_else(|| anyhow!(not_found("Zorgaanbieder", &naam)))?;
-            json(z)
-        }
-        ZorgaanbiederCmd::List => {
-            let reg = ctx.store.registry()?;
-            let mut s = String::new();
-            for z in reg.zorgaanbieders.values() {
-                let offers: Vec<String> = z
-                    .interfaceversies
-                    .iter()
-                    .map(|i| {
-                        format!(
-                            "{}: {}",
-                            i.interfaceversie_id,
-                            i.gegevensdiensten.iter().map(|g| g.gegevensdienst_id.as_str()).collect::<Vec<_>>().join(",")
-                        )
+                        _ => None,
+                    };
+                    LivegangOp::Start(Start {
+                        gegevensdienst,
+                        zorgaanbieders: zorgaanbieder,
+                        oauthclients: oauthclient,
+                        until,
+                        copy_id,
+                        release,
+                        endpoints,
                     })
-                    .collect();
-                let _ = writeln!(s, "{:<40} {:<5} {}", z.zorgaanbiedernaam, z.aanbiedertype.as_str(), offers.join("; "));
-            }
-            s.trim_end().to_string()
-        }
-    };
-    writeln!(out, "{msg}")?;
-    Ok(())
-}
+                }
+                LivegangCmd::List => LivegangOp::List,
+                LivegangCmd::Show { id } => LivegangOp::Show { id },
+                LivegangCmd::End { id } => LivegangOp::End { id },
+                LivegangCmd::Promote { id } => LivegangOp::Promote { id },
+            }),
+            Command::History(c) => Operation::History(match c {
+                HistoryCmd::List { list } => HistoryOp::List { list },
+                HistoryCmd::Show { seq } => HistoryOp::Show { seq },
+                HistoryCmd::Diff { list, a, b } => HistoryOp::Diff { list, a, b },
+                HistoryCmd::Export { out, from, to } => HistoryOp::Export { out, from, to },
+                HistoryCmd::Verify { .. } => return Err("this command runs locally".into()),
+            }),
+        })
+    }
 
-fn oauthclient(ctx: &Ctx, c: OAuthclientCmd, out: &mut String) -> Result<()> {
-    let msg = match c {
-        OAuthclientCmd::Add {
-            hostname,
-            organisatienaam,
-            gegevensdienst,
-        } => ctx.store.update(&ctx.who, |reg| {
-            if reg.oauthclients.contains_key(&hostname) {
-                return Err(format!(
-                    "OAuthclient '{hostname}' already exists; use `oauthclient update`"
-                ));
-            }
-            reg.oauthclients.insert(
-                hostname.clone(),
-                OAuthclient {
-                    hostname: hostname.clone(),
-                    oauthclient_organisatienaam: organisatienaam,
-                    gegevensdiensten: gegevensdienst,
-                },
-            );
-            Ok(format!("added OAuthclient {hostname}"))
-        })?,
-        OAuthclientCmd::Update {
-            hostname,
-            organisatienaam,
-            gegevensdienst,
-            no_gegevensdiensten,
-        } => {
-            if organisatienaam.is_none() && gegevensdienst.is_empty() && !no_gegevensdiensten {
-                bail!("oauthclient update {hostname}: nothing to change");
-            }
-            ctx.store.update(&ctx.who, |reg| {
-                let c = reg
-                    .oauthclients
-                    .get_mut(&hostname)
-                    .ok_or_else(|| not_found("OAuthclient", &hostname))?;
-                if let Some(n) = organisatienaam {
-                    c.oauthclient_organisatienaam = n;
-                }
-                if !gegevensdienst.is_empty() || no_gegevensdiensten {
-                    c.gegevensdiensten = gegevensdienst;
-                }
-                Ok(format!("updated OAuthclient {hostname}"))
-            })?
+    /// Split off the commands that run locally.
+    pub fn local(self) -> Result<Local, Box<Command>> {
+        match self {
+            Command::Init(a) => Ok(Local::Init(a)),
+            Command::Serve(a) => Ok(Local::Serve(a)),
+            Command::Verify(a) => Ok(Local::Verify(a)),
+            Command::History(HistoryCmd::Verify {
+                path,
+                cert,
+                trust_embedded_cert,
+                max_size,
+            }) => Ok(Local::HistoryVerify {
+                path,
+                cert,
+                trust_embedded_cert,
+                max_size,
+            }),
+            other => Err(Box::new(other)),
         }
-        OAuthclientCmd::Remove { hostname } => ctx.store.update(&ctx.who, |reg| {
-            reg.oauthclients
-                .remove(&hostname)
-                .ok_or_else(|| not_found("OAuthclient", &hostname))?;
-            Ok(format!("removed OAuthclient {hostname}"))
-        })?,
-        OAuthclientCmd::Show { hostname } => {
-            let reg = ctx.store.registry()?;
-            json(
-                reg.oauthclients
-                    .get(&hostname)
-                    .ok_or_else(|| anyhow!(not_found("OAuthclient", &hostname)))?,
-            )
-        }
-        OAuthclientCmd::List => {
-            let reg = ctx.store.registry()?;
-            reg.oauthclients
-                .values()
-                .map(|c| {
-                    format!(
-                        "{:<45} {:<35} {}",
-                        c.hostname,
-                        c.oauthclient_organisatienaam,
-                        c.gegevensdiensten.join(",")
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join("\n")
-        }
-    };
-    writeln!(out, "{msg}")?;
-    Ok(())
-}
-
-fn whitelist(ctx: &Ctx, c: WhitelistCmd, out: &mut String) -> Result<()> {
-    let msg = match c {
-        WhitelistCmd::Add { hostnames } => ctx.store.update(&ctx.who, |reg| {
-            for h in &hostnames {
-                if !reg.whitelist.insert(h.clone()) {
-                    return Err(format!("MedMijNode '{h}' is already on the Whitelist"));
-                }
-            }
-            Ok(format!("added {} to the Whitelist", hostnames.join(", ")))
-        })?,
-        WhitelistCmd::Remove { hostnames } => ctx.store.update(&ctx.who, |reg| {
-            for h in &hostnames {
-                if !reg.whitelist.remove(h) {
-                    return Err(not_found("MedMijNode", h));
-                }
-            }
-            Ok(format!(
-                "removed {} from the Whitelist",
-                hostnames.join(", ")
-            ))
-        })?,
-        WhitelistCmd::Show { hostname } => {
-            let reg = ctx.store.registry()?;
-            if !reg.whitelist.contains(&hostname) {
-                bail!(not_found("MedMijNode", &hostname));
-            }
-            format!("{hostname} is on the Whitelist")
-        }
-        WhitelistCmd::List => {
-            let reg = ctx.store.registry()?;
-            reg.whitelist.iter().cloned().collect::<Vec<_>>().join("\n")
-        }
-    };
-    writeln!(out, "{msg}")?;
-    Ok(())
-}
-
-fn gegevensdienst(ctx: &Ctx, c: GegevensdienstCmd, out: &mut String) -> Result<()> {
-    let msg = match c {
-        GegevensdienstCmd::Add { id, weergavenaam } => ctx.store.update(&ctx.who, |reg| {
-            if reg.gegevensdiensten.contains_key(&id) {
-                return Err(format!(
-                    "Gegevensdienst '{id}' already exists; use `gegevensdienst update`"
-                ));
-            }
-            reg.gegevensdiensten.insert(
-                id.clone(),
-                Gegevensdienstnaam {
-                    gegevensdienst_id: id.clone(),
-                    weergavenaam,
-                },
-            );
-            Ok(format!("added Gegevensdienst {id}"))
-        })?,
-        GegevensdienstCmd::Update { id, weergavenaam } => ctx.store.update(&ctx.who, |reg| {
-            let g = reg
-                .gegevensdiensten
-                .get_mut(&id)
-                .ok_or_else(|| not_found("Gegevensdienst", &id))?;
-            g.weergavenaam = weergavenaam;
-            Ok(format!("updated Gegevensdienst {id}"))
-        })?,
-        GegevensdienstCmd::Remove { id } => ctx.store.update(&ctx.who, |reg| {
-            reg.gegevensdiensten
-                .remove(&id)
-                .ok_or_else(|| not_found("Gegevensdienst", &id))?;
-            Ok(format!("removed Gegevensdienst {id}"))
-        })?,
-        GegevensdienstCmd::Show { id } => {
-            let reg = ctx.store.registry()?;
-            json(
-                reg.gegevensdiensten
-                    .get(&id)
-                    .ok_or_else(|| anyhow!(not_found("Gegevensdienst", &id)))?,
-            )
-        }
-        GegevensdienstCmd::List => {
-            let reg = ctx.store.registry()?;
-            reg.gegevensdiensten_ordered()
-                .iter()
-                .map(|g| format!("{:>4}  {}", g.gegevensdienst_id, g.weergavenaam))
-                .collect::<Vec<_>>()
-                .join("\n")
-        }
-    };
-    writeln!(out, "{msg}")?;
-    Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,9 @@
 //! The local admin channel: a Unix socket (mode 0600, in the 0700 data directory) through
-//! which CLI commands run inside the server, because redb allows only one process to open
-//! the registry. It is never bound to the public listener.
+//! which operations run inside the server, because redb allows only one process to open
+//! the registry. One JSON line carries one [`Operation`] and who asks; one JSON line
+//! answers. It is never bound to the public listener.
 
+use super::Operation;
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -14,13 +16,11 @@ const MAX_REQUEST: u64 = 1 << 20;
 
 #[derive(Serialize, Deserialize, Debug)]
 pub struct Request {
-    pub argv: Vec<String>,
-    pub operator: String,
-    pub cwd: PathBuf,
-    /// Instead of running `argv`: answer with the number of the latest publication, so a
+    /// What to run; `None`: only answer with the number of the latest publication, so a
     /// CLI that lost its connection during a publication can tell whether it committed.
-    #[serde(default)]
-    pub probe: bool,
+    pub op: Option<Operation>,
+    pub operator: String,
+    pub reason: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Debug)]
@@ -57,10 +57,9 @@ pub fn forward(data: &Path, req: &Request) -> Option<std::io::Result<Response>> 
 /// first publication, `None` when no server answers.
 pub fn published_seq(data: &Path) -> Option<Option<u64>> {
     let req = Request {
-        argv: Vec::new(),
+        op: None,
         operator: String::new(),
-        cwd: PathBuf::new(),
-        probe: true,
+        reason: None,
     };
     let resp = forward(data, &req)?.ok()?;
     if resp.code != 0 {

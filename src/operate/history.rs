@@ -33,6 +33,41 @@ certificates/          the signing certificates\n\
 \n\
 Verify offline with: stelselnode history verify THIS-FILE [--cert operator-certificate.pem]\n";
 
+/// `history list | show | diff | export` (`history verify` is local: it needs no registry).
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum HistoryOp {
+    List {
+        list: Option<ListKind>,
+    },
+    Show {
+        seq: u64,
+    },
+    Diff {
+        list: ListKind,
+        a: u64,
+        b: u64,
+    },
+    Export {
+        out: std::path::PathBuf,
+        from: Option<u64>,
+        to: Option<u64>,
+    },
+}
+
+impl HistoryOp {
+    pub fn apply(self, ctx: &super::Ctx) -> Result<String> {
+        match self {
+            HistoryOp::List { list: l } => list(ctx.store, l),
+            HistoryOp::Show { seq } => show(ctx.store, seq),
+            HistoryOp::Diff { list, a, b } => diff_cmd(ctx.store, list, a, b),
+            HistoryOp::Export { out, from, to } => {
+                export(ctx.store, &ctx.publisher()?.key()?, &out, from, to)
+            }
+        }
+    }
+}
+
 fn doc_path(r: &Rendition, volgnummer: u64) -> String {
     format!(
         "documents/{}/{volgnummer}.xml",
@@ -95,20 +130,14 @@ pub fn show(store: &Store, seq: u64) -> Result<String> {
     for c in &e.changes {
         writeln!(out, "{}", c.describe())?;
     }
-    for (l, v) in &e.lists {
-        let mark = if e.changed.contains(l) {
+    out.push_str(&super::changeset::volgnummer_table(&e.lists, |l, v| {
+        let mark = if e.changed.contains(&l) {
             "changed"
         } else {
             "unchanged"
         };
-        writeln!(
-            out,
-            "{:<26} Volgnummer {:>6} {}  {mark}",
-            l.to_string(),
-            v.volgnummer,
-            v.tijdstempel
-        )?;
-    }
+        format!("{}  {mark}", v.tijdstempel)
+    }));
     for d in &e.documents {
         writeln!(
             out,

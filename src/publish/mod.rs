@@ -1,19 +1,22 @@
-//! Publication: registry snapshot → render every rendition → XSD-validate → sign → verify
-//! our own signatures → commit everything in one transaction. Any failure leaves the store
-//! and the served set untouched.
+//! Publication: the [`Publisher`] owns every publication (the pending change set, a
+//! release catalogue change, the expiry of a gecontroleerde livegang), runs them one at a
+//! time through the one pipeline ([`pipeline`]) and, in a server, swaps the served set to
+//! the bytes it just made. Any failure leaves the store and the served set untouched.
 
-use crate::registry::catalogue::Rendition;
-use crate::registry::model::{ListKind, Registry};
+pub mod pipeline;
 pub mod render;
 
+use crate::registry::catalogue::{Catalogue, Status};
+use crate::registry::livegang;
 use crate::registry::store::{
-    document_key, sha256_hex, ListVersion, LogEntry, PublicationBase, PublicationGuard,
-    PublishedIndex, PublishedRendition, Store, StoreError,
+    document_key, LogEntry, PublicationGuard, PublishedIndex, Store, StoreError,
 };
-use crate::sign::{self, SigningKey};
+use crate::serve::set::{Body, PublishedSet, Shared};
+use crate::sign::SigningKey;
 use crate::xml::schema;
-use render::Header;
-use std::collections::BTreeMap;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use time::OffsetDateTime;
 
 #[derive(Debug, thiserror::Error)]
@@ -36,423 +39,298 @@ pub enum PublishError {
     Render { rendition: String, msg: String },
 }
 
-pub fn tijdstempel(t: OffsetDateTime) -> String {
-    // Callers bound their times to years 1..9999 (see `livegang::parse_until`).
-    let t = t.checked_to_offset(time::UtcOffset::UTC).unwrap_or(t);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        t.year(),
-        t.month() as u8,
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
-}
-
 /// The outcome of a publication that committed.
 #[derive(Debug)]
 pub struct Published {
     pub entry: LogEntry,
     pub index: PublishedIndex,
+    /// The documents it made, by storage key; moved into the served set by the Publisher.
+    pub documents: Vec<(String, Vec<u8>)>,
 }
 
-/// A rendition ready to commit.
-struct Made {
-    rendition: Rendition,
-    volgnummer: u64,
-    xml: Vec<u8>,
-    sig: Vec<u8>,
+/// What `publish` did: livegangen that had expired (ended first, as their own
+/// publication), and the publication of the change set if anything changed.
+pub struct Outcome {
+    pub expired: Vec<String>,
+    pub published: Option<Published>,
 }
 
-/// From this many Zorgaanbieders on, a ZAL is rendered and validated in parts on all cores.
-const PARALLEL_FROM: usize = 4096;
-
-fn schema_of(r: &Rendition) -> Result<&'static schema::SchemaDef, PublishError> {
-    schema::def(r.list, r.version).map_err(|errors| PublishError::Schema {
-        rendition: r.to_string(),
-        xsd: "-".into(),
-        errors,
-    })
+/// What a catalogue change did.
+pub struct CatalogueChange {
+    /// What changed, with the operator's reason: the publication's reason.
+    pub reason: String,
+    /// Gecontroleerde livegangen that ended because their release stopped being verplicht.
+    pub ended: Vec<String>,
+    /// The publication that made it public; `None` before the first publication (the
+    /// catalogue then takes effect with it) or when nothing had to be published.
+    pub published: Option<Published>,
+    pub before_first_publication: bool,
 }
 
-/// Render a large ZAL as independent, complete part documents on every core, validate each
-/// part against the XSD (libxml2's validator is single-threaded per document, and the
-/// largest list is the critical path of a publication), then join them byte-exactly.
-/// Each part holds whole Zorgaanbieder elements, so every element is validated in context;
-/// the only cross-part constraint, unique Zorgaanbiedernaam, holds by registry key.
-fn render_in_parts(
-    reg: &Registry,
-    r: &Rendition,
-    header: &Header,
-) -> Result<Vec<u8>, PublishError> {
-    let def = schema_of(r)?;
-    let all: Vec<&crate::registry::model::Zorgaanbieder> = reg.zorgaanbieders.values().collect();
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2);
-    // A few parts per core, so a part with heavier entries does not leave a core idle.
-    let size = all.len().div_ceil(cores * 4).max(1);
-    let chunks: Vec<&[&crate::registry::model::Zorgaanbieder]> = all.chunks(size).collect();
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let mut parts: Vec<Option<Result<Vec<u8>, PublishError>>> =
-        (0..chunks.len()).map(|_| None).collect();
-    type Part = (usize, Result<Vec<u8>, PublishError>);
-    let results: Vec<Vec<Part>> = std::thread::scope(|s| {
-        let workers: Vec<_> = (0..cores)
-            .map(|_| {
-                s.spawn(|| {
-                    let mut done = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(part) = chunks.get(i) else { break };
-                        let checked = render::render_zal_part(reg, part, r, header)
-                            .map_err(|e| PublishError::Render {
-                                rendition: r.to_string(),
-                                msg: e.to_string(),
-                            })
-                            .and_then(|bytes| {
-                                schema::validate(def, &bytes)
-                                    .map(|()| bytes)
-                                    .map_err(|errors| PublishError::Schema {
-                                        rendition: format!(
-                                            "{r} (Zorgaanbieders {}..{})",
-                                            i * size + 1,
-                                            i * size + part.len()
-                                        ),
-                                        xsd: def.xsd_file.to_string(),
-                                        errors,
-                                    })
-                            });
-                        done.push((i, checked));
-                    }
-                    done
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .map(|w| w.join().unwrap_or_default())
-            .collect()
-    });
-    for (i, res) in results.into_iter().flatten() {
-        parts[i] = Some(res);
+/// Every publication goes through here, one at a time.
+pub struct Publisher {
+    store: Arc<Store>,
+    /// The data directory, whose signing key and certificate each publication loads (so a
+    /// key the operator replaces is used from the next publication on, without a restart).
+    data: PathBuf,
+    /// The server's served set, swapped after every publication; `None` in the CLI.
+    served: Option<Shared>,
+}
+
+impl Publisher {
+    pub fn new(store: Arc<Store>, data: &Path, served: Option<Shared>) -> Publisher {
+        Publisher {
+            store,
+            data: data.to_path_buf(),
+            served,
+        }
     }
-    let parts: Vec<Vec<u8>> = parts
-        .into_iter()
-        .map(|p| {
-            p.unwrap_or_else(|| {
-                Err(PublishError::Signature {
-                    rendition: r.to_string(),
-                    msg: "a rendering thread failed".into(),
-                })
-            })
-        })
-        .collect::<Result<_, _>>()?;
-    render::join_zal_parts(&parts).ok_or_else(|| PublishError::Signature {
-        rendition: r.to_string(),
-        msg: "parts could not be joined".into(),
-    })
-}
 
-/// Render, validate, sign and self-verify one rendition.
-fn make(
-    reg: &Registry,
-    r: &Rendition,
-    header: &Header,
-    key: &SigningKey,
-) -> Result<Made, PublishError> {
-    let def = schema_of(r)?;
-    let t = std::time::Instant::now();
-    crate::failpoint::hit("publish.render").map_err(|msg| PublishError::Signature {
-        rendition: r.to_string(),
-        msg,
-    })?;
-    let (plain, validated) =
-        if r.list == ListKind::Zorgaanbiederslijst && reg.zorgaanbieders.len() >= PARALLEL_FROM {
-            (render_in_parts(reg, r, header)?, true)
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The signing key and its certificate, as the data directory holds them now.
+    pub fn key(&self) -> Result<SigningKey, PublishError> {
+        crate::datadir::load_signing_key(&self.data)
+            .map_err(|e| PublishError::Refused(format!("{e:#}")))
+    }
+
+    /// Publish the working registry: the pending change set becomes public. A livegang
+    /// past its date ends first, as its own publication. Waits while another publication
+    /// runs.
+    pub fn publish(
+        &self,
+        operator: &str,
+        reason: &str,
+        now: OffsetDateTime,
+    ) -> Result<Outcome, PublishError> {
+        let expired = self.expire_livegangen(now)?;
+        let key = self.key()?;
+        let guard = self.store.lock_publications();
+        let t = std::time::Instant::now();
+        let base = self.store.publication_base(&guard)?;
+        tracing::debug!("snapshot {:?}", t.elapsed());
+        crate::failpoint::hit("publish.snapshot").map_err(PublishError::Refused)?;
+        let published = pipeline::run(
+            &self.store,
+            &guard,
+            &key,
+            pipeline::Run {
+                registry: &base.registry,
+                catalogue: &base.catalogue,
+                base: &base,
+                operator,
+                reason,
+                now,
+                journal_head: Some(base.journal_head),
+            },
+        )?;
+        Ok(Outcome {
+            expired,
+            published: self.swap(published, &key)?,
+        })
+    }
+
+    /// Change the release catalogue with `change` and publish it at once, on top of what
+    /// is published (pending edits stay pending). A gecontroleerde livegang whose release
+    /// stops being verplicht ends with it (FACTS.md §9).
+    pub fn change_catalogue(
+        &self,
+        operator: &str,
+        reason: Option<&str>,
+        now: OffsetDateTime,
+        change: impl FnOnce(&mut Catalogue) -> Result<String, String>,
+    ) -> Result<CatalogueChange, PublishError> {
+        // Held from reading the catalogue to committing its publication: nothing can come
+        // in between and be reverted by this one.
+        let guard = self.store.lock_publications();
+        let base = self.store.publication_base(&guard)?;
+        let old = base.catalogue.clone();
+        let mut cat = old.clone();
+        let what = change(&mut cat)
+            .map_err(|e| PublishError::Refused(format!("{e}; nothing was changed")))?;
+        let reason = match reason {
+            Some(r) => format!("{what}: {r}"),
+            None => what,
+        };
+        if base.published.is_none() {
+            self.store.set_catalogue(&guard, &cat)?;
+            return Ok(CatalogueChange {
+                reason,
+                ended: Vec::new(),
+                published: None,
+                before_first_publication: true,
+            });
+        }
+        let verplicht =
+            |c: &Catalogue, id: &str| c.get(id).map(|r| r.status) == Some(Status::Verplicht);
+        let mut ended: Vec<String> = Vec::new();
+        for l in base
+            .registry
+            .livegangen
+            .values()
+            .chain(base.published_registry.livegangen.values())
+        {
+            if verplicht(&old, &l.release)
+                && !verplicht(&cat, &l.release)
+                && !ended.contains(&l.copy_id)
+            {
+                ended.push(l.copy_id.clone());
+            }
+        }
+        let reason = if ended.is_empty() {
+            reason
         } else {
-            (
-                render::render(reg, r, header).map_err(|e| PublishError::Render {
-                    rendition: r.to_string(),
-                    msg: e.to_string(),
-                })?,
-                false,
+            format!(
+                "{reason}; gecontroleerde livegang {} ends with it",
+                ended.join(", ")
             )
         };
-    let t_render = t.elapsed();
-    let sig_err = |msg: String| PublishError::Signature {
-        rendition: r.to_string(),
-        msg,
-    };
-    let xml = if def.official {
-        plain
-    } else {
-        let signed = key
-            .sign_enveloped(&plain)
-            .map_err(|e| sig_err(e.to_string()))?;
-        key.check_own_enveloped(&signed)
-            .map_err(|e| sig_err(format!("own enveloped signature does not verify: {e}")))?;
-        signed
-    };
-    let t_enveloped = t.elapsed();
-    // Validate exactly the bytes that will be served (with the enveloped signature, which
-    // the project XSDs allow as the last child of the root), unless the parts were.
-    if !validated {
-        schema::validate(def, &xml).map_err(|errors| PublishError::Schema {
-            rendition: r.to_string(),
-            xsd: def.xsd_file.to_string(),
-            errors,
-        })?;
+        let published = self.end_livegangen(&guard, &ended, operator, &reason, Some(&cat), now)?;
+        Ok(CatalogueChange {
+            reason,
+            ended,
+            published,
+            before_first_publication: false,
+        })
     }
-    let t_validate = t.elapsed();
-    let file = r.list.file_name();
-    let sig = key
-        .sign_detached(&xml, file)
-        .map_err(|e| sig_err(e.to_string()))?;
-    sign::verify_detached(&xml, &sig, file, Some(key.public_key()))
-        .map_err(|e| sig_err(format!("own detached signature does not verify: {e}")))?;
-    tracing::debug!(
-        "{r}: {} bytes; render {:?}, enveloped sign+verify {:?}, validate {:?}, detached {:?}",
-        xml.len(),
-        t_render,
-        t_enveloped - t_render,
-        t_validate - t_enveloped,
-        t.elapsed() - t_validate
-    );
-    Ok(Made {
-        rendition: r.clone(),
-        volgnummer: header.volgnummer,
-        xml,
-        sig,
-    })
-}
 
-/// Publish the working registry: the pending change set becomes public. Returns `Ok(None)`
-/// when nothing would change. Waits while another publication runs.
-pub fn publish(
-    store: &Store,
-    key: &SigningKey,
-    operator: &str,
-    reason: &str,
-    now: OffsetDateTime,
-) -> Result<Option<Published>, PublishError> {
-    let guard = store.lock_publications();
-    let t = std::time::Instant::now();
-    let base = store.publication_base(&guard)?;
-    tracing::debug!("snapshot {:?}", t.elapsed());
-    crate::failpoint::hit("publish.snapshot").map_err(PublishError::Refused)?;
-    publish_registry(
-        store,
-        &guard,
-        key,
-        &base.registry,
-        &base.catalogue,
-        &base,
-        operator,
-        reason,
-        now,
-        Some(base.journal_head),
-    )
-}
-
-/// What to publish, by whom and why, when it is not the working registry.
-pub struct Request<'a> {
-    /// A new catalogue published with it (a release change); `None`: the published one.
-    pub catalogue: Option<&'a crate::registry::catalogue::Catalogue>,
-    pub operator: &'a str,
-    pub reason: &'a str,
-}
-
-/// Publish what is already published with one change applied by `edit` (a catalogue change,
-/// an expired gecontroleerde livegang), leaving pending edits pending. Runs under the
-/// caller's publication lock, from which it reads the published state.
-pub fn publish_published<F>(
-    store: &Store,
-    guard: &PublicationGuard,
-    key: &SigningKey,
-    req: Request,
-    edit: F,
-    now: OffsetDateTime,
-) -> Result<Option<Published>, PublishError>
-where
-    F: FnOnce(&mut Registry) -> Result<(), String>,
-{
-    let base = store.publication_base(guard)?;
-    let Some(index) = &base.published else {
-        return Ok(None);
-    };
-    let mut registry = base.published_registry.clone();
-    edit(&mut registry).map_err(PublishError::Refused)?;
-    registry.canonicalize();
-    let catalogue = req.catalogue.unwrap_or(&index.catalogue);
-    publish_registry(
-        store,
-        guard,
-        key,
-        &registry,
-        catalogue,
-        &base,
-        req.operator,
-        req.reason,
-        now,
-        None,
-    )
-}
-
-#[allow(clippy::too_many_arguments)]
-fn publish_registry(
-    store: &Store,
-    guard: &PublicationGuard,
-    key: &SigningKey,
-    reg: &Registry,
-    catalogue: &crate::registry::catalogue::Catalogue,
-    base: &PublicationBase,
-    operator: &str,
-    reason: &str,
-    now: OffsetDateTime,
-    journal_head: Option<u64>,
-) -> Result<Option<Published>, PublishError> {
-    let catalogue = catalogue.clone();
-    let t = std::time::Instant::now();
-    crate::registry::rules::ensure_valid(reg, &catalogue).map_err(PublishError::Invalid)?;
-    if reg.whitelist.is_empty() {
-        return Err(PublishError::Refused(
-            "the Whitelist would be empty: consumers reject an empty Whitelist, so nothing was published; add the MedMij nodes first (`whitelist add HOST`)".into(),
-        ));
-    }
-    tracing::debug!("rules {:?}", t.elapsed());
-    let prev = base.published.clone();
-    let floors = base.floors.clone();
-    let stamp = tijdstempel(now);
-
-    let mut lists = BTreeMap::new();
-    let mut changed = Vec::new();
-    for list in ListKind::ALL {
-        let hash = sha256_hex(&reg.list_content(list).map_err(|e| PublishError::Render {
-            rendition: list.to_string(),
-            msg: format!("content could not be serialised: {e}"),
-        })?);
-        let old = prev.as_ref().and_then(|p| p.lists.get(&list));
-        let floor = floors.get(&list).copied().unwrap_or(0);
-        match old {
-            Some(o) if o.content_sha256 == hash && o.volgnummer >= floor => {
-                lists.insert(list, o.clone());
-            }
-            _ => {
-                let base = old.map(|o| o.volgnummer).unwrap_or(0).max(floor);
-                let volgnummer = base.checked_add(1).ok_or_else(|| PublishError::Signature {
-                    rendition: list.to_string(),
-                    msg: "Volgnummer cannot rise any further".into(),
-                })?;
-                lists.insert(
-                    list,
-                    ListVersion {
-                        volgnummer,
-                        tijdstempel: stamp.clone(),
-                        content_sha256: hash,
-                    },
-                );
-                changed.push(list);
+    /// End every livegang whose `until` has passed: as its own logged publication of what
+    /// is published, then in the working registry. Returns the ids.
+    pub fn expire_livegangen(&self, now: OffsetDateTime) -> Result<Vec<String>, PublishError> {
+        // Both what is published and what is pending: an unpublished `end` must not keep a
+        // published copy alive past its date.
+        let mut ids = livegang::due(&self.store.livegangen()?, now);
+        for id in livegang::due(&self.store.published_livegangen()?, now) {
+            if !ids.contains(&id) {
+                ids.push(id);
             }
         }
+        if ids.is_empty() {
+            return Ok(ids);
+        }
+        let guard = self.store.lock_publications();
+        self.end_livegangen(
+            &guard,
+            &ids,
+            "stelselnode (automatic)",
+            &format!("gecontroleerde livegang {} expired", ids.join(", ")),
+            None,
+            now,
+        )?;
+        Ok(ids)
     }
 
-    // Reuse the bytes of renditions whose list did not change; make the rest, in parallel.
-    let wanted = catalogue.renditions();
-    let mut reuse = Vec::new();
-    let mut todo = Vec::new();
-    for r in &wanted {
-        let lv = &lists[&r.list];
-        let existing = prev.as_ref().and_then(|p| {
-            p.renditions
-                .iter()
-                .find(|pr| &pr.rendition == r && pr.volgnummer == lv.volgnummer)
-        });
-        // A rendition that was published at this Volgnummer before (and left the served set
-        // meanwhile) comes back with its original bytes: history is immutable.
-        let historic = match existing {
-            Some(_) => None,
-            None => store.document(&document_key(r, lv.volgnummer))?,
-        };
-        match (existing, historic) {
-            (Some(pr), _) => reuse.push(pr.clone()),
-            (None, Some(bytes)) => reuse.push(PublishedRendition {
-                rendition: r.clone(),
-                volgnummer: lv.volgnummer,
-                sha256: sha256_hex(&bytes),
-            }),
-            (None, None) => todo.push((
-                r.clone(),
-                Header {
-                    volgnummer: lv.volgnummer,
-                    tijdstempel: lv.tijdstempel.clone(),
+    /// Publish the end of livegangen `ids` (with a new catalogue, if given) on top of what
+    /// is published, then end them in the working registry too.
+    fn end_livegangen(
+        &self,
+        guard: &PublicationGuard,
+        ids: &[String],
+        operator: &str,
+        reason: &str,
+        catalogue: Option<&Catalogue>,
+        now: OffsetDateTime,
+    ) -> Result<Option<Published>, PublishError> {
+        // Publish first: if that fails nothing changed and the next attempt starts over.
+        let key = self.key()?;
+        let base = self.store.publication_base(guard)?;
+        let mut published_now = None;
+        if let Some(index) = &base.published {
+            let mut registry = base.published_registry.clone();
+            for id in ids {
+                if registry.livegangen.contains_key(id) {
+                    livegang::end(&mut registry, id).map_err(PublishError::Refused)?;
+                }
+            }
+            registry.canonicalize();
+            let p = pipeline::run(
+                &self.store,
+                guard,
+                &key,
+                pipeline::Run {
+                    registry: &registry,
+                    catalogue: catalogue.unwrap_or(&index.catalogue),
+                    base: &base,
+                    operator,
+                    reason,
+                    now,
+                    journal_head: None,
                 },
-            )),
+            )?;
+            published_now = self.swap(p, &key)?;
         }
+        // The working registry follows. This is not a pending edit (its publication is
+        // already logged above), so it is not journalled.
+        self.store.update_unjournalled(|reg| {
+            for id in ids {
+                if reg.livegangen.contains_key(id) {
+                    livegang::end(reg, id)?;
+                }
+            }
+            Ok(reason.to_string())
+        })?;
+        Ok(published_now)
     }
-    if let Some(p) = &prev {
-        if todo.is_empty() && p.catalogue == catalogue && p.renditions.len() == reuse.len() {
+
+    /// Serve what a publication committed: the new set is built from the bytes it made and
+    /// the bodies already served, not read back from the store.
+    fn swap(
+        &self,
+        published: Option<Published>,
+        key: &SigningKey,
+    ) -> Result<Option<Published>, PublishError> {
+        let Some(mut p) = published else {
             return Ok(None);
+        };
+        let Some(served) = &self.served else {
+            return Ok(Some(p));
+        };
+        let current = served.load();
+        let mut made: HashMap<String, Vec<u8>> =
+            std::mem::take(&mut p.documents).into_iter().collect();
+        let mut serving: HashMap<String, &Body> = HashMap::new();
+        let mut history = HashMap::new();
+        match current.as_deref() {
+            Some(set) => {
+                for pr in &set.index.renditions {
+                    if let Some(d) = set.docs.get(&pr.rendition) {
+                        let key = document_key(&pr.rendition, pr.volgnummer);
+                        serving.insert(format!("{key}.sig"), &d.sig);
+                        serving.insert(key, &d.xml);
+                    }
+                }
+                history.clone_from(&set.history);
+            }
+            None => {
+                for (entry, _) in self.store.log()? {
+                    for d in entry.documents {
+                        history.insert(document_key(&d.rendition, d.volgnummer), d.sha256);
+                    }
+                }
+            }
         }
+        for d in &p.entry.documents {
+            history.insert(document_key(&d.rendition, d.volgnummer), d.sha256.clone());
+        }
+        let set =
+            PublishedSet::build(
+                p.index.clone(),
+                key.cert_pem.clone(),
+                history,
+                |key| match made.remove(key) {
+                    Some(bytes) => Body::new(bytes),
+                    None => match serving.get(key) {
+                        Some(body) => Ok((*body).clone()),
+                        // A rendition that comes back with its historic bytes.
+                        None => Body::new(self.store.document(key)?.ok_or_else(|| {
+                            StoreError::Corrupt(format!("published document {key} is missing"))
+                        })?),
+                    },
+                },
+            )?;
+        served.store(Some(Arc::new(set)));
+        Ok(Some(p))
     }
-
-    let made: Vec<Result<Made, PublishError>> = std::thread::scope(|s| {
-        let handles: Vec<_> = todo
-            .iter()
-            .map(|(r, h)| s.spawn(|| make(reg, r, h, key)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join().unwrap_or_else(|_| {
-                    Err(PublishError::Signature {
-                        rendition: "publication".into(),
-                        msg: "a rendering thread panicked".into(),
-                    })
-                })
-            })
-            .collect()
-    });
-    let made: Vec<Made> = made.into_iter().collect::<Result<_, _>>()?;
-    tracing::debug!("hashes and renditions {:?}", t.elapsed());
-
-    let mut renditions = reuse;
-    let mut documents = Vec::new();
-    for m in made {
-        let k = document_key(&m.rendition, m.volgnummer);
-        renditions.push(PublishedRendition {
-            rendition: m.rendition,
-            volgnummer: m.volgnummer,
-            sha256: sha256_hex(&m.xml),
-        });
-        documents.push((format!("{k}.sig"), m.sig));
-        documents.push((k, m.xml));
-    }
-    renditions.sort_by(|a, b| a.rendition.cmp(&b.rendition));
-
-    let seq = prev.as_ref().map(|p| p.seq).unwrap_or(0) + 1;
-    let index = PublishedIndex {
-        seq,
-        lists: lists.clone(),
-        catalogue,
-        renditions: renditions.clone(),
-        floors,
-    };
-    let entry = LogEntry {
-        seq,
-        time: stamp,
-        operator: operator.to_string(),
-        reason: reason.to_string(),
-        changed,
-        lists,
-        documents: renditions,
-        prev_sha256: String::new(),
-        changes: Vec::new(),
-    };
-    let t = std::time::Instant::now();
-    let entry = store.commit_publication(guard, &index, entry, &documents, reg, journal_head)?;
-    tracing::debug!("commit {:?}", t.elapsed());
-    crate::failpoint::hit("publish.committed").map_err(PublishError::Refused)?;
-    Ok(Some(Published { entry, index }))
 }

@@ -3,21 +3,25 @@
 //! participating Zorgaanbieders and listed in the OCL (release3) only for the participating
 //! OAuth clients. Allowed only on the Interfaceversie of the verplicht release (FACTS.md §9).
 
-use crate::publish::tijdstempel;
 use crate::registry::catalogue::{Catalogue, Status};
+use crate::registry::model::tijdstempel;
 use crate::registry::model::{
     Gegevensdienst, Gegevensdienstnaam, Interfaceversie, Livegang, Registry,
 };
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 /// Endpoints for the copy; when absent, each Zorgaanbieder's offering of the original
 /// Gegevensdienst in that Interfaceversie is copied.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct Endpoints {
     pub authorization_endpointuri: String,
     pub token_endpointuri: String,
     pub systeemrollen: Vec<crate::registry::model::Systeemrol>,
 }
 
+/// A gecontroleerde livegang to start.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct Start {
     pub gegevensdienst: String,
     pub zorgaanbieders: Vec<String>,
@@ -292,83 +296,4 @@ pub fn due(
         .filter(|l| parse_until(&l.until).map(|u| u <= now).unwrap_or(false))
         .map(|l| l.copy_id.clone())
         .collect()
-}
-
-/// End every livegang whose `until` has passed: in the working registry, and as its own
-/// logged publication of what is published (pending edits stay pending). Returns the ids.
-pub fn expire_due(
-    store: &crate::registry::store::Store,
-    key: &crate::sign::SigningKey,
-    now: OffsetDateTime,
-) -> anyhow::Result<Vec<String>> {
-    // Both what is published and what is pending: an unpublished `end` must not keep a
-    // published copy alive past its date.
-    let mut ids = due(&store.livegangen()?, now);
-    for id in due(&store.published_livegangen()?, now) {
-        if !ids.contains(&id) {
-            ids.push(id);
-        }
-    }
-    if ids.is_empty() {
-        return Ok(ids);
-    }
-    let guard = store.lock_publications();
-    end_everywhere(
-        store,
-        &guard,
-        key,
-        &ids,
-        "stelselnode (automatic)",
-        &format!("gecontroleerde livegang {} expired", ids.join(", ")),
-        None,
-        now,
-    )?;
-    Ok(ids)
-}
-
-/// End livegangen in the working registry and publish their end from the published
-/// registry, optionally with a new catalogue in the same publication.
-#[allow(clippy::too_many_arguments)]
-pub fn end_everywhere(
-    store: &crate::registry::store::Store,
-    guard: &crate::registry::store::PublicationGuard,
-    key: &crate::sign::SigningKey,
-    ids: &[String],
-    operator: &str,
-    reason: &str,
-    catalogue: Option<&Catalogue>,
-    now: OffsetDateTime,
-) -> anyhow::Result<Option<crate::publish::Published>> {
-    // Publish first: if that fails nothing changed and the next attempt starts over; the
-    // working registry follows only after the end is public.
-    let published_now = crate::publish::publish_published(
-        store,
-        guard,
-        key,
-        crate::publish::Request {
-            catalogue,
-            operator,
-            reason,
-        },
-        |published| {
-            for id in ids {
-                if published.livegangen.contains_key(id) {
-                    end(published, id)?;
-                }
-            }
-            Ok(())
-        },
-        now,
-    )?;
-    // The working registry follows. This is not a pending edit (its publication is
-    // already logged above), so it is not journalled.
-    store.update_unjournalled(|reg| {
-        for id in ids {
-            if reg.livegangen.contains_key(id) {
-                end(reg, id)?;
-            }
-        }
-        Ok(reason.to_string())
-    })?;
-    Ok(published_now)
 }

@@ -306,6 +306,21 @@ impl Registry {
     }
 }
 
+/// A Tijdstempel as the lists write it: UTC, seconds, `Z`.
+pub fn tijdstempel(t: time::OffsetDateTime) -> String {
+    // Callers bound their times to years 1..9999 (see `livegang::parse_until`).
+    let t = t.checked_to_offset(time::UtcOffset::UTC).unwrap_or(t);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.year(),
+        t.month() as u8,
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
 /// Order `MAJOR.MINOR.PATCH` numerically part by part ("1.10.0" after "1.9.0"); ties and
 /// anything else by bytes, so the order is total.
 pub fn version_order(a: &str, b: &str) -> std::cmp::Ordering {

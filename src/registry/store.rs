@@ -522,7 +522,7 @@ impl Store {
                 .map(|(k, _)| k.value() + 1)
                 .unwrap_or(1);
             let change = Change {
-                time: crate::publish::tijdstempel(time::OffsetDateTime::now_utc()),
+                time: crate::registry::model::tijdstempel(time::OffsetDateTime::now_utc()),
                 operator: who.operator.clone(),
                 reason: who.reason.clone(),
                 summary: msg.clone(),

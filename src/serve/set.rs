@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 /// One servable body with its validators.
+#[derive(Clone)]
 pub struct Body {
     pub bytes: Bytes,
     pub etag: HeaderValue,
@@ -71,12 +72,12 @@ fn last_modified(index: &PublishedIndex, r: &Rendition) -> Result<HeaderValue, S
 }
 
 impl PublishedSet {
-    /// Build the set from the documents of `index`, each given by `bytes(key)`.
+    /// Build the set from the documents of `index`, each given by `body(key)`.
     pub fn build(
         index: PublishedIndex,
         certificate: String,
         history: HashMap<String, String>,
-        mut bytes: impl FnMut(&str) -> Result<Vec<u8>, StoreError>,
+        mut body: impl FnMut(&str) -> Result<Body, StoreError>,
     ) -> Result<PublishedSet, StoreError> {
         let mut docs = HashMap::new();
         for pr in &index.renditions {
@@ -84,8 +85,8 @@ impl PublishedSet {
             docs.insert(
                 pr.rendition.clone(),
                 Document {
-                    xml: Body::new(bytes(&key)?)?,
-                    sig: Body::new(bytes(&format!("{key}.sig"))?)?,
+                    xml: body(&key)?,
+                    sig: body(&format!("{key}.sig"))?,
                     last_modified: last_modified(&index, &pr.rendition)?,
                 },
             );
@@ -110,9 +111,9 @@ impl PublishedSet {
             }
         }
         let set = PublishedSet::build(index, certificate, history, |key| {
-            store
-                .document(key)?
-                .ok_or_else(|| StoreError::Corrupt(format!("published document {key} is missing")))
+            Body::new(store.document(key)?.ok_or_else(|| {
+                StoreError::Corrupt(format!("published document {key} is missing"))
+            })?)
         })?;
         Ok(Some(set))
     }

@@ -1,0 +1,129 @@
+//! The pending change set and the registry as a whole: `status`, `dump`, `diff`,
+//! `discard`, and the views they share with `publish`, `import` and `history`.
+
+use super::{json, Ctx};
+use crate::registry::catalogue::Catalogue;
+use crate::registry::model::{ListKind, Registry};
+use crate::registry::store::ListVersion;
+use anyhow::Result;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// One line of a Volgnummer table (`status`, `publish`, `history show`).
+pub fn volgnummer_line(list: ListKind, v: &ListVersion, note: &str) -> String {
+    format!(
+        "  {:<26} Volgnummer {:>6}  {note}",
+        list.to_string(),
+        v.volgnummer
+    )
+}
+
+/// The Volgnummer table of a publication: every list, changed or not.
+pub fn volgnummer_table(
+    lists: &BTreeMap<ListKind, ListVersion>,
+    note: impl Fn(ListKind, &ListVersion) -> String,
+) -> String {
+    let mut out = String::new();
+    for (l, v) in lists {
+        out.push_str(&volgnummer_line(*l, v, &note(*l, v)));
+        out.push('\n');
+    }
+    out
+}
+
+pub fn status(ctx: &Ctx) -> Result<String> {
+    let (reg, cat) = ctx.store.snapshot()?;
+    let mut out = String::new();
+    writeln!(
+        out,
+        "registry: {} Zorgaanbieders, {} OAuth clients, {} Whitelist nodes, {} Gegevensdiensten",
+        reg.zorgaanbieders.len(),
+        reg.oauthclients.len(),
+        reg.whitelist.len(),
+        reg.gegevensdiensten.len()
+    )?;
+    match ctx.store.published()? {
+        None => writeln!(out, "published: nothing yet")?,
+        Some(p) => {
+            writeln!(out, "published: publication #{}", p.seq)?;
+            let mut pending = BTreeMap::new();
+            for l in ListKind::ALL {
+                let hash = crate::registry::store::sha256_hex(&reg.list_content(l)?);
+                pending.insert(l, p.lists.get(&l).map(|v| v.content_sha256 != hash));
+            }
+            out.push_str(&volgnummer_table(&p.lists, |l, v| {
+                let mark = if pending.get(&l).copied().flatten() == Some(true) {
+                    "  (registry has unpublished changes)"
+                } else {
+                    ""
+                };
+                format!("{}{mark}", v.tijdstempel)
+            }));
+        }
+    }
+    writeln!(out, "releases (default {}):", cat.default)?;
+    out.push_str(&releases(&cat));
+    Ok(out)
+}
+
+/// The release catalogue, one block per release.
+pub fn releases(cat: &Catalogue) -> String {
+    let mut out = String::new();
+    for r in &cat.releases {
+        let default = if r.id == cat.default {
+            "  (default)"
+        } else {
+            ""
+        };
+        let _ = write!(
+            out,
+            "{:<8} {:<11} interfaceversie {}",
+            r.id,
+            r.status.as_str(),
+            r.interfaceversie
+        );
+        if let Some(s) = &r.sunset {
+            let _ = write!(out, "  sunset {s}");
+        }
+        let _ = writeln!(out, "{default}");
+        for l in ListKind::ALL {
+            let _ = writeln!(out, "    {:<26} {}", l.to_string(), r.schema_version(l));
+        }
+    }
+    out
+}
+
+pub fn dump(ctx: &Ctx) -> Result<String> {
+    Ok(format!("{}\n", json(&ctx.store.registry()?)?))
+}
+
+pub fn diff(ctx: &Ctx) -> Result<String> {
+    let (reg, cat) = ctx.store.snapshot()?;
+    let published = ctx.store.published_registry()?;
+    let mut out = entry_diff(&published, &reg, &cat, &ListKind::ALL);
+    if out.is_empty() {
+        out.push_str("no pending changes\n");
+    }
+    for c in ctx.store.journal()? {
+        writeln!(out, "{}", c.describe())?;
+    }
+    Ok(out)
+}
+
+pub fn discard(ctx: &Ctx) -> Result<String> {
+    let published = ctx.store.published_registry()?;
+    let n = ctx.store.journal()?.len();
+    ctx.store.restore(&published)?;
+    Ok(format!(
+        "discarded the pending change set ({n} edits); the registry is as published\n"
+    ))
+}
+
+/// The entry-level differences of every rendition of `lists`; empty if none.
+pub fn entry_diff(old: &Registry, new: &Registry, cat: &Catalogue, lists: &[ListKind]) -> String {
+    cat.renditions()
+        .iter()
+        .filter(|r| lists.contains(&r.list))
+        .map(|r| crate::registry::diff::describe(r, old, new))
+        .collect()
+}
