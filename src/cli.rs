@@ -721,7 +721,7 @@ impl Command {
 
 #[cfg(test)]
 mod tests {
-    use super::Cli;
+    use super::{Cli, Local};
     use clap::CommandFactory;
 
     fn walk(c: &clap::Command, path: &str, missing: &mut Vec<String>) {
@@ -741,6 +741,93 @@ mod tests {
             }
             walk(s, &p, missing);
         }
+    }
+
+    /// Every registry command becomes an operation that survives the admin socket's JSON.
+    #[test]
+    fn commands_become_operations_that_travel_as_json() {
+        use crate::operate::Operation;
+        use clap::Parser;
+        let cases: &[&[&str]] = &[
+            &["status"],
+            &["diff"],
+            &["publish", "-m", "why"],
+            &[
+                "import",
+                "a.xml",
+                "b.xml",
+                "--dry-run",
+                "--max-size",
+                "2MiB",
+            ],
+            &["export", "--release", "1.1.2", "--out", "out"],
+            &["whitelist", "add", "a.example.nl", "b.example.nl"],
+            &["gegevensdienst", "update", "4", "--weergavenaam", "Lab"],
+            &[
+                "oauthclient",
+                "update",
+                "p.example.nl",
+                "--no-gegevensdiensten",
+            ],
+            &[
+                "zorgaanbieder",
+                "add",
+                "abcdefg@medmij",
+                "--aanbiedertype",
+                "ZA",
+                "--interfaceversie",
+                "1.1.0",
+                "--gegevensdienst",
+                "4",
+                "--authorization-endpoint",
+                "https://a.nl/a",
+                "--token-endpoint",
+                "https://a.nl/t",
+                "--systeemrol",
+                "X=https://a.nl/f",
+            ],
+            &["release", "set-status", "2.0.0", "verplicht"],
+            &[
+                "livegang",
+                "start",
+                "--gegevensdienst",
+                "4",
+                "--zorgaanbieder",
+                "labnoord@medmij",
+                "--oauthclient",
+                "a.example.nl",
+                "--until",
+                "2099-01-01",
+            ],
+            &["history", "diff", "--list", "zal", "1", "2"],
+        ];
+        for argv in cases {
+            let cli =
+                Cli::try_parse_from(std::iter::once("stelselnode").chain(argv.iter().copied()))
+                    .unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+            let op = match cli.command.local() {
+                Ok(_) => panic!("{argv:?} is local"),
+                Err(c) => c.into_operation().unwrap(),
+            };
+            let json = serde_json::to_string(&op).unwrap();
+            let back: Operation = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, op, "{json}");
+        }
+        let pub_op = Cli::try_parse_from(["stelselnode", "publish", "-m", "x"]).unwrap();
+        assert!(pub_op
+            .command
+            .local()
+            .err()
+            .unwrap()
+            .into_operation()
+            .unwrap()
+            .publishes());
+        let verify =
+            Cli::try_parse_from(["stelselnode", "history", "verify", "a.tar", "--cert", "c"]);
+        assert!(matches!(
+            verify.unwrap().command.local(),
+            Ok(Local::HistoryVerify { .. })
+        ));
     }
 
     #[test]

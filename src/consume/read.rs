@@ -599,3 +599,95 @@ pub fn apply(reg: &mut Registry, list: ImportedList, map: &Release2Mapping) {
         }
     }
 }
+
+/// Read a published document back into a registry holding just that list's content.
+pub fn registry_of_document(
+    bytes: &[u8],
+    r: &crate::registry::catalogue::Rendition,
+) -> Result<Registry, ImportError> {
+    let mut reg = Registry::default();
+    let l = read_list(bytes)?;
+    apply(
+        &mut reg,
+        l,
+        &Release2Mapping {
+            interfaceversie: r.interfaceversie.clone().unwrap_or_else(|| "0.0.0".into()),
+            aanbiedertype: Aanbiedertype::ZA,
+        },
+    );
+    reg.canonicalize();
+    Ok(reg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn demo() -> Registry {
+        let mut reg = Registry::default();
+        for (_, bytes) in crate::app::DEMO_LISTS {
+            apply(&mut reg, read_list(bytes).unwrap(), &map("1.1.0"));
+        }
+        reg.canonicalize();
+        reg
+    }
+
+    fn map(iv: &str) -> Release2Mapping {
+        Release2Mapping {
+            interfaceversie: iv.into(),
+            aanbiedertype: Aanbiedertype::ZA,
+        }
+    }
+
+    /// A release2 list rendered from `reg` (what another Stelselnode would serve).
+    fn release2(reg: &Registry, list: ListKind) -> Vec<u8> {
+        let cat = crate::registry::catalogue::Catalogue::parse(
+            crate::registry::catalogue::DEFAULT_CATALOGUE,
+        )
+        .unwrap();
+        let r = cat.get("1.1.1").unwrap().rendition(list);
+        let h = crate::publish::render::Header {
+            volgnummer: 9,
+            tijdstempel: "2026-01-01T00:00:00Z".into(),
+        };
+        crate::publish::render::render(reg, &r, &h).unwrap()
+    }
+
+    #[test]
+    fn a_release2_list_replaces_only_what_it_can_carry() {
+        let before = demo();
+        // A release2 ZAL has one Interfaceversie and no Abonneren or Aanbiedertype: those
+        // survive its import; an OCL release2 has no Gegevensdiensten: they survive too.
+        for list in [ListKind::Zorgaanbiederslijst, ListKind::OAuthclientlist] {
+            let doc = release2(&before, list);
+            let l = read_list(&doc).unwrap();
+            assert_eq!(l.volgnummer, 9);
+            let mut after = before.clone();
+            apply(&mut after, l, &map("1.1.0"));
+            after.canonicalize();
+            assert_eq!(after, before, "{list}");
+        }
+        // Into another Interfaceversie it adds offerings, keeps the others.
+        let mut other = before.clone();
+        apply(
+            &mut other,
+            read_list(&release2(&before, ListKind::Zorgaanbiederslijst)).unwrap(),
+            &map("1.0.0"),
+        );
+        other.canonicalize();
+        let z = &other.zorgaanbieders["umcharderwijk@medmij"];
+        assert_eq!(
+            z.interfaceversie("1.0.0").map(|i| i.gegevensdiensten.len()),
+            z.interfaceversie("1.1.0").map(|i| i.gegevensdiensten.len())
+        );
+    }
+
+    #[test]
+    fn inspect_counts_without_reading_content() {
+        for (_, bytes) in crate::app::DEMO_LISTS {
+            let i = inspect(bytes).unwrap();
+            let l = read_list(bytes).unwrap();
+            assert_eq!(i.describe(), l.describe());
+        }
+    }
+}

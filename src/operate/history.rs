@@ -170,7 +170,8 @@ fn registry_at(
     volgnummer: u64,
 ) -> Result<crate::registry::model::Registry> {
     let bytes = load(&crate::registry::store::document_key(r, volgnummer))?;
-    diff::registry_of_document(&bytes, r).map_err(|e| anyhow!("{r} #{volgnummer}: {e}"))
+    crate::consume::read::registry_of_document(&bytes, r)
+        .map_err(|e| anyhow!("{r} #{volgnummer}: {e}"))
 }
 
 /// Entry-level diff of `list` between Volgnummers `a` and `b`.

@@ -5,11 +5,10 @@
 //! differ, and only for the first [`SHOWN`] of them, so diffing two registries of 100,000
 //! Zorgaanbieders costs little more than comparing them.
 
-use crate::consume::read::{self, Release2Mapping};
 use crate::registry::catalogue::Rendition;
 use crate::registry::model::{
-    Aanbiedertype, Gegevensdienst, Gegevensdienstnaam, ListKind, OAuthclient, Registry,
-    SchemaVersion, Zorgaanbieder,
+    Gegevensdienst, Gegevensdienstnaam, ListKind, OAuthclient, Registry, SchemaVersion,
+    Zorgaanbieder,
 };
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -282,22 +281,6 @@ pub fn describe(r: &Rendition, old: &Registry, new: &Registry) -> String {
         let _ = writeln!(s, "  ~ … and {} more", d.changed.len() - SHOWN);
     }
     s
-}
-
-/// Read a published document back into a registry holding just that list's content.
-pub fn registry_of_document(bytes: &[u8], r: &Rendition) -> Result<Registry, read::ImportError> {
-    let mut reg = Registry::default();
-    let l = read::read_list(bytes)?;
-    read::apply(
-        &mut reg,
-        l,
-        &Release2Mapping {
-            interfaceversie: r.interfaceversie.clone().unwrap_or_else(|| "0.0.0".into()),
-            aanbiedertype: Aanbiedertype::ZA,
-        },
-    );
-    reg.canonicalize();
-    Ok(reg)
 }
 
 #[cfg(test)]

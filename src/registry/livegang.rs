@@ -297,3 +297,104 @@ pub fn due(
         .map(|l| l.copy_id.clone())
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::consume::read::{self, Release2Mapping};
+    use crate::registry::catalogue::DEFAULT_CATALOGUE;
+    use crate::registry::model::Aanbiedertype;
+
+    fn demo() -> Registry {
+        let mut reg = Registry::default();
+        for (_, bytes) in crate::app::DEMO_LISTS {
+            let l = read::read_list(bytes).unwrap();
+            let map = Release2Mapping {
+                interfaceversie: "1.1.0".into(),
+                aanbiedertype: Aanbiedertype::ZA,
+            };
+            read::apply(&mut reg, l, &map);
+        }
+        reg.canonicalize();
+        reg
+    }
+
+    fn start_of(copy: Option<&str>) -> Start {
+        Start {
+            gegevensdienst: "4".into(),
+            zorgaanbieders: vec!["labnoord@medmij".into()],
+            oauthclients: vec!["app.gezondheidskluis.nl".into()],
+            until: "2099-12-31".into(),
+            copy_id: copy.map(str::to_string),
+            release: None,
+            endpoints: None,
+        }
+    }
+
+    fn now() -> OffsetDateTime {
+        time::macros::datetime!(2026-12-01 12:00 UTC)
+    }
+
+    #[test]
+    fn start_end_and_promote_are_pure_registry_edits() {
+        let cat = Catalogue::parse(DEFAULT_CATALOGUE).unwrap();
+        let before = demo();
+        let mut reg = before.clone();
+        start(&mut reg, &cat, start_of(Some("104")), "op", now()).unwrap();
+        assert!(crate::registry::rules::check(&reg).is_empty());
+        let l = &reg.livegangen["104"];
+        assert_eq!(
+            (l.interfaceversie.as_str(), l.release.as_str()),
+            ("1.1.0", "1.1.2")
+        );
+        assert!(reg.gegevensdiensten["104"]
+            .weergavenaam
+            .ends_with("(gecontroleerde livegang)"));
+        assert!(reg.oauthclients["app.gezondheidskluis.nl"]
+            .gegevensdiensten
+            .contains(&"104".to_string()));
+        let offers = |r: &Registry, id: &str| {
+            r.zorgaanbieders["labnoord@medmij"]
+                .interfaceversie("1.1.0")
+                .map(|i| i.gegevensdiensten.iter().any(|g| g.gegevensdienst_id == id))
+                .unwrap_or(false)
+        };
+        assert!(offers(&reg, "104"));
+        // Ending removes every trace of the copy.
+        let mut ended = reg.clone();
+        end(&mut ended, "104").unwrap();
+        ended.canonicalize();
+        assert_eq!(ended, before);
+        // Promoting keeps the original with the copy's endpoints, and no copy.
+        let mut promoted = reg.clone();
+        promote(&mut promoted, "104").unwrap();
+        assert!(offers(&promoted, "4") && !offers(&promoted, "104"));
+        assert!(promoted.livegangen.is_empty() && !promoted.gegevensdiensten.contains_key("104"));
+        // Refused: a copy id in use, a date in the past, an unknown participant.
+        let mut r = before.clone();
+        assert!(start(&mut r, &cat, start_of(Some("4")), "op", now()).is_err());
+        let mut past = start_of(None);
+        past.until = "2020-01-01".into();
+        assert!(start(&mut r, &cat, past, "op", now()).is_err());
+        let mut unknown = start_of(None);
+        unknown.oauthclients = vec!["nobody.example.nl".into()];
+        assert!(start(&mut r, &cat, unknown, "op", now()).is_err());
+        assert_eq!(r, before, "refused starts change nothing");
+    }
+
+    #[test]
+    fn due_and_until() {
+        let cat = Catalogue::parse(DEFAULT_CATALOGUE).unwrap();
+        let mut reg = demo();
+        start(&mut reg, &cat, start_of(None), "op", now()).unwrap();
+        assert!(due(&reg.livegangen, now()).is_empty());
+        let after = time::macros::datetime!(2100-01-01 00:00 UTC);
+        assert_eq!(due(&reg.livegangen, after).len(), 1);
+        // A date means through that day (UTC).
+        assert_eq!(
+            parse_until("2099-12-31").unwrap(),
+            time::macros::datetime!(2100-01-01 00:00 UTC)
+        );
+        assert!(parse_until("31-12-2099").is_err());
+    }
+}

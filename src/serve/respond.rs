@@ -377,6 +377,181 @@ pub fn health(set: Option<&PublishedSet>, store_fault: Option<&str>) -> Resp {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::registry::catalogue::{Catalogue, DEFAULT_CATALOGUE};
+    use crate::registry::store::{document_key, ListVersion, PublishedIndex, PublishedRendition};
+    use crate::serve::set::Body;
+    use std::collections::{BTreeMap, HashMap};
+
+    /// A published set of the shipped catalogue whose documents are their own names.
+    fn set() -> PublishedSet {
+        let catalogue = Catalogue::parse(DEFAULT_CATALOGUE).unwrap();
+        let lists: BTreeMap<ListKind, ListVersion> = ListKind::ALL
+            .into_iter()
+            .map(|l| {
+                let v = ListVersion {
+                    volgnummer: 3,
+                    tijdstempel: "2026-01-01T00:00:00Z".into(),
+                    content_sha256: String::new(),
+                };
+                (l, v)
+            })
+            .collect();
+        let renditions = catalogue
+            .renditions()
+            .into_iter()
+            .map(|r| PublishedRendition {
+                rendition: r,
+                volgnummer: 3,
+                sha256: String::new(),
+            })
+            .collect();
+        let index = PublishedIndex {
+            seq: 7,
+            lists,
+            catalogue,
+            renditions,
+            floors: BTreeMap::new(),
+        };
+        let whitelist_2 = index
+            .catalogue
+            .get("1.1.2")
+            .unwrap()
+            .rendition(ListKind::Whitelist);
+        let history = HashMap::from([(document_key(&whitelist_2, 2), "ab".repeat(32))]);
+        PublishedSet::build(index, "CERT".into(), history, |key| {
+            Body::new(key.as_bytes().to_vec())
+        })
+        .unwrap()
+    }
+
+    fn get(set: &PublishedSet, path: &str, query: Option<&str>, inm: Option<&str>) -> Resp {
+        match respond(Some(set), &Method::GET, path, query, inm.map(str::as_bytes)) {
+            Answer::Ready(r) => r,
+            Answer::Historic { key, .. } => panic!("historic {key}"),
+        }
+    }
+
+    fn body(r: Resp) -> String {
+        use http_body_util::BodyExt;
+        let b = futures_body(r.into_body().collect());
+        let Ok(b) = b;
+        String::from_utf8(b.to_bytes().to_vec()).unwrap()
+    }
+
+    /// A collected body without a runtime: `Full` is ready at once.
+    fn futures_body<F: std::future::Future>(f: F) -> F::Output {
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        let mut f = std::pin::pin!(f);
+        match f.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(v) => v,
+            std::task::Poll::Pending => panic!("body not ready"),
+        }
+    }
+
+    #[test]
+    fn releases_select_documents_with_their_headers() {
+        let s = set();
+        let r = get(&s, "/MedMij_Zorgaanbiederslijst.xml", Some("api=2"), None);
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()["content-type"], "application/xml");
+        assert_eq!(r.headers()["medmij-release"], "2.0.0");
+        assert!(r.headers().get("deprecation").is_none());
+        assert_eq!(body(r), "zorgaanbiederslijst/release3#3");
+        // No parameter: the default release, verouderd, with Deprecation and Sunset.
+        let r = get(&s, "/MedMij_Zorgaanbiederslijst.xml", None, None);
+        assert_eq!(r.headers()["medmij-release"], "1.1.1");
+        assert!(r.headers().get("deprecation").is_some() && r.headers().get("sunset").is_some());
+        assert_eq!(body(r), "zorgaanbiederslijst/release2@1.1.0#3");
+        let sig = get(&s, "/MedMij_Whitelist.xml.sig", Some("release=1.1.2"), None);
+        assert_eq!(body(sig), "whitelist/release2#3.sig");
+        // 304 on the strong ETag, also given weak or in a list.
+        let etag = get(&s, "/MedMij_Whitelist.xml", None, None).headers()["etag"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        for inm in [etag.clone(), format!("W/{etag}"), format!("\"x\", {etag}")] {
+            let r = get(&s, "/MedMij_Whitelist.xml", None, Some(&inm));
+            assert_eq!(r.status(), StatusCode::NOT_MODIFIED, "{inm}");
+        }
+    }
+
+    #[test]
+    fn errors_are_short_text_with_the_right_status() {
+        let s = set();
+        for (path, query, status) in [
+            (
+                "/MedMij_Whitelist.xml",
+                Some("release=9.9.9"),
+                StatusCode::NOT_FOUND,
+            ),
+            (
+                "/MedMij_Whitelist.xml",
+                Some("release=1.1.2&api=2"),
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                "/MedMij_Whitelist.xml",
+                Some("api=x"),
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                "/MedMij_Whitelist.xml",
+                Some("foo=1"),
+                StatusCode::BAD_REQUEST,
+            ),
+            ("/etc/passwd", None, StatusCode::NOT_FOUND),
+            (
+                "/MedMij_Whitelist.xml",
+                Some("volgnummer=99"),
+                StatusCode::NOT_FOUND,
+            ),
+        ] {
+            let r = get(&s, path, query, None);
+            assert_eq!(r.status(), status, "{path}?{query:?}");
+            assert!(r.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/plain"));
+        }
+        let post = respond(Some(&s), &Method::POST, "/MedMij_Whitelist.xml", None, None);
+        let Answer::Ready(r) = post else { panic!() };
+        assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+        let none = respond(None, &Method::GET, "/MedMij_Whitelist.xml", None, None);
+        let Answer::Ready(r) = none else { panic!() };
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    #[test]
+    fn historic_documents_are_answered_from_the_logged_hash() {
+        let s = set();
+        // Known: the store is asked for it, with the ETag from the log.
+        match respond(
+            Some(&s),
+            &Method::GET,
+            "/MedMij_Whitelist.xml",
+            Some("release=1.1.2&volgnummer=2"),
+            None,
+        ) {
+            Answer::Historic { key, etag, .. } => {
+                assert_eq!(key, "whitelist/release2#2");
+                assert_eq!(etag, format!("\"{}\"", "ab".repeat(16)).as_str());
+            }
+            Answer::Ready(r) => panic!("{}", r.status()),
+        }
+        // Its ETag again: 304 without reading it.
+        let inm = format!("\"{}\"", "ab".repeat(16));
+        let r = get(
+            &s,
+            "/MedMij_Whitelist.xml",
+            Some("release=1.1.2&volgnummer=2"),
+            Some(&inm),
+        );
+        assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
+        // The current Volgnummer is the current document.
+        let r = get(&s, "/MedMij_Whitelist.xml", Some("volgnummer=3"), None);
+        assert_eq!(body(r), "whitelist/release2#3");
+    }
 
     #[test]
     fn query_keys_and_values_are_percent_decoded_and_strict() {

@@ -272,7 +272,7 @@ fn enveloped_in(doc: &Document, pinned: Option<&PublicKey>) -> Result<Verified, 
             parts.transforms
         )));
     }
-    let digest = c14n_sha256_without(doc, sig)?;
+    let digest = c14n_sha256_without(doc, sig).map_err(verr)?;
     finish_digest(parts, &digest, pinned)
 }
 

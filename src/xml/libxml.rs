@@ -14,7 +14,6 @@ use ring::digest;
 use std::ffi::{c_void, CStr};
 use std::os::raw::{c_char, c_int};
 
-use crate::sign::{verr, VerifyError};
 use crate::xml::schema::SchemaErrors;
 
 fn strict() -> ParserOptions<'static> {
@@ -82,7 +81,7 @@ unsafe extern "C" fn hide_subtree(
 /// SHA-256 of the exclusive canonical form of `doc` without the subtree `hidden` (the
 /// enveloped-signature transform), streamed from libxml2 into the digest: the canonical
 /// form, as large as the document, is never held in memory.
-pub fn c14n_sha256_without(doc: &Document, hidden: &Node) -> Result<Vec<u8>, VerifyError> {
+pub fn c14n_sha256_without(doc: &Document, hidden: &Node) -> Result<Vec<u8>, String> {
     unsafe extern "C" fn write(
         ctx: *mut c_void,
         buf: *const std::os::raw::c_char,
@@ -109,7 +108,7 @@ pub fn c14n_sha256_without(doc: &Document, hidden: &Node) -> Result<Vec<u8>, Ver
             std::ptr::null_mut(),
         );
         if out.is_null() {
-            return Err(verr("libxml2 could not allocate an output buffer"));
+            return Err("libxml2 could not allocate an output buffer".into());
         }
         let rc = libxml::bindings::xmlC14NExecute(
             doc.doc_ptr(),
@@ -123,7 +122,7 @@ pub fn c14n_sha256_without(doc: &Document, hidden: &Node) -> Result<Vec<u8>, Ver
         (rc, libxml::bindings::xmlOutputBufferClose(out))
     };
     if rc < 0 || closed < 0 {
-        return Err(verr("document could not be canonicalised"));
+        return Err("document could not be canonicalised".into());
     }
     Ok(ctx.finish().as_ref().to_vec())
 }
