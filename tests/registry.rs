@@ -7,13 +7,6 @@ use std::path::{Path, PathBuf};
 use stelselnode::consume::read::{self, Release2Mapping};
 use stelselnode::registry::model::{Aanbiedertype, Registry};
 
-fn demo() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempdir();
-    let data = dir.path().join("data");
-    ok(&data, &["init", "--demo"]);
-    (dir, data)
-}
-
 /// Run a write that must be refused; check the message names what it should and that the
 /// registry is byte-for-byte the same afterwards.
 fn refused(data: &Path, args: &[&str], needles: &[&str]) {

@@ -40,13 +40,6 @@ fn schema_files(list: &str, version: &str) -> (String, Option<&'static str>) {
     (format!("{stem}-{version}.xsd"), official)
 }
 
-fn demo() -> (tempfile::TempDir, std::path::PathBuf) {
-    let dir = tempdir();
-    let data = dir.path().join("data");
-    ok(&data, &["init", "--demo"]);
-    (dir, data)
-}
-
 #[test]
 fn every_list_in_every_release_is_schema_valid_and_signed() {
     let (dir, data) = demo();

@@ -9,14 +9,6 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-fn demo_server() -> (tempfile::TempDir, PathBuf, Server) {
-    let dir = tempdir();
-    let data = dir.path().join("data");
-    ok(&data, &["init", "--demo"]);
-    let server = Server::start(&data, &[]);
-    (dir, data, server)
-}
-
 fn save(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, bytes).unwrap();

@@ -53,6 +53,9 @@ impl fmt::Display for Violations {
     }
 }
 
+/// A field rule: `Err` says which rule the value breaks.
+type Rule = fn(&str) -> Result<(), String>;
+
 struct Checker {
     out: Vec<Violation>,
 }
@@ -70,6 +73,13 @@ impl Checker {
     fn check(&mut self, entity: &str, field: &'static str, value: &str, r: Result<(), String>) {
         if let Err(rule) = r {
             self.fail(entity, field, value, rule);
+        }
+    }
+
+    /// Check each field of an entity against its rule.
+    fn fields(&mut self, entity: &str, fields: &[(&'static str, &str, Rule)]) {
+        for (field, value, rule) in fields {
+            self.check(entity, field, value, rule(value));
         }
     }
 }
@@ -289,11 +299,17 @@ pub fn maximale_duur(v: u32) -> Result<(), String> {
 
 fn check_gegevensdienst(c: &mut Checker, entity: &str, g: &Gegevensdienst, reg: &Registry) {
     let ent = format!("{entity} > Gegevensdienst {}", g.gegevensdienst_id);
-    c.check(
+    c.fields(
         &ent,
-        "GegevensdienstId",
-        &g.gegevensdienst_id,
-        gegevensdienst_id(&g.gegevensdienst_id),
+        &[
+            ("GegevensdienstId", &g.gegevensdienst_id, gegevensdienst_id),
+            (
+                "AuthorizationEndpointuri",
+                &g.authorization_endpointuri,
+                frontchanneluri,
+            ),
+            ("TokenEndpointuri", &g.token_endpointuri, backchanneluri),
+        ],
     );
     if !reg.gegevensdiensten.contains_key(&g.gegevensdienst_id) {
         c.fail(
@@ -303,18 +319,6 @@ fn check_gegevensdienst(c: &mut Checker, entity: &str, g: &Gegevensdienst, reg: 
             "must exist in the Gegevensdienstnamenlijst (referential integrity)",
         );
     }
-    c.check(
-        &ent,
-        "AuthorizationEndpointuri",
-        &g.authorization_endpointuri,
-        frontchanneluri(&g.authorization_endpointuri),
-    );
-    c.check(
-        &ent,
-        "TokenEndpointuri",
-        &g.token_endpointuri,
-        backchanneluri(&g.token_endpointuri),
-    );
     if let Some(a) = &g.abonneren {
         c.check(
             &ent,
@@ -322,11 +326,13 @@ fn check_gegevensdienst(c: &mut Checker, entity: &str, g: &Gegevensdienst, reg: 
             &a.maximale_duur.to_string(),
             maximale_duur(a.maximale_duur),
         );
-        c.check(
+        c.fields(
             &ent,
-            "SubscriptionEndpointuri",
-            &a.subscription_endpointuri,
-            backchanneluri(&a.subscription_endpointuri),
+            &[(
+                "SubscriptionEndpointuri",
+                &a.subscription_endpointuri,
+                backchanneluri,
+            )],
         );
     }
     if g.systeemrollen.is_empty() {
@@ -340,11 +346,16 @@ fn check_gegevensdienst(c: &mut Checker, entity: &str, g: &Gegevensdienst, reg: 
     let mut seen = BTreeSet::new();
     for s in &g.systeemrollen {
         let sent = format!("{ent} > Systeemrol {}", s.systeemrolcode);
-        c.check(
+        c.fields(
             &sent,
-            "Systeemrolcode",
-            &s.systeemrolcode,
-            systeemrolcode(&s.systeemrolcode),
+            &[
+                ("Systeemrolcode", &s.systeemrolcode, systeemrolcode),
+                (
+                    "ResourceEndpointuri",
+                    &s.resource_endpointuri,
+                    backchanneluri,
+                ),
+            ],
         );
         if !seen.insert(s.systeemrolcode.as_str()) {
             c.fail(
@@ -354,22 +365,14 @@ fn check_gegevensdienst(c: &mut Checker, entity: &str, g: &Gegevensdienst, reg: 
                 "must be unique within one Gegevensdienst",
             );
         }
-        c.check(
-            &sent,
-            "ResourceEndpointuri",
-            &s.resource_endpointuri,
-            backchanneluri(&s.resource_endpointuri),
-        );
     }
 }
 
 fn check_zorgaanbieder(c: &mut Checker, key: &str, z: &Zorgaanbieder, reg: &Registry) {
     let entity = format!("Zorgaanbieder {}", z.zorgaanbiedernaam);
-    c.check(
+    c.fields(
         &entity,
-        "Zorgaanbiedernaam",
-        &z.zorgaanbiedernaam,
-        zorgaanbiedernaam(&z.zorgaanbiedernaam),
+        &[("Zorgaanbiedernaam", &z.zorgaanbiedernaam, zorgaanbiedernaam)],
     );
     if key != z.zorgaanbiedernaam {
         c.fail(
@@ -390,11 +393,13 @@ fn check_zorgaanbieder(c: &mut Checker, key: &str, z: &Zorgaanbieder, reg: &Regi
     let mut ivs = BTreeSet::new();
     for iv in &z.interfaceversies {
         let ient = format!("{entity} > Interfaceversie {}", iv.interfaceversie_id);
-        c.check(
+        c.fields(
             &ient,
-            "InterfaceversieId",
-            &iv.interfaceversie_id,
-            interfaceversie_id(&iv.interfaceversie_id),
+            &[(
+                "InterfaceversieId",
+                &iv.interfaceversie_id,
+                interfaceversie_id,
+            )],
         );
         if !ivs.insert(iv.interfaceversie_id.as_str()) {
             c.fail(
@@ -432,11 +437,12 @@ pub fn check(reg: &Registry) -> Vec<Violation> {
     let mut c = Checker { out: Vec::new() };
     for (id, g) in &reg.gegevensdiensten {
         let entity = format!("Gegevensdienst {id}");
-        c.check(
+        c.fields(
             &entity,
-            "GegevensdienstId",
-            &g.gegevensdienst_id,
-            gegevensdienst_id(&g.gegevensdienst_id),
+            &[
+                ("GegevensdienstId", &g.gegevensdienst_id, gegevensdienst_id),
+                ("Weergavenaam", &g.weergavenaam, weergavenaam),
+            ],
         );
         if id != &g.gegevensdienst_id {
             c.fail(
@@ -446,19 +452,23 @@ pub fn check(reg: &Registry) -> Vec<Violation> {
                 "registry key differs from the id",
             );
         }
-        c.check(
-            &entity,
-            "Weergavenaam",
-            &g.weergavenaam,
-            weergavenaam(&g.weergavenaam),
-        );
     }
     for (key, z) in &reg.zorgaanbieders {
         check_zorgaanbieder(&mut c, key, z, reg);
     }
     for (host, o) in &reg.oauthclients {
         let entity = format!("OAuthclient {host}");
-        c.check(&entity, "Hostname", &o.hostname, hostname(&o.hostname));
+        c.fields(
+            &entity,
+            &[
+                ("Hostname", &o.hostname, hostname),
+                (
+                    "OAuthclientOrganisatienaam",
+                    &o.oauthclient_organisatienaam,
+                    organisatienaam,
+                ),
+            ],
+        );
         if host != &o.hostname {
             c.fail(
                 &entity,
@@ -467,12 +477,7 @@ pub fn check(reg: &Registry) -> Vec<Violation> {
                 "registry key differs from the hostname",
             );
         }
-        c.check(
-            &entity,
-            "OAuthclientOrganisatienaam",
-            &o.oauthclient_organisatienaam,
-            organisatienaam(&o.oauthclient_organisatienaam),
-        );
+
         let mut seen = BTreeSet::new();
         for id in &o.gegevensdiensten {
             if !seen.insert(id.as_str()) {
@@ -513,7 +518,7 @@ pub fn check(reg: &Registry) -> Vec<Violation> {
         }
     }
     for host in &reg.whitelist {
-        c.check("Whitelist MedMijNode", "Hostname", host, hostname(host));
+        c.fields("Whitelist MedMijNode", &[("Hostname", host, hostname)]);
     }
     c.out
 }

@@ -259,6 +259,21 @@ pub fn xmlsec1_verify(
     }
 }
 
+/// A data directory initialised with the demo registry (published once).
+pub fn demo() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempdir();
+    let data = dir.path().join("data");
+    ok(&data, &["init", "--demo"]);
+    (dir, data)
+}
+
+/// `demo` with a server running on it.
+pub fn demo_server() -> (tempfile::TempDir, PathBuf, Server) {
+    let (dir, data) = demo();
+    let server = Server::start(&data, &[]);
+    (dir, data, server)
+}
+
 pub fn tempdir() -> tempfile::TempDir {
     tempfile::Builder::new()
         .prefix("stelselnode-test")
