@@ -2,12 +2,14 @@
 //! [`Operation`] (or, for the commands that need no registry, a [`Local`] command). The
 //! only module that knows clap.
 
-use crate::operate::entity::{
-    GegevensdienstOp, OAuthclientOp, Offering, WhitelistOp, ZorgaanbiederOp,
-};
+use crate::operate::entity::Offering;
+use crate::operate::gegevensdienst::GegevensdienstOp;
 use crate::operate::history::HistoryOp;
 use crate::operate::livegang::LivegangOp;
+use crate::operate::oauthclient::OAuthclientOp;
 use crate::operate::release::ReleaseOp;
+use crate::operate::whitelist::WhitelistOp;
+use crate::operate::zorgaanbieder::ZorgaanbiederOp;
 use crate::operate::{export::Export, import::Import, publish::Publish, Operation};
 use crate::registry::livegang::{Endpoints, Start};
 use crate::registry::model::{Aanbiedertype, ListKind};

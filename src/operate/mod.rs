@@ -7,11 +7,15 @@ pub mod admin;
 pub mod changeset;
 pub mod entity;
 pub mod export;
+pub mod gegevensdienst;
 pub mod history;
 pub mod import;
 pub mod livegang;
+pub mod oauthclient;
 pub mod publish;
 pub mod release;
+pub mod whitelist;
+pub mod zorgaanbieder;
 
 use crate::publish::Publisher;
 use crate::registry::store::{Store, Who};
@@ -31,10 +35,10 @@ pub enum Operation {
     Publish(publish::Publish),
     Import(import::Import),
     Export(export::Export),
-    Zorgaanbieder(entity::ZorgaanbiederOp),
-    Oauthclient(entity::OAuthclientOp),
-    Whitelist(entity::WhitelistOp),
-    Gegevensdienst(entity::GegevensdienstOp),
+    Zorgaanbieder(zorgaanbieder::ZorgaanbiederOp),
+    Oauthclient(oauthclient::OAuthclientOp),
+    Whitelist(whitelist::WhitelistOp),
+    Gegevensdienst(gegevensdienst::GegevensdienstOp),
     Release(release::ReleaseOp),
     Livegang(livegang::LivegangOp),
     History(history::HistoryOp),
