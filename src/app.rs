@@ -324,6 +324,11 @@ async fn serve(data: &Path, a: ServeArgs) -> Result<()> {
     let initial = PublishedSet::load(&store, cert)?;
     let shared: Shared = Arc::new(ArcSwapOption::from(initial.map(Arc::new)));
     let publisher = Arc::new(Publisher::new(store.clone(), data, Some(shared.clone())));
+    let (tls, dev_ca) = tls_settings(data, &a)?;
+    if let Some(t) = &tls {
+        tokio::spawn(reload_on_sighup(t.clone()));
+    }
+    raise_file_limit();
     let listener = tokio::net::TcpListener::bind(&a.listen)
         .await
         .with_context(|| format!("listening on {}", a.listen))?;
@@ -339,8 +344,16 @@ async fn serve(data: &Path, a: ServeArgs) -> Result<()> {
     tokio::spawn(admin::run(admin_listener, handler));
     tokio::spawn(expire_livegangen(publisher.clone()));
 
-    println!("stelselnode listening on http://{addr}/");
-    let base = format!("http://{addr}");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("stelselnode listening on {scheme}://{addr}/");
+    let base = format!("{scheme}://{addr}");
+    if let Some(ca) = &dev_ca {
+        println!(
+            "  TLS with a DEVELOPMENT CA: curl --cacert {} https://localhost:{}/MedMij_Whitelist.xml",
+            ca.display(),
+            addr.port()
+        );
+    }
     println!("  data directory {}", data.display());
     for l in crate::registry::model::ListKind::ALL {
         println!(
@@ -364,10 +377,94 @@ async fn serve(data: &Path, a: ServeArgs) -> Result<()> {
             _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {},
         }
     };
-    serve::run(listener, shared, store.clone(), shutdown).await;
+    let opts = serve::Options {
+        tls,
+        limits: serve::Limits {
+            max_connections: a.max_connections,
+            per_client: a.max_connections_per_client,
+            header_timeout: std::time::Duration::from_secs(a.idle_timeout),
+            shutdown_grace: std::time::Duration::from_secs(a.shutdown_grace),
+            ..serve::Limits::default()
+        },
+    };
+    serve::run(listener, shared, store.clone(), opts, shutdown).await;
     let _ = std::fs::remove_file(admin::socket_path(data));
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The listener's TLS: the operator's files, the demo's development CA, or plain HTTP when
+/// asked for explicitly.
+fn tls_settings(
+    data: &Path,
+    a: &ServeArgs,
+) -> Result<(
+    Option<Arc<serve::tls::Reloadable>>,
+    Option<std::path::PathBuf>,
+)> {
+    use serve::tls::{ClientAuth, ClientPolicy, Reloadable, Settings};
+    if a.insecure_http {
+        return Ok((None, None));
+    }
+    let (settings, dev_ca) = match (&a.tls_cert, &a.tls_key) {
+        (Some(cert), Some(key)) => (
+            Settings {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_ca: a.client_ca.clone(),
+            },
+            None,
+        ),
+        _ if a.demo => {
+            let (s, ca) = serve::tls::development(data)?;
+            (s, Some(ca))
+        }
+        _ => bail!(
+            "serve needs --tls-cert and --tls-key (https), or --insecure-http for plain HTTP behind a proxy that terminates TLS"
+        ),
+    };
+    let default = a.client_auth.unwrap_or(if a.client_ca.is_some() {
+        ClientAuth::Optional
+    } else {
+        ClientAuth::Off
+    });
+    let policy = ClientPolicy {
+        default,
+        paths: a.client_auth_path.clone(),
+    };
+    Ok((Some(Arc::new(Reloadable::new(settings, policy)?)), dev_ca))
+}
+
+/// SIGHUP re-reads the TLS certificate, key and client CA; open connections keep theirs.
+async fn reload_on_sighup(tls: Arc<serve::tls::Reloadable>) {
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        tracing::error!("cannot listen for SIGHUP; TLS files are not reloaded");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        match tls.reload() {
+            Ok(()) => tracing::info!("SIGHUP: TLS certificate and key reloaded"),
+            Err(e) => {
+                tracing::error!("SIGHUP: TLS reload failed, the previous certificate stays: {e:#}")
+            }
+        }
+    }
+}
+
+/// Open connections are file descriptors: use the hard limit, not the (often 1024) soft
+/// one, so many idle clients cannot lock normal ones out.
+fn raise_file_limit() {
+    // SAFETY: getrlimit/setrlimit on our own process with a valid struct.
+    unsafe {
+        let mut l = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) == 0 && l.rlim_cur < l.rlim_max {
+            l.rlim_cur = l.rlim_max;
+            let _ = libc::setrlimit(libc::RLIMIT_NOFILE, &l);
+        }
+    }
 }
 
 /// A gecontroleerde livegang past its `until` ends by itself: checked every second (only

@@ -263,9 +263,58 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
     pub listen: String,
-    /// Initialise the data directory with the demo registry first, if it is empty.
+    /// Initialise the data directory with the demo registry first, if it is empty; without
+    /// --tls-cert, serve https with a generated development CA (DATA/dev-tls-ca.pem).
     #[arg(long)]
     pub demo: bool,
+    /// PEM certificate chain of the listener (https). Re-read on SIGHUP.
+    #[arg(
+        long,
+        value_name = "PEM",
+        env = "STELSELNODE_TLS_CERT",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert. Re-read on SIGHUP.
+    #[arg(
+        long,
+        value_name = "PEM",
+        env = "STELSELNODE_TLS_KEY",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+    /// CA certificates (PEM) whose client certificates are accepted, e.g. the PKIoverheid
+    /// private-services roots. Re-read on SIGHUP.
+    #[arg(
+        long,
+        value_name = "PEM",
+        env = "STELSELNODE_CLIENT_CA",
+        requires = "tls_cert"
+    )]
+    pub client_ca: Option<PathBuf>,
+    /// Client certificates for every path: required, optional or off (default: optional
+    /// with --client-ca, else off).
+    #[arg(long, value_name = "MODE", requires = "client_ca")]
+    pub client_auth: Option<crate::serve::tls::ClientAuth>,
+    /// Client certificates for one path prefix: PATH=MODE (longest prefix wins), e.g.
+    /// /MedMij_OAuthclientlist.xml=required. Repeat for several.
+    #[arg(long, value_name = "PATH=MODE", requires = "client_ca", value_parser = crate::serve::tls::ClientPolicy::parse_path)]
+    pub client_auth_path: Vec<(String, crate::serve::tls::ClientAuth)>,
+    /// Serve plain HTTP: only behind a proxy that terminates TLS, or to try things out.
+    #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
+    pub insecure_http: bool,
+    /// Connections open at once; more are answered 503 with Retry-After and closed.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub max_connections: usize,
+    /// Connections open at once from one client address.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub max_connections_per_client: usize,
+    /// Seconds for a request's headers and for an idle keep-alive connection.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub idle_timeout: u64,
+    /// Seconds in-flight responses get after SIGTERM before the process exits.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub shutdown_grace: u64,
 }
 
 #[derive(Args, Debug)]

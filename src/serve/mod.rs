@@ -5,6 +5,7 @@
 
 pub mod respond;
 pub mod set;
+pub mod tls;
 
 pub use set::{PublishedSet, Shared};
 
@@ -13,36 +14,241 @@ use http::{header, Method, Request, StatusCode};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use respond::{health, historic, respond, text, Answer, Resp};
+use respond::{accepts_gzip, health, historic, respond, text, Answer, Ask, Resp};
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::Duration;
+use tls::{ClientAuth, ClientIdentity, ClientPolicy};
 use tokio::net::TcpListener;
 
-async fn handle(
+/// How the listener behaves under load.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Connections open at once; more are answered 503 and closed.
+    pub max_connections: usize,
+    /// Connections open at once from one client address.
+    pub per_client: usize,
+    /// Time for a request's headers, and for the next request on an idle keep-alive
+    /// connection; then the connection is closed.
+    pub header_timeout: Duration,
+    /// Time for a TLS handshake.
+    pub handshake_timeout: Duration,
+    /// After SIGTERM: how long in-flight responses may take before the process exits.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_connections: 10_000,
+            per_client: 64,
+            header_timeout: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Retry-After on every 503: consumers (the Ministry's among them) honour up to 60 s.
+pub const RETRY_AFTER_SECONDS: u64 = 30;
+
+fn unavailable(msg: &str) -> Resp {
+    let mut r = text(StatusCode::SERVICE_UNAVAILABLE, msg);
+    r.headers_mut().insert(
+        header::RETRY_AFTER,
+        http::HeaderValue::from(RETRY_AFTER_SECONDS),
+    );
+    r
+}
+
+/// What the listener knows about one connection.
+#[derive(Clone)]
+struct Conn {
+    peer: SocketAddr,
+    client: Option<Arc<ClientIdentity>>,
+    /// Over a connection limit: every request is answered 503 and the connection closed.
+    over_limit: Option<&'static str>,
+}
+
+/// Open connections, in total and per client address.
+#[derive(Default)]
+struct Counts {
+    total: AtomicUsize,
+    per_client: Mutex<HashMap<std::net::IpAddr, usize>>,
+}
+
+/// Holds a connection's place in `Counts` until the connection ends.
+struct Slot {
+    counts: Arc<Counts>,
+    ip: std::net::IpAddr,
+}
+
+impl Counts {
+    /// Take a place; `Err` names the limit that is full (the place is taken anyway, so
+    /// the 503 answer is counted too, and given back on drop).
+    fn enter(
+        self: &Arc<Counts>,
+        ip: std::net::IpAddr,
+        limits: &Limits,
+    ) -> (Slot, Option<&'static str>) {
+        let total = self.total.fetch_add(1, Ordering::SeqCst) + 1;
+        let mine = {
+            let mut m = self.per_client.lock().unwrap_or_else(|p| p.into_inner());
+            let c = m.entry(ip).or_insert(0);
+            *c += 1;
+            *c
+        };
+        let over = if total > limits.max_connections {
+            Some("the server has too many connections")
+        } else if mine > limits.per_client {
+            Some("this client has too many connections open")
+        } else {
+            None
+        };
+        (
+            Slot {
+                counts: self.clone(),
+                ip,
+            },
+            over,
+        )
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.counts.total.fetch_sub(1, Ordering::SeqCst);
+        let mut m = self
+            .counts
+            .per_client
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = m.get_mut(&self.ip) {
+            *c -= 1;
+            if *c == 0 {
+                m.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Everything requests need, shared by all connections.
+struct State {
     shared: Shared,
     store: Arc<Store>,
-    req: Request<Incoming>,
-) -> Result<Resp, Infallible> {
-    let set = shared.load();
-    if req.uri().path() == "/health"
-        && (req.method() == Method::GET || req.method() == Method::HEAD)
-    {
-        return Ok(health(set.as_deref(), store.fault().as_deref()));
+    policy: ClientPolicy,
+}
+
+async fn handle(state: Arc<State>, conn: Conn, req: Request<Incoming>) -> Result<Resp, Infallible> {
+    let started = std::time::Instant::now();
+    let mut r = answer(&state, &conn, &req).await;
+    if conn.over_limit.is_some() {
+        r.headers_mut()
+            .insert(header::CONNECTION, http::HeaderValue::from_static("close"));
     }
-    let inm = req
+    access_log(&state, &conn, &req, &r, started);
+    Ok(r)
+}
+
+/// One line per request (target `stelselnode::access`; silence it with
+/// `RUST_LOG=info,stelselnode::access=off`): who fetched which list, release and
+/// Volgnummer, with what result.
+fn access_log(
+    state: &State,
+    conn: &Conn,
+    req: &Request<Incoming>,
+    r: &Resp,
+    started: std::time::Instant,
+) {
+    if !tracing::enabled!(target: "stelselnode::access", tracing::Level::INFO) {
+        return;
+    }
+    let list = respond::list_for_path(req.uri().path()).map(|(l, _)| l);
+    let release = r
         .headers()
-        .get(header::IF_NONE_MATCH)
-        .map(|v| v.as_bytes().to_vec());
-    match respond(
-        set.as_deref(),
-        req.method(),
-        req.uri().path(),
-        req.uri().query(),
-        inm.as_deref(),
-    ) {
-        Answer::Ready(r) => Ok(r),
+        .get("medmij-release")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    let volgnummer = match (list, r.status().as_u16()) {
+        (Some(l), 200 | 304) => req
+            .uri()
+            .query()
+            .and_then(|q| q.split('&').find_map(|p| p.strip_prefix("volgnummer=")))
+            .map(str::to_string)
+            .or_else(|| {
+                state
+                    .shared
+                    .load()
+                    .as_deref()
+                    .and_then(|s| s.index.lists.get(&l).map(|v| v.volgnummer.to_string()))
+            })
+            .unwrap_or_else(|| "-".into()),
+        _ => "-".into(),
+    };
+    let bytes = hyper::body::Body::size_hint(r.body()).exact().unwrap_or(0);
+    let (org, serial) = conn
+        .client
+        .as_deref()
+        .map(|c| (c.organisation.as_str(), c.serial.as_str()))
+        .unwrap_or(("-", "-"));
+    tracing::info!(
+        target: "stelselnode::access",
+        client = %conn.peer,
+        cert_o = org,
+        cert_serial = serial,
+        method = %req.method(),
+        path = req.uri().path(),
+        list = list.map(|l| l.key()).unwrap_or("-"),
+        release,
+        volgnummer,
+        status = r.status().as_u16(),
+        bytes,
+        ms = started.elapsed().as_secs_f64() * 1000.0,
+    );
+}
+
+async fn answer(state: &State, conn: &Conn, req: &Request<Incoming>) -> Resp {
+    if let Some(why) = conn.over_limit {
+        return unavailable(why);
+    }
+    let set = state.shared.load();
+    let path = req.uri().path();
+    if path == "/health" && (req.method() == Method::GET || req.method() == Method::HEAD) {
+        return health(set.as_deref(), state.store.fault().as_deref());
+    }
+    if state.policy.for_path(path) == ClientAuth::Required && conn.client.is_none() {
+        return text(
+            StatusCode::FORBIDDEN,
+            format!(
+                "{} needs a client certificate from a CA this Stelselnode accepts",
+                crate::clip::clip(path)
+            ),
+        );
+    }
+    let header = |name| {
+        req.headers()
+            .get(name)
+            .map(|v: &http::HeaderValue| v.as_bytes())
+    };
+    let ask = Ask {
+        query: req.uri().query(),
+        if_none_match: header(header::IF_NONE_MATCH),
+        gzip: accepts_gzip(header(header::ACCEPT_ENCODING)),
+    };
+    match respond(set.as_deref(), req.method(), path, ask) {
+        Answer::Ready(r) if r.status() == StatusCode::SERVICE_UNAVAILABLE => {
+            let mut r = r;
+            r.headers_mut().insert(
+                header::RETRY_AFTER,
+                http::HeaderValue::from(RETRY_AFTER_SECONDS),
+            );
+            r
+        }
+        Answer::Ready(r) => r,
         Answer::Historic {
             key,
             etag,
@@ -50,32 +256,52 @@ async fn handle(
             release,
             what,
         } => {
+            let store = state.store.clone();
             let found = tokio::task::spawn_blocking(move || store.document(&key)).await;
             let Some(set) = set.as_deref() else {
-                return Ok(text(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "nothing has been published yet",
-                ));
+                return unavailable("nothing has been published yet");
             };
-            Ok(match found {
+            match found {
                 Ok(Ok(bytes)) => historic(set, bytes, etag, head, &release, &what),
                 Ok(Err(e)) => {
                     tracing::error!("reading {what}: {e}");
                     text(StatusCode::INTERNAL_SERVER_ERROR, "history is unavailable")
                 }
                 Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "history is unavailable"),
-            })
+            }
         }
     }
 }
 
-/// Accept connections until `shutdown` resolves.
+/// How the listener runs.
+pub struct Options {
+    /// `None`: plain HTTP (asked for explicitly).
+    pub tls: Option<Arc<tls::Reloadable>>,
+    pub limits: Limits,
+}
+
+/// Accept connections until `shutdown` resolves; then stop accepting and give in-flight
+/// responses `shutdown_grace` to finish.
 pub async fn run(
     listener: TcpListener,
     shared: Shared,
     store: Arc<Store>,
+    opts: Options,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
+    let policy = opts
+        .tls
+        .as_ref()
+        .map(|t| t.policy.clone())
+        .unwrap_or_else(ClientPolicy::off);
+    let state = Arc::new(State {
+        shared,
+        store,
+        policy,
+    });
+    let counts = Arc::new(Counts::default());
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let limits = opts.limits.clone();
     tokio::pin!(shutdown);
     loop {
         let (stream, peer): (tokio::net::TcpStream, SocketAddr) = tokio::select! {
@@ -91,18 +317,79 @@ pub async fn run(
             },
         };
         let _ = stream.set_nodelay(true);
-        let shared = shared.clone();
-        let store = store.clone();
+        let (slot, over_limit) = counts.enter(peer.ip(), &limits);
+        let state = state.clone();
+        let limits = limits.clone();
+        let tls = opts.tls.as_ref().map(|t| t.config.load_full());
+        let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let svc = service_fn(move |req| handle(shared.clone(), store.clone(), req));
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(10))
-                .max_buf_size(64 * 1024)
-                .serve_connection(TokioIo::new(stream), svc);
-            if let Err(e) = conn.await {
+            let _slot = slot;
+            let builder = {
+                let mut b = hyper::server::conn::http1::Builder::new();
+                b.timer(TokioTimer::new())
+                    .header_read_timeout(limits.header_timeout)
+                    .max_buf_size(64 * 1024)
+                    .keep_alive(over_limit.is_none());
+                b
+            };
+            let result = match tls {
+                None => {
+                    let conn = Conn {
+                        peer,
+                        client: None,
+                        over_limit,
+                    };
+                    let svc = service_fn(move |req| handle(state.clone(), conn.clone(), req));
+                    watcher
+                        .watch(builder.serve_connection(TokioIo::new(stream), svc))
+                        .await
+                }
+                Some(cfg) => {
+                    let acceptor = tokio_rustls::TlsAcceptor::from(cfg);
+                    let tls_stream = match tokio::time::timeout(
+                        limits.handshake_timeout,
+                        acceptor.accept(stream),
+                    )
+                    .await
+                    {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            tracing::debug!("TLS handshake with {peer}: {e}");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!("TLS handshake with {peer}: timed out");
+                            return;
+                        }
+                    };
+                    let client = tls_stream
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|c| c.first())
+                        .and_then(ClientIdentity::of)
+                        .map(Arc::new);
+                    let conn = Conn {
+                        peer,
+                        client,
+                        over_limit,
+                    };
+                    let svc = service_fn(move |req| handle(state.clone(), conn.clone(), req));
+                    watcher
+                        .watch(builder.serve_connection(TokioIo::new(tls_stream), svc))
+                        .await
+                }
+            };
+            if let Err(e) = result {
                 tracing::debug!("connection from {peer}: {e}");
             }
         });
+    }
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => tracing::info!("all connections finished"),
+        _ = tokio::time::sleep(limits.shutdown_grace) => {
+            tracing::warn!("connections still open after {:?}; exiting", limits.shutdown_grace)
+        }
     }
 }

@@ -104,7 +104,7 @@ fn parse_query(q: Option<&str>) -> Result<Query, String> {
     Ok(out)
 }
 
-fn list_for_path(path: &str) -> Option<(ListKind, bool)> {
+pub fn list_for_path(path: &str) -> Option<(ListKind, bool)> {
     let name = path.strip_prefix('/')?;
     if let Some(doc) = name.strip_suffix(".sig") {
         return ListKind::from_file_name(doc).map(|l| (l, true));
@@ -197,13 +197,44 @@ fn matches_etag(if_none_match: Option<&[u8]>, etag: &HeaderValue) -> bool {
     })
 }
 
-pub fn respond(
-    set: Option<&PublishedSet>,
-    method: &Method,
-    path: &str,
-    query: Option<&str>,
-    if_none_match: Option<&[u8]>,
-) -> Answer {
+/// The parts of a request the answer depends on.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Ask<'a> {
+    pub query: Option<&'a str>,
+    pub if_none_match: Option<&'a [u8]>,
+    /// `Accept-Encoding` allows gzip.
+    pub gzip: bool,
+}
+
+/// Whether an `Accept-Encoding` value allows gzip (`gzip` or `*` with a q above 0).
+pub fn accepts_gzip(accept_encoding: Option<&[u8]>) -> bool {
+    let Some(v) = accept_encoding.and_then(|v| std::str::from_utf8(v).ok()) else {
+        return false;
+    };
+    let mut star = false;
+    for item in v.split(',') {
+        let mut parts = item.split(';');
+        let coding = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let q = parts
+            .filter_map(|p| p.trim().strip_prefix("q="))
+            .filter_map(|q| q.trim().parse::<f32>().ok())
+            .next()
+            .unwrap_or(1.0);
+        match coding.as_str() {
+            "gzip" | "x-gzip" => return q > 0.0,
+            "*" => star = q > 0.0,
+            _ => {}
+        }
+    }
+    star
+}
+
+pub fn respond(set: Option<&PublishedSet>, method: &Method, path: &str, ask: Ask) -> Answer {
+    let Ask {
+        query,
+        if_none_match,
+        gzip,
+    } = ask;
     if method != Method::GET && method != Method::HEAD {
         let mut r = text(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -294,13 +325,19 @@ pub fn respond(
         }
     }
     let body = if want_sig { &doc.sig } else { &doc.xml };
-    let mut r = xml_response(
-        method,
-        body.bytes.clone(),
-        matches_etag(if_none_match, &body.etag),
-    );
-    base_headers(&mut r, &body.etag, release);
+    let (bytes, etag) = if gzip {
+        (&body.gzip.bytes, &body.gzip.etag)
+    } else {
+        (&body.bytes, &body.etag)
+    };
+    let mut r = xml_response(method, bytes.clone(), matches_etag(if_none_match, etag));
+    base_headers(&mut r, etag, release);
     let h = r.headers_mut();
+    // Caches keep one variant per encoding.
+    h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    if gzip {
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
     h.insert(header::LAST_MODIFIED, doc.last_modified.clone());
     h.insert(
         header::CACHE_CONTROL,
@@ -425,17 +462,26 @@ mod tests {
     }
 
     fn get(set: &PublishedSet, path: &str, query: Option<&str>, inm: Option<&str>) -> Resp {
-        match respond(Some(set), &Method::GET, path, query, inm.map(str::as_bytes)) {
+        let ask = Ask {
+            query,
+            if_none_match: inm.map(str::as_bytes),
+            gzip: false,
+        };
+        match respond(Some(set), &Method::GET, path, ask) {
             Answer::Ready(r) => r,
             Answer::Historic { key, .. } => panic!("historic {key}"),
         }
     }
 
-    fn body(r: Resp) -> String {
+    fn raw(r: Resp) -> Vec<u8> {
         use http_body_util::BodyExt;
         let b = futures_body(r.into_body().collect());
         let Ok(b) = b;
-        String::from_utf8(b.to_bytes().to_vec()).unwrap()
+        b.to_bytes().to_vec()
+    }
+
+    fn body(r: Resp) -> String {
+        String::from_utf8(raw(r)).unwrap()
     }
 
     /// A collected body without a runtime: `Full` is ready at once.
@@ -477,6 +523,59 @@ mod tests {
     }
 
     #[test]
+    fn gzip_is_a_variant_with_its_own_etag() {
+        let s = set();
+        let ask = |inm: Option<&'static str>| Ask {
+            query: None,
+            if_none_match: inm.map(str::as_bytes),
+            gzip: true,
+        };
+        let Answer::Ready(gz) = respond(Some(&s), &Method::GET, "/MedMij_Whitelist.xml", ask(None))
+        else {
+            panic!()
+        };
+        assert_eq!(gz.headers()["content-encoding"], "gzip");
+        assert_eq!(gz.headers()["vary"], "accept-encoding");
+        let etag = gz.headers()["etag"].to_str().unwrap().to_string();
+        assert!(etag.ends_with("-gzip\""), "{etag}");
+        let plain = get(&s, "/MedMij_Whitelist.xml", None, None);
+        assert_ne!(plain.headers()["etag"], etag.as_str());
+        assert_eq!(plain.headers()["vary"], "accept-encoding");
+        assert!(plain.headers().get("content-encoding").is_none());
+        let gz = raw(gz);
+        let mut d = flate2::read::GzDecoder::new(&gz[..]);
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut d, &mut text).unwrap();
+        assert_eq!(text, body(plain));
+        // 304 per encoding.
+        let etag: &'static str = Box::leak(etag.into_boxed_str());
+        let Answer::Ready(r) = respond(
+            Some(&s),
+            &Method::GET,
+            "/MedMij_Whitelist.xml",
+            ask(Some(etag)),
+        ) else {
+            panic!()
+        };
+        assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
+        assert_eq!(
+            get(&s, "/MedMij_Whitelist.xml", None, Some(etag)).status(),
+            StatusCode::OK
+        );
+        for (v, yes) in [
+            ("gzip", true),
+            ("br, gzip;q=0.5", true),
+            ("gzip;q=0", false),
+            ("identity", false),
+            ("*", true),
+            ("*, gzip;q=0", false),
+        ] {
+            assert_eq!(accepts_gzip(Some(v.as_bytes())), yes, "{v}");
+        }
+        assert!(!accepts_gzip(None));
+    }
+
+    #[test]
     fn errors_are_short_text_with_the_right_status() {
         let s = set();
         for (path, query, status) in [
@@ -514,10 +613,15 @@ mod tests {
                 .unwrap()
                 .starts_with("text/plain"));
         }
-        let post = respond(Some(&s), &Method::POST, "/MedMij_Whitelist.xml", None, None);
+        let post = respond(
+            Some(&s),
+            &Method::POST,
+            "/MedMij_Whitelist.xml",
+            Ask::default(),
+        );
         let Answer::Ready(r) = post else { panic!() };
         assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
-        let none = respond(None, &Method::GET, "/MedMij_Whitelist.xml", None, None);
+        let none = respond(None, &Method::GET, "/MedMij_Whitelist.xml", Ask::default());
         let Answer::Ready(r) = none else { panic!() };
         assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     }
@@ -526,13 +630,11 @@ mod tests {
     fn historic_documents_are_answered_from_the_logged_hash() {
         let s = set();
         // Known: the store is asked for it, with the ETag from the log.
-        match respond(
-            Some(&s),
-            &Method::GET,
-            "/MedMij_Whitelist.xml",
-            Some("release=1.1.2&volgnummer=2"),
-            None,
-        ) {
+        let ask = Ask {
+            query: Some("release=1.1.2&volgnummer=2"),
+            ..Ask::default()
+        };
+        match respond(Some(&s), &Method::GET, "/MedMij_Whitelist.xml", ask) {
             Answer::Historic { key, etag, .. } => {
                 assert_eq!(key, "whitelist/release2#2");
                 assert_eq!(etag, format!("\"{}\"", "ab".repeat(16)).as_str());

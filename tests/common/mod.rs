@@ -91,12 +91,20 @@ impl Server {
     }
 
     /// `start` with extra environment (e.g. `STELSELNODE_FAILPOINTS`); stderr is kept.
+    /// Plain HTTP unless `extra` asks for TLS.
     pub fn start_env(data: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        let tls = extra.contains(&"--tls-cert") || extra.contains(&"--https");
+        let extra: Vec<&str> = extra.iter().copied().filter(|a| *a != "--https").collect();
         let mut child = Command::new(BIN)
             .arg("--data")
             .arg(data)
             .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(extra)
+            .args(if tls {
+                &[][..]
+            } else {
+                &["--insecure-http"][..]
+            })
+            .args(&extra)
             .env("STELSELNODE_OPERATOR", "test-operator")
             .env_remove("STELSELNODE_DATA")
             .envs(env.iter().copied())
@@ -121,7 +129,10 @@ impl Server {
                 .next()
                 .expect("server exited early")
                 .expect("read stdout");
-            if let Some(rest) = line.strip_prefix("stelselnode listening on http://") {
+            if let Some(rest) = line
+                .strip_prefix("stelselnode listening on http://")
+                .or_else(|| line.strip_prefix("stelselnode listening on https://"))
+            {
                 break rest.trim_end_matches('/').to_string();
             }
         };
