@@ -317,6 +317,8 @@ fn serve_blocking(data: &Path, a: ServeArgs, operator: &str) -> Result<()> {
 }
 
 async fn serve(data: &Path, a: ServeArgs) -> Result<()> {
+    // Arguments first: a wrong TLS setup is reported before anything is opened.
+    let (tls, dev_ca) = tls_settings(data, &a)?;
     let store = Arc::new(Store::open(&datadir::registry_path(data))?);
     let cert = datadir::certificate_pem(data)?;
     // Fail at start, not at the first publication, on a broken key/certificate pair.
@@ -324,7 +326,6 @@ async fn serve(data: &Path, a: ServeArgs) -> Result<()> {
     let initial = PublishedSet::load(&store, cert)?;
     let shared: Shared = Arc::new(ArcSwapOption::from(initial.map(Arc::new)));
     let publisher = Arc::new(Publisher::new(store.clone(), data, Some(shared.clone())));
-    let (tls, dev_ca) = tls_settings(data, &a)?;
     if let Some(t) = &tls {
         tokio::spawn(reload_on_sighup(t.clone()));
     }

@@ -1088,7 +1088,14 @@ fn a_large_dry_run_through_the_server_gives_its_memory_back() {
         out.contains("200000 added") && out.contains("and 199900 more"),
         "{out}"
     );
-    let after = rss_kb(server.child.id());
+    // The lowest of a few samples: a worker thread may still be giving memory back.
+    let after = (0..10)
+        .map(|_| {
+            std::thread::sleep(Duration::from_millis(100));
+            rss_kb(server.child.id())
+        })
+        .min()
+        .unwrap();
     assert!(
         after < before + 40 * 1024,
         "server grew from {before} kB to {after} kB after a dry run of {} bytes",
