@@ -325,7 +325,13 @@ async fn serve(data: &Path, a: ServeArgs) -> Result<()> {
     datadir::load_signing_key(data)?;
     let initial = PublishedSet::load(&store, cert)?;
     let shared: Shared = Arc::new(ArcSwapOption::from(initial.map(Arc::new)));
-    let publisher = Arc::new(Publisher::new(store.clone(), data, Some(shared.clone())));
+    let metrics = a
+        .metrics_listen
+        .as_ref()
+        .map(|_| Arc::new(serve::metrics::Metrics::new(tls.clone())));
+    let publisher = Arc::new(
+        Publisher::new(store.clone(), data, Some(shared.clone())).with_metrics(metrics.clone()),
+    );
     if let Some(t) = &tls {
         tokio::spawn(reload_on_sighup(t.clone()));
     }
@@ -345,6 +351,17 @@ async fn serve(data: &Path, a: ServeArgs) -> Result<()> {
     tokio::spawn(admin::run(admin_listener, handler));
     tokio::spawn(expire_livegangen(publisher.clone()));
 
+    if let (Some(addr), Some(m)) = (&a.metrics_listen, &metrics) {
+        let l = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("--metrics-listen {addr}"))?;
+        let bound = l.local_addr()?;
+        if !bound.ip().is_loopback() {
+            bail!("--metrics-listen {addr}: metrics are served on a loopback address only (127.0.0.1 or ::1)");
+        }
+        println!("stelselnode metrics on http://{bound}/metrics");
+        tokio::spawn(serve::run_metrics(l, m.clone(), shared.clone()));
+    }
     let scheme = if tls.is_some() { "https" } else { "http" };
     println!("stelselnode listening on {scheme}://{addr}/");
     let base = format!("{scheme}://{addr}");
@@ -380,6 +397,7 @@ async fn serve(data: &Path, a: ServeArgs) -> Result<()> {
     };
     let opts = serve::Options {
         tls,
+        metrics,
         limits: serve::Limits {
             max_connections: a.max_connections,
             per_client: a.max_connections_per_client,

@@ -315,6 +315,9 @@ pub struct ServeArgs {
     /// Seconds in-flight responses get after SIGTERM before the process exits.
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     pub shutdown_grace: u64,
+    /// Serve Prometheus metrics at http://ADDR/metrics (a loopback address; off by default).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
 }
 
 #[derive(Args, Debug)]

@@ -486,3 +486,60 @@ fn publications_swap_the_served_set_atomically_under_load() {
         all.first()
     );
 }
+
+#[test]
+fn metrics_count_requests_publications_and_certificates() {
+    let (_dir, data) = demo();
+    let server = Server::start(&data, &["--metrics-listen", "127.0.0.1:0"]);
+    let m = server.metrics.clone().expect("metrics address printed");
+    let r = server.get("/MedMij_Whitelist.xml");
+    let etag = r.header("etag").unwrap().to_string();
+    let r304 = request(
+        &server.addr,
+        "GET",
+        "/MedMij_Whitelist.xml",
+        &[("If-None-Match", &etag)],
+    );
+    assert_eq!(r304.status, 304);
+    assert_eq!(
+        server.get("/MedMij_Whitelist.xml?release=9.9.9").status,
+        404
+    );
+    ok(&data, &["whitelist", "add", "metrics.example.nl"]);
+    ok(&data, &["publish", "-m", "for the metrics"]);
+    let text = request(&m, "GET", "/metrics", &[]).text();
+    for needle in [
+        "stelselnode_requests_total{list=\"whitelist\",release=\"1.1.1\",status=\"200\"} 1",
+        "stelselnode_requests_total{list=\"whitelist\",release=\"1.1.1\",status=\"304\"} 1",
+        "status=\"404\"} 1",
+        "stelselnode_publications_total 1",
+        "stelselnode_publication_duration_seconds_count 1",
+        "stelselnode_volgnummer{list=\"whitelist\"} 2",
+        "stelselnode_volgnummer{list=\"zorgaanbiederslijst\"} 1",
+        "stelselnode_seconds_since_last_publication",
+        "stelselnode_certificate_expiry_seconds{certificate=\"signing\"}",
+        "stelselnode_clients{release=\"1.1.1\"} 1",
+        "stelselnode_response_bytes_total{list=\"whitelist\"}",
+    ] {
+        assert!(text.contains(needle), "{needle} missing in:\n{text}");
+    }
+    // Only on a loopback address.
+    let o = cli(
+        &tempdir().path().join("x"),
+        &[
+            "serve",
+            "--demo",
+            "--insecure-http",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "0.0.0.0:0",
+        ],
+    );
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("loopback"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}

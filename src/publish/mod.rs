@@ -75,6 +75,7 @@ pub struct Publisher {
     data: PathBuf,
     /// The server's served set, swapped after every publication; `None` in the CLI.
     served: Option<Shared>,
+    metrics: Option<Arc<crate::serve::metrics::Metrics>>,
 }
 
 impl Publisher {
@@ -83,6 +84,22 @@ impl Publisher {
             store,
             data: data.to_path_buf(),
             served,
+            metrics: None,
+        }
+    }
+
+    /// Count publications and their duration in the server's metrics.
+    pub fn with_metrics(
+        mut self,
+        metrics: Option<Arc<crate::serve::metrics::Metrics>>,
+    ) -> Publisher {
+        self.metrics = metrics;
+        self
+    }
+
+    fn record(&self, published: &Option<Published>, started: std::time::Instant) {
+        if let (Some(m), Some(_)) = (&self.metrics, published) {
+            m.publication(started.elapsed().as_secs_f64());
         }
     }
 
@@ -108,6 +125,7 @@ impl Publisher {
         let expired = self.expire_livegangen(now)?;
         let key = self.key()?;
         let guard = self.store.lock_publications();
+        let started = std::time::Instant::now();
         let t = std::time::Instant::now();
         let base = self.store.publication_base(&guard)?;
         tracing::debug!("snapshot {:?}", t.elapsed());
@@ -126,10 +144,9 @@ impl Publisher {
                 journal_head: Some(base.journal_head),
             },
         )?;
-        Ok(Outcome {
-            expired,
-            published: self.swap(published, &key)?,
-        })
+        let published = self.swap(published, &key)?;
+        self.record(&published, started);
+        Ok(Outcome { expired, published })
     }
 
     /// Change the release catalogue with `change` and publish it at once, on top of what
@@ -234,6 +251,7 @@ impl Publisher {
         now: OffsetDateTime,
     ) -> Result<Option<Published>, PublishError> {
         // Publish first: if that fails nothing changed and the next attempt starts over.
+        let started = std::time::Instant::now();
         let key = self.key()?;
         let base = self.store.publication_base(guard)?;
         let mut published_now = None;
@@ -260,6 +278,7 @@ impl Publisher {
                 },
             )?;
             published_now = self.swap(p, &key)?;
+            self.record(&published_now, started);
         }
         // The working registry follows. This is not a pending edit (its publication is
         // already logged above), so it is not journalled.

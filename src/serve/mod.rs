@@ -3,6 +3,7 @@
 //! `respond` decides every answer; this module only moves bytes and reads historic
 //! documents on a blocking thread (never redb on an async worker).
 
+pub mod metrics;
 pub mod respond;
 pub mod set;
 pub mod tls;
@@ -141,6 +142,7 @@ struct State {
     shared: Shared,
     store: Arc<Store>,
     policy: ClientPolicy,
+    metrics: Option<Arc<metrics::Metrics>>,
 }
 
 async fn handle(state: Arc<State>, conn: Conn, req: Request<Incoming>) -> Result<Resp, Infallible> {
@@ -150,46 +152,77 @@ async fn handle(state: Arc<State>, conn: Conn, req: Request<Incoming>) -> Result
         r.headers_mut()
             .insert(header::CONNECTION, http::HeaderValue::from_static("close"));
     }
-    access_log(&state, &conn, &req, &r, started);
+    let served = Served::of(&state, &req, &r);
+    if let Some(m) = &state.metrics {
+        let client = conn
+            .client
+            .as_deref()
+            .map(|c| c.serial.clone())
+            .unwrap_or_else(|| conn.peer.ip().to_string());
+        m.request(
+            served.list,
+            &served.release,
+            served.status,
+            served.bytes,
+            &client,
+        );
+    }
+    access_log(&conn, &req, &served, started);
     Ok(r)
+}
+
+/// What one answer served, for the access log and the metrics.
+struct Served {
+    list: Option<crate::registry::model::ListKind>,
+    release: String,
+    volgnummer: String,
+    status: u16,
+    bytes: u64,
+}
+
+impl Served {
+    fn of(state: &State, req: &Request<Incoming>, r: &Resp) -> Served {
+        let list = respond::list_for_path(req.uri().path()).map(|(l, _)| l);
+        let release = r
+            .headers()
+            .get("medmij-release")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-")
+            .to_string();
+        let status = r.status().as_u16();
+        let volgnummer = match (list, status) {
+            (Some(l), 200 | 304) => req
+                .uri()
+                .query()
+                .and_then(|q| q.split('&').find_map(|p| p.strip_prefix("volgnummer=")))
+                .map(str::to_string)
+                .or_else(|| {
+                    state
+                        .shared
+                        .load()
+                        .as_deref()
+                        .and_then(|s| s.index.lists.get(&l).map(|v| v.volgnummer.to_string()))
+                })
+                .unwrap_or_else(|| "-".into()),
+            _ => "-".into(),
+        };
+        Served {
+            list,
+            release,
+            volgnummer,
+            status,
+            bytes: hyper::body::Body::size_hint(r.body()).exact().unwrap_or(0),
+        }
+    }
 }
 
 /// One line per request (target `stelselnode::access`; silence it with
 /// `RUST_LOG=info,stelselnode::access=off`): who fetched which list, release and
 /// Volgnummer, with what result.
-fn access_log(
-    state: &State,
-    conn: &Conn,
-    req: &Request<Incoming>,
-    r: &Resp,
-    started: std::time::Instant,
-) {
+fn access_log(conn: &Conn, req: &Request<Incoming>, served: &Served, started: std::time::Instant) {
     if !tracing::enabled!(target: "stelselnode::access", tracing::Level::INFO) {
         return;
     }
-    let list = respond::list_for_path(req.uri().path()).map(|(l, _)| l);
-    let release = r
-        .headers()
-        .get("medmij-release")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-");
-    let volgnummer = match (list, r.status().as_u16()) {
-        (Some(l), 200 | 304) => req
-            .uri()
-            .query()
-            .and_then(|q| q.split('&').find_map(|p| p.strip_prefix("volgnummer=")))
-            .map(str::to_string)
-            .or_else(|| {
-                state
-                    .shared
-                    .load()
-                    .as_deref()
-                    .and_then(|s| s.index.lists.get(&l).map(|v| v.volgnummer.to_string()))
-            })
-            .unwrap_or_else(|| "-".into()),
-        _ => "-".into(),
-    };
-    let bytes = hyper::body::Body::size_hint(r.body()).exact().unwrap_or(0);
     let (org, serial) = conn
         .client
         .as_deref()
@@ -202,11 +235,11 @@ fn access_log(
         cert_serial = serial,
         method = %req.method(),
         path = req.uri().path(),
-        list = list.map(|l| l.key()).unwrap_or("-"),
-        release,
-        volgnummer,
-        status = r.status().as_u16(),
-        bytes,
+        list = served.list.map(|l| l.key()).unwrap_or("-"),
+        release = served.release.as_str(),
+        volgnummer = served.volgnummer.as_str(),
+        status = served.status,
+        bytes = served.bytes,
         ms = started.elapsed().as_secs_f64() * 1000.0,
     );
 }
@@ -278,6 +311,7 @@ pub struct Options {
     /// `None`: plain HTTP (asked for explicitly).
     pub tls: Option<Arc<tls::Reloadable>>,
     pub limits: Limits,
+    pub metrics: Option<Arc<metrics::Metrics>>,
 }
 
 /// Accept connections until `shutdown` resolves; then stop accepting and give in-flight
@@ -298,6 +332,7 @@ pub async fn run(
         shared,
         store,
         policy,
+        metrics: opts.metrics.clone(),
     });
     let counts = Arc::new(Counts::default());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -391,5 +426,49 @@ pub async fn run(
         _ = tokio::time::sleep(limits.shutdown_grace) => {
             tracing::warn!("connections still open after {:?}; exiting", limits.shutdown_grace)
         }
+    }
+}
+
+/// Serve `GET /metrics` on the (loopback) metrics listener until the process ends.
+pub async fn run_metrics(listener: TcpListener, metrics: Arc<metrics::Metrics>, shared: Shared) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let metrics = metrics.clone();
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req: Request<Incoming>| {
+                let metrics = metrics.clone();
+                let shared = shared.clone();
+                async move {
+                    let r: Resp = if req.uri().path() == "/metrics" && req.method() == Method::GET {
+                        let body = metrics.encode(shared.load().as_deref());
+                        let mut r = http::Response::new(http_body_util::Full::new(
+                            bytes::Bytes::from(body),
+                        ));
+                        r.headers_mut().insert(
+                            header::CONTENT_TYPE,
+                            http::HeaderValue::from_static(
+                                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                            ),
+                        );
+                        r
+                    } else {
+                        text(
+                            StatusCode::NOT_FOUND,
+                            "this listener serves GET /metrics only",
+                        )
+                    };
+                    Ok::<_, Infallible>(r)
+                }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(10))
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
     }
 }

@@ -82,6 +82,8 @@ pub struct Server {
     pub data: PathBuf,
     /// Lines the server wrote to stderr (only with `start_env`).
     pub stderr: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// `host:port` of the metrics listener, with `--metrics-listen`.
+    pub metrics: Option<String>,
 }
 
 impl Server {
@@ -123,12 +125,16 @@ impl Server {
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
         let deadline = Instant::now() + Duration::from_secs(60);
+        let mut metrics = None;
         let addr = loop {
             assert!(Instant::now() < deadline, "server did not start");
             let line = lines
                 .next()
                 .expect("server exited early")
                 .expect("read stdout");
+            if let Some(m) = line.strip_prefix("stelselnode metrics on http://") {
+                metrics = Some(m.trim_end_matches("/metrics").to_string());
+            }
             if let Some(rest) = line
                 .strip_prefix("stelselnode listening on http://")
                 .or_else(|| line.strip_prefix("stelselnode listening on https://"))
@@ -143,6 +149,7 @@ impl Server {
             addr,
             data: data.to_path_buf(),
             stderr,
+            metrics,
         }
     }
 

@@ -1,0 +1,227 @@
+//! `GET /metrics` on a separate loopback listener: Prometheus/OpenMetrics text made by the
+//! prometheus-client crate. Requests by list × release × status (the 304 share is the
+//! status="304" series), bytes sent, publications and their duration, the Volgnummer per
+//! list, seconds since the last publication, seconds until the signing and TLS
+//! certificates expire, distinct clients per release in the current hour.
+
+use super::set::PublishedSet;
+use crate::registry::model::ListKind;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub list: String,
+    pub release: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ListLabel {
+    pub list: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReleaseLabel {
+    pub release: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CertificateLabel {
+    pub certificate: String,
+}
+
+/// Distinct clients per release within one hour (bounded by the number of clients).
+#[derive(Default)]
+struct Distinct {
+    hour: i64,
+    clients: HashMap<String, HashSet<String>>,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    bytes: Family<ListLabel, Counter>,
+    publications: Counter,
+    publication_seconds: Histogram,
+    volgnummer: Family<ListLabel, Gauge>,
+    since_publication: Gauge,
+    expiry: Family<CertificateLabel, Gauge>,
+    clients: Family<ReleaseLabel, Gauge>,
+    last_publication: AtomicI64,
+    distinct: Mutex<Distinct>,
+    tls: Option<Arc<super::tls::Reloadable>>,
+}
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+impl Metrics {
+    pub fn new(tls: Option<Arc<super::tls::Reloadable>>) -> Metrics {
+        let mut registry = <Registry>::with_prefix("stelselnode");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "requests",
+            "Requests answered, by list, release and HTTP status",
+            requests.clone(),
+        );
+        let bytes = Family::<ListLabel, Counter>::default();
+        registry.register("response_bytes", "Body bytes sent, by list", bytes.clone());
+        let publications = Counter::default();
+        registry.register(
+            "publications",
+            "Publications committed",
+            publications.clone(),
+        );
+        let publication_seconds = Histogram::new(exponential_buckets(0.01, 2.0, 14));
+        registry.register(
+            "publication_duration_seconds",
+            "Duration of publications, snapshot to commit",
+            publication_seconds.clone(),
+        );
+        let volgnummer = Family::<ListLabel, Gauge>::default();
+        registry.register(
+            "volgnummer",
+            "Volgnummer served, by list",
+            volgnummer.clone(),
+        );
+        let since_publication = Gauge::default();
+        registry.register(
+            "seconds_since_last_publication",
+            "Seconds since the newest Tijdstempel of the served lists",
+            since_publication.clone(),
+        );
+        let expiry = Family::<CertificateLabel, Gauge>::default();
+        registry.register(
+            "certificate_expiry_seconds",
+            "Seconds until the certificate expires (signing, tls)",
+            expiry.clone(),
+        );
+        let clients = Family::<ReleaseLabel, Gauge>::default();
+        registry.register(
+            "clients",
+            "Distinct clients (certificate serial, else address) per release this hour",
+            clients.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            bytes,
+            publications,
+            publication_seconds,
+            volgnummer,
+            since_publication,
+            expiry,
+            clients,
+            last_publication: AtomicI64::new(0),
+            distinct: Mutex::new(Distinct::default()),
+            tls,
+        }
+    }
+
+    /// One answered request.
+    pub fn request(
+        &self,
+        list: Option<ListKind>,
+        release: &str,
+        status: u16,
+        bytes: u64,
+        client: &str,
+    ) {
+        let list = list.map(|l| l.key()).unwrap_or("-").to_string();
+        self.requests
+            .get_or_create(&RequestLabels {
+                list: list.clone(),
+                release: release.to_string(),
+                status,
+            })
+            .inc();
+        self.bytes.get_or_create(&ListLabel { list }).inc_by(bytes);
+        if release != "-" && status < 400 {
+            let hour = now() / 3600;
+            let mut d = self.distinct.lock().unwrap_or_else(|p| p.into_inner());
+            if d.hour != hour {
+                d.hour = hour;
+                d.clients.clear();
+            }
+            d.clients
+                .entry(release.to_string())
+                .or_default()
+                .insert(client.to_string());
+        }
+    }
+
+    /// One committed publication that took `seconds`.
+    pub fn publication(&self, seconds: f64) {
+        self.publications.inc();
+        self.publication_seconds.observe(seconds);
+        self.last_publication.store(now(), Ordering::Relaxed);
+    }
+
+    /// The text exposition, with the gauges read from the served set now.
+    pub fn encode(&self, set: Option<&PublishedSet>) -> String {
+        let t = now();
+        if let Some(s) = set {
+            let mut newest = 0;
+            for (l, v) in &s.index.lists {
+                self.volgnummer
+                    .get_or_create(&ListLabel {
+                        list: l.key().to_string(),
+                    })
+                    .set(i64::try_from(v.volgnummer).unwrap_or(i64::MAX));
+                if let Ok(ts) = time::OffsetDateTime::parse(
+                    &v.tijdstempel,
+                    &time::format_description::well_known::Rfc3339,
+                ) {
+                    newest = newest.max(ts.unix_timestamp());
+                }
+            }
+            newest = newest.max(self.last_publication.load(Ordering::Relaxed));
+            self.since_publication.set(t - newest);
+            let signing = crate::sign::cert_der_from_pem(&String::from_utf8_lossy(&s.certificate))
+                .ok()
+                .and_then(|der| {
+                    x509_parser::parse_x509_certificate(&der)
+                        .ok()
+                        .map(|(_, c)| c.validity().not_after.timestamp())
+                });
+            if let Some(na) = signing {
+                self.expiry
+                    .get_or_create(&CertificateLabel {
+                        certificate: "signing".into(),
+                    })
+                    .set(na - t);
+            }
+        }
+        if let Some(na) = self.tls.as_ref().and_then(|t| t.certificate_not_after()) {
+            self.expiry
+                .get_or_create(&CertificateLabel {
+                    certificate: "tls".into(),
+                })
+                .set(na - t);
+        }
+        {
+            let d = self.distinct.lock().unwrap_or_else(|p| p.into_inner());
+            for (release, c) in &d.clients {
+                self.clients
+                    .get_or_create(&ReleaseLabel {
+                        release: release.clone(),
+                    })
+                    .set(i64::try_from(c.len()).unwrap_or(i64::MAX));
+            }
+        }
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out = "# EOF\n".into();
+        }
+        out
+    }
+}
