@@ -342,11 +342,20 @@ async fn serve(data: &Path, a: ServeArgs) -> Result<()> {
     let addr = listener.local_addr()?;
     let admin_listener = admin::bind(data).context("binding the admin socket")?;
 
+    let clients = Arc::new(serve::clients::Tracker::load(&store));
+    tokio::spawn(flush_clients(clients.clone(), store.clone()));
     let handler: admin::Handler = {
         let store = store.clone();
         let publisher = publisher.clone();
         let data = data.to_path_buf();
-        Arc::new(move |req: admin::Request| admin_request(&data, &store, &publisher, req))
+        let clients = clients.clone();
+        Arc::new(move |req: admin::Request| {
+            // `status --clients` reads the store: write what is only in memory first.
+            if matches!(req.op, Some(Operation::Clients(_))) {
+                clients.flush(&store);
+            }
+            admin_request(&data, &store, &publisher, req)
+        })
     };
     tokio::spawn(admin::run(admin_listener, handler));
     tokio::spawn(expire_livegangen(publisher.clone()));
@@ -397,6 +406,7 @@ async fn serve(data: &Path, a: ServeArgs) -> Result<()> {
     };
     let opts = serve::Options {
         tls,
+        clients: Some(clients.clone()),
         metrics,
         limits: serve::Limits {
             max_connections: a.max_connections,
@@ -407,6 +417,7 @@ async fn serve(data: &Path, a: ServeArgs) -> Result<()> {
         },
     };
     serve::run(listener, shared, store.clone(), opts, shutdown).await;
+    clients.flush(&store);
     let _ = std::fs::remove_file(admin::socket_path(data));
     tracing::info!("stopped");
     Ok(())
@@ -483,6 +494,16 @@ fn raise_file_limit() {
             l.rlim_cur = l.rlim_max;
             let _ = libc::setrlimit(libc::RLIMIT_NOFILE, &l);
         }
+    }
+}
+
+/// Client records are written every 10 s (and on `status --clients`, and at shutdown).
+async fn flush_clients(clients: Arc<serve::clients::Tracker>, store: Arc<Store>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
+    loop {
+        tick.tick().await;
+        let (c, s) = (clients.clone(), store.clone());
+        let _ = tokio::task::spawn_blocking(move || c.flush(&s)).await;
     }
 }
 

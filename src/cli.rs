@@ -52,8 +52,9 @@ pub enum Command {
     Publish(PublishArgs),
     /// Check a list file or URL: XSD validity and its signatures.
     Verify(VerifyArgs),
-    /// Show what is published and the release catalogue.
-    Status,
+    /// Show what is published and the release catalogue (or, with --clients, who fetched
+    /// what).
+    Status(StatusArgs),
     /// Print the whole working registry as JSON (backups, reviews, diffs).
     Dump,
     /// Show the pending change set: per list and schema version, the entries the next
@@ -242,6 +243,17 @@ pub enum ReleaseCmd {
         /// Release id, e.g. 1.1.2.
         id: String,
     },
+}
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// Per client: releases used in the last 24 h and 30 days, the Volgnummer last received
+    /// per list; flags clients late (over 900 s) or on an older Volgnummer.
+    #[arg(long)]
+    pub clients: bool,
+    /// With --clients: the same as JSON.
+    #[arg(long, requires = "clients")]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -586,7 +598,10 @@ impl Command {
             Command::Init(_) | Command::Serve(_) | Command::Verify(_) => {
                 return Err("this command runs locally".into())
             }
-            Command::Status => Operation::Status,
+            Command::Status(a) if a.clients => {
+                Operation::Clients(crate::operate::clients::Clients { json: a.json })
+            }
+            Command::Status(_) => Operation::Status,
             Command::Dump => Operation::Dump,
             Command::Diff => Operation::Diff,
             Command::Discard => Operation::Discard,

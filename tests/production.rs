@@ -543,3 +543,79 @@ fn metrics_count_requests_publications_and_certificates() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+#[test]
+fn status_clients_shows_who_uses_which_release_and_survives_a_restart() {
+    let server_ca = Ca::new("server CA");
+    let client_ca = Ca::new("client CA");
+    let (dir, data, cert, key) = tls_demo(&server_ca);
+    let client_ca_file = save(dir.path(), "client-ca.pem", client_ca.pem.as_bytes());
+    let args = [
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+        "--client-ca",
+        client_ca_file.to_str().unwrap(),
+    ];
+    let mut server = Server::start(&data, &args);
+    let (a_cert, a_key) = client_ca.leaf(&[], Some("PGO Alfa"));
+    let (b_cert, b_key) = client_ca.leaf(&[], Some("PGO Beta"));
+    for l in LISTS {
+        let r = https(
+            &server.addr,
+            &format!("/{l}"),
+            &server_ca.pem,
+            Some((&a_cert, &a_key)),
+            &[],
+        );
+        assert_eq!(r.unwrap().status, 200);
+    }
+    let r = https(
+        &server.addr,
+        "/MedMij_Zorgaanbiederslijst.xml?api=2",
+        &server_ca.pem,
+        Some((&b_cert, &b_key)),
+        &[],
+    );
+    assert_eq!(r.unwrap().status, 200);
+    // A new Whitelist: Alfa now holds an older Volgnummer.
+    ok(&data, &["whitelist", "add", "nieuw.example.nl"]);
+    ok(&data, &["publish", "-m", "new whitelist"]);
+    let check = |text: &str| {
+        let v: serde_json::Value = serde_json::from_str(text).unwrap();
+        let clients = v["clients"].as_array().unwrap();
+        let find = |org: &str| {
+            clients
+                .iter()
+                .find(|c| c["client"].as_str().unwrap().starts_with(org))
+                .unwrap_or_else(|| panic!("{org} in {text}"))
+                .clone()
+        };
+        let a = find("PGO Alfa #");
+        assert_eq!(a["releases_24h"], serde_json::json!(["1.1.1"]));
+        assert_eq!(a["lists"]["whitelist"]["volgnummer"], 1);
+        assert_eq!(a["lists"]["whitelist"]["outdated"], true);
+        assert_eq!(a["lists"]["zorgaanbiederslijst"]["outdated"], false);
+        let b = find("PGO Beta #");
+        assert_eq!(b["releases_30d"], serde_json::json!(["2.0.0"]));
+        assert!(b["flags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f == "never fetched whitelist"));
+        assert_eq!(v["releases"]["1.1.1"].as_array().unwrap().len(), 1);
+        assert_eq!(v["releases"]["2.0.0"].as_array().unwrap().len(), 1);
+    };
+    check(&ok(&data, &["status", "--clients", "--json"]));
+    let text = ok(&data, &["status", "--clients"]);
+    assert!(
+        text.contains("OUTDATED") && text.contains("release 1.1.1: 1 client(s)"),
+        "{text}"
+    );
+    // Kept across a restart (and readable without a server).
+    server.kill();
+    check(&ok(&data, &["status", "--clients", "--json"]));
+    let _server = Server::start(&data, &args);
+    check(&ok(&data, &["status", "--clients", "--json"]));
+}

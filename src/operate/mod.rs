@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod changeset;
+pub mod clients;
 pub mod entity;
 pub mod export;
 pub mod gegevensdienst;
@@ -29,6 +30,7 @@ use std::path::Path;
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Operation {
     Status,
+    Clients(clients::Clients),
     Dump,
     Diff,
     Discard,
@@ -49,6 +51,7 @@ impl Operation {
     pub fn apply(self, ctx: &Ctx) -> Result<String> {
         match self {
             Operation::Status => changeset::status(ctx),
+            Operation::Clients(op) => op.apply(ctx),
             Operation::Dump => changeset::dump(ctx),
             Operation::Diff => changeset::diff(ctx),
             Operation::Discard => changeset::discard(ctx),

@@ -50,6 +50,8 @@ const PUBLISHED: RegistryTables = RegistryTables {
 
 /// Edits since the last publication of the working registry: the pending change set.
 const JOURNAL: TableDefinition<u64, &[u8]> = TableDefinition::new("journal");
+/// Who fetched what: one row per client identity (see [`ClientUse`]).
+const CLIENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("clients");
 
 const META_CATALOGUE: &str = "catalogue";
 const META_PUBLISHED: &str = "published";
@@ -757,6 +759,56 @@ impl Store {
         Ok(entry)
     }
 
+    /// Persist client records (replacing those rows).
+    pub fn save_clients(&self, rows: &[(String, ClientUse)]) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let e = self.e();
+        let tx = self.write_tx()?;
+        {
+            let mut t = tx.open_table(CLIENTS).map_err(|x| e(&x))?;
+            for (k, v) in rows {
+                t.insert(k.as_str(), to_json(v)?.as_slice())
+                    .map_err(|x| e(&x))?;
+            }
+        }
+        self.commit(tx)
+    }
+
+    /// Remove client records (evicted from the bounded set).
+    pub fn forget_clients(&self, keys: &[String]) -> Result<(), StoreError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let e = self.e();
+        let tx = self.write_tx()?;
+        {
+            let mut t = tx.open_table(CLIENTS).map_err(|x| e(&x))?;
+            for k in keys {
+                t.remove(k.as_str()).map_err(|x| e(&x))?;
+            }
+        }
+        self.commit(tx)
+    }
+
+    /// Every persisted client record (none in a registry made before they existed).
+    pub fn clients(&self) -> Result<BTreeMap<String, ClientUse>, StoreError> {
+        let e = self.e();
+        let tx = self.read_tx()?;
+        let t = match tx.open_table(CLIENTS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(BTreeMap::new()),
+            Err(x) => return Err(e(&x)),
+        };
+        let mut out = BTreeMap::new();
+        for row in t.iter().map_err(|x| e(&x))? {
+            let (k, v) = row.map_err(|x| e(&x))?;
+            out.insert(k.value().to_string(), from_json("clients", v.value())?);
+        }
+        Ok(out)
+    }
+
     pub fn floors(&self) -> Result<BTreeMap<ListKind, u64>, StoreError> {
         let e = self.e();
         let tx = self.read_tx()?;
@@ -881,6 +933,31 @@ fn clear_journal(tx: &redb::WriteTransaction) -> Result<(), redb::Error> {
     let mut j = tx.open_table(JOURNAL)?;
     j.retain(|_, _| false)?;
     Ok(())
+}
+
+/// What one client (a certificate's organisation and serial, else an address) fetched:
+/// when it last used each release, and per list the Volgnummer it last received. Kept
+/// by the server, persisted in the store, read by `status --clients`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientUse {
+    /// Release id → Unix time of the last request answered for it.
+    pub releases: BTreeMap<String, i64>,
+    /// List → the last document it received.
+    pub lists: BTreeMap<ListKind, LastFetch>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastFetch {
+    pub volgnummer: u64,
+    pub release: String,
+    /// Unix time.
+    pub at: i64,
+}
+
+impl ClientUse {
+    pub fn last_seen(&self) -> i64 {
+        self.releases.values().copied().max().unwrap_or(0)
+    }
 }
 
 /// Who makes a change, and why.

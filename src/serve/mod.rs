@@ -3,6 +3,7 @@
 //! `respond` decides every answer; this module only moves bytes and reads historic
 //! documents on a blocking thread (never redb on an async worker).
 
+pub mod clients;
 pub mod metrics;
 pub mod respond;
 pub mod set;
@@ -143,6 +144,7 @@ struct State {
     store: Arc<Store>,
     policy: ClientPolicy,
     metrics: Option<Arc<metrics::Metrics>>,
+    clients: Option<Arc<clients::Tracker>>,
 }
 
 async fn handle(state: Arc<State>, conn: Conn, req: Request<Incoming>) -> Result<Resp, Infallible> {
@@ -153,19 +155,29 @@ async fn handle(state: Arc<State>, conn: Conn, req: Request<Incoming>) -> Result
             .insert(header::CONNECTION, http::HeaderValue::from_static("close"));
     }
     let served = Served::of(&state, &req, &r);
-    if let Some(m) = &state.metrics {
+    if state.metrics.is_some() || state.clients.is_some() {
+        // A client is its certificate (organisation and serial), else its address.
         let client = conn
             .client
             .as_deref()
-            .map(|c| c.serial.clone())
+            .map(|c| format!("{} #{}", c.organisation, c.serial))
             .unwrap_or_else(|| conn.peer.ip().to_string());
-        m.request(
-            served.list,
-            &served.release,
-            served.status,
-            served.bytes,
-            &client,
-        );
+        if let Some(m) = &state.metrics {
+            m.request(
+                served.list,
+                &served.release,
+                served.status,
+                served.bytes,
+                &client,
+            );
+        }
+        if let (Some(t), Some(l), Ok(v)) = (&state.clients, served.list, served.volgnummer.parse())
+        {
+            if served.release != "-" {
+                let now = time::OffsetDateTime::now_utc().unix_timestamp();
+                t.record(&client, &served.release, l, v, now);
+            }
+        }
     }
     access_log(&conn, &req, &served, started);
     Ok(r)
@@ -312,6 +324,7 @@ pub struct Options {
     pub tls: Option<Arc<tls::Reloadable>>,
     pub limits: Limits,
     pub metrics: Option<Arc<metrics::Metrics>>,
+    pub clients: Option<Arc<clients::Tracker>>,
 }
 
 /// Accept connections until `shutdown` resolves; then stop accepting and give in-flight
@@ -333,6 +346,7 @@ pub async fn run(
         store,
         policy,
         metrics: opts.metrics.clone(),
+        clients: opts.clients.clone(),
     });
     let counts = Arc::new(Counts::default());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();

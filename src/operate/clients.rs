@@ -1,0 +1,168 @@
+//! `status --clients [--json]`: per client, the releases it used in the last 24 hours and
+//! 30 days and the Volgnummer it last received per list; clients that have not fetched a
+//! list within 900 s, or that still hold an older Volgnummer, are flagged. What an operator
+//! checks before withdrawing a release: who still uses it.
+
+use super::Ctx;
+use crate::registry::model::ListKind;
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// MedMij nodes fetch every list at least every 900 s.
+pub const FETCH_INTERVAL: i64 = 900;
+const DAY: i64 = 86_400;
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Clients {
+    pub json: bool,
+}
+
+#[derive(Serialize, Debug)]
+struct ListState {
+    volgnummer: u64,
+    current_volgnummer: Option<u64>,
+    release: String,
+    at: String,
+    /// Not fetched within 900 s.
+    late: bool,
+    /// Holds an older Volgnummer than is served.
+    outdated: bool,
+}
+
+#[derive(Serialize, Debug)]
+struct ClientReport {
+    client: String,
+    last_seen: String,
+    releases_24h: Vec<String>,
+    releases_30d: Vec<String>,
+    lists: BTreeMap<String, ListState>,
+    flags: Vec<String>,
+}
+
+#[derive(Serialize, Debug)]
+struct Report {
+    at: String,
+    /// Per release, the clients that used it in the last 30 days.
+    releases: BTreeMap<String, Vec<String>>,
+    clients: Vec<ClientReport>,
+}
+
+fn stamp(t: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .map(crate::registry::model::tijdstempel)
+        .unwrap_or_else(|_| t.to_string())
+}
+
+impl Clients {
+    pub fn apply(self, ctx: &Ctx) -> Result<String> {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let current: BTreeMap<ListKind, u64> = ctx
+            .store
+            .published()?
+            .map(|p| p.lists.iter().map(|(l, v)| (*l, v.volgnummer)).collect())
+            .unwrap_or_default();
+        let mut clients: Vec<(String, crate::registry::store::ClientUse)> =
+            ctx.store.clients()?.into_iter().collect();
+        clients.sort_by_key(|(k, c)| (std::cmp::Reverse(c.last_seen()), k.clone()));
+        let mut releases: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut reports = Vec::new();
+        for (id, c) in clients {
+            let within = |secs: i64| -> Vec<String> {
+                c.releases
+                    .iter()
+                    .filter(|(_, t)| now - **t <= secs)
+                    .map(|(r, _)| r.clone())
+                    .collect()
+            };
+            let releases_30d = within(30 * DAY);
+            for r in &releases_30d {
+                releases.entry(r.clone()).or_default().push(id.clone());
+            }
+            let mut flags = Vec::new();
+            let mut lists = BTreeMap::new();
+            for l in ListKind::ALL {
+                let Some(f) = c.lists.get(&l) else {
+                    flags.push(format!("never fetched {}", l.key()));
+                    continue;
+                };
+                let cur = current.get(&l).copied();
+                let late = now - f.at > FETCH_INTERVAL;
+                let outdated = cur.is_some_and(|v| f.volgnummer < v);
+                if late {
+                    flags.push(format!("{} not fetched within {FETCH_INTERVAL} s", l.key()));
+                }
+                if outdated {
+                    flags.push(format!("{} at Volgnummer {}", l.key(), f.volgnummer));
+                }
+                lists.insert(
+                    l.key().to_string(),
+                    ListState {
+                        volgnummer: f.volgnummer,
+                        current_volgnummer: cur,
+                        release: f.release.clone(),
+                        at: stamp(f.at),
+                        late,
+                        outdated,
+                    },
+                );
+            }
+            reports.push(ClientReport {
+                client: id,
+                last_seen: stamp(c.last_seen()),
+                releases_24h: within(DAY),
+                releases_30d,
+                lists,
+                flags,
+            });
+        }
+        let report = Report {
+            at: stamp(now),
+            releases,
+            clients: reports,
+        };
+        if self.json {
+            return Ok(format!("{}\n", serde_json::to_string_pretty(&report)?));
+        }
+        let mut out = String::new();
+        writeln!(
+            out,
+            "clients as of {} ({} known)",
+            report.at,
+            report.clients.len()
+        )?;
+        for (r, ids) in &report.releases {
+            writeln!(
+                out,
+                "release {r}: {} client(s) in the last 30 days",
+                ids.len()
+            )?;
+        }
+        for c in &report.clients {
+            writeln!(
+                out,
+                "{}  last seen {}  releases 24h [{}]  30d [{}]",
+                c.client,
+                c.last_seen,
+                c.releases_24h.join(", "),
+                c.releases_30d.join(", ")
+            )?;
+            for (l, s) in &c.lists {
+                writeln!(
+                    out,
+                    "    {l:<26} Volgnummer {:>6} (release {}) at {}{}{}",
+                    s.volgnummer,
+                    s.release,
+                    s.at,
+                    if s.late { "  LATE" } else { "" },
+                    if s.outdated { "  OUTDATED" } else { "" }
+                )?;
+            }
+            if !c.flags.is_empty() {
+                writeln!(out, "    flagged: {}", c.flags.join("; "))?;
+            }
+        }
+        Ok(out)
+    }
+}
