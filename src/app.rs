@@ -330,8 +330,13 @@ async fn serve(data: &Path, a: ServeArgs) -> Result<()> {
         .as_ref()
         .map(|_| Arc::new(serve::metrics::Metrics::new(tls.clone())));
     let publisher = Arc::new(
-        Publisher::new(store.clone(), data, Some(shared.clone())).with_metrics(metrics.clone()),
+        Publisher::new(store.clone(), data, Some(shared.clone()))
+            .with_metrics(metrics.clone())
+            .with_export(a.export_static.clone()),
     );
+    if let Some(set) = shared.load_full() {
+        publisher.export_static(&set);
+    }
     if let Some(t) = &tls {
         tokio::spawn(reload_on_sighup(t.clone()));
     }

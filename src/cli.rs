@@ -48,6 +48,9 @@ pub enum Command {
     Import(ImportArgs),
     /// Write the published lists of one release, with signatures and certificate, to a directory.
     Export(ExportArgs),
+    /// Write every current document of every release (with signatures, gzip variants and
+    /// the certificate) and a generated nginx configuration, for static edges.
+    ExportStatic(ExportStaticArgs),
     /// Render, validate, sign and publish every list in every schema version in use.
     Publish(PublishArgs),
     /// Check a list file or URL: XSD validity and its signatures.
@@ -330,6 +333,10 @@ pub struct ServeArgs {
     /// Serve Prometheus metrics at http://ADDR/metrics (a loopback address; off by default).
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<String>,
+    /// Keep a static export (as `export-static DIR`) current after every publication, for
+    /// edges that rsync or mount it.
+    #[arg(long, value_name = "DIR")]
+    pub export_static: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -359,6 +366,13 @@ pub struct ExportArgs {
     pub release: String,
     /// Directory to write the files to (created if missing).
     #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportStaticArgs {
+    /// Directory to write to (created if missing); point nginx at DIR/nginx/*.conf.
+    #[arg(value_name = "DIR")]
     pub out: PathBuf,
 }
 
@@ -617,6 +631,9 @@ impl Command {
                 release: a.release,
                 out: a.out,
             }),
+            Command::ExportStatic(a) => {
+                Operation::ExportStatic(crate::operate::export_static::ExportStatic { out: a.out })
+            }
             Command::Zorgaanbieder(c) => Operation::Zorgaanbieder(match c {
                 ZorgaanbiederCmd::Add {
                     naam,

@@ -8,6 +8,7 @@ pub mod changeset;
 pub mod clients;
 pub mod entity;
 pub mod export;
+pub mod export_static;
 pub mod gegevensdienst;
 pub mod history;
 pub mod import;
@@ -37,6 +38,7 @@ pub enum Operation {
     Publish(publish::Publish),
     Import(import::Import),
     Export(export::Export),
+    ExportStatic(export_static::ExportStatic),
     Zorgaanbieder(zorgaanbieder::ZorgaanbiederOp),
     Oauthclient(oauthclient::OAuthclientOp),
     Whitelist(whitelist::WhitelistOp),
@@ -58,6 +60,7 @@ impl Operation {
             Operation::Publish(op) => op.apply(ctx),
             Operation::Import(op) => op.apply(ctx),
             Operation::Export(op) => op.apply(ctx),
+            Operation::ExportStatic(op) => op.apply(ctx),
             Operation::Zorgaanbieder(op) => op.apply(ctx),
             Operation::Oauthclient(op) => op.apply(ctx),
             Operation::Whitelist(op) => op.apply(ctx),
@@ -84,6 +87,7 @@ impl Operation {
         match self {
             Operation::Import(a) => a.files.iter_mut().for_each(abs),
             Operation::Export(a) => abs(&mut a.out),
+            Operation::ExportStatic(a) => abs(&mut a.out),
             Operation::History(history::HistoryOp::Export { out, .. }) => abs(out),
             _ => {}
         }

@@ -76,6 +76,8 @@ pub struct Publisher {
     /// The server's served set, swapped after every publication; `None` in the CLI.
     served: Option<Shared>,
     metrics: Option<Arc<crate::serve::metrics::Metrics>>,
+    /// A static export kept current after every publication (`serve --export-static`).
+    export: Option<PathBuf>,
 }
 
 impl Publisher {
@@ -85,6 +87,24 @@ impl Publisher {
             data: data.to_path_buf(),
             served,
             metrics: None,
+            export: None,
+        }
+    }
+
+    /// Keep a static export for edges current after every publication.
+    pub fn with_export(mut self, dir: Option<PathBuf>) -> Publisher {
+        self.export = dir;
+        self
+    }
+
+    /// Write the static export of `set`, if one is kept. The publication has committed:
+    /// a failure here is logged, and the edges keep the previous export.
+    pub fn export_static(&self, set: &PublishedSet) {
+        if let Some(dir) = &self.export {
+            match crate::serve::edge::export(set, dir) {
+                Ok(msg) => tracing::info!("{}", msg.trim_end()),
+                Err(e) => tracing::error!("static export to {} failed: {e:#}", dir.display()),
+            }
         }
     }
 
@@ -349,7 +369,9 @@ impl Publisher {
                     },
                 },
             )?;
-        served.store(Some(Arc::new(set)));
+        let set = Arc::new(set);
+        served.store(Some(set.clone()));
+        self.export_static(&set);
         Ok(Some(p))
     }
 }

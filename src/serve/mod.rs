@@ -4,6 +4,7 @@
 //! documents on a blocking thread (never redb on an async worker).
 
 pub mod clients;
+pub mod edge;
 pub mod metrics;
 pub mod respond;
 pub mod set;

@@ -112,12 +112,12 @@ pub fn list_for_path(path: &str) -> Option<(ListKind, bool)> {
     ListKind::from_file_name(name).map(|l| (l, false))
 }
 
-fn date_header(d: &str) -> Option<HeaderValue> {
+pub fn date_header(d: &str) -> Option<HeaderValue> {
     let date = crate::registry::catalogue::parse_date("date", d).ok()?;
     HeaderValue::from_str(&http_date(date.midnight().assume_utc()).ok()?).ok()
 }
 
-fn deprecation_header(d: &str) -> Option<HeaderValue> {
+pub fn deprecation_header(d: &str) -> Option<HeaderValue> {
     // RFC 9745: a structured-field Date, "@" followed by Unix seconds.
     let date = crate::registry::catalogue::parse_date("date", d).ok()?;
     HeaderValue::from_str(&format!(
@@ -334,7 +334,7 @@ pub fn respond(set: Option<&PublishedSet>, method: &Method, path: &str, ask: Ask
     base_headers(&mut r, etag, release);
     let h = r.headers_mut();
     // Caches keep one variant per encoding.
-    h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
     if gzip {
         h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }
@@ -535,12 +535,12 @@ mod tests {
             panic!()
         };
         assert_eq!(gz.headers()["content-encoding"], "gzip");
-        assert_eq!(gz.headers()["vary"], "accept-encoding");
+        assert_eq!(gz.headers()["vary"], "Accept-Encoding");
         let etag = gz.headers()["etag"].to_str().unwrap().to_string();
         assert!(etag.ends_with("-gzip\""), "{etag}");
         let plain = get(&s, "/MedMij_Whitelist.xml", None, None);
         assert_ne!(plain.headers()["etag"], etag.as_str());
-        assert_eq!(plain.headers()["vary"], "accept-encoding");
+        assert_eq!(plain.headers()["vary"], "Accept-Encoding");
         assert!(plain.headers().get("content-encoding").is_none());
         let gz = raw(gz);
         let mut d = flate2::read::GzDecoder::new(&gz[..]);

@@ -1,0 +1,23 @@
+//! `export-static DIR`: the current documents of every release, with signatures, gzip
+//! variants, the certificate and a generated nginx configuration, for static edges (see
+//! `serve::edge`).
+
+use super::Ctx;
+use crate::serve::set::PublishedSet;
+use anyhow::{anyhow, Result};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct ExportStatic {
+    pub out: PathBuf,
+}
+
+impl ExportStatic {
+    pub fn apply(self, ctx: &Ctx) -> Result<String> {
+        let cert = crate::datadir::certificate_pem(ctx.data)?;
+        let set = PublishedSet::load(ctx.store, cert)?
+            .ok_or_else(|| anyhow!("nothing has been published yet"))?;
+        crate::serve::edge::export(&set, &self.out)
+    }
+}

@@ -1,0 +1,337 @@
+//! Static edges: the published set written as files plus a generated nginx configuration,
+//! so that nginx (or another static server, a CDN, an object store) answers the same URLs
+//! and query parameters with the same bytes and headers as `serve`. One publisher, many
+//! read edges; an edge keeps serving the last set it has when the publisher is down.
+//!
+//! Layout of the export directory:
+//! * `docs/<etag>.xml` and `docs/<etag>.xml.gz`: every document and signature, named by
+//!   its ETag (content-addressed, so a new set never overwrites a file an edge still
+//!   serves), the `.gz` the same gzip bytes `serve` sends;
+//! * `signing-certificate.pem`;
+//! * `nginx` → `nginx-<publication>/` (a symlink swapped atomically): `maps.conf` (for the
+//!   `http` block) and `locations.conf` (for a `server` block). `nginx -s reload` after an
+//!   export picks the new set up; until then the previous one is served whole.
+//!
+//! Edges answer the canonical forms: no query, `?release=R` or `?api=N`; other queries get
+//! 400 (unknown release 404, withdrawn 410), with short bodies of nginx's own.
+
+use super::respond::{date_header, deprecation_header};
+use super::set::{Body, PublishedSet};
+use crate::registry::catalogue::Status;
+use crate::registry::model::ListKind;
+use anyhow::{Context, Result};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// How many generations of configuration (and the documents they name) are kept.
+const KEEP: usize = 2;
+
+fn tag(etag: &http::HeaderValue) -> String {
+    etag.to_str().unwrap_or("").trim_matches('"').to_string()
+}
+
+/// Write a file via a temporary name and rename: readers see the old or the new file.
+fn write_atomic(path: &Path, bytes: &[u8], mtime: Option<std::time::SystemTime>) -> Result<()> {
+    let tmp = path.with_extension("tmp-export");
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    if let Some(t) = mtime {
+        let f = std::fs::File::options().write(true).open(&tmp)?;
+        f.set_modified(t)?;
+    }
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
+    Ok(())
+}
+
+fn nginx_string(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// Write the set to `dir`. Returns a one-line summary.
+pub fn export(set: &PublishedSet, dir: &Path) -> Result<String> {
+    let docs = dir.join("docs");
+    std::fs::create_dir_all(&docs).with_context(|| format!("creating {}", docs.display()))?;
+    let mut files: BTreeSet<String> = BTreeSet::new();
+    // Documents, content-addressed; mtime = the list's Tijdstempel (nginx's Last-Modified).
+    let mut write_body = |b: &Body, list: ListKind| -> Result<String> {
+        let t = tag(&b.etag);
+        let mtime = set
+            .index
+            .lists
+            .get(&list)
+            .and_then(|v| {
+                time::OffsetDateTime::parse(
+                    &v.tijdstempel,
+                    &time::format_description::well_known::Rfc3339,
+                )
+                .ok()
+            })
+            .map(std::time::SystemTime::from);
+        for (name, bytes) in [
+            (format!("{t}.xml"), &b.bytes),
+            (format!("{t}.xml.gz"), &b.gzip.bytes),
+        ] {
+            let p = docs.join(&name);
+            if !p.exists() {
+                write_atomic(&p, bytes, mtime)?;
+            }
+            files.insert(name);
+        }
+        Ok(t)
+    };
+    // release id → (list → (document tag, signature tag))
+    let mut by_release: BTreeMap<String, BTreeMap<ListKind, (String, String)>> = BTreeMap::new();
+    for r in set.index.catalogue.served() {
+        for l in ListKind::ALL {
+            if let Some(d) = set.docs.get(&r.rendition(l)) {
+                let doc = write_body(&d.xml, l)?;
+                let sig = write_body(&d.sig, l)?;
+                by_release
+                    .entry(r.id.clone())
+                    .or_default()
+                    .insert(l, (doc, sig));
+            }
+        }
+    }
+    write_atomic(&dir.join("signing-certificate.pem"), &set.certificate, None)?;
+
+    let generation = format!("nginx-{}", set.index.seq);
+    let gen_dir = dir.join(&generation);
+    std::fs::create_dir_all(&gen_dir)?;
+    std::fs::write(gen_dir.join("maps.conf"), maps(set, &by_release))?;
+    std::fs::write(gen_dir.join("locations.conf"), locations(set, dir))?;
+    std::fs::write(
+        gen_dir.join("files.txt"),
+        files.iter().cloned().collect::<Vec<_>>().join("\n"),
+    )?;
+    // Swap the symlink atomically.
+    let link_tmp = dir.join("nginx.tmp-export");
+    let _ = std::fs::remove_file(&link_tmp);
+    std::os::unix::fs::symlink(&generation, &link_tmp)?;
+    std::fs::rename(&link_tmp, dir.join("nginx"))?;
+    collect_garbage(dir, &generation)?;
+    Ok(format!(
+        "exported publication #{} to {} ({} releases, {} files)\n",
+        set.index.seq,
+        dir.display(),
+        by_release.len(),
+        files.len()
+    ))
+}
+
+/// Keep the newest `KEEP` generations and the documents they name.
+fn collect_garbage(dir: &Path, current: &str) -> Result<()> {
+    let mut gens: Vec<(u64, String)> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            let seq = n.strip_prefix("nginx-")?.parse().ok()?;
+            Some((seq, n))
+        })
+        .collect();
+    gens.sort();
+    let keep: Vec<String> = gens
+        .iter()
+        .rev()
+        .take(KEEP)
+        .map(|(_, n)| n.clone())
+        .collect();
+    let mut referenced = BTreeSet::new();
+    for g in &keep {
+        if let Ok(list) = std::fs::read_to_string(dir.join(g).join("files.txt")) {
+            referenced.extend(list.lines().map(str::to_string));
+        }
+    }
+    for (_, g) in &gens {
+        if !keep.contains(g) && g != current {
+            let _ = std::fs::remove_dir_all(dir.join(g));
+        }
+    }
+    for e in std::fs::read_dir(dir.join("docs"))?.filter_map(|e| e.ok()) {
+        let n = e.file_name().to_string_lossy().into_owned();
+        if !referenced.contains(&n) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+    Ok(())
+}
+
+/// `http`-level maps: query → release, release → file per list, release → headers,
+/// Accept-Encoding → variant, If-None-Match → match.
+fn maps(
+    set: &PublishedSet,
+    by_release: &BTreeMap<String, BTreeMap<ListKind, (String, String)>>,
+) -> String {
+    let cat = &set.index.catalogue;
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "# Generated by stelselnode for publication #{}; include in the http block.",
+        set.index.seq
+    );
+    // Query → release ("!400", "!404", "!410" for errors). Regular expressions, in order:
+    // nginx compares plain map strings ignoring case, and query keys are case-sensitive.
+    let exact = |q: &str| nginx_string(&format!("~^{}$", q.replace('.', "\\.")));
+    let _ = writeln!(
+        o,
+        "map $args $sn_release {{\n    default \"!400\";\n    \"\" {};",
+        nginx_string(&cat.default)
+    );
+    for r in &cat.releases {
+        let v = if r.status == Status::Ingetrokken {
+            "!410".to_string()
+        } else {
+            r.id.clone()
+        };
+        let _ = writeln!(
+            o,
+            "    {} {};",
+            exact(&format!("release={}", r.id)),
+            nginx_string(&v)
+        );
+    }
+    let majors: BTreeSet<&str> = cat.releases.iter().map(|r| r.major()).collect();
+    for m in majors {
+        let v = match cat.select(None, Some(m)) {
+            Ok(r) => r.id.clone(),
+            Err(_) => "!410".into(),
+        };
+        let _ = writeln!(
+            o,
+            "    {} {};",
+            exact(&format!("api={m}")),
+            nginx_string(&v)
+        );
+    }
+    let _ = writeln!(
+        o,
+        "    \"~^release=[0-9]{{1,4}}\\.[0-9]{{1,4}}\\.[0-9]{{1,4}}$\" \"!404\";"
+    );
+    let _ = writeln!(o, "    \"~^api=[1-9][0-9]{{0,3}}$\" \"!404\";\n}}");
+    // Release → document tag, per list and for its signature.
+    for l in ListKind::ALL {
+        for (suffix, sig) in [("", false), ("_sig", true)] {
+            let _ = writeln!(
+                o,
+                "map $sn_release $sn_{}{suffix} {{\n    default \"\";",
+                l.key()
+            );
+            for (rid, lists) in by_release {
+                if let Some((doc, s)) = lists.get(&l) {
+                    let _ = writeln!(
+                        o,
+                        "    {} {};",
+                        nginx_string(rid),
+                        nginx_string(if sig { s } else { doc })
+                    );
+                }
+            }
+            let _ = writeln!(o, "}}");
+        }
+    }
+    // Release → Deprecation and Sunset (verouderd only; an empty value sends nothing).
+    let header_map = |o: &mut String,
+                      var: &str,
+                      value: &dyn Fn(
+        &crate::registry::catalogue::Release,
+    ) -> Option<http::HeaderValue>| {
+        let _ = writeln!(o, "map $sn_release ${var} {{\n    default \"\";");
+        for r in cat.served().filter(|r| r.status == Status::Verouderd) {
+            if let Some(v) = value(r).and_then(|v| v.to_str().ok().map(str::to_string)) {
+                let _ = writeln!(o, "    {} {};", nginx_string(&r.id), nginx_string(&v));
+            }
+        }
+        let _ = writeln!(o, "}}");
+    };
+    header_map(&mut o, "sn_deprecation", &|r| {
+        r.deprecated_since.as_deref().and_then(deprecation_header)
+    });
+    header_map(&mut o, "sn_sunset", &|r| {
+        r.sunset.as_deref().and_then(date_header)
+    });
+    // Accept-Encoding → the gzip variant, as `serve` decides (explicit q=0 refuses it).
+    o.push_str(
+        r#"map $http_accept_encoding $sn_gz {
+    default "";
+    "~*(^|,)\s*(x-)?gzip\s*;\s*q=0(\.0{0,3})?\s*(,|$)" "";
+    "~*(^|,)\s*(x-)?gzip\s*(;|,|$)" "-gzip";
+    "~(^|,)\s*\*\s*;\s*q=0(\.0{0,3})?\s*(,|$)" "";
+    "~(^|,)\s*\*\s*(;|,|$)" "-gzip";
+}
+map $sn_gz $sn_gz_ext {
+    default "";
+    "-gzip" ".gz";
+}
+map $sn_gz $sn_encoding {
+    default "";
+    "-gzip" "gzip";
+}
+map "$sn_tag|$http_if_none_match" $sn_not_modified {
+    default 0;
+    "~^([^|]+)\|(.*,\s*)?(W/)?\"\1\"\s*(,|$)" 1;
+    "~\|\s*\*\s*$" 1;
+}
+"#,
+    );
+    o
+}
+
+/// `server`-level locations: one per list and signature, and the certificate.
+fn locations(set: &PublishedSet, dir: &Path) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "# Generated by stelselnode for publication #{}; include in a server block.",
+        set.index.seq
+    );
+    let _ = writeln!(o, "root {};", nginx_string(&dir.display().to_string()));
+    o.push_str("etag off;\ngzip off;\nif_modified_since off;\nserver_tokens off;\n");
+    for l in ListKind::ALL {
+        let lm = set
+            .index
+            .lists
+            .get(&l)
+            .and_then(|v| {
+                time::OffsetDateTime::parse(
+                    &v.tijdstempel,
+                    &time::format_description::well_known::Rfc3339,
+                )
+                .ok()
+            })
+            .and_then(|t| super::set::http_date(t).ok())
+            .unwrap_or_default();
+        for (suffix, var) in [
+            ("", format!("sn_{}", l.key())),
+            (".sig", format!("sn_{}_sig", l.key())),
+        ] {
+            let _ = write!(
+                o,
+                r#"location = /{file}{suffix} {{
+    if ($sn_release = "!400") {{ return 400 "use no query, ?release=R or ?api=N\n"; }}
+    if ($sn_release = "!404") {{ return 404 "unknown release\n"; }}
+    if ($sn_release = "!410") {{ return 410 "release withdrawn (ingetrokken)\n"; }}
+    set $sn_tag "${var}$sn_gz";
+    default_type application/xml;
+    types {{ }}
+    add_header ETag "\"$sn_tag\"";
+    add_header X-Content-Type-Options nosniff;
+    add_header MedMij-Release $sn_release;
+    add_header Deprecation $sn_deprecation;
+    add_header Sunset $sn_sunset;
+    add_header Vary Accept-Encoding;
+    add_header Content-Encoding $sn_encoding;
+    add_header Last-Modified "{lm}";
+    add_header Cache-Control "public, max-age=60";
+    if ($sn_not_modified) {{ return 304; }}
+    try_files /docs/${var}.xml$sn_gz_ext =503;
+}}
+"#,
+                file = l.file_name(),
+            );
+        }
+    }
+    o.push_str(
+        "location = /signing-certificate.pem {\n    default_type application/x-pem-file;\n    types { }\n    add_header Last-Modified \"\";\n}\n",
+    );
+    o
+}

@@ -1,0 +1,271 @@
+//! Static edges: the real nginx, configured with the repo's deploy/nginx/nginx.conf on the
+//! export that `serve --export-static` keeps current, answers every canonical URL with the
+//! same bytes and headers as `serve`, also after publications and a withdrawn release.
+
+mod common;
+
+use common::*;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+struct Nginx {
+    child: Child,
+    addr: String,
+    conf: PathBuf,
+}
+
+impl Nginx {
+    fn start(export: &Path, run: &Path) -> Nginx {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let template = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/nginx/nginx.conf"),
+        )
+        .unwrap();
+        let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
+        let conf = run.join("nginx.conf");
+        std::fs::create_dir_all(run).unwrap();
+        std::fs::write(
+            &conf,
+            template
+                .replace("@EXPORT@", export.to_str().unwrap())
+                .replace("@LISTEN@", &addr)
+                .replace("@RUN@", run.to_str().unwrap())
+                .replace("@USER@", &user),
+        )
+        .unwrap();
+        let child = Command::new("nginx")
+            .arg("-c")
+            .arg(&conf)
+            .arg("-p")
+            .arg(run)
+            .args(["-g", "daemon off;"])
+            // Workers inherit these; they must not hold the test's output open.
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("nginx installed (.ci/deps installs nginx-light)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(&addr).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "nginx did not start: {}",
+                std::fs::read_to_string(run.join("error.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Nginx { child, addr, conf }
+    }
+
+    /// `nginx -s reload` and wait until the new workers answer with `expect` in `path`.
+    fn reload(&self, run: &Path, path: &str, expect: &str) {
+        let st = Command::new("nginx")
+            .arg("-c")
+            .arg(&self.conf)
+            .arg("-p")
+            .arg(run)
+            .args(["-s", "reload"])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        // Old workers stop accepting soon after the signal: wait for several new answers.
+        while !(0..5).all(|_| {
+            request(&self.addr, "GET", path, &[])
+                .text()
+                .contains(expect)
+        }) {
+            assert!(Instant::now() < deadline, "reload not effective");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        // SIGTERM: the master stops its workers too (SIGKILL would orphan them).
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const COMPARED: [&str; 11] = [
+    "content-type",
+    "content-length",
+    "etag",
+    "cache-control",
+    "last-modified",
+    "medmij-release",
+    "deprecation",
+    "sunset",
+    "vary",
+    "content-encoding",
+    "x-content-type-options",
+];
+
+/// Every canonical URL, identity and gzip, plain and conditional: same status, body and
+/// headers from both.
+fn compare(serve: &str, edge: &str) -> usize {
+    let mut n = 0;
+    for list in LISTS {
+        for file in [list.to_string(), format!("{list}.sig")] {
+            for q in [
+                "",
+                "?release=1.1.1",
+                "?release=1.1.2",
+                "?release=2.0.0",
+                "?api=1",
+                "?api=2",
+            ] {
+                let target = format!("/{file}{q}");
+                for enc in [None, Some("gzip")] {
+                    let mut h: Vec<(&str, &str)> = Vec::new();
+                    if let Some(e) = enc {
+                        h.push(("Accept-Encoding", e));
+                    }
+                    let a = request(serve, "GET", &target, &h);
+                    let b = request(edge, "GET", &target, &h);
+                    assert_eq!(a.status, b.status, "{target} {enc:?}");
+                    if a.status != 200 {
+                        continue;
+                    }
+                    assert!(a.body == b.body, "{target} {enc:?}: bodies differ");
+                    for k in COMPARED {
+                        assert_eq!(a.header(k), b.header(k), "{target} {enc:?}: {k}");
+                    }
+                    // Conditional: 304 from both, with the same validators.
+                    let etag = a.header("etag").unwrap().to_string();
+                    let mut hc = h.clone();
+                    hc.push(("If-None-Match", &etag));
+                    let a = request(serve, "GET", &target, &hc);
+                    let b = request(edge, "GET", &target, &hc);
+                    assert_eq!((a.status, b.status), (304, 304), "{target} {enc:?}");
+                    for k in [
+                        "etag",
+                        "cache-control",
+                        "medmij-release",
+                        "vary",
+                        "deprecation",
+                    ] {
+                        assert_eq!(a.header(k), b.header(k), "{target} {enc:?} 304: {k}");
+                    }
+                    n += 1;
+                }
+            }
+        }
+    }
+    // Errors: the same status (bodies are each server's own words).
+    for q in [
+        "?release=9.9.9",
+        "?api=7",
+        "?foo=1",
+        "?Release=1.1.2",
+        "?release=1.1.2&api=2",
+    ] {
+        let target = format!("/MedMij_Whitelist.xml{q}");
+        let a = request(serve, "GET", &target, &[]).status;
+        let b = request(edge, "GET", &target, &[]).status;
+        assert_eq!(a, b, "{target}");
+    }
+    let a = request(serve, "GET", "/signing-certificate.pem", &[]);
+    let b = request(edge, "GET", "/signing-certificate.pem", &[]);
+    assert_eq!((a.status, &a.body), (b.status, &b.body));
+    assert_eq!(a.header("content-type"), b.header("content-type"));
+    n
+}
+
+#[test]
+fn nginx_on_the_export_answers_as_serve_does() {
+    let (dir, data) = demo();
+    let export = dir.path().join("export");
+    let run = dir.path().join("nginx-run");
+    let server = Server::start(&data, &["--export-static", export.to_str().unwrap()]);
+    assert!(export.join("nginx/maps.conf").exists(), "exported at start");
+    let nginx = Nginx::start(&export, &run);
+    let n = compare(&server.addr, &nginx.addr);
+    assert_eq!(n, 4 * 2 * 6 * 2, "every combination compared");
+
+    // A publication: the server re-exports; after a reload nginx serves it too.
+    ok(&data, &["whitelist", "add", "edge.example.nl"]);
+    ok(&data, &["publish", "-m", "new whitelist"]);
+    nginx.reload(&run, "/MedMij_Whitelist.xml", "edge.example.nl");
+    compare(&server.addr, &nginx.addr);
+
+    // A withdrawn release: 410 from both.
+    ok(&data, &["release", "set-status", "2.0.0", "ingetrokken"]);
+    nginx.reload(&run, "/MedMij_Whitelist.xml", "edge.example.nl");
+    // Old workers finish their connections after a reload; wait until only new ones answer.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let gone = |q: &str| {
+        request(
+            &nginx.addr,
+            "GET",
+            &format!("/MedMij_Whitelist.xml{q}"),
+            &[],
+        )
+        .status
+            == 410
+    };
+    while !(0..5).all(|_| gone("?api=2") && gone("?release=2.0.0")) {
+        assert!(Instant::now() < deadline, "withdrawal not at the edge");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for q in ["?api=2", "?release=2.0.0"] {
+        let target = format!("/MedMij_Whitelist.xml{q}");
+        assert_eq!(request(&server.addr, "GET", &target, &[]).status, 410);
+        assert_eq!(request(&nginx.addr, "GET", &target, &[]).status, 410);
+    }
+    // Only the last two generations are kept.
+    let gens = std::fs::read_dir(&export)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("nginx-")
+        })
+        .count();
+    assert_eq!(gens, 2);
+}
+
+#[test]
+fn export_static_without_a_server() {
+    let (dir, data) = demo();
+    let out = dir.path().join("out");
+    let msg = ok(&data, &["export-static", out.to_str().unwrap()]);
+    assert!(msg.contains("exported publication #1"), "{msg}");
+    for f in [
+        "nginx/maps.conf",
+        "nginx/locations.conf",
+        "signing-certificate.pem",
+    ] {
+        assert!(out.join(f).exists(), "{f}");
+    }
+    // Content-addressed documents with their gzip variant.
+    let docs: Vec<String> = std::fs::read_dir(out.join("docs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(docs.iter().any(|d| d.ends_with(".xml.gz")));
+    assert_eq!(
+        docs.iter().filter(|d| d.ends_with(".xml")).count(),
+        docs.iter().filter(|d| d.ends_with(".xml.gz")).count()
+    );
+}
