@@ -619,17 +619,28 @@ pub fn registry_of_document(
     Ok(reg)
 }
 
+/// The demo registry (the embedded demo lists read back), for in-process tests.
+#[cfg(test)]
+pub fn demo_registry() -> Registry {
+    let mut reg = Registry::default();
+    for (name, bytes) in crate::app::DEMO_LISTS {
+        let l = read_list(bytes).unwrap_or_else(|e| panic!("demo {name}: {e}"));
+        let map = Release2Mapping {
+            interfaceversie: "1.1.0".into(),
+            aanbiedertype: Aanbiedertype::ZA,
+        };
+        apply(&mut reg, l, &map);
+    }
+    reg.canonicalize();
+    reg
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn demo() -> Registry {
-        let mut reg = Registry::default();
-        for (_, bytes) in crate::app::DEMO_LISTS {
-            apply(&mut reg, read_list(bytes).unwrap(), &map("1.1.0"));
-        }
-        reg.canonicalize();
-        reg
+        demo_registry()
     }
 
     fn map(iv: &str) -> Release2Mapping {

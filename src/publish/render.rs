@@ -254,21 +254,11 @@ fn gegevensdienst(out: &mut Out, g: &Gegevensdienst, release3: bool) -> io::Resu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::consume::read::{self, Release2Mapping};
     use crate::registry::catalogue::{Catalogue, DEFAULT_CATALOGUE};
-    use crate::registry::model::Aanbiedertype;
 
     #[test]
     fn parts_join_to_the_whole_document() {
-        let mut reg = Registry::default();
-        for (_, bytes) in crate::app::DEMO_LISTS {
-            let l = read::read_list(bytes).unwrap();
-            let map = Release2Mapping {
-                interfaceversie: "1.1.0".into(),
-                aanbiedertype: Aanbiedertype::ZA,
-            };
-            read::apply(&mut reg, l, &map);
-        }
+        let reg = crate::consume::read::demo_registry();
         let h = Header {
             volgnummer: 3,
             tijdstempel: "2026-01-01T00:00:00Z".into(),

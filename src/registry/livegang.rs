@@ -301,23 +301,8 @@ pub fn due(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::consume::read::{self, Release2Mapping};
+    use crate::consume::read::demo_registry as demo;
     use crate::registry::catalogue::DEFAULT_CATALOGUE;
-    use crate::registry::model::Aanbiedertype;
-
-    fn demo() -> Registry {
-        let mut reg = Registry::default();
-        for (_, bytes) in crate::app::DEMO_LISTS {
-            let l = read::read_list(bytes).unwrap();
-            let map = Release2Mapping {
-                interfaceversie: "1.1.0".into(),
-                aanbiedertype: Aanbiedertype::ZA,
-            };
-            read::apply(&mut reg, l, &map);
-        }
-        reg.canonicalize();
-        reg
-    }
 
     fn start_of(copy: Option<&str>) -> Start {
         Start {

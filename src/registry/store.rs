@@ -417,30 +417,15 @@ impl Store {
 
     /// A consistent snapshot of the working registry and catalogue.
     pub fn snapshot(&self) -> Result<(Registry, Catalogue), StoreError> {
-        let (r, c, _) = self.snapshot_with_journal_head()?;
-        Ok((r, c))
-    }
-
-    /// The snapshot plus the key of the last journalled edit it contains, read in one
-    /// transaction, so a publication takes exactly the edits it renders.
-    pub fn snapshot_with_journal_head(&self) -> Result<(Registry, Catalogue, u64), StoreError> {
         let e = self.e();
         let tx = self.read_tx()?;
-        let head = tx
-            .open_table(JOURNAL)
-            .map_err(|x| e(&x))?
-            .last()
-            .map_err(|x| e(&x))?
-            .map(|(k, _)| k.value())
-            .unwrap_or(0);
         let reg = read_registry(&tx, WORKING).map_err(|x| e(&x))?;
         let meta = tx.open_table(META).map_err(|x| e(&x))?;
         let cat = meta
             .get(META_CATALOGUE)
             .map_err(|x| e(&x))?
             .ok_or_else(|| StoreError::Corrupt("release catalogue missing".into()))?;
-        let catalogue: Catalogue = from_json("catalogue", cat.value())?;
-        Ok((reg, catalogue, head))
+        Ok((reg, from_json("catalogue", cat.value())?))
     }
 
     pub fn registry(&self) -> Result<Registry, StoreError> {
