@@ -38,11 +38,18 @@ pub const DEMO_LISTS: &[(&str, &[u8])] = &[
     ),
 ];
 
+/// Write command output; a closed pipe (`| head`) is not an error worth a panic.
+fn out(s: &str) {
+    use std::io::Write;
+    let mut o = std::io::stdout().lock();
+    let _ = o.write_all(s.as_bytes()).and_then(|()| o.flush());
+}
+
 pub fn main(cli: Cli) -> ExitCode {
     let data = cli.data.clone().unwrap_or_else(datadir::default_dir);
     let operator = cli.operator.clone().unwrap_or_else(datadir::os_user);
     let result = match cli.command.local() {
-        Ok(Local::Init(a)) => init(&data, &a, &operator).map(|s| print!("{s}")),
+        Ok(Local::Init(a)) => init(&data, &a, &operator).map(|s| out(&s)),
         Ok(Local::Serve(a)) => serve_blocking(&data, a, &operator),
         Ok(Local::Verify(a)) => verify_command(a),
         Ok(Local::HistoryVerify {
@@ -62,7 +69,7 @@ pub fn main(cli: Cli) -> ExitCode {
                     max_size,
                 )
             })
-            .map(|s| print!("{s}")),
+            .map(|s| out(&s)),
         Err(cmd) => {
             let who = Who {
                 operator,
@@ -105,8 +112,8 @@ fn verify_command(a: crate::cli::VerifyArgs) -> Result<()> {
         max_bytes: a.max_size,
         ca_pem,
     };
-    let out = crate::consume::verify::verify(&a.target, a.sig.as_deref(), &trust, &opts)?;
-    print!("{out}");
+    let report = crate::consume::verify::verify(&a.target, a.sig.as_deref(), &trust, &opts)?;
+    out(&report);
     Ok(())
 }
 
@@ -140,7 +147,7 @@ fn run_operation(data: &Path, mut op: Operation, who: Who) -> ExitCode {
     if let Some(resp) = admin::forward(data, &req) {
         return match resp {
             Ok(r) => {
-                print!("{}", r.out);
+                out(&r.out);
                 eprint!("{}", r.err);
                 ExitCode::from(u8::try_from(r.code).unwrap_or(1))
             }
@@ -163,8 +170,8 @@ fn run_operation(data: &Path, mut op: Operation, who: Who) -> ExitCode {
     };
     let ctx = Ctx::local(data, &store, who);
     match op.apply(&ctx) {
-        Ok(out) => {
-            print!("{out}");
+        Ok(text) => {
+            out(&text);
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -307,7 +314,7 @@ fn serve_blocking(data: &Path, a: ServeArgs, operator: &str) -> Result<()> {
             },
             operator,
         )?;
-        print!("{msg}");
+        out(&msg);
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -951,3 +951,21 @@ fn sigkill_during_publications_leaves_a_consistent_servable_store() {
         .text()
         .contains("na.de.crash.nl"));
 }
+
+#[test]
+fn a_closed_stdout_is_not_a_panic() {
+    let (_dir, data) = demo();
+    let mut child = std::process::Command::new(BIN)
+        .arg("--data")
+        .arg(&data)
+        .arg("dump")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // like `| head -0`
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_ne!(o.status.code(), Some(101));
+}
