@@ -326,6 +326,7 @@ impl Publisher {
         let Some(served) = &self.served else {
             return Ok(Some(p));
         };
+        let t = std::time::Instant::now();
         let current = served.load();
         let mut made: HashMap<String, Vec<u8>> =
             std::mem::take(&mut p.documents).into_iter().collect();
@@ -371,6 +372,7 @@ impl Publisher {
             )?;
         let set = Arc::new(set);
         served.store(Some(set.clone()));
+        tracing::debug!("swap (hash and gzip what was made) {:?}", t.elapsed());
         self.export_static(&set);
         Ok(Some(p))
     }
