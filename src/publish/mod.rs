@@ -147,7 +147,7 @@ impl Publisher {
         let guard = self.store.lock_publications();
         let started = std::time::Instant::now();
         let t = std::time::Instant::now();
-        let base = self.store.publication_base(&guard)?;
+        let base = self.store.publication_base(&guard, false)?;
         tracing::debug!("snapshot {:?}", t.elapsed());
         crate::failpoint::hit("publish.snapshot").map_err(PublishError::Refused)?;
         let published = pipeline::run(
@@ -182,7 +182,7 @@ impl Publisher {
         // Held from reading the catalogue to committing its publication: nothing can come
         // in between and be reverted by this one.
         let guard = self.store.lock_publications();
-        let base = self.store.publication_base(&guard)?;
+        let base = self.store.publication_base(&guard, true)?;
         let old = base.catalogue.clone();
         let mut cat = old.clone();
         let what = change(&mut cat)
@@ -203,12 +203,11 @@ impl Publisher {
         let verplicht =
             |c: &Catalogue, id: &str| c.get(id).map(|r| r.status) == Some(Status::Verplicht);
         let mut ended: Vec<String> = Vec::new();
-        for l in base
-            .registry
-            .livegangen
-            .values()
-            .chain(base.published_registry.livegangen.values())
-        {
+        for l in base.registry.livegangen.values().chain(
+            base.published_registry
+                .iter()
+                .flat_map(|r| r.livegangen.values()),
+        ) {
             if verplicht(&old, &l.release)
                 && !verplicht(&cat, &l.release)
                 && !ended.contains(&l.copy_id)
@@ -273,10 +272,10 @@ impl Publisher {
         // Publish first: if that fails nothing changed and the next attempt starts over.
         let started = std::time::Instant::now();
         let key = self.key()?;
-        let base = self.store.publication_base(guard)?;
+        let base = self.store.publication_base(guard, true)?;
         let mut published_now = None;
-        if let Some(index) = &base.published {
-            let mut registry = base.published_registry.clone();
+        if let (Some(index), Some(published)) = (&base.published, &base.published_registry) {
+            let mut registry = published.clone();
             for id in ids {
                 if registry.livegangen.contains_key(id) {
                     livegang::end(&mut registry, id).map_err(PublishError::Refused)?;
