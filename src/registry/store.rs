@@ -342,24 +342,26 @@ impl Store {
         Ok(())
     }
 
-    fn read_tx(&self) -> Result<redb::ReadTransaction, StoreError> {
+    /// Begin a transaction on the open database, re-opening it first after an I/O error.
+    fn begin<T, E: std::fmt::Display>(
+        &self,
+        begin: impl FnOnce(&Database) -> Result<T, E>,
+    ) -> Result<T, StoreError> {
         self.recover()?;
         let slot = self.db.read().unwrap_or_else(|p| p.into_inner());
         let db = slot.as_ref().ok_or_else(|| StoreError::Db {
             path: self.path.display().to_string(),
             msg: "the database is being re-opened".into(),
         })?;
-        db.begin_read().map_err(|x| self.e()(&x))
+        begin(db).map_err(|x| self.e()(&x))
+    }
+
+    fn read_tx(&self) -> Result<redb::ReadTransaction, StoreError> {
+        self.begin(|db| db.begin_read())
     }
 
     fn write_tx(&self) -> Result<redb::WriteTransaction, StoreError> {
-        self.recover()?;
-        let slot = self.db.read().unwrap_or_else(|p| p.into_inner());
-        let db = slot.as_ref().ok_or_else(|| StoreError::Db {
-            path: self.path.display().to_string(),
-            msg: "the database is being re-opened".into(),
-        })?;
-        db.begin_write().map_err(|x| self.e()(&x))
+        self.begin(|db| db.begin_write())
     }
 
     /// Take the publication lock: publications and catalogue changes run one at a time
