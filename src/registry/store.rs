@@ -802,17 +802,6 @@ impl Store {
         }
         Ok(out)
     }
-
-    pub fn floors(&self) -> Result<BTreeMap<ListKind, u64>, StoreError> {
-        let e = self.e();
-        let tx = self.read_tx()?;
-        let meta = tx.open_table(META).map_err(|x| e(&x))?;
-        let v = meta.get("floors").map_err(|x| e(&x))?;
-        Ok(match v {
-            Some(v) => from_json("floors", v.value())?,
-            None => BTreeMap::new(),
-        })
-    }
 }
 
 fn read_registry(tx: &redb::ReadTransaction, set: RegistryTables) -> Result<Registry, redb::Error> {
