@@ -291,21 +291,33 @@ fn changes_csv(log: &[LogEntry], load: &dyn Fn(&str) -> Result<Vec<u8>>) -> Resu
 /// Entries of an archive, in canonical order.
 type Entries = BTreeMap<String, Vec<u8>>;
 
+/// The one tar header form of the archive: regular file, fixed mode, owner and time.
+fn canonical_header(path: &str, size: u64) -> Result<tar::Header> {
+    let mut h = tar::Header::new_ustar();
+    h.set_path(path)?;
+    h.set_size(size);
+    h.set_mode(0o644);
+    h.set_mtime(0);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_cksum();
+    Ok(h)
+}
+
 fn canonical_tar(entries: &Entries) -> Result<Vec<u8>> {
     let mut b = tar::Builder::new(Vec::new());
     for (path, data) in entries {
-        let mut h = tar::Header::new_ustar();
-        h.set_path(path)?;
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_mtime(0);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_entry_type(tar::EntryType::Regular);
-        h.set_cksum();
-        b.append(&h, data.as_slice())?;
+        b.append(&canonical_header(path, data.len() as u64)?, data.as_slice())?;
     }
     Ok(b.into_inner()?)
+}
+
+/// Where an archive entry's bytes come from: the store (read when written, one at a
+/// time, so an export of the whole history streams in bounded memory) or memory.
+enum Source {
+    Document(String),
+    Bytes(Vec<u8>),
 }
 
 /// The certificate a signature file of ours carries (read by the profile's layout; the
@@ -351,7 +363,7 @@ pub fn export(
     if selected.is_empty() {
         bail!("no publications in the requested range");
     }
-    let mut entries: Entries = BTreeMap::new();
+    let mut entries: BTreeMap<String, Source> = BTreeMap::new();
     let mut log_text = Vec::new();
     for (_, raw) in &selected {
         log_text.extend_from_slice(raw);
@@ -362,17 +374,17 @@ pub fn export(
     certs.insert(key.cert_der.clone());
     for e in &log {
         for d in &e.documents {
+            let p = doc_path(&d.rendition, d.volgnummer);
+            if entries.contains_key(&p) {
+                continue; // a rendition several publications kept
+            }
             let k = crate::registry::store::document_key(&d.rendition, d.volgnummer);
-            let xml = store
-                .document(&k)?
-                .ok_or_else(|| anyhow!("document {k} is missing"))?;
             let sig = store
                 .document(&format!("{k}.sig"))?
                 .ok_or_else(|| anyhow!("signature {k} is missing"))?;
             certs.extend(certs_in_signature(&sig));
-            let p = doc_path(&d.rendition, d.volgnummer);
-            entries.insert(format!("{p}.sig"), sig);
-            entries.insert(p, xml);
+            entries.insert(format!("{p}.sig"), Source::Bytes(sig));
+            entries.insert(p, Source::Document(k));
         }
     }
     let load = |k: &str| -> Result<Vec<u8>> {
@@ -380,26 +392,54 @@ pub fn export(
             .document(k)?
             .ok_or_else(|| anyhow!("document {k} is missing"))
     };
-    entries.insert(CSV.into(), changes_csv(&log, &load)?.into_bytes());
-    entries.insert(format!("{LOG}.sig"), key.sign_detached(&log_text, LOG)?);
-    entries.insert(LOG.into(), log_text);
-    entries.insert(README.into(), README_TEXT.as_bytes().to_vec());
+    entries.insert(
+        CSV.into(),
+        Source::Bytes(changes_csv(&log, &load)?.into_bytes()),
+    );
+    entries.insert(
+        format!("{LOG}.sig"),
+        Source::Bytes(key.sign_detached(&log_text, LOG)?),
+    );
+    entries.insert(LOG.into(), Source::Bytes(log_text));
+    entries.insert(
+        README.into(),
+        Source::Bytes(README_TEXT.as_bytes().to_vec()),
+    );
     for der in &certs {
         entries.insert(
             format!("{CERT_DIR}{}.pem", &sha256_hex(der)[..16]),
-            pem_of(der).into_bytes(),
+            Source::Bytes(pem_of(der).into_bytes()),
         );
     }
-    let bytes = canonical_tar(&entries)?;
-    std::fs::write(out_path, &bytes).with_context(|| format!("writing {}", out_path.display()))?;
+    // Streamed to a temporary file, renamed when complete: never a half-written archive.
+    let tmp = out_path.with_extension("tar.partial");
+    let file = std::fs::File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
+    let mut b = tar::Builder::new(std::io::BufWriter::new(file));
+    let files = entries.len();
+    for (path, src) in entries {
+        let data = match src {
+            Source::Document(k) => load(&k)?,
+            Source::Bytes(b) => b,
+        };
+        b.append(
+            &canonical_header(&path, data.len() as u64)?,
+            data.as_slice(),
+        )?;
+    }
+    let mut w = b.into_inner()?;
+    std::io::Write::flush(&mut w)?;
+    w.get_ref().sync_all()?;
+    drop(w);
+    std::fs::rename(&tmp, out_path).with_context(|| format!("writing {}", out_path.display()))?;
+    let size = std::fs::metadata(out_path)?.len();
     Ok(format!(
         "wrote {} ({} publications #{}..#{}, {} files, {} bytes)\n",
         out_path.display(),
         log.len(),
         log.first().map(|e| e.seq).unwrap_or(0),
         log.last().map(|e| e.seq).unwrap_or(0),
-        entries.len(),
-        bytes.len()
+        files,
+        size
     ))
 }
 
