@@ -326,11 +326,16 @@ fn serve_blocking(data: &Path, a: ServeArgs, operator: &str) -> Result<()> {
 async fn serve(data: &Path, a: ServeArgs) -> Result<()> {
     // Arguments first: a wrong TLS setup is reported before anything is opened.
     let (tls, dev_ca) = tls_settings(data, &a)?;
+    let started = std::time::Instant::now();
     let store = Arc::new(Store::open(&datadir::registry_path(data))?);
+    tracing::debug!("registry opened in {:?}", started.elapsed());
     let cert = datadir::certificate_pem(data)?;
     // Fail at start, not at the first publication, on a broken key/certificate pair.
     datadir::load_signing_key(data)?;
     let initial = PublishedSet::load(&store, cert)?;
+    // Reading hundreds of MB left freed heap behind; give it back.
+    admin::release_memory();
+    tracing::debug!("published set loaded after {:?}", started.elapsed());
     let shared: Shared = Arc::new(ArcSwapOption::from(initial.map(Arc::new)));
     let metrics = a
         .metrics_listen

@@ -1062,10 +1062,14 @@ fn apd_is_not_in_force_unless_the_catalogue_says_so() {
 }
 
 fn rss_kb(pid: u32) -> u64 {
+    status_kb(pid, "VmRSS:")
+}
+
+fn status_kb(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap()
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
         .unwrap()
 }
@@ -1096,9 +1100,11 @@ fn a_large_dry_run_through_the_server_gives_its_memory_back() {
         })
         .min()
         .unwrap();
+    // Most of what the dry run took is given back (without malloc_trim about 80 % stays).
+    let peak = status_kb(server.child.id(), "VmHWM:");
     assert!(
-        after < before + 40 * 1024,
-        "server grew from {before} kB to {after} kB after a dry run of {} bytes",
+        after.saturating_sub(before) < peak.saturating_sub(before) / 2,
+        "server grew from {before} kB to {after} kB (peak {peak} kB) after a dry run of {} bytes",
         wl.len()
     );
 }

@@ -327,8 +327,16 @@ impl Publisher {
         };
         let t = std::time::Instant::now();
         let current = served.load();
-        // Hash and gzip what was made, on every core (hundreds of MB at 100k).
-        let mut made: HashMap<String, Body> = bodies(std::mem::take(&mut p.documents))?;
+        // Gzip what was made, on every core (hundreds of MB at 100k); the documents' hashes
+        // are the ones the publication logged.
+        let logged: HashMap<String, String> = p
+            .entry
+            .documents
+            .iter()
+            .map(|d| (document_key(&d.rendition, d.volgnummer), d.sha256.clone()))
+            .collect();
+        let mut made: HashMap<String, Body> =
+            crate::serve::set::bodies(std::mem::take(&mut p.documents), &logged)?;
         let mut serving: HashMap<String, &Body> = HashMap::new();
         let mut history = HashMap::new();
         match current.as_deref() {
@@ -375,43 +383,4 @@ impl Publisher {
         self.export_static(&set);
         Ok(Some(p))
     }
-}
-
-/// Bodies (hash, gzip variant) of documents, made in parallel: the largest first, one
-/// queue shared by a thread per core.
-fn bodies(documents: Vec<(String, Vec<u8>)>) -> Result<HashMap<String, Body>, StoreError> {
-    let mut docs = documents;
-    docs.sort_by_key(|(_, b)| std::cmp::Reverse(b.len()));
-    let queue = std::sync::Mutex::new(docs.into_iter());
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2);
-    let results: Vec<Result<Vec<(String, Body)>, StoreError>> = std::thread::scope(|s| {
-        let workers: Vec<_> = (0..cores)
-            .map(|_| {
-                s.spawn(|| {
-                    let mut done = Vec::new();
-                    loop {
-                        let next = queue.lock().unwrap_or_else(|p| p.into_inner()).next();
-                        let Some((key, bytes)) = next else { break };
-                        done.push((key, Body::new(bytes)?));
-                    }
-                    Ok(done)
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .map(|w| {
-                w.join().unwrap_or_else(|_| {
-                    Err(StoreError::Corrupt("a compression thread failed".into()))
-                })
-            })
-            .collect()
-    });
-    let mut out = HashMap::new();
-    for r in results {
-        out.extend(r?);
-    }
-    Ok(out)
 }

@@ -28,6 +28,14 @@ pub struct Variant {
 impl Body {
     pub fn new(bytes: Vec<u8>) -> Result<Body, StoreError> {
         let hash = crate::registry::store::sha256_hex(&bytes);
+        Body::with_hash(bytes, &hash)
+    }
+
+    /// A body whose SHA-256 (hex) is known already: the one its publication logged.
+    pub fn with_hash(bytes: Vec<u8>, hash: &str) -> Result<Body, StoreError> {
+        if hash.len() < 32 {
+            return Err(StoreError::Corrupt(format!("'{hash}' is not a SHA-256")));
+        }
         let gz = gzip(&bytes)?;
         Ok(Body {
             gzip: Variant {
@@ -136,11 +144,68 @@ impl PublishedSet {
                 history.insert(document_key(&d.rendition, d.volgnummer), d.sha256);
             }
         }
+        let mut documents = Vec::new();
+        for pr in &index.renditions {
+            let key = document_key(&pr.rendition, pr.volgnummer);
+            for k in [format!("{key}.sig"), key] {
+                let bytes = store.document(&k)?.ok_or_else(|| {
+                    StoreError::Corrupt(format!("published document {k} is missing"))
+                })?;
+                documents.push((k, bytes));
+            }
+        }
+        // Gzip on every core; document hashes come from the log, not hashed again.
+        let mut made = bodies(documents, &history)?;
         let set = PublishedSet::build(index, certificate, history, |key| {
-            Body::new(store.document(key)?.ok_or_else(|| {
-                StoreError::Corrupt(format!("published document {key} is missing"))
-            })?)
+            made.remove(key)
+                .ok_or_else(|| StoreError::Corrupt(format!("published document {key} is missing")))
         })?;
         Ok(Some(set))
     }
+}
+
+/// Bodies (hash, gzip variant) of documents, made in parallel: the largest first, one
+/// queue shared by a thread per core.
+pub fn bodies(
+    documents: Vec<(String, Vec<u8>)>,
+    hashes: &HashMap<String, String>,
+) -> Result<HashMap<String, Body>, StoreError> {
+    let mut docs = documents;
+    docs.sort_by_key(|(_, b)| std::cmp::Reverse(b.len()));
+    let queue = std::sync::Mutex::new(docs.into_iter());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    let results: Vec<Result<Vec<(String, Body)>, StoreError>> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..cores)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let next = queue.lock().unwrap_or_else(|p| p.into_inner()).next();
+                        let Some((key, bytes)) = next else { break };
+                        let body = match hashes.get(&key) {
+                            Some(h) => Body::with_hash(bytes, h)?,
+                            None => Body::new(bytes)?,
+                        };
+                        done.push((key, body));
+                    }
+                    Ok(done)
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join().unwrap_or_else(|_| {
+                    Err(StoreError::Corrupt("a compression thread failed".into()))
+                })
+            })
+            .collect()
+    });
+    let mut out = HashMap::new();
+    for r in results {
+        out.extend(r?);
+    }
+    Ok(out)
 }
