@@ -402,11 +402,7 @@ impl Store {
         let get = |k: &str| -> Result<Option<Vec<u8>>, StoreError> {
             Ok(meta.get(k).map_err(|x| e(&x))?.map(|v| v.value().to_vec()))
         };
-        let catalogue: Catalogue = from_json(
-            "catalogue",
-            &get(META_CATALOGUE)?
-                .ok_or_else(|| StoreError::Corrupt("release catalogue missing".into()))?,
-        )?;
+        let catalogue = self.read_catalogue(&meta)?;
         let published = get(META_PUBLISHED)?
             .map(|v| from_json("published index", &v))
             .transpose()?;
@@ -424,17 +420,25 @@ impl Store {
         })
     }
 
+    /// The stored release catalogue, read in the caller's transaction.
+    fn read_catalogue(
+        &self,
+        meta: &impl ReadableTable<&'static str, &'static [u8]>,
+    ) -> Result<Catalogue, StoreError> {
+        let v = meta
+            .get(META_CATALOGUE)
+            .map_err(|x| self.e()(&x))?
+            .ok_or_else(|| StoreError::Corrupt("release catalogue missing".into()))?;
+        from_json("catalogue", v.value())
+    }
+
     /// A consistent snapshot of the working registry and catalogue.
     pub fn snapshot(&self) -> Result<(Registry, Catalogue), StoreError> {
         let e = self.e();
         let tx = self.read_tx()?;
         let reg = read_registry(&tx, WORKING).map_err(|x| e(&x))?;
         let meta = tx.open_table(META).map_err(|x| e(&x))?;
-        let cat = meta
-            .get(META_CATALOGUE)
-            .map_err(|x| e(&x))?
-            .ok_or_else(|| StoreError::Corrupt("release catalogue missing".into()))?;
-        Ok((reg, from_json("catalogue", cat.value())?))
+        Ok((reg, self.read_catalogue(&meta)?))
     }
 
     pub fn registry(&self) -> Result<Registry, StoreError> {
@@ -608,14 +612,7 @@ impl Store {
         let tx = self.write_tx()?;
         {
             let mut meta = tx.open_table(META).map_err(|x| e(&x))?;
-            let stored: Catalogue = from_json(
-                "catalogue",
-                meta.get(META_CATALOGUE)
-                    .map_err(|x| e(&x))?
-                    .ok_or_else(|| StoreError::Corrupt("release catalogue missing".into()))?
-                    .value(),
-            )?;
-            stored
+            self.read_catalogue(&meta)?
                 .check_transition(catalogue)
                 .map_err(StoreError::Refused)?;
             meta.insert(META_CATALOGUE, to_json(catalogue)?.as_slice())
@@ -625,8 +622,11 @@ impl Store {
         Ok(())
     }
 
+    /// The catalogue alone (not the whole registry, as `snapshot` reads).
     pub fn catalogue(&self) -> Result<Catalogue, StoreError> {
-        Ok(self.snapshot()?.1)
+        let tx = self.read_tx()?;
+        let meta = tx.open_table(META).map_err(|x| self.e()(&x))?;
+        self.read_catalogue(&meta)
     }
 
     pub fn published(&self) -> Result<Option<PublishedIndex>, StoreError> {
@@ -672,7 +672,7 @@ impl Store {
     /// `expected_seq` guards against a concurrent publication in between.
     pub fn commit_publication(
         &self,
-        guard: &PublicationGuard,
+        _guard: &PublicationGuard,
         index: &PublishedIndex,
         mut entry: LogEntry,
         documents: &[(String, Vec<u8>)],
@@ -695,18 +695,10 @@ impl Store {
                     "another publication ({current_seq}) was committed meanwhile; run publish again"
                 )));
             }
-            let stored: Catalogue = from_json(
-                "catalogue",
-                meta.get(META_CATALOGUE)
-                    .map_err(|x| e(&x))?
-                    .ok_or_else(|| StoreError::Corrupt("release catalogue missing".into()))?
-                    .value(),
-            )?;
-            stored
+            self.read_catalogue(&meta)?
                 .check_transition(&index.catalogue)
                 .map_err(StoreError::Refused)?;
         }
-        let _ = guard;
         entry.prev_sha256 = self.last_log_hash(&tx)?;
         if let Some(head) = journal_head {
             // The edits this publication rendered become part of its audit record; edits
