@@ -349,9 +349,10 @@ async fn serve(data: &Path, a: ServeArgs) -> Result<()> {
     if let Some(set) = shared.load_full() {
         publisher.export_static(&set);
     }
-    if let Some(t) = &tls {
-        tokio::spawn(reload_on_sighup(t.clone()));
-    }
+    // Installed here, not inside the task: SIGHUP's default action is to terminate.
+    let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("installing the SIGHUP handler")?;
+    tokio::spawn(reload_on_sighup(hup, tls.clone()));
     raise_file_limit();
     let listener = tokio::net::TcpListener::bind(&a.listen)
         .await
@@ -388,6 +389,11 @@ async fn serve(data: &Path, a: ServeArgs) -> Result<()> {
         println!("stelselnode metrics on http://{bound}/metrics");
         tokio::spawn(serve::run_metrics(l, m.clone(), shared.clone()));
     }
+    // Signal handlers before the "listening" line: a SIGTERM sent as soon as that line is
+    // seen must shut down gracefully, not hit the default action and kill the process.
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     println!("stelselnode listening on {scheme}://{addr}/");
     let base = format!("{scheme}://{addr}");
@@ -413,12 +419,10 @@ async fn serve(data: &Path, a: ServeArgs) -> Result<()> {
     use std::io::Write;
     let _ = std::io::stdout().flush();
 
-    let shutdown = async {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let shutdown = async move {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {},
-            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {},
+            _ = recv_or_pending(&mut term) => {},
+            _ = recv_or_pending(&mut int) => {},
         }
     };
     let opts = serve::Options {
@@ -482,13 +486,22 @@ fn tls_settings(
     Ok((Some(Arc::new(Reloadable::new(settings, policy)?)), dev_ca))
 }
 
+async fn recv_or_pending(s: &mut tokio::signal::unix::Signal) {
+    if s.recv().await.is_none() {
+        std::future::pending::<()>().await
+    }
+}
+
 /// SIGHUP re-reads the TLS certificate, key and client CA; open connections keep theirs.
-async fn reload_on_sighup(tls: Arc<serve::tls::Reloadable>) {
-    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
-        tracing::error!("cannot listen for SIGHUP; TLS files are not reloaded");
-        return;
-    };
+async fn reload_on_sighup(
+    mut hup: tokio::signal::unix::Signal,
+    tls: Option<Arc<serve::tls::Reloadable>>,
+) {
     while hup.recv().await.is_some() {
+        let Some(tls) = &tls else {
+            tracing::info!("SIGHUP: plain HTTP, nothing to reload");
+            continue;
+        };
         match tls.reload() {
             Ok(()) => tracing::info!("SIGHUP: TLS certificate and key reloaded"),
             Err(e) => {

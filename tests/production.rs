@@ -416,13 +416,17 @@ fn clients_over_their_limit_get_503_with_retry_after() {
 fn sigterm_stops_accepting_finishes_and_exits_zero() {
     let (_dir, data) = demo();
     let mut server = Server::start(&data, &["--shutdown-grace", "5"]);
+    let pid = server.child.id().to_string();
+    // Handlers are installed before the "listening" line (CI once saw a SIGTERM sent right
+    // after it kill the process); SIGHUP on plain HTTP is a no-op, not the default kill.
+    let st = Command::new("kill").args(["-HUP", &pid]).status().unwrap();
+    assert!(st.success());
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(server.get("/health").status, 200, "SIGHUP must not stop it");
     // An idle keep-alive connection must not hold the shutdown up.
     let _idle = TcpStream::connect(&server.addr).unwrap();
     let t = Instant::now();
-    let st = Command::new("kill")
-        .args(["-TERM", &server.child.id().to_string()])
-        .status()
-        .unwrap();
+    let st = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     assert!(st.success());
     let code = loop {
         if let Some(s) = server.child.try_wait().unwrap() {
