@@ -1,7 +1,8 @@
 //! What the entity edits share: keyed add/update/remove/show on the registry's maps, and
 //! an offering as the command line gives it. Each entity's operation has its own file
 //! (`zorgaanbieder`, `oauthclient`, `whitelist`, `gegevensdienst`); each edit is one store
-//! transaction that checks the whole result against the rules and journals the edit.
+//! transaction that reads the rows it touches (`Scope`), checks them after the edit against
+//! the rules and journals the edit.
 
 use super::{json, not_found};
 use crate::registry::model::{Abonneren, Gegevensdienst, Systeemrol};

@@ -4,6 +4,7 @@
 use super::entity::{existing, insert_new, remove, show};
 use super::Ctx;
 use crate::registry::model::OAuthclient;
+use crate::registry::store::Scope;
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
@@ -38,15 +39,17 @@ impl OAuthclientOp {
                 hostname,
                 organisatienaam,
                 gegevensdienst,
-            } => ctx.store.update(&ctx.who, |reg| {
-                let c = OAuthclient {
-                    hostname: hostname.clone(),
-                    oauthclient_organisatienaam: organisatienaam,
-                    gegevensdiensten: gegevensdienst,
-                };
-                insert_new(&mut reg.oauthclients, KIND, &hostname, "oauthclient", c)?;
-                Ok(format!("added OAuthclient {hostname}"))
-            })?,
+            } => ctx
+                .store
+                .update_rows(&ctx.who, &Scope::oauthclient(&hostname), |reg| {
+                    let c = OAuthclient {
+                        hostname: hostname.clone(),
+                        oauthclient_organisatienaam: organisatienaam,
+                        gegevensdiensten: gegevensdienst,
+                    };
+                    insert_new(&mut reg.oauthclients, KIND, &hostname, "oauthclient", c)?;
+                    Ok(format!("added OAuthclient {hostname}"))
+                })?,
             OAuthclientOp::Update {
                 hostname,
                 organisatienaam,
@@ -56,24 +59,30 @@ impl OAuthclientOp {
                 if organisatienaam.is_none() && gegevensdienst.is_empty() && !no_gegevensdiensten {
                     bail!("oauthclient update {hostname}: nothing to change");
                 }
-                ctx.store.update(&ctx.who, |reg| {
-                    let c = existing(&mut reg.oauthclients, KIND, &hostname)?;
-                    if let Some(n) = organisatienaam {
-                        c.oauthclient_organisatienaam = n;
-                    }
-                    if !gegevensdienst.is_empty() || no_gegevensdiensten {
-                        c.gegevensdiensten = gegevensdienst;
-                    }
-                    Ok(format!("updated OAuthclient {hostname}"))
-                })?
+                ctx.store
+                    .update_rows(&ctx.who, &Scope::oauthclient(&hostname), |reg| {
+                        let c = existing(&mut reg.oauthclients, KIND, &hostname)?;
+                        if let Some(n) = organisatienaam {
+                            c.oauthclient_organisatienaam = n;
+                        }
+                        if !gegevensdienst.is_empty() || no_gegevensdiensten {
+                            c.gegevensdiensten = gegevensdienst;
+                        }
+                        Ok(format!("updated OAuthclient {hostname}"))
+                    })?
             }
-            OAuthclientOp::Remove { hostname } => ctx.store.update(&ctx.who, |reg| {
-                remove(&mut reg.oauthclients, KIND, &hostname)?;
-                Ok(format!("removed OAuthclient {hostname}"))
-            })?,
-            OAuthclientOp::Show { hostname } => {
-                show(&ctx.store.registry()?.oauthclients, KIND, &hostname)?
+            OAuthclientOp::Remove { hostname } => {
+                ctx.store
+                    .update_rows(&ctx.who, &Scope::oauthclient(&hostname), |reg| {
+                        remove(&mut reg.oauthclients, KIND, &hostname)?;
+                        Ok(format!("removed OAuthclient {hostname}"))
+                    })?
             }
+            OAuthclientOp::Show { hostname } => show(
+                &ctx.store.rows(&Scope::oauthclient(&hostname))?.oauthclients,
+                KIND,
+                &hostname,
+            )?,
             OAuthclientOp::List => ctx
                 .store
                 .registry()?

@@ -1,6 +1,7 @@
 //! `whitelist add | remove | show | list`: the MedMij nodes on the Whitelist.
 
 use super::{not_found, Ctx};
+use crate::registry::store::Scope;
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
@@ -16,30 +17,37 @@ pub enum WhitelistOp {
 impl WhitelistOp {
     pub fn apply(self, ctx: &Ctx) -> Result<String> {
         let msg = match self {
-            WhitelistOp::Add { hostnames } => ctx.store.update(&ctx.who, |reg| {
-                for h in &hostnames {
-                    if !reg.whitelist.insert(h.clone()) {
-                        return Err(format!(
-                            "MedMijNode '{}' is already on the Whitelist",
-                            crate::clip::clip(h)
-                        ));
+            WhitelistOp::Add { hostnames } => {
+                let scope = Scope::whitelist(&hostnames);
+                ctx.store.update_rows(&ctx.who, &scope, |reg| {
+                    for h in &hostnames {
+                        if !reg.whitelist.insert(h.clone()) {
+                            return Err(format!(
+                                "MedMijNode '{}' is already on the Whitelist",
+                                crate::clip::clip(h)
+                            ));
+                        }
                     }
-                }
-                Ok(format!("added {} to the Whitelist", hostnames.join(", ")))
-            })?,
-            WhitelistOp::Remove { hostnames } => ctx.store.update(&ctx.who, |reg| {
-                for h in &hostnames {
-                    if !reg.whitelist.remove(h) {
-                        return Err(not_found("MedMijNode", h));
+                    Ok(format!("added {} to the Whitelist", hostnames.join(", ")))
+                })?
+            }
+            WhitelistOp::Remove { hostnames } => {
+                let scope = Scope::whitelist(&hostnames);
+                ctx.store.update_rows(&ctx.who, &scope, |reg| {
+                    for h in &hostnames {
+                        if !reg.whitelist.remove(h) {
+                            return Err(not_found("MedMijNode", h));
+                        }
                     }
-                }
-                Ok(format!(
-                    "removed {} from the Whitelist",
-                    hostnames.join(", ")
-                ))
-            })?,
+                    Ok(format!(
+                        "removed {} from the Whitelist",
+                        hostnames.join(", ")
+                    ))
+                })?
+            }
             WhitelistOp::Show { hostname } => {
-                if !ctx.store.registry()?.whitelist.contains(&hostname) {
+                let scope = Scope::whitelist(std::slice::from_ref(&hostname));
+                if !ctx.store.rows(&scope)?.whitelist.contains(&hostname) {
                     bail!(not_found("MedMijNode", &hostname));
                 }
                 format!("{hostname} is on the Whitelist")

@@ -4,6 +4,7 @@
 use super::entity::{existing, insert_new, remove, show, Offering};
 use super::Ctx;
 use crate::registry::model::{Aanbiedertype, Interfaceversie, Zorgaanbieder};
+use crate::registry::store::Scope;
 use anyhow::{anyhow, bail, Result};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
@@ -47,7 +48,7 @@ impl ZorgaanbiederOp {
                 let (iv, g) = offering
                     .build()
                     .map_err(|e| anyhow!("zorgaanbieder add {naam}: {e}"))?;
-                ctx.store.update(&ctx.who, |reg| {
+                ctx.store.update_rows(&ctx.who, &Scope::zorgaanbieder(&naam), |reg| {
                     let z = Zorgaanbieder {
                         zorgaanbiedernaam: naam.clone(),
                         aanbiedertype,
@@ -77,7 +78,7 @@ impl ZorgaanbiederOp {
                 if offer.is_none() && aanbiedertype.is_none() {
                     bail!("zorgaanbieder update {naam}: nothing to change (give --aanbiedertype and/or an offering)");
                 }
-                ctx.store.update(&ctx.who, |reg| {
+                ctx.store.update_rows(&ctx.who, &Scope::zorgaanbieder(&naam), |reg| {
                     let z = existing(&mut reg.zorgaanbieders, KIND, &naam)?;
                     if let Some(t) = aanbiedertype {
                         z.aanbiedertype = t;
@@ -110,7 +111,7 @@ impl ZorgaanbiederOp {
                 naam,
                 interfaceversie,
                 gegevensdienst,
-            } => ctx.store.update(&ctx.who, |reg| {
+            } => ctx.store.update_rows(&ctx.who, &Scope::zorgaanbieder(&naam), |reg| {
                 let z = existing(&mut reg.zorgaanbieders, KIND, &naam)?;
                 let i = z
                     .interfaceversies
@@ -137,11 +138,11 @@ impl ZorgaanbiederOp {
                     "withdrew Gegevensdienst {gegevensdienst} (Interfaceversie {interfaceversie}) from {naam}"
                 ))
             })?,
-            ZorgaanbiederOp::Remove { naam } => ctx.store.update(&ctx.who, |reg| {
+            ZorgaanbiederOp::Remove { naam } => ctx.store.update_rows(&ctx.who, &Scope::zorgaanbieder(&naam), |reg| {
                 remove(&mut reg.zorgaanbieders, KIND, &naam)?;
                 Ok(format!("removed Zorgaanbieder {naam}"))
             })?,
-            ZorgaanbiederOp::Show { naam } => show(&ctx.store.registry()?.zorgaanbieders, KIND, &naam)?,
+            ZorgaanbiederOp::Show { naam } => show(&ctx.store.rows(&Scope::zorgaanbieder(&naam))?.zorgaanbieders, KIND, &naam)?,
             ZorgaanbiederOp::List => {
                 let reg = ctx.store.registry()?;
                 let mut s = String::new();

@@ -161,6 +161,85 @@ pub fn document_key(r: &Rendition, volgnummer: u64) -> String {
     format!("{}#{}", rendition_id(r), volgnummer)
 }
 
+/// The part of the registry an edit reads, checks and may change.
+///
+/// Every field rule is local to one entity, and every rule between entities points into
+/// the Gegevensdienstnamenlijst or the livegangen, which are small and always read whole.
+/// So checking the rows an edit read, after the edit, checks everything the edit can
+/// break, and an edit of one Zorgaanbieder costs milliseconds instead of a pass over
+/// 100,000 of them. An edit that can break a reference into it (removing a Gegevensdienst)
+/// or that touches many rows (imports, livegangen) uses [`Scope::Whole`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Scope {
+    Whole,
+    Rows {
+        zorgaanbieders: Vec<String>,
+        oauthclients: Vec<String>,
+        whitelist: Vec<String>,
+    },
+}
+
+impl Scope {
+    /// An edit wrote only rows it read: a row it did not read could exist already and be
+    /// overwritten unseen.
+    fn contains(&self, reg: &Registry) -> Result<(), StoreError> {
+        let Scope::Rows {
+            zorgaanbieders,
+            oauthclients,
+            whitelist,
+        } = self
+        else {
+            return Ok(());
+        };
+        let outside = reg
+            .zorgaanbieders
+            .keys()
+            .find(|k| !zorgaanbieders.contains(k))
+            .or_else(|| reg.oauthclients.keys().find(|k| !oauthclients.contains(k)))
+            .or_else(|| reg.whitelist.iter().find(|k| !whitelist.contains(k)));
+        match outside {
+            Some(k) => Err(StoreError::Refused(format!(
+                "internal error: an edit wrote '{}', which it had not read; nothing was written",
+                crate::clip::clip(k)
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Only the Gegevensdienstnamenlijst and the livegangen.
+    pub fn small_tables() -> Scope {
+        Scope::Rows {
+            zorgaanbieders: Vec::new(),
+            oauthclients: Vec::new(),
+            whitelist: Vec::new(),
+        }
+    }
+
+    pub fn zorgaanbieder(naam: &str) -> Scope {
+        Scope::Rows {
+            zorgaanbieders: vec![naam.to_string()],
+            oauthclients: Vec::new(),
+            whitelist: Vec::new(),
+        }
+    }
+
+    pub fn oauthclient(hostname: &str) -> Scope {
+        Scope::Rows {
+            zorgaanbieders: Vec::new(),
+            oauthclients: vec![hostname.to_string()],
+            whitelist: Vec::new(),
+        }
+    }
+
+    pub fn whitelist(hostnames: &[String]) -> Scope {
+        Scope::Rows {
+            zorgaanbieders: Vec::new(),
+            oauthclients: Vec::new(),
+            whitelist: hostnames.to_vec(),
+        }
+    }
+}
+
 pub struct Store {
     /// `None` only while it is re-opened after an I/O error (see [`Store::recover`]).
     db: std::sync::RwLock<Option<Database>>,
@@ -455,6 +534,37 @@ impl Store {
         self.update_with_floors(who, &BTreeMap::new(), edit)
     }
 
+    /// `update` on the rows `scope` names (see [`Scope`]): `edit` sees a registry that
+    /// holds only those rows (those that exist) and the small tables; rows it adds or
+    /// removes there are added or removed in the store, all others stay as they are.
+    pub fn update_rows<F>(&self, who: &Who, scope: &Scope, edit: F) -> Result<String, StoreError>
+    where
+        F: FnOnce(&mut Registry) -> Result<String, String>,
+    {
+        self.update_scoped(Some(who), scope, &BTreeMap::new(), edit)
+    }
+
+    /// The rows `scope` names, as they are now (for `show`).
+    pub fn rows(&self, scope: &Scope) -> Result<Registry, StoreError> {
+        let e = self.e();
+        let tx = self.read_tx()?;
+        match scope {
+            Scope::Whole => read_registry(&tx, WORKING).map_err(|x| e(&x)),
+            Scope::Rows { .. } => {
+                let t = |d| tx.open_table(d).map_err(|x| e(&x));
+                read_rows(
+                    &t(ZORGAANBIEDERS)?,
+                    &t(OAUTHCLIENTS)?,
+                    &t(GEGEVENSDIENSTEN)?,
+                    &t(LIVEGANGEN)?,
+                    &tx.open_table(WHITELIST).map_err(|x| e(&x))?,
+                    scope,
+                    &e,
+                )
+            }
+        }
+    }
+
     /// `update` for a change that is published by its own logged publication (an expired
     /// gecontroleerde livegang): not recorded as a pending edit.
     pub fn update_unjournalled<F>(&self, edit: F) -> Result<String, StoreError>
@@ -486,15 +596,46 @@ impl Store {
     where
         F: FnOnce(&mut Registry) -> Result<String, String>,
     {
+        self.update_scoped(who, &Scope::Whole, floors, edit)
+    }
+
+    fn update_scoped<F>(
+        &self,
+        who: Option<&Who>,
+        scope: &Scope,
+        floors: &BTreeMap<ListKind, u64>,
+        edit: F,
+    ) -> Result<String, StoreError>
+    where
+        F: FnOnce(&mut Registry) -> Result<String, String>,
+    {
         let e = self.e();
-        // Holding the write transaction while reading makes read-modify-write atomic.
         if let Some(who) = who {
             who.check().map_err(StoreError::Refused)?;
         }
+        // Holding the write transaction while reading makes read-modify-write atomic:
+        // writers are serialised, so what is read below is the latest committed state.
         let tx = self.write_tx()?;
-        let (before, catalogue) = self.snapshot()?;
+        let (before, catalogue) = match scope {
+            Scope::Whole => self.snapshot()?,
+            Scope::Rows { .. } => {
+                let t = |d| tx.open_table(d).map_err(|x| e(&x));
+                let before = read_rows(
+                    &t(ZORGAANBIEDERS)?,
+                    &t(OAUTHCLIENTS)?,
+                    &t(GEGEVENSDIENSTEN)?,
+                    &t(LIVEGANGEN)?,
+                    &tx.open_table(WHITELIST).map_err(|x| e(&x))?,
+                    scope,
+                    &e,
+                )?;
+                let catalogue = self.read_catalogue(&t(META)?)?;
+                (before, catalogue)
+            }
+        };
         let mut after = before.clone();
         let msg = edit(&mut after).map_err(StoreError::Refused)?;
+        scope.contains(&after)?;
         after.canonicalize();
         rules::ensure_valid(&after, &catalogue)?;
         if before == after {
@@ -830,6 +971,66 @@ fn read_registry(tx: &redb::ReadTransaction, set: RegistryTables) -> Result<Regi
     Ok(reg)
 }
 
+/// The rows `scope` names (those that exist) and the small tables, from any transaction.
+fn read_rows(
+    zorgaanbieders: &impl ReadableTable<&'static str, &'static [u8]>,
+    oauthclients: &impl ReadableTable<&'static str, &'static [u8]>,
+    gegevensdiensten: &impl ReadableTable<&'static str, &'static [u8]>,
+    livegangen: &impl ReadableTable<&'static str, &'static [u8]>,
+    whitelist: &impl ReadableTable<&'static str, ()>,
+    scope: &Scope,
+    e: &dyn Fn(&dyn std::fmt::Display) -> StoreError,
+) -> Result<Registry, StoreError> {
+    type ErrFn<'a> = &'a dyn Fn(&dyn std::fmt::Display) -> StoreError;
+    fn named<T: for<'a> Deserialize<'a>>(
+        t: &impl ReadableTable<&'static str, &'static [u8]>,
+        keys: &[String],
+        e: ErrFn,
+    ) -> Result<BTreeMap<String, T>, StoreError> {
+        let mut out = BTreeMap::new();
+        for k in keys {
+            if let Some(v) = t.get(k.as_str()).map_err(|x| e(&x))? {
+                out.insert(k.clone(), from_json(k, v.value())?);
+            }
+        }
+        Ok(out)
+    }
+    fn all<T: for<'a> Deserialize<'a>>(
+        t: &impl ReadableTable<&'static str, &'static [u8]>,
+        e: ErrFn,
+    ) -> Result<BTreeMap<String, T>, StoreError> {
+        let mut out = BTreeMap::new();
+        for row in t.iter().map_err(|x| e(&x))? {
+            let (k, v) = row.map_err(|x| e(&x))?;
+            out.insert(k.value().to_string(), from_json(k.value(), v.value())?);
+        }
+        Ok(out)
+    }
+    let Scope::Rows {
+        zorgaanbieders: za,
+        oauthclients: oc,
+        whitelist: wl,
+    } = scope
+    else {
+        return Err(StoreError::Corrupt("read_rows needs named rows".into()));
+    };
+    let mut hosts = std::collections::BTreeSet::new();
+    for h in wl {
+        if whitelist.get(h.as_str()).map_err(|x| e(&x))?.is_some() {
+            hosts.insert(h.clone());
+        }
+    }
+    let mut reg = Registry {
+        zorgaanbieders: named(zorgaanbieders, za, e)?,
+        oauthclients: named(oauthclients, oc, e)?,
+        whitelist: hosts,
+        gegevensdiensten: all(gegevensdiensten, e)?,
+        livegangen: all(livegangen, e)?,
+    };
+    reg.canonicalize();
+    Ok(reg)
+}
+
 /// Make the published tables hold `reg`, writing only rows whose bytes differ.
 fn mirror_registry(tx: &redb::WriteTransaction, reg: &Registry) -> Result<(), redb::Error> {
     fn mirror<T: Serialize>(
@@ -994,6 +1195,106 @@ pub fn sha256_hex(b: &[u8]) -> String {
 mod tests {
     use super::*;
     use crate::registry::catalogue::{Status, DEFAULT_CATALOGUE};
+
+    fn demo_store(dir: &Path) -> Store {
+        let cat = Catalogue::parse(DEFAULT_CATALOGUE).unwrap();
+        let store = Store::create(&dir.join("r.redb"), &cat).unwrap();
+        let demo = crate::consume::read::demo_registry();
+        store
+            .update(&who(), |reg| {
+                *reg = demo;
+                Ok(String::new())
+            })
+            .unwrap();
+        store
+    }
+
+    fn who() -> Who {
+        Who {
+            operator: "test".into(),
+            reason: None,
+        }
+    }
+
+    #[test]
+    fn an_edit_of_named_rows_equals_the_same_edit_of_the_whole_registry() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (whole, rows) = (demo_store(a.path()), demo_store(b.path()));
+        let reg = whole.registry().unwrap();
+        let za = reg.zorgaanbieders.keys().next().unwrap().clone();
+        let oc = reg.oauthclients.keys().next().unwrap().clone();
+        let host = reg.whitelist.iter().next().unwrap().clone();
+        type Edit = Box<dyn Fn(&mut Registry) -> Result<String, String>>;
+        let (za2, oc2, host2) = (za.clone(), oc.clone(), host.clone());
+        let edits: Vec<(Scope, Edit)> = vec![
+            (
+                Scope::zorgaanbieder(&za),
+                Box::new(move |r: &mut Registry| {
+                    let z = r.zorgaanbieders.get_mut(&za2).ok_or("missing")?;
+                    z.interfaceversies[0].gegevensdiensten[0].token_endpointuri =
+                        "https://nieuw.voorbeeld.nl/token".into();
+                    Ok("za".into())
+                }),
+            ),
+            (
+                Scope::oauthclient(&oc),
+                Box::new(move |r: &mut Registry| {
+                    r.oauthclients.remove(&oc2).ok_or("missing")?;
+                    Ok("oc".into())
+                }),
+            ),
+            (
+                Scope::whitelist(&[host.clone(), "nieuw.voorbeeld.nl".into()]),
+                Box::new(move |r: &mut Registry| {
+                    assert!(r.whitelist.remove(&host2), "the named host was read");
+                    r.whitelist.insert("nieuw.voorbeeld.nl".into());
+                    Ok("wl".into())
+                }),
+            ),
+        ];
+        for (scope, edit) in &edits {
+            whole.update(&who(), edit).unwrap();
+            rows.update_rows(&who(), scope, edit).unwrap();
+        }
+        assert_eq!(whole.registry().unwrap(), rows.registry().unwrap());
+        assert_eq!(rows.journal().unwrap().len(), 4, "import + 3 edits");
+        assert_ne!(rows.registry().unwrap(), reg, "the edits changed something");
+    }
+
+    #[test]
+    fn a_scoped_edit_is_checked_and_cannot_write_rows_it_did_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = demo_store(dir.path());
+        let before = store.registry().unwrap();
+        let za = before.zorgaanbieders.keys().next().unwrap().clone();
+        // A rule between entities: the Gegevensdienst must exist in the GNL.
+        let e = store
+            .update_rows(&who(), &Scope::zorgaanbieder(&za), |r| {
+                let z = r.zorgaanbieders.get_mut(&za).ok_or("missing")?;
+                z.interfaceversies[0].gegevensdiensten[0].gegevensdienst_id = "999".into();
+                Ok(String::new())
+            })
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("referential integrity"), "{e}");
+        // Writing a row outside the scope is refused, not silently done.
+        let other = before.zorgaanbieders.values().nth(1).unwrap().clone();
+        let e = store
+            .update_rows(&who(), &Scope::zorgaanbieder(&za), |r| {
+                r.zorgaanbieders
+                    .insert(other.zorgaanbiedernaam.clone(), other.clone());
+                Ok(String::new())
+            })
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("had not read"), "{e}");
+        assert_eq!(store.registry().unwrap(), before, "nothing was written");
+        // What a scoped read returns: the named row and the small tables, nothing else.
+        let part = store.rows(&Scope::zorgaanbieder(&za)).unwrap();
+        assert_eq!(part.zorgaanbieders.len(), 1);
+        assert!(part.oauthclients.is_empty() && part.whitelist.is_empty());
+        assert_eq!(part.gegevensdiensten, before.gegevensdiensten);
+    }
 
     #[test]
     fn the_store_enforces_catalogue_lifecycle_rules_on_write() {
