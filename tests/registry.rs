@@ -871,3 +871,161 @@ fn a_large_registry_publishes_valid_signed_lists() {
         );
     }
 }
+
+/// The files in `data/documents/`, split into history (`.xml.gz`) and served (`.xml`).
+fn document_files(data: &Path) -> (Vec<String>, Vec<String>) {
+    let mut gz = Vec::new();
+    let mut plain = Vec::new();
+    for e in std::fs::read_dir(data.join("documents")).unwrap() {
+        let name = e.unwrap().file_name().into_string().unwrap();
+        if let Some(sha) = name.strip_suffix(".xml.gz") {
+            gz.push(sha.to_string());
+        } else if let Some(sha) = name.strip_suffix(".xml") {
+            plain.push(sha.to_string());
+        } else {
+            panic!("unexpected file {name}");
+        }
+    }
+    gz.sort();
+    plain.sort();
+    (gz, plain)
+}
+
+/// SHA-256 of every document the history logs, and of those published now, from the
+/// archive the operator would hand to an auditor.
+fn logged_hashes(data: &Path, dir: &Path) -> (Vec<String>, String) {
+    let archive = dir.join("audit.tar");
+    let _ = std::fs::remove_file(&archive);
+    ok(
+        data,
+        &["history", "export", "--out", archive.to_str().unwrap()],
+    );
+    let v = ok(
+        data,
+        &[
+            "history",
+            "verify",
+            archive.to_str().unwrap(),
+            "--trust-embedded-cert",
+        ],
+    );
+    assert!(v.contains("OK"), "{v}");
+    let log = ok(data, &["history", "list"]);
+    let tar = std::fs::read(&archive).unwrap();
+    let text = String::from_utf8_lossy(&tar).to_string();
+    let mut hashes: Vec<String> = text
+        .split("\"sha256\":\"")
+        .skip(1)
+        .map(|s| s[..64].to_string())
+        .collect();
+    hashes.sort();
+    hashes.dedup();
+    (hashes, log)
+}
+
+fn sha256(b: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, b)
+        .as_ref()
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect()
+}
+
+#[test]
+fn publications_keep_history_compressed_and_serve_current_documents_from_files() {
+    let (dir, data) = demo();
+    ok(&data, &["whitelist", "add", "extra.voorbeeld.nl"]);
+    ok(&data, &["publish", "-m", "one more node"]);
+    let (gz, plain) = document_files(&data);
+    let (logged, _) = logged_hashes(&data, dir.path());
+    // Every document ever published has its history file; only the published set has
+    // uncompressed files (the first Whitelist left it).
+    assert_eq!(gz, logged, "a .gz per logged document");
+    assert_eq!(plain.len(), gz.len() - 1, "{plain:?}");
+    // The history file holds exactly the document: gunzip and hash.
+    for sha in &gz {
+        let f = std::fs::File::open(data.join("documents").join(format!("{sha}.xml.gz"))).unwrap();
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(f), &mut bytes).unwrap();
+        assert_eq!(&sha256(&bytes), sha);
+    }
+    // The server maps them: what it serves hashes to what the log says, and the historic
+    // Whitelist comes from its compressed file.
+    let server = Server::start(&data, &[]);
+    for target in [
+        "/MedMij_Whitelist.xml",
+        "/MedMij_Whitelist.xml?volgnummer=1",
+        "/MedMij_Zorgaanbiederslijst.xml?release=2.0.0",
+    ] {
+        let r = server.get(target);
+        assert_eq!(r.status, 200, "{target}");
+        assert!(
+            gz.contains(&sha256(&r.body)),
+            "{target} is a logged document"
+        );
+    }
+    drop(server);
+    // A history file that no longer holds its document is an error, not an answer.
+    let wl1 = gz.iter().find(|s| !plain.contains(s)).unwrap();
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut e, b"<Whitelist/>").unwrap();
+    std::fs::write(
+        data.join("documents").join(format!("{wl1}.xml.gz")),
+        e.finish().unwrap(),
+    )
+    .unwrap();
+    let err = fails(
+        &data,
+        &[
+            "history",
+            "export",
+            "--out",
+            dir.path().join("x.tar").to_str().unwrap(),
+        ],
+    );
+    assert!(err.contains("does not match its SHA-256"), "{err}");
+}
+
+#[test]
+fn a_data_directory_from_before_documents_were_files_is_migrated_once() {
+    let dir = tempdir();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/datadir-v1");
+    for f in ["registry.redb", "signing-cert.pem", "signing-key.pem"] {
+        std::fs::copy(fixture.join(f), data.join(f)).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(data.join(f), std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let size_before = std::fs::metadata(data.join("registry.redb")).unwrap().len();
+    // The first command migrates, and says so on stderr.
+    let out = cli(&data, &["history", "list"]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("moved 7 published document(s)"), "{err}");
+    let list = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        list.contains("#2") && list.contains("fixture: second publication"),
+        "{list}"
+    );
+    let out = cli(&data, &["history", "list"]);
+    assert!(String::from_utf8_lossy(&out.stderr).is_empty(), "only once");
+    let size_after = std::fs::metadata(data.join("registry.redb")).unwrap().len();
+    assert!(
+        size_after < size_before,
+        "{size_after} < {size_before}: compacted"
+    );
+    // Everything the old directory published is there, byte for byte and verifiable.
+    let (gz, plain) = document_files(&data);
+    let (logged, _) = logged_hashes(&data, dir.path());
+    assert_eq!(gz, logged);
+    assert_eq!(plain.len(), 6, "the published set");
+    // And the next publication on it works as on a new directory.
+    ok(&data, &["whitelist", "add", "na-migratie.voorbeeld.nl"]);
+    ok(&data, &["publish", "-m", "after the migration"]);
+    let server = Server::start(&data, &[]);
+    let r = server.get("/MedMij_Whitelist.xml");
+    assert!(r.text().contains("na-migratie.voorbeeld.nl"));
+    assert_eq!(volgnummer(&r.text()), 3);
+    assert_eq!(server.get("/MedMij_Whitelist.xml?volgnummer=1").status, 200);
+}

@@ -40,12 +40,12 @@ pub enum PublishError {
 }
 
 /// The outcome of a publication that committed.
-#[derive(Debug)]
 pub struct Published {
     pub entry: LogEntry,
     pub index: PublishedIndex,
-    /// The documents it made, by storage key; moved into the served set by the Publisher.
-    pub documents: Vec<(String, Vec<u8>)>,
+    /// The documents it made, by storage key, with their gzip variants; moved into the
+    /// served set by the Publisher.
+    pub documents: HashMap<String, Body>,
 }
 
 /// What `publish` did: livegangen that had expired (ended first, as their own
@@ -327,16 +327,8 @@ impl Publisher {
         };
         let t = std::time::Instant::now();
         let current = served.load();
-        // Gzip what was made, on every core (hundreds of MB at 100k); the documents' hashes
-        // are the ones the publication logged.
-        let logged: HashMap<String, String> = p
-            .entry
-            .documents
-            .iter()
-            .map(|d| (document_key(&d.rendition, d.volgnummer), d.sha256.clone()))
-            .collect();
-        let mut made: HashMap<String, Body> =
-            crate::serve::set::bodies(std::mem::take(&mut p.documents), &logged)?;
+        // What the publication made, gzip variants included: nothing is compressed again.
+        let mut made: HashMap<String, Body> = std::mem::take(&mut p.documents);
         let mut serving: HashMap<String, &Body> = HashMap::new();
         let mut history = HashMap::new();
         match current.as_deref() {

@@ -8,12 +8,13 @@ use super::{PublishError, Published};
 use crate::registry::catalogue::{Catalogue, Rendition};
 use crate::registry::model::{tijdstempel, ListKind, Registry};
 use crate::registry::store::{
-    document_key, sha256_hex, ListVersion, LogEntry, PublicationBase, PublicationGuard,
-    PublishedIndex, PublishedRendition, Store,
+    document_key, sha256_hex, ListVersion, LogEntry, NewDocument, PublicationBase,
+    PublicationGuard, PublishedIndex, PublishedRendition, Store,
 };
 use crate::sign::{self, SigningKey};
 use crate::xml::schema;
 use std::collections::BTreeMap;
+use std::collections::HashMap;
 use time::OffsetDateTime;
 
 /// A rendition ready to commit.
@@ -322,16 +323,33 @@ pub fn run(
 
     let mut renditions = reuse;
     let mut documents = Vec::new();
+    let mut hashes = HashMap::new();
     for m in made {
         let k = document_key(&m.rendition, m.volgnummer);
+        let sha256 = sha256_hex(&m.xml);
         renditions.push(PublishedRendition {
             rendition: m.rendition,
             volgnummer: m.volgnummer,
-            sha256: sha256_hex(&m.xml),
+            sha256: sha256.clone(),
         });
+        hashes.insert(k.clone(), sha256);
         documents.push((format!("{k}.sig"), m.sig));
         documents.push((k, m.xml));
     }
+    // The gzip variant of each, on every core: it is both the stored history and what the
+    // server sends to clients that accept gzip.
+    let t = std::time::Instant::now();
+    let documents = crate::serve::set::bodies(documents, &hashes)?;
+    tracing::debug!("gzip {:?}", t.elapsed());
+    let new: Vec<NewDocument> = documents
+        .iter()
+        .map(|(key, b)| NewDocument {
+            key: key.clone(),
+            bytes: b.bytes.clone(),
+            gzip: b.gzip.bytes.clone(),
+            sha256: b.sha256.clone(),
+        })
+        .collect();
     renditions.sort_by(|a, b| a.rendition.cmp(&b.rendition));
 
     let seq = prev.as_ref().map(|p| p.seq).unwrap_or(0) + 1;
@@ -354,7 +372,7 @@ pub fn run(
         changes: Vec::new(),
     };
     let t = std::time::Instant::now();
-    let entry = store.commit_publication(guard, &index, entry, &documents, reg, journal_head)?;
+    let entry = store.commit_publication(guard, &index, entry, &new, reg, journal_head)?;
     tracing::debug!("commit {:?}", t.elapsed());
     crate::failpoint::hit("publish.committed").map_err(PublishError::Refused)?;
     Ok(Some(Published {

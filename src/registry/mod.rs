@@ -4,6 +4,7 @@
 
 pub mod catalogue;
 pub mod diff;
+pub mod documents;
 pub mod livegang;
 pub mod model;
 pub mod rules;

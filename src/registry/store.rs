@@ -5,6 +5,7 @@
 //! commands then go through the admin channel (see `admin`) instead of opening it.
 
 use crate::registry::catalogue::{Catalogue, Rendition};
+use crate::registry::documents::{self, Files, Mapped};
 use crate::registry::model::{ListKind, Registry};
 use crate::registry::rules;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
@@ -55,6 +56,9 @@ const CLIENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("clients");
 
 const META_CATALOGUE: &str = "catalogue";
 const META_PUBLISHED: &str = "published";
+/// Set once the published documents live in files (see `documents`); absent in data
+/// directories written before, which [`Store::open`] migrates.
+const META_LAYOUT: &str = "documents_in_files";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -240,6 +244,22 @@ impl Scope {
     }
 }
 
+/// A document a publication made, with its gzip variant and SHA-256.
+pub struct NewDocument {
+    /// Storage key: `<rendition id>#<Volgnummer>`, `….sig` for its detached signature.
+    pub key: String,
+    pub bytes: bytes::Bytes,
+    pub gzip: bytes::Bytes,
+    pub sha256: String,
+}
+
+impl NewDocument {
+    /// Detached signatures (a few kB) stay in redb; lists go to files.
+    fn inline(&self) -> bool {
+        self.key.ends_with(".sig")
+    }
+}
+
 pub struct Store {
     /// `None` only while it is re-opened after an I/O error (see [`Store::recover`]).
     db: std::sync::RwLock<Option<Database>>,
@@ -251,6 +271,8 @@ pub struct Store {
     fault: std::sync::Mutex<Option<String>>,
     /// Serialises publications and catalogue changes (see [`Store::lock_publications`]).
     publications: std::sync::Mutex<()>,
+    /// The published documents' bytes (redb holds references to them).
+    files: Files,
 }
 
 /// Proof that the caller holds the publication lock: functions that read the published
@@ -314,6 +336,8 @@ impl Store {
             let mut meta = tx.open_table(META).map_err(|x| e(&x))?;
             meta.insert(META_CATALOGUE, to_json(catalogue)?.as_slice())
                 .map_err(|x| e(&x))?;
+            meta.insert(META_LAYOUT, b"1".as_slice())
+                .map_err(|x| e(&x))?;
         }
         store.commit(tx)?;
         Ok(store)
@@ -324,12 +348,90 @@ impl Store {
             return Err(StoreError::Missing(path.display().to_string()));
         }
         match Database::open(path) {
-            Ok(db) => Ok(Store::with(db, path)),
+            Ok(db) => {
+                let store = Store::with(db, path);
+                store.migrate_documents()?;
+                Ok(store)
+            }
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
                 Err(StoreError::Locked(path.display().to_string()))
             }
             Err(e) => Err(db_err(path)(&e)),
         }
+    }
+
+    /// Move documents stored whole in redb (data directories written before documents
+    /// became files) into files, once: each is hashed, compressed and written, and its
+    /// row becomes a reference, in one transaction; then the redb file is compacted.
+    /// One document is in memory at a time.
+    fn migrate_documents(&self) -> Result<(), StoreError> {
+        let e = self.e();
+        let tx = self.write_tx()?;
+        let done = tx
+            .open_table(META)
+            .map_err(|x| e(&x))?
+            .get(META_LAYOUT)
+            .map_err(|x| e(&x))?
+            .is_some();
+        if done {
+            return Ok(());
+        }
+        let keys: Vec<String> = {
+            let t = tx.open_table(DOCUMENTS).map_err(|x| e(&x))?;
+            let mut keys = Vec::new();
+            for row in t.iter().map_err(|x| e(&x))? {
+                let (k, _) = row.map_err(|x| e(&x))?;
+                if !k.value().ends_with(".sig") {
+                    keys.push(k.value().to_string());
+                }
+            }
+            keys
+        };
+        let mut moved = 0;
+        {
+            let mut t = tx.open_table(DOCUMENTS).map_err(|x| e(&x))?;
+            for k in &keys {
+                let bytes = match t.get(k.as_str()).map_err(|x| e(&x))? {
+                    Some(v) if documents::referenced(v.value()).is_none() => v.value().to_vec(),
+                    _ => continue,
+                };
+                let sha = sha256_hex(&bytes);
+                let gz = documents::gzip(&bytes).map_err(|x| self.file_err(&sha, &x))?;
+                self.files
+                    .put(&sha, &bytes, &gz)
+                    .map_err(|x| self.file_err(&sha, &x))?;
+                t.insert(k.as_str(), documents::reference(&sha).as_slice())
+                    .map_err(|x| e(&x))?;
+                moved += 1;
+            }
+            tx.open_table(META)
+                .map_err(|x| e(&x))?
+                .insert(META_LAYOUT, b"1".as_slice())
+                .map_err(|x| e(&x))?;
+        }
+        self.commit(tx)?;
+        if moved == 0 {
+            return Ok(());
+        }
+        let current: Vec<String> = self
+            .published()?
+            .map(|p| p.renditions.into_iter().map(|r| r.sha256).collect())
+            .unwrap_or_default();
+        let current: std::collections::HashSet<&str> = current.iter().map(|s| s.as_str()).collect();
+        if let Err(x) = self.files.prune(&current) {
+            tracing::warn!("removing documents that left the published set: {x}");
+        }
+        // Give the space the documents took back to the file system.
+        let mut slot = self.db.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(db) = slot.as_mut() {
+            db.compact().map_err(|x| e(&x))?;
+        }
+        eprintln!(
+            "stelselnode: moved {moved} published document(s) out of {} into {}/ (one-time migration)",
+            self.path.display(),
+            self.files.dir().display()
+        );
+        Ok(())
     }
 
     fn with(db: Database, path: &Path) -> Store {
@@ -339,6 +441,7 @@ impl Store {
             poisoned: std::sync::atomic::AtomicBool::new(false),
             fault: std::sync::Mutex::new(None),
             publications: std::sync::Mutex::new(()),
+            files: Files::beside(path),
         }
     }
 
@@ -779,12 +882,57 @@ impl Store {
             .transpose()
     }
 
+    /// A published document's bytes, by storage key (`None` if never published).
     pub fn document(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some(v) = self.document_value(key)? else {
+            return Ok(None);
+        };
+        match documents::referenced(&v) {
+            Some(sha) => self
+                .files
+                .read(sha)
+                .map(Some)
+                .map_err(|x| self.file_err(sha, &x)),
+            None => Ok(Some(v)),
+        }
+    }
+
+    /// A document of the published set as the server holds it: mapped from its files
+    /// (`None` for one stored inline: a detached signature, a few kB).
+    pub fn mapped(&self, key: &str) -> Result<Option<Mapped>, StoreError> {
+        let Some(v) = self.document_value(key)? else {
+            return Ok(None);
+        };
+        match documents::referenced(&v) {
+            Some(sha) => self
+                .files
+                .map(sha)
+                .map(Some)
+                .map_err(|x| self.file_err(sha, &x)),
+            None => Ok(None),
+        }
+    }
+
+    fn document_value(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let e = self.e();
         let tx = self.read_tx()?;
         let t = tx.open_table(DOCUMENTS).map_err(|x| e(&x))?;
         let v = t.get(key).map_err(|x| e(&x))?;
         Ok(v.map(|v| v.value().to_vec()))
+    }
+
+    /// A document file that cannot be read or written: an I/O error like redb's (a full
+    /// disk is reported by `/health` until a publication succeeds again).
+    fn file_err(&self, sha: &str, x: &std::io::Error) -> StoreError {
+        let msg = format!("document file {sha}: I/O error: {x}");
+        if x.kind() != std::io::ErrorKind::InvalidData {
+            tracing::error!("{msg}");
+            self.set_fault(Some(msg.clone()));
+        }
+        StoreError::Db {
+            path: self.path.display().to_string(),
+            msg,
+        }
     }
 
     pub fn log(&self) -> Result<Vec<(LogEntry, Vec<u8>)>, StoreError> {
@@ -816,11 +964,24 @@ impl Store {
         _guard: &PublicationGuard,
         index: &PublishedIndex,
         mut entry: LogEntry,
-        documents: &[(String, Vec<u8>)],
+        documents: &[NewDocument],
         registry: &Registry,
         journal_head: Option<u64>,
     ) -> Result<LogEntry, StoreError> {
         check_recorded(&entry.operator, Some(&entry.reason)).map_err(StoreError::Refused)?;
+        // The files first: a crash before the commit leaves unreferenced files only.
+        for d in documents.iter().filter(|d| !d.inline()) {
+            self.files
+                .put(&d.sha256, &d.bytes, &d.gzip)
+                .map_err(|x| self.file_err(&d.sha256, &x))?;
+        }
+        // A rendition that returns to the set at an earlier Volgnummer is served from its
+        // file again.
+        for r in &index.renditions {
+            self.files
+                .restore(&r.sha256)
+                .map_err(|x| self.file_err(&r.sha256, &x))?;
+        }
         let e = self.e();
         let tx = self.write_tx()?;
         {
@@ -858,16 +1019,26 @@ impl Store {
         }
         {
             let mut docs = tx.open_table(DOCUMENTS).map_err(|x| e(&x))?;
-            for (k, v) in documents {
+            for d in documents {
+                let k = &d.key;
+                let value = match d.inline() {
+                    true => d.bytes.to_vec(),
+                    false => documents::reference(&d.sha256),
+                };
                 // History is immutable: a Volgnummer once published keeps its bytes.
                 if let Some(old) = docs.get(k.as_str()).map_err(|x| e(&x))? {
-                    if old.value() != v.as_slice() {
+                    let same = match documents::referenced(old.value()) {
+                        Some(sha) => sha == d.sha256,
+                        None => old.value() == d.bytes.as_ref(),
+                    };
+                    if !same {
                         return Err(StoreError::Refused(format!(
                             "document {k} was published before with other bytes; refusing to rewrite history"
                         )));
                     }
                 }
-                docs.insert(k.as_str(), v.as_slice()).map_err(|x| e(&x))?;
+                docs.insert(k.as_str(), value.as_slice())
+                    .map_err(|x| e(&x))?;
             }
             let mut meta = tx.open_table(META).map_err(|x| e(&x))?;
             meta.insert(META_PUBLISHED, to_json(index)?.as_slice())
@@ -883,6 +1054,12 @@ impl Store {
         }
         crate::failpoint::hit("publish.commit").map_err(StoreError::Refused)?;
         self.commit(tx)?;
+        // Uncompressed files of documents that left the set go; their history stays.
+        let current: std::collections::HashSet<&str> =
+            index.renditions.iter().map(|r| r.sha256.as_str()).collect();
+        if let Err(x) = self.files.prune(&current) {
+            tracing::warn!("removing documents that left the published set: {x}");
+        }
         Ok(entry)
     }
 

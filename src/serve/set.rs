@@ -16,6 +16,8 @@ pub struct Body {
     pub bytes: Bytes,
     pub etag: HeaderValue,
     pub gzip: Variant,
+    /// SHA-256 (hex) of `bytes`.
+    pub sha256: String,
 }
 
 /// A precompressed variant: its own bytes and its own strong ETag.
@@ -37,27 +39,28 @@ impl Body {
             return Err(StoreError::Corrupt(format!("'{hash}' is not a SHA-256")));
         }
         let gz = gzip(&bytes)?;
+        Body::from_parts(Bytes::from(bytes), Bytes::from(gz), hash)
+    }
+
+    /// A body and its gzip variant as they are (mapped from their files).
+    pub fn from_parts(bytes: Bytes, gzip: Bytes, hash: &str) -> Result<Body, StoreError> {
+        if hash.len() < 32 {
+            return Err(StoreError::Corrupt(format!("'{hash}' is not a SHA-256")));
+        }
         Ok(Body {
             gzip: Variant {
-                bytes: Bytes::from(gz),
+                bytes: gzip,
                 etag: header(&format!("\"{}-gzip\"", &hash[..32]))?,
             },
-            bytes: Bytes::from(bytes),
+            bytes,
             etag: header(&format!("\"{}\"", &hash[..32]))?,
+            sha256: hash.to_string(),
         })
     }
 }
 
-/// gzip at the default level: most of the size gain at a fraction of level 9's time.
 pub fn gzip(bytes: &[u8]) -> Result<Vec<u8>, StoreError> {
-    use std::io::Write;
-    let mut e = flate2::write::GzEncoder::new(
-        Vec::with_capacity(bytes.len() / 8),
-        flate2::Compression::default(),
-    );
-    e.write_all(bytes)
-        .and_then(|_| e.finish())
-        .map_err(|e| StoreError::Corrupt(format!("gzip: {e}")))
+    crate::registry::documents::gzip(bytes).map_err(|e| StoreError::Corrupt(format!("gzip: {e}")))
 }
 
 fn header(v: &str) -> Result<HeaderValue, StoreError> {
@@ -144,18 +147,27 @@ impl PublishedSet {
                 history.insert(document_key(&d.rendition, d.volgnummer), d.sha256);
             }
         }
-        let mut documents = Vec::new();
+        // Documents are mapped from their files with their stored gzip variants: nothing is
+        // read, hashed or compressed at start-up. Only the small detached signatures, kept
+        // in redb, are read (and compressed).
+        let mut made = HashMap::new();
+        let mut signatures = Vec::new();
         for pr in &index.renditions {
             let key = document_key(&pr.rendition, pr.volgnummer);
-            for k in [format!("{key}.sig"), key] {
-                let bytes = store.document(&k)?.ok_or_else(|| {
-                    StoreError::Corrupt(format!("published document {k} is missing"))
-                })?;
-                documents.push((k, bytes));
-            }
+            let m = store.mapped(&key)?.ok_or_else(|| {
+                StoreError::Corrupt(format!("published document {key} has no file"))
+            })?;
+            made.insert(
+                key.clone(),
+                Body::from_parts(m.identity, m.gzip, &pr.sha256)?,
+            );
+            let sig = format!("{key}.sig");
+            let bytes = store.document(&sig)?.ok_or_else(|| {
+                StoreError::Corrupt(format!("published document {sig} is missing"))
+            })?;
+            signatures.push((sig, bytes));
         }
-        // Gzip on every core; document hashes come from the log, not hashed again.
-        let mut made = bodies(documents, &history)?;
+        made.extend(bodies(signatures, &history)?);
         let set = PublishedSet::build(index, certificate, history, |key| {
             made.remove(key)
                 .ok_or_else(|| StoreError::Corrupt(format!("published document {key} is missing")))
