@@ -167,8 +167,8 @@ fn gzip_in_blocks(bytes: &[u8], block: usize) -> io::Result<Vec<u8>> {
         .unwrap_or(2)
         .min(blocks.len().max(1));
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let mut parts: Vec<Option<io::Result<(Vec<u8>, crc32fast::Hasher)>>> =
-        (0..blocks.len()).map(|_| None).collect();
+    type Part = io::Result<(Vec<u8>, crc32fast::Hasher)>;
+    let mut parts: Vec<Option<Part>> = (0..blocks.len()).map(|_| None).collect();
     let done = std::sync::Mutex::new(&mut parts);
     std::thread::scope(|s| {
         for _ in 0..threads {
