@@ -969,3 +969,108 @@ fn a_closed_stdout_is_not_a_panic() {
     assert!(!err.contains("panicked"), "{err}");
     assert_ne!(o.status.code(), Some(101));
 }
+
+/// `publish` with the publisher's debug log on stderr.
+fn publish_logged(data: &std::path::Path, reason: &str) -> (String, String) {
+    let out = std::process::Command::new(BIN)
+        .env("RUST_LOG", "stelselnode=debug")
+        .args(["--data", data.to_str().unwrap(), "publish", "-m", reason])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[test]
+fn a_publication_in_which_only_the_gnl_changed_reads_only_the_small_tables() {
+    let (_dir, data) = demo();
+    let zal = |s: &Server| {
+        s.get("/MedMij_Zorgaanbiederslijst.xml?release=2.0.0")
+            .text()
+    };
+    let server = Server::start(&data, &[]);
+    let zal_before = zal(&server);
+    drop(server);
+    ok(
+        &data,
+        &[
+            "gegevensdienst",
+            "update",
+            "4",
+            "--weergavenaam",
+            "Uitslagen",
+        ],
+    );
+    let (out, log) = publish_logged(&data, "only the GNL");
+    assert!(log.contains("small tables only"), "{log}");
+    assert!(
+        out.contains("Gegevensdienstnamenlijst   Volgnummer      2  changed"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Zorgaanbiederslijst        Volgnummer      1  unchanged"),
+        "{out}"
+    );
+    // The published registry is still complete: nothing is pending, and discarding
+    // nothing changes nothing.
+    let d = ok(&data, &["diff"]);
+    assert!(
+        d.contains("no pending changes") || !d.contains("changed"),
+        "{d}"
+    );
+    // A change to a large table next is a full publication, and sees every row.
+    ok(&data, &["whitelist", "add", "nieuw.voorbeeld.nl"]);
+    ok(
+        &data,
+        &[
+            "gegevensdienst",
+            "update",
+            "4",
+            "--weergavenaam",
+            "Laboratoriumuitslagen",
+        ],
+    );
+    let (out, log) = publish_logged(&data, "Whitelist and GNL");
+    assert!(!log.contains("small tables only"), "{log}");
+    assert!(
+        out.contains("Whitelist                  Volgnummer      2  changed"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Gegevensdienstnamenlijst   Volgnummer      3  changed"),
+        "{out}"
+    );
+    let server = Server::start(&data, &[]);
+    assert_eq!(
+        zal(&server),
+        zal_before,
+        "the ZAL kept its bytes throughout"
+    );
+    let gnl = server.get("/MedMij_Gegevensdienstnamenlijst.xml").text();
+    assert!(
+        gnl.contains("Laboratoriumuitslagen") && volgnummer(&gnl) == 3,
+        "{gnl}"
+    );
+    assert!(server
+        .get("/MedMij_Whitelist.xml")
+        .text()
+        .contains("nieuw.voorbeeld.nl"));
+    drop(server);
+    // Nothing pending: a publication changes nothing, and reads no large table for it.
+    let out = std::process::Command::new(BIN)
+        .env("RUST_LOG", "stelselnode=debug")
+        .args(["--data", data.to_str().unwrap(), "publish", "-m", "nothing"])
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("small tables only"), "{log}");
+    let said = format!("{}{log}", String::from_utf8_lossy(&out.stdout));
+    assert!(said.contains("nothing changed since publication"), "{said}");
+}

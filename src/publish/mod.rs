@@ -148,7 +148,13 @@ impl Publisher {
         let started = std::time::Instant::now();
         let t = std::time::Instant::now();
         let base = self.store.publication_base(&guard, false)?;
-        tracing::debug!("snapshot {:?}", t.elapsed());
+        match &base.partial {
+            Some(lists) => tracing::debug!(
+                "snapshot {:?} (small tables only: changed since the last publication: {lists:?})",
+                t.elapsed()
+            ),
+            None => tracing::debug!("snapshot {:?}", t.elapsed()),
+        }
         crate::failpoint::hit("publish.snapshot").map_err(PublishError::Refused)?;
         let published = pipeline::run(
             &self.store,

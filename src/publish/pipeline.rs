@@ -9,7 +9,7 @@ use crate::registry::catalogue::{Catalogue, Rendition};
 use crate::registry::model::{tijdstempel, ListKind, Registry};
 use crate::registry::store::{
     document_key, sha256_hex, ListVersion, LogEntry, NewDocument, PublicationBase,
-    PublicationGuard, PublishedIndex, PublishedRendition, Store,
+    PublicationGuard, PublishedIndex, PublishedRendition, Snapshot, Store,
 };
 use crate::sign::{self, SigningKey};
 use crate::xml::schema;
@@ -220,7 +220,8 @@ pub fn run(
     let catalogue = catalogue.clone();
     let t = std::time::Instant::now();
     crate::registry::rules::ensure_valid(reg, &catalogue).map_err(PublishError::Invalid)?;
-    if reg.whitelist.is_empty() {
+    // (A partial registry holds no Whitelist: the published one, unchanged, was checked.)
+    if base.partial.is_none() && reg.whitelist.is_empty() {
         return Err(PublishError::Refused(
             "the Whitelist would be empty: consumers reject an empty Whitelist, so nothing was published; add the MedMij nodes first (`whitelist add HOST`)".into(),
         ));
@@ -233,6 +234,21 @@ pub fn run(
     let mut lists = BTreeMap::new();
     let mut changed = Vec::new();
     for list in ListKind::ALL {
+        if let Some(dirty) = &base.partial {
+            if !dirty.contains(&list) {
+                // Its table is unchanged since the publication: same content, same version.
+                let old = prev
+                    .as_ref()
+                    .and_then(|p| p.lists.get(&list))
+                    .ok_or_else(|| {
+                        PublishError::Refused(format!(
+                            "internal error: {list} has no published version"
+                        ))
+                    })?;
+                lists.insert(list, old.clone());
+                continue;
+            }
+        }
         let hash = sha256_hex(&reg.list_content(list).map_err(|e| PublishError::Render {
             rendition: list.to_string(),
             msg: format!("content could not be serialised: {e}"),
@@ -372,7 +388,18 @@ pub fn run(
         changes: Vec::new(),
     };
     let t = std::time::Instant::now();
-    let entry = store.commit_publication(guard, &index, entry, &new, reg, journal_head)?;
+    let entry = store.commit_publication(
+        guard,
+        &index,
+        entry,
+        &new,
+        reg,
+        &Snapshot {
+            journal_head,
+            generation: base.generation,
+            partial: base.partial.is_some(),
+        },
+    )?;
     tracing::debug!("commit {:?}", t.elapsed());
     crate::failpoint::hit("publish.committed").map_err(PublishError::Refused)?;
     Ok(Some(Published {

@@ -59,6 +59,17 @@ const META_PUBLISHED: &str = "published";
 /// Set once the published documents live in files (see `documents`); absent in data
 /// directories written before, which [`Store::open`] migrates.
 const META_LAYOUT: &str = "documents_in_files";
+/// Counts writes to the working registry.
+const META_GENERATION: &str = "generation";
+/// The lists whose tables changed since the last publication of the working registry
+/// (see [`Dirty`]); absent until the first publication that writes it (all lists are then
+/// taken as changed).
+const META_DIRTY: &str = "dirty";
+
+/// List → generation of the last write that changed its table. A publication clears what
+/// its snapshot included; a write after the snapshot stays. A publication in which only
+/// the Gegevensdienstnamenlijst is dirty reads, checks and hashes only the small tables.
+pub type Dirty = BTreeMap<ListKind, u64>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -244,6 +255,17 @@ impl Scope {
     }
 }
 
+/// What a publication was made from, as its commit needs to know.
+pub struct Snapshot {
+    /// The last journalled edit it publishes (`None`: a change published on top of the
+    /// published registry; pending edits stay pending).
+    pub journal_head: Option<u64>,
+    /// The working registry's write generation at the snapshot.
+    pub generation: u64,
+    /// The registry held only the small tables (see [`PublicationBase::partial`]).
+    pub partial: bool,
+}
+
 /// A document a publication made, with its gzip variant and SHA-256.
 pub struct NewDocument {
     /// Storage key: `<rendition id>#<Volgnummer>`, `….sig` for its detached signature.
@@ -290,6 +312,12 @@ pub struct PublicationBase {
     pub journal_head: u64,
     pub published: Option<PublishedIndex>,
     pub floors: BTreeMap<ListKind, u64>,
+    /// The working registry's write generation at the snapshot.
+    pub generation: u64,
+    /// `Some(lists)` when `registry` holds only the small tables because nothing else
+    /// changed since the last publication: only `lists` are rendered again (all others
+    /// keep their published Volgnummer and bytes).
+    pub partial: Option<std::collections::BTreeSet<ListKind>>,
 }
 
 fn to_json<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
@@ -574,24 +602,55 @@ impl Store {
             .map_err(|x| e(&x))?
             .map(|(k, _)| k.value())
             .unwrap_or(0);
-        let registry = read_registry(&tx, WORKING).map_err(|x| e(&x))?;
-        let published_registry = if with_published_registry {
-            Some(read_registry(&tx, PUBLISHED).map_err(|x| e(&x))?)
-        } else {
-            None
-        };
         let meta = tx.open_table(META).map_err(|x| e(&x))?;
         let get = |k: &str| -> Result<Option<Vec<u8>>, StoreError> {
             Ok(meta.get(k).map_err(|x| e(&x))?.map(|v| v.value().to_vec()))
         };
         let catalogue = self.read_catalogue(&meta)?;
-        let published = get(META_PUBLISHED)?
+        let published: Option<PublishedIndex> = get(META_PUBLISHED)?
             .map(|v| from_json("published index", &v))
             .transpose()?;
-        let floors = get("floors")?
+        let floors: BTreeMap<ListKind, u64> = get("floors")?
             .map(|v| from_json("floors", &v))
             .transpose()?
             .unwrap_or_default();
+        let generation = read_json::<u64>(&meta, META_GENERATION)
+            .map_err(|x| e(&x))?
+            .unwrap_or(0);
+        let dirty = read_json::<Dirty>(&meta, META_DIRTY).map_err(|x| e(&x))?;
+        // Only the Gegevensdienstnamenlijst changed (and nothing else about the publication
+        // did): the 100,000-row tables need not be read at all.
+        let partial = match (&published, &dirty) {
+            (Some(p), Some(d))
+                if !with_published_registry
+                    && p.catalogue == catalogue
+                    && p.floors == floors
+                    && d.keys().all(|l| *l == ListKind::Gegevensdienstnamenlijst) =>
+            {
+                Some(d.keys().copied().collect())
+            }
+            _ => None,
+        };
+        let registry = match partial {
+            Some(_) => {
+                let t = |d| tx.open_table(d).map_err(|x| e(&x));
+                read_rows(
+                    &t(ZORGAANBIEDERS)?,
+                    &t(OAUTHCLIENTS)?,
+                    &t(GEGEVENSDIENSTEN)?,
+                    &t(LIVEGANGEN)?,
+                    &tx.open_table(WHITELIST).map_err(|x| e(&x))?,
+                    &Scope::small_tables(),
+                    &e,
+                )?
+            }
+            None => read_registry(&tx, WORKING).map_err(|x| e(&x))?,
+        };
+        let published_registry = if with_published_registry {
+            Some(read_registry(&tx, PUBLISHED).map_err(|x| e(&x))?)
+        } else {
+            None
+        };
         Ok(PublicationBase {
             registry,
             published_registry,
@@ -599,6 +658,8 @@ impl Store {
             journal_head,
             published,
             floors,
+            generation,
+            partial,
         })
     }
 
@@ -966,8 +1027,9 @@ impl Store {
         mut entry: LogEntry,
         documents: &[NewDocument],
         registry: &Registry,
-        journal_head: Option<u64>,
+        from: &Snapshot,
     ) -> Result<LogEntry, StoreError> {
+        let journal_head = from.journal_head;
         check_recorded(&entry.operator, Some(&entry.reason)).map_err(StoreError::Refused)?;
         // The files first: a crash before the commit leaves unreferenced files only.
         for d in documents.iter().filter(|d| !d.inline()) {
@@ -1044,7 +1106,16 @@ impl Store {
             meta.insert(META_PUBLISHED, to_json(index)?.as_slice())
                 .map_err(|x| e(&x))?;
             // Only the rows that changed since the last publication are written.
-            mirror_registry(&tx, registry).map_err(|x| e(&x))?;
+            mirror_registry(&tx, registry, from.partial).map_err(|x| e(&x))?;
+            if journal_head.is_some() {
+                // What the snapshot included is published; later writes stay dirty.
+                let mut dirty = read_json::<Dirty>(&meta, META_DIRTY)
+                    .map_err(|x| e(&x))?
+                    .unwrap_or_default();
+                dirty.retain(|_, g| *g > from.generation);
+                meta.insert(META_DIRTY, to_json(&dirty)?.as_slice())
+                    .map_err(|x| e(&x))?;
+            }
             // The catalogue takes effect with the publication that uses it.
             meta.insert(META_CATALOGUE, to_json(&index.catalogue)?.as_slice())
                 .map_err(|x| e(&x))?;
@@ -1208,8 +1279,14 @@ fn read_rows(
     Ok(reg)
 }
 
-/// Make the published tables hold `reg`, writing only rows whose bytes differ.
-fn mirror_registry(tx: &redb::WriteTransaction, reg: &Registry) -> Result<(), redb::Error> {
+/// Make the published tables hold `reg`, writing only rows whose bytes differ. `partial`:
+/// `reg` holds only the small tables (see [`PublicationBase::partial`]); the others are
+/// unchanged and left alone.
+fn mirror_registry(
+    tx: &redb::WriteTransaction,
+    reg: &Registry,
+    partial: bool,
+) -> Result<(), redb::Error> {
     fn mirror<T: Serialize>(
         tx: &redb::WriteTransaction,
         t: TableDefinition<'static, &'static str, &'static [u8]>,
@@ -1237,10 +1314,13 @@ fn mirror_registry(tx: &redb::WriteTransaction, reg: &Registry) -> Result<(), re
         }
         Ok(())
     }
-    mirror(tx, PUBLISHED.zorgaanbieders, &reg.zorgaanbieders)?;
-    mirror(tx, PUBLISHED.oauthclients, &reg.oauthclients)?;
     mirror(tx, PUBLISHED.gegevensdiensten, &reg.gegevensdiensten)?;
     mirror(tx, PUBLISHED.livegangen, &reg.livegangen)?;
+    if partial {
+        return Ok(());
+    }
+    mirror(tx, PUBLISHED.zorgaanbieders, &reg.zorgaanbieders)?;
+    mirror(tx, PUBLISHED.oauthclients, &reg.oauthclients)?;
     let mut t = tx.open_table(PUBLISHED.whitelist)?;
     let mut stale = Vec::new();
     for row in t.iter()? {
@@ -1258,28 +1338,65 @@ fn mirror_registry(tx: &redb::WriteTransaction, reg: &Registry) -> Result<(), re
     Ok(())
 }
 
-/// Write only the rows that differ between `before` and `after`.
+/// Write only the rows that differ between `before` and `after`, and mark the lists whose
+/// tables changed as dirty (see [`Dirty`]).
 fn write_registry(
     tx: &redb::WriteTransaction,
     before: &Registry,
     after: &Registry,
 ) -> Result<(), redb::Error> {
+    use ListKind::*;
+    let mut lists = std::collections::BTreeSet::new();
     let mut t = tx.open_table(ZORGAANBIEDERS)?;
-    sync_map(&mut t, &before.zorgaanbieders, &after.zorgaanbieders)?;
+    if sync_map(&mut t, &before.zorgaanbieders, &after.zorgaanbieders)? {
+        lists.insert(Zorgaanbiederslijst);
+    }
     let mut t = tx.open_table(OAUTHCLIENTS)?;
-    sync_map(&mut t, &before.oauthclients, &after.oauthclients)?;
+    if sync_map(&mut t, &before.oauthclients, &after.oauthclients)? {
+        lists.insert(OAuthclientlist);
+    }
     let mut t = tx.open_table(GEGEVENSDIENSTEN)?;
-    sync_map(&mut t, &before.gegevensdiensten, &after.gegevensdiensten)?;
+    if sync_map(&mut t, &before.gegevensdiensten, &after.gegevensdiensten)? {
+        lists.insert(Gegevensdienstnamenlijst);
+    }
     let mut t = tx.open_table(LIVEGANGEN)?;
-    sync_map(&mut t, &before.livegangen, &after.livegangen)?;
+    if sync_map(&mut t, &before.livegangen, &after.livegangen)? {
+        // A livegang is not a list, but it moves offerings and clients: be conservative.
+        lists.insert(Zorgaanbiederslijst);
+        lists.insert(OAuthclientlist);
+    }
     let mut t = tx.open_table(WHITELIST)?;
     for h in before.whitelist.difference(&after.whitelist) {
         t.remove(h.as_str())?;
+        lists.insert(Whitelist);
     }
     for h in after.whitelist.difference(&before.whitelist) {
         t.insert(h.as_str(), ())?;
+        lists.insert(Whitelist);
+    }
+    let mut meta = tx.open_table(META)?;
+    let generation = read_json::<u64>(&meta, META_GENERATION)?.unwrap_or(0) + 1;
+    meta.insert(META_GENERATION, encode(&generation)?.as_slice())?;
+    if let Some(mut dirty) = read_json::<Dirty>(&meta, META_DIRTY)? {
+        for l in lists {
+            dirty.insert(l, generation);
+        }
+        meta.insert(META_DIRTY, encode(&dirty)?.as_slice())?;
     }
     Ok(())
+}
+
+/// A JSON value from the meta table, inside functions that speak redb's error type.
+fn read_json<T: for<'a> Deserialize<'a>>(
+    meta: &impl ReadableTable<&'static str, &'static [u8]>,
+    key: &str,
+) -> Result<Option<T>, redb::StorageError> {
+    match meta.get(key)? {
+        Some(v) => serde_json::from_slice(v.value())
+            .map(Some)
+            .map_err(|e| redb::StorageError::Backend(Box::new(e))),
+        None => Ok(None),
+    }
 }
 
 fn clear_journal(tx: &redb::WriteTransaction) -> Result<(), redb::Error> {
@@ -1346,18 +1463,21 @@ fn sync_map<T: Serialize + PartialEq>(
     t: &mut redb::Table<&str, &[u8]>,
     before: &BTreeMap<String, T>,
     after: &BTreeMap<String, T>,
-) -> Result<(), redb::StorageError> {
+) -> Result<bool, redb::StorageError> {
+    let mut changed = false;
     for k in before.keys() {
         if !after.contains_key(k) {
             t.remove(k.as_str())?;
+            changed = true;
         }
     }
     for (k, v) in after {
         if before.get(k) != Some(v) {
             t.insert(k.as_str(), encode(v)?.as_slice())?;
+            changed = true;
         }
     }
-    Ok(())
+    Ok(changed)
 }
 
 pub fn hex(b: &[u8]) -> String {
