@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 N=${1:-10000}
 BIN=target/release/stelselnode
 [ -x "$BIN" ] || cargo build --release
+command -v /usr/bin/time >/dev/null || { echo "needs /usr/bin/time (apt-get install time)"; exit 1; }
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 python3 bench/gen_registry.py "$N" "$W/in"
@@ -16,7 +17,7 @@ $BIN --data "$D" init >/dev/null
 t0=$(date +%s.%N)
 $BIN --data "$D" import "$W/in/gnl.xml" "$W/in/zal.xml" "$W/in/whitelist.xml" "$W/in/ocl.xml" >/dev/null
 t1=$(date +%s.%N)
-$BIN --data "$D" publish -m bench >/dev/null
+/usr/bin/time -f "%M" -o "$W/rss" $BIN --data "$D" publish -m bench >/dev/null
 t2=$(date +%s.%N)
 $BIN --data "$D" gegevensdienst update 7 --weergavenaam "Afspraken (bench)" >/dev/null
 t3=$(date +%s.%N)
@@ -35,6 +36,7 @@ echo "Zorgaanbieders:                 $N"
 echo "ZAL release2 / release3 bytes:  $z2 / $z3"
 echo "import (4 lists):               $(f "$t0" "$t1") s"
 echo "first publish (6 renditions):   $(f "$t1" "$t2") s"
+echo "first publish peak RSS:         $(( $(cat "$W/rss") / 1024 )) MB"
 echo "edit GNL entry:                 $(f "$t2" "$t3") s"
 echo "publish (only GNL changed):     $(f "$t3" "$t4") s"
 echo "xmllint --stream, both ZALs:    $(f "$t5" "$t6") s"

@@ -1063,6 +1063,29 @@ fn a_publication_in_which_only_the_gnl_changed_reads_only_the_small_tables() {
         .text()
         .contains("nieuw.voorbeeld.nl"));
     drop(server);
+    // A discarded edit leaves nothing to publish; that publication says so and clears
+    // what the edit marked, so a GNL change after it is a small publication again.
+    ok(&data, &["whitelist", "add", "weg.voorbeeld.nl"]);
+    ok(&data, &["discard"]);
+    let out = std::process::Command::new(BIN)
+        .env("RUST_LOG", "stelselnode=debug")
+        .args(["--data", data.to_str().unwrap(), "publish", "-m", "nothing"])
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("small tables only"),
+        "the Whitelist table was written twice"
+    );
+    ok(
+        &data,
+        &["gegevensdienst", "update", "4", "--weergavenaam", "Lab"],
+    );
+    let (out, log) = publish_logged(&data, "GNL after a discard");
+    assert!(log.contains("small tables only"), "{log}");
+    assert!(
+        out.contains("Gegevensdienstnamenlijst   Volgnummer      4  changed"),
+        "{out}"
+    );
     // Nothing pending: a publication changes nothing, and reads no large table for it.
     let out = std::process::Command::new(BIN)
         .env("RUST_LOG", "stelselnode=debug")

@@ -109,7 +109,7 @@ fn render_in_parts(
             })
         })
         .collect::<Result<_, _>>()?;
-    render::join_zal_parts(&parts).ok_or_else(|| PublishError::Signature {
+    render::join_zal_parts(parts).ok_or_else(|| PublishError::Signature {
         rendition: r.to_string(),
         msg: "parts could not be joined".into(),
     })
@@ -148,8 +148,8 @@ fn make(
     let xml = if def.official {
         plain
     } else {
-        let signed = key
-            .sign_enveloped(&plain)
+        let mut signed = plain;
+        key.sign_enveloped_in_place(&mut signed)
             .map_err(|e| sig_err(e.to_string()))?;
         key.check_own_enveloped(&signed)
             .map_err(|e| sig_err(format!("own enveloped signature does not verify: {e}")))?;
@@ -313,6 +313,11 @@ pub fn run(
     }
     if let Some(p) = &prev {
         if todo.is_empty() && p.catalogue == catalogue && p.renditions.len() == reuse.len() {
+            if journal_head.is_some() {
+                // The working registry equals what is published: nothing is dirty any more
+                // (after a `discard`, say), so the next publication can be partial again.
+                store.clear_dirty(guard, base.generation)?;
+            }
             return Ok(None);
         }
     }

@@ -68,13 +68,13 @@ pub fn render_zal_part(
 /// Join parts made by [`render_zal_part`] (in registry order) into the document `render`
 /// would have made: the first part's header, every part's Zorgaanbieders, the footer.
 /// Zorgaanbiedernaam is unique across parts because it is the registry key.
-pub fn join_zal_parts(parts: &[Vec<u8>]) -> Option<Vec<u8>> {
+pub fn join_zal_parts(parts: Vec<Vec<u8>>) -> Option<Vec<u8>> {
     const OPEN: &[u8] = b"<Zorgaanbieders>";
     const CLOSE: &[u8] = b"</Zorgaanbieders>";
     let find = |h: &[u8], n: &[u8]| h.windows(n.len()).position(|w| w == n);
     let rfind = |h: &[u8], n: &[u8]| h.windows(n.len()).rposition(|w| w == n);
     let mut split = Vec::new();
-    for p in parts {
+    for p in &parts {
         let a = find(p, OPEN)? + OPEN.len();
         let mut b = rfind(p, CLOSE)?;
         while b > a && p[b - 1].is_ascii_whitespace() {
@@ -83,18 +83,22 @@ pub fn join_zal_parts(parts: &[Vec<u8>]) -> Option<Vec<u8>> {
         split.push((a, b));
     }
     let (first, &(a0, b0)) = (parts.first()?, split.first()?);
-    let footer_from = parts
+    let header = first[..a0].to_vec();
+    let footer = parts
         .iter()
         .zip(&split)
         .find(|(_, (a, b))| b > a)
         .map(|(p, (_, b))| &p[*b..])
-        .unwrap_or(&first[b0..]);
+        .unwrap_or(&first[b0..])
+        .to_vec();
     let mut out = Vec::with_capacity(parts.iter().map(Vec::len).sum());
-    out.extend_from_slice(&first[..a0]);
-    for (p, (a, b)) in parts.iter().zip(&split) {
-        out.extend_from_slice(&p[*a..*b]);
+    out.extend_from_slice(&header);
+    // Each part is freed once copied: the peak is the document plus one part, not two
+    // copies of a 400 MB list.
+    for (p, (a, b)) in parts.into_iter().zip(split) {
+        out.extend_from_slice(&p[a..b]);
     }
-    out.extend_from_slice(footer_from);
+    out.extend_from_slice(&footer);
     Some(out)
 }
 
@@ -278,7 +282,7 @@ mod tests {
                     .map(|p| render_zal_part(&reg, p, &r, &h).unwrap())
                     .collect();
                 assert_eq!(
-                    join_zal_parts(&parts).unwrap(),
+                    join_zal_parts(parts).unwrap(),
                     whole,
                     "{r}, parts of {size}"
                 );
@@ -289,7 +293,7 @@ mod tests {
         let r = cat.renditions().into_iter().next().unwrap();
         let part = render_zal_part(&empty, &[], &r, &h).unwrap();
         assert_eq!(
-            join_zal_parts(&[part]).unwrap(),
+            join_zal_parts(vec![part]).unwrap(),
             render(&empty, &r, &h).unwrap()
         );
     }

@@ -366,6 +366,8 @@ impl Store {
                 .map_err(|x| e(&x))?;
             meta.insert(META_LAYOUT, b"1".as_slice())
                 .map_err(|x| e(&x))?;
+            meta.insert(META_DIRTY, to_json(&Dirty::new())?.as_slice())
+                .map_err(|x| e(&x))?;
         }
         store.commit(tx)?;
         Ok(store)
@@ -378,7 +380,7 @@ impl Store {
         match Database::open(path) {
             Ok(db) => {
                 let store = Store::with(db, path);
-                store.migrate_documents()?;
+                store.migrate()?;
                 Ok(store)
             }
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
@@ -392,17 +394,33 @@ impl Store {
     /// became files) into files, once: each is hashed, compressed and written, and its
     /// row becomes a reference, in one transaction; then the redb file is compacted.
     /// One document is in memory at a time.
-    fn migrate_documents(&self) -> Result<(), StoreError> {
+    ///
+    /// A registry without the dirty-list record (written before it existed) gets one that
+    /// marks every list, so its next publication reads everything.
+    fn migrate(&self) -> Result<(), StoreError> {
         let e = self.e();
         let tx = self.write_tx()?;
-        let done = tx
-            .open_table(META)
-            .map_err(|x| e(&x))?
-            .get(META_LAYOUT)
-            .map_err(|x| e(&x))?
-            .is_some();
+        let (done, has_dirty) = {
+            let meta = tx.open_table(META).map_err(|x| e(&x))?;
+            let has = |k: &str| -> Result<bool, StoreError> {
+                Ok(meta.get(k).map_err(|x| e(&x))?.is_some())
+            };
+            (has(META_LAYOUT)?, has(META_DIRTY)?)
+        };
+        if done && has_dirty {
+            return Ok(()); // dropped without commit: nothing written
+        }
+        if !has_dirty {
+            let mut meta = tx.open_table(META).map_err(|x| e(&x))?;
+            let generation = read_json::<u64>(&meta, META_GENERATION)
+                .map_err(|x| e(&x))?
+                .unwrap_or(0);
+            let all: Dirty = ListKind::ALL.iter().map(|l| (*l, generation)).collect();
+            meta.insert(META_DIRTY, to_json(&all)?.as_slice())
+                .map_err(|x| e(&x))?;
+        }
         if done {
-            return Ok(());
+            return self.commit(tx);
         }
         let keys: Vec<String> = {
             let t = tx.open_table(DOCUMENTS).map_err(|x| e(&x))?;
@@ -802,10 +820,14 @@ impl Store {
         scope.contains(&after)?;
         after.canonicalize();
         rules::ensure_valid(&after, &catalogue)?;
-        if before == after {
+        let changed = before != after;
+        // An import of unchanged content may still raise a Volgnummer floor.
+        if !changed && floors.is_empty() {
             return Ok(msg);
         }
-        write_registry(&tx, &before, &after).map_err(|x| e(&x))?;
+        if changed {
+            write_registry(&tx, &before, &after).map_err(|x| e(&x))?;
+        }
         if !floors.is_empty() {
             let mut meta = tx.open_table(META).map_err(|x| e(&x))?;
             let mut cur: BTreeMap<ListKind, u64> = match meta.get("floors").map_err(|x| e(&x))? {
@@ -1132,6 +1154,39 @@ impl Store {
             tracing::warn!("removing documents that left the published set: {x}");
         }
         Ok(entry)
+    }
+
+    /// The lists whose tables changed since the last publication of the working registry.
+    pub fn dirty(&self) -> Result<Option<Dirty>, StoreError> {
+        let e = self.e();
+        let tx = self.read_tx()?;
+        let meta = tx.open_table(META).map_err(|x| e(&x))?;
+        read_json(&meta, META_DIRTY).map_err(|x| e(&x))
+    }
+
+    /// A publication of the working registry found nothing to publish: what its snapshot
+    /// included equals what is published, so those lists are no longer dirty.
+    pub fn clear_dirty(
+        &self,
+        _guard: &PublicationGuard,
+        generation: u64,
+    ) -> Result<(), StoreError> {
+        let e = self.e();
+        let tx = self.write_tx()?;
+        {
+            let mut meta = tx.open_table(META).map_err(|x| e(&x))?;
+            let Some(mut dirty) = read_json::<Dirty>(&meta, META_DIRTY).map_err(|x| e(&x))? else {
+                return Ok(());
+            };
+            let before = dirty.len();
+            dirty.retain(|_, g| *g > generation);
+            if dirty.len() == before {
+                return Ok(());
+            }
+            meta.insert(META_DIRTY, to_json(&dirty)?.as_slice())
+                .map_err(|x| e(&x))?;
+        }
+        self.commit(tx)
     }
 
     /// Persist client records (replacing those rows).
@@ -1556,6 +1611,40 @@ mod tests {
         assert_eq!(whole.registry().unwrap(), rows.registry().unwrap());
         assert_eq!(rows.journal().unwrap().len(), 4, "import + 3 edits");
         assert_ne!(rows.registry().unwrap(), reg, "the edits changed something");
+    }
+
+    #[test]
+    fn every_write_marks_the_lists_it_changed_from_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = demo_store(dir.path());
+        let all: Vec<ListKind> = ListKind::ALL.to_vec();
+        let dirty = store
+            .dirty()
+            .unwrap()
+            .expect("a new store records dirty lists");
+        assert_eq!(dirty.keys().copied().collect::<Vec<_>>(), all);
+        let scope = Scope::whitelist(&["nieuw.voorbeeld.nl".to_string()]);
+        store
+            .update_rows(&who(), &scope, |r| {
+                r.whitelist.insert("nieuw.voorbeeld.nl".into());
+                Ok(String::new())
+            })
+            .unwrap();
+        let after = store.dirty().unwrap().unwrap();
+        assert!(after[&ListKind::Whitelist] > dirty[&ListKind::Whitelist]);
+        assert_eq!(
+            after[&ListKind::Zorgaanbiederslijst],
+            dirty[&ListKind::Zorgaanbiederslijst]
+        );
+        // A registry written before dirty lists were recorded has every list marked when
+        // opened: none of its changes can be taken for published.
+        let old = tempfile::tempdir().unwrap();
+        let fixture =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/datadir-v1/registry.redb");
+        std::fs::copy(fixture, old.path().join("registry.redb")).unwrap();
+        let store = Store::open(&old.path().join("registry.redb")).unwrap();
+        let dirty = store.dirty().unwrap().expect("recorded on open");
+        assert_eq!(dirty.keys().copied().collect::<Vec<_>>(), all);
     }
 
     #[test]

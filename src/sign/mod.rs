@@ -57,8 +57,18 @@ impl SigningKey {
     /// Insert an enveloped signature as the last child of the root of a rendered document
     /// (see `render`: declaration, newline, canonical root element, newline).
     pub fn sign_enveloped(&self, doc: &[u8]) -> Result<Vec<u8>, SignError> {
+        let mut out = Vec::with_capacity(doc.len() + 4096);
+        out.extend_from_slice(doc);
+        self.sign_enveloped_in_place(&mut out)?;
+        Ok(out)
+    }
+
+    /// `sign_enveloped` without a second copy of a document of hundreds of MB: the
+    /// signature is inserted before the closing root tag, moving only that tag.
+    pub fn sign_enveloped_in_place(&self, doc: &mut Vec<u8>) -> Result<(), SignError> {
+        let decl = crate::publish::render::XML_DECL;
         let root = doc
-            .strip_prefix(crate::publish::render::XML_DECL)
+            .strip_prefix(decl)
             .and_then(|d| d.strip_suffix(b"\n"))
             .ok_or_else(|| SignError::Sign("document is not in the rendered layout".into()))?;
         let close = root
@@ -67,13 +77,9 @@ impl SigningKey {
             .ok_or_else(|| SignError::Sign("document has no closing root tag".into()))?;
         let digest = digest::digest(&digest::SHA256, root);
         let sig = self.signature_element("", true, digest.as_ref())?;
-        let mut out = Vec::with_capacity(doc.len() + sig.len() + 1);
-        out.extend_from_slice(crate::publish::render::XML_DECL);
-        out.extend_from_slice(&root[..close]);
-        out.extend_from_slice(sig.as_bytes());
-        out.extend_from_slice(&root[close..]);
-        out.push(b'\n');
-        Ok(out)
+        let at = decl.len() + close;
+        doc.splice(at..at, sig.into_bytes());
+        Ok(())
     }
 
     /// Check an enveloped signature this key made over a rendered document, from the bytes

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The growth curve: bench/publish.sh at several registry sizes, one table.
+# Usage: bench/curve.sh [SIZES...]   (default 1000 10000 30000 100000; ~6 minutes, ~2 GB RAM)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SIZES=("$@")
+[ ${#SIZES[@]} -gt 0 ] || SIZES=(1000 10000 30000 100000)
+[ -x target/release/stelselnode ] || cargo build --release
+printf "| %s | %s | %s | %s | %s | %s | %s |\n" "N" "ZAL r2 + r3 MB" "import s" "first publish s" "peak RSS MB" "only GNL s" "xmllint --stream s"
+printf "|---|---|---|---|---|---|---|\n"
+for n in "${SIZES[@]}"; do
+  out=$(bench/publish.sh "$n")
+  v() { echo "$out" | grep "^$1" | head -1 | sed 's/.*: *//; s/ s$//; s/ MB$//'; }
+  bytes=$(v "ZAL release2 / release3 bytes")
+  mb=$(python3 -c "a,b='$bytes'.split(' / '); print(round((int(a)+int(b))/1e6))")
+  printf "| %s | %s | %s | %s | %s | %s | %s |\n" "$n" "$mb" "$(v "import")" "$(v "first publish (")" \
+    "$(v "first publish peak RSS")" "$(v "publish (only GNL")" "$(v "xmllint")"
+done
