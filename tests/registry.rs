@@ -934,9 +934,21 @@ fn sha256(b: &[u8]) -> String {
 #[test]
 fn publications_keep_history_compressed_and_serve_current_documents_from_files() {
     let (dir, data) = demo();
+    // A publication that fails after writing its files leaves them behind only until the
+    // next publication commits.
+    ok(&data, &["whitelist", "add", "mislukt.voorbeeld.nl"]);
+    let failed = std::process::Command::new(BIN)
+        .env("STELSELNODE_FAILPOINTS", "publish.commit=error")
+        .args(["--data", data.to_str().unwrap(), "publish", "-m", "fails"])
+        .output()
+        .unwrap();
+    assert!(!failed.status.success());
+    let (gz_failed, _) = document_files(&data);
+    ok(&data, &["discard"]);
     ok(&data, &["whitelist", "add", "extra.voorbeeld.nl"]);
     ok(&data, &["publish", "-m", "one more node"]);
     let (gz, plain) = document_files(&data);
+    assert!(gz_failed.iter().any(|s| !gz.contains(s)), "the orphan went");
     let (logged, _) = logged_hashes(&data, dir.path());
     // Every document ever published has its history file; only the published set has
     // uncompressed files (the first Whitelist left it).

@@ -48,7 +48,7 @@ pub fn status(ctx: &Ctx) -> Result<String> {
             writeln!(out, "published: publication #{}", p.seq)?;
             let mut pending = BTreeMap::new();
             for l in ListKind::ALL {
-                let hash = crate::registry::store::sha256_hex(&reg.list_content(l)?);
+                let hash = reg.list_content_sha256(l)?;
                 pending.insert(l, p.lists.get(&l).map(|v| v.content_sha256 != hash));
             }
             out.push_str(&volgnummer_table(&p.lists, |l, v| {

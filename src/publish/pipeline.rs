@@ -11,6 +11,7 @@ use crate::registry::store::{
     document_key, sha256_hex, ListVersion, LogEntry, NewDocument, PublicationBase,
     PublicationGuard, PublishedIndex, PublishedRendition, Snapshot, Store,
 };
+use crate::serve::set::Body;
 use crate::sign::{self, SigningKey};
 use crate::xml::schema;
 use std::collections::BTreeMap;
@@ -18,10 +19,15 @@ use std::collections::HashMap;
 use time::OffsetDateTime;
 
 /// A rendition ready to commit.
+/// A rendition made and written: the document and its gzip variant are mapped from their
+/// files (see `registry::documents`), so a publication does not hold every document it made
+/// on its heap until the commit.
 struct Made {
     rendition: Rendition,
     volgnummer: u64,
-    xml: Vec<u8>,
+    xml: bytes::Bytes,
+    gzip: bytes::Bytes,
+    sha256: String,
     sig: Vec<u8>,
 }
 
@@ -117,6 +123,7 @@ fn render_in_parts(
 
 /// Render, validate, sign and self-verify one rendition.
 fn make(
+    store: &Store,
     reg: &Registry,
     r: &Rendition,
     header: &Header,
@@ -151,8 +158,6 @@ fn make(
         let mut signed = plain;
         key.sign_enveloped_in_place(&mut signed)
             .map_err(|e| sig_err(e.to_string()))?;
-        key.check_own_enveloped(&signed)
-            .map_err(|e| sig_err(format!("own enveloped signature does not verify: {e}")))?;
         signed
     };
     let t_enveloped = t.elapsed();
@@ -166,24 +171,57 @@ fn make(
         })?;
     }
     let t_validate = t.elapsed();
+    // The checks and products of the final bytes are independent passes over hundreds of
+    // MB, each single-threaded but gzip: run them side by side.
     let file = r.list.file_name();
-    let sig = key
-        .sign_detached(&xml, file)
-        .map_err(|e| sig_err(e.to_string()))?;
-    sign::verify_detached(&xml, &sig, file, Some(key.public_key()))
-        .map_err(|e| sig_err(format!("own detached signature does not verify: {e}")))?;
+    let (own, detached, sha256, gz) = std::thread::scope(|s| {
+        let own = s.spawn(|| match def.official {
+            true => Ok(()),
+            false => key
+                .check_own_enveloped(&xml)
+                .map_err(|e| sig_err(format!("own enveloped signature does not verify: {e}"))),
+        });
+        let detached = s.spawn(|| {
+            let sig = key
+                .sign_detached(&xml, file)
+                .map_err(|e| sig_err(e.to_string()))?;
+            sign::verify_detached(&xml, &sig, file, Some(key.public_key()))
+                .map_err(|e| sig_err(format!("own detached signature does not verify: {e}")))?;
+            Ok::<_, PublishError>(sig)
+        });
+        let sha256 = s.spawn(|| sha256_hex(&xml));
+        let gz = crate::registry::documents::gzip(&xml);
+        let joined = |what: &str| sig_err(format!("{what}: a thread panicked"));
+        (
+            own.join().map_err(|_| joined("enveloped check")),
+            detached.join().map_err(|_| joined("detached signature")),
+            sha256.join().map_err(|_| joined("hash")),
+            gz,
+        )
+    });
+    own??;
+    let sig = detached??;
+    let sha256 = sha256?;
+    let gz = gz.map_err(|e| sig_err(format!("gzip: {e}")))?;
+    let t_checked = t.elapsed();
+    // Written now, then let go of: the heap holds one large document at a time, not all
+    // of them until the commit.
+    let written = store.write_document(&sha256, &xml, &gz)?;
     tracing::debug!(
-        "{r}: {} bytes; render {:?}, enveloped sign+verify {:?}, validate {:?}, detached {:?}",
+        "{r}: {} bytes; render {:?}, enveloped sign {:?}, validate {:?}, checks+detached+hash+gzip {:?}, write {:?}",
         xml.len(),
         t_render,
         t_enveloped - t_render,
         t_validate - t_enveloped,
-        t.elapsed() - t_validate
+        t_checked - t_validate,
+        t.elapsed() - t_checked
     );
     Ok(Made {
         rendition: r.clone(),
         volgnummer: header.volgnummer,
-        xml,
+        xml: written.identity,
+        gzip: written.gzip,
+        sha256,
         sig,
     })
 }
@@ -249,10 +287,12 @@ pub fn run(
                 continue;
             }
         }
-        let hash = sha256_hex(&reg.list_content(list).map_err(|e| PublishError::Render {
-            rendition: list.to_string(),
-            msg: format!("content could not be serialised: {e}"),
-        })?);
+        let hash = reg
+            .list_content_sha256(list)
+            .map_err(|e| PublishError::Render {
+                rendition: list.to_string(),
+                msg: format!("content could not be serialised: {e}"),
+            })?;
         let old = prev.as_ref().and_then(|p| p.lists.get(&list));
         let floor = floors.get(&list).copied().unwrap_or(0);
         match old {
@@ -322,19 +362,38 @@ pub fn run(
         }
     }
 
+    // Large ZALs, which render in parts on every core anyway, are made one after the other:
+    // each is written to its file and let go before the next, so the heap never holds two
+    // of them (at 100k: 164 + 408 MB). The small lists are made alongside.
+    let large = |r: &Rendition| {
+        r.list == ListKind::Zorgaanbiederslijst && reg.zorgaanbieders.len() >= PARALLEL_FROM
+    };
+    let (big, small): (Vec<_>, Vec<_>) = todo.iter().partition(|(r, _)| large(r));
     let made: Vec<Result<Made, PublishError>> = std::thread::scope(|s| {
-        let handles: Vec<_> = todo
+        let mut handles: Vec<_> = small
             .iter()
-            .map(|(r, h)| s.spawn(|| make(reg, r, h, key)))
+            .map(|(r, h)| s.spawn(|| vec![make(store, reg, r, h, key)]))
             .collect();
+        handles.push(s.spawn(|| {
+            let mut out = Vec::new();
+            for (r, h) in &big {
+                let m = make(store, reg, r, h, key);
+                let failed = m.is_err();
+                out.push(m);
+                if failed {
+                    break;
+                }
+            }
+            out
+        }));
         handles
             .into_iter()
-            .map(|h| {
+            .flat_map(|h| {
                 h.join().unwrap_or_else(|_| {
-                    Err(PublishError::Signature {
+                    vec![Err(PublishError::Signature {
                         rendition: "publication".into(),
                         msg: "a rendering thread panicked".into(),
-                    })
+                    })]
                 })
             })
             .collect()
@@ -343,25 +402,20 @@ pub fn run(
     tracing::debug!("hashes and renditions {:?}", t.elapsed());
 
     let mut renditions = reuse;
-    let mut documents = Vec::new();
-    let mut hashes = HashMap::new();
+    let mut signatures = Vec::new();
+    let mut documents = HashMap::new();
     for m in made {
         let k = document_key(&m.rendition, m.volgnummer);
-        let sha256 = sha256_hex(&m.xml);
         renditions.push(PublishedRendition {
             rendition: m.rendition,
             volgnummer: m.volgnummer,
-            sha256: sha256.clone(),
+            sha256: m.sha256.clone(),
         });
-        hashes.insert(k.clone(), sha256);
-        documents.push((format!("{k}.sig"), m.sig));
-        documents.push((k, m.xml));
+        signatures.push((format!("{k}.sig"), m.sig));
+        documents.insert(k, Body::from_parts(m.xml, m.gzip, &m.sha256)?);
     }
-    // The gzip variant of each, on every core: it is both the stored history and what the
-    // server sends to clients that accept gzip.
-    let t = std::time::Instant::now();
-    let documents = crate::serve::set::bodies(documents, &hashes)?;
-    tracing::debug!("gzip {:?}", t.elapsed());
+    // Detached signatures are a few kB each: hashed and compressed here, kept in redb.
+    documents.extend(crate::serve::set::bodies(signatures, &HashMap::new())?);
     let new: Vec<NewDocument> = documents
         .iter()
         .map(|(key, b)| NewDocument {

@@ -122,9 +122,10 @@ impl Files {
         Ok(())
     }
 
-    /// Remove the uncompressed files of documents that left the published set (their
-    /// history files stay). Files still mapped by a running server stay valid until unmapped.
-    pub fn prune(&self, current: &HashSet<&str>) -> io::Result<usize> {
+    /// Remove the uncompressed files of documents that left the published set (`current`)
+    /// and history files no stored row refers to (`referenced`). Files still mapped by a
+    /// running server stay valid until unmapped.
+    pub fn prune(&self, current: &HashSet<&str>, referenced: &HashSet<&str>) -> io::Result<usize> {
         let mut removed = 0;
         let entries = match fs::read_dir(&self.dir) {
             Ok(e) => e,
@@ -137,6 +138,11 @@ impl Files {
             let Some(name) = name.to_str() else { continue };
             if let Some(sha) = name.strip_suffix(".xml") {
                 if !current.contains(sha) {
+                    fs::remove_file(entry.path())?;
+                    removed += 1;
+                }
+            } else if let Some(sha) = name.strip_suffix(".xml.gz") {
+                if !referenced.contains(sha) {
                     fs::remove_file(entry.path())?;
                     removed += 1;
                 }
@@ -273,14 +279,24 @@ mod tests {
         assert_eq!(&m.gzip[..], &gz[..]);
         // Out of the published set: the plain file goes, the history file stays and the
         // document still reads (decompressed) and maps again (restored).
-        assert_eq!(files.prune(&HashSet::new()).unwrap(), 1);
+        let referenced: HashSet<&str> = [sha.as_str()].into();
+        assert_eq!(files.prune(&HashSet::new(), &referenced).unwrap(), 1);
         assert!(!files.path(&sha, false).exists());
         assert_eq!(files.read(&sha).unwrap(), doc);
         assert_eq!(&files.map(&sha).unwrap().identity[..], &doc[..]);
+        // Unreferenced, the history file goes too.
+        let other = b"<Whitelist>y</Whitelist>".to_vec();
+        let other_sha = crate::registry::store::sha256_hex(&other);
+        files
+            .put(&other_sha, &other, &gzip(&other).unwrap())
+            .unwrap();
+        // (sha's plain file, restored by `map` above, goes again; other's two go.)
+        assert_eq!(files.prune(&HashSet::new(), &referenced).unwrap(), 3);
+        assert!(!files.path(&other_sha, true).exists());
+        assert!(files.path(&sha, true).exists());
         // A changed file is an error.
-        fs::remove_file(files.path(&sha, false)).unwrap();
-        let other = gzip(b"<Whitelist>x</Whitelist>").unwrap();
-        fs::write(files.path(&sha, true), other).unwrap();
+        let forged = gzip(b"<Whitelist>x</Whitelist>").unwrap();
+        fs::write(files.path(&sha, true), forged).unwrap();
         let e = files.read(&sha).unwrap_err().to_string();
         assert!(e.contains("does not match"), "{e}");
     }

@@ -294,14 +294,46 @@ impl Registry {
         v
     }
 
-    /// Canonical serialisation of the part of the registry one list shows; its hash decides
-    /// whether a publication changes that list.
-    pub fn list_content(&self, list: ListKind) -> Result<Vec<u8>, serde_json::Error> {
+    /// SHA-256 (hex) of the canonical serialisation of the part of the registry one list
+    /// shows: it decides whether a publication changes that list. Streamed into the hash: at 100,000 Zorgaanbieders the serialisation is hundreds
+    /// of MB that need not exist at once.
+    pub fn list_content_sha256(&self, list: ListKind) -> Result<String, serde_json::Error> {
+        struct Hashing(ring::digest::Context);
+        impl std::io::Write for Hashing {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.update(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut h = std::io::BufWriter::with_capacity(
+            64 << 10,
+            Hashing(ring::digest::Context::new(&ring::digest::SHA256)),
+        );
+        self.write_list_content(list, &mut h)?;
+        let h = h
+            .into_inner()
+            .map_err(|e| serde_json::Error::io(e.into_error()))?;
+        Ok(h.0
+            .finish()
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect())
+    }
+
+    fn write_list_content(
+        &self,
+        list: ListKind,
+        w: &mut impl std::io::Write,
+    ) -> Result<(), serde_json::Error> {
         match list {
-            ListKind::Zorgaanbiederslijst => serde_json::to_vec(&self.zorgaanbieders),
-            ListKind::OAuthclientlist => serde_json::to_vec(&self.oauthclients),
-            ListKind::Whitelist => serde_json::to_vec(&self.whitelist),
-            ListKind::Gegevensdienstnamenlijst => serde_json::to_vec(&self.gegevensdiensten),
+            ListKind::Zorgaanbiederslijst => serde_json::to_writer(w, &self.zorgaanbieders),
+            ListKind::OAuthclientlist => serde_json::to_writer(w, &self.oauthclients),
+            ListKind::Whitelist => serde_json::to_writer(w, &self.whitelist),
+            ListKind::Gegevensdienstnamenlijst => serde_json::to_writer(w, &self.gegevensdiensten),
         }
     }
 }
@@ -333,4 +365,26 @@ pub fn version_order(a: &str, b: &str) -> std::cmp::Ordering {
 /// Order numeric-looking ids numerically ("2" before "10"), anything else by bytes.
 pub fn id_order(a: &str, b: &str) -> std::cmp::Ordering {
     a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_streamed_content_hash_is_the_hash_of_the_content() {
+        let reg = crate::consume::read::demo_registry();
+        let sha = |b: Vec<u8>| crate::registry::store::sha256_hex(&b);
+        let whole = [
+            sha(serde_json::to_vec(&reg.zorgaanbieders).unwrap()),
+            sha(serde_json::to_vec(&reg.oauthclients).unwrap()),
+            sha(serde_json::to_vec(&reg.whitelist).unwrap()),
+            sha(serde_json::to_vec(&reg.gegevensdiensten).unwrap()),
+        ];
+        let streamed: Vec<String> = ListKind::ALL
+            .iter()
+            .map(|l| reg.list_content_sha256(*l).unwrap())
+            .collect();
+        assert_eq!(streamed, whole);
+    }
 }

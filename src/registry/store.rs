@@ -320,6 +320,17 @@ pub struct PublicationBase {
     pub partial: Option<std::collections::BTreeSet<ListKind>>,
 }
 
+/// redb's page cache defaults to 1 GiB, which a publication that reads 100,000 rows fills
+/// and keeps: the process then holds the registry twice. Rows are read once per
+/// publication and decoded into the registry, so a small cache costs little.
+const CACHE_BYTES: usize = 64 << 20;
+
+fn builder() -> redb::Builder {
+    let mut b = Database::builder();
+    b.set_cache_size(CACHE_BYTES);
+    b
+}
+
 fn to_json<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(v).map_err(|e| StoreError::Corrupt(format!("cannot encode a record: {e}")))
 }
@@ -342,7 +353,7 @@ impl Store {
                 path.display()
             )));
         }
-        let db = Database::create(path).map_err(|e| db_err(path)(&e))?;
+        let db = builder().create(path).map_err(|e| db_err(path)(&e))?;
         let store = Store::with(db, path);
         let e = db_err(path);
         let tx = store.write_tx()?;
@@ -377,7 +388,7 @@ impl Store {
         if !path.exists() {
             return Err(StoreError::Missing(path.display().to_string()));
         }
-        match Database::open(path) {
+        match builder().open(path) {
             Ok(db) => {
                 let store = Store::with(db, path);
                 store.migrate()?;
@@ -463,10 +474,7 @@ impl Store {
             .published()?
             .map(|p| p.renditions.into_iter().map(|r| r.sha256).collect())
             .unwrap_or_default();
-        let current: std::collections::HashSet<&str> = current.iter().map(|s| s.as_str()).collect();
-        if let Err(x) = self.files.prune(&current) {
-            tracing::warn!("removing documents that left the published set: {x}");
-        }
+        self.prune_files(&current);
         // Give the space the documents took back to the file system.
         let mut slot = self.db.write().unwrap_or_else(|p| p.into_inner());
         if let Some(db) = slot.as_mut() {
@@ -534,7 +542,7 @@ impl Store {
         *slot = None; // closes the file once no transaction holds it
         let mut last = String::new();
         for _ in 0..40 {
-            match Database::open(&self.path) {
+            match builder().open(&self.path) {
                 Ok(db) => {
                     *slot = Some(db);
                     self.poisoned.store(false, Ordering::SeqCst);
@@ -965,6 +973,21 @@ impl Store {
             .transpose()
     }
 
+    /// Write a document a publication made (and its gzip variant) to its files before the
+    /// publication commits, and map them. A publication that fails later leaves files no
+    /// row refers to; the next commit removes them.
+    pub fn write_document(
+        &self,
+        sha256: &str,
+        bytes: &[u8],
+        gzip: &[u8],
+    ) -> Result<Mapped, StoreError> {
+        self.files
+            .put(sha256, bytes, gzip)
+            .and_then(|()| self.files.map(sha256))
+            .map_err(|x| self.file_err(sha256, &x))
+    }
+
     /// A published document's bytes, by storage key (`None` if never published).
     pub fn document(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let Some(v) = self.document_value(key)? else {
@@ -1147,13 +1170,39 @@ impl Store {
         }
         crate::failpoint::hit("publish.commit").map_err(StoreError::Refused)?;
         self.commit(tx)?;
-        // Uncompressed files of documents that left the set go; their history stays.
-        let current: std::collections::HashSet<&str> =
-            index.renditions.iter().map(|r| r.sha256.as_str()).collect();
-        if let Err(x) = self.files.prune(&current) {
-            tracing::warn!("removing documents that left the published set: {x}");
-        }
+        let current: Vec<String> = index.renditions.iter().map(|r| r.sha256.clone()).collect();
+        self.prune_files(&current);
         Ok(entry)
+    }
+
+    /// Uncompressed files of documents that left the published set go (their history
+    /// stays), and so do files that no row refers to (left by a publication that failed
+    /// after writing them). Runs under the publication lock or at open, so no publication
+    /// is writing files meanwhile. A failure only leaves files behind.
+    fn prune_files(&self, current: &[String]) {
+        let referenced = || -> Result<std::collections::HashSet<String>, StoreError> {
+            let e = self.e();
+            let tx = self.read_tx()?;
+            let t = tx.open_table(DOCUMENTS).map_err(|x| e(&x))?;
+            let mut out = std::collections::HashSet::new();
+            for row in t.iter().map_err(|x| e(&x))? {
+                let (_, v) = row.map_err(|x| e(&x))?;
+                if let Some(sha) = documents::referenced(v.value()) {
+                    out.insert(sha.to_string());
+                }
+            }
+            Ok(out)
+        };
+        let referenced = match referenced() {
+            Ok(r) => r,
+            Err(x) => return tracing::warn!("not pruning document files: {x}"),
+        };
+        let current: std::collections::HashSet<&str> = current.iter().map(|s| s.as_str()).collect();
+        let referenced: std::collections::HashSet<&str> =
+            referenced.iter().map(|s| s.as_str()).collect();
+        if let Err(x) = self.files.prune(&current, &referenced) {
+            tracing::warn!("removing document files: {x}");
+        }
     }
 
     /// The lists whose tables changed since the last publication of the working registry.
