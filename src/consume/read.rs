@@ -287,6 +287,99 @@ impl Inspected {
     }
 }
 
+/// Every entry of a list document, keyed by its identifying field (Zorgaanbiedernaam,
+/// Hostname, GegevensdienstId), with the SHA-256 of its markup: read as a stream, so a
+/// 400 MB Zorgaanbiederslijst costs a map of keys and hashes, not a registry. Documents are
+/// rendered in one canonical form, so equal markup is equal content. For documents this
+/// node published (the history); a document another node made could differ in form only.
+pub fn entry_digests(
+    input: impl std::io::BufRead,
+    list: ListKind,
+) -> Result<std::collections::BTreeMap<String, [u8; 32]>, ImportError> {
+    let (_, entry, key_field) = entry_path(list);
+    let mut r = quick_xml::Reader::from_reader(input);
+    let mut buf = Vec::new();
+    let mut depth = 0usize;
+    let mut out = std::collections::BTreeMap::new();
+    // The entry being read: its hash so far, its key, and whether the key is being read.
+    let mut current: Option<(ring::digest::Context, String, bool)> = None;
+    let xml_err = |r: &quick_xml::Reader<_>, e: &dyn std::fmt::Display| {
+        ImportError::Xml(format!("at byte {}: {e}", r.error_position()))
+    };
+    loop {
+        let ev = r.read_event_into(&mut buf).map_err(|e| xml_err(&r, &e))?;
+        match &ev {
+            Event::Start(e) => {
+                depth += 1;
+                if depth == 3 && e.local_name().as_ref() == entry {
+                    current = Some((
+                        ring::digest::Context::new(&ring::digest::SHA256),
+                        String::new(),
+                        false,
+                    ));
+                }
+                if let Some((_, key, reading)) = current.as_mut() {
+                    *reading = depth == 4 && key.is_empty() && e.local_name().as_ref() == key_field;
+                }
+            }
+            Event::End(_) => {
+                if let Some(c) = current.as_mut() {
+                    c.2 = false;
+                }
+            }
+            Event::Text(t) => {
+                if let Some((_, key, true)) = current.as_mut() {
+                    key.push_str(&t[..]);
+                }
+            }
+            Event::GeneralRef(g) => {
+                if let Some((_, key, true)) = current.as_mut() {
+                    key.push_str(&format!("&{};", &g[..]));
+                }
+            }
+            Event::DocType(_) | Event::PI(_) => {
+                return Err(ImportError::Unsupported(
+                    "DTDs and processing instructions are not allowed in MedMij lists".into(),
+                ))
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+        if let Some((h, _, _)) = current.as_mut() {
+            // Each event's kind and raw bytes: the entry's markup, unambiguously.
+            let (kind, raw): (u8, &[u8]) = match &ev {
+                Event::Start(e) => (b'<', e[..].as_bytes()),
+                Event::End(e) => (b'/', e[..].as_bytes()),
+                Event::Empty(e) => (b'^', e[..].as_bytes()),
+                Event::Text(t) => (b'"', t[..].as_bytes()),
+                Event::CData(t) => (b'[', t[..].as_bytes()),
+                Event::GeneralRef(g) => (b'&', g[..].as_bytes()),
+                _ => (b'?', &[]),
+            };
+            h.update(&[kind]);
+            h.update(&(raw.len() as u64).to_le_bytes());
+            h.update(raw);
+        }
+        if let Event::End(_) = ev {
+            if depth == 3 {
+                if let Some((h, key, _)) = current.take() {
+                    let mut d = [0u8; 32];
+                    d.copy_from_slice(h.finish().as_ref());
+                    if out.insert(key.clone(), d).is_some() {
+                        return Err(ImportError::Xml(format!(
+                            "{entry} '{}' appears twice",
+                            crate::clip::clip(&key)
+                        )));
+                    }
+                }
+            }
+            depth = depth.saturating_sub(1);
+        }
+        buf.clear();
+    }
+    Ok(out)
+}
+
 pub fn inspect(bytes: &[u8]) -> Result<Inspected, ImportError> {
     let def = checked_schema(bytes)?;
     let (_, entry, _) = entry_path(def.list);

@@ -229,8 +229,20 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-/// The CSV summary, computed from the log and the documents only.
-fn changes_csv(log: &[LogEntry], load: &dyn Fn(&str) -> Result<Vec<u8>>) -> Result<String> {
+/// Entry digests of a document, by storage key (see `consume::read::entry_digests`).
+type Digests<'a> = &'a dyn Fn(&str, ListKind) -> Result<BTreeMap<String, [u8; 32]>>;
+
+/// The CSV summary, computed from the log and the documents only. Entries are compared by
+/// the digests of their markup, read as a stream: the summary of a 100k history needs a
+/// map of keys and hashes per document, not two registries. Only a list whose Volgnummers
+/// share no rendition (a schema change in between) is compared through `load`.
+fn changes_csv(
+    log: &[LogEntry],
+    load: &dyn Fn(&str) -> Result<Vec<u8>>,
+    digests: Digests,
+) -> Result<String> {
+    use crate::registry::store::document_key;
+    let keys = |m: &BTreeMap<String, [u8; 32]>| m.keys().cloned().collect::<Vec<_>>().join(" ");
     let mut out = String::from("publication,time,operator,reason,list,from_volgnummer,to_volgnummer,added,removed,changed\n");
     let mut last: BTreeMap<ListKind, u64> = BTreeMap::new();
     for e in log {
@@ -239,28 +251,50 @@ fn changes_csv(log: &[LogEntry], load: &dyn Fn(&str) -> Result<Vec<u8>>) -> Resu
             let from = last.get(l).copied();
             let (added, removed, changed) = match from {
                 Some(f) => {
-                    let (_, d, _) = diff_between(log, load, *l, f, to)?;
-                    (
-                        d.added.join(" "),
-                        d.removed.join(" "),
-                        d.changed
-                            .iter()
-                            .map(|c| c.0.clone())
-                            .collect::<Vec<_>>()
-                            .join(" "),
-                    )
+                    let rb = rendition_at(log, *l, to);
+                    match rendition_at(log, *l, f)
+                        .into_iter()
+                        .find(|r| rb.contains(r))
+                    {
+                        Some(r) => {
+                            let old = digests(&document_key(&r, f), *l)?;
+                            let new = digests(&document_key(&r, to), *l)?;
+                            let pick =
+                                |keep: &dyn Fn(&String, &[u8; 32]) -> bool,
+                                 m: &BTreeMap<String, [u8; 32]>| {
+                                    m.iter()
+                                        .filter(|(k, d)| keep(k, d))
+                                        .map(|(k, _)| k.as_str())
+                                        .collect::<Vec<_>>()
+                                        .join(" ")
+                                };
+                            (
+                                pick(&|k, _| !old.contains_key(k), &new),
+                                pick(&|k, _| !new.contains_key(k), &old),
+                                pick(&|k, d| old.get(k).is_some_and(|o| o != d), &new),
+                            )
+                        }
+                        None => {
+                            let (_, d, _) = diff_between(log, load, *l, f, to)?;
+                            (
+                                d.added.join(" "),
+                                d.removed.join(" "),
+                                d.changed
+                                    .iter()
+                                    .map(|c| c.0.clone())
+                                    .collect::<Vec<_>>()
+                                    .join(" "),
+                            )
+                        }
+                    }
                 }
                 None => {
                     let r = rendition_at(log, *l, to)
                         .into_iter()
                         .next()
                         .ok_or_else(|| anyhow!("{l} #{to} has no document"))?;
-                    let reg = registry_at(load, &r, to)?;
                     (
-                        diff::entries(&reg, &r)
-                            .into_keys()
-                            .collect::<Vec<_>>()
-                            .join(" "),
+                        keys(&digests(&document_key(&r, to), *l)?),
                         String::new(),
                         String::new(),
                     )
@@ -313,8 +347,8 @@ fn canonical_tar(entries: &Entries) -> Result<Vec<u8>> {
     Ok(b.into_inner()?)
 }
 
-/// Where an archive entry's bytes come from: the store (read when written, one at a
-/// time, so an export of the whole history streams in bounded memory) or memory.
+/// Where an archive entry's bytes come from: the store (streamed from its file when
+/// written, so an export of the whole history runs in bounded memory) or memory.
 enum Source {
     Document(String),
     Bytes(Vec<u8>),
@@ -392,9 +426,19 @@ pub fn export(
             .document(k)?
             .ok_or_else(|| anyhow!("document {k} is missing"))
     };
+    let open = |k: &str| -> Result<(u64, Box<dyn std::io::Read + Send>)> {
+        store
+            .document_reader(k)?
+            .ok_or_else(|| anyhow!("document {k} is missing"))
+    };
+    let digests = |k: &str, list: ListKind| -> Result<BTreeMap<String, [u8; 32]>> {
+        let (_, r) = open(k)?;
+        crate::consume::read::entry_digests(std::io::BufReader::with_capacity(1 << 16, r), list)
+            .map_err(|e| anyhow!("{k}: {e}"))
+    };
     entries.insert(
         CSV.into(),
-        Source::Bytes(changes_csv(&log, &load)?.into_bytes()),
+        Source::Bytes(changes_csv(&log, &load, &digests)?.into_bytes()),
     );
     entries.insert(
         format!("{LOG}.sig"),
@@ -417,14 +461,21 @@ pub fn export(
     let mut b = tar::Builder::new(std::io::BufWriter::new(file));
     let files = entries.len();
     for (path, src) in entries {
-        let data = match src {
-            Source::Document(k) => load(&k)?,
-            Source::Bytes(b) => b,
-        };
-        b.append(
-            &canonical_header(&path, data.len() as u64)?,
-            data.as_slice(),
-        )?;
+        match src {
+            // Streamed from its file: the archive of a 100k history never holds a whole
+            // document in memory. A file that does not match its hash fails the export.
+            Source::Document(k) => {
+                let (len, r) = open(&k)?;
+                b.append(&canonical_header(&path, len)?, r)
+                    .with_context(|| format!("archiving {k}"))?;
+            }
+            Source::Bytes(data) => {
+                b.append(
+                    &canonical_header(&path, data.len() as u64)?,
+                    data.as_slice(),
+                )?;
+            }
+        }
     }
     let mut w = b.into_inner()?;
     std::io::Write::flush(&mut w)?;
@@ -578,13 +629,18 @@ pub fn verify(
         "documents: {} verified (hash and signature)",
         referenced.len() / 2
     )?;
-    let load = |k: &str| -> Result<Vec<u8>> {
-        // Document keys are `<rendition id>#<Volgnummer>`.
+    // Document keys are `<rendition id>#<Volgnummer>`.
+    let path_of = |k: &str| -> Result<String> {
         let (rid, v) = k.rsplit_once('#').ok_or_else(|| anyhow!("bad key {k}"))?;
-        let p = format!("documents/{}/{v}.xml", rid.replace('@', "-"));
-        Ok(take(&p)?.clone())
+        Ok(format!("documents/{}/{v}.xml", rid.replace('@', "-")))
     };
-    if take(CSV)?.as_slice() != changes_csv(&log, &load)?.as_bytes() {
+    let load = |k: &str| -> Result<Vec<u8>> { Ok(take(&path_of(k)?)?.clone()) };
+    let digests = |k: &str, list: ListKind| -> Result<BTreeMap<String, [u8; 32]>> {
+        let p = path_of(k)?;
+        crate::consume::read::entry_digests(take(&p)?.as_slice(), list)
+            .map_err(|e| anyhow!("{p}: {e}"))
+    };
+    if take(CSV)?.as_slice() != changes_csv(&log, &load, &digests)?.as_bytes() {
         bail!("{CSV} does not match the documents");
     }
     writeln!(out, "{CSV}: matches the documents")?;

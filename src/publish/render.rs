@@ -261,6 +261,46 @@ mod tests {
     use crate::registry::catalogue::{Catalogue, DEFAULT_CATALOGUE};
 
     #[test]
+    fn entry_digests_name_every_entry_and_change_with_it_only() {
+        use crate::consume::read::entry_digests;
+        let reg = crate::consume::read::demo_registry();
+        let h = Header {
+            volgnummer: 3,
+            tijdstempel: "2026-01-01T00:00:00Z".into(),
+        };
+        let cat = Catalogue::parse(DEFAULT_CATALOGUE).unwrap();
+        let mut changed = reg.clone();
+        let (name, z) = changed.zorgaanbieders.iter_mut().next().unwrap();
+        let name = name.clone();
+        let mut seen = 0;
+        z.interfaceversies[0].gegevensdiensten[0].token_endpointuri =
+            "https://ander.voorbeeld.nl/token".into();
+        for r in cat.renditions() {
+            let doc = render(&reg, &r, &h).unwrap();
+            let d = entry_digests(doc.as_slice(), r.list).unwrap();
+            let keys: Vec<String> = crate::registry::diff::entries(&reg, &r)
+                .into_keys()
+                .collect();
+            assert_eq!(d.keys().cloned().collect::<Vec<_>>(), keys, "{r}");
+            if r.list != ListKind::Zorgaanbiederslijst {
+                continue;
+            }
+            let d2 = entry_digests(render(&changed, &r, &h).unwrap().as_slice(), r.list).unwrap();
+            let differ: Vec<&String> = d.keys().filter(|k| d[*k] != d2[*k]).collect();
+            // The changed offering is in the first Interfaceversie; a release2 rendition
+            // of another Interfaceversie does not show it.
+            assert!(
+                differ.is_empty() || differ == vec![&name],
+                "{r}: {differ:?}"
+            );
+            seen += differ.len();
+        }
+        assert!(seen > 0, "the change shows in some rendition");
+        // Enveloped signatures and the header are not entries; a DTD is refused.
+        assert!(entry_digests(&b"<!DOCTYPE x><x/>"[..], ListKind::Whitelist).is_err());
+    }
+
+    #[test]
     fn parts_join_to_the_whole_document() {
         let reg = crate::consume::read::demo_registry();
         let h = Header {

@@ -32,6 +32,9 @@ pub fn referenced(value: &[u8]) -> Option<&str> {
     ok.then(|| std::str::from_utf8(hex).ok()).flatten()
 }
 
+/// A document as a stream, with its length.
+pub type Stream = (u64, Box<dyn Read + Send>);
+
 /// A document as served: its bytes and its gzip variant, both mapped from their files.
 pub struct Mapped {
     pub identity: Bytes,
@@ -94,6 +97,42 @@ impl Files {
         Ok(bytes)
     }
 
+    /// The document as a stream (its file, else its history file decompressed) and its
+    /// length. The stream checks the SHA-256 and the length as it ends: a changed file is
+    /// a read error, never a quiet answer.
+    pub fn reader(&self, sha256: &str) -> io::Result<Stream> {
+        let (len, inner): (u64, Box<dyn Read + Send>) =
+            match fs::File::open(self.path(sha256, false)) {
+                Ok(f) => (f.metadata()?.len(), Box::new(f)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    let mut f = fs::File::open(self.path(sha256, true))?;
+                    // ISIZE, the gzip trailer's length (mod 2^32; lists are at most 1 GiB).
+                    use std::io::Seek;
+                    f.seek(io::SeekFrom::End(-4))?;
+                    let mut isize = [0u8; 4];
+                    f.read_exact(&mut isize)?;
+                    f.rewind()?;
+                    let len = u64::from(u32::from_le_bytes(isize));
+                    (
+                        len,
+                        Box::new(flate2::read::GzDecoder::new(io::BufReader::new(f))),
+                    )
+                }
+                Err(e) => return Err(e),
+            };
+        Ok((
+            len,
+            Box::new(Checked {
+                inner,
+                sha256: sha256.to_string(),
+                hash: ring::digest::Context::new(&ring::digest::SHA256),
+                len,
+                seen: 0,
+                checked: false,
+            }),
+        ))
+    }
+
     fn gunzip(&self, sha256: &str) -> io::Result<Vec<u8>> {
         let f = fs::File::open(self.path(sha256, true))?;
         let mut out = Vec::new();
@@ -152,6 +191,47 @@ impl Files {
             }
         }
         Ok(removed)
+    }
+}
+
+/// A document stream that checks its SHA-256 and length when it ends.
+struct Checked {
+    inner: Box<dyn Read + Send>,
+    sha256: String,
+    hash: ring::digest::Context,
+    len: u64,
+    seen: u64,
+    checked: bool,
+}
+
+impl Read for Checked {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.checked {
+            return Ok(0);
+        }
+        let n = self.inner.read(buf)?;
+        self.hash.update(&buf[..n]);
+        self.seen += n as u64;
+        if n == 0 || self.seen > self.len {
+            let hash = std::mem::replace(
+                &mut self.hash,
+                ring::digest::Context::new(&ring::digest::SHA256),
+            );
+            let hex: String = hash
+                .finish()
+                .as_ref()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            self.checked = true;
+            if self.seen != self.len || hex != self.sha256 {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("document file {} does not match its SHA-256", self.sha256),
+                ));
+            }
+        }
+        Ok(n)
     }
 }
 

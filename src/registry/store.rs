@@ -1003,6 +1003,23 @@ impl Store {
         }
     }
 
+    /// A published document as a stream with its length (`None` if never published);
+    /// the stream fails at its end if the bytes do not match the SHA-256 they were
+    /// published with. For exports of the whole history in bounded memory.
+    pub fn document_reader(&self, key: &str) -> Result<Option<documents::Stream>, StoreError> {
+        let Some(v) = self.document_value(key)? else {
+            return Ok(None);
+        };
+        match documents::referenced(&v) {
+            Some(sha) => self
+                .files
+                .reader(sha)
+                .map(Some)
+                .map_err(|x| self.file_err(sha, &x)),
+            None => Ok(Some((v.len() as u64, Box::new(std::io::Cursor::new(v))))),
+        }
+    }
+
     /// A document of the published set as the server holds it: mapped from its files
     /// (`None` for one stored inline: a detached signature, a few kB).
     pub fn mapped(&self, key: &str) -> Result<Option<Mapped>, StoreError> {
