@@ -2,7 +2,7 @@
 # Serving benchmark, side by side in one run: `stelselnode serve` and nginx serving the same
 # bytes (the static export of the same registry, deploy/nginx/nginx.conf), plain HTTP and
 # TLS, for a 200 (identity), a 200 (gzip, precompressed) and a 304, with wrk at 16 and 64
-# connections. wrk, the server and nginx share the machine's cores.
+# connections, for the Zorgaanbiederslijst and the Whitelist. wrk, the server and nginx share the machine's cores.
 # Usage: bench/serve.sh [N] [SECONDS]   N Zorgaanbieders (0 = the demo registry; default 0),
 # SECONDS per wrk run (default 5). Needs a release build; installs wrk and nginx-light when
 # missing (root).
@@ -58,6 +58,9 @@ wrk_line() { # label url conns extra-header...
     "$(awk '/Requests\/sec/ {print $2}' <<<"$out")" "$(awk '/Transfer\/sec/ {print $2}' <<<"$out")"
 }
 run_set() { # name base-url
+  for LIST in "$ZAL" "MedMij_Whitelist.xml"; do run_list "$1 ${LIST%%.xml*}" "$2"; done
+}
+run_list() { # name base-url
   local name=$1 base=$2
   local etag etag_gz
   etag=$(curl -sk -D - -o /dev/null "$base/$LIST" | awk 'tolower($1)=="etag:" {print $2}' | tr -d '\r')
@@ -69,7 +72,10 @@ run_set() { # name base-url
   done
   [ -n "$etag" ] || echo "warning: no ETag from $base"
 }
-echo "document: $LIST ($(curl -s -o /dev/null -w '%{size_download}' "http://127.0.0.1:18511/$LIST") bytes identity, $(curl -s -o /dev/null -w '%{size_download}' -H 'Accept-Encoding: gzip' "http://127.0.0.1:18511/$LIST") gzip)"
+ZAL=$LIST
+for LIST in "$ZAL" "MedMij_Whitelist.xml"; do
+  echo "document: $LIST ($(curl -s -o /dev/null -w '%{size_download}' "http://127.0.0.1:18511/$LIST") bytes identity, $(curl -s -o /dev/null -w '%{size_download}' -H 'Accept-Encoding: gzip' "http://127.0.0.1:18511/$LIST") gzip)"
+done
 serve_start --listen 127.0.0.1:18501 --insecure-http
 run_set "stelselnode http" "http://127.0.0.1:18501"
 run_set "nginx http" "http://127.0.0.1:18511"

@@ -56,17 +56,38 @@ impl Tracker {
                 i.evicted.push(oldest);
             }
         }
-        let c = i.clients.entry(client.to_string()).or_default();
-        c.releases.insert(release.to_string(), at);
-        c.lists.insert(
-            list,
-            LastFetch {
-                volgnummer,
-                release: release.to_string(),
-                at,
-            },
-        );
-        i.dirty.insert(client.to_string());
+        // Called for every request: a known client and release cost no allocation.
+        if !i.clients.contains_key(client) {
+            i.clients.insert(client.to_string(), ClientUse::default());
+        }
+        let Some(c) = i.clients.get_mut(client) else {
+            return;
+        };
+        match c.releases.get_mut(release) {
+            Some(t) => *t = at,
+            None => {
+                c.releases.insert(release.to_string(), at);
+            }
+        }
+        match c.lists.get_mut(&list) {
+            Some(f) if f.release == release => {
+                f.volgnummer = volgnummer;
+                f.at = at;
+            }
+            _ => {
+                c.lists.insert(
+                    list,
+                    LastFetch {
+                        volgnummer,
+                        release: release.to_string(),
+                        at,
+                    },
+                );
+            }
+        }
+        if !i.dirty.contains(client) {
+            i.dirty.insert(client.to_string());
+        }
     }
 
     /// Write what changed since the last flush.

@@ -73,8 +73,20 @@ fn unavailable(msg: &str) -> Resp {
 struct Conn {
     peer: SocketAddr,
     client: Option<Arc<ClientIdentity>>,
+    /// Who the client is for metrics and `status --clients`: its certificate
+    /// (organisation and serial), else its address. Made once per connection.
+    who: Arc<str>,
     /// Over a connection limit: every request is answered 503 and the connection closed.
     over_limit: Option<&'static str>,
+}
+
+impl Conn {
+    fn who(peer: SocketAddr, client: Option<&ClientIdentity>) -> Arc<str> {
+        match client {
+            Some(c) => format!("{} #{}", c.organisation, c.serial).into(),
+            None => peer.ip().to_string().into(),
+        }
+    }
 }
 
 /// Open connections, in total and per client address.
@@ -157,26 +169,21 @@ async fn handle(state: Arc<State>, conn: Conn, req: Request<Incoming>) -> Result
     }
     let served = Served::of(&state, &req, &r);
     if state.metrics.is_some() || state.clients.is_some() {
-        // A client is its certificate (organisation and serial), else its address.
-        let client = conn
-            .client
-            .as_deref()
-            .map(|c| format!("{} #{}", c.organisation, c.serial))
-            .unwrap_or_else(|| conn.peer.ip().to_string());
+        let client = &*conn.who;
         if let Some(m) = &state.metrics {
             m.request(
                 served.list,
                 &served.release,
                 served.status,
                 served.bytes,
-                &client,
+                client,
             );
         }
         if let (Some(t), Some(l), Ok(v)) = (&state.clients, served.list, served.volgnummer.parse())
         {
             if served.release != "-" {
                 let now = time::OffsetDateTime::now_utc().unix_timestamp();
-                t.record(&client, &served.release, l, v, now);
+                t.record(client, &served.release, l, v, now);
             }
         }
     }
@@ -386,6 +393,7 @@ pub async fn run(
                 None => {
                     let conn = Conn {
                         peer,
+                        who: Conn::who(peer, None),
                         client: None,
                         over_limit,
                     };
@@ -421,6 +429,7 @@ pub async fn run(
                         .map(Arc::new);
                     let conn = Conn {
                         peer,
+                        who: Conn::who(peer, client.as_deref()),
                         client,
                         over_limit,
                     };
