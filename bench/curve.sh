@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The growth curve: bench/publish.sh at several registry sizes, one table.
-# Usage: bench/curve.sh [SIZES...]   (default 1000 10000 30000 100000; ~6 minutes, ~2 GB RAM)
+# Usage: [SHAPE=issue9] bench/curve.sh [SIZES...]   (default 1000 10000 30000 100000;
+# ~6 minutes, ~2 GB RAM; shapes in bench/gen_registry.py)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZES=("$@")
 [ ${#SIZES[@]} -gt 0 ] || SIZES=(1000 10000 30000 100000)
 [ -x target/release/stelselnode ] || cargo build --release
+echo "shape: ${SHAPE:-two-versions}"
 printf "| %s | %s | %s | %s | %s | %s | %s |\n" "N" "ZAL r2 + r3 MB" "import s" "first publish s" "peak RSS MB" "only GNL s" "xmllint --stream s"
 printf "|---|---|---|---|---|---|---|\n"
 for n in "${SIZES[@]}"; do

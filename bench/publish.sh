@@ -2,7 +2,8 @@
 # Publish benchmark: import a generated registry of N Zorgaanbieders, then time a full
 # publish (render every rendition, XSD-validate, sign, self-verify, commit) and, for
 # comparison, `xmllint --stream --schema` on the two ZAL documents it produced.
-# Usage: bench/publish.sh [N]   (default 10000; needs a release build: cargo build --release)
+# Usage: [SHAPE=issue9] bench/publish.sh [N]   (default 10000; release build; shapes in
+# bench/gen_registry.py)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-10000}
@@ -32,7 +33,7 @@ xmllint --noout --stream --schema schemas/zorgaanbiederslijst-release2.xsd "$W/r
 xmllint --noout --stream --schema schemas/zorgaanbiederslijst-release3.xsd "$W/r3/MedMij_Zorgaanbiederslijst.xml" 2>/dev/null
 t6=$(date +%s.%N)
 f() { python3 -c "print(f'{$2 - $1:.2f}')"; }
-echo "Zorgaanbieders:                 $N"
+echo "Zorgaanbieders:                 $N (shape ${SHAPE:-two-versions}, bench/gen_registry.py)"
 echo "ZAL release2 / release3 bytes:  $z2 / $z3"
 echo "import (4 lists):               $(f "$t0" "$t1") s"
 echo "first publish (6 renditions):   $(f "$t1" "$t2") s"
