@@ -990,49 +990,41 @@ impl Store {
 
     /// A published document's bytes, by storage key (`None` if never published).
     pub fn document(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let Some(v) = self.document_value(key)? else {
-            return Ok(None);
-        };
-        match documents::referenced(&v) {
-            Some(sha) => self
-                .files
-                .read(sha)
-                .map(Some)
-                .map_err(|x| self.file_err(sha, &x)),
-            None => Ok(Some(v)),
-        }
+        self.resolve(key, |f, sha| f.read(sha), Some)
     }
 
     /// A published document as a stream with its length (`None` if never published);
     /// the stream fails at its end if the bytes do not match the SHA-256 they were
     /// published with. For exports of the whole history in bounded memory.
     pub fn document_reader(&self, key: &str) -> Result<Option<documents::Stream>, StoreError> {
-        let Some(v) = self.document_value(key)? else {
-            return Ok(None);
-        };
-        match documents::referenced(&v) {
-            Some(sha) => self
-                .files
-                .reader(sha)
-                .map(Some)
-                .map_err(|x| self.file_err(sha, &x)),
-            None => Ok(Some((v.len() as u64, Box::new(std::io::Cursor::new(v))))),
-        }
+        self.resolve(
+            key,
+            |f, sha| f.reader(sha),
+            |v| Some((v.len() as u64, Box::new(std::io::Cursor::new(v)))),
+        )
     }
 
     /// A document of the published set as the server holds it: mapped from its files
     /// (`None` for one stored inline: a detached signature, a few kB).
     pub fn mapped(&self, key: &str) -> Result<Option<Mapped>, StoreError> {
+        self.resolve(key, |f, sha| f.map(sha), |_| None)
+    }
+
+    /// A stored document: from its files when its row is a reference, else the row itself.
+    fn resolve<T>(
+        &self,
+        key: &str,
+        from_file: impl FnOnce(&Files, &str) -> std::io::Result<T>,
+        inline: impl FnOnce(Vec<u8>) -> Option<T>,
+    ) -> Result<Option<T>, StoreError> {
         let Some(v) = self.document_value(key)? else {
             return Ok(None);
         };
-        match documents::referenced(&v) {
-            Some(sha) => self
-                .files
-                .map(sha)
+        match documents::referenced(&v).map(str::to_string) {
+            Some(sha) => from_file(&self.files, &sha)
                 .map(Some)
-                .map_err(|x| self.file_err(sha, &x)),
-            None => Ok(None),
+                .map_err(|x| self.file_err(&sha, &x)),
+            None => Ok(inline(v)),
         }
     }
 
