@@ -18,7 +18,7 @@ $BIN --data "$D" init >/dev/null
 t0=$(date +%s.%N)
 $BIN --data "$D" import "$W/in/gnl.xml" "$W/in/zal.xml" "$W/in/whitelist.xml" "$W/in/ocl.xml" >/dev/null
 t1=$(date +%s.%N)
-/usr/bin/time -f "%M" -o "$W/rss" $BIN --data "$D" publish -m bench >/dev/null
+RUST_LOG=stelselnode=debug /usr/bin/time -f "%M" -o "$W/rss" $BIN --data "$D" publish -m bench >/dev/null 2>"$W/phases"
 t2=$(date +%s.%N)
 $BIN --data "$D" gegevensdienst update 7 --weergavenaam "Afspraken (bench)" >/dev/null
 t3=$(date +%s.%N)
@@ -41,3 +41,5 @@ echo "first publish peak RSS:         $(( $(cat "$W/rss") / 1024 )) MB"
 echo "edit GNL entry:                 $(f "$t2" "$t3") s"
 echo "publish (only GNL changed):     $(f "$t3" "$t4") s"
 echo "xmllint --stream, both ZALs:    $(f "$t5" "$t6") s"
+echo "phases of the first publish (RUST_LOG=stelselnode=debug):"
+sed -e 's/\x1b\[[0-9;]*m//g' -e 's/^.*DEBUG [a-z:_]*: /  /' "$W/phases" | grep -E "^  (snapshot|rules|hashes|commit|Zorgaanbiederslijst|Whitelist)"
