@@ -1086,6 +1086,51 @@ fn a_publication_in_which_only_the_gnl_changed_reads_only_the_small_tables() {
         out.contains("Gegevensdienstnamenlijst   Volgnummer      4  changed"),
         "{out}"
     );
+    // A Whitelist edit reads the Whitelist's table and the small ones, not the 100,000-row
+    // ones; a Zorgaanbieder edit reads the Zorgaanbieders'. After each, the published
+    // registry is complete: nothing shows as pending.
+    ok(&data, &["whitelist", "add", "nog-een.voorbeeld.nl"]);
+    let (out, log) = publish_logged(&data, "Whitelist only");
+    assert!(
+        log.contains("partial: small tables and Whitelist;"),
+        "{log}"
+    );
+    assert!(
+        out.contains("Whitelist                  Volgnummer      3  changed"),
+        "{out}"
+    );
+    assert!(ok(&data, &["diff"]).contains("no pending changes"));
+    let za = ok(&data, &["zorgaanbieder", "list"]);
+    let mut first = za.split_whitespace();
+    let naam = first.next().unwrap().to_string();
+    let other = if first.next() == Some("ZA") {
+        "BAZB"
+    } else {
+        "ZA"
+    };
+    ok(
+        &data,
+        &["zorgaanbieder", "update", &naam, "--aanbiedertype", other],
+    );
+    let (out, log) = publish_logged(&data, "one Zorgaanbieder");
+    assert!(
+        log.contains("partial: small tables and Zorgaanbiederslijst;"),
+        "{log}"
+    );
+    assert!(
+        out.contains("Zorgaanbiederslijst        Volgnummer      2  changed"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Whitelist                  Volgnummer      3  unchanged"),
+        "{out}"
+    );
+    assert!(ok(&data, &["diff"]).contains("no pending changes"));
+    let server = Server::start(&data, &[]);
+    assert_ne!(zal(&server), zal_before);
+    let wl = server.get("/MedMij_Whitelist.xml").text();
+    assert!(wl.contains("nog-een.voorbeeld.nl") && wl.contains("nieuw.voorbeeld.nl"));
+    drop(server);
     // Nothing pending: a publication changes nothing, and reads no large table for it.
     let out = std::process::Command::new(BIN)
         .env("RUST_LOG", "stelselnode=debug")

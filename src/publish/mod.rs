@@ -149,10 +149,21 @@ impl Publisher {
         let t = std::time::Instant::now();
         let base = self.store.publication_base(&guard, false)?;
         match &base.partial {
-            Some(lists) => tracing::debug!(
-                "snapshot {:?} (small tables only: changed since the last publication: {lists:?})",
-                t.elapsed()
-            ),
+            Some(lists) => {
+                let large: Vec<String> = lists
+                    .iter()
+                    .filter(|l| **l != crate::registry::model::ListKind::Gegevensdienstnamenlijst)
+                    .map(|l| l.to_string())
+                    .collect();
+                tracing::debug!(
+                    "snapshot {:?} (partial: small tables {}; changed since the last publication: {lists:?})",
+                    t.elapsed(),
+                    match large.is_empty() {
+                        true => "only".to_string(),
+                        false => format!("and {}", large.join(", ")),
+                    }
+                )
+            }
             None => tracing::debug!("snapshot {:?}", t.elapsed()),
         }
         crate::failpoint::hit("publish.snapshot").map_err(PublishError::Refused)?;

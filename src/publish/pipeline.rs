@@ -258,8 +258,12 @@ pub fn run(
     let catalogue = catalogue.clone();
     let t = std::time::Instant::now();
     crate::registry::rules::ensure_valid(reg, &catalogue).map_err(PublishError::Invalid)?;
-    // (A partial registry holds no Whitelist: the published one, unchanged, was checked.)
-    if base.partial.is_none() && reg.whitelist.is_empty() {
+    // (A partial registry may hold no Whitelist: the published one, unchanged, was checked.)
+    let whitelist_read = base
+        .partial
+        .as_ref()
+        .is_none_or(|d| d.contains(&ListKind::Whitelist));
+    if whitelist_read && reg.whitelist.is_empty() {
         return Err(PublishError::Refused(
             "the Whitelist would be empty: consumers reject an empty Whitelist, so nothing was published; add the MedMij nodes first (`whitelist add HOST`)".into(),
         ));
@@ -456,7 +460,7 @@ pub fn run(
         &Snapshot {
             journal_head,
             generation: base.generation,
-            partial: base.partial.is_some(),
+            partial: base.partial.clone(),
         },
     )?;
     tracing::debug!("commit {:?}", t.elapsed());

@@ -262,8 +262,8 @@ pub struct Snapshot {
     pub journal_head: Option<u64>,
     /// The working registry's write generation at the snapshot.
     pub generation: u64,
-    /// The registry held only the small tables (see [`PublicationBase::partial`]).
-    pub partial: bool,
+    /// The registry held only these lists' tables (see [`PublicationBase::partial`]).
+    pub partial: Option<std::collections::BTreeSet<ListKind>>,
 }
 
 /// A document a publication made, with its gzip variant and SHA-256.
@@ -314,9 +314,9 @@ pub struct PublicationBase {
     pub floors: BTreeMap<ListKind, u64>,
     /// The working registry's write generation at the snapshot.
     pub generation: u64,
-    /// `Some(lists)` when `registry` holds only the small tables because nothing else
-    /// changed since the last publication: only `lists` are rendered again (all others
-    /// keep their published Volgnummer and bytes).
+    /// `Some(lists)` when `registry` holds only the tables of `lists` and the small tables
+    /// (GNL, livegangen), because only those changed since the last publication: only
+    /// `lists` are rendered again; all others keep their published Volgnummer and bytes.
     pub partial: Option<std::collections::BTreeSet<ListKind>>,
 }
 
@@ -644,34 +644,25 @@ impl Store {
             .map_err(|x| e(&x))?
             .unwrap_or(0);
         let dirty = read_json::<Dirty>(&meta, META_DIRTY).map_err(|x| e(&x))?;
-        // Only the Gegevensdienstnamenlijst changed (and nothing else about the publication
-        // did): the 100,000-row tables need not be read at all.
-        let partial = match (&published, &dirty) {
+        // Only some lists changed (and nothing else about the publication did): the
+        // tables of the others (100,000 rows for a ZAL) need not be read at all.
+        let large = [
+            ListKind::Zorgaanbiederslijst,
+            ListKind::OAuthclientlist,
+            ListKind::Whitelist,
+        ];
+        let partial: Option<std::collections::BTreeSet<ListKind>> = match (&published, &dirty) {
             (Some(p), Some(d))
                 if !with_published_registry
                     && p.catalogue == catalogue
                     && p.floors == floors
-                    && d.keys().all(|l| *l == ListKind::Gegevensdienstnamenlijst) =>
+                    && !large.iter().all(|l| d.contains_key(l)) =>
             {
                 Some(d.keys().copied().collect())
             }
             _ => None,
         };
-        let registry = match partial {
-            Some(_) => {
-                let t = |d| tx.open_table(d).map_err(|x| e(&x));
-                read_rows(
-                    &t(ZORGAANBIEDERS)?,
-                    &t(OAUTHCLIENTS)?,
-                    &t(GEGEVENSDIENSTEN)?,
-                    &t(LIVEGANGEN)?,
-                    &tx.open_table(WHITELIST).map_err(|x| e(&x))?,
-                    &Scope::small_tables(),
-                    &e,
-                )?
-            }
-            None => read_registry(&tx, WORKING).map_err(|x| e(&x))?,
-        };
+        let registry = read_tables(&tx, WORKING, partial.as_ref()).map_err(|x| e(&x))?;
         let published_registry = if with_published_registry {
             Some(read_registry(&tx, PUBLISHED).map_err(|x| e(&x))?)
         } else {
@@ -1160,7 +1151,7 @@ impl Store {
             meta.insert(META_PUBLISHED, to_json(index)?.as_slice())
                 .map_err(|x| e(&x))?;
             // Only the rows that changed since the last publication are written.
-            mirror_registry(&tx, registry, from.partial).map_err(|x| e(&x))?;
+            mirror_registry(&tx, registry, from.partial.as_ref()).map_err(|x| e(&x))?;
             if journal_head.is_some() {
                 // What the snapshot included is published; later writes stay dirty.
                 let mut dirty = read_json::<Dirty>(&meta, META_DIRTY)
@@ -1299,6 +1290,16 @@ impl Store {
 }
 
 fn read_registry(tx: &redb::ReadTransaction, set: RegistryTables) -> Result<Registry, redb::Error> {
+    read_tables(tx, set, None)
+}
+
+/// `read_registry`, of only the tables behind `lists` (and the small tables) when given.
+fn read_tables(
+    tx: &redb::ReadTransaction,
+    set: RegistryTables,
+    lists: Option<&std::collections::BTreeSet<ListKind>>,
+) -> Result<Registry, redb::Error> {
+    let wanted = |l: ListKind| lists.is_none_or(|s| s.contains(&l));
     fn rows<T: for<'a> Deserialize<'a>>(
         tx: &redb::ReadTransaction,
         t: TableDefinition<'static, &'static str, &'static [u8]>,
@@ -1317,12 +1318,20 @@ fn read_registry(tx: &redb::ReadTransaction, set: RegistryTables) -> Result<Regi
         Ok(out)
     }
     let mut whitelist = std::collections::BTreeSet::new();
-    for row in tx.open_table(set.whitelist)?.iter()? {
-        whitelist.insert(row?.0.value().to_string());
+    if wanted(ListKind::Whitelist) {
+        for row in tx.open_table(set.whitelist)?.iter()? {
+            whitelist.insert(row?.0.value().to_string());
+        }
     }
     let mut reg = Registry {
-        zorgaanbieders: rows(tx, set.zorgaanbieders)?,
-        oauthclients: rows(tx, set.oauthclients)?,
+        zorgaanbieders: match wanted(ListKind::Zorgaanbiederslijst) {
+            true => rows(tx, set.zorgaanbieders)?,
+            false => BTreeMap::new(),
+        },
+        oauthclients: match wanted(ListKind::OAuthclientlist) {
+            true => rows(tx, set.oauthclients)?,
+            false => BTreeMap::new(),
+        },
         whitelist,
         gegevensdiensten: rows(tx, set.gegevensdiensten)?,
         livegangen: rows(tx, set.livegangen)?,
@@ -1393,13 +1402,14 @@ fn read_rows(
 }
 
 /// Make the published tables hold `reg`, writing only rows whose bytes differ. `partial`:
-/// `reg` holds only the small tables (see [`PublicationBase::partial`]); the others are
-/// unchanged and left alone.
+/// `reg` holds only the tables of these lists and the small tables (see
+/// [`PublicationBase::partial`]); the others are unchanged and left alone.
 fn mirror_registry(
     tx: &redb::WriteTransaction,
     reg: &Registry,
-    partial: bool,
+    partial: Option<&std::collections::BTreeSet<ListKind>>,
 ) -> Result<(), redb::Error> {
+    let wanted = |l: ListKind| partial.is_none_or(|s| s.contains(&l));
     fn mirror<T: Serialize>(
         tx: &redb::WriteTransaction,
         t: TableDefinition<'static, &'static str, &'static [u8]>,
@@ -1429,11 +1439,15 @@ fn mirror_registry(
     }
     mirror(tx, PUBLISHED.gegevensdiensten, &reg.gegevensdiensten)?;
     mirror(tx, PUBLISHED.livegangen, &reg.livegangen)?;
-    if partial {
+    if wanted(ListKind::Zorgaanbiederslijst) {
+        mirror(tx, PUBLISHED.zorgaanbieders, &reg.zorgaanbieders)?;
+    }
+    if wanted(ListKind::OAuthclientlist) {
+        mirror(tx, PUBLISHED.oauthclients, &reg.oauthclients)?;
+    }
+    if !wanted(ListKind::Whitelist) {
         return Ok(());
     }
-    mirror(tx, PUBLISHED.zorgaanbieders, &reg.zorgaanbieders)?;
-    mirror(tx, PUBLISHED.oauthclients, &reg.oauthclients)?;
     let mut t = tx.open_table(PUBLISHED.whitelist)?;
     let mut stale = Vec::new();
     for row in t.iter()? {
