@@ -121,7 +121,8 @@ fn render_in_parts(
     })
 }
 
-/// Render, validate, sign and self-verify one rendition.
+/// Render, validate, sign and self-verify one rendition, then compress it and write its
+/// files (see `registry::documents`).
 fn make(
     store: &Store,
     reg: &Registry,
