@@ -16,6 +16,8 @@ pub struct ExportStatic {
 impl ExportStatic {
     pub fn apply(self, ctx: &Ctx) -> Result<String> {
         let cert = crate::datadir::certificate_pem(ctx.data)?;
+        // No publication may commit (and remove files of the set being read) meanwhile.
+        let _guard = ctx.store.lock_publications();
         let set = PublishedSet::load(ctx.store, cert)?
             .ok_or_else(|| anyhow!("nothing has been published yet"))?;
         crate::serve::edge::export(&set, &self.out)

@@ -338,14 +338,14 @@ pub fn run(
         // meanwhile) comes back with its original bytes: history is immutable.
         let historic = match existing {
             Some(_) => None,
-            None => store.document(&document_key(r, lv.volgnummer))?,
+            None => store.document_sha256(&document_key(r, lv.volgnummer))?,
         };
         match (existing, historic) {
             (Some(pr), _) => reuse.push(pr.clone()),
-            (None, Some(bytes)) => reuse.push(PublishedRendition {
+            (None, Some(sha256)) => reuse.push(PublishedRendition {
                 rendition: r.clone(),
                 volgnummer: lv.volgnummer,
-                sha256: sha256_hex(&bytes),
+                sha256,
             }),
             (None, None) => todo.push((
                 r.clone(),

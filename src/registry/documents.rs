@@ -66,18 +66,16 @@ impl Files {
     /// Write a document's files (those that do not exist yet) and sync them.
     pub fn put(&self, sha256: &str, identity: &[u8], gzip: &[u8]) -> io::Result<()> {
         fs::create_dir_all(&self.dir)?;
-        let mut wrote = false;
         for (gz, bytes) in [(true, gzip), (false, identity)] {
             let path = self.path(sha256, gz);
-            if !path.exists() {
+            let whole = fs::metadata(&path).is_ok_and(|m| m.len() == bytes.len() as u64);
+            if !whole {
                 write_synced(&path, bytes)?;
-                wrote = true;
             }
         }
-        if wrote {
-            fs::File::open(&self.dir)?.sync_all()?;
-        }
-        Ok(())
+        // Always: a file found here may have been renamed into place by a run that crashed
+        // before it synced the directory; the reference to it is about to be committed.
+        fs::File::open(&self.dir)?.sync_all()
     }
 
     /// The document's bytes: its file, else its history file decompressed. The content is
@@ -105,14 +103,8 @@ impl Files {
             match fs::File::open(self.path(sha256, false)) {
                 Ok(f) => (f.metadata()?.len(), Box::new(f)),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    let mut f = fs::File::open(self.path(sha256, true))?;
-                    // ISIZE, the gzip trailer's length (mod 2^32; lists are at most 1 GiB).
-                    use std::io::Seek;
-                    f.seek(io::SeekFrom::End(-4))?;
-                    let mut isize = [0u8; 4];
-                    f.read_exact(&mut isize)?;
-                    f.rewind()?;
-                    let len = u64::from(u32::from_le_bytes(isize));
+                    let len = self.recorded_len(sha256)?;
+                    let f = fs::File::open(self.path(sha256, true))?;
                     (
                         len,
                         Box::new(flate2::read::GzDecoder::new(io::BufReader::new(f))),
@@ -129,6 +121,7 @@ impl Files {
                 len,
                 seen: 0,
                 checked: false,
+                failed: None,
             }),
         ))
     }
@@ -151,14 +144,40 @@ impl Files {
         })
     }
 
-    /// Make sure the uncompressed file of a document in the published set exists.
+    /// Make sure the uncompressed file of a document in the published set exists and has
+    /// the length its history file records (a file truncated or replaced from outside is
+    /// made again from the history file, which is checked against its SHA-256).
     pub fn restore(&self, sha256: &str) -> io::Result<()> {
         let plain = self.path(sha256, false);
-        if !plain.exists() {
-            let bytes = self.read(sha256)?;
-            write_synced(&plain, &bytes)?;
+        let len = fs::metadata(&plain).ok().map(|m| m.len());
+        if len.is_some() && len == self.recorded_len(sha256).ok() {
+            return Ok(());
         }
-        Ok(())
+        if len.is_some() {
+            tracing::warn!(
+                "document file {sha256}.xml has the wrong length; made again from its history file"
+            );
+        }
+        let bytes = self.gunzip(sha256)?;
+        if crate::registry::store::sha256_hex(&bytes) != sha256 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("document file {sha256}.xml.gz does not match its SHA-256"),
+            ));
+        }
+        write_synced(&plain, &bytes)?;
+        fs::File::open(&self.dir)?.sync_all()
+    }
+
+    /// The document's length as its history file's gzip trailer records it (ISIZE, the
+    /// length mod 2^32; libxml2 limits documents to less than 2 GiB).
+    fn recorded_len(&self, sha256: &str) -> io::Result<u64> {
+        use std::io::Seek;
+        let mut f = fs::File::open(self.path(sha256, true))?;
+        f.seek(io::SeekFrom::End(-4))?;
+        let mut isize = [0u8; 4];
+        f.read_exact(&mut isize)?;
+        Ok(u64::from(u32::from_le_bytes(isize)))
     }
 
     /// Remove the uncompressed files of documents that left the published set (`current`)
@@ -175,7 +194,11 @@ impl Files {
             let entry = entry?;
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
-            if let Some(sha) = name.strip_suffix(".xml") {
+            if name.starts_with(".tmp-") {
+                // Left by a crash while writing (prune runs under the publication lock or
+                // at open, when nothing writes here).
+                fs::remove_file(entry.path())?;
+            } else if let Some(sha) = name.strip_suffix(".xml") {
                 if !current.contains(sha) {
                     fs::remove_file(entry.path())?;
                     removed += 1;
@@ -185,9 +208,6 @@ impl Files {
                     fs::remove_file(entry.path())?;
                     removed += 1;
                 }
-            } else if name.starts_with(".tmp-") {
-                // Left by a crash while writing.
-                fs::remove_file(entry.path())?;
             }
         }
         Ok(removed)
@@ -202,11 +222,16 @@ struct Checked {
     len: u64,
     seen: u64,
     checked: bool,
+    /// A mismatch, repeated to any later read: a retrying caller must not see a clean end.
+    failed: Option<String>,
 }
 
 impl Read for Checked {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.checked {
+        if let Some(msg) = &self.failed {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, msg.clone()));
+        }
+        if self.checked || buf.is_empty() {
             return Ok(0);
         }
         let n = self.inner.read(buf)?;
@@ -225,10 +250,9 @@ impl Read for Checked {
                 .collect();
             self.checked = true;
             if self.seen != self.len || hex != self.sha256 {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("document file {} does not match its SHA-256", self.sha256),
-                ));
+                let msg = format!("document file {} does not match its SHA-256", self.sha256);
+                self.failed = Some(msg.clone());
+                return Err(io::Error::new(io::ErrorKind::InvalidData, msg));
             }
         }
         Ok(n)
@@ -320,8 +344,14 @@ fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or("document");
-    let tmp = path.with_file_name(format!(".tmp-{}-{name}", std::process::id()));
-    let mut f = fs::File::create(&tmp)?;
+    // Unique per write: two threads restoring the same document never share a file.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_file_name(format!(".tmp-{}-{n}-{name}", std::process::id()));
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)?;
     f.write_all(bytes)?;
     f.sync_all()?;
     drop(f);
@@ -364,6 +394,17 @@ mod tests {
         assert!(!files.path(&sha, false).exists());
         assert_eq!(files.read(&sha).unwrap(), doc);
         assert_eq!(&files.map(&sha).unwrap().identity[..], &doc[..]);
+        // A truncated file is made again from the history file when mapped.
+        let plain = files.path(&sha, false);
+        fs::write(&plain, &doc[..3]).unwrap();
+        assert_eq!(&files.map(&sha).unwrap().identity[..], &doc[..]);
+        // The checked stream: an empty buffer is not the end; the end checks the hash.
+        let (len, mut r) = files.reader(&sha).unwrap();
+        assert_eq!(len, doc.len() as u64);
+        assert_eq!(r.read(&mut []).unwrap(), 0);
+        let mut back = Vec::new();
+        r.read_to_end(&mut back).unwrap();
+        assert_eq!(back, doc);
         // Unreferenced, the history file goes too.
         let other = b"<Whitelist>y</Whitelist>".to_vec();
         let other_sha = crate::registry::store::sha256_hex(&other);

@@ -17,7 +17,12 @@ const ZORGAANBIEDERS: TableDefinition<&str, &[u8]> = TableDefinition::new("zorga
 const OAUTHCLIENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("oauthclients");
 const WHITELIST: TableDefinition<&str, ()> = TableDefinition::new("whitelist");
 const GEGEVENSDIENSTEN: TableDefinition<&str, &[u8]> = TableDefinition::new("gegevensdiensten");
-const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// Catalogue, published index, floors and flags. Named `meta_v2` since documents became
+/// files: a binary from before that reads `meta`, so it refuses a migrated registry
+/// instead of serving references as documents or editing without the dirty-list record.
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta_v2");
+/// Where registries written before documents became files keep META (see [`Store::migrate`]).
+const OLD_META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 /// Published bytes, keyed `<rendition id>#<Volgnummer>` and `…#<Volgnummer>.sig`.
 const DOCUMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("documents");
 const PUBLICATIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("publications");
@@ -411,6 +416,30 @@ impl Store {
     fn migrate(&self) -> Result<(), StoreError> {
         let e = self.e();
         let tx = self.write_tx()?;
+        let renamed = {
+            let old = tx
+                .list_tables()
+                .map_err(|x| e(&x))?
+                .any(|t| t.name() == OLD_META.name());
+            if old {
+                let rows: Vec<(String, Vec<u8>)> = {
+                    let t = tx.open_table(OLD_META).map_err(|x| e(&x))?;
+                    let mut rows = Vec::new();
+                    for row in t.iter().map_err(|x| e(&x))? {
+                        let (k, v) = row.map_err(|x| e(&x))?;
+                        rows.push((k.value().to_string(), v.value().to_vec()));
+                    }
+                    rows
+                };
+                let mut t = tx.open_table(META).map_err(|x| e(&x))?;
+                for (k, v) in &rows {
+                    t.insert(k.as_str(), v.as_slice()).map_err(|x| e(&x))?;
+                }
+                drop(t);
+                tx.delete_table(OLD_META).map_err(|x| e(&x))?;
+            }
+            old
+        };
         let (done, has_dirty) = {
             let meta = tx.open_table(META).map_err(|x| e(&x))?;
             let has = |k: &str| -> Result<bool, StoreError> {
@@ -419,7 +448,10 @@ impl Store {
             (has(META_LAYOUT)?, has(META_DIRTY)?)
         };
         if done && has_dirty {
-            return Ok(()); // dropped without commit: nothing written
+            return match renamed {
+                true => self.commit(tx),
+                false => Ok(()), // dropped without commit: nothing written
+            };
         }
         if !has_dirty {
             let mut meta = tx.open_table(META).map_err(|x| e(&x))?;
@@ -999,6 +1031,16 @@ impl Store {
     /// (`None` for one stored inline: a detached signature, a few kB).
     pub fn mapped(&self, key: &str) -> Result<Option<Mapped>, StoreError> {
         self.resolve(key, |f, sha| f.map(sha), |_| None)
+    }
+
+    /// A published document's SHA-256, from its reference (not read and hashed).
+    pub fn document_sha256(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .document_value(key)?
+            .map(|v| match documents::referenced(&v) {
+                Some(sha) => sha.to_string(),
+                None => sha256_hex(&v),
+            }))
     }
 
     /// A stored document: from its files when its row is a reference, else the row itself.
@@ -1717,6 +1759,17 @@ mod tests {
         let store = Store::open(&old.path().join("registry.redb")).unwrap();
         let dirty = store.dirty().unwrap().expect("recorded on open");
         assert_eq!(dirty.keys().copied().collect::<Vec<_>>(), all);
+        // Its meta table moved to the new name: an older binary refuses the registry.
+        let names: Vec<String> = store
+            .read_tx()
+            .unwrap()
+            .list_tables()
+            .unwrap()
+            .map(|t| t.name().to_string())
+            .collect();
+        assert!(names.contains(&META.name().to_string()), "{names:?}");
+        assert!(!names.contains(&OLD_META.name().to_string()), "{names:?}");
+        assert!(store.catalogue().is_ok() && store.published().unwrap().is_some());
     }
 
     #[test]

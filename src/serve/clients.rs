@@ -58,6 +58,8 @@ impl Tracker {
         }
         // Called for every request: a known client and release cost no allocation.
         if !i.clients.contains_key(client) {
+            // Back after being evicted: its record is saved again, not forgotten.
+            i.evicted.retain(|k| k != client);
             i.clients.insert(client.to_string(), ClientUse::default());
         }
         let Some(c) = i.clients.get_mut(client) else {
