@@ -779,6 +779,30 @@ fn historic_documents_are_answered_from_the_logged_hash() {
         &[("If-None-Match", &etag)],
     );
     assert_eq!(r.status, 304);
+    // A client that accepts gzip gets the stored history file as it is: its own ETag, and
+    // it decompresses to the logged document.
+    let gz = request(
+        &server.addr,
+        "GET",
+        "/MedMij_Whitelist.xml?volgnummer=1",
+        &[("Accept-Encoding", "gzip")],
+    );
+    assert_eq!(gz.status, 200);
+    assert_eq!(gz.header("content-encoding"), Some("gzip"));
+    assert_eq!(gz.header("vary"), Some("Accept-Encoding"));
+    let etag_gz = format!("\"{}-gzip\"", &sha[..32]);
+    assert_eq!(gz.header("etag"), Some(etag_gz.as_str()));
+    let mut plain = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz.body[..]), &mut plain)
+        .unwrap();
+    assert_eq!(stelselnode::registry::store::sha256_hex(&plain), sha);
+    let r = request(
+        &server.addr,
+        "GET",
+        "/MedMij_Whitelist.xml?volgnummer=1",
+        &[("Accept-Encoding", "gzip"), ("If-None-Match", &etag_gz)],
+    );
+    assert_eq!(r.status, 304);
     let sig = server.get("/MedMij_Whitelist.xml.sig?volgnummer=1");
     assert_eq!(sig.status, 200);
     assert_eq!(

@@ -1033,6 +1033,19 @@ impl Store {
         self.resolve(key, |f, sha| f.map(sha), |_| None)
     }
 
+    /// A historic document as the server sends it: its stored gzip file as it is (mapped)
+    /// when `gzip`, else its bytes. Like the current set's files, not hashed per request.
+    pub fn historic_body(&self, key: &str, gzip: bool) -> Result<Option<bytes::Bytes>, StoreError> {
+        self.resolve(
+            key,
+            |f, sha| match gzip {
+                true => f.map_gzip(sha),
+                false => f.read_unchecked(sha).map(bytes::Bytes::from),
+            },
+            |v| Some(bytes::Bytes::from(v)),
+        )
+    }
+
     /// A published document's SHA-256, from its reference (not read and hashed).
     pub fn document_sha256(&self, key: &str) -> Result<Option<String>, StoreError> {
         Ok(self

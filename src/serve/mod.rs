@@ -308,14 +308,15 @@ async fn answer(state: &State, conn: &Conn, req: &Request<Incoming>) -> Resp {
             head,
             release,
             what,
+            gzip,
         } => {
             let store = state.store.clone();
-            let found = tokio::task::spawn_blocking(move || store.document(&key)).await;
+            let found = tokio::task::spawn_blocking(move || store.historic_body(&key, gzip)).await;
             let Some(set) = set.as_deref() else {
                 return unavailable("nothing has been published yet");
             };
             match found {
-                Ok(Ok(bytes)) => historic(set, bytes, etag, head, &release, &what),
+                Ok(Ok(bytes)) => historic(set, bytes, etag, head, &release, &what, gzip),
                 Ok(Err(e)) => {
                     tracing::error!("reading {what}: {e}");
                     text(StatusCode::INTERNAL_SERVER_ERROR, "history is unavailable")

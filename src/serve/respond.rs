@@ -136,6 +136,8 @@ pub enum Answer {
         head: bool,
         release: String,
         what: String,
+        /// Answer with the stored gzip file as it is (the client accepts gzip).
+        gzip: bool,
     },
 }
 
@@ -302,8 +304,13 @@ pub fn respond(set: Option<&PublishedSet>, method: &Method, path: &str, ask: Ask
             // History is immutable, so the logged hash is a strong validator for the
             // document, and (suffixed) for its signature.
             let tag = &sha[..sha.len().min(32)];
+            // A historic list is sent as its stored gzip file to clients that accept gzip:
+            // nothing is decompressed or hashed per request. Signatures are kept plain.
+            let gz = gzip && !want_sig;
             let etag = if want_sig {
                 format!("\"{tag}-sig\"")
+            } else if gz {
+                format!("\"{tag}-gzip\"")
             } else {
                 format!("\"{tag}\"")
             };
@@ -311,8 +318,7 @@ pub fn respond(set: Option<&PublishedSet>, method: &Method, path: &str, ask: Ask
             if matches_etag(if_none_match, &etag) {
                 let mut r = xml_response(method, Bytes::new(), true);
                 base_headers(&mut r, &etag, release);
-                r.headers_mut()
-                    .insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
+                historic_headers(&mut r, gz);
                 return Answer::Ready(r);
             }
             return Answer::Historic {
@@ -321,6 +327,7 @@ pub fn respond(set: Option<&PublishedSet>, method: &Method, path: &str, ask: Ask
                 head: method == Method::HEAD,
                 release: release.id.clone(),
                 what,
+                gzip: gz,
             };
         }
     }
@@ -356,26 +363,36 @@ fn never_published(what: &str) -> Resp {
 }
 
 /// Serve a historic document: immutable, so cacheable for long. Its ETag comes from the
-/// publication log; the bytes are not hashed again.
+/// publication log; the bytes are not hashed again. `bytes` is the stored gzip file when
+/// `gzip` (see [`Answer::Historic`]).
 pub fn historic(
     set: &PublishedSet,
-    bytes: Option<Vec<u8>>,
+    bytes: Option<Bytes>,
     etag: HeaderValue,
     head: bool,
     release: &str,
     what: &str,
+    gzip: bool,
 ) -> Resp {
     let Some(bytes) = bytes else {
         return never_published(what);
     };
     let method = if head { Method::HEAD } else { Method::GET };
-    let mut r = xml_response(&method, Bytes::from(bytes), false);
+    let mut r = xml_response(&method, bytes, false);
     if let Some(rel) = set.index.catalogue.get(release) {
         base_headers(&mut r, &etag, rel);
     }
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
+    historic_headers(&mut r, gzip);
     r
+}
+
+fn historic_headers(r: &mut Resp, gzip: bool) {
+    let h = r.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
+    h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    if gzip {
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
 }
 
 /// `/health`: 503 until something is published. A registry that cannot be written (a full
