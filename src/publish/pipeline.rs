@@ -407,7 +407,6 @@ pub fn run(
     tracing::debug!("hashes and renditions {:?}", t.elapsed());
 
     let mut renditions = reuse;
-    let mut signatures = Vec::new();
     let mut documents = HashMap::new();
     for m in made {
         let k = document_key(&m.rendition, m.volgnummer);
@@ -416,11 +415,10 @@ pub fn run(
             volgnummer: m.volgnummer,
             sha256: m.sha256.clone(),
         });
-        signatures.push((format!("{k}.sig"), m.sig));
+        // Detached signatures are a few kB each: hashed and compressed here, kept in redb.
+        documents.insert(format!("{k}.sig"), Body::new(m.sig)?);
         documents.insert(k, Body::from_parts(m.xml, m.gzip, &m.sha256)?);
     }
-    // Detached signatures are a few kB each: hashed and compressed here, kept in redb.
-    documents.extend(crate::serve::set::bodies(signatures, &HashMap::new())?);
     let new: Vec<NewDocument> = documents
         .iter()
         .map(|(key, b)| NewDocument {

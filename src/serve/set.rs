@@ -28,18 +28,12 @@ pub struct Variant {
 }
 
 impl Body {
+    /// A small body (a detached signature, a test document): hashed and compressed here.
     pub fn new(bytes: Vec<u8>) -> Result<Body, StoreError> {
         let hash = crate::registry::store::sha256_hex(&bytes);
-        Body::with_hash(bytes, &hash)
-    }
-
-    /// A body whose SHA-256 (hex) is known already: the one its publication logged.
-    pub fn with_hash(bytes: Vec<u8>, hash: &str) -> Result<Body, StoreError> {
-        if hash.len() < 32 {
-            return Err(StoreError::Corrupt(format!("'{hash}' is not a SHA-256")));
-        }
-        let gz = gzip(&bytes)?;
-        Body::from_parts(Bytes::from(bytes), Bytes::from(gz), hash)
+        let gz = crate::registry::documents::gzip(&bytes)
+            .map_err(|e| StoreError::Corrupt(format!("gzip: {e}")))?;
+        Body::from_parts(Bytes::from(bytes), Bytes::from(gz), &hash)
     }
 
     /// A body and its gzip variant as they are (mapped from their files).
@@ -57,10 +51,6 @@ impl Body {
             sha256: hash.to_string(),
         })
     }
-}
-
-pub fn gzip(bytes: &[u8]) -> Result<Vec<u8>, StoreError> {
-    crate::registry::documents::gzip(bytes).map_err(|e| StoreError::Corrupt(format!("gzip: {e}")))
 }
 
 fn header(v: &str) -> Result<HeaderValue, StoreError> {
@@ -151,7 +141,6 @@ impl PublishedSet {
         // read, hashed or compressed at start-up. Only the small detached signatures, kept
         // in redb, are read (and compressed).
         let mut made = HashMap::new();
-        let mut signatures = Vec::new();
         for pr in &index.renditions {
             let key = document_key(&pr.rendition, pr.volgnummer);
             let m = store.mapped(&key)?.ok_or_else(|| {
@@ -165,59 +154,12 @@ impl PublishedSet {
             let bytes = store.document(&sig)?.ok_or_else(|| {
                 StoreError::Corrupt(format!("published document {sig} is missing"))
             })?;
-            signatures.push((sig, bytes));
+            made.insert(sig, Body::new(bytes)?);
         }
-        made.extend(bodies(signatures, &history)?);
         let set = PublishedSet::build(index, certificate, history, |key| {
             made.remove(key)
                 .ok_or_else(|| StoreError::Corrupt(format!("published document {key} is missing")))
         })?;
         Ok(Some(set))
     }
-}
-
-/// Bodies (hash, gzip variant) of documents, made in parallel: the largest first, one
-/// queue shared by a thread per core.
-pub fn bodies(
-    documents: Vec<(String, Vec<u8>)>,
-    hashes: &HashMap<String, String>,
-) -> Result<HashMap<String, Body>, StoreError> {
-    let mut docs = documents;
-    docs.sort_by_key(|(_, b)| std::cmp::Reverse(b.len()));
-    let queue = std::sync::Mutex::new(docs.into_iter());
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2);
-    let results: Vec<Result<Vec<(String, Body)>, StoreError>> = std::thread::scope(|s| {
-        let workers: Vec<_> = (0..cores)
-            .map(|_| {
-                s.spawn(|| {
-                    let mut done = Vec::new();
-                    loop {
-                        let next = queue.lock().unwrap_or_else(|p| p.into_inner()).next();
-                        let Some((key, bytes)) = next else { break };
-                        let body = match hashes.get(&key) {
-                            Some(h) => Body::with_hash(bytes, h)?,
-                            None => Body::new(bytes)?,
-                        };
-                        done.push((key, body));
-                    }
-                    Ok(done)
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .map(|w| {
-                w.join().unwrap_or_else(|_| {
-                    Err(StoreError::Corrupt("a compression thread failed".into()))
-                })
-            })
-            .collect()
-    });
-    let mut out = HashMap::new();
-    for r in results {
-        out.extend(r?);
-    }
-    Ok(out)
 }
