@@ -81,18 +81,7 @@ impl Files {
     /// The document's bytes: its file, else its history file decompressed. The content is
     /// checked against its SHA-256, so a changed file is an error, not a silent answer.
     pub fn read(&self, sha256: &str) -> io::Result<Vec<u8>> {
-        let bytes = match fs::read(self.path(sha256, false)) {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => self.gunzip(sha256)?,
-            Err(e) => return Err(e),
-        };
-        if crate::registry::store::sha256_hex(&bytes) != sha256 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("document file {sha256} does not match its SHA-256"),
-            ));
-        }
-        Ok(bytes)
+        checked(sha256, self.read_unchecked(sha256)?)
     }
 
     /// The document as a stream (its file, else its history file decompressed) and its
@@ -121,7 +110,7 @@ impl Files {
                 len,
                 seen: 0,
                 checked: false,
-                failed: None,
+                failed: false,
             }),
         ))
     }
@@ -173,13 +162,7 @@ impl Files {
                 "document file {sha256}.xml has the wrong length; made again from its history file"
             );
         }
-        let bytes = self.gunzip(sha256)?;
-        if crate::registry::store::sha256_hex(&bytes) != sha256 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("document file {sha256}.xml.gz does not match its SHA-256"),
-            ));
-        }
+        let bytes = checked(sha256, self.gunzip(sha256)?)?;
         write_synced(&plain, &bytes)?;
         fs::File::open(&self.dir)?.sync_all()
     }
@@ -229,6 +212,21 @@ impl Files {
     }
 }
 
+/// `bytes` if they hash to `sha256`, else the error every reader of document files gives.
+fn checked(sha256: &str, bytes: Vec<u8>) -> io::Result<Vec<u8>> {
+    match crate::registry::store::sha256_hex(&bytes) == sha256 {
+        true => Ok(bytes),
+        false => Err(mismatch(sha256)),
+    }
+}
+
+fn mismatch(sha256: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("document file {sha256} does not match its SHA-256"),
+    )
+}
+
 /// A document stream that checks its SHA-256 and length when it ends.
 struct Checked {
     inner: Box<dyn Read + Send>,
@@ -238,13 +236,13 @@ struct Checked {
     seen: u64,
     checked: bool,
     /// A mismatch, repeated to any later read: a retrying caller must not see a clean end.
-    failed: Option<String>,
+    failed: bool,
 }
 
 impl Read for Checked {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if let Some(msg) = &self.failed {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, msg.clone()));
+        if self.failed {
+            return Err(mismatch(&self.sha256));
         }
         if self.checked || buf.is_empty() {
             return Ok(0);
@@ -257,17 +255,11 @@ impl Read for Checked {
                 &mut self.hash,
                 ring::digest::Context::new(&ring::digest::SHA256),
             );
-            let hex: String = hash
-                .finish()
-                .as_ref()
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect();
             self.checked = true;
+            let hex = crate::registry::store::hex(hash.finish().as_ref());
             if self.seen != self.len || hex != self.sha256 {
-                let msg = format!("document file {} does not match its SHA-256", self.sha256);
-                self.failed = Some(msg.clone());
-                return Err(io::Error::new(io::ErrorKind::InvalidData, msg));
+                self.failed = true;
+                return Err(mismatch(&self.sha256));
             }
         }
         Ok(n)

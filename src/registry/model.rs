@@ -316,12 +316,7 @@ impl Registry {
         let h = h
             .into_inner()
             .map_err(|e| serde_json::Error::io(e.into_error()))?;
-        Ok(h.0
-            .finish()
-            .as_ref()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect())
+        Ok(crate::registry::store::hex(h.0.finish().as_ref()))
     }
 
     fn write_list_content(
