@@ -764,16 +764,7 @@ impl Store {
         match scope {
             Scope::Whole => read_registry(&tx, WORKING).map_err(|x| e(&x)),
             Scope::Rows { .. } => {
-                let t = |d| tx.open_table(d).map_err(|x| e(&x));
-                read_rows(
-                    &t(ZORGAANBIEDERS)?,
-                    &t(OAUTHCLIENTS)?,
-                    &t(GEGEVENSDIENSTEN)?,
-                    &t(LIVEGANGEN)?,
-                    &tx.open_table(WHITELIST).map_err(|x| e(&x))?,
-                    scope,
-                    &e,
-                )
+                read_rows(|d| tx.open_table(d), || tx.open_table(WHITELIST), scope, &e)
             }
         }
     }
@@ -784,7 +775,7 @@ impl Store {
     where
         F: FnOnce(&mut Registry) -> Result<String, String>,
     {
-        self.update_inner(None, &BTreeMap::new(), edit)
+        self.update_scoped(None, &Scope::Whole, &BTreeMap::new(), edit)
     }
 
     /// `update`, also raising Volgnummer floors (imports) in the same transaction.
@@ -797,19 +788,7 @@ impl Store {
     where
         F: FnOnce(&mut Registry) -> Result<String, String>,
     {
-        self.update_inner(Some(who), floors, edit)
-    }
-
-    fn update_inner<F>(
-        &self,
-        who: Option<&Who>,
-        floors: &BTreeMap<ListKind, u64>,
-        edit: F,
-    ) -> Result<String, StoreError>
-    where
-        F: FnOnce(&mut Registry) -> Result<String, String>,
-    {
-        self.update_scoped(who, &Scope::Whole, floors, edit)
+        self.update_scoped(Some(who), &Scope::Whole, floors, edit)
     }
 
     fn update_scoped<F>(
@@ -832,18 +811,10 @@ impl Store {
         let (before, catalogue) = match scope {
             Scope::Whole => self.snapshot()?,
             Scope::Rows { .. } => {
-                let t = |d| tx.open_table(d).map_err(|x| e(&x));
-                let before = read_rows(
-                    &t(ZORGAANBIEDERS)?,
-                    &t(OAUTHCLIENTS)?,
-                    &t(GEGEVENSDIENSTEN)?,
-                    &t(LIVEGANGEN)?,
-                    &tx.open_table(WHITELIST).map_err(|x| e(&x))?,
-                    scope,
-                    &e,
-                )?;
-                let catalogue = self.read_catalogue(&t(META)?)?;
-                (before, catalogue)
+                let before =
+                    read_rows(|d| tx.open_table(d), || tx.open_table(WHITELIST), scope, &e)?;
+                let meta = tx.open_table(META).map_err(|x| e(&x))?;
+                (before, self.read_catalogue(&meta)?)
             }
         };
         let mut after = before.clone();
@@ -1397,15 +1368,18 @@ fn read_tables(
 }
 
 /// The rows `scope` names (those that exist) and the small tables, from any transaction.
-fn read_rows(
-    zorgaanbieders: &impl ReadableTable<&'static str, &'static [u8]>,
-    oauthclients: &impl ReadableTable<&'static str, &'static [u8]>,
-    gegevensdiensten: &impl ReadableTable<&'static str, &'static [u8]>,
-    livegangen: &impl ReadableTable<&'static str, &'static [u8]>,
-    whitelist: &impl ReadableTable<&'static str, ()>,
+/// `open` and `open_whitelist` open a working table in the caller's read or write
+/// transaction.
+fn read_rows<T, W>(
+    open: impl Fn(TableDefinition<'static, &'static str, &'static [u8]>) -> Result<T, redb::TableError>,
+    open_whitelist: impl FnOnce() -> Result<W, redb::TableError>,
     scope: &Scope,
     e: &dyn Fn(&dyn std::fmt::Display) -> StoreError,
-) -> Result<Registry, StoreError> {
+) -> Result<Registry, StoreError>
+where
+    T: ReadableTable<&'static str, &'static [u8]>,
+    W: ReadableTable<&'static str, ()>,
+{
     type ErrFn<'a> = &'a dyn Fn(&dyn std::fmt::Display) -> StoreError;
     fn named<T: for<'a> Deserialize<'a>>(
         t: &impl ReadableTable<&'static str, &'static [u8]>,
@@ -1439,6 +1413,8 @@ fn read_rows(
     else {
         return Err(StoreError::Corrupt("read_rows needs named rows".into()));
     };
+    let table = |d| open(d).map_err(|x| e(&x));
+    let whitelist = open_whitelist().map_err(|x| e(&x))?;
     let mut hosts = std::collections::BTreeSet::new();
     for h in wl {
         if whitelist.get(h.as_str()).map_err(|x| e(&x))?.is_some() {
@@ -1446,11 +1422,11 @@ fn read_rows(
         }
     }
     let mut reg = Registry {
-        zorgaanbieders: named(zorgaanbieders, za, e)?,
-        oauthclients: named(oauthclients, oc, e)?,
+        zorgaanbieders: named(&table(ZORGAANBIEDERS)?, za, e)?,
+        oauthclients: named(&table(OAUTHCLIENTS)?, oc, e)?,
         whitelist: hosts,
-        gegevensdiensten: all(gegevensdiensten, e)?,
-        livegangen: all(livegangen, e)?,
+        gegevensdiensten: all(&table(GEGEVENSDIENSTEN)?, e)?,
+        livegangen: all(&table(LIVEGANGEN)?, e)?,
     };
     reg.canonicalize();
     Ok(reg)
