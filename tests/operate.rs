@@ -970,24 +970,6 @@ fn a_closed_stdout_is_not_a_panic() {
     assert_ne!(o.status.code(), Some(101));
 }
 
-/// `publish` with the publisher's debug log on stderr.
-fn publish_logged(data: &std::path::Path, reason: &str) -> (String, String) {
-    let out = std::process::Command::new(BIN)
-        .env("RUST_LOG", "stelselnode=debug")
-        .args(["--data", data.to_str().unwrap(), "publish", "-m", reason])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (
-        String::from_utf8_lossy(&out.stdout).to_string(),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    )
-}
-
 #[test]
 fn a_publication_in_which_only_the_gnl_changed_reads_only_the_small_tables() {
     let (_dir, data) = demo();
@@ -1067,11 +1049,7 @@ fn a_publication_in_which_only_the_gnl_changed_reads_only_the_small_tables() {
     // what the edit marked, so a GNL change after it is a small publication again.
     ok(&data, &["whitelist", "add", "weg.voorbeeld.nl"]);
     ok(&data, &["discard"]);
-    let out = std::process::Command::new(BIN)
-        .env("RUST_LOG", "stelselnode=debug")
-        .args(["--data", data.to_str().unwrap(), "publish", "-m", "nothing"])
-        .output()
-        .unwrap();
+    let out = publish_debug(&data, "nothing");
     assert!(
         !String::from_utf8_lossy(&out.stderr).contains("small tables only"),
         "the Whitelist table was written twice"
@@ -1132,11 +1110,7 @@ fn a_publication_in_which_only_the_gnl_changed_reads_only_the_small_tables() {
     assert!(wl.contains("nog-een.voorbeeld.nl") && wl.contains("nieuw.voorbeeld.nl"));
     drop(server);
     // Nothing pending: a publication changes nothing, and reads no large table for it.
-    let out = std::process::Command::new(BIN)
-        .env("RUST_LOG", "stelselnode=debug")
-        .args(["--data", data.to_str().unwrap(), "publish", "-m", "nothing"])
-        .output()
-        .unwrap();
+    let out = publish_debug(&data, "nothing");
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(log.contains("small tables only"), "{log}");
     let said = format!("{}{log}", String::from_utf8_lossy(&out.stdout));

@@ -1035,17 +1035,7 @@ fn a_data_directory_from_before_documents_were_files_is_migrated_once() {
     // And the next publication on it works as on a new directory. It reads every table:
     // the old directory did not record which lists changed since its last publication.
     ok(&data, &["whitelist", "add", "na-migratie.voorbeeld.nl"]);
-    let out = std::process::Command::new(BIN)
-        .env("RUST_LOG", "stelselnode=debug")
-        .args([
-            "--data",
-            data.to_str().unwrap(),
-            "publish",
-            "-m",
-            "after the migration",
-        ])
-        .output()
-        .unwrap();
+    let out = publish_debug(&data, "after the migration");
     assert!(out.status.success());
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -340,3 +340,21 @@ pub fn openssl_rsa(dir: &Path, bits: u32, name: &str) -> (PathBuf, PathBuf) {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     (key, cert)
 }
+
+/// `publish -m REASON` with the publisher's debug log (its phases) on stderr, whatever the
+/// outcome.
+pub fn publish_debug(data: &Path, reason: &str) -> Output {
+    Command::new(BIN)
+        .env("RUST_LOG", "stelselnode=debug")
+        .args(["--data", data.to_str().unwrap(), "publish", "-m", reason])
+        .output()
+        .unwrap()
+}
+
+/// `publish_debug` that must succeed: (stdout, stderr).
+pub fn publish_logged(data: &Path, reason: &str) -> (String, String) {
+    let out = publish_debug(data, reason);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{err}");
+    (String::from_utf8_lossy(&out.stdout).to_string(), err)
+}
