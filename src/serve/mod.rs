@@ -167,7 +167,7 @@ async fn handle(state: Arc<State>, conn: Conn, req: Request<Incoming>) -> Result
         r.headers_mut()
             .insert(header::CONNECTION, http::HeaderValue::from_static("close"));
     }
-    let served = Served::of(&state, &req, &r);
+    let served = Served::of(&req, &r);
     if state.metrics.is_some() || state.clients.is_some() {
         let client = &*conn.who;
         if let Some(m) = &state.metrics {
@@ -179,8 +179,7 @@ async fn handle(state: Arc<State>, conn: Conn, req: Request<Incoming>) -> Result
                 client,
             );
         }
-        if let (Some(t), Some(l), Ok(v)) = (&state.clients, served.list, served.volgnummer.parse())
-        {
+        if let (Some(t), Some(l), Some(v)) = (&state.clients, served.list, served.volgnummer) {
             if served.release != "-" {
                 let now = time::OffsetDateTime::now_utc().unix_timestamp();
                 t.record(client, &served.release, l, v, now);
@@ -195,13 +194,13 @@ async fn handle(state: Arc<State>, conn: Conn, req: Request<Incoming>) -> Result
 struct Served {
     list: Option<crate::registry::model::ListKind>,
     release: String,
-    volgnummer: String,
+    volgnummer: Option<u64>,
     status: u16,
     bytes: u64,
 }
 
 impl Served {
-    fn of(state: &State, req: &Request<Incoming>, r: &Resp) -> Served {
+    fn of(req: &Request<Incoming>, r: &Resp) -> Served {
         let list = respond::list_for_path(req.uri().path()).map(|(l, _)| l);
         let release = r
             .headers()
@@ -210,22 +209,11 @@ impl Served {
             .unwrap_or("-")
             .to_string();
         let status = r.status().as_u16();
-        let volgnummer = match (list, status) {
-            (Some(l), 200 | 304) => req
-                .uri()
-                .query()
-                .and_then(|q| q.split('&').find_map(|p| p.strip_prefix("volgnummer=")))
-                .map(str::to_string)
-                .or_else(|| {
-                    state
-                        .shared
-                        .load()
-                        .as_deref()
-                        .and_then(|s| s.index.lists.get(&l).map(|v| v.volgnummer.to_string()))
-                })
-                .unwrap_or_else(|| "-".into()),
-            _ => "-".into(),
-        };
+        // Set by `respond` from the set that answered, for list documents only.
+        let volgnummer = r
+            .extensions()
+            .get::<respond::ServedVolgnummer>()
+            .map(|v| v.0);
         Served {
             list,
             release,
@@ -257,7 +245,10 @@ fn access_log(conn: &Conn, req: &Request<Incoming>, served: &Served, started: st
         path = req.uri().path(),
         list = served.list.map(|l| l.key()).unwrap_or("-"),
         release = served.release.as_str(),
-        volgnummer = served.volgnummer.as_str(),
+        volgnummer = served
+            .volgnummer
+            .map(|v| v.to_string())
+            .unwrap_or_else(|| "-".into()),
         status = served.status,
         bytes = served.bytes,
         ms = started.elapsed().as_secs_f64() * 1000.0,
@@ -302,23 +293,17 @@ async fn answer(state: &State, conn: &Conn, req: &Request<Incoming>) -> Resp {
             r
         }
         Answer::Ready(r) => r,
-        Answer::Historic {
-            key,
-            etag,
-            head,
-            release,
-            what,
-            gzip,
-        } => {
+        Answer::Historic { key, ask } => {
             let store = state.store.clone();
+            let gzip = ask.gzip;
             let found = tokio::task::spawn_blocking(move || store.historic_body(&key, gzip)).await;
             let Some(set) = set.as_deref() else {
                 return unavailable("nothing has been published yet");
             };
             match found {
-                Ok(Ok(bytes)) => historic(set, bytes, etag, head, &release, &what, gzip),
+                Ok(Ok(bytes)) => historic(set, bytes, ask),
                 Ok(Err(e)) => {
-                    tracing::error!("reading {what}: {e}");
+                    tracing::error!("reading {}: {e}", ask.what);
                     text(StatusCode::INTERNAL_SERVER_ERROR, "history is unavailable")
                 }
                 Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "history is unavailable"),

@@ -127,18 +127,32 @@ pub fn deprecation_header(d: &str) -> Option<HeaderValue> {
     .ok()
 }
 
+/// The Volgnummer of the list document an answer carries (a response extension): the
+/// access log and `status --clients` record it from the set that answered, without
+/// parsing the request again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServedVolgnummer(pub u64);
+
 /// What a request needs: an answer now, or a historic document from the store.
 pub enum Answer {
     Ready(Resp),
+    /// A historic document: the caller reads `key` from the store (on a blocking thread)
+    /// and answers with [`historic`].
     Historic {
         key: String,
-        etag: HeaderValue,
-        head: bool,
-        release: String,
-        what: String,
-        /// Answer with the stored gzip file as it is (the client accepts gzip).
-        gzip: bool,
+        ask: HistoricAsk,
     },
+}
+
+/// What a historic answer needs besides the document's bytes.
+pub struct HistoricAsk {
+    pub etag: HeaderValue,
+    pub head: bool,
+    pub release: String,
+    pub what: String,
+    /// Answer with the stored gzip file as it is (the client accepts gzip).
+    pub gzip: bool,
+    pub volgnummer: u64,
 }
 
 fn base_headers(r: &mut Resp, etag: &HeaderValue, release: &crate::registry::catalogue::Release) {
@@ -319,15 +333,19 @@ pub fn respond(set: Option<&PublishedSet>, method: &Method, path: &str, ask: Ask
                 let mut r = xml_response(method, Bytes::new(), true);
                 base_headers(&mut r, &etag, release);
                 historic_headers(&mut r, gz);
+                r.extensions_mut().insert(ServedVolgnummer(n));
                 return Answer::Ready(r);
             }
             return Answer::Historic {
                 key: if want_sig { format!("{key}.sig") } else { key },
-                etag,
-                head: method == Method::HEAD,
-                release: release.id.clone(),
-                what,
-                gzip: gz,
+                ask: HistoricAsk {
+                    etag,
+                    head: method == Method::HEAD,
+                    release: release.id.clone(),
+                    what,
+                    gzip: gz,
+                    volgnummer: n,
+                },
             };
         }
     }
@@ -339,6 +357,9 @@ pub fn respond(set: Option<&PublishedSet>, method: &Method, path: &str, ask: Ask
     };
     let mut r = xml_response(method, bytes.clone(), matches_etag(if_none_match, etag));
     base_headers(&mut r, etag, release);
+    if let Some(v) = set.index.lists.get(&list) {
+        r.extensions_mut().insert(ServedVolgnummer(v.volgnummer));
+    }
     let h = r.headers_mut();
     // Caches keep one variant per encoding.
     h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
@@ -365,24 +386,25 @@ fn never_published(what: &str) -> Resp {
 /// Serve a historic document: immutable, so cacheable for long. Its ETag comes from the
 /// publication log; the bytes are not hashed again. `bytes` is the stored gzip file when
 /// `gzip` (see [`Answer::Historic`]).
-pub fn historic(
-    set: &PublishedSet,
-    bytes: Option<Bytes>,
-    etag: HeaderValue,
-    head: bool,
-    release: &str,
-    what: &str,
-    gzip: bool,
-) -> Resp {
+pub fn historic(set: &PublishedSet, bytes: Option<Bytes>, h: HistoricAsk) -> Resp {
+    let HistoricAsk {
+        etag,
+        head,
+        release,
+        what,
+        gzip,
+        volgnummer,
+    } = h;
     let Some(bytes) = bytes else {
-        return never_published(what);
+        return never_published(&what);
     };
     let method = if head { Method::HEAD } else { Method::GET };
     let mut r = xml_response(&method, bytes, false);
-    if let Some(rel) = set.index.catalogue.get(release) {
+    if let Some(rel) = set.index.catalogue.get(&release) {
         base_headers(&mut r, &etag, rel);
     }
     historic_headers(&mut r, gzip);
+    r.extensions_mut().insert(ServedVolgnummer(volgnummer));
     r
 }
 
@@ -652,9 +674,9 @@ mod tests {
             ..Ask::default()
         };
         match respond(Some(&s), &Method::GET, "/MedMij_Whitelist.xml", ask) {
-            Answer::Historic { key, etag, .. } => {
+            Answer::Historic { key, ask } => {
                 assert_eq!(key, "whitelist/release2#2");
-                assert_eq!(etag, format!("\"{}\"", "ab".repeat(16)).as_str());
+                assert_eq!(ask.etag, format!("\"{}\"", "ab".repeat(16)).as_str());
             }
             Answer::Ready(r) => panic!("{}", r.status()),
         }
