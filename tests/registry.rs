@@ -813,19 +813,63 @@ fn a_large_registry_publishes_valid_signed_lists() {
             })
             .unwrap();
     }
-    ok(&data, &["publish", "-m", "large"]);
+    // The first publication validates every element; the next, after one Zorgaanbieder
+    // changed, only that one's element in the renditions it shows in (incremental
+    // validation), and both publish documents that xmllint and xmlsec1 accept.
+    let (_, log) = publish_logged(&data, "large");
+    assert!(
+        log.contains("Zorgaanbiederslijst release3: 4500 of 4500 Zorgaanbieder elements validated"),
+        "{log}"
+    );
+    check_large_exports(&data, dir.path(), "first");
+    ok(
+        &data,
+        &[
+            "zorgaanbieder",
+            "update",
+            "baaa@medmij",
+            "--interfaceversie",
+            "2.0.0",
+            "--gegevensdienst",
+            "1",
+            "--authorization-endpoint",
+            "https://medmij.baaa.nl/v3/authorize",
+            "--token-endpoint",
+            "https://medmij.baaa.nl/v3/token",
+            "--systeemrol",
+            "MM-2.1-BZB-FHIR=https://medmij.baaa.nl/v3/fhir",
+        ],
+    );
+    let (_, log) = publish_logged(&data, "one changed");
+    assert!(
+        log.contains("Zorgaanbiederslijst release3: 1 of 4500 Zorgaanbieder elements validated"),
+        "{log}"
+    );
+    // Its 1.1.0 offering did not change.
+    assert!(
+        log.contains("(Interfaceversie 1.1.0): 0 of 1500 Zorgaanbieder elements validated"),
+        "{log}"
+    );
+    let zal = check_large_exports(&data, dir.path(), "second");
+    assert!(zal.contains("https://medmij.baaa.nl/v3/token"));
+}
+
+/// Export the large registry's releases, check them with xmllint and xmlsec1 and against
+/// the registry; the release3 ZAL's text.
+fn check_large_exports(data: &Path, dir: &Path, tag: &str) -> String {
     let reg = {
         let store = stelselnode::registry::store::Store::open(&data.join("registry.redb")).unwrap();
         store.registry().unwrap()
     };
     let cert = data.join("signing-cert.pem");
+    let mut release3 = String::new();
     for (release, official) in [
         ("1.1.2", Some("zorgaanbiederslijst-release2-fv5.xsd")),
         ("2.0.0", None),
     ] {
-        let out = dir.path().join(release);
+        let out = dir.join(format!("{tag}-{release}"));
         ok(
-            &data,
+            data,
             &[
                 "export",
                 "--release",
@@ -869,7 +913,11 @@ fn a_large_registry_publishes_valid_signed_lists() {
             expected,
             "{release}"
         );
+        if release == "2.0.0" {
+            release3 = String::from_utf8(bytes).unwrap();
+        }
     }
+    release3
 }
 
 /// The files in `data/documents/`, split into history (`.xml.gz`) and served (`.xml`).

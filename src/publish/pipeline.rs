@@ -15,7 +15,7 @@ use crate::serve::set::Body;
 use crate::sign::{self, SigningKey};
 use crate::xml::schema;
 use std::collections::BTreeMap;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use time::OffsetDateTime;
 
 /// A rendition ready to commit.
@@ -29,6 +29,8 @@ struct Made {
     gzip: bytes::Bytes,
     sha256: String,
     sig: Vec<u8>,
+    /// A large ZAL's validated elements, for the next publication (see `render_in_parts`).
+    elements: Option<Vec<[u8; 32]>>,
 }
 
 /// From this many Zorgaanbieders on, a ZAL is rendered and validated in parts on all cores.
@@ -42,16 +44,36 @@ fn schema_of(r: &Rendition) -> Result<&'static schema::SchemaDef, PublishError> 
     })
 }
 
-/// Render a large ZAL as independent, complete part documents on every core, validate each
-/// part against the XSD (libxml2's validator is single-threaded per document, and the
+/// SHA-256s of Zorgaanbieder elements (their exact bytes in a ZAL, with the whitespace
+/// before them) that were validated against one XSD.
+pub type Validated = HashSet<[u8; 32]>;
+
+/// A large ZAL, rendered and checked: its bytes (not yet signed) and the SHA-256 of every
+/// Zorgaanbieder element in it, each of which has been validated against the XSD.
+struct Parts {
+    bytes: Vec<u8>,
+    elements: Vec<[u8; 32]>,
+    /// How many elements this publication validated (the rest were validated before).
+    validated: usize,
+}
+
+/// Render a large ZAL as independent, complete part documents on every core, validate
+/// them against the XSD (libxml2's validator is single-threaded per document, and the
 /// largest list is the critical path of a publication), then join them byte-exactly.
-/// Each part holds whole Zorgaanbieder elements, so every element is validated in context;
-/// the only cross-part constraint, unique Zorgaanbiedernaam, holds by registry key.
+///
+/// Incremental: an element whose exact bytes are in `known` was validated against this
+/// XSD by an earlier publication, so a part is validated with only its new elements (a
+/// part with none is not validated). That is sound because the XSD's content model for
+/// `Zorgaanbieders` is a plain repetition of `Zorgaanbieder` elements whose validity does
+/// not depend on their siblings; its one cross-element constraint, unique
+/// Zorgaanbiedernaam, holds by registry key; and the rest of the document (header,
+/// enveloped signature) is validated in every publication by [`validate_skeleton`].
 fn render_in_parts(
     reg: &Registry,
     r: &Rendition,
     header: &Header,
-) -> Result<Vec<u8>, PublishError> {
+    known: &Validated,
+) -> Result<Parts, PublishError> {
     let def = schema_of(r)?;
     let all: Vec<&crate::registry::model::Zorgaanbieder> = reg.zorgaanbieders.values().collect();
     let cores = std::thread::available_parallelism()
@@ -61,9 +83,58 @@ fn render_in_parts(
     let size = all.len().div_ceil(cores * 4).max(1);
     let chunks: Vec<&[&crate::registry::model::Zorgaanbieder]> = all.chunks(size).collect();
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let mut parts: Vec<Option<Result<Vec<u8>, PublishError>>> =
-        (0..chunks.len()).map(|_| None).collect();
-    type Part = (usize, Result<Vec<u8>, PublishError>);
+    type Part = (usize, Result<(Vec<u8>, Vec<[u8; 32]>, usize), PublishError>);
+    let check = |i: usize, part: &[&crate::registry::model::Zorgaanbieder]| {
+        let (bytes, marks) = render::render_zal_part_marked(reg, part, r, header).map_err(|e| {
+            PublishError::Render {
+                rendition: r.to_string(),
+                msg: e.to_string(),
+            }
+        })?;
+        let schema_err = |errors| PublishError::Schema {
+            rendition: format!(
+                "{r} (Zorgaanbieders {}..{})",
+                i * size + 1,
+                i * size + part.len()
+            ),
+            xsd: def.xsd_file.to_string(),
+            errors,
+        };
+        let (first, last) = match (marks.first(), marks.last()) {
+            (Some(&a), Some(&b)) => (a, b),
+            _ => {
+                return Err(PublishError::Render {
+                    rendition: r.to_string(),
+                    msg: "a part has no Zorgaanbieders element".into(),
+                })
+            }
+        };
+        let mut elements = Vec::with_capacity(part.len());
+        let mut new = Vec::new();
+        for w in marks.windows(2) {
+            let (a, b) = (w[0], w[1]);
+            if a == b {
+                continue; // not in this rendition
+            }
+            let h = sha256(&bytes[a..b]);
+            if !known.contains(&h) {
+                new.push((a, b));
+            }
+            elements.push(h);
+        }
+        if new.len() == elements.len() {
+            schema::validate(def, &bytes).map_err(schema_err)?;
+        } else if !new.is_empty() {
+            let mut doc = Vec::with_capacity(first + bytes.len() - last + new.len() * 2048);
+            doc.extend_from_slice(&bytes[..first]);
+            for &(a, b) in &new {
+                doc.extend_from_slice(&bytes[a..b]);
+            }
+            doc.extend_from_slice(&bytes[last..]);
+            schema::validate(def, &doc).map_err(schema_err)?;
+        }
+        Ok((bytes, elements, new.len()))
+    };
     let results: Vec<Vec<Part>> = std::thread::scope(|s| {
         let workers: Vec<_> = (0..cores)
             .map(|_| {
@@ -72,25 +143,7 @@ fn render_in_parts(
                     loop {
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let Some(part) = chunks.get(i) else { break };
-                        let checked = render::render_zal_part(reg, part, r, header)
-                            .map_err(|e| PublishError::Render {
-                                rendition: r.to_string(),
-                                msg: e.to_string(),
-                            })
-                            .and_then(|bytes| {
-                                schema::validate(def, &bytes)
-                                    .map(|()| bytes)
-                                    .map_err(|errors| PublishError::Schema {
-                                        rendition: format!(
-                                            "{r} (Zorgaanbieders {}..{})",
-                                            i * size + 1,
-                                            i * size + part.len()
-                                        ),
-                                        xsd: def.xsd_file.to_string(),
-                                        errors,
-                                    })
-                            });
-                        done.push((i, checked));
+                        done.push((i, check(i, part)));
                     }
                     done
                 })
@@ -101,24 +154,59 @@ fn render_in_parts(
             .map(|w| w.join().unwrap_or_default())
             .collect()
     });
+    let mut parts: Vec<Option<_>> = (0..chunks.len()).map(|_| None).collect();
     for (i, res) in results.into_iter().flatten() {
         parts[i] = Some(res);
     }
-    let parts: Vec<Vec<u8>> = parts
-        .into_iter()
-        .map(|p| {
-            p.unwrap_or_else(|| {
-                Err(PublishError::Signature {
-                    rendition: r.to_string(),
-                    msg: "a rendering thread failed".into(),
-                })
+    let mut elements = Vec::with_capacity(all.len());
+    let mut validated = 0;
+    let mut docs = Vec::with_capacity(parts.len());
+    for p in parts {
+        let (bytes, hashes, n) = p.unwrap_or_else(|| {
+            Err(PublishError::Signature {
+                rendition: r.to_string(),
+                msg: "a rendering thread failed".into(),
             })
-        })
-        .collect::<Result<_, _>>()?;
-    render::join_zal_parts(parts).ok_or_else(|| PublishError::Signature {
+        })?;
+        docs.push(bytes);
+        elements.extend(hashes);
+        validated += n;
+    }
+    let bytes = render::join_zal_parts(docs).ok_or_else(|| PublishError::Signature {
         rendition: r.to_string(),
         msg: "parts could not be joined".into(),
+    })?;
+    Ok(Parts {
+        bytes,
+        elements,
+        validated,
     })
+}
+
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    let mut out = [0; 32];
+    out.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref());
+    out
+}
+
+/// Validate what a ZAL made in parts holds besides its Zorgaanbieder elements, as it will
+/// be served: the header and, in a project schema, the enveloped signature. The elements
+/// were validated by [`render_in_parts`].
+fn validate_skeleton(def: &schema::SchemaDef, xml: &[u8]) -> Result<(), schema::SchemaErrors> {
+    const OPEN: &[u8] = b"<Zorgaanbieders>";
+    const CLOSE: &[u8] = b"</Zorgaanbieders>";
+    let a = xml.windows(OPEN.len()).position(|w| w == OPEN);
+    let b = xml.windows(CLOSE.len()).rposition(|w| w == CLOSE);
+    match (a, b) {
+        (Some(a), Some(b)) if a + OPEN.len() <= b => {
+            let mut doc = Vec::with_capacity(a + OPEN.len() + xml.len() - b);
+            doc.extend_from_slice(&xml[..a + OPEN.len()]);
+            doc.extend_from_slice(&xml[b..]);
+            schema::validate(def, &doc)
+        }
+        // Not the shape the parts were joined into: validate it all rather than guess.
+        _ => schema::validate(def, xml),
+    }
 }
 
 /// Render, validate, sign and self-verify one rendition, then compress it and write its
@@ -129,6 +217,7 @@ fn make(
     r: &Rendition,
     header: &Header,
     key: &SigningKey,
+    known: Option<&Validated>,
 ) -> Result<Made, PublishError> {
     let def = schema_of(r)?;
     let t = std::time::Instant::now();
@@ -136,18 +225,24 @@ fn make(
         rendition: r.to_string(),
         msg,
     })?;
-    let (plain, validated) =
-        if r.list == ListKind::Zorgaanbiederslijst && reg.zorgaanbieders.len() >= PARALLEL_FROM {
-            (render_in_parts(reg, r, header)?, true)
-        } else {
-            (
-                render::render(reg, r, header).map_err(|e| PublishError::Render {
-                    rendition: r.to_string(),
-                    msg: e.to_string(),
-                })?,
-                false,
-            )
-        };
+    let (plain, elements) = match known {
+        Some(known) => {
+            let parts = render_in_parts(reg, r, header, known)?;
+            tracing::debug!(
+                "{r}: {} of {} Zorgaanbieder elements validated, the rest were before",
+                parts.validated,
+                parts.elements.len()
+            );
+            (parts.bytes, Some(parts.elements))
+        }
+        None => (
+            render::render(reg, r, header).map_err(|e| PublishError::Render {
+                rendition: r.to_string(),
+                msg: e.to_string(),
+            })?,
+            None,
+        ),
+    };
     let t_render = t.elapsed();
     let sig_err = |msg: String| PublishError::Signature {
         rendition: r.to_string(),
@@ -163,19 +258,22 @@ fn make(
     };
     let t_enveloped = t.elapsed();
     // Validate exactly the bytes that will be served (with the enveloped signature, which
-    // the project XSDs allow as the last child of the root), unless the parts were.
-    if !validated {
-        schema::validate(def, &xml).map_err(|errors| PublishError::Schema {
-            rendition: r.to_string(),
-            xsd: def.xsd_file.to_string(),
-            errors,
-        })?;
+    // the project XSDs allow as the last child of the root); of a ZAL made in parts, what
+    // its parts did not validate.
+    match elements {
+        Some(_) => validate_skeleton(def, &xml),
+        None => schema::validate(def, &xml),
     }
+    .map_err(|errors| PublishError::Schema {
+        rendition: r.to_string(),
+        xsd: def.xsd_file.to_string(),
+        errors,
+    })?;
     let t_validate = t.elapsed();
     // The checks and products of the final bytes are independent passes over hundreds of
     // MB, each single-threaded but gzip: run them side by side.
     let file = r.list.file_name();
-    let (own, detached, sha256, gz) = std::thread::scope(|s| {
+    let (own, detached, sha256, gz, staged) = std::thread::scope(|s| {
         let own = s.spawn(|| match def.official {
             true => Ok(()),
             false => key
@@ -191,6 +289,8 @@ fn make(
             Ok::<_, PublishError>(sig)
         });
         let sha256 = s.spawn(|| sha256_hex(&xml));
+        // Writing and syncing hundreds of MB waits on the disk, not a core: alongside.
+        let staged = s.spawn(|| store.stage_document(&xml));
         let gz = crate::registry::documents::gzip(&xml);
         let joined = |what: &str| sig_err(format!("{what}: a thread panicked"));
         (
@@ -198,18 +298,20 @@ fn make(
             detached.join().map_err(|_| joined("detached signature")),
             sha256.join().map_err(|_| joined("hash")),
             gz,
+            staged.join().map_err(|_| joined("write")),
         )
     });
     own??;
     let sig = detached??;
     let sha256 = sha256?;
     let gz = gz.map_err(|e| sig_err(format!("gzip: {e}")))?;
+    let staged = staged??;
     let t_checked = t.elapsed();
-    // Written now, then let go of: the heap holds one large document at a time, not all
+    // Named now, then let go of: the heap holds one large document at a time, not all
     // of them until the commit.
-    let written = store.write_document(&sha256, &xml, &gz)?;
+    let written = store.write_staged(&sha256, staged, &gz)?;
     tracing::debug!(
-        "{r}: {} bytes; render {:?}, enveloped sign {:?}, validate {:?}, checks+detached+hash+gzip {:?}, write {:?}",
+        "{r}: {} bytes; render {:?}, enveloped sign {:?}, validate {:?}, checks+detached+hash+gzip+write {:?}, gzip write {:?}",
         xml.len(),
         t_render,
         t_enveloped - t_render,
@@ -224,6 +326,7 @@ fn make(
         gzip: written.gzip,
         sha256,
         sig,
+        elements,
     })
 }
 
@@ -258,18 +361,39 @@ pub fn run(
     } = run;
     let catalogue = catalogue.clone();
     let t = std::time::Instant::now();
-    crate::registry::rules::ensure_valid(reg, &catalogue).map_err(PublishError::Invalid)?;
+    // The content hashes of the lists this publication read, beside the rule check (both
+    // walk the whole registry, one core each); a list whose hash cannot be made, or a
+    // registry that breaks a rule, publishes nothing.
+    let read = |list: &ListKind| base.partial.as_ref().is_none_or(|d| d.contains(list));
+    let (rules, hashes) = std::thread::scope(|s| {
+        let hashes = s.spawn(|| {
+            ListKind::ALL
+                .into_iter()
+                .filter(read)
+                .map(|list| {
+                    let hash = reg
+                        .list_content_sha256(list)
+                        .map_err(|e| PublishError::Render {
+                            rendition: list.to_string(),
+                            msg: format!("content could not be serialised: {e}"),
+                        })?;
+                    Ok((list, hash))
+                })
+                .collect::<Result<BTreeMap<ListKind, String>, PublishError>>()
+        });
+        let rules = crate::registry::rules::ensure_valid(reg, &catalogue);
+        (rules, hashes.join())
+    });
+    rules.map_err(PublishError::Invalid)?;
+    let mut hashes =
+        hashes.map_err(|_| PublishError::Refused("a hashing thread panicked".into()))??;
     // (A partial registry may hold no Whitelist: the published one, unchanged, was checked.)
-    let whitelist_read = base
-        .partial
-        .as_ref()
-        .is_none_or(|d| d.contains(&ListKind::Whitelist));
-    if whitelist_read && reg.whitelist.is_empty() {
+    if read(&ListKind::Whitelist) && reg.whitelist.is_empty() {
         return Err(PublishError::Refused(
             "the Whitelist would be empty: consumers reject an empty Whitelist, so nothing was published; add the MedMij nodes first (`whitelist add HOST`)".into(),
         ));
     }
-    tracing::debug!("rules {:?}", t.elapsed());
+    tracing::debug!("rules and content hashes {:?}", t.elapsed());
     let prev = base.published.clone();
     let floors = base.floors.clone();
     let stamp = tijdstempel(now);
@@ -292,12 +416,9 @@ pub fn run(
                 continue;
             }
         }
-        let hash = reg
-            .list_content_sha256(list)
-            .map_err(|e| PublishError::Render {
-                rendition: list.to_string(),
-                msg: format!("content could not be serialised: {e}"),
-            })?;
+        let hash = hashes.remove(&list).ok_or_else(|| {
+            PublishError::Refused(format!("internal error: {list} was not hashed"))
+        })?;
         let old = prev.as_ref().and_then(|p| p.lists.get(&list));
         let floor = floors.get(&list).copied().unwrap_or(0);
         match old {
@@ -374,15 +495,27 @@ pub fn run(
         r.list == ListKind::Zorgaanbiederslijst && reg.zorgaanbieders.len() >= PARALLEL_FROM
     };
     let (big, small): (Vec<_>, Vec<_>) = todo.iter().partition(|(r, _)| large(r));
+    // The elements earlier publications validated, per XSD of a large ZAL.
+    let mut known: BTreeMap<&'static str, Validated> = BTreeMap::new();
+    for (r, _) in &big {
+        let def = schema_of(r)?;
+        if !known.contains_key(def.xsd_file) {
+            known.insert(
+                def.xsd_file,
+                store.validated_elements(def.xsd_file, def.xsd)?,
+            );
+        }
+    }
     let made: Vec<Result<Made, PublishError>> = std::thread::scope(|s| {
         let mut handles: Vec<_> = small
             .iter()
-            .map(|(r, h)| s.spawn(|| vec![make(store, reg, r, h, key)]))
+            .map(|(r, h)| s.spawn(|| vec![make(store, reg, r, h, key, None)]))
             .collect();
         handles.push(s.spawn(|| {
             let mut out = Vec::new();
             for (r, h) in &big {
-                let m = make(store, reg, r, h, key);
+                let known = schema_of(r).ok().and_then(|d| known.get(d.xsd_file));
+                let m = make(store, reg, r, h, key, known);
                 let failed = m.is_err();
                 out.push(m);
                 if failed {
@@ -403,8 +536,26 @@ pub fn run(
             })
             .collect()
     });
-    let made: Vec<Made> = made.into_iter().collect::<Result<_, _>>()?;
+    let mut made: Vec<Made> = made.into_iter().collect::<Result<_, _>>()?;
     tracing::debug!("hashes and renditions {:?}", t.elapsed());
+    // What this publication validated replaces what the last one did: every rendition of
+    // an XSD is made again when its list changes, so the record stays the size of one
+    // list. It is a record of facts about bytes, true whether or not the commit succeeds.
+    let mut validated: BTreeMap<&'static str, (&'static str, Vec<[u8; 32]>)> = BTreeMap::new();
+    for m in &mut made {
+        if let (Some(elements), Ok(def)) = (m.elements.take(), schema_of(&m.rendition)) {
+            let entry = validated
+                .entry(def.xsd_file)
+                .or_insert_with(|| (def.xsd, Vec::new()));
+            entry.1.extend(elements);
+        }
+    }
+    for (file, (xsd, elements)) in validated {
+        if let Err(x) = store.record_validated_elements(guard, file, xsd, elements) {
+            // Only the next publication's speed depends on it.
+            tracing::warn!("the validated elements of {file} were not recorded: {x}");
+        }
+    }
 
     let mut renditions = reuse;
     let mut documents = HashMap::new();
@@ -469,4 +620,120 @@ pub fn run(
         index,
         documents,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::catalogue::DEFAULT_CATALOGUE;
+
+    /// The demo registry with `n` more Zorgaanbieders, copies of the demo's.
+    fn registry(n: usize) -> Registry {
+        let mut reg = crate::consume::read::demo_registry();
+        let models: Vec<_> = reg.zorgaanbieders.values().cloned().collect();
+        for i in 0..n {
+            let mut z = models[i % models.len()].clone();
+            let name: String = format!("{i:04}")
+                .bytes()
+                .map(|d| (b'a' + d - b'0') as char)
+                .collect();
+            z.zorgaanbiedernaam = format!("extra{name}@medmij");
+            reg.zorgaanbieders.insert(z.zorgaanbiedernaam.clone(), z);
+        }
+        reg
+    }
+
+    fn header() -> Header {
+        Header {
+            volgnummer: 4,
+            tijdstempel: "2026-12-01T00:00:00Z".into(),
+        }
+    }
+
+    /// Point every token endpoint of the `i`-th Zorgaanbieder at `uri`.
+    fn with_token_endpoint(reg: &Registry, i: usize, uri: &str) -> Registry {
+        let mut reg = reg.clone();
+        if let Some(z) = reg.zorgaanbieders.values_mut().nth(i) {
+            for iv in &mut z.interfaceversies {
+                for g in &mut iv.gegevensdiensten {
+                    g.token_endpointuri = uri.into();
+                }
+            }
+        }
+        reg
+    }
+
+    #[test]
+    fn incremental_validation_validates_new_elements_only_and_changes_no_byte() {
+        let reg = registry(40);
+        let h = header();
+        let cat = Catalogue::parse(DEFAULT_CATALOGUE).unwrap();
+        let zals: Vec<Rendition> = cat
+            .renditions()
+            .into_iter()
+            .filter(|r| r.list == ListKind::Zorgaanbiederslijst)
+            .collect();
+        assert!(zals.len() >= 2, "{zals:?}");
+        for r in &zals {
+            let whole = render::render(&reg, r, &h).unwrap();
+            let cold = render_in_parts(&reg, r, &h, &Validated::new()).unwrap();
+            assert_eq!(cold.bytes, whole, "{r}");
+            assert!(!cold.elements.is_empty(), "{r}");
+            assert_eq!(
+                cold.validated,
+                cold.elements.len(),
+                "{r}: nothing known yet"
+            );
+            let known: Validated = cold.elements.iter().copied().collect();
+            let warm = render_in_parts(&reg, r, &h, &known).unwrap();
+            assert_eq!((warm.bytes, warm.validated), (whole, 0), "{r}");
+
+            // One changed Zorgaanbieder: its element alone is validated, the bytes are the
+            // whole document's.
+            let changed = with_token_endpoint(&reg, 7, "https://ander.voorbeeld.nl/token");
+            let warm = render_in_parts(&changed, r, &h, &known).unwrap();
+            assert_eq!(warm.bytes, render::render(&changed, r, &h).unwrap(), "{r}");
+            assert!(warm.validated <= 1, "{r}: {}", warm.validated);
+            if r.interfaceversie.is_none() {
+                assert_eq!(warm.validated, 1, "{r}");
+            }
+
+            // An element that breaks the XSD is refused, known neighbours or not.
+            let broken = with_token_endpoint(&reg, 7, "http://niet-https.voorbeeld.nl/token");
+            if render::render(&broken, r, &h).unwrap() != render::render(&reg, r, &h).unwrap() {
+                for k in [&Validated::new(), &known] {
+                    match render_in_parts(&broken, r, &h, k) {
+                        Err(PublishError::Schema { errors, .. }) => {
+                            assert!(errors.to_string().contains("TokenEndpointuri"), "{errors}")
+                        }
+                        other => panic!("{r}: {:?}", other.map(|p| p.validated)),
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_skeleton_of_a_document_made_in_parts_is_validated() {
+        let reg = registry(3);
+        let cat = Catalogue::parse(DEFAULT_CATALOGUE).unwrap();
+        for r in cat
+            .renditions()
+            .into_iter()
+            .filter(|r| r.list == ListKind::Zorgaanbiederslijst)
+        {
+            let def = schema_of(&r).unwrap();
+            let good = render::render(&reg, &r, &header()).unwrap();
+            validate_skeleton(def, &good).unwrap();
+            // A header the XSD refuses, with valid Zorgaanbieders.
+            let bad = Header {
+                volgnummer: 4,
+                tijdstempel: "gisteren".into(),
+            };
+            let e = validate_skeleton(def, &render::render(&reg, &r, &bad).unwrap())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("Tijdstempel"), "{r}: {e}");
+        }
+    }
 }

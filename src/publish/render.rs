@@ -50,7 +50,13 @@ impl Out {
 /// Render `rendition` of `reg` with `header`. Returns a complete document that ends with
 /// `</Root>\n`.
 pub fn render(reg: &Registry, rendition: &Rendition, header: &Header) -> io::Result<Vec<u8>> {
-    render_inner(reg, rendition, header, &mut reg.zorgaanbieders.values())
+    render_inner(
+        reg,
+        rendition,
+        header,
+        &mut reg.zorgaanbieders.values(),
+        None,
+    )
 }
 
 /// A complete Zorgaanbiederslijst holding only `part` of the Zorgaanbieders: valid on its
@@ -62,7 +68,27 @@ pub fn render_zal_part(
     rendition: &Rendition,
     header: &Header,
 ) -> io::Result<Vec<u8>> {
-    render_inner(reg, rendition, header, &mut part.iter().copied())
+    render_inner(reg, rendition, header, &mut part.iter().copied(), None)
+}
+
+/// [`render_zal_part`], with where each Zorgaanbieder element lies in it: `marks[0]` is
+/// where the first begins and `marks[i + 1]` where the i-th ends (with the whitespace
+/// before it). A Zorgaanbieder that is not in this rendition has an empty range.
+pub fn render_zal_part_marked(
+    reg: &Registry,
+    part: &[&Zorgaanbieder],
+    rendition: &Rendition,
+    header: &Header,
+) -> io::Result<(Vec<u8>, Vec<usize>)> {
+    let mut marks = Vec::with_capacity(part.len() + 1);
+    let bytes = render_inner(
+        reg,
+        rendition,
+        header,
+        &mut part.iter().copied(),
+        Some(&mut marks),
+    )?;
+    Ok((bytes, marks))
 }
 
 /// Join parts made by [`render_zal_part`] (in registry order) into the document `render`
@@ -107,6 +133,7 @@ fn render_inner<'a>(
     rendition: &Rendition,
     header: &Header,
     zorgaanbieders: &mut dyn Iterator<Item = &'a Zorgaanbieder>,
+    mut marks: Option<&mut Vec<usize>>,
 ) -> io::Result<Vec<u8>> {
     let schema = crate::xml::schema::def(rendition.list, rendition.version)
         .map_err(|e| io::Error::other(e.to_string()))?;
@@ -124,10 +151,16 @@ fn render_inner<'a>(
     match rendition.list {
         ListKind::Zorgaanbiederslijst => {
             out.open("Zorgaanbieders")?;
+            if let Some(m) = marks.as_mut() {
+                m.push(out.w.get_ref().len());
+            }
             for z in zorgaanbieders {
                 match &rendition.interfaceversie {
                     Some(iv) => zorgaanbieder_release2(&mut out, z, iv)?,
                     None => zorgaanbieder_release3(&mut out, z)?,
+                }
+                if let Some(m) = marks.as_mut() {
+                    m.push(out.w.get_ref().len());
                 }
             }
             out.close("Zorgaanbieders")?;

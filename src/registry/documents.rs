@@ -78,6 +78,26 @@ impl Files {
         fs::File::open(&self.dir)?.sync_all()
     }
 
+    /// Write a document's uncompressed bytes under a temporary name, for [`Files::put_staged`].
+    pub fn stage(&self, identity: &[u8]) -> io::Result<Staged> {
+        fs::create_dir_all(&self.dir)?;
+        Staged::write(&self.dir.join("document.xml"), identity)
+    }
+
+    /// [`Files::put`] with the uncompressed bytes already written by [`Files::stage`].
+    pub fn put_staged(&self, sha256: &str, identity: Staged, gzip: &[u8]) -> io::Result<()> {
+        let gz = self.path(sha256, true);
+        if !fs::metadata(&gz).is_ok_and(|m| m.len() == gzip.len() as u64) {
+            write_synced(&gz, gzip)?;
+        }
+        let plain = self.path(sha256, false);
+        if !fs::metadata(&plain).is_ok_and(|m| m.len() == identity.len) {
+            fs::rename(&identity.path, &plain)?;
+            identity.renamed();
+        }
+        fs::File::open(&self.dir)?.sync_all()
+    }
+
     /// The document's bytes: its file, else its history file decompressed. The content is
     /// checked against its SHA-256, so a changed file is an error, not a silent answer.
     pub fn read(&self, sha256: &str) -> io::Result<Vec<u8>> {
@@ -347,22 +367,55 @@ fn deflate_block(input: &[u8], last: bool) -> io::Result<Vec<u8>> {
 }
 
 fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("document");
-    // Unique per write: two threads restoring the same document never share a file.
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tmp = path.with_file_name(format!(".tmp-{}-{n}-{name}", std::process::id()));
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    drop(f);
-    fs::rename(&tmp, path)
+    let tmp = Staged::write(path, bytes)?;
+    fs::rename(&tmp.path, path)?;
+    tmp.renamed();
+    Ok(())
+}
+
+/// Bytes written and synced under a temporary name in the documents directory (removed
+/// again unless renamed into place): a large document is written while its SHA-256, which
+/// names it, and its gzip variant are still being computed.
+pub struct Staged {
+    path: PathBuf,
+    len: u64,
+    renamed: std::cell::Cell<bool>,
+}
+
+impl Staged {
+    fn write(beside: &Path, bytes: &[u8]) -> io::Result<Staged> {
+        let name = beside
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("document");
+        // Unique per write: two threads restoring the same document never share a file.
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let staged = Staged {
+            path: beside.with_file_name(format!(".tmp-{}-{n}-{name}", std::process::id())),
+            len: bytes.len() as u64,
+            renamed: false.into(),
+        };
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&staged.path)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        Ok(staged)
+    }
+
+    fn renamed(&self) {
+        self.renamed.set(true);
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if !self.renamed.get() {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
 }
 
 fn map_file(path: &Path) -> io::Result<Bytes> {
@@ -405,6 +458,26 @@ mod tests {
         let plain = files.path(&sha, false);
         fs::write(&plain, &doc[..3]).unwrap();
         assert_eq!(&files.map(&sha).unwrap().identity[..], &doc[..]);
+        // Staged while its name is computed: named by put_staged; when the document exists
+        // already, the staged file goes and no temporary file is left either way.
+        let staged = files.stage(&doc).unwrap();
+        files.put_staged(&sha, staged, &gz).unwrap();
+        let new = b"<Whitelist>z</Whitelist>".to_vec();
+        let new_sha = crate::registry::store::sha256_hex(&new);
+        let staged = files.stage(&new).unwrap();
+        files
+            .put_staged(&new_sha, staged, &gzip(&new).unwrap())
+            .unwrap();
+        assert_eq!(files.read(&new_sha).unwrap(), new);
+        assert_eq!(&files.map(&new_sha).unwrap().identity[..], &new[..]);
+        let tmp: Vec<_> = fs::read_dir(files.dir())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp"))
+            .collect();
+        assert!(tmp.is_empty(), "{tmp:?}");
+        fs::remove_file(files.path(&new_sha, false)).unwrap();
+        fs::remove_file(files.path(&new_sha, true)).unwrap();
         // The checked stream: an empty buffer is not the end; the end checks the hash.
         let (len, mut r) = files.reader(&sha).unwrap();
         assert_eq!(len, doc.len() as u64);

@@ -27,6 +27,9 @@ const OLD_META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const DOCUMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("documents");
 const PUBLICATIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("publications");
 const LIVEGANGEN: TableDefinition<&str, &[u8]> = TableDefinition::new("livegangen");
+/// Per XSD file: the SHA-256 of the XSD, then the SHA-256s of the Zorgaanbieder elements
+/// the last publication validated against it (see `publish::pipeline::render_in_parts`).
+const VALIDATED: TableDefinition<&str, &[u8]> = TableDefinition::new("validated_elements");
 /// One set of registry tables: the working registry (what the operator edits) or the
 /// registry as last published (for `diff`, `discard`, catalogue changes and expiry).
 #[derive(Clone, Copy)]
@@ -967,17 +970,25 @@ impl Store {
             .transpose()
     }
 
-    /// Write a document a publication made (and its gzip variant) to its files before the
-    /// publication commits, and map them. A publication that fails later leaves files no
-    /// row refers to; the next commit removes them.
-    pub fn write_document(
+    /// Write a document a publication made to a temporary file, while its SHA-256 and gzip
+    /// variant are computed (see [`Store::write_staged`]).
+    pub fn stage_document(&self, bytes: &[u8]) -> Result<documents::Staged, StoreError> {
+        self.files
+            .stage(bytes)
+            .map_err(|x| self.file_err("(being written)", &x))
+    }
+
+    /// Name a document [`Store::stage_document`] wrote, write its gzip variant, and map
+    /// both, before the publication commits. A publication that fails later leaves files
+    /// no row refers to; the next commit removes them.
+    pub fn write_staged(
         &self,
         sha256: &str,
-        bytes: &[u8],
+        staged: documents::Staged,
         gzip: &[u8],
     ) -> Result<Mapped, StoreError> {
         self.files
-            .put(sha256, bytes, gzip)
+            .put_staged(sha256, staged, gzip)
             .and_then(|()| self.files.map(sha256))
             .map_err(|x| self.file_err(sha256, &x))
     }
@@ -1297,6 +1308,58 @@ impl Store {
         self.commit(tx)
     }
 
+    /// The elements recorded as validated against `xsd` (the XSD's text; a record made for
+    /// other text, or one that cannot be read as hashes, is empty: everything is validated).
+    pub fn validated_elements(
+        &self,
+        xsd_file: &str,
+        xsd: &str,
+    ) -> Result<std::collections::HashSet<[u8; 32]>, StoreError> {
+        let e = self.e();
+        let tx = self.read_tx()?;
+        let t = match tx.open_table(VALIDATED) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Default::default()),
+            Err(x) => return Err(e(&x)),
+        };
+        let Some(v) = t.get(xsd_file).map_err(|x| e(&x))? else {
+            return Ok(Default::default());
+        };
+        let v = v.value();
+        let xsd_sha = ring::digest::digest(&ring::digest::SHA256, xsd.as_bytes());
+        if v.len() % 32 != 0 || v.get(..32) != Some(xsd_sha.as_ref()) {
+            return Ok(Default::default());
+        }
+        Ok(v[32..]
+            .chunks_exact(32)
+            .filter_map(|c| <[u8; 32]>::try_from(c).ok())
+            .collect())
+    }
+
+    /// Replace the record of elements validated against `xsd`.
+    pub fn record_validated_elements(
+        &self,
+        _guard: &PublicationGuard,
+        xsd_file: &str,
+        xsd: &str,
+        mut elements: Vec<[u8; 32]>,
+    ) -> Result<(), StoreError> {
+        elements.sort_unstable();
+        elements.dedup();
+        let mut v = Vec::with_capacity(32 * (elements.len() + 1));
+        v.extend_from_slice(ring::digest::digest(&ring::digest::SHA256, xsd.as_bytes()).as_ref());
+        for h in &elements {
+            v.extend_from_slice(h);
+        }
+        let e = self.e();
+        let tx = self.write_tx()?;
+        {
+            let mut t = tx.open_table(VALIDATED).map_err(|x| e(&x))?;
+            t.insert(xsd_file, v.as_slice()).map_err(|x| e(&x))?;
+        }
+        self.commit(tx)
+    }
+
     /// Every persisted client record (none in a registry made before they existed).
     pub fn clients(&self) -> Result<BTreeMap<String, ClientUse>, StoreError> {
         let e = self.e();
@@ -1447,24 +1510,44 @@ fn mirror_registry(
         new: &BTreeMap<String, T>,
     ) -> Result<(), redb::Error> {
         let mut t = tx.open_table(t)?;
+        // One ordered pass over the table beside the map (redb orders `&str` keys as Rust
+        // orders strings) finds what differs; at 100k rows, one B-tree lookup per row
+        // cost more than the pass.
         let mut stale = Vec::new();
-        for row in t.iter()? {
-            let k = row?.0.value().to_string();
-            if !new.contains_key(&k) {
-                stale.push(k);
+        let mut changed = Vec::new();
+        {
+            let mut old = t.iter()?;
+            let mut cur = old.next().transpose()?;
+            for (k, v) in new {
+                while let Some((ok, _)) = &cur {
+                    if ok.value() >= k.as_str() {
+                        break;
+                    }
+                    stale.push(ok.value().to_string());
+                    cur = old.next().transpose()?;
+                }
+                let bytes = encode(v)?;
+                let same = match &cur {
+                    Some((ok, ov)) if ok.value() == k.as_str() => Some(ov.value() == bytes),
+                    _ => None,
+                };
+                if same.is_some() {
+                    cur = old.next().transpose()?;
+                }
+                if same != Some(true) {
+                    changed.push((k.as_str(), bytes));
+                }
+            }
+            while let Some((ok, _)) = &cur {
+                stale.push(ok.value().to_string());
+                cur = old.next().transpose()?;
             }
         }
         for k in stale {
             t.remove(k.as_str())?;
         }
-        for (k, v) in new {
-            let bytes = encode(v)?;
-            let same = t
-                .get(k.as_str())?
-                .is_some_and(|old| old.value() == bytes.as_slice());
-            if !same {
-                t.insert(k.as_str(), bytes.as_slice())?;
-            }
+        for (k, bytes) in changed {
+            t.insert(k, bytes.as_slice())?;
         }
         Ok(())
     }
@@ -1759,6 +1842,34 @@ mod tests {
         assert!(names.contains(&META.name().to_string()), "{names:?}");
         assert!(!names.contains(&OLD_META.name().to_string()), "{names:?}");
         assert!(store.catalogue().is_ok() && store.published().unwrap().is_some());
+    }
+
+    #[test]
+    fn validated_elements_are_recorded_per_xsd_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = demo_store(dir.path());
+        assert!(store
+            .validated_elements("z.xsd", "<xsd/>")
+            .unwrap()
+            .is_empty());
+        let guard = store.lock_publications();
+        store
+            .record_validated_elements(&guard, "z.xsd", "<xsd/>", vec![[2; 32], [1; 32], [2; 32]])
+            .unwrap();
+        let known = store.validated_elements("z.xsd", "<xsd/>").unwrap();
+        assert_eq!(known.len(), 2);
+        assert!(known.contains(&[1; 32]) && known.contains(&[2; 32]));
+        // Another text of the XSD (a new binary with a changed schema) knows nothing.
+        assert!(store
+            .validated_elements("z.xsd", "<xsd v2/>")
+            .unwrap()
+            .is_empty());
+        // A record is replaced, not merged.
+        store
+            .record_validated_elements(&guard, "z.xsd", "<xsd/>", vec![[3; 32]])
+            .unwrap();
+        let known = store.validated_elements("z.xsd", "<xsd/>").unwrap();
+        assert_eq!(known.into_iter().collect::<Vec<_>>(), vec![[3; 32]]);
     }
 
     #[test]
