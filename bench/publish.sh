@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Publish benchmark: import a generated registry of N Zorgaanbieders, then time a full
-# publish (render every rendition, XSD-validate, sign, self-verify, commit) and, for
-# comparison, `xmllint --stream --schema` on the two ZAL documents it produced.
+# publish (render every rendition, XSD-validate, sign, self-verify, commit), a publish in
+# which only the GNL changed, one in which one Zorgaanbieder changed (incremental
+# validation) and, for comparison, `xmllint --stream --schema` on the two ZAL documents.
 # Usage: [SHAPE=issue9] bench/publish.sh [N]   (default 10000; release build; shapes in
 # bench/gen_registry.py)
 set -euo pipefail
@@ -24,6 +25,18 @@ $BIN --data "$D" gegevensdienst update 7 --weergavenaam "Afspraken (bench)" >/de
 t3=$(date +%s.%N)
 $BIN --data "$D" publish -m "bench: only the GNL changes" >/dev/null
 t4=$(date +%s.%N)
+# One Zorgaanbieder changes (a new token endpoint in its first offering), as in day-to-day
+# operation: the ZALs are made again, validating only that Zorgaanbieder's elements.
+if [ "${SHAPE:-two-versions}" = issue9 ]; then
+  ONE=(--interfaceversie 1.1.0 --gegevensdienst 1 --systeemrol MM-1.0.0-BZB-FHIR=https://medmij.baaa.nl/fhir/v1/gd1)
+else
+  ONE=(--interfaceversie 2.0.0 --gegevensdienst 1 --systeemrol MM-2.1-BZB-FHIR=https://medmij.baaa.nl/fhir/v2/gd1)
+fi
+$BIN --data "$D" zorgaanbieder update baaa@medmij "${ONE[@]}" \
+  --authorization-endpoint https://medmij.baaa.nl/oauth/authorize --token-endpoint https://medmij.baaa.nl/oauth/token-bench >/dev/null
+t7=$(date +%s.%N)
+RUST_LOG=stelselnode=debug /usr/bin/time -f "%M" -o "$W/rss1" $BIN --data "$D" publish -m "bench: one Zorgaanbieder changed" >/dev/null 2>"$W/phases1"
+t8=$(date +%s.%N)
 $BIN --data "$D" export --release 1.1.2 --out "$W/r2" >/dev/null
 $BIN --data "$D" export --release 2.0.0 --out "$W/r3" >/dev/null
 z2=$(stat -c %s "$W/r2/MedMij_Zorgaanbiederslijst.xml")
@@ -40,6 +53,11 @@ echo "first publish (6 renditions):   $(f "$t1" "$t2") s"
 echo "first publish peak RSS:         $(( $(cat "$W/rss") / 1024 )) MB"
 echo "edit GNL entry:                 $(f "$t2" "$t3") s"
 echo "publish (only GNL changed):     $(f "$t3" "$t4") s"
+echo "publish (one Zorgaanbieder):    $(f "$t7" "$t8") s"
+echo "  its peak RSS:                 $(( $(cat "$W/rss1") / 1024 )) MB"
 echo "xmllint --stream, both ZALs:    $(f "$t5" "$t6") s"
+phases() { sed -e 's/\x1b\[[0-9;]*m//g' -e 's/^.*DEBUG [a-z:_]*: /  /' "$1" | grep -E "^  (snapshot|rules|hashes|commit|Zorgaanbiederslijst|Whitelist)"; }
 echo "phases of the first publish (RUST_LOG=stelselnode=debug):"
-sed -e 's/\x1b\[[0-9;]*m//g' -e 's/^.*DEBUG [a-z:_]*: /  /' "$W/phases" | grep -E "^  (snapshot|rules|hashes|commit|Zorgaanbiederslijst|Whitelist)"
+phases "$W/phases"
+echo "phases of the publish with one Zorgaanbieder changed:"
+phases "$W/phases1"

@@ -8,8 +8,8 @@ use super::{PublishError, Published};
 use crate::registry::catalogue::{Catalogue, Rendition};
 use crate::registry::model::{tijdstempel, ListKind, Registry};
 use crate::registry::store::{
-    document_key, sha256_hex, ListVersion, LogEntry, NewDocument, PublicationBase,
-    PublicationGuard, PublishedIndex, PublishedRendition, Snapshot, Store,
+    document_key, ListVersion, LogEntry, NewDocument, PublicationBase, PublicationGuard,
+    PublishedIndex, PublishedRendition, Snapshot, Store,
 };
 use crate::serve::set::Body;
 use crate::sign::{self, SigningKey};
@@ -51,15 +51,17 @@ pub type Validated = HashSet<[u8; 32]>;
 /// A large ZAL, rendered and checked: its bytes (not yet signed) and the SHA-256 of every
 /// Zorgaanbieder element in it, each of which has been validated against the XSD.
 struct Parts {
-    bytes: Vec<u8>,
+    /// Complete part documents; [`render::zal_pieces`] gives the whole document's pieces.
+    parts: Vec<Vec<u8>>,
     elements: Vec<[u8; 32]>,
     /// How many elements this publication validated (the rest were validated before).
     validated: usize,
 }
 
-/// Render a large ZAL as independent, complete part documents on every core, validate
+/// Render a large ZAL as independent, complete part documents on every core and validate
 /// them against the XSD (libxml2's validator is single-threaded per document, and the
-/// largest list is the critical path of a publication), then join them byte-exactly.
+/// largest list is the critical path of a publication); [`render::zal_pieces`] gives the
+/// whole document from them, byte-exactly.
 ///
 /// Incremental: an element whose exact bytes are in `known` was validated against this
 /// XSD by an earlier publication, so a part is validated with only its new elements (a
@@ -172,12 +174,8 @@ fn render_in_parts(
         elements.extend(hashes);
         validated += n;
     }
-    let bytes = render::join_zal_parts(docs).ok_or_else(|| PublishError::Signature {
-        rendition: r.to_string(),
-        msg: "parts could not be joined".into(),
-    })?;
     Ok(Parts {
-        bytes,
+        parts: docs,
         elements,
         validated,
     })
@@ -225,7 +223,15 @@ fn make(
         rendition: r.to_string(),
         msg,
     })?;
-    let (plain, elements) = match known {
+    let render_err = |e: std::io::Error| PublishError::Render {
+        rendition: r.to_string(),
+        msg: e.to_string(),
+    };
+    let sig_err = |msg: String| PublishError::Signature {
+        rendition: r.to_string(),
+        msg,
+    };
+    let (parts, elements) = match known {
         Some(known) => {
             let parts = render_in_parts(reg, r, header, known)?;
             tracing::debug!(
@@ -233,29 +239,45 @@ fn make(
                 parts.validated,
                 parts.elements.len()
             );
-            (parts.bytes, Some(parts.elements))
+            (parts.parts, Some(parts.elements))
         }
         None => (
-            render::render(reg, r, header).map_err(|e| PublishError::Render {
-                rendition: r.to_string(),
-                msg: e.to_string(),
-            })?,
+            vec![render::render(reg, r, header).map_err(render_err)?],
             None,
         ),
     };
+    let mut pieces: Vec<&[u8]> = match elements {
+        Some(_) => {
+            render::zal_pieces(&parts).ok_or_else(|| sig_err("parts could not be joined".into()))?
+        }
+        None => parts.iter().map(Vec::as_slice).collect(),
+    };
     let t_render = t.elapsed();
-    let sig_err = |msg: String| PublishError::Signature {
-        rendition: r.to_string(),
-        msg,
-    };
-    let xml = if def.official {
-        plain
-    } else {
-        let mut signed = plain;
-        key.sign_enveloped_in_place(&mut signed)
+    let enveloped;
+    if !def.official {
+        let (at, sig) = key
+            .enveloped_signature(&pieces)
             .map_err(|e| sig_err(e.to_string()))?;
-        signed
-    };
+        enveloped = sig;
+        let last = pieces
+            .pop()
+            .ok_or_else(|| sig_err("empty document".into()))?;
+        pieces.extend([&last[..at], enveloped.as_slice(), &last[at..]]);
+    }
+    // The document exists once: written from its pieces to a file (synced below,
+    // alongside the checks) and read back from the page cache, never joined on the heap.
+    // Writing hundreds of MB into the page cache costs the kernel about as long as gzip
+    // (from the same pieces, on the other cores) takes.
+    let (staged, gz) = std::thread::scope(|s| {
+        let staged = s.spawn(|| store.stage_document(&pieces));
+        let gz = crate::registry::documents::gzip_pieces(&pieces);
+        (staged.join(), gz)
+    });
+    let staged = staged.map_err(|_| sig_err("write: a thread panicked".into()))??;
+    let gz = gz.map_err(|e| sig_err(format!("gzip: {e}")))?;
+    drop(pieces);
+    drop(parts);
+    let xml = staged.map().map_err(render_err)?;
     let t_enveloped = t.elapsed();
     // Validate exactly the bytes that will be served (with the enveloped signature, which
     // the project XSDs allow as the last child of the root); of a ZAL made in parts, what
@@ -273,45 +295,42 @@ fn make(
     // The checks and products of the final bytes are independent passes over hundreds of
     // MB, each single-threaded but gzip: run them side by side.
     let file = r.list.file_name();
-    let (own, detached, sha256, gz, staged) = std::thread::scope(|s| {
+    let (own, detached, synced) = std::thread::scope(|s| {
         let own = s.spawn(|| match def.official {
             true => Ok(()),
             false => key
                 .check_own_enveloped(&xml)
                 .map_err(|e| sig_err(format!("own enveloped signature does not verify: {e}"))),
         });
+        // The document's SHA-256 names it and is the detached signature's digest; the
+        // check of that signature digests the bytes again, independently.
         let detached = s.spawn(|| {
+            let sha256 = ring::digest::digest(&ring::digest::SHA256, &xml);
             let sig = key
-                .sign_detached(&xml, file)
+                .sign_detached_digest(sha256.as_ref(), file)
                 .map_err(|e| sig_err(e.to_string()))?;
             sign::verify_detached(&xml, &sig, file, Some(key.public_key()))
                 .map_err(|e| sig_err(format!("own detached signature does not verify: {e}")))?;
-            Ok::<_, PublishError>(sig)
+            Ok::<_, PublishError>((sig, crate::registry::store::hex(sha256.as_ref())))
         });
-        let sha256 = s.spawn(|| sha256_hex(&xml));
-        // Writing and syncing hundreds of MB waits on the disk, not a core: alongside.
-        let staged = s.spawn(|| store.stage_document(&xml));
-        let gz = crate::registry::documents::gzip(&xml);
+        // Syncing hundreds of MB waits on the disk, not a core: alongside.
+        let synced = staged.sync();
         let joined = |what: &str| sig_err(format!("{what}: a thread panicked"));
         (
             own.join().map_err(|_| joined("enveloped check")),
             detached.join().map_err(|_| joined("detached signature")),
-            sha256.join().map_err(|_| joined("hash")),
-            gz,
-            staged.join().map_err(|_| joined("write")),
+            synced,
         )
     });
     own??;
-    let sig = detached??;
-    let sha256 = sha256?;
-    let gz = gz.map_err(|e| sig_err(format!("gzip: {e}")))?;
-    let staged = staged??;
+    let (sig, sha256) = detached??;
+    synced.map_err(|e| sig_err(format!("write: {e}")))?;
     let t_checked = t.elapsed();
     // Named now, then let go of: the heap holds one large document at a time, not all
     // of them until the commit.
     let written = store.write_staged(&sha256, staged, &gz)?;
     tracing::debug!(
-        "{r}: {} bytes; render {:?}, enveloped sign {:?}, validate {:?}, checks+detached+hash+gzip+write {:?}, gzip write {:?}",
+        "{r}: {} bytes; render {:?}, enveloped sign, write+gzip {:?}, validate {:?}, checks+detached+hash+sync {:?}, gzip write {:?}",
         xml.len(),
         t_render,
         t_enveloped - t_render,
@@ -643,6 +662,10 @@ mod tests {
         reg
     }
 
+    fn joined(p: &Parts) -> Vec<u8> {
+        render::zal_pieces(&p.parts).unwrap().concat()
+    }
+
     fn header() -> Header {
         Header {
             volgnummer: 4,
@@ -677,7 +700,7 @@ mod tests {
         for r in &zals {
             let whole = render::render(&reg, r, &h).unwrap();
             let cold = render_in_parts(&reg, r, &h, &Validated::new()).unwrap();
-            assert_eq!(cold.bytes, whole, "{r}");
+            assert_eq!(joined(&cold), whole, "{r}");
             assert!(!cold.elements.is_empty(), "{r}");
             assert_eq!(
                 cold.validated,
@@ -686,13 +709,17 @@ mod tests {
             );
             let known: Validated = cold.elements.iter().copied().collect();
             let warm = render_in_parts(&reg, r, &h, &known).unwrap();
-            assert_eq!((warm.bytes, warm.validated), (whole, 0), "{r}");
+            assert_eq!((joined(&warm), warm.validated), (whole, 0), "{r}");
 
             // One changed Zorgaanbieder: its element alone is validated, the bytes are the
             // whole document's.
             let changed = with_token_endpoint(&reg, 7, "https://ander.voorbeeld.nl/token");
             let warm = render_in_parts(&changed, r, &h, &known).unwrap();
-            assert_eq!(warm.bytes, render::render(&changed, r, &h).unwrap(), "{r}");
+            assert_eq!(
+                joined(&warm),
+                render::render(&changed, r, &h).unwrap(),
+                "{r}"
+            );
             assert!(warm.validated <= 1, "{r}: {}", warm.validated);
             if r.interfaceversie.is_none() {
                 assert_eq!(warm.validated, 1, "{r}");

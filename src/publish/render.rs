@@ -61,7 +61,7 @@ pub fn render(reg: &Registry, rendition: &Rendition, header: &Header) -> io::Res
 
 /// A complete Zorgaanbiederslijst holding only `part` of the Zorgaanbieders: valid on its
 /// own, so large lists can be rendered and validated in parallel parts and then joined
-/// with [`join_zal_parts`].
+/// with [`zal_pieces`].
 pub fn render_zal_part(
     reg: &Registry,
     part: &[&Zorgaanbieder],
@@ -91,16 +91,17 @@ pub fn render_zal_part_marked(
     Ok((bytes, marks))
 }
 
-/// Join parts made by [`render_zal_part`] (in registry order) into the document `render`
-/// would have made: the first part's header, every part's Zorgaanbieders, the footer.
+/// The document `render` would have made, as pieces of parts made by [`render_zal_part`]
+/// (in registry order): the first part's header, every part's Zorgaanbieders, the footer.
+/// A large list is written out from its pieces without being joined in memory.
 /// Zorgaanbiedernaam is unique across parts because it is the registry key.
-pub fn join_zal_parts(parts: Vec<Vec<u8>>) -> Option<Vec<u8>> {
+pub fn zal_pieces(parts: &[Vec<u8>]) -> Option<Vec<&[u8]>> {
     const OPEN: &[u8] = b"<Zorgaanbieders>";
     const CLOSE: &[u8] = b"</Zorgaanbieders>";
     let find = |h: &[u8], n: &[u8]| h.windows(n.len()).position(|w| w == n);
     let rfind = |h: &[u8], n: &[u8]| h.windows(n.len()).rposition(|w| w == n);
     let mut split = Vec::new();
-    for p in &parts {
+    for p in parts {
         let a = find(p, OPEN)? + OPEN.len();
         let mut b = rfind(p, CLOSE)?;
         while b > a && p[b - 1].is_ascii_whitespace() {
@@ -109,23 +110,17 @@ pub fn join_zal_parts(parts: Vec<Vec<u8>>) -> Option<Vec<u8>> {
         split.push((a, b));
     }
     let (first, &(a0, b0)) = (parts.first()?, split.first()?);
-    let header = first[..a0].to_vec();
     let footer = parts
         .iter()
         .zip(&split)
         .find(|(_, (a, b))| b > a)
         .map(|(p, (_, b))| &p[*b..])
-        .unwrap_or(&first[b0..])
-        .to_vec();
-    let mut out = Vec::with_capacity(parts.iter().map(Vec::len).sum());
-    out.extend_from_slice(&header);
-    // Each part is freed once copied: the peak is the document plus one part, not two
-    // copies of a 400 MB list.
-    for (p, (a, b)) in parts.into_iter().zip(split) {
-        out.extend_from_slice(&p[a..b]);
-    }
-    out.extend_from_slice(&footer);
-    Some(out)
+        .unwrap_or(&first[b0..]);
+    let mut pieces = Vec::with_capacity(parts.len() + 2);
+    pieces.push(&first[..a0]);
+    pieces.extend(parts.iter().zip(split).map(|(p, (a, b))| &p[a..b]));
+    pieces.push(footer);
+    Some(pieces)
 }
 
 fn render_inner<'a>(
@@ -355,7 +350,7 @@ mod tests {
                     .map(|p| render_zal_part(&reg, p, &r, &h).unwrap())
                     .collect();
                 assert_eq!(
-                    join_zal_parts(parts).unwrap(),
+                    zal_pieces(&parts).unwrap().concat(),
                     whole,
                     "{r}, parts of {size}"
                 );
@@ -366,7 +361,7 @@ mod tests {
         let r = cat.renditions().into_iter().next().unwrap();
         let part = render_zal_part(&empty, &[], &r, &h).unwrap();
         assert_eq!(
-            join_zal_parts(vec![part]).unwrap(),
+            zal_pieces(&[part]).unwrap().concat(),
             render(&empty, &r, &h).unwrap()
         );
     }

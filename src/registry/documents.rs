@@ -78,10 +78,11 @@ impl Files {
         fs::File::open(&self.dir)?.sync_all()
     }
 
-    /// Write a document's uncompressed bytes under a temporary name, for [`Files::put_staged`].
-    pub fn stage(&self, identity: &[u8]) -> io::Result<Staged> {
+    /// Write a document's uncompressed bytes, given as consecutive pieces, under a
+    /// temporary name (not synced yet), for [`Files::put_staged`].
+    pub fn stage(&self, pieces: &[&[u8]]) -> io::Result<Staged> {
         fs::create_dir_all(&self.dir)?;
-        Staged::write(&self.dir.join("document.xml"), identity)
+        Staged::write(&self.dir.join("document.xml"), pieces)
     }
 
     /// [`Files::put`] with the uncompressed bytes already written by [`Files::stage`].
@@ -92,6 +93,7 @@ impl Files {
         }
         let plain = self.path(sha256, false);
         if !fs::metadata(&plain).is_ok_and(|m| m.len() == identity.len) {
+            identity.sync()?;
             fs::rename(&identity.path, &plain)?;
             identity.renamed();
         }
@@ -294,11 +296,44 @@ impl Read for Checked {
 /// with a sync flush (which byte-aligns it), so the blocks concatenate into one deflate
 /// stream; the CRC-32s are combined. (A 408 MB list took ~3 s on one core.)
 pub fn gzip(bytes: &[u8]) -> io::Result<Vec<u8>> {
-    gzip_in_blocks(bytes, 4 << 20)
+    gzip_in_blocks(&[bytes], 4 << 20)
 }
 
-fn gzip_in_blocks(bytes: &[u8], block: usize) -> io::Result<Vec<u8>> {
-    let blocks: Vec<&[u8]> = bytes.chunks(block.max(1)).collect();
+/// [`gzip`] of the concatenation of `pieces`, byte for byte the same, without joining them:
+/// a large document is compressed from its rendered pieces while it is being written.
+pub fn gzip_pieces(pieces: &[&[u8]]) -> io::Result<Vec<u8>> {
+    gzip_in_blocks(pieces, 4 << 20)
+}
+
+/// The fixed-size blocks of the concatenation of `pieces`: borrowed where a block lies in
+/// one piece, copied where it spans several.
+fn blocks<'a>(pieces: &[&'a [u8]], block: usize) -> Vec<std::borrow::Cow<'a, [u8]>> {
+    use std::borrow::Cow;
+    let mut out = Vec::new();
+    let mut spanning: Vec<u8> = Vec::new();
+    for &p in pieces {
+        let mut p = p;
+        if !spanning.is_empty() {
+            let take = (block - spanning.len()).min(p.len());
+            spanning.extend_from_slice(&p[..take]);
+            p = &p[take..];
+            if spanning.len() == block {
+                out.push(Cow::Owned(std::mem::take(&mut spanning)));
+            }
+        }
+        let whole = p.len() / block * block;
+        out.extend(p[..whole].chunks(block).map(Cow::Borrowed));
+        spanning.extend_from_slice(&p[whole..]);
+    }
+    if !spanning.is_empty() {
+        out.push(Cow::Owned(spanning));
+    }
+    out
+}
+
+fn gzip_in_blocks(pieces: &[&[u8]], block: usize) -> io::Result<Vec<u8>> {
+    let blocks = blocks(pieces, block.max(1));
+    let len: usize = pieces.iter().map(|p| p.len()).sum();
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2)
@@ -333,7 +368,7 @@ fn gzip_in_blocks(bytes: &[u8], block: usize) -> io::Result<Vec<u8>> {
         crc.combine(&h);
     }
     out.extend_from_slice(&crc.finalize().to_le_bytes());
-    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes()); // ISIZE: length mod 2^32
+    out.extend_from_slice(&(len as u32).to_le_bytes()); // ISIZE: length mod 2^32
     Ok(out)
 }
 
@@ -367,23 +402,27 @@ fn deflate_block(input: &[u8], last: bool) -> io::Result<Vec<u8>> {
 }
 
 fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let tmp = Staged::write(path, bytes)?;
+    let tmp = Staged::write(path, &[bytes])?;
+    tmp.sync()?;
     fs::rename(&tmp.path, path)?;
     tmp.renamed();
     Ok(())
 }
 
-/// Bytes written and synced under a temporary name in the documents directory (removed
-/// again unless renamed into place): a large document is written while its SHA-256, which
-/// names it, and its gzip variant are still being computed.
+/// A document written under a temporary name in the documents directory (removed again
+/// unless renamed into place): a large document is written from its pieces, then read from
+/// the page cache (mapped) while its SHA-256, which names it, its signatures and its gzip
+/// variant are computed and while it is synced.
 pub struct Staged {
     path: PathBuf,
+    file: fs::File,
     len: u64,
-    renamed: std::cell::Cell<bool>,
+    synced: std::sync::atomic::AtomicBool,
+    renamed: std::sync::atomic::AtomicBool,
 }
 
 impl Staged {
-    fn write(beside: &Path, bytes: &[u8]) -> io::Result<Staged> {
+    fn write(beside: &Path, pieces: &[&[u8]]) -> io::Result<Staged> {
         let name = beside
             .file_name()
             .and_then(|n| n.to_str())
@@ -391,35 +430,59 @@ impl Staged {
         // Unique per write: two threads restoring the same document never share a file.
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let staged = Staged {
-            path: beside.with_file_name(format!(".tmp-{}-{n}-{name}", std::process::id())),
-            len: bytes.len() as u64,
-            renamed: false.into(),
-        };
-        let mut f = fs::OpenOptions::new()
+        let path = beside.with_file_name(format!(".tmp-{}-{n}-{name}", std::process::id()));
+        let mut file = fs::OpenOptions::new()
+            .read(true)
             .write(true)
             .create_new(true)
-            .open(&staged.path)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
+            .open(&path)?;
+        let staged = Staged {
+            path,
+            len: pieces.iter().map(|p| p.len() as u64).sum(),
+            file: file.try_clone()?,
+            synced: false.into(),
+            renamed: false.into(),
+        };
+        for p in pieces {
+            file.write_all(p)?;
+        }
         Ok(staged)
     }
 
+    /// Its bytes, mapped (see [`map_file`]: nothing writes to it any more).
+    pub fn map(&self) -> io::Result<Bytes> {
+        map_open(&self.file)
+    }
+
+    /// Flush it to the disk (before it is named and referenced).
+    pub fn sync(&self) -> io::Result<()> {
+        use std::sync::atomic::Ordering::SeqCst;
+        if !self.synced.load(SeqCst) {
+            self.file.sync_all()?;
+            self.synced.store(true, SeqCst);
+        }
+        Ok(())
+    }
+
     fn renamed(&self) {
-        self.renamed.set(true);
+        self.renamed
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
 impl Drop for Staged {
     fn drop(&mut self) {
-        if !self.renamed.get() {
+        if !self.renamed.load(std::sync::atomic::Ordering::SeqCst) {
             let _ = fs::remove_file(&self.path);
         }
     }
 }
 
 fn map_file(path: &Path) -> io::Result<Bytes> {
-    let f = fs::File::open(path)?;
+    map_open(&fs::File::open(path)?)
+}
+
+fn map_open(f: &fs::File) -> io::Result<Bytes> {
     if f.metadata()?.len() == 0 {
         return Ok(Bytes::new());
     }
@@ -427,7 +490,7 @@ fn map_file(path: &Path) -> io::Result<Bytes> {
     // file and a rename; nothing writes to or truncates them afterwards (they are only
     // unlinked, which keeps an existing mapping valid), so the mapping cannot change
     // under the server.
-    let map = unsafe { memmap2::Mmap::map(&f)? };
+    let map = unsafe { memmap2::Mmap::map(f)? };
     Ok(Bytes::from_owner(map))
 }
 
@@ -460,11 +523,12 @@ mod tests {
         assert_eq!(&files.map(&sha).unwrap().identity[..], &doc[..]);
         // Staged while its name is computed: named by put_staged; when the document exists
         // already, the staged file goes and no temporary file is left either way.
-        let staged = files.stage(&doc).unwrap();
+        let staged = files.stage(&[&doc]).unwrap();
         files.put_staged(&sha, staged, &gz).unwrap();
         let new = b"<Whitelist>z</Whitelist>".to_vec();
         let new_sha = crate::registry::store::sha256_hex(&new);
-        let staged = files.stage(&new).unwrap();
+        let staged = files.stage(&[&new[..3], &new[3..]]).unwrap();
+        assert_eq!(&staged.map().unwrap()[..], &new[..]);
         files
             .put_staged(&new_sha, staged, &gzip(&new).unwrap())
             .unwrap();
@@ -514,7 +578,7 @@ mod tests {
             (&doc[..0], 1000),
             (&doc[..1], 1000),
         ] {
-            let gz = gzip_in_blocks(input, block).unwrap();
+            let gz = gzip_in_blocks(&[input], block).unwrap();
             // flate2's GzDecoder reads one member only: all of it must be in that member.
             let mut back = Vec::new();
             flate2::read::GzDecoder::new(&gz[..])
@@ -526,10 +590,27 @@ mod tests {
                 "it compresses"
             );
         }
+        // In pieces cut anywhere (within, across and at block boundaries, empty ones too):
+        // the same bytes as the whole.
+        let whole = gzip_in_blocks(&[&doc], 1000).unwrap();
+        for cuts in [
+            vec![0, 1, 999, 1000, 1001, 5500],
+            vec![3000],
+            vec![1000, 2000, 2000],
+        ] {
+            let mut pieces: Vec<&[u8]> = Vec::new();
+            let mut from = 0;
+            for c in cuts {
+                pieces.push(&doc[from..c]);
+                from = c;
+            }
+            pieces.push(&doc[from..]);
+            assert_eq!(gzip_in_blocks(&pieces, 1000).unwrap(), whole);
+        }
         // The system's gzip agrees (CRC and length checked).
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("d.gz");
-        fs::write(&p, gzip_in_blocks(&doc, 5000).unwrap()).unwrap();
+        fs::write(&p, gzip_in_blocks(&[&doc], 5000).unwrap()).unwrap();
         let st = std::process::Command::new("gzip")
             .arg("-t")
             .arg(&p)

@@ -972,9 +972,9 @@ impl Store {
 
     /// Write a document a publication made to a temporary file, while its SHA-256 and gzip
     /// variant are computed (see [`Store::write_staged`]).
-    pub fn stage_document(&self, bytes: &[u8]) -> Result<documents::Staged, StoreError> {
+    pub fn stage_document(&self, pieces: &[&[u8]]) -> Result<documents::Staged, StoreError> {
         self.files
-            .stage(bytes)
+            .stage(pieces)
             .map_err(|x| self.file_err("(being written)", &x))
     }
 
