@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The growth curve: bench/publish.sh at several registry sizes, one table.
 # Usage: [SHAPE=issue9] bench/curve.sh [SIZES...]   (default 1000 10000 30000 100000;
-# ~6 minutes, ~2 GB RAM; shapes in bench/gen_registry.py)
+# ~8 minutes, ~2 GB RAM; shapes in bench/gen_registry.py)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZES=("$@")
