@@ -51,8 +51,9 @@ pub type Validated = HashSet<[u8; 32]>;
 /// A large ZAL, rendered and checked: its bytes (not yet signed) and the SHA-256 of every
 /// Zorgaanbieder element in it, each of which has been validated against the XSD.
 struct Parts {
-    /// Complete part documents; [`render::zal_pieces`] gives the whole document's pieces.
-    parts: Vec<Vec<u8>>,
+    /// Complete part documents with their marks; [`render::zal_pieces`] gives the whole
+    /// document's pieces.
+    parts: Vec<render::MarkedPart>,
     elements: Vec<[u8; 32]>,
     /// How many elements this publication validated (the rest were validated before).
     validated: usize,
@@ -85,7 +86,10 @@ fn render_in_parts(
     let size = all.len().div_ceil(cores * 4).max(1);
     let chunks: Vec<&[&crate::registry::model::Zorgaanbieder]> = all.chunks(size).collect();
     let next = std::sync::atomic::AtomicUsize::new(0);
-    type Part = (usize, Result<(Vec<u8>, Vec<[u8; 32]>, usize), PublishError>);
+    type Part = (
+        usize,
+        Result<(render::MarkedPart, Vec<[u8; 32]>, usize), PublishError>,
+    );
     let check = |i: usize, part: &[&crate::registry::model::Zorgaanbieder]| {
         let (bytes, marks) = render::render_zal_part_marked(reg, part, r, header).map_err(|e| {
             PublishError::Render {
@@ -135,7 +139,7 @@ fn render_in_parts(
             doc.extend_from_slice(&bytes[last..]);
             schema::validate(def, &doc).map_err(schema_err)?;
         }
-        Ok((bytes, elements, new.len()))
+        Ok(((bytes, marks), elements, new.len()))
     };
     let results: Vec<Vec<Part>> = std::thread::scope(|s| {
         let workers: Vec<_> = (0..cores)
@@ -179,6 +183,23 @@ fn render_in_parts(
         elements,
         validated,
     })
+}
+
+/// What validated a record of elements: the XSD's text, the libxml2 that checked them
+/// and the record's layout. Any change to one of them starts the record afresh.
+fn validator(def: &schema::SchemaDef) -> [u8; 32] {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    for part in [
+        def.xsd,
+        "\0libxml2 ",
+        crate::xml::libxml::version(),
+        "\0Zorgaanbieder elements with the whitespace before them, v1",
+    ] {
+        ctx.update(part.as_bytes());
+    }
+    let mut out = [0; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
 }
 
 fn sha256(bytes: &[u8]) -> [u8; 32] {
@@ -242,7 +263,10 @@ fn make(
             (parts.parts, Some(parts.elements))
         }
         None => (
-            vec![render::render(reg, r, header).map_err(render_err)?],
+            vec![(
+                render::render(reg, r, header).map_err(render_err)?,
+                Vec::new(),
+            )],
             None,
         ),
     };
@@ -250,7 +274,7 @@ fn make(
         Some(_) => {
             render::zal_pieces(&parts).ok_or_else(|| sig_err("parts could not be joined".into()))?
         }
-        None => parts.iter().map(Vec::as_slice).collect(),
+        None => parts.iter().map(|(bytes, _)| bytes.as_slice()).collect(),
     };
     let t_render = t.elapsed();
     let enveloped;
@@ -521,7 +545,7 @@ pub fn run(
         if !known.contains_key(def.xsd_file) {
             known.insert(
                 def.xsd_file,
-                store.validated_elements(def.xsd_file, def.xsd)?,
+                store.validated_elements(def.xsd_file, &validator(def))?,
             );
         }
     }
@@ -560,17 +584,17 @@ pub fn run(
     // What this publication validated replaces what the last one did: every rendition of
     // an XSD is made again when its list changes, so the record stays the size of one
     // list. It is a record of facts about bytes, true whether or not the commit succeeds.
-    let mut validated: BTreeMap<&'static str, (&'static str, Vec<[u8; 32]>)> = BTreeMap::new();
+    let mut validated: BTreeMap<&'static str, ([u8; 32], Vec<[u8; 32]>)> = BTreeMap::new();
     for m in &mut made {
         if let (Some(elements), Ok(def)) = (m.elements.take(), schema_of(&m.rendition)) {
             let entry = validated
                 .entry(def.xsd_file)
-                .or_insert_with(|| (def.xsd, Vec::new()));
+                .or_insert_with(|| (validator(def), Vec::new()));
             entry.1.extend(elements);
         }
     }
-    for (file, (xsd, elements)) in validated {
-        if let Err(x) = store.record_validated_elements(guard, file, xsd, elements) {
+    for (file, (validator, elements)) in validated {
+        if let Err(x) = store.record_validated_elements(guard, file, &validator, elements) {
             // Only the next publication's speed depends on it.
             tracing::warn!("the validated elements of {file} were not recorded: {x}");
         }

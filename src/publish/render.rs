@@ -59,21 +59,11 @@ pub fn render(reg: &Registry, rendition: &Rendition, header: &Header) -> io::Res
     )
 }
 
-/// A complete Zorgaanbiederslijst holding only `part` of the Zorgaanbieders: valid on its
-/// own, so large lists can be rendered and validated in parallel parts and then joined
-/// with [`zal_pieces`].
-pub fn render_zal_part(
-    reg: &Registry,
-    part: &[&Zorgaanbieder],
-    rendition: &Rendition,
-    header: &Header,
-) -> io::Result<Vec<u8>> {
-    render_inner(reg, rendition, header, &mut part.iter().copied(), None)
-}
-
-/// [`render_zal_part`], with where each Zorgaanbieder element lies in it: `marks[0]` is
-/// where the first begins and `marks[i + 1]` where the i-th ends (with the whitespace
-/// before it). A Zorgaanbieder that is not in this rendition has an empty range.
+/// A complete Zorgaanbiederslijst holding only `part` of the Zorgaanbieders, valid on its
+/// own, so large lists can be rendered and validated in parallel parts and then put
+/// together with [`zal_pieces`]; with where each Zorgaanbieder element lies in it:
+/// `marks[0]` is where the first begins and `marks[i + 1]` where the i-th ends (with the
+/// whitespace before it). A Zorgaanbieder that is not in this rendition has an empty range.
 pub fn render_zal_part_marked(
     reg: &Registry,
     part: &[&Zorgaanbieder],
@@ -91,34 +81,36 @@ pub fn render_zal_part_marked(
     Ok((bytes, marks))
 }
 
-/// The document `render` would have made, as pieces of parts made by [`render_zal_part`]
-/// (in registry order): the first part's header, every part's Zorgaanbieders, the footer.
-/// A large list is written out from its pieces without being joined in memory.
+/// A part made by [`render_zal_part_marked`]: its bytes and where its elements lie.
+pub type MarkedPart = (Vec<u8>, Vec<usize>);
+
+/// The document `render` would have made, as pieces of parts made by
+/// [`render_zal_part_marked`] (in registry order): the first part's header, every part's
+/// Zorgaanbieder elements exactly as marked, the footer. Taken from the marks, so every
+/// byte between the header and the footer is a marked (hashed, validated) element. A large
+/// list is written out from its pieces without being joined in memory.
 /// Zorgaanbiedernaam is unique across parts because it is the registry key.
-pub fn zal_pieces(parts: &[Vec<u8>]) -> Option<Vec<&[u8]>> {
-    const OPEN: &[u8] = b"<Zorgaanbieders>";
-    const CLOSE: &[u8] = b"</Zorgaanbieders>";
-    let find = |h: &[u8], n: &[u8]| h.windows(n.len()).position(|w| w == n);
-    let rfind = |h: &[u8], n: &[u8]| h.windows(n.len()).rposition(|w| w == n);
-    let mut split = Vec::new();
-    for p in parts {
-        let a = find(p, OPEN)? + OPEN.len();
-        let mut b = rfind(p, CLOSE)?;
-        while b > a && p[b - 1].is_ascii_whitespace() {
-            b -= 1;
+pub fn zal_pieces(parts: &[MarkedPart]) -> Option<Vec<&[u8]>> {
+    let mut split = Vec::with_capacity(parts.len());
+    for (p, marks) in parts {
+        let (a, b) = (*marks.first()?, *marks.last()?);
+        if a > b || b > p.len() {
+            return None;
         }
         split.push((a, b));
     }
-    let (first, &(a0, b0)) = (parts.first()?, split.first()?);
+    let ((first, _), &(a0, b0)) = (parts.first()?, split.first()?);
+    // An empty part closes `Zorgaanbieders` on the same line; take the footer of a part
+    // with elements, as the whole document has them.
     let footer = parts
         .iter()
         .zip(&split)
         .find(|(_, (a, b))| b > a)
-        .map(|(p, (_, b))| &p[*b..])
+        .map(|((p, _), (_, b))| &p[*b..])
         .unwrap_or(&first[b0..]);
     let mut pieces = Vec::with_capacity(parts.len() + 2);
     pieces.push(&first[..a0]);
-    pieces.extend(parts.iter().zip(split).map(|(p, (a, b))| &p[a..b]));
+    pieces.extend(parts.iter().zip(split).map(|((p, _), (a, b))| &p[a..b]));
     pieces.push(footer);
     Some(pieces)
 }
@@ -345,9 +337,9 @@ mod tests {
             let whole = render(&reg, &r, &h).unwrap();
             // Part sizes 1..=n, including parts with nothing in this Interfaceversie.
             for size in 1..=all.len() {
-                let parts: Vec<Vec<u8>> = all
+                let parts: Vec<MarkedPart> = all
                     .chunks(size)
-                    .map(|p| render_zal_part(&reg, p, &r, &h).unwrap())
+                    .map(|p| render_zal_part_marked(&reg, p, &r, &h).unwrap())
                     .collect();
                 assert_eq!(
                     zal_pieces(&parts).unwrap().concat(),
@@ -359,7 +351,7 @@ mod tests {
         // An empty registry joins to the empty document.
         let empty = Registry::default();
         let r = cat.renditions().into_iter().next().unwrap();
-        let part = render_zal_part(&empty, &[], &r, &h).unwrap();
+        let part = render_zal_part_marked(&empty, &[], &r, &h).unwrap();
         assert_eq!(
             zal_pieces(&[part]).unwrap().concat(),
             render(&empty, &r, &h).unwrap()

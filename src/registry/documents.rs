@@ -431,20 +431,22 @@ impl Staged {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let path = beside.with_file_name(format!(".tmp-{}-{n}-{name}", std::process::id()));
-        let mut file = fs::OpenOptions::new()
+        let file = fs::OpenOptions::new()
             .read(true)
             .write(true)
             .create_new(true)
             .open(&path)?;
+        // Owned by `Staged` from here: any error below removes the file again.
         let staged = Staged {
             path,
             len: pieces.iter().map(|p| p.len() as u64).sum(),
-            file: file.try_clone()?,
+            file,
             synced: false.into(),
             renamed: false.into(),
         };
+        let mut w = &staged.file;
         for p in pieces {
-            file.write_all(p)?;
+            w.write_all(p)?;
         }
         Ok(staged)
     }

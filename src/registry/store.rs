@@ -1308,12 +1308,13 @@ impl Store {
         self.commit(tx)
     }
 
-    /// The elements recorded as validated against `xsd` (the XSD's text; a record made for
-    /// other text, or one that cannot be read as hashes, is empty: everything is validated).
+    /// The elements recorded as validated by `validator` (a SHA-256 naming the XSD text and
+    /// the validator; a record made by another, or one that cannot be read as hashes, is
+    /// empty: everything is validated).
     pub fn validated_elements(
         &self,
         xsd_file: &str,
-        xsd: &str,
+        validator: &[u8; 32],
     ) -> Result<std::collections::HashSet<[u8; 32]>, StoreError> {
         let e = self.e();
         let tx = self.read_tx()?;
@@ -1326,8 +1327,7 @@ impl Store {
             return Ok(Default::default());
         };
         let v = v.value();
-        let xsd_sha = ring::digest::digest(&ring::digest::SHA256, xsd.as_bytes());
-        if v.len() % 32 != 0 || v.get(..32) != Some(xsd_sha.as_ref()) {
+        if v.len() % 32 != 0 || v.get(..32) != Some(validator.as_slice()) {
             return Ok(Default::default());
         }
         Ok(v[32..]
@@ -1336,18 +1336,18 @@ impl Store {
             .collect())
     }
 
-    /// Replace the record of elements validated against `xsd`.
+    /// Replace the record of elements `validator` validated.
     pub fn record_validated_elements(
         &self,
         _guard: &PublicationGuard,
         xsd_file: &str,
-        xsd: &str,
+        validator: &[u8; 32],
         mut elements: Vec<[u8; 32]>,
     ) -> Result<(), StoreError> {
         elements.sort_unstable();
         elements.dedup();
         let mut v = Vec::with_capacity(32 * (elements.len() + 1));
-        v.extend_from_slice(ring::digest::digest(&ring::digest::SHA256, xsd.as_bytes()).as_ref());
+        v.extend_from_slice(validator);
         for h in &elements {
             v.extend_from_slice(h);
         }
@@ -1845,30 +1845,25 @@ mod tests {
     }
 
     #[test]
-    fn validated_elements_are_recorded_per_xsd_text() {
+    fn validated_elements_are_recorded_per_validator() {
         let dir = tempfile::tempdir().unwrap();
         let store = demo_store(dir.path());
-        assert!(store
-            .validated_elements("z.xsd", "<xsd/>")
-            .unwrap()
-            .is_empty());
+        let (v1, v2) = ([7; 32], [8; 32]);
+        assert!(store.validated_elements("z.xsd", &v1).unwrap().is_empty());
         let guard = store.lock_publications();
         store
-            .record_validated_elements(&guard, "z.xsd", "<xsd/>", vec![[2; 32], [1; 32], [2; 32]])
+            .record_validated_elements(&guard, "z.xsd", &v1, vec![[2; 32], [1; 32], [2; 32]])
             .unwrap();
-        let known = store.validated_elements("z.xsd", "<xsd/>").unwrap();
+        let known = store.validated_elements("z.xsd", &v1).unwrap();
         assert_eq!(known.len(), 2);
         assert!(known.contains(&[1; 32]) && known.contains(&[2; 32]));
-        // Another text of the XSD (a new binary with a changed schema) knows nothing.
-        assert!(store
-            .validated_elements("z.xsd", "<xsd v2/>")
-            .unwrap()
-            .is_empty());
+        // Another validator (a changed XSD text, another libxml2) knows nothing.
+        assert!(store.validated_elements("z.xsd", &v2).unwrap().is_empty());
         // A record is replaced, not merged.
         store
-            .record_validated_elements(&guard, "z.xsd", "<xsd/>", vec![[3; 32]])
+            .record_validated_elements(&guard, "z.xsd", &v1, vec![[3; 32]])
             .unwrap();
-        let known = store.validated_elements("z.xsd", "<xsd/>").unwrap();
+        let known = store.validated_elements("z.xsd", &v1).unwrap();
         assert_eq!(known.into_iter().collect::<Vec<_>>(), vec![[3; 32]]);
     }
 

@@ -127,6 +127,13 @@ pub fn c14n_sha256_without(doc: &Document, hidden: &Node) -> Result<Vec<u8>, Str
     Ok(ctx.finish().as_ref().to_vec())
 }
 
+/// The libxml2 version this binary was built against (what validated a document).
+pub fn version() -> &'static str {
+    std::str::from_utf8(bindings::LIBXML_DOTTED_VERSION)
+        .unwrap_or("unknown")
+        .trim_end_matches('\0')
+}
+
 pub fn compile(xsd: &str) -> Result<SchemaValidationContext, SchemaErrors> {
     let mut parser = SchemaParserContext::from_buffer(xsd);
     SchemaValidationContext::from_parser(&mut parser).map_err(|errs| {
