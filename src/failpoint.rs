@@ -1,7 +1,9 @@
 //! Named points in the publication path where tests make faults happen on purpose: an
 //! error inside rendering or inside the commit, a pause long enough to kill the process
 //! there, an abort. Inactive unless the environment variable `STELSELNODE_FAILPOINTS` is
-//! set, e.g. `publish.commit=sleep(3000)` or `publish.render=error;publish.committed=abort`.
+//! set, e.g. `publish.commit=sleep(3000)` or `publish.render=error;publish.committed=abort`
+//! (points: publish.snapshot, publish.render, publish.staged, publish.commit,
+//! publish.committed).
 //! Only the test suite sets it.
 
 use std::sync::OnceLock;

@@ -873,7 +873,7 @@ fn served(server: &Server) -> Vec<Vec<u8>> {
 
 #[test]
 fn a_failure_inside_render_or_commit_changes_nothing() {
-    for point in ["publish.render", "publish.commit"] {
+    for point in ["publish.render", "publish.staged", "publish.commit"] {
         let dir = tempdir();
         let data = dir.path().join("data");
         ok(&data, &["init", "--demo"]);
@@ -894,6 +894,14 @@ fn a_failure_inside_render_or_commit_changes_nothing() {
             ok(&data, &["diff"]).contains("nieuw.example.nl"),
             "still pending"
         );
+        // A document written under a temporary name before the failure is gone again.
+        let tmp: Vec<_> = std::fs::read_dir(data.join("documents"))
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .filter(|n| n.starts_with(".tmp"))
+            .collect();
+        assert!(tmp.is_empty(), "{point}: {tmp:?}");
         // Without the fault the same change publishes.
         server.kill();
         let server = Server::start(&data, &[]);

@@ -352,6 +352,7 @@ fn make(
     let t_checked = t.elapsed();
     // Named now, then let go of: the heap holds one large document at a time, not all
     // of them until the commit.
+    crate::failpoint::hit("publish.staged").map_err(sig_err)?;
     let written = store.write_staged(&sha256, staged, &gz)?;
     tracing::debug!(
         "{r}: {} bytes; render {:?}, enveloped sign, write+gzip {:?}, validate {:?}, checks+detached+hash+sync {:?}, gzip write {:?}",
