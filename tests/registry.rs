@@ -822,6 +822,20 @@ fn a_large_registry_publishes_valid_signed_lists() {
         "{log}"
     );
     check_large_exports(&data, dir.path(), "first");
+    // Damage the first release2 ZAL's history file in the middle of its blocks: the next
+    // gzip variant, put together from its blocks, must be caught and made whole instead.
+    let gz_of = |doc: &Path| {
+        data.join("documents")
+            .join(format!("{}.xml.gz", sha256(&std::fs::read(doc).unwrap())))
+    };
+    let first_r2 = gz_of(
+        &dir.path()
+            .join("first-1.1.2/MedMij_Zorgaanbiederslijst.xml"),
+    );
+    let mut bytes = std::fs::read(&first_r2).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x55;
+    std::fs::write(&first_r2, bytes).unwrap();
     ok(
         &data,
         &[
@@ -850,8 +864,49 @@ fn a_large_registry_publishes_valid_signed_lists() {
         log.contains("(Interfaceversie 1.1.0): 0 of 1500 Zorgaanbieder elements validated"),
         "{log}"
     );
+    // Its gzip variant reuses the first publication's blocks of the unchanged groups.
+    let reused = |line: &str| -> (usize, usize) {
+        let l = log
+            .lines()
+            .find(|l| l.contains(line))
+            .unwrap_or_else(|| panic!("{log}"));
+        let n: Vec<usize> = l
+            .split_whitespace()
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        (n[0], n[1])
+    };
+    let (copied, groups) = reused("Zorgaanbiederslijst release3: gzip:");
+    assert!(
+        groups > 5 && copied + 2 >= groups && copied < groups,
+        "{copied} of {groups}"
+    );
+    let (copied, groups) = reused("(Interfaceversie 1.1.0): gzip:");
+    assert_eq!(copied, groups);
+    assert!(
+        log.contains("(Interfaceversie 1.1.0): the gzip variant made from reused blocks did not match the document; compressed it whole"),
+        "{log}"
+    );
     let zal = check_large_exports(&data, dir.path(), "second");
     assert!(zal.contains("https://medmij.baaa.nl/v3/token"));
+    // What gzip clients get decompresses, with the system's gzip, to the document: made
+    // from reused blocks (release3) or, after the damage, whole (release2).
+    for release in ["2.0.0", "1.1.2"] {
+        let doc = dir
+            .path()
+            .join(format!("second-{release}/MedMij_Zorgaanbiederslijst.xml"));
+        let gz = gz_of(&doc);
+        let out = std::process::Command::new("gzip")
+            .arg("-dc")
+            .arg(&gz)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", gz.display());
+        assert!(
+            out.stdout == std::fs::read(&doc).unwrap(),
+            "gzip variant of {release}"
+        );
+    }
 }
 
 /// Export the large registry's releases, check them with xmllint and xmlsec1 and against

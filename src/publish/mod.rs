@@ -3,6 +3,7 @@
 //! time through the one pipeline ([`pipeline`]) and, in a server, swaps the served set to
 //! the bytes it just made. Any failure leaves the store and the served set untouched.
 
+pub mod compress;
 pub mod pipeline;
 pub mod render;
 

@@ -3,6 +3,7 @@
 //! parallel), then one redb transaction. It runs only under the publication lock, which
 //! [`super::Publisher`] holds.
 
+use super::compress;
 use super::render::{self, Header};
 use super::{PublishError, Published};
 use crate::registry::catalogue::{Catalogue, Rendition};
@@ -31,6 +32,8 @@ struct Made {
     sig: Vec<u8>,
     /// A large ZAL's validated elements, for the next publication (see `render_in_parts`).
     elements: Option<Vec<[u8; 32]>>,
+    /// Where its `.gz` file holds each group's block, for the next publication.
+    gzip_entries: Option<Vec<compress::Entry>>,
 }
 
 /// From this many Zorgaanbieders on, a ZAL is rendered and validated in parts on all cores.
@@ -292,13 +295,37 @@ fn make(
     // alongside the checks) and read back from the page cache, never joined on the heap.
     // Writing hundreds of MB into the page cache costs the kernel about as long as gzip
     // (from the same pieces, on the other cores) takes.
+    // A large ZAL's gzip variant reuses the blocks of its previous publication's whose
+    // groups of elements are unchanged (see `compress`).
+    let blocks = elements
+        .as_ref()
+        .and_then(|e| gzip_blocks(&parts, e, &pieces));
+    let previous = match &blocks {
+        Some(_) => store
+            .gzip_blocks(&r.to_string())?
+            .and_then(|(gz, entries)| compress::decode(&entries).map(|entries| (gz, entries))),
+        None => None,
+    };
     let (staged, gz) = std::thread::scope(|s| {
         let staged = s.spawn(|| store.stage_document(&pieces));
-        let gz = crate::registry::documents::gzip_pieces(&pieces);
+        let gz = match &blocks {
+            Some(blocks) => {
+                let previous = previous
+                    .as_ref()
+                    .map(|(gz, entries)| compress::Previous { gz, entries });
+                compress::gzip(blocks, previous.as_ref()).map(|(gz, entries, copied)| {
+                    tracing::debug!("{r}: gzip: {copied} of {} groups reused", entries.len());
+                    (gz, Some(entries))
+                })
+            }
+            None => crate::registry::documents::gzip_pieces(&pieces).map(|gz| (gz, None)),
+        };
         (staged.join(), gz)
     });
     let staged = staged.map_err(|_| sig_err("write: a thread panicked".into()))??;
-    let gz = gz.map_err(|e| sig_err(format!("gzip: {e}")))?;
+    let (mut gz, mut gzip_entries) = gz.map_err(|e| sig_err(format!("gzip: {e}")))?;
+    drop(blocks);
+    drop(previous);
     drop(pieces);
     drop(parts);
     let xml = staged.map().map_err(render_err)?;
@@ -319,7 +346,7 @@ fn make(
     // The checks and products of the final bytes are independent passes over hundreds of
     // MB, each single-threaded but gzip: run them side by side.
     let file = r.list.file_name();
-    let (own, detached, synced) = std::thread::scope(|s| {
+    let (own, detached, synced, inflated) = std::thread::scope(|s| {
         let own = s.spawn(|| match def.official {
             true => Ok(()),
             false => key
@@ -337,6 +364,9 @@ fn make(
                 .map_err(|e| sig_err(format!("own detached signature does not verify: {e}")))?;
             Ok::<_, PublishError>((sig, crate::registry::store::hex(sha256.as_ref())))
         });
+        // A gzip variant put together from reused blocks is served only if it
+        // decompresses to exactly these bytes.
+        let inflated = s.spawn(|| gzip_entries.is_none() || compress::inflates_to(&gz, &xml));
         // Syncing hundreds of MB waits on the disk, not a core: alongside.
         let synced = staged.sync();
         let joined = |what: &str| sig_err(format!("{what}: a thread panicked"));
@@ -344,11 +374,17 @@ fn make(
             own.join().map_err(|_| joined("enveloped check")),
             detached.join().map_err(|_| joined("detached signature")),
             synced,
+            inflated.join().unwrap_or(false),
         )
     });
     own??;
     let (sig, sha256) = detached??;
     synced.map_err(|e| sig_err(format!("write: {e}")))?;
+    if !inflated {
+        tracing::warn!("{r}: the gzip variant made from reused blocks did not match the document; compressed it whole");
+        gz = crate::registry::documents::gzip(&xml).map_err(|e| sig_err(format!("gzip: {e}")))?;
+        gzip_entries = None;
+    }
     let t_checked = t.elapsed();
     // Named now, then let go of: the heap holds one large document at a time, not all
     // of them until the commit.
@@ -371,7 +407,63 @@ fn make(
         sha256,
         sig,
         elements,
+        gzip_entries,
     })
+}
+
+/// The gzip blocks of a ZAL made in parts: its header; groups of elements, each ended
+/// after an element whose SHA-256 starts with a zero byte (about every 256 elements, set
+/// by content alone, so a changed element changes only its own group) or at 8 MiB; and
+/// its tail (signature, closing tags). `None` if the parts and hashes do not line up.
+fn gzip_blocks<'a>(
+    parts: &'a [render::MarkedPart],
+    elements: &[[u8; 32]],
+    pieces: &[&'a [u8]],
+) -> Option<Vec<compress::Block<'a>>> {
+    const MAX: usize = 8 << 20;
+    let mut blocks = vec![compress::Block {
+        key: None,
+        slices: vec![*pieces.first()?],
+    }];
+    let mut hashes = elements.iter();
+    let mut group = Vec::new();
+    let mut key = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut size = 0;
+    for (bytes, marks) in parts {
+        for w in marks.windows(2) {
+            let (a, b) = (w[0], w[1]);
+            if a == b {
+                continue;
+            }
+            let h = hashes.next()?;
+            group.push(bytes.get(a..b)?);
+            key.update(h);
+            size += b - a;
+            if h[0] == 0 || size >= MAX {
+                let done =
+                    std::mem::replace(&mut key, ring::digest::Context::new(&ring::digest::SHA256));
+                blocks.push(compress::Block {
+                    key: done.finish().as_ref().try_into().ok(),
+                    slices: std::mem::take(&mut group),
+                });
+                size = 0;
+            }
+        }
+    }
+    if hashes.next().is_some() {
+        return None;
+    }
+    if !group.is_empty() {
+        blocks.push(compress::Block {
+            key: key.finish().as_ref().try_into().ok(),
+            slices: group,
+        });
+    }
+    blocks.push(compress::Block {
+        key: None,
+        slices: pieces.get(1 + parts.len()..)?.to_vec(),
+    });
+    Some(blocks)
 }
 
 /// What one publication renders and why.
@@ -592,6 +684,15 @@ pub fn run(
                 .entry(def.xsd_file)
                 .or_insert_with(|| (validator(def), Vec::new()));
             entry.1.extend(elements);
+        }
+    }
+    for m in &mut made {
+        if let Some(entries) = m.gzip_entries.take() {
+            let rendition = m.rendition.to_string();
+            let encoded = compress::encode(&entries);
+            if let Err(x) = store.record_gzip_blocks(guard, &rendition, &m.sha256, &encoded) {
+                tracing::warn!("the gzip blocks of {rendition} were not recorded: {x}");
+            }
         }
     }
     for (file, (validator, elements)) in validated {

@@ -374,28 +374,49 @@ fn gzip_in_blocks(pieces: &[&[u8]], block: usize) -> io::Result<Vec<u8>> {
 
 /// Raw deflate of one block: ended with a sync flush, or finished if it is the last.
 fn deflate_block(input: &[u8], last: bool) -> io::Result<Vec<u8>> {
+    deflate_slices(&[input], last)
+}
+
+/// Raw deflate of the concatenation of `slices` as one block (see [`deflate_block`]),
+/// without joining them.
+pub fn deflate_slices(slices: &[&[u8]], last: bool) -> io::Result<Vec<u8>> {
     use flate2::{Compress, Compression, FlushCompress, Status};
+    let total: usize = slices.iter().map(|s| s.len()).sum();
     let mut c = Compress::new(Compression::default(), false);
-    let mut out = Vec::with_capacity(input.len() / 4 + 64);
-    let flush = if last {
-        FlushCompress::Finish
-    } else {
-        FlushCompress::Sync
-    };
-    loop {
-        if out.len() == out.capacity() {
-            out.reserve(out.capacity().max(64));
-        }
-        let consumed = c.total_in() as usize;
-        let status = c
-            .compress_vec(&input[consumed..], &mut out, flush)
-            .map_err(io::Error::other)?;
-        let all_in = c.total_in() as usize == input.len();
-        match status {
-            Status::StreamEnd => break,
-            // A flush is complete once all input is in and zlib left output space unused.
-            Status::Ok | Status::BufError if !last && all_in && out.len() < out.capacity() => break,
-            _ => {}
+    let mut out = Vec::with_capacity(total / 4 + 64);
+    let empty: &[&[u8]] = &[&[]];
+    let slices = if slices.is_empty() { empty } else { slices };
+    for (i, input) in slices.iter().enumerate() {
+        let final_slice = i + 1 == slices.len();
+        let flush = match (final_slice, last) {
+            (false, _) => FlushCompress::None,
+            (true, true) => FlushCompress::Finish,
+            (true, false) => FlushCompress::Sync,
+        };
+        let base = c.total_in() as usize;
+        loop {
+            if out.len() == out.capacity() {
+                out.reserve(out.capacity().max(64));
+            }
+            let consumed = c.total_in() as usize - base;
+            let status = c
+                .compress_vec(&input[consumed..], &mut out, flush)
+                .map_err(io::Error::other)?;
+            let all_in = c.total_in() as usize - base == input.len();
+            if !final_slice {
+                if all_in {
+                    break;
+                }
+                continue;
+            }
+            match status {
+                Status::StreamEnd => break,
+                // A flush is complete once all input is in and zlib left output space unused.
+                Status::Ok | Status::BufError if !last && all_in && out.len() < out.capacity() => {
+                    break
+                }
+                _ => {}
+            }
         }
     }
     Ok(out)

@@ -30,6 +30,9 @@ const LIVEGANGEN: TableDefinition<&str, &[u8]> = TableDefinition::new("livegange
 /// Per XSD file: the SHA-256 of the XSD, then the SHA-256s of the Zorgaanbieder elements
 /// the last publication validated against it (see `publish::pipeline::render_in_parts`).
 const VALIDATED: TableDefinition<&str, &[u8]> = TableDefinition::new("validated_elements");
+/// Per rendition: the SHA-256 (hex) of its last large document, then where that document's
+/// `.gz` file holds each group's compressed block (see `publish::compress`).
+const GZIP_BLOCKS: TableDefinition<&str, &[u8]> = TableDefinition::new("gzip_blocks");
 /// One set of registry tables: the working registry (what the operator edits) or the
 /// registry as last published (for `diff`, `discard`, catalogue changes and expiry).
 #[derive(Clone, Copy)]
@@ -1356,6 +1359,57 @@ impl Store {
         {
             let mut t = tx.open_table(VALIDATED).map_err(|x| e(&x))?;
             t.insert(xsd_file, v.as_slice()).map_err(|x| e(&x))?;
+        }
+        self.commit(tx)
+    }
+
+    /// The last recorded gzip blocks of `rendition`: the document's SHA-256, its `.gz`
+    /// file (mapped) and the encoded entries; `None` if there are none or the file is gone.
+    pub fn gzip_blocks(
+        &self,
+        rendition: &str,
+    ) -> Result<Option<(bytes::Bytes, Vec<u8>)>, StoreError> {
+        let e = self.e();
+        let tx = self.read_tx()?;
+        let t = match tx.open_table(GZIP_BLOCKS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(x) => return Err(e(&x)),
+        };
+        let Some(v) = t.get(rendition).map_err(|x| e(&x))? else {
+            return Ok(None);
+        };
+        let v = v.value();
+        let Some(sha) = v.get(..64).and_then(|s| std::str::from_utf8(s).ok()) else {
+            return Ok(None);
+        };
+        if !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(None);
+        }
+        // A file pruned since (its publication did not commit) only means no reuse.
+        Ok(self
+            .files
+            .map_gzip(sha)
+            .ok()
+            .map(|gz| (gz, v[64..].to_vec())))
+    }
+
+    /// Replace the record of `rendition`'s gzip blocks.
+    pub fn record_gzip_blocks(
+        &self,
+        _guard: &PublicationGuard,
+        rendition: &str,
+        sha256: &str,
+        entries: &[u8],
+    ) -> Result<(), StoreError> {
+        let mut v = Vec::with_capacity(64 + entries.len());
+        v.extend_from_slice(sha256.as_bytes());
+        v.extend_from_slice(entries);
+        let e = self.e();
+        let tx = self.write_tx()?;
+        {
+            let mut t = tx.open_table(GZIP_BLOCKS).map_err(|x| e(&x))?;
+            t.insert(rendition, v.as_slice()).map_err(|x| e(&x))?;
         }
         self.commit(tx)
     }

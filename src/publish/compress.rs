@@ -1,0 +1,275 @@
+//! The gzip variant of a large ZAL, reusing the previous publication's compressed blocks.
+//!
+//! The document is compressed as independent deflate blocks (each ended by a sync flush,
+//! no dictionary shared between blocks) in one gzip member: the header, groups of
+//! Zorgaanbieder elements, and the tail (signature, closing tags). Group boundaries depend
+//! only on the elements' content (see `pipeline`), so when one Zorgaanbieder changes,
+//! every other group has the same bytes as in the previous publication and its
+//! compressed block is copied from that publication's `.gz` file instead of compressed
+//! again. The result is checked by decompressing it and comparing it with the document;
+//! a result that does not match is never used.
+
+use std::collections::HashMap;
+use std::io::{self, Read};
+
+/// Where a group's compressed block lies in a `.gz` file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// SHA-256 over the SHA-256s of the group's elements: names its exact bytes.
+    pub key: [u8; 32],
+    pub offset: u64,
+    pub len: u64,
+    /// CRC-32 and length of the group's uncompressed bytes.
+    pub crc: u32,
+    pub input: u64,
+}
+
+const ENTRY: usize = 32 + 8 + 8 + 4 + 8;
+
+/// The entries as stored (see `Store::record_gzip_blocks`).
+pub fn encode(entries: &[Entry]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(entries.len() * ENTRY);
+    for e in entries {
+        v.extend_from_slice(&e.key);
+        v.extend_from_slice(&e.offset.to_le_bytes());
+        v.extend_from_slice(&e.len.to_le_bytes());
+        v.extend_from_slice(&e.crc.to_le_bytes());
+        v.extend_from_slice(&e.input.to_le_bytes());
+    }
+    v
+}
+
+/// `None` for bytes that are not a list of entries.
+pub fn decode(v: &[u8]) -> Option<Vec<Entry>> {
+    if v.len() % ENTRY != 0 {
+        return None;
+    }
+    v.chunks_exact(ENTRY)
+        .map(|c| {
+            Some(Entry {
+                key: c.get(..32)?.try_into().ok()?,
+                offset: u64::from_le_bytes(c.get(32..40)?.try_into().ok()?),
+                len: u64::from_le_bytes(c.get(40..48)?.try_into().ok()?),
+                crc: u32::from_le_bytes(c.get(48..52)?.try_into().ok()?),
+                input: u64::from_le_bytes(c.get(52..60)?.try_into().ok()?),
+            })
+        })
+        .collect()
+}
+
+/// One block of the document: a group of elements (with its key, so it can be reused)
+/// or a part that is compressed every time (`key: None`).
+pub struct Block<'a> {
+    pub key: Option<[u8; 32]>,
+    pub slices: Vec<&'a [u8]>,
+}
+
+/// The previous publication's `.gz` file of the same rendition and its entries.
+pub struct Previous<'a> {
+    pub gz: &'a [u8],
+    pub entries: &'a [Entry],
+}
+
+/// The gzip variant of the concatenation of `blocks`, the entries of its keyed blocks,
+/// and how many of them were copied from `previous`. Not yet checked: see [`inflates_to`].
+pub fn gzip(
+    blocks: &[Block],
+    previous: Option<&Previous>,
+) -> io::Result<(Vec<u8>, Vec<Entry>, usize)> {
+    let old: HashMap<[u8; 32], Entry> = previous
+        .map(|p| p.entries.iter().map(|e| (e.key, *e)).collect())
+        .unwrap_or_default();
+    let reused = |b: &Block| -> Option<(&[u8], Entry)> {
+        let e = old.get(&b.key?)?;
+        let gz = previous?.gz;
+        let bytes =
+            gz.get(usize::try_from(e.offset).ok()?..usize::try_from(e.offset + e.len).ok()?)?;
+        Some((bytes, *e))
+    };
+    // Compress what cannot be reused, on every core.
+    let todo: Vec<usize> = (0..blocks.len())
+        .filter(|&i| reused(&blocks[i]).is_none())
+        .collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .min(todo.len().max(1));
+    type Fresh = (usize, io::Result<(Vec<u8>, u32)>);
+    let fresh: Vec<Fresh> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..cores)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(&i) = todo.get(n) else { break };
+                        let b = &blocks[i];
+                        let r =
+                            crate::registry::documents::deflate_slices(&b.slices, false).map(|d| {
+                                let mut h = crc32fast::Hasher::new();
+                                for s in &b.slices {
+                                    h.update(s);
+                                }
+                                (d, h.finalize())
+                            });
+                        done.push((i, r));
+                    }
+                    done
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| {
+                w.join().unwrap_or_else(|_| {
+                    vec![(usize::MAX, Err(io::Error::other("a gzip thread panicked")))]
+                })
+            })
+            .collect()
+    });
+    let mut made: HashMap<usize, (Vec<u8>, u32)> = HashMap::new();
+    for (i, r) in fresh {
+        made.insert(i, r?);
+    }
+    // Header: deflate, no flags, no mtime (output depends on the bytes only), OS unknown.
+    let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+    let mut crc = crc32fast::Hasher::new();
+    let mut total: u64 = 0;
+    let mut entries = Vec::new();
+    let mut copied = 0;
+    for (i, b) in blocks.iter().enumerate() {
+        let input: u64 = b.slices.iter().map(|s| s.len() as u64).sum();
+        let (bytes, block_crc) = match (made.get(&i), reused(b)) {
+            (Some((d, c)), _) => (d.as_slice(), *c),
+            (None, Some((d, e))) if e.input == input => {
+                copied += 1;
+                (d, e.crc)
+            }
+            _ => {
+                return Err(io::Error::other(
+                    "a reused gzip block does not fit its group",
+                ))
+            }
+        };
+        if let Some(key) = b.key {
+            entries.push(Entry {
+                key,
+                offset: out.len() as u64,
+                len: bytes.len() as u64,
+                crc: block_crc,
+                input,
+            });
+        }
+        out.extend_from_slice(bytes);
+        crc.combine(&crc32fast::Hasher::new_with_initial_len(block_crc, input));
+        total += input;
+    }
+    out.extend(crate::registry::documents::deflate_slices(&[], true)?);
+    out.extend_from_slice(&crc.finalize().to_le_bytes());
+    out.extend_from_slice(&(total as u32).to_le_bytes()); // ISIZE: length mod 2^32
+    Ok((out, entries, copied))
+}
+
+/// Whether `gz` is one gzip member that decompresses to exactly `expected`.
+pub fn inflates_to(gz: &[u8], expected: &[u8]) -> bool {
+    let mut d = flate2::read::GzDecoder::new(gz);
+    let mut buf = vec![0u8; 1 << 20];
+    let mut at = 0;
+    loop {
+        match d.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                if expected.get(at..at + n) != buf.get(..n) {
+                    return false;
+                }
+                at += n;
+            }
+            Err(_) => return false,
+        }
+    }
+    // Nothing may follow the member.
+    at == expected.len() && d.into_inner().is_empty()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn groups(doc: &[u8], size: usize) -> Vec<Block<'_>> {
+        let mut blocks = vec![Block {
+            key: None,
+            slices: vec![&doc[..10]],
+        }];
+        for (i, g) in doc[10..].chunks(size).enumerate() {
+            // Two slices per group: groups are made of several element ranges.
+            let (a, b) = g.split_at(g.len() / 2);
+            let key = ring::digest::digest(&ring::digest::SHA256, g);
+            blocks.push(Block {
+                key: (i % 5 != 4).then(|| key.as_ref().try_into().unwrap()),
+                slices: vec![a, b],
+            });
+        }
+        blocks
+    }
+
+    #[test]
+    fn blocks_are_reused_only_where_their_bytes_are_the_same() {
+        let doc: Vec<u8> = (0..60_000u32)
+            .flat_map(|i| format!("<Zorgaanbieder>{}</Zorgaanbieder>", i * 7919).into_bytes())
+            .collect();
+        let blocks = groups(&doc, 50_000);
+        let (gz, entries, copied) = gzip(&blocks, None).unwrap();
+        assert_eq!(copied, 0);
+        assert!(inflates_to(&gz, &doc));
+        assert!(gz.len() < doc.len() / 3);
+        assert_eq!(decode(&encode(&entries)).unwrap(), entries);
+        // The system's gzip agrees.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("d.gz"), &gz).unwrap();
+        assert!(std::process::Command::new("gzip")
+            .arg("-t")
+            .arg(dir.path().join("d.gz"))
+            .status()
+            .unwrap()
+            .success());
+
+        // One group changed: every other keyed group is copied, and the result is the
+        // bytes a fresh compression gives.
+        let mut changed = doc.clone();
+        changed[200_000] = b'9';
+        let blocks = groups(&changed, 50_000);
+        let previous = Previous {
+            gz: &gz,
+            entries: &entries,
+        };
+        let (again, _, copied) = gzip(&blocks, Some(&previous)).unwrap();
+        assert_eq!(copied, entries.len() - 1);
+        assert!(inflates_to(&again, &changed));
+        assert_eq!(again, gzip(&blocks, None).unwrap().0);
+
+        // A previous file damaged inside a reused block gives a result that is refused.
+        let mut damaged = gz.clone();
+        let e = entries[entries.len() / 2];
+        damaged[(e.offset + e.len / 2) as usize] ^= 0x55;
+        let previous = Previous {
+            gz: &damaged,
+            entries: &entries,
+        };
+        // (Or an error, if zlib notices: either way it is not served.)
+        if let Ok((bad, _, _)) = gzip(&blocks, Some(&previous)) {
+            assert!(!inflates_to(&bad, &changed));
+        }
+        // Entries that point outside the file are not reused.
+        let previous = Previous {
+            gz: &gz[..20],
+            entries: &entries,
+        };
+        let (ok, _, copied) = gzip(&blocks, Some(&previous)).unwrap();
+        assert_eq!(copied, 0);
+        assert!(inflates_to(&ok, &changed));
+        assert!(!inflates_to(&ok, &doc));
+        assert!(!inflates_to(&ok[..ok.len() - 1], &changed));
+        assert!(decode(&[0; 59]).is_none());
+    }
+}
