@@ -412,7 +412,8 @@ fn make(
 }
 
 /// The gzip blocks of a ZAL made in parts: its header; groups of elements, each ended
-/// after an element whose SHA-256 starts with a zero byte (about every 256 elements, set
+/// after an element whose SHA-256 starts with ten zero bits (about every 1,024 elements,
+/// a few MB: each block starts without a dictionary, so smaller ones compress worse; set
 /// by content alone, so a changed element changes only its own group) or at 8 MiB; and
 /// its tail (signature, closing tags). `None` if the parts and hashes do not line up.
 fn gzip_blocks<'a>(
@@ -439,7 +440,7 @@ fn gzip_blocks<'a>(
             group.push(bytes.get(a..b)?);
             key.update(h);
             size += b - a;
-            if h[0] == 0 || size >= MAX {
+            if (h[0] == 0 && h[1] < 64) || size >= MAX {
                 let done =
                     std::mem::replace(&mut key, ring::digest::Context::new(&ring::digest::SHA256));
                 blocks.push(compress::Block {
