@@ -79,12 +79,16 @@ pub fn gzip(
     let old: HashMap<[u8; 32], Entry> = previous
         .map(|p| p.entries.iter().map(|e| (e.key, *e)).collect())
         .unwrap_or_default();
+    // An entry is used only if it fits: same key, same length of input, inside the file.
     let reused = |b: &Block| -> Option<(&[u8], Entry)> {
         let e = old.get(&b.key?)?;
-        let gz = previous?.gz;
-        let bytes =
-            gz.get(usize::try_from(e.offset).ok()?..usize::try_from(e.offset + e.len).ok()?)?;
-        Some((bytes, *e))
+        let input: u64 = b.slices.iter().map(|s| s.len() as u64).sum();
+        if e.input != input {
+            return None;
+        }
+        let start = usize::try_from(e.offset).ok()?;
+        let end = usize::try_from(e.offset.checked_add(e.len)?).ok()?;
+        Some((previous?.gz.get(start..end)?, *e))
     };
     // Compress what cannot be reused, on every core.
     let todo: Vec<usize> = (0..blocks.len())
@@ -142,15 +146,11 @@ pub fn gzip(
         let input: u64 = b.slices.iter().map(|s| s.len() as u64).sum();
         let (bytes, block_crc) = match (made.get(&i), reused(b)) {
             (Some((d, c)), _) => (d.as_slice(), *c),
-            (None, Some((d, e))) if e.input == input => {
+            (None, Some((d, e))) => {
                 copied += 1;
                 (d, e.crc)
             }
-            _ => {
-                return Err(io::Error::other(
-                    "a reused gzip block does not fit its group",
-                ))
-            }
+            (None, None) => return Err(io::Error::other("a gzip block was not compressed")),
         };
         if let Some(key) = b.key {
             entries.push(Entry {
@@ -171,9 +171,11 @@ pub fn gzip(
     Ok((out, entries, copied))
 }
 
-/// Whether `gz` is one gzip member that decompresses to exactly `expected`.
+/// Whether `gz` is one gzip member, and nothing after it, that decompresses to exactly
+/// `expected` (its CRC-32 and length checked by the decoder).
 pub fn inflates_to(gz: &[u8], expected: &[u8]) -> bool {
-    let mut d = flate2::read::GzDecoder::new(gz);
+    // `bufread` reads from the slice itself, so what is left after the member is known.
+    let mut d = flate2::bufread::GzDecoder::new(gz);
     let mut buf = vec![0u8; 1 << 20];
     let mut at = 0;
     loop {
@@ -270,6 +272,24 @@ mod tests {
         assert!(inflates_to(&ok, &changed));
         assert!(!inflates_to(&ok, &doc));
         assert!(!inflates_to(&ok[..ok.len() - 1], &changed));
+        let mut trailing = ok.clone();
+        trailing.extend_from_slice(b"x");
+        assert!(!inflates_to(&trailing, &changed), "data after the member");
+        let mut two = ok.clone();
+        two.extend_from_slice(&ok);
+        assert!(!inflates_to(&two, &changed), "a second member");
+        // An entry whose recorded length does not fit its group is not used.
+        let mut wrong = entries.clone();
+        for e in &mut wrong {
+            e.input += 1;
+        }
+        let previous = Previous {
+            gz: &gz,
+            entries: &wrong,
+        };
+        let (fresh, _, copied) = gzip(&blocks, Some(&previous)).unwrap();
+        assert_eq!(copied, 0);
+        assert!(inflates_to(&fresh, &changed));
         assert!(decode(&[0; 59]).is_none());
     }
 }

@@ -300,10 +300,16 @@ fn make(
     let blocks = elements
         .as_ref()
         .and_then(|e| gzip_blocks(&parts, e, &pieces));
+    // Only speed depends on the record: one that cannot be read is no record.
     let previous = match &blocks {
-        Some(_) => store
-            .gzip_blocks(&r.to_string())?
-            .and_then(|(gz, entries)| compress::decode(&entries).map(|entries| (gz, entries))),
+        Some(_) => match store.gzip_blocks(&r.to_string()) {
+            Ok(found) => found
+                .and_then(|(gz, entries)| compress::decode(&entries).map(|entries| (gz, entries))),
+            Err(e) => {
+                tracing::warn!("{r}: the gzip blocks of the last publication cannot be read: {e}");
+                None
+            }
+        },
         None => None,
     };
     let (staged, gz) = std::thread::scope(|s| {
@@ -313,10 +319,16 @@ fn make(
                 let previous = previous
                     .as_ref()
                     .map(|(gz, entries)| compress::Previous { gz, entries });
-                compress::gzip(blocks, previous.as_ref()).map(|(gz, entries, copied)| {
-                    tracing::debug!("{r}: gzip: {copied} of {} groups reused", entries.len());
-                    (gz, Some(entries))
-                })
+                match compress::gzip(blocks, previous.as_ref()) {
+                    Ok((gz, entries, copied)) => {
+                        tracing::debug!("{r}: gzip: {copied} of {} groups reused", entries.len());
+                        Ok((gz, Some(entries)))
+                    }
+                    Err(e) => {
+                        tracing::warn!("{r}: gzip in groups failed ({e}); compressed it whole");
+                        crate::registry::documents::gzip_pieces(&pieces).map(|gz| (gz, None))
+                    }
+                }
             }
             None => crate::registry::documents::gzip_pieces(&pieces).map(|gz| (gz, None)),
         };
