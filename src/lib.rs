@@ -4,6 +4,7 @@ pub mod app;
 pub mod cli;
 pub mod clip;
 pub mod consume;
+pub mod cores;
 pub mod datadir;
 pub mod failpoint;
 pub mod operate;

@@ -94,52 +94,17 @@ pub fn gzip(
     let todo: Vec<usize> = (0..blocks.len())
         .filter(|&i| reused(&blocks[i]).is_none())
         .collect();
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2)
-        .min(todo.len().max(1));
-    type Fresh = (usize, io::Result<(Vec<u8>, u32)>);
-    let fresh: Vec<Fresh> = std::thread::scope(|s| {
-        let workers: Vec<_> = (0..cores)
-            .map(|_| {
-                s.spawn(|| {
-                    let mut done = Vec::new();
-                    loop {
-                        let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(&i) = todo.get(n) else { break };
-                        let b = &blocks[i];
-                        let r =
-                            crate::registry::documents::deflate_slices(&b.slices, false).map(|d| {
-                                let mut h = crc32fast::Hasher::new();
-                                for s in &b.slices {
-                                    h.update(s);
-                                }
-                                (d, h.finalize())
-                            });
-                        done.push((i, r));
-                    }
-                    done
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| {
-                w.join().unwrap_or_else(|_| {
-                    vec![(usize::MAX, Err(io::Error::other("a gzip thread panicked")))]
-                })
-            })
-            .collect()
+    let fresh = crate::cores::map(&todo, |_, &i| {
+        crate::registry::documents::deflate_for_member(&blocks[i].slices)
     });
     let mut made: HashMap<usize, (Vec<u8>, u32)> = HashMap::new();
-    for (i, r) in fresh {
-        made.insert(i, r?);
+    for (&i, r) in todo.iter().zip(fresh) {
+        made.insert(
+            i,
+            r.ok_or_else(|| io::Error::other("a gzip thread panicked"))??,
+        );
     }
-    // Header: deflate, no flags, no mtime (output depends on the bytes only), OS unknown.
-    let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
-    let mut crc = crc32fast::Hasher::new();
-    let mut total: u64 = 0;
+    let mut member = crate::registry::documents::Member::default();
     let mut entries = Vec::new();
     let mut copied = 0;
     for (i, b) in blocks.iter().enumerate() {
@@ -152,23 +117,18 @@ pub fn gzip(
             }
             (None, None) => return Err(io::Error::other("a gzip block was not compressed")),
         };
+        let offset = member.push(bytes, block_crc, input);
         if let Some(key) = b.key {
             entries.push(Entry {
                 key,
-                offset: out.len() as u64,
+                offset,
                 len: bytes.len() as u64,
                 crc: block_crc,
                 input,
             });
         }
-        out.extend_from_slice(bytes);
-        crc.combine(&crc32fast::Hasher::new_with_initial_len(block_crc, input));
-        total += input;
     }
-    out.extend(crate::registry::documents::deflate_slices(&[], true)?);
-    out.extend_from_slice(&crc.finalize().to_le_bytes());
-    out.extend_from_slice(&(total as u32).to_le_bytes()); // ISIZE: length mod 2^32
-    Ok((out, entries, copied))
+    Ok((member.finish()?, entries, copied))
 }
 
 /// Whether `gz` is one gzip member, and nothing after it, that decompresses to exactly

@@ -82,17 +82,9 @@ fn render_in_parts(
 ) -> Result<Parts, PublishError> {
     let def = schema_of(r)?;
     let all: Vec<&crate::registry::model::Zorgaanbieder> = reg.zorgaanbieders.values().collect();
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2);
     // A few parts per core, so a part with heavier entries does not leave a core idle.
-    let size = all.len().div_ceil(cores * 4).max(1);
+    let size = all.len().div_ceil(crate::cores::count() * 4).max(1);
     let chunks: Vec<&[&crate::registry::model::Zorgaanbieder]> = all.chunks(size).collect();
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    type Part = (
-        usize,
-        Result<(render::MarkedPart, Vec<[u8; 32]>, usize), PublishError>,
-    );
     let check = |i: usize, part: &[&crate::registry::model::Zorgaanbieder]| {
         let (bytes, marks) = render::render_zal_part_marked(reg, part, r, header).map_err(|e| {
             PublishError::Render {
@@ -144,29 +136,7 @@ fn render_in_parts(
         }
         Ok(((bytes, marks), elements, new.len()))
     };
-    let results: Vec<Vec<Part>> = std::thread::scope(|s| {
-        let workers: Vec<_> = (0..cores)
-            .map(|_| {
-                s.spawn(|| {
-                    let mut done = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(part) = chunks.get(i) else { break };
-                        done.push((i, check(i, part)));
-                    }
-                    done
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .map(|w| w.join().unwrap_or_default())
-            .collect()
-    });
-    let mut parts: Vec<Option<_>> = (0..chunks.len()).map(|_| None).collect();
-    for (i, res) in results.into_iter().flatten() {
-        parts[i] = Some(res);
-    }
+    let parts = crate::cores::map(&chunks, |i, part| check(i, part));
     let mut elements = Vec::with_capacity(all.len());
     let mut validated = 0;
     let mut docs = Vec::with_capacity(parts.len());

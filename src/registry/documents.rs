@@ -333,53 +333,69 @@ fn blocks<'a>(pieces: &[&'a [u8]], block: usize) -> Vec<std::borrow::Cow<'a, [u8
 
 fn gzip_in_blocks(pieces: &[&[u8]], block: usize) -> io::Result<Vec<u8>> {
     let blocks = blocks(pieces, block.max(1));
-    let len: usize = pieces.iter().map(|p| p.len()).sum();
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2)
-        .min(blocks.len().max(1));
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    type Part = io::Result<(Vec<u8>, crc32fast::Hasher)>;
-    let mut parts: Vec<Option<Part>> = (0..blocks.len()).map(|_| None).collect();
-    let done = std::sync::Mutex::new(&mut parts);
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(b) = blocks.get(i) else { break };
-                let r = deflate_block(b, i + 1 == blocks.len()).map(|d| {
-                    let mut h = crc32fast::Hasher::new();
-                    h.update(b);
-                    (d, h)
-                });
-                done.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(r);
-            });
+    let deflated = crate::cores::map(&blocks, |_, b| deflate_for_member(&[b]));
+    let mut member = Member::default();
+    for (b, d) in blocks.iter().zip(deflated) {
+        let (bytes, crc) = d.ok_or_else(|| io::Error::other("a gzip thread panicked"))??;
+        member.push(&bytes, crc, b.len() as u64);
+    }
+    member.finish()
+}
+
+/// One gzip member put together from raw deflate blocks that each end byte-aligned (a
+/// sync flush) and share no dictionary, so they concatenate into one deflate stream: the
+/// header, the blocks, an empty final block, the combined CRC-32 and the length.
+pub struct Member {
+    out: Vec<u8>,
+    crc: crc32fast::Hasher,
+    len: u64,
+}
+
+impl Default for Member {
+    fn default() -> Member {
+        Member {
+            // Deflate, no flags, no mtime (output depends on the bytes only), OS unknown.
+            out: vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff],
+            crc: crc32fast::Hasher::new(),
+            len: 0,
         }
-    });
-    // Header: deflate, no flags, no mtime (output depends on the bytes only), OS unknown.
-    let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+    }
+}
+
+impl Member {
+    /// Append a block made by [`deflate_for_member`] of `input` bytes with CRC-32 `crc`;
+    /// where it starts in the member.
+    pub fn push(&mut self, deflated: &[u8], crc: u32, input: u64) -> u64 {
+        let at = self.out.len() as u64;
+        self.out.extend_from_slice(deflated);
+        self.crc
+            .combine(&crc32fast::Hasher::new_with_initial_len(crc, input));
+        self.len += input;
+        at
+    }
+
+    pub fn finish(mut self) -> io::Result<Vec<u8>> {
+        self.out.extend(deflate_slices(&[], true)?);
+        self.out
+            .extend_from_slice(&self.crc.finalize().to_le_bytes());
+        self.out.extend_from_slice(&(self.len as u32).to_le_bytes()); // ISIZE: mod 2^32
+        Ok(self.out)
+    }
+}
+
+/// The concatenation of `slices` deflated as one block of a [`Member`], and its CRC-32.
+pub fn deflate_for_member(slices: &[&[u8]]) -> io::Result<(Vec<u8>, u32)> {
+    let deflated = deflate_slices(slices, false)?;
     let mut crc = crc32fast::Hasher::new();
-    if blocks.is_empty() {
-        out.extend(deflate_block(&[], true)?);
+    for s in slices {
+        crc.update(s);
     }
-    for p in parts {
-        let (d, h) = p.ok_or_else(|| io::Error::other("a gzip block was not compressed"))??;
-        out.extend_from_slice(&d);
-        crc.combine(&h);
-    }
-    out.extend_from_slice(&crc.finalize().to_le_bytes());
-    out.extend_from_slice(&(len as u32).to_le_bytes()); // ISIZE: length mod 2^32
-    Ok(out)
+    Ok((deflated, crc.finalize()))
 }
 
-/// Raw deflate of one block: ended with a sync flush, or finished if it is the last.
-fn deflate_block(input: &[u8], last: bool) -> io::Result<Vec<u8>> {
-    deflate_slices(&[input], last)
-}
-
-/// Raw deflate of the concatenation of `slices` as one block (see [`deflate_block`]),
-/// without joining them.
-pub fn deflate_slices(slices: &[&[u8]], last: bool) -> io::Result<Vec<u8>> {
+/// Raw deflate of the concatenation of `slices` as one block, without joining them: ended
+/// with a sync flush, or finished if it is the `last`.
+fn deflate_slices(slices: &[&[u8]], last: bool) -> io::Result<Vec<u8>> {
     use flate2::{Compress, Compression, FlushCompress, Status};
     let total: usize = slices.iter().map(|s| s.len()).sum();
     let mut c = Compress::new(Compression::default(), false);
