@@ -9,8 +9,8 @@ use super::{PublishError, Published};
 use crate::registry::catalogue::{Catalogue, Rendition};
 use crate::registry::model::{tijdstempel, ListKind, Registry};
 use crate::registry::store::{
-    document_key, ListVersion, LogEntry, NewDocument, PublicationBase, PublicationGuard,
-    PublishedIndex, PublishedRendition, Snapshot, Store,
+    self, document_key, Caches, ListVersion, LogEntry, NewDocument, PublicationBase,
+    PublicationGuard, PublishedIndex, PublishedRendition, Snapshot, Store,
 };
 use crate::serve::set::Body;
 use crate::sign::{self, SigningKey};
@@ -657,32 +657,34 @@ pub fn run(
     });
     let mut made: Vec<Made> = made.into_iter().collect::<Result<_, _>>()?;
     tracing::debug!("hashes and renditions {:?}", t.elapsed());
-    // What this publication validated replaces what the last one did: every rendition of
-    // an XSD is made again when its list changes, so the record stays the size of one
-    // list. It is a record of facts about bytes, true whether or not the commit succeeds.
-    let mut validated: BTreeMap<&'static str, ([u8; 32], Vec<[u8; 32]>)> = BTreeMap::new();
+    // What this publication validated and compressed replaces what the last one did:
+    // every rendition of an XSD is made again when its list changes, so the records stay
+    // the size of one list. They are facts about bytes, true whether or not the commit
+    // succeeds.
+    let mut caches = Caches::default();
     for m in &mut made {
         if let (Some(elements), Ok(def)) = (m.elements.take(), schema_of(&m.rendition)) {
-            let entry = validated
+            caches
+                .validated
                 .entry(def.xsd_file)
-                .or_insert_with(|| (validator(def), Vec::new()));
-            entry.1.extend(elements);
+                .or_insert_with(|| store::ValidatedRecord {
+                    validator: validator(def),
+                    elements: Vec::new(),
+                })
+                .elements
+                .extend(elements);
         }
-    }
-    for m in &mut made {
         if let Some(entries) = m.gzip_entries.take() {
-            let rendition = m.rendition.to_string();
-            let encoded = compress::encode(&entries);
-            if let Err(x) = store.record_gzip_blocks(guard, &rendition, &m.sha256, &encoded) {
-                tracing::warn!("the gzip blocks of {rendition} were not recorded: {x}");
-            }
+            caches.gzip_blocks.push((
+                m.rendition.to_string(),
+                m.sha256.clone(),
+                compress::encode(&entries),
+            ));
         }
     }
-    for (file, (validator, elements)) in validated {
-        if let Err(x) = store.record_validated_elements(guard, file, &validator, elements) {
-            // Only the next publication's speed depends on it.
-            tracing::warn!("the validated elements of {file} were not recorded: {x}");
-        }
+    if let Err(x) = store.record_caches(guard, caches) {
+        // Only the next publication's speed depends on them.
+        tracing::warn!("what this publication validated and compressed was not recorded: {x}");
     }
 
     let mut renditions = reuse;

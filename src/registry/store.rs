@@ -27,6 +27,23 @@ const OLD_META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const DOCUMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("documents");
 const PUBLICATIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("publications");
 const LIVEGANGEN: TableDefinition<&str, &[u8]> = TableDefinition::new("livegangen");
+/// What a publication learnt that lets the next one skip work, replacing earlier records
+/// (see `publish::pipeline`); facts about bytes, true whether or not it commits.
+#[derive(Default)]
+pub struct Caches {
+    /// Per XSD file.
+    pub validated: BTreeMap<&'static str, ValidatedRecord>,
+    /// Per rendition: its document's SHA-256 and its encoded gzip block entries.
+    pub gzip_blocks: Vec<(String, String, Vec<u8>)>,
+}
+
+/// The Zorgaanbieder elements (SHA-256s of their bytes) a validator (named by the SHA-256
+/// of the XSD text and libxml2 version) validated.
+pub struct ValidatedRecord {
+    pub validator: [u8; 32],
+    pub elements: Vec<[u8; 32]>,
+}
+
 /// Per XSD file: the SHA-256 of the XSD, then the SHA-256s of the Zorgaanbieder elements
 /// the last publication validated against it (see `publish::pipeline::render_in_parts`).
 const VALIDATED: TableDefinition<&str, &[u8]> = TableDefinition::new("validated_elements");
@@ -1311,6 +1328,23 @@ impl Store {
         self.commit(tx)
     }
 
+    /// One record of what a publication learnt (tables `validated_elements`, `gzip_blocks`).
+    fn cached(
+        &self,
+        table: TableDefinition<'static, &'static str, &'static [u8]>,
+        key: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let e = self.e();
+        let tx = self.read_tx()?;
+        let t = match tx.open_table(table) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(x) => return Err(e(&x)),
+        };
+        let v = t.get(key).map_err(|x| e(&x))?;
+        Ok(v.map(|v| v.value().to_vec()))
+    }
+
     /// The elements recorded as validated by `validator` (a SHA-256 naming the XSD text and
     /// the validator; a record made by another, or one that cannot be read as hashes, is
     /// empty: everything is validated).
@@ -1319,17 +1353,9 @@ impl Store {
         xsd_file: &str,
         validator: &[u8; 32],
     ) -> Result<std::collections::HashSet<[u8; 32]>, StoreError> {
-        let e = self.e();
-        let tx = self.read_tx()?;
-        let t = match tx.open_table(VALIDATED) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Default::default()),
-            Err(x) => return Err(e(&x)),
-        };
-        let Some(v) = t.get(xsd_file).map_err(|x| e(&x))? else {
+        let Some(v) = self.cached(VALIDATED, xsd_file)? else {
             return Ok(Default::default());
         };
-        let v = v.value();
         if v.len() % 32 != 0 || v.get(..32) != Some(validator.as_slice()) {
             return Ok(Default::default());
         }
@@ -1339,47 +1365,15 @@ impl Store {
             .collect())
     }
 
-    /// Replace the record of elements `validator` validated.
-    pub fn record_validated_elements(
-        &self,
-        _guard: &PublicationGuard,
-        xsd_file: &str,
-        validator: &[u8; 32],
-        mut elements: Vec<[u8; 32]>,
-    ) -> Result<(), StoreError> {
-        elements.sort_unstable();
-        elements.dedup();
-        let mut v = Vec::with_capacity(32 * (elements.len() + 1));
-        v.extend_from_slice(validator);
-        for h in &elements {
-            v.extend_from_slice(h);
-        }
-        let e = self.e();
-        let tx = self.write_tx()?;
-        {
-            let mut t = tx.open_table(VALIDATED).map_err(|x| e(&x))?;
-            t.insert(xsd_file, v.as_slice()).map_err(|x| e(&x))?;
-        }
-        self.commit(tx)
-    }
-
-    /// The last recorded gzip blocks of `rendition`: the document's SHA-256, its `.gz`
-    /// file (mapped) and the encoded entries; `None` if there are none or the file is gone.
+    /// The last recorded gzip blocks of `rendition`: the document's `.gz` file (mapped)
+    /// and the encoded entries; `None` if there are none or the file is gone.
     pub fn gzip_blocks(
         &self,
         rendition: &str,
     ) -> Result<Option<(bytes::Bytes, Vec<u8>)>, StoreError> {
-        let e = self.e();
-        let tx = self.read_tx()?;
-        let t = match tx.open_table(GZIP_BLOCKS) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(x) => return Err(e(&x)),
-        };
-        let Some(v) = t.get(rendition).map_err(|x| e(&x))? else {
+        let Some(v) = self.cached(GZIP_BLOCKS, rendition)? else {
             return Ok(None);
         };
-        let v = v.value();
         let Some(sha) = v.get(..64).and_then(|s| std::str::from_utf8(s).ok()) else {
             return Ok(None);
         };
@@ -1394,22 +1388,37 @@ impl Store {
             .map(|gz| (gz, v[64..].to_vec())))
     }
 
-    /// Replace the record of `rendition`'s gzip blocks.
-    pub fn record_gzip_blocks(
+    /// Replace the records a publication made, in one transaction.
+    pub fn record_caches(
         &self,
         _guard: &PublicationGuard,
-        rendition: &str,
-        sha256: &str,
-        entries: &[u8],
+        caches: Caches,
     ) -> Result<(), StoreError> {
-        let mut v = Vec::with_capacity(64 + entries.len());
-        v.extend_from_slice(sha256.as_bytes());
-        v.extend_from_slice(entries);
         let e = self.e();
         let tx = self.write_tx()?;
         {
+            let mut t = tx.open_table(VALIDATED).map_err(|x| e(&x))?;
+            for (xsd_file, mut r) in caches.validated {
+                let elements = &mut r.elements;
+                elements.sort_unstable();
+                elements.dedup();
+                let mut v = Vec::with_capacity(32 * (elements.len() + 1));
+                v.extend_from_slice(&r.validator);
+                for h in elements.iter() {
+                    v.extend_from_slice(h);
+                }
+                t.insert(xsd_file, v.as_slice()).map_err(|x| e(&x))?;
+            }
+        }
+        {
             let mut t = tx.open_table(GZIP_BLOCKS).map_err(|x| e(&x))?;
-            t.insert(rendition, v.as_slice()).map_err(|x| e(&x))?;
+            for (rendition, sha256, entries) in caches.gzip_blocks {
+                let mut v = Vec::with_capacity(64 + entries.len());
+                v.extend_from_slice(sha256.as_bytes());
+                v.extend_from_slice(&entries);
+                t.insert(rendition.as_str(), v.as_slice())
+                    .map_err(|x| e(&x))?;
+            }
         }
         self.commit(tx)
     }
@@ -1905,18 +1914,26 @@ mod tests {
         let (v1, v2) = ([7; 32], [8; 32]);
         assert!(store.validated_elements("z.xsd", &v1).unwrap().is_empty());
         let guard = store.lock_publications();
-        store
-            .record_validated_elements(&guard, "z.xsd", &v1, vec![[2; 32], [1; 32], [2; 32]])
-            .unwrap();
+        let record = |elements: Vec<[u8; 32]>| {
+            let mut caches = Caches::default();
+            let validator = v1;
+            caches.validated.insert(
+                "z.xsd",
+                ValidatedRecord {
+                    validator,
+                    elements,
+                },
+            );
+            store.record_caches(&guard, caches).unwrap();
+        };
+        record(vec![[2; 32], [1; 32], [2; 32]]);
         let known = store.validated_elements("z.xsd", &v1).unwrap();
         assert_eq!(known.len(), 2);
         assert!(known.contains(&[1; 32]) && known.contains(&[2; 32]));
         // Another validator (a changed XSD text, another libxml2) knows nothing.
         assert!(store.validated_elements("z.xsd", &v2).unwrap().is_empty());
         // A record is replaced, not merged.
-        store
-            .record_validated_elements(&guard, "z.xsd", &v1, vec![[3; 32]])
-            .unwrap();
+        record(vec![[3; 32]]);
         let known = store.validated_elements("z.xsd", &v1).unwrap();
         assert_eq!(known.into_iter().collect::<Vec<_>>(), vec![[3; 32]]);
     }
