@@ -292,20 +292,20 @@ fn make(
                 match compress::gzip(blocks, previous.as_ref()) {
                     Ok((gz, entries, copied)) => {
                         tracing::debug!("{r}: gzip: {copied} of {} groups reused", entries.len());
-                        Ok((gz, Some(entries)))
+                        Ok((gz, Some(entries), copied > 0))
                     }
                     Err(e) => {
                         tracing::warn!("{r}: gzip in groups failed ({e}); compressed it whole");
-                        crate::registry::documents::gzip_pieces(&pieces).map(|gz| (gz, None))
+                        crate::registry::documents::gzip_pieces(&pieces).map(|gz| (gz, None, false))
                     }
                 }
             }
-            None => crate::registry::documents::gzip_pieces(&pieces).map(|gz| (gz, None)),
+            None => crate::registry::documents::gzip_pieces(&pieces).map(|gz| (gz, None, false)),
         };
         (staged.join(), gz)
     });
     let staged = staged.map_err(|_| sig_err("write: a thread panicked".into()))??;
-    let (mut gz, mut gzip_entries) = gz.map_err(|e| sig_err(format!("gzip: {e}")))?;
+    let (mut gz, mut gzip_entries, reused) = gz.map_err(|e| sig_err(format!("gzip: {e}")))?;
     drop(blocks);
     drop(previous);
     drop(pieces);
@@ -347,8 +347,9 @@ fn make(
             Ok::<_, PublishError>((sig, crate::registry::store::hex(sha256.as_ref())))
         });
         // A gzip variant put together from reused blocks is served only if it
-        // decompresses to exactly these bytes.
-        let inflated = s.spawn(|| gzip_entries.is_none() || compress::inflates_to(&gz, &xml));
+        // decompresses to exactly these bytes. One compressed here from these pieces
+        // alone (a first publication) is the compressor's output, as a whole gzip is.
+        let inflated = s.spawn(|| !reused || compress::inflates_to(&gz, &xml));
         // Syncing hundreds of MB waits on the disk, not a core: alongside.
         let synced = staged.sync();
         let joined = |what: &str| sig_err(format!("{what}: a thread panicked"));
