@@ -292,6 +292,8 @@ pub struct Snapshot {
     pub generation: u64,
     /// The registry held only these lists' tables (see [`PublicationBase::partial`]).
     pub partial: Option<std::collections::BTreeSet<ListKind>>,
+    /// The published rows it changes, if found beforehand ([`Store::plan_mirror`]).
+    pub mirror: Option<MirrorPlan>,
 }
 
 /// A document a publication made, with its gzip variant and SHA-256.
@@ -361,6 +363,19 @@ fn builder() -> redb::Builder {
 
 fn to_json<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(v).map_err(|e| StoreError::Corrupt(format!("cannot encode a record: {e}")))
+}
+
+/// The number of the last committed publication (0 before the first).
+fn published_seq(
+    meta: &impl ReadableTable<&'static str, &'static [u8]>,
+    e: impl Fn(&dyn std::fmt::Display) -> StoreError,
+) -> Result<u64, StoreError> {
+    let current: Option<PublishedIndex> = meta
+        .get(META_PUBLISHED)
+        .map_err(|x| e(&x))?
+        .map(|v| from_json("published index", v.value()))
+        .transpose()?;
+    Ok(current.map(|c| c.seq).unwrap_or(0))
 }
 
 /// `to_json` inside functions that speak redb's error type.
@@ -1120,6 +1135,63 @@ impl Store {
         })
     }
 
+    /// Compare the published mirror with `reg` (see [`MirrorPlan`]), in a read transaction
+    /// beside the rendering. Under the publication lock only a commit changes the mirror,
+    /// and every commit numbers its publication: the commit uses the plan only if the
+    /// mirror is still at the publication it was read at.
+    pub fn plan_mirror(
+        &self,
+        _guard: &PublicationGuard,
+        reg: &Registry,
+        partial: Option<&std::collections::BTreeSet<ListKind>>,
+    ) -> Result<MirrorPlan, StoreError> {
+        let e = self.e();
+        let tx = self.read_tx()?;
+        let seq = published_seq(&tx.open_table(META).map_err(|x| e(&x))?, &e)?;
+        let mut tables = BTreeMap::new();
+        fn plan<T: Serialize>(
+            tx: &redb::ReadTransaction,
+            def: TableDefinition<'static, &'static str, &'static [u8]>,
+            rows: &BTreeMap<String, T>,
+            tables: &mut BTreeMap<String, RowDiff>,
+        ) -> Result<(), redb::Error> {
+            let t = match tx.open_table(def) {
+                Ok(t) => t,
+                // Made by the commit: it finds the rows itself.
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
+                Err(x) => return Err(x.into()),
+            };
+            if let Some(d) = diff_rows(&t, rows, PLAN_ROWS)? {
+                tables.insert(def.name().to_string(), d);
+            }
+            Ok(())
+        }
+        let wanted = |l: ListKind| partial.is_none_or(|s| s.contains(&l));
+        let mut go = || -> Result<(), redb::Error> {
+            plan(
+                &tx,
+                PUBLISHED.gegevensdiensten,
+                &reg.gegevensdiensten,
+                &mut tables,
+            )?;
+            plan(&tx, PUBLISHED.livegangen, &reg.livegangen, &mut tables)?;
+            if wanted(ListKind::Zorgaanbiederslijst) {
+                plan(
+                    &tx,
+                    PUBLISHED.zorgaanbieders,
+                    &reg.zorgaanbieders,
+                    &mut tables,
+                )?;
+            }
+            if wanted(ListKind::OAuthclientlist) {
+                plan(&tx, PUBLISHED.oauthclients, &reg.oauthclients, &mut tables)?;
+            }
+            Ok(())
+        };
+        go().map_err(|x| e(&x))?;
+        Ok(MirrorPlan { seq, tables })
+    }
+
     /// Commit a publication: new documents, the new index and the log entry, atomically.
     /// `expected_seq` guards against a concurrent publication in between.
     pub fn commit_publication(
@@ -1129,7 +1201,7 @@ impl Store {
         mut entry: LogEntry,
         documents: &[NewDocument],
         registry: &Registry,
-        from: &Snapshot,
+        from: Snapshot,
     ) -> Result<LogEntry, StoreError> {
         let journal_head = from.journal_head;
         check_recorded(&entry.operator, Some(&entry.reason)).map_err(StoreError::Refused)?;
@@ -1148,14 +1220,9 @@ impl Store {
         }
         let e = self.e();
         let tx = self.write_tx()?;
-        {
+        let current_seq = {
             let meta = tx.open_table(META).map_err(|x| e(&x))?;
-            let current: Option<PublishedIndex> = meta
-                .get(META_PUBLISHED)
-                .map_err(|x| e(&x))?
-                .map(|v| from_json("published index", v.value()))
-                .transpose()?;
-            let current_seq = current.map(|c| c.seq).unwrap_or(0);
+            let current_seq = published_seq(&meta, &e)?;
             if current_seq + 1 != index.seq {
                 return Err(StoreError::Refused(format!(
                     "another publication ({current_seq}) was committed meanwhile; run publish again"
@@ -1164,7 +1231,8 @@ impl Store {
             self.read_catalogue(&meta)?
                 .check_transition(&index.catalogue)
                 .map_err(StoreError::Refused)?;
-        }
+            current_seq
+        };
         entry.prev_sha256 = self.last_log_hash(&tx)?;
         if let Some(head) = journal_head {
             // The edits this publication rendered become part of its audit record; edits
@@ -1208,7 +1276,8 @@ impl Store {
             meta.insert(META_PUBLISHED, to_json(index)?.as_slice())
                 .map_err(|x| e(&x))?;
             // Only the rows that changed since the last publication are written.
-            mirror_registry(&tx, registry, from.partial.as_ref()).map_err(|x| e(&x))?;
+            let plan = from.mirror.filter(|p| p.seq == current_seq);
+            mirror_registry(&tx, registry, from.partial.as_ref(), plan).map_err(|x| e(&x))?;
             if journal_head.is_some() {
                 // What the snapshot included is published; later writes stay dirty.
                 let mut dirty = read_json::<Dirty>(&meta, META_DIRTY)
@@ -1558,69 +1627,119 @@ where
     Ok(reg)
 }
 
-/// Make the published tables hold `reg`, writing only rows whose bytes differ. `partial`:
-/// `reg` holds only the tables of these lists and the small tables (see
-/// [`PublicationBase::partial`]); the others are unchanged and left alone.
+/// The rows of one published table that differ from the registry: keys to remove, rows to
+/// write (with their bytes).
+struct RowDiff {
+    stale: Vec<String>,
+    changed: Vec<(String, Vec<u8>)>,
+}
+
+/// Above this many changed rows a plan does not hold their bytes (at 100k, a first
+/// publication would keep 100 MB on the heap while it renders): the commit compares that
+/// table itself.
+const PLAN_ROWS: usize = 4096;
+
+/// The rows the published mirror changes, found beside the rendering (see
+/// [`Store::plan_mirror`]), so that the commit writes them without comparing 100k rows
+/// while everything waits on it.
+pub struct MirrorPlan {
+    /// The publication the mirror was read at: a plan made at another is not used.
+    seq: u64,
+    tables: BTreeMap<String, RowDiff>,
+}
+
+/// One ordered pass over `old` beside `new` (redb orders `&str` keys as Rust orders
+/// strings): at 100k rows, one B-tree lookup per row cost more. `None` if more than `limit`
+/// rows changed.
+fn diff_rows<T: Serialize>(
+    old: &impl ReadableTable<&'static str, &'static [u8]>,
+    new: &BTreeMap<String, T>,
+    limit: usize,
+) -> Result<Option<RowDiff>, redb::Error> {
+    let mut d = RowDiff {
+        stale: Vec::new(),
+        changed: Vec::new(),
+    };
+    let mut old = old.iter()?;
+    let mut cur = old.next().transpose()?;
+    for (k, v) in new {
+        while let Some((ok, _)) = &cur {
+            if ok.value() >= k.as_str() {
+                break;
+            }
+            d.stale.push(ok.value().to_string());
+            cur = old.next().transpose()?;
+        }
+        let bytes = encode(v)?;
+        let same = match &cur {
+            Some((ok, ov)) if ok.value() == k.as_str() => Some(ov.value() == bytes),
+            _ => None,
+        };
+        if same.is_some() {
+            cur = old.next().transpose()?;
+        }
+        if same != Some(true) {
+            if d.changed.len() >= limit {
+                return Ok(None);
+            }
+            d.changed.push((k.clone(), bytes));
+        }
+    }
+    while let Some((ok, _)) = &cur {
+        d.stale.push(ok.value().to_string());
+        cur = old.next().transpose()?;
+    }
+    Ok(Some(d))
+}
+
+/// Make the published tables hold `reg`, writing only rows whose bytes differ: those of
+/// `plan` where it was made at this publication, else found here. `partial`: `reg` holds
+/// only the tables of these lists and the small tables (see [`PublicationBase::partial`]);
+/// the others are unchanged and left alone.
 fn mirror_registry(
     tx: &redb::WriteTransaction,
     reg: &Registry,
     partial: Option<&std::collections::BTreeSet<ListKind>>,
+    plan: Option<MirrorPlan>,
 ) -> Result<(), redb::Error> {
     let wanted = |l: ListKind| partial.is_none_or(|s| s.contains(&l));
+    let mut planned = plan.map(|p| p.tables).unwrap_or_default();
     fn mirror<T: Serialize>(
         tx: &redb::WriteTransaction,
-        t: TableDefinition<'static, &'static str, &'static [u8]>,
-        new: &BTreeMap<String, T>,
+        def: TableDefinition<'static, &'static str, &'static [u8]>,
+        rows: &BTreeMap<String, T>,
+        planned: Option<RowDiff>,
     ) -> Result<(), redb::Error> {
-        let mut t = tx.open_table(t)?;
-        // One ordered pass over the table beside the map (redb orders `&str` keys as Rust
-        // orders strings) finds what differs; at 100k rows, one B-tree lookup per row
-        // cost more than the pass.
-        let mut stale = Vec::new();
-        let mut changed = Vec::new();
-        {
-            let mut old = t.iter()?;
-            let mut cur = old.next().transpose()?;
-            for (k, v) in new {
-                while let Some((ok, _)) = &cur {
-                    if ok.value() >= k.as_str() {
-                        break;
-                    }
-                    stale.push(ok.value().to_string());
-                    cur = old.next().transpose()?;
-                }
-                let bytes = encode(v)?;
-                let same = match &cur {
-                    Some((ok, ov)) if ok.value() == k.as_str() => Some(ov.value() == bytes),
-                    _ => None,
-                };
-                if same.is_some() {
-                    cur = old.next().transpose()?;
-                }
-                if same != Some(true) {
-                    changed.push((k.as_str(), bytes));
-                }
-            }
-            while let Some((ok, _)) = &cur {
-                stale.push(ok.value().to_string());
-                cur = old.next().transpose()?;
-            }
-        }
-        for k in stale {
+        let mut t = tx.open_table(def)?;
+        let diff = match planned {
+            Some(d) => d,
+            None => match diff_rows(&t, rows, usize::MAX)? {
+                Some(d) => d,
+                None => return Ok(()),
+            },
+        };
+        for k in diff.stale {
             t.remove(k.as_str())?;
         }
-        for (k, bytes) in changed {
-            t.insert(k, bytes.as_slice())?;
+        for (k, bytes) in diff.changed {
+            t.insert(k.as_str(), bytes.as_slice())?;
         }
         Ok(())
     }
-    mirror(tx, PUBLISHED.gegevensdiensten, &reg.gegevensdiensten)?;
-    mirror(tx, PUBLISHED.livegangen, &reg.livegangen)?;
+    let mut take = |def: TableDefinition<'static, &'static str, &'static [u8]>| {
+        (def, planned.remove(def.name()))
+    };
+    let (d, p) = take(PUBLISHED.gegevensdiensten);
+    mirror(tx, d, &reg.gegevensdiensten, p)?;
+    let (d, p) = take(PUBLISHED.livegangen);
+    mirror(tx, d, &reg.livegangen, p)?;
     if wanted(ListKind::Zorgaanbiederslijst) {
-        mirror(tx, PUBLISHED.zorgaanbieders, &reg.zorgaanbieders)?;
+        let (d, p) = take(PUBLISHED.zorgaanbieders);
+        mirror(tx, d, &reg.zorgaanbieders, p)?;
     }
     if wanted(ListKind::OAuthclientlist) {
-        mirror(tx, PUBLISHED.oauthclients, &reg.oauthclients)?;
+        let (d, p) = take(PUBLISHED.oauthclients);
+        mirror(tx, d, &reg.oauthclients, p)?;
     }
     if !wanted(ListKind::Whitelist) {
         return Ok(());
@@ -1905,6 +2024,56 @@ mod tests {
         assert!(names.contains(&META.name().to_string()), "{names:?}");
         assert!(!names.contains(&OLD_META.name().to_string()), "{names:?}");
         assert!(store.catalogue().is_ok() && store.published().unwrap().is_some());
+    }
+
+    #[test]
+    fn a_mirror_plan_writes_what_the_commit_would_have_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = demo_store(dir.path());
+        let before = store.registry().unwrap();
+        let mirror = |reg: &Registry, plan: Option<MirrorPlan>| {
+            let tx = store.write_tx().unwrap();
+            mirror_registry(&tx, reg, None, plan).unwrap();
+            store.commit(tx).unwrap();
+        };
+        mirror(&before, None);
+        assert_eq!(store.published_registry().unwrap(), before);
+        // One Zorgaanbieder gone, one changed, one new.
+        let mut after = before.clone();
+        let names: Vec<String> = after.zorgaanbieders.keys().cloned().collect();
+        let gone = after.zorgaanbieders.remove(&names[0]).unwrap();
+        let z = after.zorgaanbieders.get_mut(&names[1]).unwrap();
+        z.interfaceversies.clear();
+        let mut new = gone.clone();
+        new.zorgaanbiedernaam = "nieuw@medmij".into();
+        after
+            .zorgaanbieders
+            .insert(new.zorgaanbiedernaam.clone(), new);
+        let guard = store.lock_publications();
+        let plan = store.plan_mirror(&guard, &after, None).unwrap();
+        assert_eq!(plan.seq, 0);
+        let d = &plan.tables[PUBLISHED.zorgaanbieders.name()];
+        assert_eq!(d.stale, vec![names[0].clone()]);
+        let mut changed: Vec<&str> = d.changed.iter().map(|(k, _)| k.as_str()).collect();
+        changed.sort();
+        assert_eq!(changed, vec![names[1].as_str(), "nieuw@medmij"]);
+        assert!(plan.tables[PUBLISHED.oauthclients.name()]
+            .changed
+            .is_empty());
+        mirror(&after, Some(plan));
+        assert_eq!(store.published_registry().unwrap(), after);
+        // More changed rows than a plan holds: the table is left to the commit.
+        let mut many = after.clone();
+        let model = many.zorgaanbieders.values().next().unwrap().clone();
+        for i in 0..=PLAN_ROWS {
+            let mut z = model.clone();
+            z.zorgaanbiedernaam = format!("z{i:05}@medmij");
+            many.zorgaanbieders.insert(z.zorgaanbiedernaam.clone(), z);
+        }
+        let plan = store.plan_mirror(&guard, &many, None).unwrap();
+        assert!(!plan.tables.contains_key(PUBLISHED.zorgaanbieders.name()));
+        mirror(&many, Some(plan));
+        assert_eq!(store.published_registry().unwrap(), many);
     }
 
     #[test]
