@@ -51,21 +51,145 @@ fn schema_of(r: &Rendition) -> Result<&'static schema::SchemaDef, PublishError> 
 /// before them) that were validated against one XSD.
 pub type Validated = HashSet<[u8; 32]>;
 
-/// A large ZAL, rendered and checked: its bytes (not yet signed) and the SHA-256 of every
-/// Zorgaanbieder element in it, each of which has been validated against the XSD.
+/// A large ZAL rendered and checked in parts, whose header and Zorgaanbieder elements are
+/// written to its staged file in order; its footer is not (a project schema's enveloped
+/// signature goes into it).
 struct Parts {
-    /// Complete part documents with their marks; [`render::zal_pieces`] gives the whole
-    /// document's pieces.
-    parts: Vec<render::MarkedPart>,
+    /// Where each Zorgaanbieder element lies in the file, beside `elements`.
+    ranges: Vec<(usize, usize)>,
+    /// The SHA-256 of every Zorgaanbieder element, each of which has been validated.
     elements: Vec<[u8; 32]>,
+    /// Where the header ends and the elements begin, and where they end.
+    header_end: usize,
+    body_end: usize,
+    footer: Vec<u8>,
     /// How many elements this publication validated (the rest were validated before).
     validated: usize,
 }
 
-/// Render a large ZAL as independent, complete part documents on every core and validate
+/// A part rendered and validated: its bytes and marks, its elements' SHA-256s.
+struct Checked {
+    part: render::MarkedPart,
+    elements: Vec<[u8; 32]>,
+}
+
+/// What a written part left: its elements' places in the file.
+struct Written {
+    ranges: Vec<(usize, usize)>,
+    elements: Vec<[u8; 32]>,
+}
+
+/// The parts of [`render_in_parts`] on their way into the file, in order. A part validated
+/// before the one ahead of it waits in `ready`; whoever completes the sequence writes, one
+/// thread at a time and outside the lock, so the others go on validating. Parts are let
+/// go of as they are written: the heap holds a few, not the document.
+struct Sink<'a> {
+    staged: &'a crate::registry::documents::Staged,
+    state: std::sync::Mutex<SinkState>,
+}
+
+#[derive(Default)]
+struct SinkState {
+    next: usize,
+    writing: bool,
+    ready: BTreeMap<usize, Checked>,
+    written: Vec<Written>,
+    header_end: usize,
+    /// The footer of the first part with elements, as the whole document has it (an empty
+    /// part closes `Zorgaanbieders` on the same line); the first part's until then.
+    footer: Option<(Vec<u8>, bool)>,
+    failed: Option<String>,
+}
+
+impl Sink<'_> {
+    fn state(&self) -> std::sync::MutexGuard<'_, SinkState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn deposit(&self, i: usize, checked: Checked) {
+        let mut st = self.state();
+        if st.failed.is_some() {
+            return;
+        }
+        st.ready.insert(i, checked);
+        if st.writing {
+            return;
+        }
+        st.writing = true;
+        loop {
+            let i = st.next;
+            let Some(checked) = st.ready.remove(&i) else {
+                st.writing = false;
+                return;
+            };
+            drop(st);
+            let done = self.write(i, checked);
+            st = self.state();
+            match done {
+                Ok(w) => {
+                    if i == 0 {
+                        st.header_end = w.header_end;
+                    }
+                    let with_elements = !w.written.ranges.is_empty();
+                    // The first part's footer, until a part with elements gives its own.
+                    if st.footer.as_ref().is_none_or(|(_, e)| !e && with_elements) {
+                        st.footer = Some((w.footer, with_elements));
+                    }
+                    st.written.push(w.written);
+                    st.next += 1;
+                }
+                Err(e) => {
+                    st.failed = Some(e);
+                    st.ready.clear();
+                    st.writing = false;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Append part `i`: the first with its header, each its elements.
+    fn write(&self, i: usize, checked: Checked) -> Result<Appended, String> {
+        let (a, b) = render::element_span(&checked.part)
+            .ok_or_else(|| format!("part {i}: marks outside the part"))?;
+        let (bytes, marks) = checked.part;
+        let from = if i == 0 { 0 } else { a };
+        let at = usize::try_from(self.staged.written()).map_err(|e| e.to_string())?;
+        let place = |m: usize| at + (m - from);
+        self.staged
+            .append(&bytes[from..b])
+            .map_err(|e| format!("write: {e}"))?;
+        let ranges: Vec<(usize, usize)> = marks
+            .windows(2)
+            .filter(|w| w[0] < w[1])
+            .map(|w| (place(w[0]), place(w[1])))
+            .collect();
+        if ranges.len() != checked.elements.len() {
+            return Err(format!("part {i}: marks and elements differ"));
+        }
+        Ok(Appended {
+            written: Written {
+                ranges,
+                elements: checked.elements,
+            },
+            header_end: place(a),
+            footer: bytes[b..].to_vec(),
+        })
+    }
+}
+
+/// A part appended: its elements' places, where its header ended, its footer.
+struct Appended {
+    written: Written,
+    header_end: usize,
+    footer: Vec<u8>,
+}
+
+/// Render a large ZAL as independent, complete part documents on every core, validate
 /// them against the XSD (libxml2's validator is single-threaded per document, and the
-/// largest list is the critical path of a publication); [`render::zal_pieces`] gives the
-/// whole document from them, byte-exactly.
+/// largest list is the critical path of a publication) and write them to `staged` in
+/// order as they are done, byte-exactly the document [`render::render`] makes, but for
+/// its footer (see [`Parts`]).
 ///
 /// Incremental: an element whose exact bytes are in `known` was validated against this
 /// XSD by an earlier publication, so a part is validated with only its new elements (a
@@ -79,12 +203,17 @@ fn render_in_parts(
     r: &Rendition,
     header: &Header,
     known: &Validated,
+    staged: &crate::registry::documents::Staged,
 ) -> Result<Parts, PublishError> {
     let def = schema_of(r)?;
     let all: Vec<&crate::registry::model::Zorgaanbieder> = reg.zorgaanbieders.values().collect();
     // A few parts per core, so a part with heavier entries does not leave a core idle.
     let size = all.len().div_ceil(crate::cores::count() * 4).max(1);
     let chunks: Vec<&[&crate::registry::model::Zorgaanbieder]> = all.chunks(size).collect();
+    let sink = Sink {
+        staged,
+        state: Default::default(),
+    };
     let check = |i: usize, part: &[&crate::registry::model::Zorgaanbieder]| {
         let (bytes, marks) = render::render_zal_part_marked(reg, part, r, header).map_err(|e| {
             PublishError::Render {
@@ -134,26 +263,52 @@ fn render_in_parts(
             doc.extend_from_slice(&bytes[last..]);
             schema::validate(def, &doc).map_err(schema_err)?;
         }
-        Ok(((bytes, marks), elements, new.len()))
+        let validated = new.len();
+        sink.deposit(
+            i,
+            Checked {
+                part: (bytes, marks),
+                elements,
+            },
+        );
+        Ok(validated)
     };
-    let parts = crate::cores::map(&chunks, |i, part| check(i, part));
-    let mut elements = Vec::with_capacity(all.len());
+    let results = crate::cores::map(&chunks, |i, part| check(i, part));
     let mut validated = 0;
-    let mut docs = Vec::with_capacity(parts.len());
-    for p in parts {
-        let (bytes, hashes, n) = p.unwrap_or_else(|| {
+    for n in results {
+        validated += n.unwrap_or_else(|| {
             Err(PublishError::Signature {
                 rendition: r.to_string(),
                 msg: "a rendering thread failed".into(),
             })
         })?;
-        docs.push(bytes);
-        elements.extend(hashes);
-        validated += n;
+    }
+    let st = sink.state.into_inner().unwrap_or_else(|p| p.into_inner());
+    let written_err = |msg: String| PublishError::Signature {
+        rendition: r.to_string(),
+        msg,
+    };
+    if let Some(e) = st.failed {
+        return Err(written_err(e));
+    }
+    if st.next != chunks.len() {
+        return Err(written_err("not every part was written".into()));
+    }
+    let (footer, _) = st
+        .footer
+        .ok_or_else(|| written_err("no part was written".into()))?;
+    let mut ranges = Vec::with_capacity(all.len());
+    let mut elements = Vec::with_capacity(all.len());
+    for w in st.written {
+        ranges.extend(w.ranges);
+        elements.extend(w.elements);
     }
     Ok(Parts {
-        parts: docs,
+        ranges,
         elements,
+        header_end: st.header_end,
+        body_end: usize::try_from(staged.written()).map_err(|e| written_err(e.to_string()))?,
+        footer,
         validated,
     })
 }
@@ -201,76 +356,139 @@ fn validate_skeleton(def: &schema::SchemaDef, xml: &[u8]) -> Result<(), schema::
     }
 }
 
-/// Render, validate, sign and self-verify one rendition, then compress it and write its
-/// files (see `registry::documents`).
-fn make(
-    store: &Store,
-    reg: &Registry,
-    r: &Rendition,
-    header: &Header,
-    key: &SigningKey,
-    known: Option<&Validated>,
-) -> Result<Made, PublishError> {
-    let def = schema_of(r)?;
-    let t = std::time::Instant::now();
-    crate::failpoint::hit("publish.render").map_err(|msg| PublishError::Signature {
-        rendition: r.to_string(),
-        msg,
-    })?;
-    let render_err = |e: std::io::Error| PublishError::Render {
-        rendition: r.to_string(),
-        msg: e.to_string(),
-    };
-    let sig_err = |msg: String| PublishError::Signature {
-        rendition: r.to_string(),
-        msg,
-    };
-    let (parts, elements) = match known {
-        Some(known) => {
-            let parts = render_in_parts(reg, r, header, known)?;
-            tracing::debug!(
-                "{r}: {} of {} Zorgaanbieder elements validated, the rest were before",
-                parts.validated,
-                parts.elements.len()
-            );
-            (parts.parts, Some(parts.elements))
+/// One rendition being made: what each step of it needs.
+#[derive(Clone, Copy)]
+struct Making<'a> {
+    store: &'a Store,
+    reg: &'a Registry,
+    r: &'a Rendition,
+    header: &'a Header,
+    key: &'a SigningKey,
+    def: &'static schema::SchemaDef,
+}
+
+impl<'a> Making<'a> {
+    fn new(
+        store: &'a Store,
+        reg: &'a Registry,
+        r: &'a Rendition,
+        header: &'a Header,
+        key: &'a SigningKey,
+    ) -> Result<Self, PublishError> {
+        Ok(Making {
+            store,
+            reg,
+            r,
+            header,
+            key,
+            def: schema_of(r)?,
+        })
+    }
+
+    fn render_err(&self, e: std::io::Error) -> PublishError {
+        PublishError::Render {
+            rendition: self.r.to_string(),
+            msg: e.to_string(),
         }
-        None => (
-            vec![(
-                render::render(reg, r, header).map_err(render_err)?,
-                Vec::new(),
-            )],
-            None,
-        ),
-    };
-    let mut pieces: Vec<&[u8]> = match elements {
-        Some(_) => {
-            render::zal_pieces(&parts).ok_or_else(|| sig_err("parts could not be joined".into()))?
+    }
+
+    fn sig_err(&self, msg: String) -> PublishError {
+        PublishError::Signature {
+            rendition: self.r.to_string(),
+            msg,
         }
-        None => parts.iter().map(|(bytes, _)| bytes.as_slice()).collect(),
-    };
-    let t_render = t.elapsed();
+    }
+}
+
+/// A rendition written to its staged file and compressed, before its checks.
+struct Staging {
+    staged: crate::registry::documents::Staged,
+    /// The staged file, mapped.
+    xml: bytes::Bytes,
+    gzip: Vec<u8>,
+    gzip_entries: Option<Vec<compress::Entry>>,
+    /// Whether the gzip variant copies blocks from an earlier file.
+    reused: bool,
+    /// A large ZAL's validated elements (see [`render_in_parts`]).
+    elements: Option<Vec<[u8; 32]>>,
+}
+
+/// A list rendered whole: written from its pieces to a file and gzipped from the same
+/// pieces alongside, never joined on the heap.
+fn made_whole(m: &Making) -> Result<Staging, PublishError> {
+    let Making {
+        store,
+        reg,
+        r,
+        header,
+        key,
+        def,
+    } = *m;
+    let (render_err, sig_err) = (|e| m.render_err(e), |e| m.sig_err(e));
+    let bytes = render::render(reg, r, header).map_err(render_err)?;
+    let mut pieces: Vec<&[u8]> = vec![&bytes];
     let enveloped;
     if !def.official {
         let (at, sig) = key
             .enveloped_signature(&pieces)
             .map_err(|e| sig_err(e.to_string()))?;
         enveloped = sig;
-        let last = pieces
-            .pop()
-            .ok_or_else(|| sig_err("empty document".into()))?;
-        pieces.extend([&last[..at], enveloped.as_slice(), &last[at..]]);
+        pieces = vec![&bytes[..at], enveloped.as_slice(), &bytes[at..]];
     }
-    // The document exists once: written from its pieces to a file (synced below,
-    // alongside the checks) and read back from the page cache, never joined on the heap.
-    // Writing hundreds of MB into the page cache costs the kernel about as long as gzip
-    // (from the same pieces, on the other cores) takes.
-    // A large ZAL's gzip variant reuses the blocks of its previous publication's whose
-    // groups of elements are unchanged (see `compress`).
-    let blocks = elements
-        .as_ref()
-        .and_then(|e| gzip_blocks(&parts, e, &pieces));
+    let (staged, gz) = std::thread::scope(|s| {
+        let staged = s.spawn(|| store.stage_document(&pieces));
+        let gz = crate::registry::documents::gzip_pieces(&pieces);
+        (staged.join(), gz)
+    });
+    let staged = staged.map_err(|_| sig_err("write: a thread panicked".into()))??;
+    let gzip = gz.map_err(|e| sig_err(format!("gzip: {e}")))?;
+    Ok(Staging {
+        xml: staged.map().map_err(render_err)?,
+        staged,
+        gzip,
+        gzip_entries: None,
+        reused: false,
+        elements: None,
+    })
+}
+
+/// A large ZAL made in parts ([`render_in_parts`]), its footer (with a project schema's
+/// enveloped signature) appended, its gzip variant made from the file in groups that
+/// reuse the previous publication's blocks where the group is unchanged (see `compress`).
+fn made_in_parts(m: &Making, known: &Validated) -> Result<Staging, PublishError> {
+    let Making {
+        store,
+        reg,
+        r,
+        header,
+        key,
+        def,
+    } = *m;
+    let (render_err, sig_err) = (|e| m.render_err(e), |e| m.sig_err(e));
+    let t = std::time::Instant::now();
+    let staged = store.stage_document(&[])?;
+    let parts = render_in_parts(reg, r, header, known, &staged)?;
+    tracing::debug!(
+        "{r}: {} of {} Zorgaanbieder elements validated, the rest were before",
+        parts.validated,
+        parts.elements.len()
+    );
+    let footer = &parts.footer;
+    if def.official {
+        staged.append(footer).map_err(render_err)?;
+    } else {
+        let body = staged.map().map_err(render_err)?;
+        let (at, sig) = key
+            .enveloped_signature(&[&body, footer])
+            .map_err(|e| sig_err(e.to_string()))?;
+        for piece in [&footer[..at], &sig, &footer[at..]] {
+            staged.append(piece).map_err(render_err)?;
+        }
+    }
+    let xml = staged.map().map_err(render_err)?;
+    tracing::debug!("{r}: rendered, validated and written in {:?}", t.elapsed());
     // Only speed depends on the record: one that cannot be read is no record.
+    let blocks = gzip_blocks(&xml, &parts);
     let previous = match &blocks {
         Some(_) => match store.gzip_blocks(&r.to_string()) {
             Ok(found) => found
@@ -282,36 +500,80 @@ fn make(
         },
         None => None,
     };
-    let (staged, gz) = std::thread::scope(|s| {
-        let staged = s.spawn(|| store.stage_document(&pieces));
-        let gz = match &blocks {
-            Some(blocks) => {
-                let previous = previous
-                    .as_ref()
-                    .map(|(gz, entries)| compress::Previous { gz, entries });
-                match compress::gzip(blocks, previous.as_ref()) {
-                    Ok((gz, entries, copied)) => {
-                        tracing::debug!("{r}: gzip: {copied} of {} groups reused", entries.len());
-                        Ok((gz, Some(entries), copied > 0))
-                    }
-                    Err(e) => {
-                        tracing::warn!("{r}: gzip in groups failed ({e}); compressed it whole");
-                        crate::registry::documents::gzip_pieces(&pieces).map(|gz| (gz, None, false))
-                    }
-                }
+    let previous = previous
+        .as_ref()
+        .map(|(gz, entries)| compress::Previous { gz, entries });
+    let grouped = blocks.map(|blocks| compress::gzip(&blocks, previous.as_ref()));
+    let (gzip, gzip_entries, reused) = match grouped {
+        Some(Ok((gz, entries, copied))) => {
+            tracing::debug!("{r}: gzip: {copied} of {} groups reused", entries.len());
+            (gz, Some(entries), copied > 0)
+        }
+        failed => {
+            if let Some(Err(e)) = failed {
+                tracing::warn!("{r}: gzip in groups failed ({e}); compressed it whole");
             }
-            None => crate::registry::documents::gzip_pieces(&pieces).map(|gz| (gz, None, false)),
-        };
-        (staged.join(), gz)
-    });
-    let staged = staged.map_err(|_| sig_err("write: a thread panicked".into()))??;
-    let (mut gz, mut gzip_entries, reused) = gz.map_err(|e| sig_err(format!("gzip: {e}")))?;
-    drop(blocks);
-    drop(previous);
-    drop(pieces);
-    drop(parts);
-    let xml = staged.map().map_err(render_err)?;
-    let t_enveloped = t.elapsed();
+            let gz = crate::registry::documents::gzip(&xml)
+                .map_err(|e| sig_err(format!("gzip: {e}")))?;
+            (gz, None, false)
+        }
+    };
+    Ok(Staging {
+        staged,
+        xml,
+        gzip,
+        gzip_entries,
+        reused,
+        elements: Some(parts.elements),
+    })
+}
+
+/// Render, validate, sign and self-verify one rendition, then compress it and write its
+/// files (see `registry::documents`).
+fn make(m: Making, known: Option<&Validated>) -> Result<Made, PublishError> {
+    let started = start(&m, known)?;
+    finish(m, started)
+}
+
+/// A rendition rendered, validated, written and compressed ([`Staging`]), since `t`.
+struct Started {
+    staging: Staging,
+    t: std::time::Instant,
+}
+
+/// The first half of [`make`]: what uses every core to render and validate.
+fn start(m: &Making, known: Option<&Validated>) -> Result<Started, PublishError> {
+    let t = std::time::Instant::now();
+    crate::failpoint::hit("publish.render").map_err(|msg| m.sig_err(msg))?;
+    let staging = match known {
+        Some(known) => made_in_parts(m, known),
+        None => made_whole(m),
+    }?;
+    Ok(Started { staging, t })
+}
+
+/// The second half of [`make`]: validate what the parts did not, check the signatures,
+/// sync, name the files.
+fn finish(m: Making, started: Started) -> Result<Made, PublishError> {
+    let Making {
+        store,
+        r,
+        header,
+        key,
+        def,
+        ..
+    } = m;
+    let sig_err = |e| m.sig_err(e);
+    let Started { staging, t } = started;
+    let Staging {
+        staged,
+        xml,
+        gzip: mut gz,
+        mut gzip_entries,
+        reused,
+        elements,
+    } = staging;
+    let t_made = t.elapsed();
     // Validate exactly the bytes that will be served (with the enveloped signature, which
     // the project XSDs allow as the last child of the root); of a ZAL made in parts, what
     // its parts did not validate.
@@ -374,11 +636,10 @@ fn make(
     crate::failpoint::hit("publish.staged").map_err(sig_err)?;
     let written = store.write_staged(&sha256, staged, &gz)?;
     tracing::debug!(
-        "{r}: {} bytes; render {:?}, enveloped sign, write+gzip {:?}, validate {:?}, checks+detached+hash+sync {:?}, gzip write {:?}",
+        "{r}: {} bytes; render+validate+sign+write+gzip {:?}, validate {:?}, checks+detached+hash+sync {:?}, gzip write {:?}",
         xml.len(),
-        t_render,
-        t_enveloped - t_render,
-        t_validate - t_enveloped,
+        t_made,
+        t_validate - t_made,
         t_checked - t_validate,
         t.elapsed() - t_checked
     );
@@ -398,43 +659,36 @@ fn make(
 /// after an element whose SHA-256 starts with ten zero bits (about every 1,024 elements,
 /// a few MB: each block starts without a dictionary, so smaller ones compress worse; set
 /// by content alone, so a changed element changes only its own group) or at 8 MiB; and
-/// its tail (signature, closing tags). `None` if the parts and hashes do not line up.
-fn gzip_blocks<'a>(
-    parts: &'a [render::MarkedPart],
-    elements: &[[u8; 32]],
-    pieces: &[&'a [u8]],
-) -> Option<Vec<compress::Block<'a>>> {
+/// its tail (signature, closing tags). `None` if the places do not fit the document.
+fn gzip_blocks<'a>(xml: &'a [u8], parts: &Parts) -> Option<Vec<compress::Block<'a>>> {
     const MAX: usize = 8 << 20;
     let mut blocks = vec![compress::Block {
         key: None,
-        slices: vec![*pieces.first()?],
+        slices: vec![xml.get(..parts.header_end)?],
     }];
-    let mut hashes = elements.iter();
     let mut group = Vec::new();
     let mut key = ring::digest::Context::new(&ring::digest::SHA256);
     let mut size = 0;
-    for (bytes, marks) in parts {
-        for w in marks.windows(2) {
-            let (a, b) = (w[0], w[1]);
-            if a == b {
-                continue;
-            }
-            let h = hashes.next()?;
-            group.push(bytes.get(a..b)?);
-            key.update(h);
-            size += b - a;
-            if (h[0] == 0 && h[1] < 64) || size >= MAX {
-                let done =
-                    std::mem::replace(&mut key, ring::digest::Context::new(&ring::digest::SHA256));
-                blocks.push(compress::Block {
-                    key: done.finish().as_ref().try_into().ok(),
-                    slices: std::mem::take(&mut group),
-                });
-                size = 0;
-            }
+    let mut at = parts.header_end;
+    for (&(a, b), h) in parts.ranges.iter().zip(&parts.elements) {
+        if a != at {
+            return None;
+        }
+        at = b;
+        group.push(xml.get(a..b)?);
+        key.update(h);
+        size += b - a;
+        if (h[0] == 0 && h[1] < 64) || size >= MAX {
+            let done =
+                std::mem::replace(&mut key, ring::digest::Context::new(&ring::digest::SHA256));
+            blocks.push(compress::Block {
+                key: done.finish().as_ref().try_into().ok(),
+                slices: std::mem::take(&mut group),
+            });
+            size = 0;
         }
     }
-    if hashes.next().is_some() {
+    if at != parts.body_end || parts.ranges.len() != parts.elements.len() {
         return None;
     }
     if !group.is_empty() {
@@ -445,9 +699,21 @@ fn gzip_blocks<'a>(
     }
     blocks.push(compress::Block {
         key: None,
-        slices: pieces.get(1 + parts.len()..)?.to_vec(),
+        slices: vec![xml.get(parts.body_end..)?],
     });
     Some(blocks)
+}
+
+/// The result of a thread that made a rendition; a panic is a failed publication.
+fn joined(
+    h: std::thread::ScopedJoinHandle<'_, Result<Made, PublishError>>,
+) -> Result<Made, PublishError> {
+    h.join().unwrap_or_else(|_| {
+        Err(PublishError::Signature {
+            rendition: "publication".into(),
+            msg: "a rendering thread panicked".into(),
+        })
+    })
 }
 
 /// What one publication renders and why.
@@ -608,9 +874,9 @@ pub fn run(
         }
     }
 
-    // Large ZALs, which render in parts on every core anyway, are made one after the other:
-    // each is written to its file and let go before the next, so the heap never holds two
-    // of them (at 100k: 164 + 408 MB). The small lists are made alongside.
+    // Large ZALs, which render in parts on every core anyway, are rendered one after the
+    // other, each written to its file part by part: the heap never holds a whole one. The
+    // small lists are made alongside.
     let large = |r: &Rendition| {
         r.list == ListKind::Zorgaanbiederslijst && reg.zorgaanbieders.len() >= PARALLEL_FROM
     };
@@ -632,19 +898,39 @@ pub fn run(
         let plan = s.spawn(|| store.plan_mirror(guard, reg, base.partial.as_ref()));
         let mut handles: Vec<_> = small
             .iter()
-            .map(|(r, h)| s.spawn(|| vec![make(store, reg, r, h, key, None)]))
+            .map(|(r, h)| {
+                s.spawn(|| vec![Making::new(store, reg, r, h, key).and_then(|m| make(m, None))])
+            })
             .collect();
         handles.push(s.spawn(|| {
+            // Each large ZAL is rendered and validated on every core while the one before
+            // it is checked and synced (which leaves cores idle): one document's checks
+            // and the next one's parts are in memory at a time.
             let mut out = Vec::new();
-            for (r, h) in &big {
-                let known = schema_of(r).ok().and_then(|d| known.get(d.xsd_file));
-                let m = make(store, reg, r, h, key, known);
-                let failed = m.is_err();
-                out.push(m);
-                if failed {
-                    break;
+            std::thread::scope(|s| {
+                let mut checking = None;
+                for (r, h) in &big {
+                    let known = schema_of(r).ok().and_then(|d| known.get(d.xsd_file));
+                    let started =
+                        Making::new(store, reg, r, h, key).and_then(|m| Ok((m, start(&m, known)?)));
+                    if let Some(c) = checking.take() {
+                        out.push(joined(c));
+                    }
+                    match started {
+                        Ok((m, started)) => checking = Some(s.spawn(move || finish(m, started))),
+                        Err(e) => {
+                            out.push(Err(e));
+                            break;
+                        }
+                    }
+                    if out.iter().any(|m| m.is_err()) {
+                        break;
+                    }
                 }
-            }
+                if let Some(c) = checking.take() {
+                    out.push(joined(c));
+                }
+            });
             out
         }));
         let made: Vec<Result<Made, PublishError>> = handles
@@ -788,8 +1074,28 @@ mod tests {
         reg
     }
 
-    fn joined(p: &Parts) -> Vec<u8> {
-        render::zal_pieces(&p.parts).unwrap().concat()
+    /// [`render_in_parts`] into a file of its own, its footer appended: the document's
+    /// bytes and the parts' record. The gzip blocks cut from it must cover it exactly.
+    fn in_parts(
+        reg: &Registry,
+        r: &Rendition,
+        h: &Header,
+        known: &Validated,
+    ) -> Result<(Vec<u8>, Parts), PublishError> {
+        let dir = tempfile::tempdir().unwrap();
+        let files = crate::registry::documents::Files::beside(&dir.path().join("r.redb"));
+        let staged = files.stage(&[]).unwrap();
+        let parts = render_in_parts(reg, r, h, known, &staged)?;
+        staged.append(&parts.footer).unwrap();
+        let xml = staged.map().unwrap().to_vec();
+        let blocks = gzip_blocks(&xml, &parts).expect("blocks fit the document");
+        let cut: Vec<u8> = blocks.iter().flat_map(|b| b.slices.concat()).collect();
+        assert_eq!(cut, xml);
+        Ok((xml, parts))
+    }
+
+    fn joined(p: &(Vec<u8>, Parts)) -> Vec<u8> {
+        p.0.clone()
     }
 
     fn header() -> Header {
@@ -825,43 +1131,105 @@ mod tests {
         assert!(zals.len() >= 2, "{zals:?}");
         for r in &zals {
             let whole = render::render(&reg, r, &h).unwrap();
-            let cold = render_in_parts(&reg, r, &h, &Validated::new()).unwrap();
+            let cold = in_parts(&reg, r, &h, &Validated::new()).unwrap();
             assert_eq!(joined(&cold), whole, "{r}");
-            assert!(!cold.elements.is_empty(), "{r}");
+            assert!(!cold.1.elements.is_empty(), "{r}");
             assert_eq!(
-                cold.validated,
-                cold.elements.len(),
+                cold.1.validated,
+                cold.1.elements.len(),
                 "{r}: nothing known yet"
             );
-            let known: Validated = cold.elements.iter().copied().collect();
-            let warm = render_in_parts(&reg, r, &h, &known).unwrap();
-            assert_eq!((joined(&warm), warm.validated), (whole, 0), "{r}");
+            let known: Validated = cold.1.elements.iter().copied().collect();
+            let warm = in_parts(&reg, r, &h, &known).unwrap();
+            assert_eq!((joined(&warm), warm.1.validated), (whole, 0), "{r}");
 
             // One changed Zorgaanbieder: its element alone is validated, the bytes are the
             // whole document's.
             let changed = with_token_endpoint(&reg, 7, "https://ander.voorbeeld.nl/token");
-            let warm = render_in_parts(&changed, r, &h, &known).unwrap();
+            let warm = in_parts(&changed, r, &h, &known).unwrap();
             assert_eq!(
                 joined(&warm),
                 render::render(&changed, r, &h).unwrap(),
                 "{r}"
             );
-            assert!(warm.validated <= 1, "{r}: {}", warm.validated);
+            assert!(warm.1.validated <= 1, "{r}: {}", warm.1.validated);
             if r.interfaceversie.is_none() {
-                assert_eq!(warm.validated, 1, "{r}");
+                assert_eq!(warm.1.validated, 1, "{r}");
             }
 
             // An element that breaks the XSD is refused, known neighbours or not.
             let broken = with_token_endpoint(&reg, 7, "http://niet-https.voorbeeld.nl/token");
             if render::render(&broken, r, &h).unwrap() != render::render(&reg, r, &h).unwrap() {
                 for k in [&Validated::new(), &known] {
-                    match render_in_parts(&broken, r, &h, k) {
+                    match in_parts(&broken, r, &h, k) {
                         Err(PublishError::Schema { errors, .. }) => {
                             assert!(errors.to_string().contains("TokenEndpointuri"), "{errors}")
                         }
-                        other => panic!("{r}: {:?}", other.map(|p| p.validated)),
+                        other => panic!("{r}: {:?}", other.map(|p| p.1.validated)),
                     }
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn parts_validated_out_of_order_are_written_in_order() {
+        let reg = registry(30);
+        let h = header();
+        let cat = Catalogue::parse(DEFAULT_CATALOGUE).unwrap();
+        for r in cat
+            .renditions()
+            .into_iter()
+            .filter(|r| r.list == ListKind::Zorgaanbiederslijst)
+        {
+            let all: Vec<_> = reg.zorgaanbieders.values().collect();
+            // Part sizes that leave some parts with nothing in this Interfaceversie.
+            for size in [1, 4, 7] {
+                let parts: Vec<render::MarkedPart> = all
+                    .chunks(size)
+                    .map(|c| render::render_zal_part_marked(&reg, c, &r, &h).unwrap())
+                    .collect();
+                assert_eq!(
+                    render::zal_pieces(&parts).unwrap().concat(),
+                    render::render(&reg, &r, &h).unwrap()
+                );
+                let dir = tempfile::tempdir().unwrap();
+                let files = crate::registry::documents::Files::beside(&dir.path().join("r.redb"));
+                let staged = files.stage(&[]).unwrap();
+                let sink = Sink {
+                    staged: &staged,
+                    state: Default::default(),
+                };
+                // Last first: nothing can be written until the first part arrives.
+                for (i, part) in parts.iter().enumerate().rev() {
+                    let elements = part
+                        .1
+                        .windows(2)
+                        .filter(|w| w[0] < w[1])
+                        .map(|w| sha256(&part.0[w[0]..w[1]]))
+                        .collect();
+                    sink.deposit(
+                        i,
+                        Checked {
+                            part: part.clone(),
+                            elements,
+                        },
+                    );
+                    assert_eq!(staged.written() == 0, i > 0, "{r}: part {i}");
+                }
+                let st = sink.state.into_inner().unwrap();
+                assert_eq!(
+                    (st.next, st.ready.len(), st.writing),
+                    (parts.len(), 0, false)
+                );
+                let (footer, _) = st.footer.unwrap();
+                staged.append(&footer).unwrap();
+                let whole = render::render(&reg, &r, &h).unwrap();
+                assert_eq!(
+                    &staged.map().unwrap()[..],
+                    &whole[..],
+                    "{r}, parts of {size}"
+                );
             }
         }
     }

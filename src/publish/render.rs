@@ -61,7 +61,8 @@ pub fn render(reg: &Registry, rendition: &Rendition, header: &Header) -> io::Res
 
 /// A complete Zorgaanbiederslijst holding only `part` of the Zorgaanbieders, valid on its
 /// own, so large lists can be rendered and validated in parallel parts and then put
-/// together with [`zal_pieces`]; with where each Zorgaanbieder element lies in it:
+/// written out one after the other (the publication's pipeline does, in order, cut at
+/// [`element_span`]); with where each Zorgaanbieder element lies in it:
 /// `marks[0]` is where the first begins and `marks[i + 1]` where the i-th ends (with the
 /// whitespace before it). A Zorgaanbieder that is not in this rendition has an empty range.
 pub fn render_zal_part_marked(
@@ -87,17 +88,14 @@ pub type MarkedPart = (Vec<u8>, Vec<usize>);
 /// The document `render` would have made, as pieces of parts made by
 /// [`render_zal_part_marked`] (in registry order): the first part's header, every part's
 /// Zorgaanbieder elements exactly as marked, the footer. Taken from the marks, so every
-/// byte between the header and the footer is a marked (hashed, validated) element. A large
-/// list is written out from its pieces without being joined in memory.
-/// Zorgaanbiedernaam is unique across parts because it is the registry key.
+/// byte between the header and the footer is a marked (hashed, validated) element.
+/// Zorgaanbiedernaam is unique across parts because it is the registry key. The reference
+/// the publication's in-order writer is tested against.
+#[cfg(test)]
 pub fn zal_pieces(parts: &[MarkedPart]) -> Option<Vec<&[u8]>> {
     let mut split = Vec::with_capacity(parts.len());
-    for (p, marks) in parts {
-        let (a, b) = (*marks.first()?, *marks.last()?);
-        if a > b || b > p.len() {
-            return None;
-        }
-        split.push((a, b));
+    for part in parts {
+        split.push(element_span(part)?);
     }
     let ((first, _), &(a0, b0)) = (parts.first()?, split.first()?);
     // An empty part closes `Zorgaanbieders` on the same line; take the footer of a part
@@ -113,6 +111,13 @@ pub fn zal_pieces(parts: &[MarkedPart]) -> Option<Vec<&[u8]>> {
     pieces.extend(parts.iter().zip(split).map(|((p, _), (a, b))| &p[a..b]));
     pieces.push(footer);
     Some(pieces)
+}
+
+/// Where a part's Zorgaanbieder elements begin and end: before them its header, after
+/// them its footer. `None` if the marks do not fit the part.
+pub fn element_span((p, marks): &MarkedPart) -> Option<(usize, usize)> {
+    let (a, b) = (*marks.first()?, *marks.last()?);
+    (a <= b && b <= p.len()).then_some((a, b))
 }
 
 fn render_inner<'a>(

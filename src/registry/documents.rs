@@ -92,7 +92,7 @@ impl Files {
             write_synced(&gz, gzip)?;
         }
         let plain = self.path(sha256, false);
-        if !fs::metadata(&plain).is_ok_and(|m| m.len() == identity.len) {
+        if !fs::metadata(&plain).is_ok_and(|m| m.len() == identity.written()) {
             identity.sync()?;
             fs::rename(&identity.path, &plain)?;
             identity.renamed();
@@ -453,7 +453,7 @@ fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
 pub struct Staged {
     path: PathBuf,
     file: fs::File,
-    len: u64,
+    len: std::sync::atomic::AtomicU64,
     synced: std::sync::atomic::AtomicBool,
     renamed: std::sync::atomic::AtomicBool,
 }
@@ -476,16 +476,29 @@ impl Staged {
         // Owned by `Staged` from here: any error below removes the file again.
         let staged = Staged {
             path,
-            len: pieces.iter().map(|p| p.len() as u64).sum(),
+            len: 0.into(),
             file,
             synced: false.into(),
             renamed: false.into(),
         };
-        let mut w = &staged.file;
         for p in pieces {
-            w.write_all(p)?;
+            staged.append(p)?;
         }
         Ok(staged)
+    }
+
+    /// Write `bytes` at its end. One writer at a time: the pieces of a document follow
+    /// each other in the order they are appended.
+    pub fn append(&self, bytes: &[u8]) -> io::Result<()> {
+        (&self.file).write_all(bytes)?;
+        self.len
+            .fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// The bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.len.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Its bytes, mapped (see [`map_file`]: nothing writes to it any more).
