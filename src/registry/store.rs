@@ -1277,7 +1277,14 @@ impl Store {
                 .map_err(|x| e(&x))?;
             // Only the rows that changed since the last publication are written.
             let plan = from.mirror.filter(|p| p.seq == current_seq);
-            mirror_registry(&tx, registry, from.partial.as_ref(), plan).map_err(|x| e(&x))?;
+            // Publishing the working registry with no write since its snapshot: the
+            // working tables hold exactly the rows it rendered, as stored.
+            let generation = read_json::<u64>(&meta, META_GENERATION)
+                .map_err(|x| e(&x))?
+                .unwrap_or(0);
+            let stored = journal_head.is_some() && generation == from.generation;
+            mirror_registry(&tx, registry, from.partial.as_ref(), plan, stored)
+                .map_err(|x| e(&x))?;
             if journal_head.is_some() {
                 // What the snapshot included is published; later writes stay dirty.
                 let mut dirty = read_json::<Dirty>(&meta, META_DIRTY)
@@ -1648,48 +1655,105 @@ pub struct MirrorPlan {
     tables: BTreeMap<String, RowDiff>,
 }
 
-/// One ordered pass over `old` beside `new` (redb orders `&str` keys as Rust orders
-/// strings): at 100k rows, one B-tree lookup per row cost more. `None` if more than `limit`
-/// rows changed.
-fn diff_rows<T: Serialize>(
+/// One ordered pass over `old` beside `new`, both in key order (redb orders `&str` keys as
+/// Rust orders strings; at 100k rows, one B-tree lookup per row cost more): the keys only
+/// in `old` go to `stale`, and `differs` gets each row of `new` that `old` lacks or holds
+/// with other bytes (returning false ends the pass: `Ok(false)`).
+fn merge<K: AsRef<str>, V: AsRef<[u8]>>(
     old: &impl ReadableTable<&'static str, &'static [u8]>,
-    new: &BTreeMap<String, T>,
-    limit: usize,
-) -> Result<Option<RowDiff>, redb::Error> {
-    let mut d = RowDiff {
-        stale: Vec::new(),
-        changed: Vec::new(),
-    };
+    new: impl Iterator<Item = Result<(K, V), redb::Error>>,
+    stale: &mut Vec<String>,
+    mut differs: impl FnMut(K, V) -> bool,
+) -> Result<bool, redb::Error> {
     let mut old = old.iter()?;
     let mut cur = old.next().transpose()?;
-    for (k, v) in new {
+    for row in new {
+        let (k, v) = row?;
         while let Some((ok, _)) = &cur {
-            if ok.value() >= k.as_str() {
+            if ok.value() >= k.as_ref() {
                 break;
             }
-            d.stale.push(ok.value().to_string());
+            stale.push(ok.value().to_string());
             cur = old.next().transpose()?;
         }
-        let bytes = encode(v)?;
         let same = match &cur {
-            Some((ok, ov)) if ok.value() == k.as_str() => Some(ov.value() == bytes),
+            Some((ok, ov)) if ok.value() == k.as_ref() => Some(ov.value() == v.as_ref()),
             _ => None,
         };
         if same.is_some() {
             cur = old.next().transpose()?;
         }
-        if same != Some(true) {
-            if d.changed.len() >= limit {
-                return Ok(None);
-            }
-            d.changed.push((k.clone(), bytes));
+        if same != Some(true) && !differs(k, v) {
+            return Ok(false);
         }
     }
     while let Some((ok, _)) = &cur {
-        d.stale.push(ok.value().to_string());
+        stale.push(ok.value().to_string());
         cur = old.next().transpose()?;
     }
-    Ok(Some(d))
+    Ok(true)
+}
+
+/// The rows of `new` that differ from `old`, encoded. `None` if more than `limit` do.
+fn diff_rows<T: Serialize>(
+    old: &impl ReadableTable<&'static str, &'static [u8]>,
+    new: &BTreeMap<String, T>,
+    limit: usize,
+) -> Result<Option<RowDiff>, redb::Error> {
+    let mut stale = Vec::new();
+    let mut changed = Vec::new();
+    let rows = new.iter().map(|(k, v)| Ok((k.as_str(), encode(v)?)));
+    let whole = merge(old, rows, &mut stale, |k, bytes| {
+        changed.push((k.to_string(), bytes));
+        changed.len() <= limit
+    })?;
+    Ok(whole.then_some(RowDiff { stale, changed }))
+}
+
+/// A stored key or value, read where it lies.
+struct Stored<G>(G);
+
+impl AsRef<str> for Stored<redb::AccessGuard<'_, &'static str>> {
+    fn as_ref(&self) -> &str {
+        self.0.value()
+    }
+}
+
+impl AsRef<[u8]> for Stored<redb::AccessGuard<'_, &'static [u8]>> {
+    fn as_ref(&self) -> &[u8] {
+        self.0.value()
+    }
+}
+
+/// Make published table `to` hold the rows of working table `from` as they are stored: no
+/// row is decoded or encoded (at 100k, encoding the rows was most of a first
+/// publication's commit).
+fn copy_rows(
+    tx: &redb::WriteTransaction,
+    from: TableDefinition<'static, &'static str, &'static [u8]>,
+    to: TableDefinition<'static, &'static str, &'static [u8]>,
+) -> Result<(), redb::Error> {
+    let src = tx.open_table(from)?;
+    let mut dst = tx.open_table(to)?;
+    let mut stale = Vec::new();
+    let mut changed = Vec::new();
+    let rows = src.iter()?.map(|row| {
+        row.map(|(k, v)| (Stored(k), Stored(v)))
+            .map_err(redb::Error::from)
+    });
+    merge(&dst, rows, &mut stale, |k, _| {
+        changed.push(k.as_ref().to_string());
+        true
+    })?;
+    for k in stale {
+        dst.remove(k.as_str())?;
+    }
+    for k in changed {
+        if let Some(v) = src.get(k.as_str())? {
+            dst.insert(k.as_str(), v.value())?;
+        }
+    }
+    Ok(())
 }
 
 /// Make the published tables hold `reg`, writing only rows whose bytes differ: those of
@@ -1701,16 +1765,22 @@ fn mirror_registry(
     reg: &Registry,
     partial: Option<&std::collections::BTreeSet<ListKind>>,
     plan: Option<MirrorPlan>,
+    stored: bool,
 ) -> Result<(), redb::Error> {
     let wanted = |l: ListKind| partial.is_none_or(|s| s.contains(&l));
     let mut planned = plan.map(|p| p.tables).unwrap_or_default();
+    type Def = TableDefinition<'static, &'static str, &'static [u8]>;
     fn mirror<T: Serialize>(
         tx: &redb::WriteTransaction,
-        def: TableDefinition<'static, &'static str, &'static [u8]>,
+        (published, working): (Def, Def),
         rows: &BTreeMap<String, T>,
         planned: Option<RowDiff>,
+        stored: bool,
     ) -> Result<(), redb::Error> {
-        let mut t = tx.open_table(def)?;
+        if planned.is_none() && stored {
+            return copy_rows(tx, working, published);
+        }
+        let mut t = tx.open_table(published)?;
         let diff = match planned {
             Some(d) => d,
             None => match diff_rows(&t, rows, usize::MAX)? {
@@ -1726,36 +1796,43 @@ fn mirror_registry(
         }
         Ok(())
     }
-    let mut take = |def: TableDefinition<'static, &'static str, &'static [u8]>| {
-        (def, planned.remove(def.name()))
+    let mut take = |published: Def, working: Def| {
+        let p = planned.remove(published.name());
+        ((published, working), p)
     };
-    let (d, p) = take(PUBLISHED.gegevensdiensten);
-    mirror(tx, d, &reg.gegevensdiensten, p)?;
-    let (d, p) = take(PUBLISHED.livegangen);
-    mirror(tx, d, &reg.livegangen, p)?;
+    let (d, p) = take(PUBLISHED.gegevensdiensten, WORKING.gegevensdiensten);
+    mirror(tx, d, &reg.gegevensdiensten, p, stored)?;
+    let (d, p) = take(PUBLISHED.livegangen, WORKING.livegangen);
+    mirror(tx, d, &reg.livegangen, p, stored)?;
     if wanted(ListKind::Zorgaanbiederslijst) {
-        let (d, p) = take(PUBLISHED.zorgaanbieders);
-        mirror(tx, d, &reg.zorgaanbieders, p)?;
+        let (d, p) = take(PUBLISHED.zorgaanbieders, WORKING.zorgaanbieders);
+        mirror(tx, d, &reg.zorgaanbieders, p, stored)?;
     }
     if wanted(ListKind::OAuthclientlist) {
-        let (d, p) = take(PUBLISHED.oauthclients);
-        mirror(tx, d, &reg.oauthclients, p)?;
+        let (d, p) = take(PUBLISHED.oauthclients, WORKING.oauthclients);
+        mirror(tx, d, &reg.oauthclients, p, stored)?;
     }
     if !wanted(ListKind::Whitelist) {
         return Ok(());
     }
+    // Only the hosts that come or go are written.
     let mut t = tx.open_table(PUBLISHED.whitelist)?;
     let mut stale = Vec::new();
+    let mut there = std::collections::BTreeSet::new();
     for row in t.iter()? {
         let k = row?.0.value().to_string();
-        if !reg.whitelist.contains(&k) {
-            stale.push(k);
-        }
+        match reg.whitelist.contains(&k) {
+            true => there.insert(k),
+            false => {
+                stale.push(k);
+                false
+            }
+        };
     }
     for k in stale {
         t.remove(k.as_str())?;
     }
-    for h in &reg.whitelist {
+    for h in reg.whitelist.difference(&there) {
         t.insert(h.as_str(), ())?;
     }
     Ok(())
@@ -2031,11 +2108,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = demo_store(dir.path());
         let before = store.registry().unwrap();
-        let mirror = |reg: &Registry, plan: Option<MirrorPlan>| {
+        let mirror_as = |reg: &Registry, plan: Option<MirrorPlan>, stored: bool| {
             let tx = store.write_tx().unwrap();
-            mirror_registry(&tx, reg, None, plan).unwrap();
+            mirror_registry(&tx, reg, None, plan, stored).unwrap();
             store.commit(tx).unwrap();
         };
+        let mirror = |reg: &Registry, plan: Option<MirrorPlan>| mirror_as(reg, plan, false);
         mirror(&before, None);
         assert_eq!(store.published_registry().unwrap(), before);
         // One Zorgaanbieder gone, one changed, one new.
@@ -2074,6 +2152,25 @@ mod tests {
         assert!(!plan.tables.contains_key(PUBLISHED.zorgaanbieders.name()));
         mirror(&many, Some(plan));
         assert_eq!(store.published_registry().unwrap(), many);
+        drop(guard);
+        // The working tables copied as stored (what a commit does when nothing was written
+        // since its snapshot): a Zorgaanbieder gone, one changed, a host gone, one new.
+        store
+            .update(&who(), |reg| {
+                reg.zorgaanbieders.remove(&names[2]);
+                let z = reg.zorgaanbieders.get_mut(&names[3]).unwrap();
+                z.interfaceversies[0].gegevensdiensten[0].token_endpointuri =
+                    "https://ander.voorbeeld.nl/token".into();
+                let host = reg.whitelist.iter().next().unwrap().clone();
+                reg.whitelist.remove(&host);
+                reg.whitelist.insert("nieuw.medmij.nl".into());
+                Ok(String::new())
+            })
+            .unwrap();
+        let working = store.registry().unwrap();
+        assert_ne!(store.published_registry().unwrap(), working);
+        mirror_as(&working, None, true);
+        assert_eq!(store.published_registry().unwrap(), working);
     }
 
     #[test]
