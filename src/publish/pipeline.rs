@@ -95,15 +95,33 @@ struct SinkState {
     ready: BTreeMap<usize, Checked>,
     written: Vec<Written>,
     header_end: usize,
-    /// The footer of the first part with elements, as the whole document has it (an empty
-    /// part closes `Zorgaanbieders` on the same line); the first part's until then.
-    footer: Option<(Vec<u8>, bool)>,
+    footer: Option<Footer>,
+    /// Why a part could not be made or written: nothing more is.
     failed: Option<String>,
+}
+
+/// The footer of the first part with elements, as the whole document has it (an empty
+/// part closes `Zorgaanbieders` on the same line); the first part's until then.
+struct Footer {
+    bytes: Vec<u8>,
+    after_elements: bool,
 }
 
 impl Sink<'_> {
     fn state(&self) -> std::sync::MutexGuard<'_, SinkState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether a part failed: the others need not be made.
+    fn failed(&self) -> bool {
+        self.state().failed.is_some()
+    }
+
+    /// A part could not be made: nothing more is written, and the parts waiting go.
+    fn fail(&self, why: String) {
+        let mut st = self.state();
+        st.failed.get_or_insert(why);
+        st.ready.clear();
     }
 
     fn deposit(&self, i: usize, checked: Checked) {
@@ -117,29 +135,41 @@ impl Sink<'_> {
         }
         st.writing = true;
         loop {
-            let i = st.next;
-            let Some(checked) = st.ready.remove(&i) else {
+            let next = st.next;
+            let Some(checked) = st.ready.remove(&next) else {
                 st.writing = false;
                 return;
             };
             drop(st);
-            let done = self.write(i, checked);
+            // A write that panics must not leave the others waiting for it.
+            let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.write(next, checked)
+            }))
+            .unwrap_or_else(|_| Err(format!("part {next}: writing it panicked")));
             st = self.state();
             match done {
-                Ok(w) => {
-                    if i == 0 {
+                Ok(w) if st.failed.is_none() => {
+                    if next == 0 {
                         st.header_end = w.header_end;
                     }
-                    let with_elements = !w.written.ranges.is_empty();
-                    // The first part's footer, until a part with elements gives its own.
-                    if st.footer.as_ref().is_none_or(|(_, e)| !e && with_elements) {
-                        st.footer = Some((w.footer, with_elements));
+                    let after_elements = !w.written.ranges.is_empty();
+                    if st
+                        .footer
+                        .as_ref()
+                        .is_none_or(|f| !f.after_elements && after_elements)
+                    {
+                        st.footer = Some(Footer {
+                            bytes: w.footer,
+                            after_elements,
+                        });
                     }
                     st.written.push(w.written);
                     st.next += 1;
                 }
-                Err(e) => {
-                    st.failed = Some(e);
+                done => {
+                    if let Err(e) = done {
+                        st.failed.get_or_insert(e);
+                    }
                     st.ready.clear();
                     st.writing = false;
                     return;
@@ -214,7 +244,11 @@ fn render_in_parts(
         staged,
         state: Default::default(),
     };
+    // `None`: not made, because another part failed (its error is the one reported).
     let check = |i: usize, part: &[&crate::registry::model::Zorgaanbieder]| {
+        if sink.failed() {
+            return Ok(None);
+        }
         let (bytes, marks) = render::render_zal_part_marked(reg, part, r, header).map_err(|e| {
             PublishError::Render {
                 rendition: r.to_string(),
@@ -271,17 +305,24 @@ fn render_in_parts(
                 elements,
             },
         );
-        Ok(validated)
+        Ok(Some(validated))
     };
-    let results = crate::cores::map(&chunks, |i, part| check(i, part));
+    let results = crate::cores::map(&chunks, |i, part| {
+        let made = check(i, part);
+        if let Err(e) = &made {
+            sink.fail(e.to_string());
+        }
+        made
+    });
     let mut validated = 0;
     for n in results {
-        validated += n.unwrap_or_else(|| {
+        let n = n.unwrap_or_else(|| {
             Err(PublishError::Signature {
                 rendition: r.to_string(),
                 msg: "a rendering thread failed".into(),
             })
         })?;
+        validated += n.unwrap_or(0);
     }
     let st = sink.state.into_inner().unwrap_or_else(|p| p.into_inner());
     let written_err = |msg: String| PublishError::Signature {
@@ -294,9 +335,10 @@ fn render_in_parts(
     if st.next != chunks.len() {
         return Err(written_err("not every part was written".into()));
     }
-    let (footer, _) = st
+    let footer = st
         .footer
-        .ok_or_else(|| written_err("no part was written".into()))?;
+        .ok_or_else(|| written_err("no part was written".into()))?
+        .bytes;
     let mut ranges = Vec::with_capacity(all.len());
     let mut elements = Vec::with_capacity(all.len());
     for w in st.written {
@@ -415,7 +457,7 @@ struct Staging {
 
 /// A list rendered whole: written from its pieces to a file and gzipped from the same
 /// pieces alongside, never joined on the heap.
-fn made_whole(m: &Making) -> Result<Staging, PublishError> {
+fn stage_whole(m: &Making) -> Result<Staging, PublishError> {
     let Making {
         store,
         reg,
@@ -455,7 +497,7 @@ fn made_whole(m: &Making) -> Result<Staging, PublishError> {
 /// A large ZAL made in parts ([`render_in_parts`]), its footer (with a project schema's
 /// enveloped signature) appended, its gzip variant made from the file in groups that
 /// reuse the previous publication's blocks where the group is unchanged (see `compress`).
-fn made_in_parts(m: &Making, known: &Validated) -> Result<Staging, PublishError> {
+fn stage_in_parts(m: &Making, known: &Validated) -> Result<Staging, PublishError> {
     let Making {
         store,
         reg,
@@ -546,8 +588,8 @@ fn start(m: &Making, known: Option<&Validated>) -> Result<Started, PublishError>
     let t = std::time::Instant::now();
     crate::failpoint::hit("publish.render").map_err(|msg| m.sig_err(msg))?;
     let staging = match known {
-        Some(known) => made_in_parts(m, known),
-        None => made_whole(m),
+        Some(known) => stage_in_parts(m, known),
+        None => stage_whole(m),
     }?;
     Ok(Started { staging, t })
 }
@@ -916,12 +958,15 @@ pub fn run(
                     if let Some(c) = checking.take() {
                         out.push(joined(c));
                     }
+                    let failed = out.iter().any(|m| m.is_err());
                     match started {
-                        Ok((m, started)) => checking = Some(s.spawn(move || finish(m, started))),
-                        Err(e) => {
-                            out.push(Err(e));
-                            break;
+                        Ok((m, started)) if !failed => {
+                            checking = Some(s.spawn(move || finish(m, started)))
                         }
+                        // The one before failed: this one is not finished (its staged file
+                        // goes with it).
+                        Ok(_) => {}
+                        Err(e) => out.push(Err(e)),
                     }
                     if out.iter().any(|m| m.is_err()) {
                         break;
@@ -1074,6 +1119,14 @@ mod tests {
         reg
     }
 
+    /// An empty staged file in a directory of its own (kept while the directory is).
+    fn staged_file() -> (tempfile::TempDir, crate::registry::documents::Staged) {
+        let dir = tempfile::tempdir().unwrap();
+        let files = crate::registry::documents::Files::beside(&dir.path().join("r.redb"));
+        let staged = files.stage(&[]).unwrap();
+        (dir, staged)
+    }
+
     /// [`render_in_parts`] into a file of its own, its footer appended: the document's
     /// bytes and the parts' record. The gzip blocks cut from it must cover it exactly.
     fn in_parts(
@@ -1082,9 +1135,7 @@ mod tests {
         h: &Header,
         known: &Validated,
     ) -> Result<(Vec<u8>, Parts), PublishError> {
-        let dir = tempfile::tempdir().unwrap();
-        let files = crate::registry::documents::Files::beside(&dir.path().join("r.redb"));
-        let staged = files.stage(&[]).unwrap();
+        let (_dir, staged) = staged_file();
         let parts = render_in_parts(reg, r, h, known, &staged)?;
         staged.append(&parts.footer).unwrap();
         let xml = staged.map().unwrap().to_vec();
@@ -1094,7 +1145,7 @@ mod tests {
         Ok((xml, parts))
     }
 
-    fn joined(p: &(Vec<u8>, Parts)) -> Vec<u8> {
+    fn doc(p: &(Vec<u8>, Parts)) -> Vec<u8> {
         p.0.clone()
     }
 
@@ -1132,7 +1183,7 @@ mod tests {
         for r in &zals {
             let whole = render::render(&reg, r, &h).unwrap();
             let cold = in_parts(&reg, r, &h, &Validated::new()).unwrap();
-            assert_eq!(joined(&cold), whole, "{r}");
+            assert_eq!(doc(&cold), whole, "{r}");
             assert!(!cold.1.elements.is_empty(), "{r}");
             assert_eq!(
                 cold.1.validated,
@@ -1141,17 +1192,13 @@ mod tests {
             );
             let known: Validated = cold.1.elements.iter().copied().collect();
             let warm = in_parts(&reg, r, &h, &known).unwrap();
-            assert_eq!((joined(&warm), warm.1.validated), (whole, 0), "{r}");
+            assert_eq!((doc(&warm), warm.1.validated), (whole, 0), "{r}");
 
             // One changed Zorgaanbieder: its element alone is validated, the bytes are the
             // whole document's.
             let changed = with_token_endpoint(&reg, 7, "https://ander.voorbeeld.nl/token");
             let warm = in_parts(&changed, r, &h, &known).unwrap();
-            assert_eq!(
-                joined(&warm),
-                render::render(&changed, r, &h).unwrap(),
-                "{r}"
-            );
+            assert_eq!(doc(&warm), render::render(&changed, r, &h).unwrap(), "{r}");
             assert!(warm.1.validated <= 1, "{r}: {}", warm.1.validated);
             if r.interfaceversie.is_none() {
                 assert_eq!(warm.1.validated, 1, "{r}");
@@ -1193,9 +1240,7 @@ mod tests {
                     render::zal_pieces(&parts).unwrap().concat(),
                     render::render(&reg, &r, &h).unwrap()
                 );
-                let dir = tempfile::tempdir().unwrap();
-                let files = crate::registry::documents::Files::beside(&dir.path().join("r.redb"));
-                let staged = files.stage(&[]).unwrap();
+                let (_dir, staged) = staged_file();
                 let sink = Sink {
                     staged: &staged,
                     state: Default::default(),
@@ -1222,8 +1267,7 @@ mod tests {
                     (st.next, st.ready.len(), st.writing),
                     (parts.len(), 0, false)
                 );
-                let (footer, _) = st.footer.unwrap();
-                staged.append(&footer).unwrap();
+                staged.append(&st.footer.unwrap().bytes).unwrap();
                 let whole = render::render(&reg, &r, &h).unwrap();
                 assert_eq!(
                     &staged.map().unwrap()[..],
@@ -1232,6 +1276,45 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_failed_part_lets_go_of_the_parts_waiting_and_stops_the_writing() {
+        let reg = registry(8);
+        let cat = Catalogue::parse(DEFAULT_CATALOGUE).unwrap();
+        let r = cat
+            .renditions()
+            .into_iter()
+            .find(|r| r.list == ListKind::Zorgaanbiederslijst)
+            .unwrap();
+        let all: Vec<_> = reg.zorgaanbieders.values().collect();
+        let parts: Vec<Checked> = all
+            .chunks(3)
+            .map(|c| Checked {
+                part: render::render_zal_part_marked(&reg, c, &r, &header()).unwrap(),
+                elements: Vec::new(),
+            })
+            .collect();
+        let (_dir, staged) = staged_file();
+        let sink = Sink {
+            staged: &staged,
+            state: Default::default(),
+        };
+        let mut parts = parts.into_iter();
+        let (first, second) = (parts.next().unwrap(), parts.next().unwrap());
+        sink.deposit(1, second);
+        assert_eq!(sink.state().ready.len(), 1);
+        // Part 0 failed validation: part 1 goes, later parts are not taken, nothing is
+        // written, and part 0 arriving anyway is not written either.
+        sink.fail("part 0: invalid".into());
+        assert!(sink.failed() && sink.state().ready.is_empty());
+        for (i, p) in parts.enumerate() {
+            sink.deposit(i + 2, p);
+        }
+        sink.deposit(0, first);
+        let st = sink.state.into_inner().unwrap();
+        assert_eq!((st.next, st.ready.len(), staged.written()), (0, 0, 0));
+        assert_eq!(st.failed.as_deref(), Some("part 0: invalid"));
     }
 
     #[test]

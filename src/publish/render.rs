@@ -131,7 +131,11 @@ fn render_inner<'a>(
         .map_err(|e| io::Error::other(e.to_string()))?;
     let root = rendition.list.root();
     let mut out = Out {
-        w: Writer::new_with_indent(Vec::with_capacity(estimate(reg, rendition.list)), b' ', 2),
+        w: Writer::new_with_indent(
+            Vec::with_capacity(estimate(reg, rendition.list, zorgaanbieders.size_hint().0)),
+            b' ',
+            2,
+        ),
     };
     out.w
         .write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
@@ -201,9 +205,11 @@ fn render_inner<'a>(
     Ok(bytes)
 }
 
-fn estimate(reg: &Registry, list: ListKind) -> usize {
+/// The capacity to start a document with: `zorgaanbieders` is how many this one (a part,
+/// perhaps) holds.
+fn estimate(reg: &Registry, list: ListKind, zorgaanbieders: usize) -> usize {
     match list {
-        ListKind::Zorgaanbiederslijst => 512 + reg.zorgaanbieders.len() * 1700,
+        ListKind::Zorgaanbiederslijst => 512 + zorgaanbieders * 1700,
         ListKind::OAuthclientlist => 512 + reg.oauthclients.len() * 300,
         ListKind::Whitelist => 512 + reg.whitelist.len() * 100,
         ListKind::Gegevensdienstnamenlijst => 512 + reg.gegevensdiensten.len() * 150,

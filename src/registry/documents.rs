@@ -501,7 +501,8 @@ impl Staged {
         self.len.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    /// Its bytes, mapped (see [`map_file`]: nothing writes to it any more).
+    /// Its bytes so far, mapped (see [`map_file`]: what is mapped is never written again;
+    /// later appends lie beyond it).
     pub fn map(&self) -> io::Result<Bytes> {
         map_open(&self.file)
     }
@@ -541,7 +542,8 @@ fn map_open(f: &fs::File) -> io::Result<Bytes> {
     // SAFETY: document files are content-addressed and written once through a temporary
     // file and a rename; nothing writes to or truncates them afterwards (they are only
     // unlinked, which keeps an existing mapping valid), so the mapping cannot change
-    // under the server.
+    // under the server. A staged file may be mapped before its last pieces are appended
+    // (a ZAL's body, for its enveloped signature): appends lie beyond the mapped range.
     let map = unsafe { memmap2::Mmap::map(f)? };
     Ok(Bytes::from_owner(map))
 }

@@ -286,7 +286,9 @@ impl Scope {
 /// What a publication was made from, as its commit needs to know.
 pub struct Snapshot {
     /// The last journalled edit it publishes (`None`: a change published on top of the
-    /// published registry; pending edits stay pending).
+    /// published registry; pending edits stay pending). `Some` means the registry is the
+    /// working registry exactly as the snapshot read it: the commit may then copy the
+    /// working tables' rows as stored (see `copy_rows`).
     pub journal_head: Option<u64>,
     /// The working registry's write generation at the snapshot.
     pub generation: u64,
@@ -1727,7 +1729,10 @@ impl AsRef<[u8]> for Stored<redb::AccessGuard<'_, &'static [u8]>> {
 
 /// Make published table `to` hold the rows of working table `from` as they are stored: no
 /// row is decoded or encoded (at 100k, encoding the rows was most of a first
-/// publication's commit).
+/// publication's commit). Rows are copied as stored, so a row written before the canonical
+/// order of nested collections existed stays in its old order; every reader puts it in
+/// order. Changed rows are looked up again to copy them: only the changed ones, and their
+/// bytes are not held meanwhile.
 fn copy_rows(
     tx: &redb::WriteTransaction,
     from: TableDefinition<'static, &'static str, &'static [u8]>,
@@ -1821,13 +1826,11 @@ fn mirror_registry(
     let mut there = std::collections::BTreeSet::new();
     for row in t.iter()? {
         let k = row?.0.value().to_string();
-        match reg.whitelist.contains(&k) {
-            true => there.insert(k),
-            false => {
-                stale.push(k);
-                false
-            }
-        };
+        if reg.whitelist.contains(&k) {
+            there.insert(k);
+        } else {
+            stale.push(k);
+        }
     }
     for k in stale {
         t.remove(k.as_str())?;
