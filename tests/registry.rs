@@ -907,6 +907,40 @@ fn a_large_registry_publishes_valid_signed_lists() {
             "gzip variant of {release}"
         );
     }
+    // An edit undone before publishing leaves the list written but its content as it was:
+    // the ZAL started beside the rule check, at the Volgnummer a change would give it, is
+    // let go of; nothing is published and no file of it stays.
+    let files = || -> std::collections::BTreeSet<String> {
+        std::fs::read_dir(data.join("documents"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    let before = files();
+    for v in ["v4", "v3"] {
+        ok(
+            &data,
+            &[
+                "zorgaanbieder",
+                "update",
+                "baaa@medmij",
+                "--interfaceversie",
+                "2.0.0",
+                "--gegevensdienst",
+                "1",
+                "--authorization-endpoint",
+                &format!("https://medmij.baaa.nl/{v}/authorize"),
+                "--token-endpoint",
+                &format!("https://medmij.baaa.nl/{v}/token"),
+                "--systeemrol",
+                &format!("MM-2.1-BZB-FHIR=https://medmij.baaa.nl/{v}/fhir"),
+            ],
+        );
+    }
+    let (out, log) = publish_logged(&data, "undone");
+    assert!(out.contains("nothing changed"), "{out}");
+    assert!(log.contains("rendered, validated and written"), "{log}");
+    assert_eq!(files(), before);
 }
 
 /// Export the large registry's releases, check them with xmllint and xmlsec1 and against

@@ -758,6 +758,15 @@ fn joined(
     })
 }
 
+/// The Volgnummer a list gets when its content changed: one above its last and above its
+/// floor (`None` if that overflows).
+fn next_volgnummer(old: Option<&ListVersion>, floor: u64) -> Option<u64> {
+    old.map(|o| o.volgnummer)
+        .unwrap_or(0)
+        .max(floor)
+        .checked_add(1)
+}
+
 /// What one publication renders and why.
 pub struct Run<'a> {
     pub registry: &'a Registry,
@@ -789,11 +798,40 @@ pub fn run(
     } = run;
     let catalogue = catalogue.clone();
     let t = std::time::Instant::now();
+    let prev = base.published.clone();
+    let floors = base.floors.clone();
+    let stamp = tijdstempel(now);
+    let read = |list: &ListKind| base.partial.as_ref().is_none_or(|d| d.contains(list));
+    // The first large ZAL, the longest work, does not wait for the rule check and the
+    // content hashes: it is started beside them at the Volgnummer it gets if its content
+    // changed (a list written since the last publication almost always did), and used only
+    // if that is the Volgnummer they give it; nothing of it is kept if a rule is broken.
+    let guess =
+        match reg.zorgaanbieders.len() >= PARALLEL_FROM && read(&ListKind::Zorgaanbiederslijst) {
+            true => {
+                let list = ListKind::Zorgaanbiederslijst;
+                let old = prev.as_ref().and_then(|p| p.lists.get(&list));
+                let floor = floors.get(&list).copied().unwrap_or(0);
+                let first = catalogue.renditions().into_iter().find(|r| r.list == list);
+                match (first, next_volgnummer(old, floor)) {
+                    (Some(r), Some(volgnummer)) => {
+                        let def = schema_of(&r)?;
+                        let known = store.validated_elements(def.xsd_file, &validator(def))?;
+                        let header = Header {
+                            volgnummer,
+                            tijdstempel: stamp.clone(),
+                        };
+                        Some((r, header, known))
+                    }
+                    _ => None,
+                }
+            }
+            false => None,
+        };
     // The content hashes of the lists this publication read, beside the rule check (both
     // walk the whole registry, one core each); a list whose hash cannot be made, or a
     // registry that breaks a rule, publishes nothing.
-    let read = |list: &ListKind| base.partial.as_ref().is_none_or(|d| d.contains(list));
-    let (rules, hashes) = std::thread::scope(|s| {
+    let (rules, hashes, early) = std::thread::scope(|s| {
         let hashes = s.spawn(|| {
             ListKind::ALL
                 .into_iter()
@@ -809,10 +847,17 @@ pub fn run(
                 })
                 .collect::<Result<BTreeMap<ListKind, String>, PublishError>>()
         });
-        let rules = crate::registry::rules::ensure_valid(reg, &catalogue);
-        (rules, hashes.join())
+        let rules = s.spawn(|| crate::registry::rules::ensure_valid(reg, &catalogue));
+        let early = guess.as_ref().map(|(r, h, known)| {
+            let started =
+                Making::new(store, reg, r, h, key).and_then(|m| Ok((m, start(&m, Some(known))?)));
+            (r, h, started)
+        });
+        (rules.join(), hashes.join(), early)
     });
-    rules.map_err(PublishError::Invalid)?;
+    rules
+        .map_err(|_| PublishError::Refused("the rule check panicked".into()))?
+        .map_err(PublishError::Invalid)?;
     let mut hashes =
         hashes.map_err(|_| PublishError::Refused("a hashing thread panicked".into()))??;
     // (A partial registry may hold no Whitelist: the published one, unchanged, was checked.)
@@ -821,10 +866,10 @@ pub fn run(
             "the Whitelist would be empty: consumers reject an empty Whitelist, so nothing was published; add the MedMij nodes first (`whitelist add HOST`)".into(),
         ));
     }
-    tracing::debug!("rules and content hashes {:?}", t.elapsed());
-    let prev = base.published.clone();
-    let floors = base.floors.clone();
-    let stamp = tijdstempel(now);
+    tracing::debug!(
+        "rules and content hashes (and the first large ZAL) {:?}",
+        t.elapsed()
+    );
 
     let mut lists = BTreeMap::new();
     let mut changed = Vec::new();
@@ -854,11 +899,11 @@ pub fn run(
                 lists.insert(list, o.clone());
             }
             _ => {
-                let base = old.map(|o| o.volgnummer).unwrap_or(0).max(floor);
-                let volgnummer = base.checked_add(1).ok_or_else(|| PublishError::Signature {
-                    rendition: list.to_string(),
-                    msg: "Volgnummer cannot rise any further".into(),
-                })?;
+                let volgnummer =
+                    next_volgnummer(old, floor).ok_or_else(|| PublishError::Signature {
+                        rendition: list.to_string(),
+                        msg: "Volgnummer cannot rise any further".into(),
+                    })?;
                 lists.insert(
                     list,
                     ListVersion {
@@ -951,10 +996,17 @@ pub fn run(
             let mut out = Vec::new();
             std::thread::scope(|s| {
                 let mut checking = None;
+                let mut early = early;
                 for (r, h) in &big {
                     let known = schema_of(r).ok().and_then(|d| known.get(d.xsd_file));
-                    let started =
-                        Making::new(store, reg, r, h, key).and_then(|m| Ok((m, start(&m, known)?)));
+                    // Started beside the rule check, for this very header: used, failure
+                    // and all. Started for another (its content did not change after all):
+                    // let go of, its staged file with it.
+                    let started = match early.take() {
+                        Some((er, eh, started)) if er == r && eh == h => started,
+                        _ => Making::new(store, reg, r, h, key)
+                            .and_then(|m| Ok((m, start(&m, known)?))),
+                    };
                     if let Some(c) = checking.take() {
                         out.push(joined(c));
                     }

@@ -15,7 +15,7 @@ use std::io;
 pub const XML_DECL: &[u8] = b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
 
 /// The per-publication header of a list.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Header {
     pub volgnummer: u64,
     /// `YYYY-MM-DDThh:mm:ssZ`
