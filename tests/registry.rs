@@ -836,24 +836,28 @@ fn a_large_registry_publishes_valid_signed_lists() {
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x55;
     std::fs::write(&first_r2, bytes).unwrap();
-    ok(
-        &data,
-        &[
-            "zorgaanbieder",
-            "update",
-            "baaa@medmij",
-            "--interfaceversie",
-            "2.0.0",
-            "--gegevensdienst",
-            "1",
-            "--authorization-endpoint",
-            "https://medmij.baaa.nl/v3/authorize",
-            "--token-endpoint",
-            "https://medmij.baaa.nl/v3/token",
-            "--systeemrol",
-            "MM-2.1-BZB-FHIR=https://medmij.baaa.nl/v3/fhir",
-        ],
-    );
+    // Point one Zorgaanbieder's 2.0.0 offering at version `v` of its endpoints.
+    let endpoints = |v: &str| {
+        ok(
+            &data,
+            &[
+                "zorgaanbieder",
+                "update",
+                "baaa@medmij",
+                "--interfaceversie",
+                "2.0.0",
+                "--gegevensdienst",
+                "1",
+                "--authorization-endpoint",
+                &format!("https://medmij.baaa.nl/{v}/authorize"),
+                "--token-endpoint",
+                &format!("https://medmij.baaa.nl/{v}/token"),
+                "--systeemrol",
+                &format!("MM-2.1-BZB-FHIR=https://medmij.baaa.nl/{v}/fhir"),
+            ],
+        )
+    };
+    endpoints("v3");
     let (_, log) = publish_logged(&data, "one changed");
     assert!(
         log.contains("Zorgaanbiederslijst release3: 1 of 4500 Zorgaanbieder elements validated"),
@@ -917,26 +921,8 @@ fn a_large_registry_publishes_valid_signed_lists() {
             .collect()
     };
     let before = files();
-    for v in ["v4", "v3"] {
-        ok(
-            &data,
-            &[
-                "zorgaanbieder",
-                "update",
-                "baaa@medmij",
-                "--interfaceversie",
-                "2.0.0",
-                "--gegevensdienst",
-                "1",
-                "--authorization-endpoint",
-                &format!("https://medmij.baaa.nl/{v}/authorize"),
-                "--token-endpoint",
-                &format!("https://medmij.baaa.nl/{v}/token"),
-                "--systeemrol",
-                &format!("MM-2.1-BZB-FHIR=https://medmij.baaa.nl/{v}/fhir"),
-            ],
-        );
-    }
+    endpoints("v4");
+    endpoints("v3");
     let (out, log) = publish_logged(&data, "undone");
     assert!(out.contains("nothing changed"), "{out}");
     assert!(log.contains("rendered, validated and written"), "{log}");
