@@ -548,6 +548,20 @@ fn map_open(f: &fs::File) -> io::Result<Bytes> {
     Ok(Bytes::from_owner(map))
 }
 
+/// `doc` cut into pieces at the offsets `cuts` (ascending; repeats give empty pieces), as a
+/// large document is written and signed.
+#[cfg(test)]
+pub(crate) fn cut_at<'a>(doc: &'a [u8], cuts: &[usize]) -> Vec<&'a [u8]> {
+    let mut pieces = Vec::with_capacity(cuts.len() + 1);
+    let mut from = 0;
+    for &c in cuts {
+        pieces.push(&doc[from..c]);
+        from = c;
+    }
+    pieces.push(&doc[from..]);
+    pieces
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -652,13 +666,7 @@ mod tests {
             vec![3000],
             vec![1000, 2000, 2000],
         ] {
-            let mut pieces: Vec<&[u8]> = Vec::new();
-            let mut from = 0;
-            for c in cuts {
-                pieces.push(&doc[from..c]);
-                from = c;
-            }
-            pieces.push(&doc[from..]);
+            let pieces = cut_at(&doc, &cuts);
             assert_eq!(gzip_in_blocks(&pieces, 1000).unwrap(), whole);
         }
         // The system's gzip agrees (CRC and length checked).

@@ -262,13 +262,7 @@ mod tests {
             let doc = render(&reg, &r, &h).unwrap();
             let decl = crate::publish::render::XML_DECL.len();
             for cuts in [vec![decl, 300], vec![50, 51, 2000], vec![doc.len() - 30]] {
-                let mut pieces: Vec<&[u8]> = Vec::new();
-                let mut from = 0;
-                for c in cuts {
-                    pieces.push(&doc[from..c]);
-                    from = c;
-                }
-                pieces.push(&doc[from..]);
+                let mut pieces = crate::registry::documents::cut_at(&doc, &cuts);
                 let (at, sig) = key.enveloped_signature(&pieces).unwrap();
                 let last = pieces.pop().unwrap();
                 let mut whole = pieces.concat();
