@@ -458,27 +458,21 @@ struct Staging {
 /// A list rendered whole: written from its pieces to a file and gzipped from the same
 /// pieces alongside, never joined on the heap.
 fn stage_whole(m: &Making) -> Result<Staging, PublishError> {
-    let Making {
-        store,
-        reg,
-        r,
-        header,
-        key,
-        def,
-    } = *m;
+    let r = m.r;
     let (render_err, sig_err) = (|e| m.render_err(e), |e| m.sig_err(e));
-    let bytes = render::render(reg, r, header).map_err(render_err)?;
+    let bytes = render::render(m.reg, r, m.header).map_err(render_err)?;
     let mut pieces: Vec<&[u8]> = vec![&bytes];
     let enveloped;
-    if !def.official {
-        let (at, sig) = key
+    if !m.def.official {
+        let (at, sig) = m
+            .key
             .enveloped_signature(&pieces)
             .map_err(|e| sig_err(e.to_string()))?;
         enveloped = sig;
         pieces = vec![&bytes[..at], enveloped.as_slice(), &bytes[at..]];
     }
     let (staged, gz) = std::thread::scope(|s| {
-        let staged = s.spawn(|| store.stage_document(&pieces));
+        let staged = s.spawn(|| m.store.stage_document(&pieces));
         let gz = crate::registry::documents::gzip_pieces(&pieces);
         (staged.join(), gz)
     });
@@ -498,29 +492,23 @@ fn stage_whole(m: &Making) -> Result<Staging, PublishError> {
 /// enveloped signature) appended, its gzip variant made from the file in groups that
 /// reuse the previous publication's blocks where the group is unchanged (see `compress`).
 fn stage_in_parts(m: &Making, known: &Validated) -> Result<Staging, PublishError> {
-    let Making {
-        store,
-        reg,
-        r,
-        header,
-        key,
-        def,
-    } = *m;
+    let r = m.r;
     let (render_err, sig_err) = (|e| m.render_err(e), |e| m.sig_err(e));
     let t = std::time::Instant::now();
-    let staged = store.stage_document(&[])?;
-    let parts = render_in_parts(reg, r, header, known, &staged)?;
+    let staged = m.store.stage_document(&[])?;
+    let parts = render_in_parts(m.reg, r, m.header, known, &staged)?;
     tracing::debug!(
         "{r}: {} of {} Zorgaanbieder elements validated, the rest were before",
         parts.validated,
         parts.elements.len()
     );
     let footer = &parts.footer;
-    if def.official {
+    if m.def.official {
         staged.append(footer).map_err(render_err)?;
     } else {
         let body = staged.map().map_err(render_err)?;
-        let (at, sig) = key
+        let (at, sig) = m
+            .key
             .enveloped_signature(&[&body, footer])
             .map_err(|e| sig_err(e.to_string()))?;
         for piece in [&footer[..at], &sig, &footer[at..]] {
@@ -532,7 +520,7 @@ fn stage_in_parts(m: &Making, known: &Validated) -> Result<Staging, PublishError
     // Only speed depends on the record: one that cannot be read is no record.
     let blocks = gzip_blocks(&xml, &parts);
     let previous = match &blocks {
-        Some(_) => match store.gzip_blocks(&r.to_string()) {
+        Some(_) => match m.store.gzip_blocks(&r.to_string()) {
             Ok(found) => found
                 .and_then(|(gz, entries)| compress::decode(&entries).map(|entries| (gz, entries))),
             Err(e) => {
@@ -806,28 +794,39 @@ pub fn run(
     // content hashes: it is started beside them at the Volgnummer it gets if its content
     // changed (a list written since the last publication almost always did), and used only
     // if that is the Volgnummer they give it; nothing of it is kept if a rule is broken.
-    let guess =
-        match reg.zorgaanbieders.len() >= PARALLEL_FROM && read(&ListKind::Zorgaanbiederslijst) {
-            true => {
-                let list = ListKind::Zorgaanbiederslijst;
-                let old = prev.as_ref().and_then(|p| p.lists.get(&list));
-                let floor = floors.get(&list).copied().unwrap_or(0);
-                let first = catalogue.renditions().into_iter().find(|r| r.list == list);
-                match (first, next_volgnummer(old, floor)) {
-                    (Some(r), Some(volgnummer)) => {
-                        let def = schema_of(&r)?;
-                        let known = store.validated_elements(def.xsd_file, &validator(def))?;
-                        let header = Header {
-                            volgnummer,
-                            tijdstempel: stamp.clone(),
-                        };
-                        Some((r, header, known))
-                    }
-                    _ => None,
-                }
-            }
-            false => None,
-        };
+    let large = |r: &Rendition| {
+        r.list == ListKind::Zorgaanbiederslijst && reg.zorgaanbieders.len() >= PARALLEL_FROM
+    };
+    // The elements earlier publications validated, per XSD of a large ZAL (read only if
+    // this publication may make one).
+    let mut known: BTreeMap<&'static str, Validated> = BTreeMap::new();
+    for r in catalogue
+        .renditions()
+        .iter()
+        .filter(|r| large(r) && read(&r.list))
+    {
+        let def = schema_of(r)?;
+        if !known.contains_key(def.xsd_file) {
+            known.insert(
+                def.xsd_file,
+                store.validated_elements(def.xsd_file, &validator(def))?,
+            );
+        }
+    }
+    let known_for = |r: &Rendition| schema_of(r).ok().and_then(|d| known.get(d.xsd_file));
+    let guess = catalogue
+        .renditions()
+        .into_iter()
+        .find(|r| large(r) && read(&r.list))
+        .and_then(|r| {
+            let old = prev.as_ref().and_then(|p| p.lists.get(&r.list));
+            let floor = floors.get(&r.list).copied().unwrap_or(0);
+            let header = Header {
+                volgnummer: next_volgnummer(old, floor)?,
+                tijdstempel: stamp.clone(),
+            };
+            Some((r, header))
+        });
     // The content hashes of the lists this publication read, beside the rule check (both
     // walk the whole registry, one core each); a list whose hash cannot be made, or a
     // registry that breaks a rule, publishes nothing.
@@ -848,9 +847,9 @@ pub fn run(
                 .collect::<Result<BTreeMap<ListKind, String>, PublishError>>()
         });
         let rules = s.spawn(|| crate::registry::rules::ensure_valid(reg, &catalogue));
-        let early = guess.as_ref().map(|(r, h, known)| {
+        let early = guess.as_ref().map(|(r, h)| {
             let started =
-                Making::new(store, reg, r, h, key).and_then(|m| Ok((m, start(&m, Some(known))?)));
+                Making::new(store, reg, r, h, key).and_then(|m| Ok((m, start(&m, known_for(r))?)));
             (r, h, started)
         });
         (rules.join(), hashes.join(), early)
@@ -964,21 +963,7 @@ pub fn run(
     // Large ZALs, which render in parts on every core anyway, are rendered one after the
     // other, each written to its file part by part: the heap never holds a whole one. The
     // small lists are made alongside.
-    let large = |r: &Rendition| {
-        r.list == ListKind::Zorgaanbiederslijst && reg.zorgaanbieders.len() >= PARALLEL_FROM
-    };
     let (big, small): (Vec<_>, Vec<_>) = todo.iter().partition(|(r, _)| large(r));
-    // The elements earlier publications validated, per XSD of a large ZAL.
-    let mut known: BTreeMap<&'static str, Validated> = BTreeMap::new();
-    for (r, _) in &big {
-        let def = schema_of(r)?;
-        if !known.contains_key(def.xsd_file) {
-            known.insert(
-                def.xsd_file,
-                store.validated_elements(def.xsd_file, &validator(def))?,
-            );
-        }
-    }
     let (made, plan) = std::thread::scope(|s| {
         // What the commit will write to the published mirror, found while the lists render
         // (at 100k, comparing the rows takes a third of a second).
@@ -998,14 +983,13 @@ pub fn run(
                 let mut checking = None;
                 let mut early = early;
                 for (r, h) in &big {
-                    let known = schema_of(r).ok().and_then(|d| known.get(d.xsd_file));
                     // Started beside the rule check, for this very header: used, failure
                     // and all. Started for another (its content did not change after all):
                     // let go of, its staged file with it.
                     let started = match early.take() {
                         Some((er, eh, started)) if er == r && eh == h => started,
                         _ => Making::new(store, reg, r, h, key)
-                            .and_then(|m| Ok((m, start(&m, known)?))),
+                            .and_then(|m| Ok((m, start(&m, known_for(r))?))),
                     };
                     if let Some(c) = checking.take() {
                         out.push(joined(c));
