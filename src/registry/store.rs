@@ -495,9 +495,7 @@ impl Store {
         }
         if !has_dirty {
             let mut meta = tx.open_table(META).map_err(|x| e(&x))?;
-            let generation = read_json::<u64>(&meta, META_GENERATION)
-                .map_err(|x| e(&x))?
-                .unwrap_or(0);
+            let generation = generation(&meta).map_err(|x| e(&x))?;
             let all: Dirty = ListKind::ALL.iter().map(|l| (*l, generation)).collect();
             meta.insert(META_DIRTY, to_json(&all)?.as_slice())
                 .map_err(|x| e(&x))?;
@@ -712,9 +710,7 @@ impl Store {
             .map(|v| from_json("floors", &v))
             .transpose()?
             .unwrap_or_default();
-        let generation = read_json::<u64>(&meta, META_GENERATION)
-            .map_err(|x| e(&x))?
-            .unwrap_or(0);
+        let generation = generation(&meta).map_err(|x| e(&x))?;
         let dirty = read_json::<Dirty>(&meta, META_DIRTY).map_err(|x| e(&x))?;
         // Only some lists changed (and nothing else about the publication did): the
         // tables of the others (100,000 rows for a ZAL) need not be read at all.
@@ -1281,9 +1277,7 @@ impl Store {
             let plan = from.mirror.filter(|p| p.seq == current_seq);
             // Publishing the working registry with no write since its snapshot: the
             // working tables hold exactly the rows it rendered, as stored.
-            let generation = read_json::<u64>(&meta, META_GENERATION)
-                .map_err(|x| e(&x))?
-                .unwrap_or(0);
+            let generation = generation(&meta).map_err(|x| e(&x))?;
             let stored = journal_head.is_some() && generation == from.generation;
             mirror_registry(&tx, registry, from.partial.as_ref(), plan, stored)
                 .map_err(|x| e(&x))?;
@@ -1878,7 +1872,7 @@ fn write_registry(
         lists.insert(Whitelist);
     }
     let mut meta = tx.open_table(META)?;
-    let generation = read_json::<u64>(&meta, META_GENERATION)?.unwrap_or(0) + 1;
+    let generation = generation(&meta)? + 1;
     meta.insert(META_GENERATION, encode(&generation)?.as_slice())?;
     if let Some(mut dirty) = read_json::<Dirty>(&meta, META_DIRTY)? {
         for l in lists {
@@ -1887,6 +1881,11 @@ fn write_registry(
         meta.insert(META_DIRTY, encode(&dirty)?.as_slice())?;
     }
     Ok(())
+}
+
+/// The working registry's write count (0 before the first write).
+fn generation(meta: &impl ReadableTable<&'static str, &'static [u8]>) -> Result<u64, redb::Error> {
+    Ok(read_json::<u64>(meta, META_GENERATION)?.unwrap_or(0))
 }
 
 /// A JSON value from the meta table, inside functions that speak redb's error type.
