@@ -6,8 +6,8 @@
 //! only on the elements' content (see `pipeline`), so when one Zorgaanbieder changes,
 //! every other group has the same bytes as in the previous publication and its
 //! compressed block is copied from that publication's `.gz` file instead of compressed
-//! again. The result is checked by decompressing it and comparing it with the document;
-//! a result that does not match is never used.
+//! again. A result with copied blocks is checked by decompressing it and comparing it
+//! with the document; one that does not match is never used.
 
 use std::collections::HashMap;
 use std::io::{self, Read};
@@ -26,7 +26,7 @@ pub struct Entry {
 
 const ENTRY: usize = 32 + 8 + 8 + 4 + 8;
 
-/// The entries as stored (see `Store::record_gzip_blocks`).
+/// The entries as stored (see `Store::record_caches`).
 pub fn encode(entries: &[Entry]) -> Vec<u8> {
     let mut v = Vec::with_capacity(entries.len() * ENTRY);
     for e in entries {
