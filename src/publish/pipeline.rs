@@ -228,6 +228,12 @@ struct Appended {
 /// not depend on their siblings; its one cross-element constraint, unique
 /// Zorgaanbiedernaam, holds by registry key; and the rest of the document (header,
 /// enveloped signature) is validated in every publication by [`validate_skeleton`].
+/// At most this many Zorgaanbieders in a part (1–2 MB of a release3 ZAL). A part is on
+/// the heap twice while libxml2 validates it (it copies its input) and waits there until
+/// the parts before it are written, so at 100k a fixed few parts per core (50 MB each)
+/// cost 130 MB more peak memory and fresh pages the VM charges for, and were slower.
+const PART_MAX: usize = 512;
+
 fn render_in_parts(
     reg: &Registry,
     r: &Rendition,
@@ -237,8 +243,9 @@ fn render_in_parts(
 ) -> Result<Parts, PublishError> {
     let def = schema_of(r)?;
     let all: Vec<&crate::registry::model::Zorgaanbieder> = reg.zorgaanbieders.values().collect();
-    // A few parts per core, so a part with heavier entries does not leave a core idle.
-    let size = all.len().div_ceil(crate::cores::count() * 4).max(1);
+    // A few parts per core, so a part with heavier entries does not leave a core idle;
+    // small ones at scale (see `PART_MAX`).
+    let size = all.len().div_ceil(crate::cores::count() * 4).clamp(1, PART_MAX);
     let chunks: Vec<&[&crate::registry::model::Zorgaanbieder]> = all.chunks(size).collect();
     let sink = Sink {
         staged,
