@@ -245,7 +245,10 @@ fn render_in_parts(
     let all: Vec<&crate::registry::model::Zorgaanbieder> = reg.zorgaanbieders.values().collect();
     // A few parts per core, so a part with heavier entries does not leave a core idle;
     // small ones at scale (see `PART_MAX`).
-    let size = all.len().div_ceil(crate::cores::count() * 4).clamp(1, PART_MAX);
+    let size = all
+        .len()
+        .div_ceil(crate::cores::count() * 4)
+        .clamp(1, PART_MAX);
     let chunks: Vec<&[&crate::registry::model::Zorgaanbieder]> = all.chunks(size).collect();
     let sink = Sink {
         staged,
@@ -971,10 +974,7 @@ pub fn run(
     // other, each written to its file part by part: the heap never holds a whole one. The
     // small lists are made alongside.
     let (big, small): (Vec<_>, Vec<_>) = todo.iter().partition(|(r, _)| large(r));
-    let (made, plan) = std::thread::scope(|s| {
-        // What the commit will write to the published mirror, found while the lists render
-        // (at 100k, comparing the rows takes a third of a second).
-        let plan = s.spawn(|| store.plan_mirror(guard, reg, base.partial.as_ref()));
+    let made = std::thread::scope(|s| {
         let mut handles: Vec<_> = small
             .iter()
             .map(|(r, h)| {
@@ -1021,7 +1021,7 @@ pub fn run(
             });
             out
         }));
-        let made: Vec<Result<Made, PublishError>> = handles
+        handles
             .into_iter()
             .flat_map(|h| {
                 h.join().unwrap_or_else(|_| {
@@ -1031,19 +1031,9 @@ pub fn run(
                     })]
                 })
             })
-            .collect();
-        (made, plan.join())
+            .collect::<Vec<Result<Made, PublishError>>>()
     });
     let mut made: Vec<Made> = made.into_iter().collect::<Result<_, _>>()?;
-    // Without a plan the commit compares the rows itself.
-    let plan = match plan {
-        Ok(Ok(p)) => Some(p),
-        Ok(Err(x)) => {
-            tracing::warn!("the published rows could not be compared beforehand: {x}");
-            None
-        }
-        Err(_) => None,
-    };
     tracing::debug!("hashes and renditions {:?}", t.elapsed());
     // What this publication validated and compressed replaces what the last one did:
     // every rendition of an XSD is made again when its list changes, so the records stay
@@ -1129,7 +1119,6 @@ pub fn run(
             journal_head,
             generation: base.generation,
             partial: base.partial.clone(),
-            mirror: plan,
         },
     )?;
     tracing::debug!("commit {:?}", t.elapsed());

@@ -50,8 +50,8 @@ const VALIDATED: TableDefinition<&str, &[u8]> = TableDefinition::new("validated_
 /// Per rendition: the SHA-256 (hex) of its last large document, then where that document's
 /// `.gz` file holds each group's compressed block (see `publish::compress`).
 const GZIP_BLOCKS: TableDefinition<&str, &[u8]> = TableDefinition::new("gzip_blocks");
-/// One set of registry tables: the working registry (what the operator edits) or the
-/// registry as last published (for `diff`, `discard`, catalogue changes and expiry).
+/// One set of registry tables: the working registry (what the operator edits) or, in data
+/// directories written before [`OVERLAY`], a whole copy of the registry as last published.
 #[derive(Clone, Copy)]
 struct RegistryTables {
     zorgaanbieders: TableDefinition<'static, &'static str, &'static [u8]>,
@@ -69,13 +69,44 @@ const WORKING: RegistryTables = RegistryTables {
     whitelist: WHITELIST,
 };
 
-const PUBLISHED: RegistryTables = RegistryTables {
+/// The whole published copy that [`Store::open`] turns into [`OVERLAY`] rows, once.
+const OLD_PUBLISHED: RegistryTables = RegistryTables {
     zorgaanbieders: TableDefinition::new("published_zorgaanbieders"),
     oauthclients: TableDefinition::new("published_oauthclients"),
     gegevensdiensten: TableDefinition::new("published_gegevensdiensten"),
     livegangen: TableDefinition::new("published_livegangen"),
     whitelist: TableDefinition::new("published_whitelist"),
 };
+
+type Rows = TableDefinition<'static, &'static str, &'static [u8]>;
+
+/// The registry as last published (for `diff`, `discard`, catalogue changes and expiry)
+/// is the working registry with, for each row written since that publication, its
+/// published bytes put back: one overlay table per working table, holding those bytes
+/// (empty: the row was not published; a Whitelist host published: `1`). Kept once
+/// something is published; before, the published registry is empty and no edit keeps
+/// anything. Publishing what the working tables hold then only empties these tables: at
+/// 100k, copying every row into a whole published copy was most of the first
+/// publication's commit.
+struct Overlay {
+    zorgaanbieders: Rows,
+    oauthclients: Rows,
+    gegevensdiensten: Rows,
+    livegangen: Rows,
+    whitelist: Rows,
+}
+
+const OVERLAY: Overlay = Overlay {
+    zorgaanbieders: TableDefinition::new("published_overlay_zorgaanbieders"),
+    oauthclients: TableDefinition::new("published_overlay_oauthclients"),
+    gegevensdiensten: TableDefinition::new("published_overlay_gegevensdiensten"),
+    livegangen: TableDefinition::new("published_overlay_livegangen"),
+    whitelist: TableDefinition::new("published_overlay_whitelist"),
+};
+
+/// A Whitelist host's overlay row: published, or not.
+const HOST_PUBLISHED: &[u8] = b"1";
+const NOT_PUBLISHED: &[u8] = b"";
 
 /// Edits since the last publication of the working registry: the pending change set.
 const JOURNAL: TableDefinition<u64, &[u8]> = TableDefinition::new("journal");
@@ -287,15 +318,13 @@ impl Scope {
 pub struct Snapshot {
     /// The last journalled edit it publishes (`None`: a change published on top of the
     /// published registry; pending edits stay pending). `Some` means the registry is the
-    /// working registry exactly as the snapshot read it: the commit may then copy the
-    /// working tables' rows as stored (see `copy_rows`).
+    /// working registry as the snapshot read it: with no write since, the commit publishes
+    /// the working tables as they are (see `set_published`).
     pub journal_head: Option<u64>,
     /// The working registry's write generation at the snapshot.
     pub generation: u64,
     /// The registry held only these lists' tables (see [`PublicationBase::partial`]).
     pub partial: Option<std::collections::BTreeSet<ListKind>>,
-    /// The published rows it changes, if found beforehand ([`Store::plan_mirror`]).
-    pub mirror: Option<MirrorPlan>,
 }
 
 /// A document a publication made, with its gzip variant and SHA-256.
@@ -403,17 +432,20 @@ impl Store {
         let e = db_err(path);
         let tx = store.write_tx()?;
         {
-            for set in [WORKING, PUBLISHED] {
-                for t in [
-                    set.zorgaanbieders,
-                    set.oauthclients,
-                    set.gegevensdiensten,
-                    set.livegangen,
-                ] {
-                    tx.open_table(t).map_err(|x| e(&x))?;
-                }
-                tx.open_table(set.whitelist).map_err(|x| e(&x))?;
+            for t in [
+                WORKING.zorgaanbieders,
+                WORKING.oauthclients,
+                WORKING.gegevensdiensten,
+                WORKING.livegangen,
+                OVERLAY.zorgaanbieders,
+                OVERLAY.oauthclients,
+                OVERLAY.gegevensdiensten,
+                OVERLAY.livegangen,
+                OVERLAY.whitelist,
+            ] {
+                tx.open_table(t).map_err(|x| e(&x))?;
             }
+            tx.open_table(WORKING.whitelist).map_err(|x| e(&x))?;
             tx.open_table(DOCUMENTS).map_err(|x| e(&x))?;
             tx.open_table(PUBLICATIONS).map_err(|x| e(&x))?;
             tx.open_table(JOURNAL).map_err(|x| e(&x))?;
@@ -437,6 +469,7 @@ impl Store {
             Ok(db) => {
                 let store = Store::with(db, path);
                 store.migrate()?;
+                store.migrate_published()?;
                 Ok(store)
             }
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
@@ -556,6 +589,61 @@ impl Store {
             self.files.dir().display()
         );
         Ok(())
+    }
+
+    /// Turn a whole published copy of the registry (data directories written before the
+    /// overlay) into overlay rows, once: the published registry is read from the copy,
+    /// compared with the working tables, and the copy's tables go. A registry made before
+    /// the overlay existed gets its (empty) tables here too.
+    fn migrate_published(&self) -> Result<(), StoreError> {
+        let e = self.e();
+        let (old, published) = {
+            let tx = self.read_tx()?;
+            let names: Vec<String> = tx
+                .list_tables()
+                .map_err(|x| e(&x))?
+                .map(|t| t.name().to_string())
+                .collect();
+            let has = |t: Rows| names.iter().any(|n| n == t.name());
+            if !has(OLD_PUBLISHED.zorgaanbieders) && has(OVERLAY.whitelist) {
+                return Ok(());
+            }
+            let published =
+                match has(OLD_PUBLISHED.zorgaanbieders) && is_published(&tx).map_err(|x| e(&x))? {
+                    true => Some(read_registry(&tx, OLD_PUBLISHED).map_err(|x| e(&x))?),
+                    false => None,
+                };
+            (has(OLD_PUBLISHED.zorgaanbieders), published)
+        };
+        let tx = self.write_tx()?;
+        let go = || -> Result<(), redb::Error> {
+            for t in [
+                OVERLAY.zorgaanbieders,
+                OVERLAY.oauthclients,
+                OVERLAY.gegevensdiensten,
+                OVERLAY.livegangen,
+                OVERLAY.whitelist,
+            ] {
+                tx.open_table(t)?;
+            }
+            if let Some(p) = &published {
+                set_published(&tx, p, None, false)?;
+            }
+            if old {
+                for t in [
+                    OLD_PUBLISHED.zorgaanbieders,
+                    OLD_PUBLISHED.oauthclients,
+                    OLD_PUBLISHED.gegevensdiensten,
+                    OLD_PUBLISHED.livegangen,
+                ] {
+                    tx.delete_table(t)?;
+                }
+                tx.delete_table(OLD_PUBLISHED.whitelist)?;
+            }
+            Ok(())
+        };
+        go().map_err(|x| e(&x))?;
+        self.commit(tx)
     }
 
     fn with(db: Database, path: &Path) -> Store {
@@ -732,7 +820,7 @@ impl Store {
         };
         let registry = read_tables(&tx, WORKING, partial.as_ref()).map_err(|x| e(&x))?;
         let published_registry = if with_published_registry {
-            Some(read_registry(&tx, PUBLISHED).map_err(|x| e(&x))?)
+            Some(read_published(&tx).map_err(|x| e(&x))?)
         } else {
             None
         };
@@ -933,14 +1021,24 @@ impl Store {
     pub fn published_registry(&self) -> Result<Registry, StoreError> {
         let e = self.e();
         let tx = self.read_tx()?;
-        read_registry(&tx, PUBLISHED).map_err(|x| e(&x))
+        read_published(&tx).map_err(|x| e(&x))
     }
 
     /// The livegangen as published.
     pub fn published_livegangen(
         &self,
     ) -> Result<BTreeMap<String, crate::registry::model::Livegang>, StoreError> {
-        self.read_map(PUBLISHED.livegangen)
+        let e = self.e();
+        let tx = self.read_tx()?;
+        let read = || -> Result<_, redb::Error> {
+            if !is_published(&tx)? {
+                return Ok(BTreeMap::new());
+            }
+            let mut out = all_rows(&tx, LIVEGANGEN)?;
+            put_back(&tx, OVERLAY.livegangen, &mut out)?;
+            Ok(out)
+        };
+        read().map_err(|x| e(&x))
     }
 
     fn read_map<T: for<'a> Deserialize<'a>>(
@@ -1133,63 +1231,6 @@ impl Store {
         })
     }
 
-    /// Compare the published mirror with `reg` (see [`MirrorPlan`]), in a read transaction
-    /// beside the rendering. Under the publication lock only a commit changes the mirror,
-    /// and every commit numbers its publication: the commit uses the plan only if the
-    /// mirror is still at the publication it was read at.
-    pub fn plan_mirror(
-        &self,
-        _guard: &PublicationGuard,
-        reg: &Registry,
-        partial: Option<&std::collections::BTreeSet<ListKind>>,
-    ) -> Result<MirrorPlan, StoreError> {
-        let e = self.e();
-        let tx = self.read_tx()?;
-        let seq = published_seq(&tx.open_table(META).map_err(|x| e(&x))?, &e)?;
-        let mut tables = BTreeMap::new();
-        fn plan<T: Serialize>(
-            tx: &redb::ReadTransaction,
-            def: TableDefinition<'static, &'static str, &'static [u8]>,
-            rows: &BTreeMap<String, T>,
-            tables: &mut BTreeMap<String, RowDiff>,
-        ) -> Result<(), redb::Error> {
-            let t = match tx.open_table(def) {
-                Ok(t) => t,
-                // Made by the commit: it finds the rows itself.
-                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
-                Err(x) => return Err(x.into()),
-            };
-            if let Some(d) = diff_rows(&t, rows, PLAN_ROWS)? {
-                tables.insert(def.name().to_string(), d);
-            }
-            Ok(())
-        }
-        let wanted = |l: ListKind| partial.is_none_or(|s| s.contains(&l));
-        let mut go = || -> Result<(), redb::Error> {
-            plan(
-                &tx,
-                PUBLISHED.gegevensdiensten,
-                &reg.gegevensdiensten,
-                &mut tables,
-            )?;
-            plan(&tx, PUBLISHED.livegangen, &reg.livegangen, &mut tables)?;
-            if wanted(ListKind::Zorgaanbiederslijst) {
-                plan(
-                    &tx,
-                    PUBLISHED.zorgaanbieders,
-                    &reg.zorgaanbieders,
-                    &mut tables,
-                )?;
-            }
-            if wanted(ListKind::OAuthclientlist) {
-                plan(&tx, PUBLISHED.oauthclients, &reg.oauthclients, &mut tables)?;
-            }
-            Ok(())
-        };
-        go().map_err(|x| e(&x))?;
-        Ok(MirrorPlan { seq, tables })
-    }
-
     /// Commit a publication: new documents, the new index and the log entry, atomically.
     /// `expected_seq` guards against a concurrent publication in between.
     pub fn commit_publication(
@@ -1218,7 +1259,7 @@ impl Store {
         }
         let e = self.e();
         let tx = self.write_tx()?;
-        let current_seq = {
+        {
             let meta = tx.open_table(META).map_err(|x| e(&x))?;
             let current_seq = published_seq(&meta, &e)?;
             if current_seq + 1 != index.seq {
@@ -1229,8 +1270,7 @@ impl Store {
             self.read_catalogue(&meta)?
                 .check_transition(&index.catalogue)
                 .map_err(StoreError::Refused)?;
-            current_seq
-        };
+        }
         entry.prev_sha256 = self.last_log_hash(&tx)?;
         if let Some(head) = journal_head {
             // The edits this publication rendered become part of its audit record; edits
@@ -1273,14 +1313,11 @@ impl Store {
             let mut meta = tx.open_table(META).map_err(|x| e(&x))?;
             meta.insert(META_PUBLISHED, to_json(index)?.as_slice())
                 .map_err(|x| e(&x))?;
-            // Only the rows that changed since the last publication are written.
-            let plan = from.mirror.filter(|p| p.seq == current_seq);
             // Publishing the working registry with no write since its snapshot: the
-            // working tables hold exactly the rows it rendered, as stored.
+            // working tables hold exactly the rows it rendered.
             let generation = generation(&meta).map_err(|x| e(&x))?;
-            let stored = journal_head.is_some() && generation == from.generation;
-            mirror_registry(&tx, registry, from.partial.as_ref(), plan, stored)
-                .map_err(|x| e(&x))?;
+            let as_stored = journal_head.is_some() && generation == from.generation;
+            set_published(&tx, registry, from.partial.as_ref(), as_stored).map_err(|x| e(&x))?;
             if journal_head.is_some() {
                 // What the snapshot included is published; later writes stay dirty.
                 let mut dirty = read_json::<Dirty>(&meta, META_DIRTY)
@@ -1524,23 +1561,6 @@ fn read_tables(
     lists: Option<&std::collections::BTreeSet<ListKind>>,
 ) -> Result<Registry, redb::Error> {
     let wanted = |l: ListKind| lists.is_none_or(|s| s.contains(&l));
-    fn rows<T: for<'a> Deserialize<'a>>(
-        tx: &redb::ReadTransaction,
-        t: TableDefinition<'static, &'static str, &'static [u8]>,
-    ) -> Result<BTreeMap<String, T>, redb::Error> {
-        let mut out = BTreeMap::new();
-        for row in tx.open_table(t)?.iter()? {
-            let (k, v) = row?;
-            let value = serde_json::from_slice(v.value()).map_err(|e| {
-                redb::Error::Io(std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("{} {}: {e}", t.name(), k.value()),
-                ))
-            })?;
-            out.insert(k.value().to_string(), value);
-        }
-        Ok(out)
-    }
     let mut whitelist = std::collections::BTreeSet::new();
     if wanted(ListKind::Whitelist) {
         for row in tx.open_table(set.whitelist)?.iter()? {
@@ -1549,20 +1569,86 @@ fn read_tables(
     }
     let mut reg = Registry {
         zorgaanbieders: match wanted(ListKind::Zorgaanbiederslijst) {
-            true => rows(tx, set.zorgaanbieders)?,
+            true => all_rows(tx, set.zorgaanbieders)?,
             false => BTreeMap::new(),
         },
         oauthclients: match wanted(ListKind::OAuthclientlist) {
-            true => rows(tx, set.oauthclients)?,
+            true => all_rows(tx, set.oauthclients)?,
             false => BTreeMap::new(),
         },
         whitelist,
-        gegevensdiensten: rows(tx, set.gegevensdiensten)?,
-        livegangen: rows(tx, set.livegangen)?,
+        gegevensdiensten: all_rows(tx, set.gegevensdiensten)?,
+        livegangen: all_rows(tx, set.livegangen)?,
     };
     // Rows written before canonical order existed are read in it.
     reg.canonicalize();
     Ok(reg)
+}
+
+/// Every row of a table of records, decoded.
+fn all_rows<T: for<'a> Deserialize<'a>>(
+    tx: &redb::ReadTransaction,
+    t: Rows,
+) -> Result<BTreeMap<String, T>, redb::Error> {
+    let mut out = BTreeMap::new();
+    for row in tx.open_table(t)?.iter()? {
+        let (k, v) = row?;
+        out.insert(k.value().to_string(), decode(t, k.value(), v.value())?);
+    }
+    Ok(out)
+}
+
+/// A stored record, in functions that speak redb's error type.
+fn decode<T: for<'a> Deserialize<'a>>(t: Rows, key: &str, v: &[u8]) -> Result<T, redb::Error> {
+    serde_json::from_slice(v).map_err(|e| {
+        redb::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{} {key}: {e}", t.name()),
+        ))
+    })
+}
+
+/// Whether anything was published (before, the published registry is empty and no
+/// overlay rows are kept).
+fn is_published(tx: &redb::ReadTransaction) -> Result<bool, redb::Error> {
+    Ok(tx.open_table(META)?.get(META_PUBLISHED)?.is_some())
+}
+
+/// The registry as last published: the working tables with the overlay put back.
+fn read_published(tx: &redb::ReadTransaction) -> Result<Registry, redb::Error> {
+    if !is_published(tx)? {
+        return Ok(Registry::default());
+    }
+    let mut reg = read_registry(tx, WORKING)?;
+    put_back(tx, OVERLAY.zorgaanbieders, &mut reg.zorgaanbieders)?;
+    put_back(tx, OVERLAY.oauthclients, &mut reg.oauthclients)?;
+    put_back(tx, OVERLAY.gegevensdiensten, &mut reg.gegevensdiensten)?;
+    put_back(tx, OVERLAY.livegangen, &mut reg.livegangen)?;
+    for row in tx.open_table(OVERLAY.whitelist)?.iter()? {
+        let (k, v) = row?;
+        match v.value() == HOST_PUBLISHED {
+            true => reg.whitelist.insert(k.value().to_string()),
+            false => reg.whitelist.remove(k.value()),
+        };
+    }
+    reg.canonicalize();
+    Ok(reg)
+}
+
+/// Put the published rows that `overlay` holds back into `rows` (working rows).
+fn put_back<T: for<'a> Deserialize<'a>>(
+    tx: &redb::ReadTransaction,
+    overlay: Rows,
+    rows: &mut BTreeMap<String, T>,
+) -> Result<(), redb::Error> {
+    for row in tx.open_table(overlay)?.iter()? {
+        let (k, v) = row?;
+        match v.value() {
+            NOT_PUBLISHED => rows.remove(k.value()),
+            bytes => rows.insert(k.value().to_string(), decode(overlay, k.value(), bytes)?),
+        };
+    }
+    Ok(())
 }
 
 /// The rows `scope` names (those that exist) and the small tables, from any transaction.
@@ -1630,27 +1716,6 @@ where
     Ok(reg)
 }
 
-/// The rows of one published table that differ from the registry: keys to remove, rows to
-/// write (with their bytes).
-struct RowDiff {
-    stale: Vec<String>,
-    changed: Vec<(String, Vec<u8>)>,
-}
-
-/// Above this many changed rows a plan does not hold their bytes (at 100k, a first
-/// publication would keep 100 MB on the heap while it renders): the commit compares that
-/// table itself.
-const PLAN_ROWS: usize = 4096;
-
-/// The rows the published mirror changes, found beside the rendering (see
-/// [`Store::plan_mirror`]), so that the commit writes them without comparing 100k rows
-/// while everything waits on it.
-pub struct MirrorPlan {
-    /// The publication the mirror was read at: a plan made at another is not used.
-    seq: u64,
-    tables: BTreeMap<String, RowDiff>,
-}
-
 /// One ordered pass over `old` beside `new`, both in key order (redb orders `&str` keys as
 /// Rust orders strings; at 100k rows, one B-tree lookup per row cost more): the keys only
 /// in `old` go to `stale`, and `differs` gets each row of `new` that `old` lacks or holds
@@ -1690,153 +1755,125 @@ fn merge<K: AsRef<str>, V: AsRef<[u8]>>(
     Ok(true)
 }
 
-/// The rows of `new` that differ from `old`, encoded. `None` if more than `limit` do.
-fn diff_rows<T: Serialize>(
-    old: &impl ReadableTable<&'static str, &'static [u8]>,
-    new: &BTreeMap<String, T>,
-    limit: usize,
-) -> Result<Option<RowDiff>, redb::Error> {
-    let mut stale = Vec::new();
-    let mut changed = Vec::new();
-    let rows = new.iter().map(|(k, v)| Ok((k.as_str(), encode(v)?)));
-    let whole = merge(old, rows, &mut stale, |k, bytes| {
-        changed.push((k.to_string(), bytes));
-        changed.len() <= limit
-    })?;
-    Ok(whole.then_some(RowDiff { stale, changed }))
-}
-
-/// A stored key or value, read where it lies.
-struct Stored<G>(G);
-
-impl AsRef<str> for Stored<redb::AccessGuard<'_, &'static str>> {
-    fn as_ref(&self) -> &str {
-        self.0.value()
-    }
-}
-
-impl AsRef<[u8]> for Stored<redb::AccessGuard<'_, &'static [u8]>> {
-    fn as_ref(&self) -> &[u8] {
-        self.0.value()
-    }
-}
-
-/// Make published table `to` hold the rows of working table `from` as they are stored: no
-/// row is decoded or encoded (at 100k, encoding the rows was most of a first
-/// publication's commit). Rows are copied as stored, so a row written before the canonical
-/// order of nested collections existed stays in its old order; every reader puts it in
-/// order. Changed rows are looked up again to copy them: only the changed ones, and their
-/// bytes are not held meanwhile.
-fn copy_rows(
-    tx: &redb::WriteTransaction,
-    from: TableDefinition<'static, &'static str, &'static [u8]>,
-    to: TableDefinition<'static, &'static str, &'static [u8]>,
-) -> Result<(), redb::Error> {
-    let src = tx.open_table(from)?;
-    let mut dst = tx.open_table(to)?;
-    let mut stale = Vec::new();
-    let mut changed = Vec::new();
-    let rows = src.iter()?.map(|row| {
-        row.map(|(k, v)| (Stored(k), Stored(v)))
-            .map_err(redb::Error::from)
-    });
-    merge(&dst, rows, &mut stale, |k, _| {
-        changed.push(k.as_ref().to_string());
-        true
-    })?;
-    for k in stale {
-        dst.remove(k.as_str())?;
-    }
-    for k in changed {
-        if let Some(v) = src.get(k.as_str())? {
-            dst.insert(k.as_str(), v.value())?;
-        }
-    }
-    Ok(())
-}
-
-/// Make the published tables hold `reg`, writing only rows whose bytes differ: those of
-/// `plan` where it was made at this publication, else found here. `partial`: `reg` holds
-/// only the tables of these lists and the small tables (see [`PublicationBase::partial`]);
-/// the others are unchanged and left alone.
-fn mirror_registry(
+/// Make the overlay say that `reg` is what is published. `reg` holds the tables of the
+/// lists in `partial` and the small tables (all when `None`); the others stay published as
+/// they are. `as_stored`: the working tables hold exactly `reg` (nothing was written since
+/// the snapshot it was read in), so they are published as they are: only the overlay of
+/// each table is emptied. Otherwise (an edit arrived while it rendered, or a change is
+/// published on top of the published registry) `reg` is compared with the working rows.
+fn set_published(
     tx: &redb::WriteTransaction,
     reg: &Registry,
     partial: Option<&std::collections::BTreeSet<ListKind>>,
-    plan: Option<MirrorPlan>,
-    stored: bool,
+    as_stored: bool,
 ) -> Result<(), redb::Error> {
     let wanted = |l: ListKind| partial.is_none_or(|s| s.contains(&l));
-    let mut planned = plan.map(|p| p.tables).unwrap_or_default();
-    type Def = TableDefinition<'static, &'static str, &'static [u8]>;
-    fn mirror<T: Serialize>(
-        tx: &redb::WriteTransaction,
-        (published, working): (Def, Def),
-        rows: &BTreeMap<String, T>,
-        planned: Option<RowDiff>,
-        stored: bool,
-    ) -> Result<(), redb::Error> {
-        if planned.is_none() && stored {
-            return copy_rows(tx, working, published);
-        }
-        let mut t = tx.open_table(published)?;
-        let diff = match planned {
-            Some(d) => d,
-            None => match diff_rows(&t, rows, usize::MAX)? {
-                Some(d) => d,
-                None => return Ok(()),
-            },
-        };
-        for k in diff.stale {
-            t.remove(k.as_str())?;
-        }
-        for (k, bytes) in diff.changed {
-            t.insert(k.as_str(), bytes.as_slice())?;
-        }
-        Ok(())
-    }
-    let mut take = |published: Def, working: Def| {
-        let p = planned.remove(published.name());
-        ((published, working), p)
-    };
-    let (d, p) = take(PUBLISHED.gegevensdiensten, WORKING.gegevensdiensten);
-    mirror(tx, d, &reg.gegevensdiensten, p, stored)?;
-    let (d, p) = take(PUBLISHED.livegangen, WORKING.livegangen);
-    mirror(tx, d, &reg.livegangen, p, stored)?;
+    publish_rows(
+        tx,
+        (GEGEVENSDIENSTEN, OVERLAY.gegevensdiensten),
+        &reg.gegevensdiensten,
+        as_stored,
+    )?;
+    publish_rows(
+        tx,
+        (LIVEGANGEN, OVERLAY.livegangen),
+        &reg.livegangen,
+        as_stored,
+    )?;
     if wanted(ListKind::Zorgaanbiederslijst) {
-        let (d, p) = take(PUBLISHED.zorgaanbieders, WORKING.zorgaanbieders);
-        mirror(tx, d, &reg.zorgaanbieders, p, stored)?;
+        publish_rows(
+            tx,
+            (ZORGAANBIEDERS, OVERLAY.zorgaanbieders),
+            &reg.zorgaanbieders,
+            as_stored,
+        )?;
     }
     if wanted(ListKind::OAuthclientlist) {
-        let (d, p) = take(PUBLISHED.oauthclients, WORKING.oauthclients);
-        mirror(tx, d, &reg.oauthclients, p, stored)?;
+        publish_rows(
+            tx,
+            (OAUTHCLIENTS, OVERLAY.oauthclients),
+            &reg.oauthclients,
+            as_stored,
+        )?;
     }
     if !wanted(ListKind::Whitelist) {
         return Ok(());
     }
-    // Only the hosts that come or go are written.
-    let mut t = tx.open_table(PUBLISHED.whitelist)?;
-    let mut stale = Vec::new();
-    let mut there = std::collections::BTreeSet::new();
-    for row in t.iter()? {
-        let k = row?.0.value().to_string();
-        if reg.whitelist.contains(&k) {
-            there.insert(k);
-        } else {
-            stale.push(k);
-        }
+    let mut overlay = tx.open_table(OVERLAY.whitelist)?;
+    overlay.retain(|_, _| false)?;
+    if as_stored {
+        return Ok(());
     }
-    for k in stale {
-        t.remove(k.as_str())?;
+    let working = tx.open_table(WHITELIST)?;
+    let mut there = std::collections::BTreeSet::new();
+    for row in working.iter()? {
+        let k = row?.0.value().to_string();
+        if !reg.whitelist.contains(&k) {
+            overlay.insert(k.as_str(), NOT_PUBLISHED)?;
+        }
+        there.insert(k);
     }
     for h in reg.whitelist.difference(&there) {
-        t.insert(h.as_str(), ())?;
+        overlay.insert(h.as_str(), HOST_PUBLISHED)?;
     }
     Ok(())
 }
 
-/// Write only the rows that differ between `before` and `after`, and mark the lists whose
-/// tables changed as dirty (see [`Dirty`]).
+/// [`set_published`] for one table of records: its overlay gets the rows of `rows` whose
+/// bytes the working table does not hold, and the working rows `rows` lacks.
+fn publish_rows<T: Serialize>(
+    tx: &redb::WriteTransaction,
+    (working, overlay): (Rows, Rows),
+    rows: &BTreeMap<String, T>,
+    as_stored: bool,
+) -> Result<(), redb::Error> {
+    let mut o = tx.open_table(overlay)?;
+    o.retain(|_, _| false)?;
+    if as_stored {
+        return Ok(());
+    }
+    let w = tx.open_table(working)?;
+    let mut unpublished = Vec::new();
+    let mut published = Vec::new();
+    let encoded = rows.iter().map(|(k, v)| Ok((k.as_str(), encode(v)?)));
+    merge(&w, encoded, &mut unpublished, |k, bytes| {
+        published.push((k, bytes));
+        true
+    })?;
+    for k in unpublished {
+        o.insert(k.as_str(), NOT_PUBLISHED)?;
+    }
+    for (k, bytes) in published {
+        o.insert(k, bytes.as_slice())?;
+    }
+    Ok(())
+}
+
+/// Before a working row changes from `old` to `new` (empty: absent), keep its published
+/// bytes in `overlay`: the first change since the publication keeps `old`; a change back
+/// to what is published drops the row, so the overlay holds exactly the rows that differ.
+fn keep_published(
+    overlay: &mut redb::Table<&str, &[u8]>,
+    k: &str,
+    old: &[u8],
+    new: &[u8],
+) -> Result<(), redb::StorageError> {
+    let published = overlay.get(k)?.map(|v| v.value() == new);
+    match published {
+        None => {
+            overlay.insert(k, old)?;
+        }
+        Some(true) => {
+            overlay.remove(k)?;
+        }
+        Some(false) => {}
+    }
+    Ok(())
+}
+
+/// Write only the rows that differ between `before` and `after`, keep the published bytes
+/// of the rows written (see [`OVERLAY`]), and mark the lists whose tables changed as dirty
+/// (see [`Dirty`]).
 fn write_registry(
     tx: &redb::WriteTransaction,
     before: &Registry,
@@ -1844,31 +1881,42 @@ fn write_registry(
 ) -> Result<(), redb::Error> {
     use ListKind::*;
     let mut lists = std::collections::BTreeSet::new();
-    let mut t = tx.open_table(ZORGAANBIEDERS)?;
+    let published = tx.open_table(META)?.get(META_PUBLISHED)?.is_some();
+    let overlay = |t: Rows| published.then(|| tx.open_table(t)).transpose();
+    let pair =
+        |w: Rows, o: Rows| -> Result<_, redb::TableError> { Ok((tx.open_table(w)?, overlay(o)?)) };
+    let mut t = pair(ZORGAANBIEDERS, OVERLAY.zorgaanbieders)?;
     if sync_map(&mut t, &before.zorgaanbieders, &after.zorgaanbieders)? {
         lists.insert(Zorgaanbiederslijst);
     }
-    let mut t = tx.open_table(OAUTHCLIENTS)?;
+    let mut t = pair(OAUTHCLIENTS, OVERLAY.oauthclients)?;
     if sync_map(&mut t, &before.oauthclients, &after.oauthclients)? {
         lists.insert(OAuthclientlist);
     }
-    let mut t = tx.open_table(GEGEVENSDIENSTEN)?;
+    let mut t = pair(GEGEVENSDIENSTEN, OVERLAY.gegevensdiensten)?;
     if sync_map(&mut t, &before.gegevensdiensten, &after.gegevensdiensten)? {
         lists.insert(Gegevensdienstnamenlijst);
     }
-    let mut t = tx.open_table(LIVEGANGEN)?;
+    let mut t = pair(LIVEGANGEN, OVERLAY.livegangen)?;
     if sync_map(&mut t, &before.livegangen, &after.livegangen)? {
         // A livegang is not a list, but it moves offerings and clients: be conservative.
         lists.insert(Zorgaanbiederslijst);
         lists.insert(OAuthclientlist);
     }
     let mut t = tx.open_table(WHITELIST)?;
+    let mut o = overlay(OVERLAY.whitelist)?;
     for h in before.whitelist.difference(&after.whitelist) {
         t.remove(h.as_str())?;
+        if let Some(o) = o.as_mut() {
+            keep_published(o, h, HOST_PUBLISHED, NOT_PUBLISHED)?;
+        }
         lists.insert(Whitelist);
     }
     for h in after.whitelist.difference(&before.whitelist) {
         t.insert(h.as_str(), ())?;
+        if let Some(o) = o.as_mut() {
+            keep_published(o, h, NOT_PUBLISHED, HOST_PUBLISHED)?;
+        }
         lists.insert(Whitelist);
     }
     let mut meta = tx.open_table(META)?;
@@ -1961,22 +2009,46 @@ pub fn check_recorded(operator: &str, reason: Option<&str>) -> Result<(), String
     Ok(())
 }
 
+/// A working table of records open for writing, with its overlay (`None` before anything
+/// is published).
+type Writing<'t> = (
+    redb::Table<'t, &'static str, &'static [u8]>,
+    Option<redb::Table<'t, &'static str, &'static [u8]>>,
+);
+
+/// Write the rows of `after` that differ from `before` into a working table, keeping
+/// their published bytes in its overlay.
 fn sync_map<T: Serialize + PartialEq>(
-    t: &mut redb::Table<&str, &[u8]>,
+    (t, overlay): &mut Writing,
     before: &BTreeMap<String, T>,
     after: &BTreeMap<String, T>,
 ) -> Result<bool, redb::StorageError> {
     let mut changed = false;
+    let mut write = |k: &str, new: Option<&[u8]>| -> Result<(), redb::StorageError> {
+        let old = match new {
+            Some(v) => t.insert(k, v)?,
+            None => t.remove(k)?,
+        }
+        .map(|v| v.value().to_vec());
+        if let Some(o) = overlay.as_mut() {
+            keep_published(
+                o,
+                k,
+                old.as_deref().unwrap_or(NOT_PUBLISHED),
+                new.unwrap_or(NOT_PUBLISHED),
+            )?;
+        }
+        changed = true;
+        Ok(())
+    };
     for k in before.keys() {
         if !after.contains_key(k) {
-            t.remove(k.as_str())?;
-            changed = true;
+            write(k, None)?;
         }
     }
     for (k, v) in after {
         if before.get(k) != Some(v) {
-            t.insert(k.as_str(), encode(v)?.as_slice())?;
-            changed = true;
+            write(k, Some(&encode(v)?))?;
         }
     }
     Ok(changed)
@@ -2106,73 +2178,156 @@ mod tests {
     }
 
     #[test]
-    fn a_mirror_plan_writes_what_the_commit_would_have_found() {
+    fn a_whole_published_copy_becomes_overlay_rows_when_opened() {
+        let old = tempfile::tempdir().unwrap();
+        let path = old.path().join("registry.redb");
+        let fixture =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/datadir-v1/registry.redb");
+        std::fs::copy(fixture, &path).unwrap();
+        // What the copy says is published; then a working row changes (as an edit would
+        // have), so the two differ.
+        let (published, gone) = {
+            let db = builder().open(&path).unwrap();
+            let tx = db.begin_read().unwrap();
+            let published = read_registry(&tx, OLD_PUBLISHED).unwrap();
+            drop(tx);
+            let gone = published.zorgaanbieders.keys().next().unwrap().clone();
+            let tx = db.begin_write().unwrap();
+            tx.open_table(ZORGAANBIEDERS)
+                .unwrap()
+                .remove(gone.as_str())
+                .unwrap();
+            tx.commit().unwrap();
+            (published, gone)
+        };
+        assert!(!published.zorgaanbieders.is_empty());
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.published_registry().unwrap(), published);
+        let working = store.registry().unwrap();
+        assert!(!working.zorgaanbieders.contains_key(&gone));
+        assert_eq!(working.whitelist, published.whitelist);
+        let names: Vec<String> = store
+            .read_tx()
+            .unwrap()
+            .list_tables()
+            .unwrap()
+            .map(|t| t.name().to_string())
+            .collect();
+        assert!(
+            !names.contains(&OLD_PUBLISHED.zorgaanbieders.name().to_string()),
+            "{names:?}"
+        );
+        assert!(overlay_rows(&store) >= 1);
+        // Opened again: nothing left to migrate, the same published registry.
+        drop(store);
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.published_registry().unwrap(), published);
+    }
+
+    /// The rows of every overlay table.
+    fn overlay_rows(store: &Store) -> u64 {
+        let tx = store.read_tx().unwrap();
+        [
+            OVERLAY.zorgaanbieders,
+            OVERLAY.oauthclients,
+            OVERLAY.gegevensdiensten,
+            OVERLAY.livegangen,
+            OVERLAY.whitelist,
+        ]
+        .iter()
+        .map(|t| tx.open_table(*t).unwrap().iter().unwrap().count() as u64)
+        .sum()
+    }
+
+    #[test]
+    fn the_published_registry_is_the_working_one_with_the_overlay_put_back() {
         let dir = tempfile::tempdir().unwrap();
         let store = demo_store(dir.path());
-        let before = store.registry().unwrap();
-        let mirror_as = |reg: &Registry, plan: Option<MirrorPlan>, stored: bool| {
+        // Nothing published: the published registry is empty and edits keep nothing.
+        assert_eq!(store.published_registry().unwrap(), Registry::default());
+        assert_eq!(overlay_rows(&store), 0);
+        let publish = |reg: &Registry, as_stored: bool| {
             let tx = store.write_tx().unwrap();
-            mirror_registry(&tx, reg, None, plan, stored).unwrap();
+            set_published(&tx, reg, None, as_stored).unwrap();
+            let index = PublishedIndex {
+                seq: 1,
+                lists: BTreeMap::new(),
+                catalogue: store.catalogue().unwrap(),
+                renditions: Vec::new(),
+                floors: BTreeMap::new(),
+            };
+            tx.open_table(META)
+                .unwrap()
+                .insert(META_PUBLISHED, to_json(&index).unwrap().as_slice())
+                .unwrap();
             store.commit(tx).unwrap();
         };
-        let mirror = |reg: &Registry, plan: Option<MirrorPlan>| mirror_as(reg, plan, false);
-        mirror(&before, None);
+        let before = store.registry().unwrap();
+        publish(&before, true);
         assert_eq!(store.published_registry().unwrap(), before);
-        // One Zorgaanbieder gone, one changed, one new.
-        let mut after = before.clone();
-        let names: Vec<String> = after.zorgaanbieders.keys().cloned().collect();
-        let gone = after.zorgaanbieders.remove(&names[0]).unwrap();
-        let z = after.zorgaanbieders.get_mut(&names[1]).unwrap();
-        z.interfaceversies.clear();
-        let mut new = gone.clone();
-        new.zorgaanbiedernaam = "nieuw@medmij".into();
-        after
-            .zorgaanbieders
-            .insert(new.zorgaanbiedernaam.clone(), new);
-        let guard = store.lock_publications();
-        let plan = store.plan_mirror(&guard, &after, None).unwrap();
-        assert_eq!(plan.seq, 0);
-        let d = &plan.tables[PUBLISHED.zorgaanbieders.name()];
-        assert_eq!(d.stale, vec![names[0].clone()]);
-        let mut changed: Vec<&str> = d.changed.iter().map(|(k, _)| k.as_str()).collect();
-        changed.sort();
-        assert_eq!(changed, vec![names[1].as_str(), "nieuw@medmij"]);
-        assert!(plan.tables[PUBLISHED.oauthclients.name()]
-            .changed
-            .is_empty());
-        mirror(&after, Some(plan));
-        assert_eq!(store.published_registry().unwrap(), after);
-        // More changed rows than a plan holds: the table is left to the commit.
-        let mut many = after.clone();
-        let model = many.zorgaanbieders.values().next().unwrap().clone();
-        for i in 0..=PLAN_ROWS {
-            let mut z = model.clone();
-            z.zorgaanbiedernaam = format!("z{i:05}@medmij");
-            many.zorgaanbieders.insert(z.zorgaanbiedernaam.clone(), z);
-        }
-        let plan = store.plan_mirror(&guard, &many, None).unwrap();
-        assert!(!plan.tables.contains_key(PUBLISHED.zorgaanbieders.name()));
-        mirror(&many, Some(plan));
-        assert_eq!(store.published_registry().unwrap(), many);
-        drop(guard);
-        // The working tables copied as stored (what a commit does when nothing was written
-        // since its snapshot): a Zorgaanbieder gone, one changed, a host gone, one new.
-        store
-            .update(&who(), |reg| {
-                reg.zorgaanbieders.remove(&names[2]);
-                let z = reg.zorgaanbieders.get_mut(&names[3]).unwrap();
-                z.interfaceversies[0].gegevensdiensten[0].token_endpointuri =
-                    "https://ander.voorbeeld.nl/token".into();
-                let host = reg.whitelist.iter().next().unwrap().clone();
-                reg.whitelist.remove(&host);
-                reg.whitelist.insert("nieuw.medmij.nl".into());
-                Ok(String::new())
-            })
-            .unwrap();
+        // One Zorgaanbieder gone, one changed, one new; a host gone, one new.
+        let names: Vec<String> = before.zorgaanbieders.keys().cloned().collect();
+        let host = before.whitelist.iter().next().unwrap().clone();
+        let edit = |f: &dyn Fn(&mut Registry)| {
+            store
+                .update(&who(), |reg| {
+                    f(reg);
+                    Ok(String::new())
+                })
+                .unwrap();
+        };
+        edit(&|reg| {
+            let mut new = reg.zorgaanbieders.remove(&names[0]).unwrap();
+            new.zorgaanbiedernaam = "nieuw@medmij".into();
+            reg.zorgaanbieders
+                .insert(new.zorgaanbiedernaam.clone(), new);
+            let z = reg.zorgaanbieders.get_mut(&names[1]).unwrap();
+            z.interfaceversies[0].gegevensdiensten[0].token_endpointuri =
+                "https://ander.voorbeeld.nl/token".into();
+            reg.whitelist.remove(&host);
+            reg.whitelist.insert("nieuw.medmij.nl".into());
+        });
+        assert_ne!(store.registry().unwrap(), before);
+        assert_eq!(store.published_registry().unwrap(), before);
+        assert_eq!(overlay_rows(&store), 5);
+        // Changed back: the row leaves the overlay.
+        edit(&|reg| {
+            let z = before.zorgaanbieders[&names[1]].clone();
+            reg.zorgaanbieders.insert(names[1].clone(), z);
+        });
+        assert_eq!(overlay_rows(&store), 4);
+        assert_eq!(store.published_registry().unwrap(), before);
+        // Published from a snapshot after which an edit arrived: that edit stays pending.
+        let snapshot = store.registry().unwrap();
+        edit(&|reg| {
+            reg.zorgaanbieders.remove(&names[2]);
+        });
+        publish(&snapshot, false);
+        assert_eq!(store.published_registry().unwrap(), snapshot);
+        assert_eq!(overlay_rows(&store), 1);
+        // A change published on top of what is published.
+        let mut on_top = snapshot.clone();
+        on_top.whitelist.insert("erbovenop.medmij.nl".into());
+        publish(&on_top, false);
+        assert_eq!(store.published_registry().unwrap(), on_top);
+        assert_eq!(
+            store.published_livegangen().unwrap(),
+            on_top.livegangen,
+            "read through the same overlay"
+        );
+        // Discarded: the working registry is what is published, with nothing kept.
+        store.restore(&on_top).unwrap();
+        assert_eq!(store.registry().unwrap(), on_top);
+        assert_eq!(overlay_rows(&store), 0);
+        // Published as stored after an edit: nothing kept either.
+        edit(&|reg| {
+            reg.zorgaanbieders.remove(&names[3]);
+        });
+        assert_eq!(overlay_rows(&store), 1);
         let working = store.registry().unwrap();
-        assert_ne!(store.published_registry().unwrap(), working);
-        mirror_as(&working, None, true);
+        publish(&working, true);
         assert_eq!(store.published_registry().unwrap(), working);
+        assert_eq!(overlay_rows(&store), 0);
     }
 
     #[test]
