@@ -111,9 +111,7 @@ pub fn diff(ctx: &Ctx) -> Result<String> {
 }
 
 pub fn discard(ctx: &Ctx) -> Result<String> {
-    let published = ctx.store.published_registry()?;
-    let n = ctx.store.journal()?.len();
-    ctx.store.restore(&published)?;
+    let n = ctx.store.discard()?;
     Ok(format!(
         "discarded the pending change set ({n} edits); the registry is as published\n"
     ))

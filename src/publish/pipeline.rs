@@ -1119,6 +1119,13 @@ pub fn run(
             journal_head,
             generation: base.generation,
             partial: base.partial.clone(),
+            touched: match journal_head {
+                Some(_) => None,
+                None => base
+                    .published_registry
+                    .as_ref()
+                    .map(|p| crate::registry::store::Touched::between(p, reg)),
+            },
         },
     )?;
     tracing::debug!("commit {:?}", t.elapsed());

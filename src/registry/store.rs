@@ -325,6 +325,47 @@ pub struct Snapshot {
     pub generation: u64,
     /// The registry held only these lists' tables (see [`PublicationBase::partial`]).
     pub partial: Option<std::collections::BTreeSet<ListKind>>,
+    /// Of a registry published on top of the published one (`journal_head` `None`): where
+    /// it differs from that, so the commit compares only those rows and the ones written
+    /// since (`None`: it compares every row).
+    pub touched: Option<Touched>,
+}
+
+/// The rows in which one registry differs from another, per table.
+#[derive(Default)]
+pub struct Touched {
+    pub zorgaanbieders: std::collections::BTreeSet<String>,
+    pub oauthclients: std::collections::BTreeSet<String>,
+    pub gegevensdiensten: std::collections::BTreeSet<String>,
+    pub livegangen: std::collections::BTreeSet<String>,
+    pub whitelist: std::collections::BTreeSet<String>,
+}
+
+impl Touched {
+    pub fn between(old: &Registry, new: &Registry) -> Touched {
+        fn keys<T: PartialEq>(
+            a: &BTreeMap<String, T>,
+            b: &BTreeMap<String, T>,
+        ) -> std::collections::BTreeSet<String> {
+            let changed = a
+                .iter()
+                .filter(|(k, v)| b.get(*k) != Some(*v))
+                .map(|(k, _)| k);
+            let added = b.keys().filter(|k| !a.contains_key(*k));
+            changed.chain(added).cloned().collect()
+        }
+        Touched {
+            zorgaanbieders: keys(&old.zorgaanbieders, &new.zorgaanbieders),
+            oauthclients: keys(&old.oauthclients, &new.oauthclients),
+            gegevensdiensten: keys(&old.gegevensdiensten, &new.gegevensdiensten),
+            livegangen: keys(&old.livegangen, &new.livegangen),
+            whitelist: old
+                .whitelist
+                .symmetric_difference(&new.whitelist)
+                .cloned()
+                .collect(),
+        }
+    }
 }
 
 /// A document a publication made, with its gzip variant and SHA-256.
@@ -592,11 +633,12 @@ impl Store {
     }
 
     /// Turn a whole published copy of the registry (data directories written before the
-    /// overlay) into overlay rows, once: the published registry is read from the copy,
-    /// compared with the working tables, and the copy's tables go. A registry made before
-    /// the overlay existed gets its (empty) tables here too.
+    /// overlay) into overlay rows, once: the copy's rows are compared, as stored, with the
+    /// working tables, the copy's tables go and the file is compacted. A registry made
+    /// before the overlay existed gets its (empty) tables here too.
     fn migrate_published(&self) -> Result<(), StoreError> {
         let e = self.e();
+        type Stored = Vec<(String, Vec<u8>)>;
         let (old, published) = {
             let tx = self.read_tx()?;
             let names: Vec<String> = tx
@@ -605,15 +647,51 @@ impl Store {
                 .map(|t| t.name().to_string())
                 .collect();
             let has = |t: Rows| names.iter().any(|n| n == t.name());
-            if !has(OLD_PUBLISHED.zorgaanbieders) && has(OVERLAY.whitelist) {
+            let old = has(OLD_PUBLISHED.zorgaanbieders);
+            if !old && has(OVERLAY.whitelist) {
                 return Ok(());
             }
-            let published =
-                match has(OLD_PUBLISHED.zorgaanbieders) && is_published(&tx).map_err(|x| e(&x))? {
-                    true => Some(read_registry(&tx, OLD_PUBLISHED).map_err(|x| e(&x))?),
-                    false => None,
-                };
-            (has(OLD_PUBLISHED.zorgaanbieders), published)
+            let stored = |t: Rows| -> Result<Stored, redb::Error> {
+                let mut out = Vec::new();
+                for row in tx.open_table(t)?.iter()? {
+                    let (k, v) = row?;
+                    out.push((k.value().to_string(), v.value().to_vec()));
+                }
+                Ok(out)
+            };
+            let read = || -> Result<_, redb::Error> {
+                if !old || !is_published(&tx)? {
+                    return Ok(None);
+                }
+                let mut hosts = std::collections::BTreeSet::new();
+                for row in tx.open_table(OLD_PUBLISHED.whitelist)?.iter()? {
+                    hosts.insert(row?.0.value().to_string());
+                }
+                let tables = [
+                    (
+                        ZORGAANBIEDERS,
+                        OVERLAY.zorgaanbieders,
+                        OLD_PUBLISHED.zorgaanbieders,
+                    ),
+                    (
+                        OAUTHCLIENTS,
+                        OVERLAY.oauthclients,
+                        OLD_PUBLISHED.oauthclients,
+                    ),
+                    (
+                        GEGEVENSDIENSTEN,
+                        OVERLAY.gegevensdiensten,
+                        OLD_PUBLISHED.gegevensdiensten,
+                    ),
+                    (LIVEGANGEN, OVERLAY.livegangen, OLD_PUBLISHED.livegangen),
+                ];
+                let mut rows = Vec::new();
+                for (working, overlay, copy) in tables {
+                    rows.push((working, overlay, stored(copy)?));
+                }
+                Ok(Some((rows, hosts)))
+            };
+            (old, read().map_err(|x| e(&x))?)
         };
         let tx = self.write_tx()?;
         let go = || -> Result<(), redb::Error> {
@@ -626,8 +704,11 @@ impl Store {
             ] {
                 tx.open_table(t)?;
             }
-            if let Some(p) = &published {
-                set_published(&tx, p, None, false)?;
+            if let Some((tables, hosts)) = published {
+                for (working, overlay, rows) in tables {
+                    overlay_all(&tx, (working, overlay), rows.into_iter().map(Ok))?;
+                }
+                publish_hosts(&tx, &hosts, Mode::All)?;
             }
             if old {
                 for t in [
@@ -643,7 +724,15 @@ impl Store {
             Ok(())
         };
         go().map_err(|x| e(&x))?;
-        self.commit(tx)
+        self.commit(tx)?;
+        if old {
+            // Give the space the copy took back to the file system.
+            let mut slot = self.db.write().unwrap_or_else(|p| p.into_inner());
+            if let Some(db) = slot.as_mut() {
+                db.compact().map_err(|x| e(&x))?;
+            }
+        }
+        Ok(())
     }
 
     fn with(db: Database, path: &Path) -> Store {
@@ -987,12 +1076,24 @@ impl Store {
         Ok(msg)
     }
 
-    /// Replace the working registry with `reg` (discard) and empty the change journal.
-    pub fn restore(&self, reg: &Registry) -> Result<(), StoreError> {
+    /// Make the working registry what is published and empty the change journal
+    /// (discard); returns how many edits went. Both are read while this holds the write
+    /// transaction, so no publication can commit in between.
+    pub fn discard(&self) -> Result<usize, StoreError> {
         let e = self.e();
         let tx = self.write_tx()?;
-        let before = self.registry()?;
-        write_registry(&tx, &before, reg).map_err(|x| e(&x))?;
+        let (before, published, edits) = {
+            let read = self.read_tx()?;
+            let edits = read
+                .open_table(JOURNAL)
+                .map_err(|x| e(&x))?
+                .iter()
+                .map_err(|x| e(&x))?
+                .count();
+            let before = read_registry(&read, WORKING).map_err(|x| e(&x))?;
+            (before, read_published(&read).map_err(|x| e(&x))?, edits)
+        };
+        write_registry(&tx, &before, &published).map_err(|x| e(&x))?;
         clear_journal(&tx).map_err(|x| e(&x))?;
         // Floors raised by discarded imports go too.
         let floors = self.published()?.map(|p| p.floors).unwrap_or_default();
@@ -1001,7 +1102,7 @@ impl Store {
             .insert("floors", to_json(&floors)?.as_slice())
             .map_err(|x| e(&x))?;
         self.commit(tx)?;
-        Ok(())
+        Ok(edits)
     }
 
     /// The pending change set's edits, oldest first.
@@ -1259,7 +1360,7 @@ impl Store {
         }
         let e = self.e();
         let tx = self.write_tx()?;
-        {
+        let current_seq = {
             let meta = tx.open_table(META).map_err(|x| e(&x))?;
             let current_seq = published_seq(&meta, &e)?;
             if current_seq + 1 != index.seq {
@@ -1270,7 +1371,8 @@ impl Store {
             self.read_catalogue(&meta)?
                 .check_transition(&index.catalogue)
                 .map_err(StoreError::Refused)?;
-        }
+            current_seq
+        };
         entry.prev_sha256 = self.last_log_hash(&tx)?;
         if let Some(head) = journal_head {
             // The edits this publication rendered become part of its audit record; edits
@@ -1316,8 +1418,14 @@ impl Store {
             // Publishing the working registry with no write since its snapshot: the
             // working tables hold exactly the rows it rendered.
             let generation = generation(&meta).map_err(|x| e(&x))?;
-            let as_stored = journal_head.is_some() && generation == from.generation;
-            set_published(&tx, registry, from.partial.as_ref(), as_stored).map_err(|x| e(&x))?;
+            let compare = match (journal_head, &from.touched) {
+                (Some(_), _) if generation == from.generation => Compare::Nothing,
+                _ if current_seq == 0 => Compare::All,
+                (Some(_), _) => Compare::Rows(None),
+                (None, Some(t)) => Compare::Rows(Some(t)),
+                (None, None) => Compare::All,
+            };
+            set_published(&tx, registry, from.partial.as_ref(), compare).map_err(|x| e(&x))?;
             if journal_head.is_some() {
                 // What the snapshot included is published; later writes stay dirty.
                 let mut dirty = read_json::<Dirty>(&meta, META_DIRTY)
@@ -1755,37 +1863,52 @@ fn merge<K: AsRef<str>, V: AsRef<[u8]>>(
     Ok(true)
 }
 
+/// Which rows a commit compares to make the overlay say what is published.
+#[derive(Clone, Copy)]
+enum Compare<'a> {
+    /// None: the working tables hold exactly what is published (nothing was written
+    /// since the snapshot it was read in); every overlay is emptied.
+    Nothing,
+    /// The rows the overlays name (every row written since the last publication) and
+    /// those `Touched` names: a registry differs from the working one only there.
+    Rows(Option<&'a Touched>),
+    /// Every row: before the first publication no overlay names the rows written.
+    All,
+}
+
 /// Make the overlay say that `reg` is what is published. `reg` holds the tables of the
 /// lists in `partial` and the small tables (all when `None`); the others stay published as
-/// they are. `as_stored`: the working tables hold exactly `reg` (nothing was written since
-/// the snapshot it was read in), so they are published as they are: only the overlay of
-/// each table is emptied. Otherwise (an edit arrived while it rendered, or a change is
-/// published on top of the published registry) `reg` is compared with the working rows.
+/// they are.
 fn set_published(
     tx: &redb::WriteTransaction,
     reg: &Registry,
     partial: Option<&std::collections::BTreeSet<ListKind>>,
-    as_stored: bool,
+    compare: Compare,
 ) -> Result<(), redb::Error> {
     let wanted = |l: ListKind| partial.is_none_or(|s| s.contains(&l));
+    let touched = |f: fn(&Touched) -> &std::collections::BTreeSet<String>| match compare {
+        Compare::Nothing => Mode::Nothing,
+        Compare::Rows(t) => Mode::Rows(t.map(f)),
+        Compare::All => Mode::All,
+    };
     publish_rows(
         tx,
         (GEGEVENSDIENSTEN, OVERLAY.gegevensdiensten),
         &reg.gegevensdiensten,
-        as_stored,
+        touched(|t| &t.gegevensdiensten),
     )?;
     publish_rows(
         tx,
         (LIVEGANGEN, OVERLAY.livegangen),
         &reg.livegangen,
-        as_stored,
+        touched(|t| &t.livegangen),
     )?;
     if wanted(ListKind::Zorgaanbiederslijst) {
         publish_rows(
             tx,
             (ZORGAANBIEDERS, OVERLAY.zorgaanbieders),
             &reg.zorgaanbieders,
-            as_stored,
+            touched(|t| &t.zorgaanbieders),
         )?;
     }
     if wanted(ListKind::OAuthclientlist) {
@@ -1793,30 +1916,47 @@ fn set_published(
             tx,
             (OAUTHCLIENTS, OVERLAY.oauthclients),
             &reg.oauthclients,
-            as_stored,
+            touched(|t| &t.oauthclients),
         )?;
     }
-    if !wanted(ListKind::Whitelist) {
-        return Ok(());
-    }
-    let mut overlay = tx.open_table(OVERLAY.whitelist)?;
-    overlay.retain(|_, _| false)?;
-    if as_stored {
-        return Ok(());
-    }
-    let working = tx.open_table(WHITELIST)?;
-    let mut there = std::collections::BTreeSet::new();
-    for row in working.iter()? {
-        let k = row?.0.value().to_string();
-        if !reg.whitelist.contains(&k) {
-            overlay.insert(k.as_str(), NOT_PUBLISHED)?;
-        }
-        there.insert(k);
-    }
-    for h in reg.whitelist.difference(&there) {
-        overlay.insert(h.as_str(), HOST_PUBLISHED)?;
+    if wanted(ListKind::Whitelist) {
+        publish_hosts(tx, &reg.whitelist, touched(|t| &t.whitelist))?;
     }
     Ok(())
+}
+
+/// [`Compare`] for one table.
+#[derive(Clone, Copy)]
+enum Mode<'a> {
+    Nothing,
+    Rows(Option<&'a std::collections::BTreeSet<String>>),
+    All,
+}
+
+/// The keys a [`Mode::Rows`] compares: those the overlay holds and `touched`.
+fn candidates(
+    tx: &redb::WriteTransaction,
+    overlay: Rows,
+    mode: Mode,
+) -> Result<std::collections::BTreeSet<String>, redb::Error> {
+    let mut keys = std::collections::BTreeSet::new();
+    if let Mode::Rows(touched) = mode {
+        for row in tx.open_table(overlay)?.iter()? {
+            keys.insert(row?.0.value().to_string());
+        }
+        keys.extend(touched.into_iter().flatten().cloned());
+    }
+    Ok(keys)
+}
+
+/// An overlay table emptied (at once, not row by row: after a re-import it may hold
+/// 100,000 rows).
+fn emptied<'t>(
+    tx: &'t redb::WriteTransaction,
+    overlay: Rows,
+) -> Result<redb::Table<'t, &'static str, &'static [u8]>, redb::Error> {
+    tx.delete_table(overlay)?;
+    Ok(tx.open_table(overlay)?)
 }
 
 /// [`set_published`] for one table of records: its overlay gets the rows of `rows` whose
@@ -1825,18 +1965,44 @@ fn publish_rows<T: Serialize>(
     tx: &redb::WriteTransaction,
     (working, overlay): (Rows, Rows),
     rows: &BTreeMap<String, T>,
-    as_stored: bool,
+    mode: Mode,
 ) -> Result<(), redb::Error> {
-    let mut o = tx.open_table(overlay)?;
-    o.retain(|_, _| false)?;
-    if as_stored {
-        return Ok(());
+    let keys = candidates(tx, overlay, mode)?;
+    let mut o = emptied(tx, overlay)?;
+    match mode {
+        Mode::Nothing => {}
+        Mode::Rows(_) => {
+            let w = tx.open_table(working)?;
+            for k in &keys {
+                let published = rows.get(k).map(encode).transpose()?;
+                let published = published.as_deref().unwrap_or(NOT_PUBLISHED);
+                let held = w.get(k.as_str())?;
+                if held.as_ref().map_or(NOT_PUBLISHED, |v| v.value()) != published {
+                    o.insert(k.as_str(), published)?;
+                }
+            }
+        }
+        Mode::All => {
+            drop(o);
+            let encoded = rows.iter().map(|(k, v)| Ok((k.as_str(), encode(v)?)));
+            overlay_all(tx, (working, overlay), encoded)?;
+        }
     }
+    Ok(())
+}
+
+/// The overlay of a table of records compared row by row with every published row
+/// (`rows`, in key order, as stored or encoded); the overlay is empty when called.
+fn overlay_all<K: AsRef<str>, V: AsRef<[u8]>>(
+    tx: &redb::WriteTransaction,
+    (working, overlay): (Rows, Rows),
+    rows: impl Iterator<Item = Result<(K, V), redb::Error>>,
+) -> Result<(), redb::Error> {
     let w = tx.open_table(working)?;
+    let mut o = tx.open_table(overlay)?;
     let mut unpublished = Vec::new();
     let mut published = Vec::new();
-    let encoded = rows.iter().map(|(k, v)| Ok((k.as_str(), encode(v)?)));
-    merge(&w, encoded, &mut unpublished, |k, bytes| {
+    merge(&w, rows, &mut unpublished, |k, bytes| {
         published.push((k, bytes));
         true
     })?;
@@ -1844,7 +2010,48 @@ fn publish_rows<T: Serialize>(
         o.insert(k.as_str(), NOT_PUBLISHED)?;
     }
     for (k, bytes) in published {
-        o.insert(k, bytes.as_slice())?;
+        o.insert(k.as_ref(), bytes.as_ref())?;
+    }
+    Ok(())
+}
+
+/// [`set_published`] for the Whitelist.
+fn publish_hosts(
+    tx: &redb::WriteTransaction,
+    hosts: &std::collections::BTreeSet<String>,
+    mode: Mode,
+) -> Result<(), redb::Error> {
+    let keys = candidates(tx, OVERLAY.whitelist, mode)?;
+    let mut o = emptied(tx, OVERLAY.whitelist)?;
+    let w = tx.open_table(WHITELIST)?;
+    let mut differs = |h: &str, held: bool| -> Result<(), redb::Error> {
+        let published = hosts.contains(h);
+        if held != published {
+            let value = if published {
+                HOST_PUBLISHED
+            } else {
+                NOT_PUBLISHED
+            };
+            o.insert(h, value)?;
+        }
+        Ok(())
+    };
+    match mode {
+        Mode::Nothing => {}
+        Mode::Rows(_) => {
+            for h in &keys {
+                differs(h, w.get(h.as_str())?.is_some())?;
+            }
+        }
+        Mode::All => {
+            let mut held = std::collections::BTreeSet::new();
+            for row in w.iter()? {
+                held.insert(row?.0.value().to_string());
+            }
+            for h in held.union(hosts) {
+                differs(h, held.contains(h))?;
+            }
+        }
     }
     Ok(())
 }
@@ -2217,7 +2424,11 @@ mod tests {
             !names.contains(&OLD_PUBLISHED.zorgaanbieders.name().to_string()),
             "{names:?}"
         );
-        assert!(overlay_rows(&store) >= 1);
+        assert_eq!(
+            overlay_rows(&store),
+            1,
+            "the row changed, compared as stored"
+        );
         // Opened again: nothing left to migrate, the same published registry.
         drop(store);
         let store = Store::open(&path).unwrap();
@@ -2246,9 +2457,9 @@ mod tests {
         // Nothing published: the published registry is empty and edits keep nothing.
         assert_eq!(store.published_registry().unwrap(), Registry::default());
         assert_eq!(overlay_rows(&store), 0);
-        let publish = |reg: &Registry, as_stored: bool| {
+        let publish = |reg: &Registry, compare: Compare| {
             let tx = store.write_tx().unwrap();
-            set_published(&tx, reg, None, as_stored).unwrap();
+            set_published(&tx, reg, None, compare).unwrap();
             let index = PublishedIndex {
                 seq: 1,
                 lists: BTreeMap::new(),
@@ -2263,7 +2474,7 @@ mod tests {
             store.commit(tx).unwrap();
         };
         let before = store.registry().unwrap();
-        publish(&before, true);
+        publish(&before, Compare::Nothing);
         assert_eq!(store.published_registry().unwrap(), before);
         // One Zorgaanbieder gone, one changed, one new; a host gone, one new.
         let names: Vec<String> = before.zorgaanbieders.keys().cloned().collect();
@@ -2302,13 +2513,19 @@ mod tests {
         edit(&|reg| {
             reg.zorgaanbieders.remove(&names[2]);
         });
-        publish(&snapshot, false);
+        publish(&snapshot, Compare::Rows(None));
+        assert_eq!(store.published_registry().unwrap(), snapshot);
+        assert_eq!(overlay_rows(&store), 1);
+        // Comparing every row finds the same.
+        publish(&snapshot, Compare::All);
         assert_eq!(store.published_registry().unwrap(), snapshot);
         assert_eq!(overlay_rows(&store), 1);
         // A change published on top of what is published.
         let mut on_top = snapshot.clone();
         on_top.whitelist.insert("erbovenop.medmij.nl".into());
-        publish(&on_top, false);
+        let touched = Touched::between(&snapshot, &on_top);
+        assert_eq!(touched.whitelist.len(), 1);
+        publish(&on_top, Compare::Rows(Some(&touched)));
         assert_eq!(store.published_registry().unwrap(), on_top);
         assert_eq!(
             store.published_livegangen().unwrap(),
@@ -2316,7 +2533,7 @@ mod tests {
             "read through the same overlay"
         );
         // Discarded: the working registry is what is published, with nothing kept.
-        store.restore(&on_top).unwrap();
+        assert_eq!(store.discard().unwrap(), 4, "the edits in the journal");
         assert_eq!(store.registry().unwrap(), on_top);
         assert_eq!(overlay_rows(&store), 0);
         // Published as stored after an edit: nothing kept either.
@@ -2325,7 +2542,7 @@ mod tests {
         });
         assert_eq!(overlay_rows(&store), 1);
         let working = store.registry().unwrap();
-        publish(&working, true);
+        publish(&working, Compare::Nothing);
         assert_eq!(store.published_registry().unwrap(), working);
         assert_eq!(overlay_rows(&store), 0);
     }
