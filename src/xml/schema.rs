@@ -140,5 +140,17 @@ mod tests {
             String::from_utf8_lossy(good).replace("a.nl", &format!("{}.nl", "A".repeat(100_000)));
         let e = validate(def, huge.as_bytes()).unwrap_err().to_string();
         assert!(e.len() < 2_000, "{} bytes of error", e.len());
+        // libxml2 reads a document a chunk at a time: one of many chunks, valid to the
+        // end, and one whose last host breaks a rule on its last line.
+        let nodes: String = (0..50_000)
+            .map(|i| format!("\n<MedMijNode><Hostname>h{i}.nl</Hostname></MedMijNode>"))
+            .collect();
+        let many = String::from_utf8_lossy(good)
+            .replace("<MedMijNode><Hostname>a.nl</Hostname></MedMijNode>", &nodes);
+        assert!(many.len() > 2_000_000);
+        validate(def, many.as_bytes()).unwrap();
+        let last = many.replace("h49999.nl", "H49999.nl");
+        let e = validate(def, last.as_bytes()).unwrap_err().to_string();
+        assert!(e.contains("line 50002") && e.contains("H49999.nl"), "{e}");
     }
 }
