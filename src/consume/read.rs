@@ -138,7 +138,18 @@ fn detect_root(bytes: &[u8]) -> Result<(String, String), ImportError> {
     }
 }
 
-fn parse_tree(bytes: &[u8]) -> Result<El, ImportError> {
+/// The document as a tree, except the entries `stream` names (collection, entry): each is
+/// handed to `take` when complete and left out of the tree. A tree holds about six bytes
+/// per byte of XML: a 100k Zorgaanbiederslijst as one would not fit in 1 GiB.
+fn parse_tree(
+    bytes: &[u8],
+    stream: Option<(&str, &str)>,
+    take: &mut dyn FnMut(El) -> Result<(), ImportError>,
+) -> Result<El, ImportError> {
+    let streamed = |stack: &[El], el: &El| match (stream, stack) {
+        (Some((collection, entry)), [_, _, top]) => top.name == collection && el.name == entry,
+        _ => false,
+    };
     let mut r = NsReader::from_reader(bytes);
     let mut stack: Vec<El> = vec![El::default()];
     let err = |r: &NsReader<&[u8]>, e: &dyn std::fmt::Display| {
@@ -156,7 +167,9 @@ fn parse_tree(bytes: &[u8]) -> Result<El, ImportError> {
                     name: intern(e.local_name().as_ref()),
                     ..Default::default()
                 };
-                if let Some(top) = stack.last_mut() {
+                if streamed(&stack, &el) {
+                    take(el)?;
+                } else if let Some(top) = stack.last_mut() {
                     top.text = String::new();
                     top.children.push(el);
                 }
@@ -169,6 +182,10 @@ fn parse_tree(bytes: &[u8]) -> Result<El, ImportError> {
                 if !done.children.is_empty() {
                     // Indentation between children: no list has mixed content.
                     done.text = String::new();
+                }
+                if streamed(&stack, &done) {
+                    take(done)?;
+                    continue;
                 }
                 match stack.last_mut() {
                     Some(top) => top.children.push(done),
@@ -437,9 +454,19 @@ fn parse_volgnummer(v: &str) -> Result<u64, ImportError> {
 /// untrimmed strings, so `1` and ` 1 ` pass it): a duplicate would silently replace an entry.
 fn unique_keys(tree: &El, list: ListKind) -> Result<(), ImportError> {
     let (collection, entry, key) = entry_path(list);
+    let raws = tree
+        .child(collection)?
+        .all(entry)
+        .map(|e| Ok(e.child(key)?.text.as_str()))
+        .collect::<Result<Vec<_>, ImportError>>()?;
+    unique(list, raws)
+}
+
+/// Every entry's key (as written) unique after white space is trimmed.
+fn unique<'a>(list: ListKind, raws: impl IntoIterator<Item = &'a str>) -> Result<(), ImportError> {
+    let (_, entry, key) = entry_path(list);
     let mut seen: std::collections::HashMap<&str, (usize, &str)> = std::collections::HashMap::new();
-    for (i, e) in tree.child(collection)?.all(entry).enumerate() {
-        let raw = e.child(key)?.text.as_str();
+    for (i, raw) in raws.into_iter().enumerate() {
         if let Some((j, first)) = seen.insert(raw.trim(), (i + 1, raw)) {
             return Err(ImportError::Duplicate(format!(
                 "{entry} {j} and {entry} {}: {key} '{}' and '{}' are the same after white space is trimmed; a {key} must be unique",
@@ -491,29 +518,36 @@ fn checked_schema(bytes: &[u8]) -> Result<&'static SchemaDef, ImportError> {
 /// Read and validate one list file.
 pub fn read_list(bytes: &[u8]) -> Result<ImportedList, ImportError> {
     let def = checked_schema(bytes)?;
-    let tree = parse_tree(bytes)?;
+    // A Zorgaanbiederslijst's entries are read as they are parsed (see `parse_tree`).
+    let (collection, entry, key) = entry_path(def.list);
+    let zal = def.list == ListKind::Zorgaanbiederslijst;
+    let mut keys = Vec::new();
+    let mut release2 = Vec::new();
+    let mut release3 = Vec::new();
+    let mut take = |z: El| -> Result<(), ImportError> {
+        keys.push(z.child(key)?.text.clone());
+        match def.version {
+            SchemaVersion::Release2 => {
+                let gds = z
+                    .child("Gegevensdiensten")?
+                    .all("Gegevensdienst")
+                    .map(gegevensdienst)
+                    .collect::<Result<Vec<_>, _>>()?;
+                release2.push((z.text_of("Zorgaanbiedernaam")?, gds));
+            }
+            _ => release3.push(zorgaanbieder_release3(&z)?),
+        }
+        Ok(())
+    };
+    let tree = parse_tree(bytes, zal.then_some((collection, entry)), &mut take)?;
     let volgnummer = parse_volgnummer(&tree.child("Volgnummer")?.text)?;
-    unique_keys(&tree, def.list)?;
+    match zal {
+        true => unique(def.list, keys.iter().map(String::as_str))?,
+        false => unique_keys(&tree, def.list)?,
+    }
     let content = match (def.list, def.version) {
-        (ListKind::Zorgaanbiederslijst, SchemaVersion::Release2) => Content::ZalRelease2(
-            tree.child("Zorgaanbieders")?
-                .all("Zorgaanbieder")
-                .map(|z| {
-                    let gds = z
-                        .child("Gegevensdiensten")?
-                        .all("Gegevensdienst")
-                        .map(gegevensdienst)
-                        .collect::<Result<Vec<_>, _>>()?;
-                    Ok((z.text_of("Zorgaanbiedernaam")?, gds))
-                })
-                .collect::<Result<_, ImportError>>()?,
-        ),
-        (ListKind::Zorgaanbiederslijst, _) => Content::ZalRelease3(
-            tree.child("Zorgaanbieders")?
-                .all("Zorgaanbieder")
-                .map(zorgaanbieder_release3)
-                .collect::<Result<_, _>>()?,
-        ),
+        (ListKind::Zorgaanbiederslijst, SchemaVersion::Release2) => Content::ZalRelease2(release2),
+        (ListKind::Zorgaanbiederslijst, _) => Content::ZalRelease3(release3),
         (ListKind::OAuthclientlist, version) => {
             let with_gegevensdiensten = version != SchemaVersion::Release2;
             Content::Ocl {
@@ -624,6 +658,14 @@ pub struct Release2Mapping {
 }
 
 /// Replace the content of the imported list in `reg`.
+impl ImportedList {
+    /// Whether [`apply`] replaces every Zorgaanbieder (a release3 ZAL carries all of their
+    /// Interfaceversies; a release2 one only its own).
+    pub fn replaces_zorgaanbieders(&self) -> bool {
+        matches!(self.content, Content::ZalRelease3(_))
+    }
+}
+
 pub fn apply(reg: &mut Registry, list: ImportedList, map: &Release2Mapping) {
     match list.content {
         Content::ZalRelease3(zs) => {
@@ -734,6 +776,46 @@ mod tests {
 
     fn demo() -> Registry {
         demo_registry()
+    }
+
+    #[test]
+    fn zorgaanbieder_entries_are_taken_as_they_are_parsed_not_kept_in_the_tree() {
+        let zal = crate::app::DEMO_LISTS
+            .iter()
+            .find(|(n, _)| n.starts_with("zorgaanbiederslijst"))
+            .unwrap()
+            .1;
+        let text = std::str::from_utf8(zal).unwrap();
+        let names: Vec<&str> = text
+            .split("<Zorgaanbiedernaam>")
+            .skip(1)
+            .map(|s| &s[..s.find('<').unwrap()])
+            .collect();
+        assert!(names.len() > 1);
+        let mut taken = Vec::new();
+        let tree = parse_tree(zal, Some(("Zorgaanbieders", "Zorgaanbieder")), &mut |z| {
+            taken.push(z.text_of("Zorgaanbiedernaam")?);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(taken, names);
+        assert!(tree.child("Zorgaanbieders").unwrap().children.is_empty());
+        assert!(tree.child("Volgnummer").is_ok());
+        let l = read_list(zal).unwrap();
+        match &l.content {
+            Content::ZalRelease3(z) => assert_eq!(z.len(), names.len()),
+            Content::ZalRelease2(z) => assert_eq!(z.len(), names.len()),
+            _ => panic!("not a ZAL"),
+        }
+        // The keys taken are checked as the tree's are (libxml2 already refuses exact
+        // duplicates of a Zorgaanbiedernaam, whose pattern allows no white space).
+        let err = unique(
+            ListKind::Zorgaanbiederslijst,
+            ["a@medmij", "b@medmij", " a@medmij"],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("Zorgaanbieder 1 and Zorgaanbieder 3"), "{err}");
     }
 
     fn map(iv: &str) -> Release2Mapping {

@@ -5,7 +5,7 @@ use super::changeset::entry_diff;
 use super::Ctx;
 use crate::consume::read::{self, Release2Mapping};
 use crate::registry::catalogue::Catalogue;
-use crate::registry::model::Aanbiedertype;
+use crate::registry::model::{Aanbiedertype, Registry};
 use anyhow::{anyhow, bail, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -66,10 +66,22 @@ impl Import {
             touched.push(l.schema.list);
             descriptions.push(format!("{}: {}", f.display(), l.describe()));
         }
-        let (before, cat) = ctx.store.snapshot()?;
-        let mut after = before.clone();
-        for (_, l) in &lists {
-            read::apply(&mut after, l.clone(), &map);
+        let (before, cat, generation) = ctx.store.snapshot_at()?;
+        // The imported lists move into `after`; a release3 ZAL replaces every
+        // Zorgaanbieder, so those are not copied first (at 100k, 400 MB).
+        let replaced = lists.iter().any(|(_, l)| l.replaces_zorgaanbieders());
+        let mut after = Registry {
+            zorgaanbieders: match replaced {
+                true => BTreeMap::new(),
+                false => before.zorgaanbieders.clone(),
+            },
+            oauthclients: before.oauthclients.clone(),
+            whitelist: before.whitelist.clone(),
+            gegevensdiensten: before.gegevensdiensten.clone(),
+            livegangen: before.livegangen.clone(),
+        };
+        for (_, l) in lists {
+            read::apply(&mut after, l, &map);
         }
         after.canonicalize();
         crate::registry::rules::ensure_valid(&after, &cat).map_err(|v| anyhow!("{v}"))?;
@@ -78,23 +90,21 @@ impl Import {
             writeln!(out, "the import changes nothing")?;
         }
         out.push_str(&d);
-        // Peak memory: the preview's two registries go before the write makes its own two.
-        drop((before, after));
+        drop(before);
         if self.dry_run {
             writeln!(out, "dry run: nothing was written")?;
             return Ok(out);
         }
         let summary = descriptions.join("; ");
-        // Applied to the latest registry inside the write transaction, so an edit that
-        // arrived after the diff above is not lost.
-        let imported: Vec<_> = lists.into_iter().map(|(_, l)| l).collect();
-        ctx.store
-            .update_with_floors(&ctx.who, &floors, move |reg| {
-                for l in imported {
-                    read::apply(reg, l, &map);
-                }
-                Ok(format!("import {summary}"))
-            })?;
+        // Written only if nothing was written since the snapshot above (an edit that
+        // arrived meanwhile is not overwritten: the import is refused and can be run again).
+        ctx.store.replace(
+            &ctx.who,
+            &floors,
+            generation,
+            &after,
+            &format!("import {summary}"),
+        )?;
         for d in descriptions {
             writeln!(out, "imported {d}")?;
         }

@@ -946,6 +946,16 @@ impl Store {
         Ok((reg, self.read_catalogue(&meta)?))
     }
 
+    /// `snapshot`, with the working registry's write generation (see [`Store::replace`]).
+    pub fn snapshot_at(&self) -> Result<(Registry, Catalogue, u64), StoreError> {
+        let e = self.e();
+        let tx = self.read_tx()?;
+        let reg = read_registry(&tx, WORKING).map_err(|x| e(&x))?;
+        let meta = tx.open_table(META).map_err(|x| e(&x))?;
+        let generation = generation(&meta).map_err(|x| e(&x))?;
+        Ok((reg, self.read_catalogue(&meta)?, generation))
+    }
+
     pub fn registry(&self) -> Result<Registry, StoreError> {
         Ok(self.snapshot()?.0)
     }
@@ -957,7 +967,7 @@ impl Store {
     where
         F: FnOnce(&mut Registry) -> Result<String, String>,
     {
-        self.update_with_floors(who, &BTreeMap::new(), edit)
+        self.update_scoped(Some(who), &Scope::Whole, &BTreeMap::new(), edit)
     }
 
     /// `update` on the rows `scope` names (see [`Scope`]): `edit` sees a registry that
@@ -991,17 +1001,41 @@ impl Store {
         self.update_scoped(None, &Scope::Whole, &BTreeMap::new(), edit)
     }
 
-    /// `update`, also raising Volgnummer floors (imports) in the same transaction.
-    pub fn update_with_floors<F>(
+    /// Make the working registry `reg` (an import), raising Volgnummer floors in the same
+    /// transaction, if nothing was written to it since `generation` (see
+    /// [`Store::snapshot_at`]); otherwise refused, with nothing written. `reg` must pass
+    /// every rule. Its rows are compared, table by table, with the rows as stored: neither
+    /// the registry before nor a copy of it is held (at 100k, an import held three
+    /// registries and peaked above 1 GiB). Returns whether anything was written.
+    pub fn replace(
         &self,
         who: &Who,
         floors: &BTreeMap<ListKind, u64>,
-        edit: F,
-    ) -> Result<String, StoreError>
-    where
-        F: FnOnce(&mut Registry) -> Result<String, String>,
-    {
-        self.update_scoped(Some(who), &Scope::Whole, floors, edit)
+        generation: u64,
+        reg: &Registry,
+        msg: &str,
+    ) -> Result<bool, StoreError> {
+        let e = self.e();
+        who.check().map_err(StoreError::Refused)?;
+        let tx = self.write_tx()?;
+        let (now, catalogue) = {
+            let meta = tx.open_table(META).map_err(|x| e(&x))?;
+            let now = crate::registry::store::generation(&meta).map_err(|x| e(&x))?;
+            (now, self.read_catalogue(&meta)?)
+        };
+        if now != generation {
+            return Err(StoreError::Refused(
+                "the registry was edited while the import was being checked; nothing was imported; run the import again".into(),
+            ));
+        }
+        rules::ensure_valid(reg, &catalogue)?;
+        let changed = write_whole(&tx, reg).map_err(|x| e(&x))?;
+        if !changed && floors.is_empty() {
+            return Ok(false);
+        }
+        self.record_edit(&tx, Some(who), floors, msg)?;
+        self.commit(tx)?;
+        Ok(true)
     }
 
     fn update_scoped<F>(
@@ -1043,6 +1077,21 @@ impl Store {
         if changed {
             write_registry(&tx, &before, &after).map_err(|x| e(&x))?;
         }
+        self.record_edit(&tx, who, floors, &msg)?;
+        self.commit(tx)?;
+        Ok(msg)
+    }
+
+    /// The bookkeeping of an edit, in its transaction: Volgnummer floors raised, and the
+    /// edit journalled when someone made it.
+    fn record_edit(
+        &self,
+        tx: &redb::WriteTransaction,
+        who: Option<&Who>,
+        floors: &BTreeMap<ListKind, u64>,
+        msg: &str,
+    ) -> Result<(), StoreError> {
+        let e = self.e();
         if !floors.is_empty() {
             let mut meta = tx.open_table(META).map_err(|x| e(&x))?;
             let mut cur: BTreeMap<ListKind, u64> = match meta.get("floors").map_err(|x| e(&x))? {
@@ -1067,13 +1116,12 @@ impl Store {
                 time: crate::registry::model::tijdstempel(time::OffsetDateTime::now_utc()),
                 operator: who.operator.clone(),
                 reason: who.reason.clone(),
-                summary: msg.clone(),
+                summary: msg.to_string(),
             };
             j.insert(next, to_json(&change)?.as_slice())
                 .map_err(|x| e(&x))?;
         }
-        self.commit(tx)?;
-        Ok(msg)
+        Ok(())
     }
 
     /// Make the working registry what is published and empty the change journal
@@ -2126,6 +2174,15 @@ fn write_registry(
         }
         lists.insert(Whitelist);
     }
+    mark_written(tx, lists)
+}
+
+/// Count a write to the working registry and mark the lists whose tables it changed as
+/// dirty.
+fn mark_written(
+    tx: &redb::WriteTransaction,
+    lists: std::collections::BTreeSet<ListKind>,
+) -> Result<(), redb::Error> {
     let mut meta = tx.open_table(META)?;
     let generation = generation(&meta)? + 1;
     meta.insert(META_GENERATION, encode(&generation)?.as_slice())?;
@@ -2136,6 +2193,107 @@ fn write_registry(
         meta.insert(META_DIRTY, encode(&dirty)?.as_slice())?;
     }
     Ok(())
+}
+
+/// Make the working tables hold `after` as a whole (an import; see [`Store::replace`]):
+/// each table's stored rows are compared in one ordered pass with `after`'s rows encoded,
+/// and only the rows that differ are written (encoded again then, rather than held).
+/// Returns whether anything changed.
+fn write_whole(tx: &redb::WriteTransaction, after: &Registry) -> Result<bool, redb::Error> {
+    use ListKind::*;
+    let published = tx.open_table(META)?.get(META_PUBLISHED)?.is_some();
+    fn rows<T: Serialize>(
+        tx: &redb::WriteTransaction,
+        (working, overlay): (Rows, Rows),
+        rows: &BTreeMap<String, T>,
+        published: bool,
+    ) -> Result<bool, redb::Error> {
+        let mut stale = Vec::new();
+        let mut differ = Vec::new();
+        {
+            let w = tx.open_table(working)?;
+            let encoded = rows.iter().map(|(k, v)| Ok((k.as_str(), encode(v)?)));
+            merge(&w, encoded, &mut stale, |k, _| {
+                differ.push(k);
+                true
+            })?;
+        }
+        let mut t: Writing = (
+            tx.open_table(working)?,
+            published.then(|| tx.open_table(overlay)).transpose()?,
+        );
+        for k in &stale {
+            write_row(&mut t, k, None)?;
+        }
+        for k in &differ {
+            if let Some(v) = rows.get(*k) {
+                write_row(&mut t, k, Some(&encode(v)?))?;
+            }
+        }
+        Ok(!stale.is_empty() || !differ.is_empty())
+    }
+    let mut lists = std::collections::BTreeSet::new();
+    let pair = |w: Rows, o: Rows| (w, o);
+    if rows(
+        tx,
+        pair(ZORGAANBIEDERS, OVERLAY.zorgaanbieders),
+        &after.zorgaanbieders,
+        published,
+    )? {
+        lists.insert(Zorgaanbiederslijst);
+    }
+    if rows(
+        tx,
+        pair(OAUTHCLIENTS, OVERLAY.oauthclients),
+        &after.oauthclients,
+        published,
+    )? {
+        lists.insert(OAuthclientlist);
+    }
+    if rows(
+        tx,
+        pair(GEGEVENSDIENSTEN, OVERLAY.gegevensdiensten),
+        &after.gegevensdiensten,
+        published,
+    )? {
+        lists.insert(Gegevensdienstnamenlijst);
+    }
+    if rows(
+        tx,
+        pair(LIVEGANGEN, OVERLAY.livegangen),
+        &after.livegangen,
+        published,
+    )? {
+        lists.insert(Zorgaanbiederslijst);
+        lists.insert(OAuthclientlist);
+    }
+    let mut held = std::collections::BTreeSet::new();
+    for row in tx.open_table(WHITELIST)?.iter()? {
+        held.insert(row?.0.value().to_string());
+    }
+    let mut t = tx.open_table(WHITELIST)?;
+    let mut o = published
+        .then(|| tx.open_table(OVERLAY.whitelist))
+        .transpose()?;
+    for h in held.difference(&after.whitelist) {
+        t.remove(h.as_str())?;
+        if let Some(o) = o.as_mut() {
+            keep_published(o, h, HOST_PUBLISHED, NOT_PUBLISHED)?;
+        }
+        lists.insert(Whitelist);
+    }
+    for h in after.whitelist.difference(&held) {
+        t.insert(h.as_str(), ())?;
+        if let Some(o) = o.as_mut() {
+            keep_published(o, h, NOT_PUBLISHED, HOST_PUBLISHED)?;
+        }
+        lists.insert(Whitelist);
+    }
+    let changed = !lists.is_empty();
+    if changed {
+        mark_written(tx, lists)?;
+    }
+    Ok(changed)
 }
 
 /// The working registry's write count (0 before the first write).
@@ -2226,39 +2384,46 @@ type Writing<'t> = (
 /// Write the rows of `after` that differ from `before` into a working table, keeping
 /// their published bytes in its overlay.
 fn sync_map<T: Serialize + PartialEq>(
-    (t, overlay): &mut Writing,
+    t: &mut Writing,
     before: &BTreeMap<String, T>,
     after: &BTreeMap<String, T>,
 ) -> Result<bool, redb::StorageError> {
     let mut changed = false;
-    let mut write = |k: &str, new: Option<&[u8]>| -> Result<(), redb::StorageError> {
-        let old = match new {
-            Some(v) => t.insert(k, v)?,
-            None => t.remove(k)?,
-        }
-        .map(|v| v.value().to_vec());
-        if let Some(o) = overlay.as_mut() {
-            keep_published(
-                o,
-                k,
-                old.as_deref().unwrap_or(NOT_PUBLISHED),
-                new.unwrap_or(NOT_PUBLISHED),
-            )?;
-        }
-        changed = true;
-        Ok(())
-    };
     for k in before.keys() {
         if !after.contains_key(k) {
-            write(k, None)?;
+            write_row(t, k, None)?;
+            changed = true;
         }
     }
     for (k, v) in after {
         if before.get(k) != Some(v) {
-            write(k, Some(&encode(v)?))?;
+            write_row(t, k, Some(&encode(v)?))?;
+            changed = true;
         }
     }
     Ok(changed)
+}
+
+/// Write one working row (`None`: remove it), keeping its published bytes in the overlay.
+fn write_row(
+    (t, overlay): &mut Writing,
+    k: &str,
+    new: Option<&[u8]>,
+) -> Result<(), redb::StorageError> {
+    let old = match new {
+        Some(v) => t.insert(k, v)?,
+        None => t.remove(k)?,
+    }
+    .map(|v| v.value().to_vec());
+    if let Some(o) = overlay.as_mut() {
+        keep_published(
+            o,
+            k,
+            old.as_deref().unwrap_or(NOT_PUBLISHED),
+            new.unwrap_or(NOT_PUBLISHED),
+        )?;
+    }
+    Ok(())
 }
 
 pub fn hex(b: &[u8]) -> String {
@@ -2450,6 +2615,75 @@ mod tests {
         .sum()
     }
 
+    /// What a publication's commit does to the registry tables: `reg` published.
+    fn mark_published(store: &Store, reg: &Registry, compare: Compare) {
+        let tx = store.write_tx().unwrap();
+        set_published(&tx, reg, None, compare).unwrap();
+        let index = PublishedIndex {
+            seq: 1,
+            lists: BTreeMap::new(),
+            catalogue: store.catalogue().unwrap(),
+            renditions: Vec::new(),
+            floors: BTreeMap::new(),
+        };
+        tx.open_table(META)
+            .unwrap()
+            .insert(META_PUBLISHED, to_json(&index).unwrap().as_slice())
+            .unwrap();
+        store.commit(tx).unwrap();
+    }
+
+    #[test]
+    fn a_whole_registry_is_written_only_if_nothing_was_written_since_its_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = demo_store(dir.path());
+        let (before, _, generation) = store.snapshot_at().unwrap();
+        mark_published(&store, &before, Compare::Nothing);
+        let mut after = before.clone();
+        after.zorgaanbieders.pop_first();
+        let z = after.zorgaanbieders.values_mut().next().unwrap();
+        z.interfaceversies[0].gegevensdiensten[0].token_endpointuri =
+            "https://ander.voorbeeld.nl/token".into();
+        after.whitelist.insert("nieuw.medmij.nl".into());
+        // An edit arrives in between: refused, and nothing is written.
+        store
+            .update(&who(), |r| {
+                r.whitelist.insert("tussendoor.medmij.nl".into());
+                Ok(String::new())
+            })
+            .unwrap();
+        let journal = store.journal().unwrap().len();
+        let err = store
+            .replace(&who(), &BTreeMap::new(), generation, &after, "import")
+            .unwrap_err();
+        assert!(err.to_string().contains("run the import again"), "{err}");
+        assert!(store
+            .registry()
+            .unwrap()
+            .whitelist
+            .contains("tussendoor.medmij.nl"));
+        assert_eq!(store.journal().unwrap().len(), journal);
+        // Against the latest state it is written and journalled; what is published stays.
+        let (_, _, now) = store.snapshot_at().unwrap();
+        assert!(store
+            .replace(&who(), &BTreeMap::new(), now, &after, "import")
+            .unwrap());
+        assert_eq!(store.registry().unwrap(), after);
+        assert_eq!(store.journal().unwrap().len(), journal + 1);
+        assert_eq!(store.published_registry().unwrap(), before);
+        // Two Zorgaanbieders and the new host: the host added in between is gone again,
+        // as it is in what is published.
+        assert_eq!(overlay_rows(&store), 3);
+        let dirty = store.dirty().unwrap().unwrap();
+        assert!(dirty[&ListKind::Zorgaanbiederslijst] > generation);
+        // The same again writes nothing.
+        let (_, _, now) = store.snapshot_at().unwrap();
+        assert!(!store
+            .replace(&who(), &BTreeMap::new(), now, &after, "import")
+            .unwrap());
+        assert_eq!(store.journal().unwrap().len(), journal + 1);
+    }
+
     #[test]
     fn the_published_registry_is_the_working_one_with_the_overlay_put_back() {
         let dir = tempfile::tempdir().unwrap();
@@ -2457,22 +2691,7 @@ mod tests {
         // Nothing published: the published registry is empty and edits keep nothing.
         assert_eq!(store.published_registry().unwrap(), Registry::default());
         assert_eq!(overlay_rows(&store), 0);
-        let publish = |reg: &Registry, compare: Compare| {
-            let tx = store.write_tx().unwrap();
-            set_published(&tx, reg, None, compare).unwrap();
-            let index = PublishedIndex {
-                seq: 1,
-                lists: BTreeMap::new(),
-                catalogue: store.catalogue().unwrap(),
-                renditions: Vec::new(),
-                floors: BTreeMap::new(),
-            };
-            tx.open_table(META)
-                .unwrap()
-                .insert(META_PUBLISHED, to_json(&index).unwrap().as_slice())
-                .unwrap();
-            store.commit(tx).unwrap();
-        };
+        let publish = |reg: &Registry, compare: Compare| mark_published(&store, reg, compare);
         let before = store.registry().unwrap();
         publish(&before, Compare::Nothing);
         assert_eq!(store.published_registry().unwrap(), before);
