@@ -693,6 +693,7 @@ impl Store {
             };
             (old, read().map_err(|x| e(&x))?)
         };
+        let copied = published.is_some();
         let tx = self.write_tx()?;
         let go = || -> Result<(), redb::Error> {
             for t in [
@@ -725,7 +726,7 @@ impl Store {
         };
         go().map_err(|x| e(&x))?;
         self.commit(tx)?;
-        if old {
+        if copied {
             // Give the space the copy took back to the file system.
             let mut slot = self.db.write().unwrap_or_else(|p| p.into_inner());
             if let Some(db) = slot.as_mut() {
