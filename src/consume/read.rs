@@ -185,6 +185,10 @@ fn parse_tree(
                 }
                 if streamed(&stack, &done) {
                     take(done)?;
+                    // The white space between streamed entries is not kept either.
+                    if let Some(top) = stack.last_mut() {
+                        top.text.clear();
+                    }
                     continue;
                 }
                 match stack.last_mut() {

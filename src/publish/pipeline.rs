@@ -229,9 +229,9 @@ struct Appended {
 /// Zorgaanbiedernaam, holds by registry key; and the rest of the document (header,
 /// enveloped signature) is validated in every publication by [`validate_skeleton`].
 /// At most this many Zorgaanbieders in a part (1–2 MB of a release3 ZAL). A part is on
-/// the heap twice while libxml2 validates it (it copies its input) and waits there until
-/// the parts before it are written, so at 100k a fixed few parts per core (50 MB each)
-/// cost 130 MB more peak memory and fresh pages the VM charges for, and were slower.
+/// the heap while libxml2 validates it and until the parts before it are written, so at
+/// 100k a fixed few parts per core (50 MB each) cost 130 MB more peak memory, and fresh
+/// pages the VM charges for, and were slower.
 const PART_MAX: usize = 512;
 
 fn render_in_parts(
@@ -1120,7 +1120,7 @@ pub fn run(
             generation: base.generation,
             partial: base.partial.clone(),
             touched: match journal_head {
-                Some(_) => None,
+                Some(_) => Some(base.pending.clone()),
                 None => base
                     .published_registry
                     .as_ref()

@@ -325,14 +325,17 @@ pub struct Snapshot {
     pub generation: u64,
     /// The registry held only these lists' tables (see [`PublicationBase::partial`]).
     pub partial: Option<std::collections::BTreeSet<ListKind>>,
-    /// Of a registry published on top of the published one (`journal_head` `None`): where
-    /// it differs from that, so the commit compares only those rows and the ones written
-    /// since (`None`: it compares every row).
+    /// Besides the rows the overlay names at the commit, the only rows in which the
+    /// registry can differ from the working one then: of a snapshot of the working
+    /// registry, the rows the overlay named at the snapshot ([`PublicationBase::pending`];
+    /// a row edited after it and changed back has left the overlay since); of a registry
+    /// published on top of the published one, where it differs from that. `None`: the
+    /// commit compares every row.
     pub touched: Option<Touched>,
 }
 
 /// The rows in which one registry differs from another, per table.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct Touched {
     pub zorgaanbieders: std::collections::BTreeSet<String>,
     pub oauthclients: std::collections::BTreeSet<String>,
@@ -420,6 +423,8 @@ pub struct PublicationBase {
     /// (GNL, livegangen), because only those changed since the last publication: only
     /// `lists` are rendered again; all others keep their published Volgnummer and bytes.
     pub partial: Option<std::collections::BTreeSet<ListKind>>,
+    /// The rows that differ from what is published (the overlay's keys), at the snapshot.
+    pub pending: Touched,
 }
 
 /// redb's page cache defaults to 1 GiB, which a publication that reads 100,000 rows fills
@@ -727,10 +732,11 @@ impl Store {
         go().map_err(|x| e(&x))?;
         self.commit(tx)?;
         if copied {
-            // Give the space the copy took back to the file system.
+            // Give the space the copy took back to the file system (the conversion is
+            // committed: a compaction that fails only leaves the file larger).
             let mut slot = self.db.write().unwrap_or_else(|p| p.into_inner());
-            if let Some(db) = slot.as_mut() {
-                db.compact().map_err(|x| e(&x))?;
+            if let Some(Err(x)) = slot.as_mut().map(|db| db.compact()) {
+                tracing::warn!("compacting the registry after converting it: {x}");
             }
         }
         Ok(())
@@ -914,6 +920,7 @@ impl Store {
         } else {
             None
         };
+        let pending = pending_rows(&tx).map_err(|x| e(&x))?;
         Ok(PublicationBase {
             registry,
             published_registry,
@@ -923,6 +930,7 @@ impl Store {
             floors,
             generation,
             partial,
+            pending,
         })
     }
 
@@ -1470,9 +1478,8 @@ impl Store {
             let compare = match (journal_head, &from.touched) {
                 (Some(_), _) if generation == from.generation => Compare::Nothing,
                 _ if current_seq == 0 => Compare::All,
-                (Some(_), _) => Compare::Rows(None),
-                (None, Some(t)) => Compare::Rows(Some(t)),
-                (None, None) => Compare::All,
+                (_, Some(t)) => Compare::Rows(t),
+                (_, None) => Compare::All,
             };
             set_published(&tx, registry, from.partial.as_ref(), compare).map_err(|x| e(&x))?;
             if journal_head.is_some() {
@@ -1771,6 +1778,29 @@ fn is_published(tx: &redb::ReadTransaction) -> Result<bool, redb::Error> {
     Ok(tx.open_table(META)?.get(META_PUBLISHED)?.is_some())
 }
 
+/// The keys of every overlay: the rows that differ from what is published.
+fn pending_rows(tx: &redb::ReadTransaction) -> Result<Touched, redb::Error> {
+    let keys = |t: Rows| -> Result<std::collections::BTreeSet<String>, redb::Error> {
+        let mut out = std::collections::BTreeSet::new();
+        let table = match tx.open_table(t) {
+            Ok(table) => table,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(out),
+            Err(x) => return Err(x.into()),
+        };
+        for row in table.iter()? {
+            out.insert(row?.0.value().to_string());
+        }
+        Ok(out)
+    };
+    Ok(Touched {
+        zorgaanbieders: keys(OVERLAY.zorgaanbieders)?,
+        oauthclients: keys(OVERLAY.oauthclients)?,
+        gegevensdiensten: keys(OVERLAY.gegevensdiensten)?,
+        livegangen: keys(OVERLAY.livegangen)?,
+        whitelist: keys(OVERLAY.whitelist)?,
+    })
+}
+
 /// The registry as last published: the working tables with the overlay put back.
 fn read_published(tx: &redb::ReadTransaction) -> Result<Registry, redb::Error> {
     if !is_published(tx)? {
@@ -1918,9 +1948,10 @@ enum Compare<'a> {
     /// None: the working tables hold exactly what is published (nothing was written
     /// since the snapshot it was read in); every overlay is emptied.
     Nothing,
-    /// The rows the overlays name (every row written since the last publication) and
-    /// those `Touched` names: a registry differs from the working one only there.
-    Rows(Option<&'a Touched>),
+    /// The rows the overlays name (the rows that differ from what is published) and those
+    /// `Touched` names (see [`Snapshot::touched`]): only there can the registry differ
+    /// from the working one.
+    Rows(&'a Touched),
     /// Every row: before the first publication no overlay names the rows written.
     All,
 }
@@ -1937,7 +1968,7 @@ fn set_published(
     let wanted = |l: ListKind| partial.is_none_or(|s| s.contains(&l));
     let touched = |f: fn(&Touched) -> &std::collections::BTreeSet<String>| match compare {
         Compare::Nothing => Mode::Nothing,
-        Compare::Rows(t) => Mode::Rows(t.map(f)),
+        Compare::Rows(t) => Mode::Rows(f(t)),
         Compare::All => Mode::All,
     };
     publish_rows(
@@ -1978,7 +2009,7 @@ fn set_published(
 #[derive(Clone, Copy)]
 enum Mode<'a> {
     Nothing,
-    Rows(Option<&'a std::collections::BTreeSet<String>>),
+    Rows(&'a std::collections::BTreeSet<String>),
     All,
 }
 
@@ -1993,7 +2024,7 @@ fn candidates(
         for row in tx.open_table(overlay)?.iter()? {
             keys.insert(row?.0.value().to_string());
         }
-        keys.extend(touched.into_iter().flatten().cloned());
+        keys.extend(touched.iter().cloned());
     }
     Ok(keys)
 }
@@ -2686,6 +2717,45 @@ mod tests {
     }
 
     #[test]
+    fn a_row_changed_back_after_the_snapshot_is_still_compared_at_the_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = demo_store(dir.path());
+        let published = store.registry().unwrap();
+        mark_published(&store, &published, Compare::Nothing);
+        let name = published.zorgaanbieders.keys().next().unwrap().clone();
+        let set = |uri: String| {
+            store
+                .update(&who(), |reg| {
+                    let z = reg.zorgaanbieders.get_mut(&name).unwrap();
+                    z.interfaceversies[0].gegevensdiensten[0].token_endpointuri = uri;
+                    Ok(String::new())
+                })
+                .unwrap();
+        };
+        // Edited, then a publication's snapshot, then the edit undone while it renders:
+        // the overlay no longer names the row, but the snapshot publishes the edit.
+        set("https://ander.voorbeeld.nl/token".into());
+        let base = store
+            .publication_base(&store.lock_publications(), false)
+            .unwrap();
+        let snapshot = base.registry.clone();
+        assert_eq!(base.pending.zorgaanbieders.len(), 1);
+        set(
+            published.zorgaanbieders[&name].interfaceversies[0].gegevensdiensten[0]
+                .token_endpointuri
+                .clone(),
+        );
+        assert_eq!(overlay_rows(&store), 0);
+        // Comparing only the rows the overlay names now would miss it.
+        mark_published(&store, &snapshot, Compare::Rows(&Touched::default()));
+        assert_ne!(store.published_registry().unwrap(), snapshot);
+        mark_published(&store, &snapshot, Compare::Rows(&base.pending));
+        assert_eq!(store.published_registry().unwrap(), snapshot);
+        assert_eq!(store.registry().unwrap(), published);
+        assert_eq!(overlay_rows(&store), 1, "the undo is pending");
+    }
+
+    #[test]
     fn the_published_registry_is_the_working_one_with_the_overlay_put_back() {
         let dir = tempfile::tempdir().unwrap();
         let store = demo_store(dir.path());
@@ -2733,7 +2803,11 @@ mod tests {
         edit(&|reg| {
             reg.zorgaanbieders.remove(&names[2]);
         });
-        publish(&snapshot, Compare::Rows(None));
+        let pending = store
+            .publication_base(&store.lock_publications(), false)
+            .unwrap()
+            .pending;
+        publish(&snapshot, Compare::Rows(&pending));
         assert_eq!(store.published_registry().unwrap(), snapshot);
         assert_eq!(overlay_rows(&store), 1);
         // Comparing every row finds the same.
@@ -2745,7 +2819,7 @@ mod tests {
         on_top.whitelist.insert("erbovenop.medmij.nl".into());
         let touched = Touched::between(&snapshot, &on_top);
         assert_eq!(touched.whitelist.len(), 1);
-        publish(&on_top, Compare::Rows(Some(&touched)));
+        publish(&on_top, Compare::Rows(&touched));
         assert_eq!(store.published_registry().unwrap(), on_top);
         assert_eq!(
             store.published_livegangen().unwrap(),

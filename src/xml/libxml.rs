@@ -205,6 +205,10 @@ unsafe extern "C" fn collect_parse_error(user: *mut c_void, error: *mut bindings
 /// built, so memory stays flat for large lists.
 pub fn validate_stream(xsd: &str, bytes: &[u8]) -> Result<(), SchemaErrors> {
     crate::xml::input::check_xml(bytes).map_err(|e| SchemaErrors(vec![e.0]))?;
+    // libxml2 counts a document's bytes and lines in C ints.
+    if i32::try_from(bytes.len()).is_err() {
+        return Err(SchemaErrors(vec!["document larger than 2 GiB".into()]));
+    }
     let mut ctx = compile(xsd)?;
     let mut parse_errors = ParseErrors(Vec::new());
     let mut reader = Reader { rest: bytes };
