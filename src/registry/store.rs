@@ -2232,23 +2232,40 @@ fn write_registry(
         lists.insert(Zorgaanbiederslijst);
         lists.insert(OAuthclientlist);
     }
+    if write_hosts(tx, &before.whitelist, &after.whitelist, published)? {
+        lists.insert(Whitelist);
+    }
+    mark_written(tx, lists)
+}
+
+/// Make the working Whitelist `after` where it holds `before`, keeping the published
+/// state of every host added or removed in the overlay. Returns whether any was.
+fn write_hosts(
+    tx: &redb::WriteTransaction,
+    before: &std::collections::BTreeSet<String>,
+    after: &std::collections::BTreeSet<String>,
+    published: bool,
+) -> Result<bool, redb::Error> {
     let mut t = tx.open_table(WHITELIST)?;
-    let mut o = overlay(OVERLAY.whitelist)?;
-    for h in before.whitelist.difference(&after.whitelist) {
+    let mut o = published
+        .then(|| tx.open_table(OVERLAY.whitelist))
+        .transpose()?;
+    let mut changed = false;
+    for h in before.difference(after) {
         t.remove(h.as_str())?;
         if let Some(o) = o.as_mut() {
             keep_published(o, h, HOST_PUBLISHED, NOT_PUBLISHED)?;
         }
-        lists.insert(Whitelist);
+        changed = true;
     }
-    for h in after.whitelist.difference(&before.whitelist) {
+    for h in after.difference(before) {
         t.insert(h.as_str(), ())?;
         if let Some(o) = o.as_mut() {
             keep_published(o, h, NOT_PUBLISHED, HOST_PUBLISHED)?;
         }
-        lists.insert(Whitelist);
+        changed = true;
     }
-    mark_written(tx, lists)
+    Ok(changed)
 }
 
 /// Count a write to the working registry and mark the lists whose tables it changed as
@@ -2307,37 +2324,24 @@ fn write_whole(tx: &redb::WriteTransaction, after: &Registry) -> Result<bool, re
         Ok(!stale.is_empty() || !differ.is_empty())
     }
     let mut lists = std::collections::BTreeSet::new();
-    let pair = |w: Rows, o: Rows| (w, o);
-    if rows(
-        tx,
-        pair(ZORGAANBIEDERS, OVERLAY.zorgaanbieders),
-        &after.zorgaanbieders,
-        published,
-    )? {
+    let (z, c) = (&after.zorgaanbieders, &after.oauthclients);
+    if rows(tx, (ZORGAANBIEDERS, OVERLAY.zorgaanbieders), z, published)? {
         lists.insert(Zorgaanbiederslijst);
     }
-    if rows(
-        tx,
-        pair(OAUTHCLIENTS, OVERLAY.oauthclients),
-        &after.oauthclients,
-        published,
-    )? {
+    if rows(tx, (OAUTHCLIENTS, OVERLAY.oauthclients), c, published)? {
         lists.insert(OAuthclientlist);
     }
+    let (g, l) = (&after.gegevensdiensten, &after.livegangen);
     if rows(
         tx,
-        pair(GEGEVENSDIENSTEN, OVERLAY.gegevensdiensten),
-        &after.gegevensdiensten,
+        (GEGEVENSDIENSTEN, OVERLAY.gegevensdiensten),
+        g,
         published,
     )? {
         lists.insert(Gegevensdienstnamenlijst);
     }
-    if rows(
-        tx,
-        pair(LIVEGANGEN, OVERLAY.livegangen),
-        &after.livegangen,
-        published,
-    )? {
+    if rows(tx, (LIVEGANGEN, OVERLAY.livegangen), l, published)? {
+        // As in `write_registry`: a livegang moves offerings and clients.
         lists.insert(Zorgaanbiederslijst);
         lists.insert(OAuthclientlist);
     }
@@ -2345,22 +2349,7 @@ fn write_whole(tx: &redb::WriteTransaction, after: &Registry) -> Result<bool, re
     for row in tx.open_table(WHITELIST)?.iter()? {
         held.insert(row?.0.value().to_string());
     }
-    let mut t = tx.open_table(WHITELIST)?;
-    let mut o = published
-        .then(|| tx.open_table(OVERLAY.whitelist))
-        .transpose()?;
-    for h in held.difference(&after.whitelist) {
-        t.remove(h.as_str())?;
-        if let Some(o) = o.as_mut() {
-            keep_published(o, h, HOST_PUBLISHED, NOT_PUBLISHED)?;
-        }
-        lists.insert(Whitelist);
-    }
-    for h in after.whitelist.difference(&held) {
-        t.insert(h.as_str(), ())?;
-        if let Some(o) = o.as_mut() {
-            keep_published(o, h, NOT_PUBLISHED, HOST_PUBLISHED)?;
-        }
+    if write_hosts(tx, &held, &after.whitelist, published)? {
         lists.insert(Whitelist);
     }
     let changed = !lists.is_empty();
