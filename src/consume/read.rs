@@ -169,6 +169,9 @@ fn parse_tree(
                 };
                 if streamed(&stack, &el) {
                     take(el)?;
+                    if let Some(top) = stack.last_mut() {
+                        top.text.clear();
+                    }
                 } else if let Some(top) = stack.last_mut() {
                     top.text = String::new();
                     top.children.push(el);

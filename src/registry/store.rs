@@ -423,7 +423,8 @@ pub struct PublicationBase {
     /// (GNL, livegangen), because only those changed since the last publication: only
     /// `lists` are rendered again; all others keep their published Volgnummer and bytes.
     pub partial: Option<std::collections::BTreeSet<ListKind>>,
-    /// The rows that differ from what is published (the overlay's keys), at the snapshot.
+    /// The rows that differ from what is published (the overlay's keys), at the snapshot
+    /// (empty when the published registry was read instead).
     pub pending: Touched,
 }
 
@@ -920,7 +921,11 @@ impl Store {
         } else {
             None
         };
-        let pending = pending_rows(&tx).map_err(|x| e(&x))?;
+        // (A publication on top of the published registry compares what it touched.)
+        let pending = match with_published_registry {
+            true => Touched::default(),
+            false => pending_rows(&tx).map_err(|x| e(&x))?,
+        };
         Ok(PublicationBase {
             registry,
             published_registry,
