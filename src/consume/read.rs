@@ -525,16 +525,22 @@ fn checked_schema(bytes: &[u8]) -> Result<&'static SchemaDef, ImportError> {
 /// Read and validate one list file.
 pub fn read_list(bytes: &[u8]) -> Result<ImportedList, ImportError> {
     let def = checked_schema(bytes)?;
-    // A Zorgaanbiederslijst's entries are read as they are parsed (see `parse_tree`).
+    // The entries of the lists that can be large (a Zorgaanbiederslijst, a Whitelist) are
+    // read as they are parsed (see `parse_tree`).
     let (collection, entry, key) = entry_path(def.list);
-    let zal = def.list == ListKind::Zorgaanbiederslijst;
+    let streamed = matches!(
+        def.list,
+        ListKind::Zorgaanbiederslijst | ListKind::Whitelist
+    );
     let mut keys = Vec::new();
     let mut release2 = Vec::new();
     let mut release3 = Vec::new();
+    let mut hosts = Vec::new();
     let mut take = |z: El| -> Result<(), ImportError> {
         keys.push(z.child(key)?.text.clone());
-        match def.version {
-            SchemaVersion::Release2 => {
+        match (def.list, def.version) {
+            (ListKind::Whitelist, _) => hosts.push(z.text_of("Hostname")?),
+            (_, SchemaVersion::Release2) => {
                 let gds = z
                     .child("Gegevensdiensten")?
                     .all("Gegevensdienst")
@@ -546,9 +552,9 @@ pub fn read_list(bytes: &[u8]) -> Result<ImportedList, ImportError> {
         }
         Ok(())
     };
-    let tree = parse_tree(bytes, zal.then_some((collection, entry)), &mut take)?;
+    let tree = parse_tree(bytes, streamed.then_some((collection, entry)), &mut take)?;
     let volgnummer = parse_volgnummer(&tree.child("Volgnummer")?.text)?;
-    match zal {
+    match streamed {
         true => unique(def.list, keys.iter().map(String::as_str))?,
         false => unique_keys(&tree, def.list)?,
     }
@@ -579,12 +585,7 @@ pub fn read_list(bytes: &[u8]) -> Result<ImportedList, ImportError> {
                 with_gegevensdiensten,
             }
         }
-        (ListKind::Whitelist, _) => Content::Whitelist(
-            tree.child("MedMijNodes")?
-                .all("MedMijNode")
-                .map(|n| n.text_of("Hostname"))
-                .collect::<Result<_, _>>()?,
-        ),
+        (ListKind::Whitelist, _) => Content::Whitelist(hosts),
         (ListKind::Gegevensdienstnamenlijst, _) => Content::Gnl(
             tree.child("Gegevensdiensten")?
                 .all("Gegevensdienst")
@@ -823,6 +824,37 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("Zorgaanbieder 1 and Zorgaanbieder 3"), "{err}");
+    }
+
+    #[test]
+    fn whitelist_hosts_are_taken_as_they_are_parsed_and_checked_unique() {
+        let wl = crate::app::DEMO_LISTS
+            .iter()
+            .find(|(n, _)| n.starts_with("whitelist"))
+            .unwrap()
+            .1;
+        let text = std::str::from_utf8(wl).unwrap();
+        let n = text.matches("<MedMijNode>").count();
+        match read_list(wl).unwrap().content {
+            Content::Whitelist(hosts) => assert_eq!(hosts.len(), n),
+            _ => panic!("not a Whitelist"),
+        }
+        // The first node twice: refused, naming the host (libxml2's unique constraint
+        // comes first; the keys taken are checked as well, see `unique`).
+        let a = text.find("<MedMijNode>").unwrap();
+        let b = a + text[a..].find("</MedMijNode>").unwrap() + "</MedMijNode>".len();
+        let host = &text[a..b]
+            .split("<Hostname>")
+            .nth(1)
+            .and_then(|h| h.split('<').next())
+            .unwrap();
+        let doubled = format!("{}{}{}", &text[..b], &text[a..b], &text[b..]);
+        let err = read_list(doubled.as_bytes()).unwrap_err().to_string();
+        assert!(err.contains(host), "{err}");
+        let err = unique(ListKind::Whitelist, ["a.nl", "b.nl", "a.nl"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("MedMijNode 1 and MedMijNode 3"), "{err}");
     }
 
     fn map(iv: &str) -> Release2Mapping {
