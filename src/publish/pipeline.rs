@@ -215,6 +215,12 @@ struct Appended {
     footer: Vec<u8>,
 }
 
+/// At most this many Zorgaanbieders in a part (1–2 MB of a release3 ZAL). A part is on
+/// the heap while libxml2 validates it and until the parts before it are written, so at
+/// 100k a fixed few parts per core (50 MB each) cost 130 MB more peak memory, and fresh
+/// pages the VM charges for, and were slower.
+const PART_MAX: usize = 512;
+
 /// Render a large ZAL as independent, complete part documents on every core, validate
 /// them against the XSD (libxml2's validator is single-threaded per document, and the
 /// largest list is the critical path of a publication) and write them to `staged` in
@@ -228,12 +234,6 @@ struct Appended {
 /// not depend on their siblings; its one cross-element constraint, unique
 /// Zorgaanbiedernaam, holds by registry key; and the rest of the document (header,
 /// enveloped signature) is validated in every publication by [`validate_skeleton`].
-/// At most this many Zorgaanbieders in a part (1–2 MB of a release3 ZAL). A part is on
-/// the heap while libxml2 validates it and until the parts before it are written, so at
-/// 100k a fixed few parts per core (50 MB each) cost 130 MB more peak memory, and fresh
-/// pages the VM charges for, and were slower.
-const PART_MAX: usize = 512;
-
 fn render_in_parts(
     reg: &Registry,
     r: &Rendition,
@@ -1001,18 +1001,15 @@ pub fn run(
                     if let Some(c) = checking.take() {
                         out.push(joined(c));
                     }
-                    let failed = out.iter().any(|m| m.is_err());
                     match started {
-                        Ok((m, started)) if !failed => {
-                            checking = Some(s.spawn(move || finish(m, started)))
-                        }
                         // The one before failed: this one is not finished (its staged file
                         // goes with it).
-                        Ok(_) => {}
-                        Err(e) => out.push(Err(e)),
-                    }
-                    if out.iter().any(|m| m.is_err()) {
-                        break;
+                        Ok(_) if out.iter().any(|m| m.is_err()) => break,
+                        Ok((m, started)) => checking = Some(s.spawn(move || finish(m, started))),
+                        Err(e) => {
+                            out.push(Err(e));
+                            break;
+                        }
                     }
                 }
                 if let Some(c) = checking.take() {
