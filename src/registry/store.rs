@@ -96,6 +96,18 @@ struct Overlay {
     whitelist: Rows,
 }
 
+impl Overlay {
+    fn all(&self) -> [Rows; 5] {
+        [
+            self.zorgaanbieders,
+            self.oauthclients,
+            self.gegevensdiensten,
+            self.livegangen,
+            self.whitelist,
+        ]
+    }
+}
+
 const OVERLAY: Overlay = Overlay {
     zorgaanbieders: TableDefinition::new("published_overlay_zorgaanbieders"),
     oauthclients: TableDefinition::new("published_overlay_oauthclients"),
@@ -484,12 +496,10 @@ impl Store {
                 WORKING.oauthclients,
                 WORKING.gegevensdiensten,
                 WORKING.livegangen,
-                OVERLAY.zorgaanbieders,
-                OVERLAY.oauthclients,
-                OVERLAY.gegevensdiensten,
-                OVERLAY.livegangen,
-                OVERLAY.whitelist,
-            ] {
+            ]
+            .into_iter()
+            .chain(OVERLAY.all())
+            {
                 tx.open_table(t).map_err(|x| e(&x))?;
             }
             tx.open_table(WORKING.whitelist).map_err(|x| e(&x))?;
@@ -666,7 +676,7 @@ impl Store {
                 Ok(out)
             };
             let read = || -> Result<_, redb::Error> {
-                if !old || !is_published(&tx)? {
+                if !old || !is_published(&tx.open_table(META)?)? {
                     return Ok(None);
                 }
                 let mut hosts = std::collections::BTreeSet::new();
@@ -702,20 +712,14 @@ impl Store {
         let copied = published.is_some();
         let tx = self.write_tx()?;
         let go = || -> Result<(), redb::Error> {
-            for t in [
-                OVERLAY.zorgaanbieders,
-                OVERLAY.oauthclients,
-                OVERLAY.gegevensdiensten,
-                OVERLAY.livegangen,
-                OVERLAY.whitelist,
-            ] {
+            for t in OVERLAY.all() {
                 tx.open_table(t)?;
             }
             if let Some((tables, hosts)) = published {
                 for (working, overlay, rows) in tables {
                     overlay_all(&tx, (working, overlay), rows.into_iter().map(Ok))?;
                 }
-                publish_hosts(&tx, &hosts, Mode::All)?;
+                publish_hosts(&tx, &hosts, Compare::All)?;
             }
             if old {
                 for t in [
@@ -953,11 +957,8 @@ impl Store {
 
     /// A consistent snapshot of the working registry and catalogue.
     pub fn snapshot(&self) -> Result<(Registry, Catalogue), StoreError> {
-        let e = self.e();
-        let tx = self.read_tx()?;
-        let reg = read_registry(&tx, WORKING).map_err(|x| e(&x))?;
-        let meta = tx.open_table(META).map_err(|x| e(&x))?;
-        Ok((reg, self.read_catalogue(&meta)?))
+        let (reg, catalogue, _) = self.snapshot_at()?;
+        Ok((reg, catalogue))
     }
 
     /// `snapshot`, with the working registry's write generation (see [`Store::replace`]).
@@ -1194,7 +1195,7 @@ impl Store {
         let e = self.e();
         let tx = self.read_tx()?;
         let read = || -> Result<_, redb::Error> {
-            if !is_published(&tx)? {
+            if !is_published(&tx.open_table(META)?)? {
                 return Ok(BTreeMap::new());
             }
             let mut out = all_rows(&tx, LIVEGANGEN)?;
@@ -1820,21 +1821,18 @@ fn decode_err(t: Rows, key: &str, e: &dyn std::fmt::Display) -> redb::Error {
 }
 
 /// Whether anything was published (before, the published registry is empty and no
-/// overlay rows are kept).
-fn is_published(tx: &redb::ReadTransaction) -> Result<bool, redb::Error> {
-    Ok(tx.open_table(META)?.get(META_PUBLISHED)?.is_some())
+/// overlay rows are kept), from the meta table of a read or write transaction.
+fn is_published(
+    meta: &impl ReadableTable<&'static str, &'static [u8]>,
+) -> Result<bool, redb::StorageError> {
+    Ok(meta.get(META_PUBLISHED)?.is_some())
 }
 
 /// The keys of every overlay: the rows that differ from what is published.
 fn pending_rows(tx: &redb::ReadTransaction) -> Result<Touched, redb::Error> {
     let keys = |t: Rows| -> Result<std::collections::BTreeSet<String>, redb::Error> {
         let mut out = std::collections::BTreeSet::new();
-        let table = match tx.open_table(t) {
-            Ok(table) => table,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(out),
-            Err(x) => return Err(x.into()),
-        };
-        for row in table.iter()? {
+        for row in tx.open_table(t)?.iter()? {
             out.insert(row?.0.value().to_string());
         }
         Ok(out)
@@ -1850,7 +1848,7 @@ fn pending_rows(tx: &redb::ReadTransaction) -> Result<Touched, redb::Error> {
 
 /// The registry as last published: the working tables with the overlay put back.
 fn read_published(tx: &redb::ReadTransaction) -> Result<Registry, redb::Error> {
-    if !is_published(tx)? {
+    if !is_published(&tx.open_table(META)?)? {
         return Ok(Registry::default());
     }
     let mut reg = read_registry(tx, WORKING)?;
@@ -1953,13 +1951,13 @@ where
 /// One ordered pass over `old` beside `new`, both in key order (redb orders `&str` keys as
 /// Rust orders strings; at 100k rows, one B-tree lookup per row cost more): the keys only
 /// in `old` go to `stale`, and `differs` gets each row of `new` that `old` lacks or holds
-/// with other bytes (returning false ends the pass: `Ok(false)`).
+/// with other bytes.
 fn merge<K: AsRef<str>, V: AsRef<[u8]>>(
     old: &impl ReadableTable<&'static str, &'static [u8]>,
     new: impl Iterator<Item = Result<(K, V), redb::Error>>,
     stale: &mut Vec<String>,
-    mut differs: impl FnMut(K, V) -> bool,
-) -> Result<bool, redb::Error> {
+    mut differs: impl FnMut(K, V),
+) -> Result<(), redb::Error> {
     let mut old = old.iter()?;
     let mut cur = old.next().transpose()?;
     for row in new {
@@ -1978,30 +1976,44 @@ fn merge<K: AsRef<str>, V: AsRef<[u8]>>(
         if same.is_some() {
             cur = old.next().transpose()?;
         }
-        if same != Some(true) && !differs(k, v) {
-            return Ok(false);
+        if same != Some(true) {
+            differs(k, v);
         }
     }
     while let Some((ok, _)) = &cur {
         stale.push(ok.value().to_string());
         cur = old.next().transpose()?;
     }
-    Ok(true)
+    Ok(())
 }
 
-/// Which rows a commit compares to make the overlay say what is published.
+/// Which rows a commit compares to make the overlay say what is published: of the
+/// registry (`Compare<&Touched>`), and so of each table (`Compare<&BTreeSet<String>>`).
 #[derive(Clone, Copy)]
-enum Compare<'a> {
+enum Compare<K> {
     /// None: the working tables hold exactly what is published (nothing was written
     /// since the snapshot it was read in); every overlay is emptied.
     Nothing,
-    /// The rows the overlays name (the rows that differ from what is published) and those
-    /// `Touched` names (see [`Snapshot::touched`]): only there can the registry differ
-    /// from the working one.
-    Rows(&'a Touched),
+    /// The rows the overlays name (the rows that differ from what is published) and these
+    /// (see [`Snapshot::touched`]): only there can the registry differ from the working
+    /// one.
+    Rows(K),
     /// Every row: before the first publication no overlay names the rows written.
     All,
 }
+
+impl<K: Copy> Compare<K> {
+    fn map<L>(self, f: impl FnOnce(K) -> L) -> Compare<L> {
+        match self {
+            Compare::Nothing => Compare::Nothing,
+            Compare::Rows(k) => Compare::Rows(f(k)),
+            Compare::All => Compare::All,
+        }
+    }
+}
+
+/// [`Compare`] for one table.
+type Mode<'a> = Compare<&'a std::collections::BTreeSet<String>>;
 
 /// Make the overlay say that `reg` is what is published. `reg` holds the tables of the
 /// lists in `partial` and the small tables (all when `None`); the others stay published as
@@ -2010,14 +2022,10 @@ fn set_published(
     tx: &redb::WriteTransaction,
     reg: &Registry,
     partial: Option<&std::collections::BTreeSet<ListKind>>,
-    compare: Compare,
+    compare: Compare<&Touched>,
 ) -> Result<(), redb::Error> {
     let wanted = |l: ListKind| partial.is_none_or(|s| s.contains(&l));
-    let touched = |f: fn(&Touched) -> &std::collections::BTreeSet<String>| match compare {
-        Compare::Nothing => Mode::Nothing,
-        Compare::Rows(t) => Mode::Rows(f(t)),
-        Compare::All => Mode::All,
-    };
+    let touched = |f: fn(&Touched) -> &std::collections::BTreeSet<String>| compare.map(f);
     publish_rows(
         tx,
         (GEGEVENSDIENSTEN, OVERLAY.gegevensdiensten),
@@ -2052,22 +2060,14 @@ fn set_published(
     Ok(())
 }
 
-/// [`Compare`] for one table.
-#[derive(Clone, Copy)]
-enum Mode<'a> {
-    Nothing,
-    Rows(&'a std::collections::BTreeSet<String>),
-    All,
-}
-
-/// The keys a [`Mode::Rows`] compares: those the overlay holds and `touched`.
+/// The keys a [`Compare::Rows`] compares: those the overlay holds and `touched`.
 fn candidates(
     tx: &redb::WriteTransaction,
     overlay: Rows,
     mode: Mode,
 ) -> Result<std::collections::BTreeSet<String>, redb::Error> {
     let mut keys = std::collections::BTreeSet::new();
-    if let Mode::Rows(touched) = mode {
+    if let Compare::Rows(touched) = mode {
         for row in tx.open_table(overlay)?.iter()? {
             keys.insert(row?.0.value().to_string());
         }
@@ -2097,8 +2097,8 @@ fn publish_rows<T: Serialize>(
     let keys = candidates(tx, overlay, mode)?;
     let mut o = emptied(tx, overlay)?;
     match mode {
-        Mode::Nothing => {}
-        Mode::Rows(_) => {
+        Compare::Nothing => {}
+        Compare::Rows(_) => {
             let w = tx.open_table(working)?;
             for k in &keys {
                 let published = rows.get(k).map(encode).transpose()?;
@@ -2109,7 +2109,7 @@ fn publish_rows<T: Serialize>(
                 }
             }
         }
-        Mode::All => {
+        Compare::All => {
             drop(o);
             let encoded = rows.iter().map(|(k, v)| Ok((k.as_str(), encode(v)?)));
             overlay_all(tx, (working, overlay), encoded)?;
@@ -2130,8 +2130,7 @@ fn overlay_all<K: AsRef<str>, V: AsRef<[u8]>>(
     let mut unpublished = Vec::new();
     let mut published = Vec::new();
     merge(&w, rows, &mut unpublished, |k, bytes| {
-        published.push((k, bytes));
-        true
+        published.push((k, bytes))
     })?;
     for k in unpublished {
         o.insert(k.as_str(), NOT_PUBLISHED)?;
@@ -2164,13 +2163,13 @@ fn publish_hosts(
         Ok(())
     };
     match mode {
-        Mode::Nothing => {}
-        Mode::Rows(_) => {
+        Compare::Nothing => {}
+        Compare::Rows(_) => {
             for h in &keys {
                 differs(h, w.get(h.as_str())?.is_some())?;
             }
         }
-        Mode::All => {
+        Compare::All => {
             let mut held = std::collections::BTreeSet::new();
             for row in w.iter()? {
                 held.insert(row?.0.value().to_string());
@@ -2215,10 +2214,8 @@ fn write_registry(
 ) -> Result<(), redb::Error> {
     use ListKind::*;
     let mut lists = std::collections::BTreeSet::new();
-    let published = tx.open_table(META)?.get(META_PUBLISHED)?.is_some();
-    let overlay = |t: Rows| published.then(|| tx.open_table(t)).transpose();
-    let pair =
-        |w: Rows, o: Rows| -> Result<_, redb::TableError> { Ok((tx.open_table(w)?, overlay(o)?)) };
+    let published = is_published(&tx.open_table(META)?)?;
+    let pair = |w: Rows, o: Rows| writing(tx, (w, o), published);
     let mut t = pair(ZORGAANBIEDERS, OVERLAY.zorgaanbieders)?;
     if sync_map(&mut t, &before.zorgaanbieders, &after.zorgaanbieders)? {
         lists.insert(Zorgaanbiederslijst);
@@ -2297,7 +2294,7 @@ fn mark_written(
 /// Returns whether anything changed.
 fn write_whole(tx: &redb::WriteTransaction, after: &Registry) -> Result<bool, redb::Error> {
     use ListKind::*;
-    let published = tx.open_table(META)?.get(META_PUBLISHED)?.is_some();
+    let published = is_published(&tx.open_table(META)?)?;
     fn rows<T: Serialize>(
         tx: &redb::WriteTransaction,
         (working, overlay): (Rows, Rows),
@@ -2309,15 +2306,9 @@ fn write_whole(tx: &redb::WriteTransaction, after: &Registry) -> Result<bool, re
         {
             let w = tx.open_table(working)?;
             let encoded = rows.iter().map(|(k, v)| Ok((k.as_str(), encode(v)?)));
-            merge(&w, encoded, &mut stale, |k, _| {
-                differ.push(k);
-                true
-            })?;
+            merge(&w, encoded, &mut stale, |k, _| differ.push(k))?;
         }
-        let mut t: Writing = (
-            tx.open_table(working)?,
-            published.then(|| tx.open_table(overlay)).transpose()?,
-        );
+        let mut t = writing(tx, (working, overlay), published)?;
         for k in &stale {
             write_row(&mut t, k, None)?;
         }
@@ -2448,6 +2439,18 @@ type Writing<'t> = (
     redb::Table<'t, &'static str, &'static [u8]>,
     Option<redb::Table<'t, &'static str, &'static [u8]>>,
 );
+
+/// A working table open for writing, with its overlay if anything is published.
+fn writing<'t>(
+    tx: &'t redb::WriteTransaction,
+    (working, overlay): (Rows, Rows),
+    published: bool,
+) -> Result<Writing<'t>, redb::TableError> {
+    Ok((
+        tx.open_table(working)?,
+        published.then(|| tx.open_table(overlay)).transpose()?,
+    ))
+}
 
 /// Write the rows of `after` that differ from `before` into a working table, keeping
 /// their published bytes in its overlay.
@@ -2671,20 +2674,15 @@ mod tests {
     /// The rows of every overlay table.
     fn overlay_rows(store: &Store) -> u64 {
         let tx = store.read_tx().unwrap();
-        [
-            OVERLAY.zorgaanbieders,
-            OVERLAY.oauthclients,
-            OVERLAY.gegevensdiensten,
-            OVERLAY.livegangen,
-            OVERLAY.whitelist,
-        ]
-        .iter()
-        .map(|t| tx.open_table(*t).unwrap().iter().unwrap().count() as u64)
-        .sum()
+        OVERLAY
+            .all()
+            .iter()
+            .map(|t| tx.open_table(*t).unwrap().iter().unwrap().count() as u64)
+            .sum()
     }
 
     /// What a publication's commit does to the registry tables: `reg` published.
-    fn mark_published(store: &Store, reg: &Registry, compare: Compare) {
+    fn mark_published(store: &Store, reg: &Registry, compare: Compare<&Touched>) {
         let tx = store.write_tx().unwrap();
         set_published(&tx, reg, None, compare).unwrap();
         let index = PublishedIndex {
@@ -2842,7 +2840,8 @@ mod tests {
         // Nothing published: the published registry is empty and edits keep nothing.
         assert_eq!(store.published_registry().unwrap(), Registry::default());
         assert_eq!(overlay_rows(&store), 0);
-        let publish = |reg: &Registry, compare: Compare| mark_published(&store, reg, compare);
+        let publish =
+            |reg: &Registry, compare: Compare<&Touched>| mark_published(&store, reg, compare);
         let before = store.registry().unwrap();
         publish(&before, Compare::Nothing);
         assert_eq!(store.published_registry().unwrap(), before);
