@@ -786,13 +786,18 @@ mod tests {
         demo_registry()
     }
 
+    /// The demo list whose file name starts with `name`.
+    fn demo_list(name: &str) -> &'static [u8] {
+        crate::app::DEMO_LISTS
+            .iter()
+            .find(|(n, _)| n.starts_with(name))
+            .map(|(_, bytes)| *bytes)
+            .unwrap_or_else(|| panic!("no demo list {name}"))
+    }
+
     #[test]
     fn zorgaanbieder_entries_are_taken_as_they_are_parsed_not_kept_in_the_tree() {
-        let zal = crate::app::DEMO_LISTS
-            .iter()
-            .find(|(n, _)| n.starts_with("zorgaanbiederslijst"))
-            .unwrap()
-            .1;
+        let zal = demo_list("zorgaanbiederslijst");
         let text = std::str::from_utf8(zal).unwrap();
         let names: Vec<&str> = text
             .split("<Zorgaanbiedernaam>")
@@ -828,11 +833,7 @@ mod tests {
 
     #[test]
     fn whitelist_hosts_are_taken_as_they_are_parsed_and_checked_unique() {
-        let wl = crate::app::DEMO_LISTS
-            .iter()
-            .find(|(n, _)| n.starts_with("whitelist"))
-            .unwrap()
-            .1;
+        let wl = demo_list("whitelist");
         let text = std::str::from_utf8(wl).unwrap();
         let n = text.matches("<MedMijNode>").count();
         match read_list(wl).unwrap().content {
