@@ -42,19 +42,9 @@ $BIN --data "$D" export --release 1.1.2 --out "$W/r2" >/dev/null
 $BIN --data "$D" export --release 2.0.0 --out "$W/r3" >/dev/null
 z2=$(stat -c %s "$W/r2/MedMij_Zorgaanbiederslijst.xml")
 z3=$(stat -c %s "$W/r3/MedMij_Zorgaanbiederslijst.xml")
-# Every document of the published set (the uncompressed files in DATA/documents), each
-# against the XSD its root's namespace names: what a publication validates.
-DOCS=()
-for doc in "$D"/documents/*.xml; do
-  xsd=$(head -c 2000 "$doc" | grep -o -m1 'xmlns="xmlns://afsprakenstelsel.medmij.nl/[a-z]*/release[0-9]*/"' \
-    | sed -E 's|.*medmij.nl/([a-z]+)/(release[0-9]+)/"|schemas/\1-\2.xsd|')
-  [ -f "$xsd" ] || { echo "no XSD for $doc"; exit 1; }
-  DOCS+=("$xsd" "$doc")
-done
+# Every document of the published set, each against its XSD: what a publication validates.
 t5=$(date +%s.%N)
-for ((i = 0; i < ${#DOCS[@]}; i += 2)); do
-  xmllint --noout --stream --schema "${DOCS[i]}" "${DOCS[i+1]}" 2>/dev/null
-done
+ndocs=$(bench/xmllint-all.sh "$D")
 t6=$(date +%s.%N)
 f() { python3 -c "print(f'{$2 - $1:.2f}')"; }
 echo "Zorgaanbieders:                 $N (shape ${SHAPE:-two-versions}, bench/gen_registry.py)"
@@ -66,7 +56,7 @@ echo "edit GNL entry:                 $(f "$t2" "$t3") s"
 echo "publish (only GNL changed):     $(f "$t3" "$t4") s"
 echo "publish (one Zorgaanbieder):    $(f "$t7" "$t8") s"
 echo "  its peak RSS:                 $(( $(cat "$W/rss1") / 1024 )) MB"
-echo "xmllint --stream, all $(( ${#DOCS[@]} / 2 )) documents: $(f "$t5" "$t6") s"
+echo "xmllint --stream, all $ndocs documents: $(f "$t5" "$t6") s"
 phases() { sed -e 's/\x1b\[[0-9;]*m//g' -e 's/^.*DEBUG [a-z:_]*: /  /' "$1" | grep -E "^  (snapshot|rules|hashes|commit|Zorgaanbiederslijst|Whitelist)"; }
 echo "phases of the first publish (RUST_LOG=stelselnode=debug):"
 phases "$W/phases"
