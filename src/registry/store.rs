@@ -1017,7 +1017,7 @@ impl Store {
     }
 
     /// Make the working registry `reg` (an import), raising Volgnummer floors in the same
-    /// transaction, if nothing was written to it since `generation` (see
+    /// transaction, if nothing was written to it since generation `since` (see
     /// [`Store::snapshot_at`]); otherwise refused, with nothing written. `reg` must pass
     /// every rule. Its rows are compared, table by table, with the rows as stored: neither
     /// the registry before nor a copy of it is held (at 100k, an import held three
@@ -1026,7 +1026,7 @@ impl Store {
         &self,
         who: &Who,
         floors: &BTreeMap<ListKind, u64>,
-        generation: u64,
+        since: u64,
         reg: &Registry,
         msg: &str,
     ) -> Result<bool, StoreError> {
@@ -1035,10 +1035,10 @@ impl Store {
         let tx = self.write_tx()?;
         let (now, catalogue) = {
             let meta = tx.open_table(META).map_err(|x| e(&x))?;
-            let now = crate::registry::store::generation(&meta).map_err(|x| e(&x))?;
+            let now = generation(&meta).map_err(|x| e(&x))?;
             (now, self.read_catalogue(&meta)?)
         };
-        if now != generation {
+        if now != since {
             return Err(StoreError::Refused(
                 "the registry was edited while the import was being checked; nothing was imported; run the import again".into(),
             ));
