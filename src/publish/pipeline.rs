@@ -637,14 +637,15 @@ fn finish(m: Making, started: Started) -> Result<Made, PublishError> {
                 .check_own_enveloped(&xml)
                 .map_err(|e| sig_err(format!("own enveloped signature does not verify: {e}"))),
         });
-        // The document's SHA-256 names it and is the detached signature's digest; the
-        // check of that signature digests the bytes again, independently.
+        // The document's SHA-256, over the bytes as written, names it and is the detached
+        // signature's digest. The check verifies the signature document as a consumer
+        // would (Reference, DigestValue, SignatureValue) against that same digest.
         let detached = s.spawn(|| {
             let sha256 = ring::digest::digest(&ring::digest::SHA256, &xml);
             let sig = key
                 .sign_detached_digest(sha256.as_ref(), file)
                 .map_err(|e| sig_err(e.to_string()))?;
-            sign::verify_detached(&xml, &sig, file, Some(key.public_key()))
+            sign::verify_detached_digest(sha256.as_ref(), &sig, file, Some(key.public_key()))
                 .map_err(|e| sig_err(format!("own detached signature does not verify: {e}")))?;
             Ok::<_, PublishError>((sig, crate::registry::store::hex(sha256.as_ref())))
         });

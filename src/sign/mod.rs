@@ -15,7 +15,8 @@ pub mod verify;
 pub use key::{cert_der_from_pem, describe_certificate, PublicKey, SignError, SigningKey};
 pub use profile::{Algorithm, DSIG_NS};
 pub use verify::{
-    detached_is_canonical, verify_detached, verify_enveloped, verify_enveloped_owned, Verified,
+    detached_is_canonical, verify_detached, verify_detached_digest, verify_enveloped,
+    verify_enveloped_owned, Verified,
 };
 
 use base64::engine::general_purpose::STANDARD as B64;
@@ -306,6 +307,16 @@ mod tests {
             )
             .is_err());
             assert!(verify_detached(&signed, &sig, "MedMij_Whitelist.xml", Some(&pk)).is_err());
+            // Given the digest instead of the bytes (publish): the same checks.
+            let sha = |b: &[u8]| ring::digest::digest(&ring::digest::SHA256, b);
+            let name = "MedMij_OAuthclientlist.xml";
+            verify_detached_digest(sha(&signed).as_ref(), &sig, name, Some(&pk)).unwrap();
+            let other = sha(tampered.as_bytes());
+            assert!(verify_detached_digest(other.as_ref(), &sig, name, Some(&pk)).is_err());
+            let (k2, c2) = SigningKey::generate_development().unwrap();
+            let stranger = SigningKey::from_pem(&k2, &c2).unwrap().public_key().clone();
+            let digest = sha(&signed);
+            assert!(verify_detached_digest(digest.as_ref(), &sig, name, Some(&stranger)).is_err());
         }
         // A signature by another key does not pass the publish-time check.
         let ks = keys();

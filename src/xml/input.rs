@@ -27,7 +27,9 @@ pub fn check_xml(bytes: &[u8]) -> Result<(), InputError> {
             ))
         }
     };
-    if let Some(i) = text.find('\0') {
+    // memchr's searches, not str::find: this runs over every byte we publish (480 MB at
+    // 100k Zorgaanbieders), where std's substring search cost about 3 % of a publication.
+    if let Some(i) = memchr::memchr(0, text.as_bytes()) {
         return refuse(format!(
             "document contains a NUL character at byte {i}: not XML"
         ));
@@ -35,13 +37,13 @@ pub fn check_xml(bytes: &[u8]) -> Result<(), InputError> {
     let rest = declaration(text)?;
     // Scan everything, not a prefix: a DOCTYPE after a long comment is still a DOCTYPE. Inside
     // comments these are refused too: the bytes are refused rather than parsed differently.
-    if let Some(i) = rest.find("<!DOCTYPE") {
+    if let Some(i) = memchr::memmem::find(rest.as_bytes(), b"<!DOCTYPE") {
         return refuse(format!(
             "document contains a <!DOCTYPE> (at byte {}): DTDs and entities are not allowed in MedMij lists",
             i + (text.len() - rest.len())
         ));
     }
-    if let Some(i) = rest.find("<?") {
+    if let Some(i) = memchr::memmem::find(rest.as_bytes(), b"<?") {
         return refuse(format!(
             "document contains a processing instruction (at byte {}): not allowed in MedMij lists",
             i + (text.len() - rest.len())
@@ -241,7 +243,12 @@ mod tests {
     fn dtd_and_processing_instructions_are_refused() {
         assert!(check_xml(b"<!DOCTYPE x><x/>").is_err());
         let late = format!("<!--{}--><!DOCTYPE x><x/>", " ".repeat(200_000));
-        assert!(check_xml(late.as_bytes()).is_err());
+        let e = check_xml(late.as_bytes()).unwrap_err();
+        assert!(e.0.contains("at byte 200007"), "{e}");
+        let e = check_xml(b"<x>\0</x>").unwrap_err();
+        assert!(e.0.contains("NUL character at byte 3"), "{e}");
+        let e = check_xml(b"<x>a</x><?pi?>").unwrap_err();
+        assert!(e.0.contains("processing instruction (at byte 8)"), "{e}");
         assert!(check_xml(b"<?xml version=\"1.0\"?><?xml-stylesheet href=\"a\"?><x/>").is_err());
         assert!(check_xml(b"<x><?pi data?></x>").is_err());
         assert!(check_xml(b"<?xml-stylesheet href=\"a\"?><x/>").is_err());
