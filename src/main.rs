@@ -10,5 +10,7 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    // Before anything can call into libxml2 (parsing the arguments and logging do not).
+    stelselnode::xml::libxml::allocate_with_mimalloc();
     stelselnode::app::main(cli)
 }

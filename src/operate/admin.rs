@@ -71,12 +71,14 @@ pub fn published_seq(data: &Path) -> Option<Option<u64>> {
 pub type Handler = Arc<dyn Fn(Request) -> Response + Send + Sync>;
 
 /// Hand memory freed by a large command (an import preview of hundreds of MB) back to the
-/// operating system: glibc keeps freed heap in its arenas otherwise, and a long-running
-/// server would stay at the command's peak.
+/// operating system: glibc keeps freed heap in its arenas otherwise, and mimalloc (libxml2's
+/// allocator, see `xml::libxml`) its freed pages, and a long-running server would stay at
+/// the command's peak.
 pub fn release_memory() {
-    #[cfg(target_env = "gnu")]
-    // SAFETY: malloc_trim only releases free memory; it has no preconditions.
+    // SAFETY: both only release memory that is free; neither has preconditions.
     unsafe {
+        libmimalloc_sys::mi_collect(true);
+        #[cfg(target_env = "gnu")]
         libc::malloc_trim(0);
     }
 }
