@@ -140,11 +140,11 @@ pub fn hostname(v: &str) -> Result<(), String> {
             v.len()
         ));
     }
-    let labels: Vec<&str> = v.split('.').collect();
-    if labels.len() < 2 {
+    let labels = memchr::memchr_iter(b'.', v.as_bytes()).count() + 1;
+    if labels < 2 {
         return Err(rule.into());
     }
-    if let Some(long) = labels.iter().find(|l| l.len() > 63) {
+    if let Some(long) = v.split('.').find(|l| l.len() > 63) {
         return Err(format!(
             "has a label of {} characters ('{}'); a DNS label has at most 63",
             long.len(),
@@ -152,7 +152,7 @@ pub fn hostname(v: &str) -> Result<(), String> {
         ));
     }
     let ok_char = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
-    for (i, l) in labels.iter().enumerate() {
+    for (i, l) in v.split('.').enumerate() {
         let b = l.as_bytes();
         if b.is_empty() || b.len() > 63 || !ok_char(b[0]) {
             return Err(rule.into());
@@ -160,7 +160,7 @@ pub fn hostname(v: &str) -> Result<(), String> {
         if !b.iter().all(|&c| ok_char(c) || c == b'-') {
             return Err(rule.into());
         }
-        let last = i == labels.len() - 1;
+        let last = i == labels - 1;
         if last && (b.len() < 2 || !ok_char(b[b.len() - 1])) {
             return Err(rule.into());
         }
@@ -174,14 +174,26 @@ fn endpoint(v: &str, front_channel: bool) -> Result<(), String> {
     let Some(rest) = v.strip_prefix("https://") else {
         return Err("must start with https:// (only https endpoints are allowed)".into());
     };
-    if rest.contains('?') || rest.contains('#') {
+    // Checked for every endpoint of every publication (800,000 at 100k Zorgaanbieders), so
+    // on bytes where that is the same thing: in ASCII, white space and control characters
+    // are the bytes up to ' ' and DEL, and there are no bidi controls.
+    let b = rest.as_bytes();
+    if memchr::memchr2(b'?', b'#', b).is_some() {
         return Err("must not contain a query ('?') or fragment ('#')".into());
     }
-    if rest.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    let blank = match rest.is_ascii() {
+        true => b.iter().any(|&c| c <= b' ' || c == 0x7f),
+        false => rest.chars().any(|c| c.is_whitespace() || c.is_control()),
+    };
+    if blank {
         return Err("must not contain white space or control characters".into());
     }
-    no_bidi(rest)?;
-    if rest.to_ascii_lowercase().contains("%2e") {
+    if !rest.is_ascii() {
+        no_bidi(rest)?;
+    }
+    if b.windows(3)
+        .any(|w| w[0] == b'%' && w[1] == b'2' && w[2].eq_ignore_ascii_case(&b'e'))
+    {
         return Err(
             "must not contain a percent-encoded dot (%2e): it can hide a '..' path segment".into(),
         );
@@ -640,12 +652,20 @@ mod tests {
             "https://a.nl/x/%2E%2E/y",
             "https://a.nl/x\u{202E}y",
             "https://a.nl/x\u{2066}y",
+            "https://a.nl/x/%2E./y",
+            "https://a.nl/x y",
+            "https://a.nl/x\ty",
+            "https://a.nl/x\u{7f}y",
+            "https://a.nl/x\u{85}y",
+            "https://a.nl/x\u{a0}y",
+            "https://a.nl/\u{e9}\u{202E}",
         ] {
             assert!(backchanneluri(bad).is_err(), "{bad}");
             assert!(frontchanneluri(bad).is_err(), "{bad}");
         }
         assert!(backchanneluri("https://a.nl/x..y").is_err());
         assert!(backchanneluri("https://a.nl/x.y/v1.2").is_ok());
+        assert!(backchanneluri("https://a.nl/caf\u{e9}/%2f").is_ok());
         assert!(weergavenaam("Basis\u{202E}gegevens").is_err());
         assert!(organisatienaam("PGO \u{2067}B.V.").is_err());
         assert!(recorded_text("--reason", "RFC-1", 100).is_ok());
