@@ -10,7 +10,8 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    // Before anything can call into libxml2 (parsing the arguments and logging do not).
-    stelselnode::xml::libxml::allocate_with_mimalloc();
+    // SAFETY: nothing has called into libxml2 yet (parsing the arguments and logging do
+    // not) and no other thread exists.
+    unsafe { stelselnode::xml::libxml::allocate_with_mimalloc() };
     stelselnode::app::main(cli)
 }

@@ -75,8 +75,11 @@ pub type Handler = Arc<dyn Fn(Request) -> Response + Send + Sync>;
 /// allocator, see `xml::libxml`) its freed pages, and a long-running server would stay at
 /// the command's peak.
 pub fn release_memory() {
-    // SAFETY: both only release memory that is free; neither has preconditions.
+    // SAFETY: these only set up this thread's allocator state and release memory that is
+    // free; none has preconditions. mi_collect does nothing on a thread mimalloc has not
+    // seen (a blocking-pool thread whose libxml2 work ran on scoped threads), hence the init.
     unsafe {
+        libmimalloc_sys::mi_thread_init();
         libmimalloc_sys::mi_collect(true);
         #[cfg(target_env = "gnu")]
         libc::malloc_trim(0);

@@ -181,14 +181,15 @@ fn endpoint(v: &str, front_channel: bool) -> Result<(), String> {
     if memchr::memchr2(b'?', b'#', b).is_some() {
         return Err("must not contain a query ('?') or fragment ('#')".into());
     }
-    let blank = match rest.is_ascii() {
+    let ascii = rest.is_ascii();
+    let blank = match ascii {
         true => b.iter().any(|&c| c <= b' ' || c == 0x7f),
         false => rest.chars().any(|c| c.is_whitespace() || c.is_control()),
     };
     if blank {
         return Err("must not contain white space or control characters".into());
     }
-    if !rest.is_ascii() {
+    if !ascii {
         no_bidi(rest)?;
     }
     if b.windows(3)

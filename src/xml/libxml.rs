@@ -20,28 +20,21 @@ use crate::xml::schema::SchemaErrors;
 /// and validated value; with glibc's malloc that was about 8 % of a first publication's CPU
 /// (100k Zorgaanbieders: 0.5 of 12.6 core-seconds less, 3 % sooner, the same peak RSS;
 /// Rust's own allocations stay with glibc, where mimalloc raised the peak by 60–150 MB).
-/// It must come before any other libxml2 call, or memory allocated before it would be
-/// freed by the wrong allocator: only `main` calls it, before any command runs.
-pub fn allocate_with_mimalloc() {
-    unsafe extern "C" fn strdup(s: *const c_char) -> *mut c_char {
-        // SAFETY: libxml2 passes a NUL-terminated string; the copy includes the NUL.
-        unsafe {
-            let n = CStr::from_ptr(s).to_bytes_with_nul().len();
-            let p = libmimalloc_sys::mi_malloc(n) as *mut c_char;
-            if !p.is_null() {
-                std::ptr::copy_nonoverlapping(s, p, n);
-            }
-            p
-        }
-    }
-    // SAFETY: four functions with libxml2's signatures, set before any thread or libxml2
-    // allocation exists; libxml2 frees only through xmlFree what it got from xmlMalloc.
+///
+/// # Safety
+/// Call it before any other libxml2 call and before any other thread exists: memory
+/// libxml2 allocated before it would be freed by the wrong allocator. `main` calls it
+/// before any command runs.
+pub unsafe fn allocate_with_mimalloc() {
+    // SAFETY: four functions with libxml2's signatures (mi_strdup, like libxml2's own,
+    // returns NULL for NULL), set while no libxml2 memory exists (the caller's promise);
+    // libxml2 frees only through xmlFree what it got from xmlMalloc.
     let rc = unsafe {
         bindings::xmlMemSetup(
             Some(libmimalloc_sys::mi_free),
             Some(libmimalloc_sys::mi_malloc),
             Some(libmimalloc_sys::mi_realloc),
-            Some(strdup),
+            Some(libmimalloc_sys::mi_strdup),
         )
     };
     if rc != 0 {
