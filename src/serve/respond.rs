@@ -2,8 +2,8 @@
 //! request line, unit-tested in-process. Only historic documents need the store; for those
 //! the answer says which document to read.
 
-use super::set::{http_date, PublishedSet};
-use crate::registry::catalogue::{SelectError, Status};
+use super::set::{http_date, PublishedSet, ReleaseHeaders};
+use crate::registry::catalogue::{Release, SelectError};
 use crate::registry::model::ListKind;
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Response, StatusCode};
@@ -155,26 +155,28 @@ pub struct HistoricAsk {
     pub volgnummer: u64,
 }
 
-fn base_headers(r: &mut Resp, etag: &HeaderValue, release: &crate::registry::catalogue::Release) {
+fn base_headers(r: &mut Resp, etag: &HeaderValue, set: &PublishedSet, release: &Release) {
+    let made;
+    let rh = match set.release_headers.get(&release.id) {
+        Some(rh) => rh,
+        None => {
+            made = ReleaseHeaders::of(release);
+            &made
+        }
+    };
     let h = r.headers_mut();
     h.insert(header::ETAG, etag.clone());
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    if let Ok(v) = HeaderValue::from_str(&release.id) {
-        h.insert("medmij-release", v);
-    }
-    if release.status == Status::Verouderd {
-        if let Some(v) = release
-            .deprecated_since
-            .as_deref()
-            .and_then(deprecation_header)
-        {
-            h.insert("deprecation", v);
-        }
-        if let Some(v) = release.sunset.as_deref().and_then(date_header) {
-            h.insert("sunset", v);
+    for (name, v) in [
+        ("medmij-release", &rh.release),
+        ("deprecation", &rh.deprecation),
+        ("sunset", &rh.sunset),
+    ] {
+        if let Some(v) = v {
+            h.insert(name, v.clone());
         }
     }
 }
@@ -331,7 +333,7 @@ pub fn respond(set: Option<&PublishedSet>, method: &Method, path: &str, ask: Ask
             let etag = HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"\""));
             if matches_etag(if_none_match, &etag) {
                 let mut r = xml_response(method, Bytes::new(), true);
-                base_headers(&mut r, &etag, release);
+                base_headers(&mut r, &etag, set, release);
                 historic_headers(&mut r, gz);
                 r.extensions_mut().insert(ServedVolgnummer(n));
                 return Answer::Ready(r);
@@ -356,7 +358,7 @@ pub fn respond(set: Option<&PublishedSet>, method: &Method, path: &str, ask: Ask
         (&body.bytes, &body.etag)
     };
     let mut r = xml_response(method, bytes.clone(), matches_etag(if_none_match, etag));
-    base_headers(&mut r, etag, release);
+    base_headers(&mut r, etag, set, release);
     if let Some(v) = set.index.lists.get(&list) {
         r.extensions_mut().insert(ServedVolgnummer(v.volgnummer));
     }
@@ -401,7 +403,7 @@ pub fn historic(set: &PublishedSet, bytes: Option<Bytes>, h: HistoricAsk) -> Res
     let method = if head { Method::HEAD } else { Method::GET };
     let mut r = xml_response(&method, bytes, false);
     if let Some(rel) = set.index.catalogue.get(&release) {
-        base_headers(&mut r, &etag, rel);
+        base_headers(&mut r, &etag, set, rel);
     }
     historic_headers(&mut r, gzip);
     r.extensions_mut().insert(ServedVolgnummer(volgnummer));
