@@ -173,16 +173,16 @@ async fn handle(state: Arc<State>, conn: Conn, req: Request<Incoming>) -> Result
         if let Some(m) = &state.metrics {
             m.request(
                 served.list,
-                &served.release,
+                served.release(),
                 served.status,
                 served.bytes,
                 client,
             );
         }
         if let (Some(t), Some(l), Some(v)) = (&state.clients, served.list, served.volgnummer) {
-            if served.release != "-" {
+            if served.release() != "-" {
                 let now = time::OffsetDateTime::now_utc().unix_timestamp();
-                t.record(client, &served.release, l, v, now);
+                t.record(client, served.release(), l, v, now);
             }
         }
     }
@@ -193,21 +193,25 @@ async fn handle(state: Arc<State>, conn: Conn, req: Request<Incoming>) -> Result
 /// What one answer served, for the access log and the metrics.
 struct Served {
     list: Option<crate::registry::model::ListKind>,
-    release: String,
+    release: Option<http::HeaderValue>,
     volgnummer: Option<u64>,
     status: u16,
     bytes: u64,
 }
 
 impl Served {
-    fn of(req: &Request<Incoming>, r: &Resp) -> Served {
-        let list = respond::list_for_path(req.uri().path()).map(|(l, _)| l);
-        let release = r
-            .headers()
-            .get("medmij-release")
+    /// The release that answered, "-" for none.
+    fn release(&self) -> &str {
+        self.release
+            .as_ref()
             .and_then(|v| v.to_str().ok())
             .unwrap_or("-")
-            .to_string();
+    }
+
+    fn of(req: &Request<Incoming>, r: &Resp) -> Served {
+        let list = respond::list_for_path(req.uri().path()).map(|(l, _)| l);
+        // The header's shared bytes, not a copy: this runs for every request.
+        let release = r.headers().get("medmij-release").cloned();
         let status = r.status().as_u16();
         // Set by `respond` from the set that answered, for list documents only.
         let volgnummer = r
@@ -244,7 +248,7 @@ fn access_log(conn: &Conn, req: &Request<Incoming>, served: &Served, started: st
         method = %req.method(),
         path = req.uri().path(),
         list = served.list.map(|l| l.key()).unwrap_or("-"),
-        release = served.release.as_str(),
+        release = served.release(),
         volgnummer = served
             .volgnummer
             .map(|v| v.to_string())

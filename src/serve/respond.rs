@@ -182,17 +182,23 @@ fn base_headers(r: &mut Resp, etag: &HeaderValue, set: &PublishedSet, release: &
 }
 
 fn xml_response(method: &Method, bytes: Bytes, not_modified: bool) -> Resp {
+    // Room for every header a list answer gets, so inserting them does not regrow the map.
+    let sized = |body| {
+        let mut r = Response::new(Full::new(body));
+        *r.headers_mut() = http::HeaderMap::with_capacity(16);
+        r
+    };
     if not_modified {
-        let mut r = Response::new(Full::new(Bytes::new()));
+        let mut r = sized(Bytes::new());
         *r.status_mut() = StatusCode::NOT_MODIFIED;
         return r;
     }
     let len = bytes.len();
-    let mut r = Response::new(Full::new(if method == Method::HEAD {
+    let mut r = sized(if method == Method::HEAD {
         Bytes::new()
     } else {
         bytes
-    }));
+    });
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/xml"),
@@ -232,16 +238,17 @@ pub fn accepts_gzip(accept_encoding: Option<&[u8]>) -> bool {
     let mut star = false;
     for item in v.split(',') {
         let mut parts = item.split(';');
-        let coding = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let coding = parts.next().unwrap_or("").trim();
         let q = parts
             .filter_map(|p| p.trim().strip_prefix("q="))
             .filter_map(|q| q.trim().parse::<f32>().ok())
             .next()
             .unwrap_or(1.0);
-        match coding.as_str() {
-            "gzip" | "x-gzip" => return q > 0.0,
-            "*" => star = q > 0.0,
-            _ => {}
+        if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
+            return q > 0.0;
+        }
+        if coding == "*" {
+            star = q > 0.0;
         }
     }
     star
@@ -610,6 +617,9 @@ mod tests {
             ("identity", false),
             ("*", true),
             ("*, gzip;q=0", false),
+            ("GZip", true),
+            ("br, X-GZIP;q=1", true),
+            ("GZIP;q=0", false),
         ] {
             assert_eq!(accepts_gzip(Some(v.as_bytes())), yes, "{v}");
         }
