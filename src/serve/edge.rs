@@ -15,7 +15,7 @@
 //! Edges answer the canonical forms: no query, `?release=R` or `?api=N`; other queries get
 //! 400 (unknown release 404, withdrawn 410), with short bodies of nginx's own.
 
-use super::respond::{date_header, deprecation_header};
+use super::set::ReleaseHeaders;
 use super::set::{Body, PublishedSet};
 use crate::registry::catalogue::Status;
 use crate::registry::model::ListKind;
@@ -229,26 +229,26 @@ fn maps(
             let _ = writeln!(o, "}}");
         }
     }
-    // Release → Deprecation and Sunset (verouderd only; an empty value sends nothing).
+    // Release → Deprecation and Sunset (verouderd only, as ReleaseHeaders decides; an
+    // empty value sends nothing).
     let header_map = |o: &mut String,
                       var: &str,
                       value: &dyn Fn(
         &crate::registry::catalogue::Release,
     ) -> Option<http::HeaderValue>| {
         let _ = writeln!(o, "map $sn_release ${var} {{\n    default \"\";");
-        for r in cat.served().filter(|r| r.status == Status::Verouderd) {
+        for r in cat.served() {
             if let Some(v) = value(r).and_then(|v| v.to_str().ok().map(str::to_string)) {
                 let _ = writeln!(o, "    {} {};", nginx_string(&r.id), nginx_string(&v));
             }
         }
         let _ = writeln!(o, "}}");
     };
+    // The values `serve` sends (`ReleaseHeaders`), so the two cannot drift apart.
     header_map(&mut o, "sn_deprecation", &|r| {
-        r.deprecated_since.as_deref().and_then(deprecation_header)
+        ReleaseHeaders::of(r).deprecation
     });
-    header_map(&mut o, "sn_sunset", &|r| {
-        r.sunset.as_deref().and_then(date_header)
-    });
+    header_map(&mut o, "sn_sunset", &|r| ReleaseHeaders::of(r).sunset);
     // Accept-Encoding → the gzip variant, as `serve` decides (explicit q=0 refuses it).
     o.push_str(
         r#"map $http_accept_encoding $sn_gz {

@@ -2,7 +2,7 @@
 //! request line, unit-tested in-process. Only historic documents need the store; for those
 //! the answer says which document to read.
 
-use super::set::{http_date, PublishedSet, ReleaseHeaders};
+use super::set::{PublishedSet, ReleaseHeaders};
 use crate::registry::catalogue::{Release, SelectError};
 use crate::registry::model::ListKind;
 use bytes::Bytes;
@@ -112,21 +112,6 @@ pub fn list_for_path(path: &str) -> Option<(ListKind, bool)> {
     ListKind::from_file_name(name).map(|l| (l, false))
 }
 
-pub fn date_header(d: &str) -> Option<HeaderValue> {
-    let date = crate::registry::catalogue::parse_date("date", d).ok()?;
-    HeaderValue::from_str(&http_date(date.midnight().assume_utc()).ok()?).ok()
-}
-
-pub fn deprecation_header(d: &str) -> Option<HeaderValue> {
-    // RFC 9745: a structured-field Date, "@" followed by Unix seconds.
-    let date = crate::registry::catalogue::parse_date("date", d).ok()?;
-    HeaderValue::from_str(&format!(
-        "@{}",
-        date.midnight().assume_utc().unix_timestamp()
-    ))
-    .ok()
-}
-
 /// The Volgnummer of the list document an answer carries (a response extension): the
 /// access log and `status --clients` record it from the set that answered, without
 /// parsing the request again.
@@ -156,14 +141,13 @@ pub struct HistoricAsk {
 }
 
 fn base_headers(r: &mut Resp, etag: &HeaderValue, set: &PublishedSet, release: &Release) {
-    let made;
-    let rh = match set.release_headers.get(&release.id) {
-        Some(rh) => rh,
-        None => {
-            made = ReleaseHeaders::of(release);
-            &made
-        }
-    };
+    // Made with the set from the same catalogue the release came from; cloning a
+    // HeaderValue shares its bytes.
+    let rh = set
+        .release_headers
+        .get(&release.id)
+        .cloned()
+        .unwrap_or_else(|| ReleaseHeaders::of(release));
     let h = r.headers_mut();
     h.insert(header::ETAG, etag.clone());
     h.insert(
@@ -171,12 +155,12 @@ fn base_headers(r: &mut Resp, etag: &HeaderValue, set: &PublishedSet, release: &
         HeaderValue::from_static("nosniff"),
     );
     for (name, v) in [
-        ("medmij-release", &rh.release),
-        ("deprecation", &rh.deprecation),
-        ("sunset", &rh.sunset),
+        ("medmij-release", rh.release),
+        ("deprecation", rh.deprecation),
+        ("sunset", rh.sunset),
     ] {
         if let Some(v) = v {
-            h.insert(name, v.clone());
+            h.insert(name, v);
         }
     }
 }

@@ -90,7 +90,6 @@ pub struct ReleaseHeaders {
 
 impl ReleaseHeaders {
     pub fn of(release: &Release) -> ReleaseHeaders {
-        use crate::serve::respond::{date_header, deprecation_header};
         let deprecated = release.status == Status::Verouderd;
         let when = |d: &Option<String>, f: fn(&str) -> Option<HeaderValue>| match deprecated {
             true => d.as_deref().and_then(f),
@@ -102,6 +101,23 @@ impl ReleaseHeaders {
             sunset: when(&release.sunset, date_header),
         }
     }
+}
+
+/// A catalogue date (`YYYY-MM-DD`) as an HTTP date, for `Sunset`.
+fn date_header(d: &str) -> Option<HeaderValue> {
+    let date = crate::registry::catalogue::parse_date("date", d).ok()?;
+    HeaderValue::from_str(&http_date(date.midnight().assume_utc()).ok()?).ok()
+}
+
+/// A catalogue date for `Deprecation`: RFC 9745's structured-field Date, "@" followed by
+/// Unix seconds.
+fn deprecation_header(d: &str) -> Option<HeaderValue> {
+    let date = crate::registry::catalogue::parse_date("date", d).ok()?;
+    HeaderValue::from_str(&format!(
+        "@{}",
+        date.midnight().assume_utc().unix_timestamp()
+    ))
+    .ok()
 }
 
 /// An HTTP date (RFC 9110 IMF-fixdate).
