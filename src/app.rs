@@ -437,7 +437,9 @@ async fn serve(data: &Path, a: ServeArgs) -> Result<()> {
             ..serve::Limits::default()
         },
     };
-    serve::run(listener, shared, store.clone(), opts, shutdown).await;
+    serve::run(listener, shared, store.clone(), opts, shutdown)
+        .await
+        .context("starting the threads that serve connections")?;
     clients.flush(&store);
     let _ = std::fs::remove_file(admin::socket_path(data));
     tracing::info!("stopped");

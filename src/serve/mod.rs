@@ -9,6 +9,7 @@ pub mod metrics;
 pub mod respond;
 pub mod set;
 pub mod tls;
+pub mod workers;
 
 pub use set::{PublishedSet, Shared};
 
@@ -326,14 +327,15 @@ pub struct Options {
 }
 
 /// Accept connections until `shutdown` resolves; then stop accepting and give in-flight
-/// responses `shutdown_grace` to finish.
+/// responses `shutdown_grace` to finish. Connections are served on per-core worker threads
+/// (`workers`); `Err` only when those cannot be started.
 pub async fn run(
     listener: TcpListener,
     shared: Shared,
     store: Arc<Store>,
     opts: Options,
     shutdown: impl std::future::Future<Output = ()>,
-) {
+) -> std::io::Result<()> {
     let policy = opts
         .tls
         .as_ref()
@@ -349,6 +351,7 @@ pub async fn run(
     let counts = Arc::new(Counts::default());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let limits = opts.limits.clone();
+    let workers = workers::Workers::start(crate::cores::count())?;
     tokio::pin!(shutdown);
     loop {
         let (stream, peer): (tokio::net::TcpStream, SocketAddr) = tokio::select! {
@@ -369,8 +372,23 @@ pub async fn run(
         let limits = limits.clone();
         let tls = opts.tls.as_ref().map(|t| t.config.load_full());
         let watcher = graceful.watcher();
-        tokio::spawn(async move {
+        // Taken off this runtime's reactor here, put on the worker's inside its task.
+        let stream = match stream.into_std() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!("connection from {peer}: {e}");
+                continue;
+            }
+        };
+        workers.spawn(async move {
             let _slot = slot;
+            let stream = match tokio::net::TcpStream::from_std(stream) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::debug!("connection from {peer}: {e}");
+                    return;
+                }
+            };
             let builder = {
                 let mut b = hyper::server::conn::http1::Builder::new();
                 b.timer(TokioTimer::new())
@@ -441,6 +459,9 @@ pub async fn run(
             tracing::warn!("connections still open after {:?}; exiting", limits.shutdown_grace)
         }
     }
+    // Closes what is still open after the grace period.
+    drop(workers);
+    Ok(())
 }
 
 /// Serve `GET /metrics` on the (loopback) metrics listener until the process ends.
