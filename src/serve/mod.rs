@@ -212,7 +212,7 @@ impl Served {
     fn of(req: &Request<Incoming>, r: &Resp) -> Served {
         let list = respond::list_for_path(req.uri().path()).map(|(l, _)| l);
         // The header's shared bytes, not a copy: this runs for every request.
-        let release = r.headers().get("medmij-release").cloned();
+        let release = r.headers().get(respond::MEDMIJ_RELEASE).cloned();
         let status = r.status().as_u16();
         // Set by `respond` from the set that answered, for list documents only.
         let volgnummer = r

@@ -6,7 +6,7 @@ use super::set::{PublishedSet, ReleaseHeaders};
 use crate::registry::catalogue::{Release, SelectError};
 use crate::registry::model::ListKind;
 use bytes::Bytes;
-use http::{header, HeaderValue, Method, Response, StatusCode};
+use http::{header, HeaderName, HeaderValue, Method, Response, StatusCode};
 use http_body_util::Full;
 
 pub type Resp = Response<Full<Bytes>>;
@@ -140,6 +140,12 @@ pub struct HistoricAsk {
     pub volgnummer: u64,
 }
 
+/// The release headers' names, made once: a name given as `&str` is parsed (and a custom
+/// one copied) on every insert.
+pub const MEDMIJ_RELEASE: HeaderName = HeaderName::from_static("medmij-release");
+const DEPRECATION: HeaderName = HeaderName::from_static("deprecation");
+const SUNSET: HeaderName = HeaderName::from_static("sunset");
+
 fn base_headers(r: &mut Resp, etag: &HeaderValue, set: &PublishedSet, release: &Release) {
     // Made with the set from the same catalogue the release came from; cloning a
     // HeaderValue shares its bytes.
@@ -155,9 +161,9 @@ fn base_headers(r: &mut Resp, etag: &HeaderValue, set: &PublishedSet, release: &
         HeaderValue::from_static("nosniff"),
     );
     for (name, v) in [
-        ("medmij-release", rh.release),
-        ("deprecation", rh.deprecation),
-        ("sunset", rh.sunset),
+        (MEDMIJ_RELEASE, rh.release),
+        (DEPRECATION, rh.deprecation),
+        (SUNSET, rh.sunset),
     ] {
         if let Some(v) = v {
             h.insert(name, v);
