@@ -4,13 +4,13 @@
 # TLS, for a 200 (identity), a 200 (gzip, precompressed) and a 304, with wrk at 16 and 64
 # connections, for the Zorgaanbiederslijst and the Whitelist. wrk, the server and nginx share the machine's cores.
 # Usage: bench/serve.sh [N] [SECONDS]   N Zorgaanbieders (0 = the demo registry; default 0),
-# SECONDS per wrk run (default 5). Needs a release build; installs wrk and nginx-light when
-# missing (root).
+# SECONDS per wrk run (default 5). Needs a release build (BIN=path to compare another
+# binary); installs wrk and nginx-light when missing (root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-0}
 SECS=${2:-5}
-BIN=target/release/stelselnode
+BIN=${BIN:-target/release/stelselnode}
 [ -x "$BIN" ] || cargo build --release
 for p in wrk nginx; do
   command -v "$p" >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${p/nginx/nginx-light}" >/dev/null; }

@@ -156,6 +156,9 @@ impl Drop for Slot {
 struct State {
     shared: Shared,
     store: Arc<Store>,
+    /// The main runtime: blocking reads go to its one pool, not one per worker, and are
+    /// waited for when it shuts down.
+    main: tokio::runtime::Handle,
     policy: ClientPolicy,
     metrics: Option<Arc<metrics::Metrics>>,
     clients: Option<Arc<clients::Tracker>>,
@@ -301,7 +304,10 @@ async fn answer(state: &State, conn: &Conn, req: &Request<Incoming>) -> Resp {
         Answer::Historic { key, ask } => {
             let store = state.store.clone();
             let gzip = ask.gzip;
-            let found = tokio::task::spawn_blocking(move || store.historic_body(&key, gzip)).await;
+            let found = state
+                .main
+                .spawn_blocking(move || store.historic_body(&key, gzip))
+                .await;
             let Some(set) = set.as_deref() else {
                 return unavailable("nothing has been published yet");
             };
@@ -344,6 +350,7 @@ pub async fn run(
     let state = Arc::new(State {
         shared,
         store,
+        main: tokio::runtime::Handle::current(),
         policy,
         metrics: opts.metrics.clone(),
         clients: opts.clients.clone(),
@@ -459,8 +466,8 @@ pub async fn run(
             tracing::warn!("connections still open after {:?}; exiting", limits.shutdown_grace)
         }
     }
-    // Closes what is still open after the grace period.
-    drop(workers);
+    // Closes what is still open after the grace period; joining threads blocks.
+    let _ = tokio::task::spawn_blocking(move || drop(workers)).await;
     Ok(())
 }
 

@@ -36,19 +36,32 @@ impl Workers {
     pub fn start(n: usize) -> std::io::Result<Workers> {
         let mut workers = Vec::with_capacity(n.max(1));
         for i in 0..n.max(1) {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            let handle = rt.handle().clone();
             let (stop, stopped) = oneshot::channel::<()>();
+            let (started, handle) = std::sync::mpsc::channel();
+            // The runtime is made, run and dropped on its own thread: dropped on an async
+            // thread (here, if the spawn failed), a runtime panics.
             let thread = std::thread::Builder::new()
                 .name(format!("serve-{i}"))
                 .spawn(move || {
-                    // Ends when `stop` is sent or dropped.
+                    let rt = match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        Ok(rt) => rt,
+                        Err(e) => {
+                            let _ = started.send(Err(e));
+                            return;
+                        }
+                    };
+                    let _ = started.send(Ok(rt.handle().clone()));
+                    // Ends when `stop` is sent or dropped; blocking work is on the main
+                    // runtime's pool (see `serve::run`), so nothing is left to wait for.
                     let _ = rt.block_on(stopped);
-                    // Do not wait for a historic read still on a blocking thread.
                     rt.shutdown_background();
                 })?;
+            let handle = handle
+                .recv()
+                .map_err(|_| std::io::Error::other("a serving thread ended at start"))??;
             workers.push(Worker {
                 handle,
                 open: Arc::new(AtomicUsize::new(0)),
@@ -164,8 +177,12 @@ mod tests {
         );
         // A connection that never ends must not keep the drop (and the process) waiting.
         w.spawn(std::future::pending());
-        let started = Instant::now();
-        drop(w);
-        assert!(started.elapsed() < Duration::from_secs(5));
+        let (dropped, done) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            drop(w);
+            let _ = dropped.send(());
+        });
+        done.recv_timeout(Duration::from_secs(5))
+            .expect("dropping the workers stops them");
     }
 }
