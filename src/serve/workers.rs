@@ -1,8 +1,11 @@
 //! The threads that serve connections: one single-threaded tokio runtime per core. The
 //! listener accepts on the main runtime and hands each connection to the worker with the
 //! fewest open connections; the connection then stays on that thread, so a request is read,
-//! answered and written without waking another thread. Under the multi-threaded scheduler
-//! those hand-offs cost about a tenth of the 304 throughput (BENCHMARKS.md).
+//! answered and written without waking another thread. Under the work-stealing scheduler
+//! those hand-offs cost about a tenth of the plain-HTTP 304 throughput (BENCHMARKS.md,
+//! Serving, fifth session). The price: a connection busy with CPU work holds up the others
+//! on its thread until it yields, so nothing heavy runs here (bodies are made at
+//! publication; historic reads go to the main runtime's blocking pool).
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
