@@ -65,6 +65,8 @@ struct Parts {
     footer: Vec<u8>,
     /// How many elements this publication validated (the rest were validated before).
     validated: usize,
+    /// The enveloped signature's digest over everything written (a project schema's).
+    digest: Option<sign::EnvelopedDigest>,
 }
 
 /// A part rendered and validated: its bytes and marks, its elements' SHA-256s.
@@ -86,6 +88,10 @@ struct Written {
 struct Sink<'a> {
     staged: &'a crate::registry::documents::Staged,
     state: std::sync::Mutex<SinkState>,
+    /// Taken over each part as it is written, in order, while other parts are still being
+    /// validated, instead of over the whole file after the last (a tenth of a second
+    /// with one core idle at 100k). Only the writer locks it.
+    digest: Option<std::sync::Mutex<sign::EnvelopedDigest>>,
 }
 
 #[derive(Default)]
@@ -189,6 +195,12 @@ impl Sink<'_> {
         self.staged
             .append(&bytes[from..b])
             .map_err(|e| format!("write: {e}"))?;
+        if let Some(d) = &self.digest {
+            d.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .update(&bytes[from..b])
+                .map_err(|e| format!("part {i}: {e}"))?;
+        }
         let ranges: Vec<(usize, usize)> = marks
             .windows(2)
             .filter(|w| w[0] < w[1])
@@ -240,6 +252,7 @@ fn render_in_parts(
     header: &Header,
     known: &Validated,
     staged: &crate::registry::documents::Staged,
+    enveloped: bool,
 ) -> Result<Parts, PublishError> {
     let def = schema_of(r)?;
     let all: Vec<&crate::registry::model::Zorgaanbieder> = reg.zorgaanbieders.values().collect();
@@ -253,6 +266,7 @@ fn render_in_parts(
     let sink = Sink {
         staged,
         state: Default::default(),
+        digest: enveloped.then(|| std::sync::Mutex::new(sign::EnvelopedDigest::new())),
     };
     // `None`: not made, because another part failed (its error is the one reported).
     let check = |i: usize, part: &[&crate::registry::model::Zorgaanbieder]| {
@@ -334,6 +348,9 @@ fn render_in_parts(
         })?;
         validated += n.unwrap_or(0);
     }
+    let digest = sink
+        .digest
+        .map(|d| d.into_inner().unwrap_or_else(|p| p.into_inner()));
     let st = sink.state.into_inner().unwrap_or_else(|p| p.into_inner());
     let written_err = |msg: String| PublishError::Signature {
         rendition: r.to_string(),
@@ -362,6 +379,7 @@ fn render_in_parts(
         body_end: usize::try_from(staged.written()).map_err(|e| written_err(e.to_string()))?,
         footer,
         validated,
+        digest,
     })
 }
 
@@ -506,24 +524,27 @@ fn stage_in_parts(m: &Making, known: &Validated) -> Result<Staging, PublishError
     let (render_err, sig_err) = (|e| m.render_err(e), |e| m.sig_err(e));
     let t = std::time::Instant::now();
     let staged = m.store.stage_document(&[])?;
-    let parts = render_in_parts(m.reg, r, m.header, known, &staged)?;
+    let mut parts = render_in_parts(m.reg, r, m.header, known, &staged, !m.def.official)?;
     tracing::debug!(
         "{r}: {} of {} Zorgaanbieder elements validated, the rest were before",
         parts.validated,
         parts.elements.len()
     );
     let footer = &parts.footer;
-    if m.def.official {
-        staged.append(footer).map_err(render_err)?;
-    } else {
-        let body = staged.map().map_err(render_err)?;
+    if !m.def.official {
+        let digest = parts
+            .digest
+            .take()
+            .ok_or_else(|| sig_err("the parts were written without their digest".into()))?;
         let (at, sig) = m
             .key
-            .enveloped_signature(&[&body, footer])
+            .enveloped_signature_after(digest, footer)
             .map_err(|e| sig_err(e.to_string()))?;
         for piece in [&footer[..at], &sig, &footer[at..]] {
             staged.append(piece).map_err(render_err)?;
         }
+    } else {
+        staged.append(footer).map_err(render_err)?;
     }
     let xml = staged.map().map_err(render_err)?;
     tracing::debug!("{r}: rendered, validated and written in {:?}", t.elapsed());
@@ -1173,7 +1194,7 @@ mod tests {
         known: &Validated,
     ) -> Result<(Vec<u8>, Parts), PublishError> {
         let (_dir, staged) = staged_file();
-        let parts = render_in_parts(reg, r, h, known, &staged)?;
+        let parts = render_in_parts(reg, r, h, known, &staged, false)?;
         staged.append(&parts.footer).unwrap();
         let xml = staged.map().unwrap().to_vec();
         let blocks = gzip_blocks(&xml, &parts).expect("blocks fit the document");
@@ -1257,7 +1278,9 @@ mod tests {
     }
 
     #[test]
-    fn parts_validated_out_of_order_are_written_in_order() {
+    fn parts_validated_out_of_order_are_written_in_order_and_digested_in_order() {
+        let (k, c) = SigningKey::generate_development().unwrap();
+        let key = SigningKey::from_pem(&k, &c).unwrap();
         let reg = registry(30);
         let h = header();
         let cat = Catalogue::parse(DEFAULT_CATALOGUE).unwrap();
@@ -1281,6 +1304,7 @@ mod tests {
                 let sink = Sink {
                     staged: &staged,
                     state: Default::default(),
+                    digest: Some(std::sync::Mutex::new(sign::EnvelopedDigest::new())),
                 };
                 // Last first: nothing can be written until the first part arrives.
                 for (i, part) in parts.iter().enumerate().rev() {
@@ -1299,18 +1323,29 @@ mod tests {
                     );
                     assert_eq!(staged.written() == 0, i > 0, "{r}: part {i}");
                 }
+                let digest = sink.digest.unwrap().into_inner().unwrap();
                 let st = sink.state.into_inner().unwrap();
                 assert_eq!(
                     (st.next, st.ready.len(), st.writing),
                     (parts.len(), 0, false)
                 );
-                staged.append(&st.footer.unwrap().bytes).unwrap();
+                let footer = st.footer.unwrap().bytes;
+                staged.append(&footer).unwrap();
                 let whole = render::render(&reg, &r, &h).unwrap();
                 assert_eq!(
                     &staged.map().unwrap()[..],
                     &whole[..],
                     "{r}, parts of {size}"
                 );
+                // The digest taken part by part as they were written is the document's:
+                // the signature made from it verifies over the whole.
+                let (at, sig) = key.enveloped_signature_after(digest, &footer).unwrap();
+                let mut signed = whole.clone();
+                let at = whole.len() - footer.len() + at;
+                signed.splice(at..at, sig);
+                key.check_own_enveloped(&signed)
+                    .unwrap_or_else(|e| panic!("{r}, parts of {size}: {e}"));
+                crate::sign::verify_enveloped(&signed, Some(key.public_key())).unwrap();
             }
         }
     }
@@ -1336,6 +1371,7 @@ mod tests {
         let sink = Sink {
             staged: &staged,
             state: Default::default(),
+            digest: None,
         };
         let mut parts = parts.into_iter();
         let (first, second) = (parts.next().unwrap(), parts.next().unwrap());

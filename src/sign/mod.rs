@@ -37,6 +37,52 @@ pub(crate) fn b64_decode(s: &str) -> Result<Vec<u8>, String> {
         .map_err(|e| format!("not valid base64: {e}"))
 }
 
+/// The running digest of an enveloped signature over a rendered document whose pieces
+/// come in order: the root element's bytes, from after the XML declaration.
+pub struct EnvelopedDigest {
+    ctx: digest::Context,
+    past_declaration: bool,
+}
+
+impl Default for EnvelopedDigest {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl EnvelopedDigest {
+    pub fn new() -> EnvelopedDigest {
+        EnvelopedDigest {
+            ctx: digest::Context::new(&digest::SHA256),
+            past_declaration: false,
+        }
+    }
+
+    fn layout() -> SignError {
+        SignError::Sign("document is not in the rendered layout".into())
+    }
+
+    /// `piece` without the declaration if it is the first piece, which must start with it.
+    fn past_declaration<'p>(&mut self, piece: &'p [u8]) -> Result<&'p [u8], SignError> {
+        if self.past_declaration {
+            return Ok(piece);
+        }
+        let rest = piece
+            .strip_prefix(crate::publish::render::XML_DECL)
+            .ok_or_else(Self::layout)?;
+        self.past_declaration = true;
+        Ok(rest)
+    }
+
+    /// Add the next piece of the document (not its last; see
+    /// [`SigningKey::enveloped_signature_after`]).
+    pub fn update(&mut self, piece: &[u8]) -> Result<(), SignError> {
+        let bytes = self.past_declaration(piece)?;
+        self.ctx.update(bytes);
+        Ok(())
+    }
+}
+
 impl SigningKey {
     /// A complete `ds:Signature` element over a Reference with the given digest.
     fn signature_element(
@@ -78,32 +124,35 @@ impl SigningKey {
     /// rendered (already canonical), without the declaration and the final newline. The
     /// first piece must hold the whole declaration and the last the closing root tag.
     pub fn enveloped_signature(&self, pieces: &[&[u8]]) -> Result<(usize, Vec<u8>), SignError> {
-        let layout = || SignError::Sign("document is not in the rendered layout".into());
-        let decl = crate::publish::render::XML_DECL;
-        let (first, last) = match (pieces.first(), pieces.last()) {
-            (Some(f), Some(l)) => (f, l),
-            _ => return Err(layout()),
-        };
-        if !first.starts_with(decl) || !last.ends_with(b"\n") {
-            return Err(layout());
+        let (last, before) = pieces.split_last().ok_or_else(EnvelopedDigest::layout)?;
+        let mut digest = EnvelopedDigest::new();
+        for p in before {
+            digest.update(p)?;
         }
-        let close = last
+        self.enveloped_signature_after(digest, last)
+    }
+
+    /// [`enveloped_signature`](Self::enveloped_signature) with every piece but the last
+    /// already in `digest` (a list written in parts digests each as it is written).
+    pub fn enveloped_signature_after(
+        &self,
+        mut digest: EnvelopedDigest,
+        last: &[u8],
+    ) -> Result<(usize, Vec<u8>), SignError> {
+        let root = digest.past_declaration(last)?;
+        let offset = last.len() - root.len();
+        let end = root
+            .len()
+            .checked_sub(1)
+            .filter(|&e| root[e] == b'\n')
+            .ok_or_else(EnvelopedDigest::layout)?;
+        let close = root
             .iter()
             .rposition(|&b| b == b'<')
-            .filter(|&c| pieces.len() > 1 || c >= decl.len())
             .ok_or_else(|| SignError::Sign("document has no closing root tag".into()))?;
-        let mut ctx = digest::Context::new(&digest::SHA256);
-        for (i, p) in pieces.iter().enumerate() {
-            let start = if i == 0 { decl.len() } else { 0 };
-            let end = if i + 1 == pieces.len() {
-                p.len() - 1
-            } else {
-                p.len()
-            };
-            ctx.update(p.get(start..end).ok_or_else(layout)?);
-        }
-        let sig = self.signature_element("", true, ctx.finish().as_ref())?;
-        Ok((close, sig.into_bytes()))
+        digest.ctx.update(&root[..end]);
+        let sig = self.signature_element("", true, digest.ctx.finish().as_ref())?;
+        Ok((offset + close, sig.into_bytes()))
     }
 
     /// Check an enveloped signature this key made over a rendered document, from the bytes
