@@ -348,9 +348,8 @@ fn render_in_parts(
         })?;
         validated += n.unwrap_or(0);
     }
-    let digest = sink
-        .digest
-        .map(|d| d.into_inner().unwrap_or_else(|p| p.into_inner()));
+    // Poisoned only by a panic in `write`, which fails the publication; not used then.
+    let digest = sink.digest.and_then(|d| d.into_inner().ok());
     let st = sink.state.into_inner().unwrap_or_else(|p| p.into_inner());
     let written_err = |msg: String| PublishError::Signature {
         rendition: r.to_string(),

@@ -74,8 +74,8 @@ impl EnvelopedDigest {
         Ok(rest)
     }
 
-    /// Add the next piece of the document (not its last; see
-    /// [`SigningKey::enveloped_signature_after`]).
+    /// Add the next piece of the document. Never its last: that one goes to
+    /// [`SigningKey::enveloped_signature_after`], which leaves out its final newline.
     pub fn update(&mut self, piece: &[u8]) -> Result<(), SignError> {
         let bytes = self.past_declaration(piece)?;
         self.ctx.update(bytes);
@@ -326,6 +326,16 @@ mod tests {
             assert!(key.enveloped_signature(&[&doc[..doc.len() - 1]]).is_err());
             assert!(key.enveloped_signature(&[&doc[..1], &doc[1..]]).is_err());
             assert!(key.enveloped_signature(&[]).is_err());
+            // Continued from a running digest: the last piece must still end the document.
+            let at = doc.len() - 30;
+            for bad in [&doc[at..doc.len() - 1], b"no closing tag here\n".as_slice()] {
+                let mut d = EnvelopedDigest::new();
+                d.update(&doc[..at]).unwrap();
+                assert!(key.enveloped_signature_after(d, bad).is_err());
+            }
+            let mut d = EnvelopedDigest::new();
+            d.update(&doc[..at]).unwrap();
+            assert!(key.enveloped_signature_after(d, &doc[at..]).is_ok());
             assert_eq!(v.alg, key.algorithm());
             assert!(
                 verify_enveloped(&signed, None).is_ok(),
