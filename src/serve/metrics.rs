@@ -6,27 +6,45 @@
 
 use super::set::PublishedSet;
 use crate::registry::model::ListKind;
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use std::collections::{HashMap, HashSet};
+use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
+// The labels of what is counted per request are made without allocating: lists are
+// `&'static str`, releases shared (`Label`) from a small table of the ids seen.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
-    pub list: String,
-    pub release: String,
+    pub list: &'static str,
+    pub release: Label,
     pub status: u16,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ListLabel {
-    pub list: String,
+    pub list: &'static str,
 }
+
+/// A label value shared between series instead of copied into each.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+pub struct Label(Arc<str>);
+
+impl EncodeLabelValue for Label {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> std::fmt::Result {
+        encoder.write_str(&self.0)
+    }
+}
+
+/// At most this many distinct release labels; more are counted as "other". Only the ids of
+/// catalogue releases reach the metrics (the `medmij-release` header the server set), so
+/// this is a bound, not a limit anyone meets.
+const MAX_RELEASE_LABELS: usize = 256;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReleaseLabel {
@@ -42,7 +60,7 @@ pub struct CertificateLabel {
 #[derive(Default)]
 struct Distinct {
     hour: i64,
-    clients: HashMap<String, HashSet<String>>,
+    clients: HashMap<Label, HashSet<Arc<str>>>,
 }
 
 pub struct Metrics {
@@ -57,6 +75,7 @@ pub struct Metrics {
     clients: Family<ReleaseLabel, Gauge>,
     last_publication: AtomicI64,
     distinct: Mutex<Distinct>,
+    releases: RwLock<HashSet<Arc<str>>>,
     tls: Option<Arc<super::tls::Reloadable>>,
 }
 
@@ -123,39 +142,64 @@ impl Metrics {
             clients,
             last_publication: AtomicI64::new(0),
             distinct: Mutex::new(Distinct::default()),
+            releases: RwLock::new(HashSet::new()),
             tls,
         }
     }
 
-    /// One answered request.
+    /// A release id as a shared label: found without allocating after its first request.
+    fn release_label(&self, release: &str) -> Label {
+        if let Some(l) = self
+            .releases
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(release)
+        {
+            return Label(l.clone());
+        }
+        let mut ids = self.releases.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(l) = ids.get(release) {
+            return Label(l.clone());
+        }
+        if ids.len() >= MAX_RELEASE_LABELS {
+            return Label("other".into());
+        }
+        let l: Arc<str> = release.into();
+        ids.insert(l.clone());
+        Label(l)
+    }
+
+    /// One answered request, by `client` (its certificate or address, made once per
+    /// connection).
     pub fn request(
         &self,
         list: Option<ListKind>,
         release: &str,
         status: u16,
         bytes: u64,
-        client: &str,
+        client: &Arc<str>,
     ) {
-        let list = list.map(|l| l.key()).unwrap_or("-").to_string();
+        let list = list.map(|l| l.key()).unwrap_or("-");
+        let release = self.release_label(release);
         self.requests
             .get_or_create(&RequestLabels {
-                list: list.clone(),
-                release: release.to_string(),
+                list,
+                release: release.clone(),
                 status,
             })
             .inc();
         self.bytes.get_or_create(&ListLabel { list }).inc_by(bytes);
-        if release != "-" && status < 400 {
+        if &*release.0 != "-" && status < 400 {
             let hour = now() / 3600;
             let mut d = self.distinct.lock().unwrap_or_else(|p| p.into_inner());
             if d.hour != hour {
                 d.hour = hour;
                 d.clients.clear();
             }
-            d.clients
-                .entry(release.to_string())
-                .or_default()
-                .insert(client.to_string());
+            let seen = d.clients.entry(release).or_default();
+            if !seen.contains(&**client) {
+                seen.insert(client.clone());
+            }
         }
     }
 
@@ -173,9 +217,7 @@ impl Metrics {
             let mut newest = 0;
             for (l, v) in &s.index.lists {
                 self.volgnummer
-                    .get_or_create(&ListLabel {
-                        list: l.key().to_string(),
-                    })
+                    .get_or_create(&ListLabel { list: l.key() })
                     .set(i64::try_from(v.volgnummer).unwrap_or(i64::MAX));
                 if let Ok(ts) = time::OffsetDateTime::parse(
                     &v.tijdstempel,
@@ -213,7 +255,7 @@ impl Metrics {
             for (release, c) in &d.clients {
                 self.clients
                     .get_or_create(&ReleaseLabel {
-                        release: release.clone(),
+                        release: release.0.to_string(),
                     })
                     .set(i64::try_from(c.len()).unwrap_or(i64::MAX));
             }
@@ -223,5 +265,49 @@ impl Metrics {
             out = "# EOF\n".into();
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_counted_by_list_release_and_status_and_clients_once_an_hour() {
+        let m = Metrics::new(None);
+        let (a, b): (Arc<str>, Arc<str>) = ("10.0.0.1".into(), "10.0.0.2".into());
+        for _ in 0..3 {
+            m.request(Some(ListKind::Whitelist), "1.1.2", 200, 10, &a);
+        }
+        m.request(Some(ListKind::Whitelist), "1.1.2", 304, 0, &b);
+        m.request(Some(ListKind::Whitelist), "1.1.1", 304, 0, &b);
+        m.request(None, "-", 404, 5, &a);
+        let text = m.encode(None);
+        for line in [
+            r#"stelselnode_requests_total{list="whitelist",release="1.1.2",status="200"} 3"#,
+            r#"stelselnode_requests_total{list="whitelist",release="1.1.2",status="304"} 1"#,
+            r#"stelselnode_requests_total{list="whitelist",release="1.1.1",status="304"} 1"#,
+            r#"stelselnode_requests_total{list="-",release="-",status="404"} 1"#,
+            r#"stelselnode_response_bytes_total{list="whitelist"} 30"#,
+            r#"stelselnode_response_bytes_total{list="-"} 5"#,
+            r#"stelselnode_clients{release="1.1.2"} 2"#,
+            r#"stelselnode_clients{release="1.1.1"} 1"#,
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
+        }
+        assert!(!text.contains(r#"stelselnode_clients{release="-"}"#));
+    }
+
+    #[test]
+    fn release_labels_are_shared_and_bounded() {
+        let m = Metrics::new(None);
+        let first = m.release_label("1.1.2");
+        assert!(Arc::ptr_eq(&first.0, &m.release_label("1.1.2").0));
+        for i in 0..MAX_RELEASE_LABELS + 10 {
+            m.release_label(&format!("r{i}"));
+        }
+        assert_eq!(m.releases.read().unwrap().len(), MAX_RELEASE_LABELS);
+        assert_eq!(&*m.release_label("not seen before").0, "other");
+        assert_eq!(&*m.release_label("1.1.2").0, "1.1.2");
     }
 }

@@ -173,7 +173,7 @@ async fn handle(state: Arc<State>, conn: Conn, req: Request<Incoming>) -> Result
     }
     let served = Served::of(&req, &r);
     if state.metrics.is_some() || state.clients.is_some() {
-        let client = &*conn.who;
+        let client = &conn.who;
         if let Some(m) = &state.metrics {
             m.request(
                 served.list,
