@@ -527,6 +527,28 @@ fn metrics_count_requests_publications_and_certificates() {
     ] {
         assert!(text.contains(needle), "{needle} missing in:\n{text}");
     }
+    // Connections open, per serving thread: an idle keep-alive connection is one of them
+    // until it closes.
+    let open_connections = || {
+        request(&m, "GET", "/metrics", &[])
+            .text()
+            .lines()
+            .filter(|l| l.starts_with("stelselnode_connections_open{worker=\"serve-"))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+            .sum::<u64>()
+    };
+    let wait_for = |n: u64| {
+        let t = Instant::now();
+        while open_connections() != n {
+            assert!(t.elapsed() < Duration::from_secs(5), "never {n} open");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait_for(0);
+    let idle = TcpStream::connect(&server.addr).unwrap();
+    wait_for(1);
+    drop(idle);
+    wait_for(0);
     // Only on a loopback address.
     let o = cli(
         &tempdir().path().join("x"),

@@ -2,7 +2,8 @@
 //! prometheus-client crate. Requests by list × release × status (the 304 share is the
 //! status="304" series), bytes sent, publications and their duration, the Volgnummer per
 //! list, seconds since the last publication, seconds until the signing and TLS
-//! certificates expire, distinct clients per release in the current hour.
+//! certificates expire, distinct clients per release in the current hour, connections
+//! open per serving thread.
 
 use super::set::PublishedSet;
 use crate::registry::model::ListKind;
@@ -14,7 +15,7 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 // The labels of what is counted per request are made without allocating: lists are
@@ -52,6 +53,11 @@ pub struct ReleaseLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WorkerLabel {
+    pub worker: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CertificateLabel {
     pub certificate: String,
 }
@@ -73,6 +79,9 @@ pub struct Metrics {
     since_publication: Gauge,
     expiry: Family<CertificateLabel, Gauge>,
     clients: Family<ReleaseLabel, Gauge>,
+    connections: Family<WorkerLabel, Gauge>,
+    /// Each serving thread's count of open connections (see `serve::workers`).
+    open: Mutex<Vec<Arc<AtomicUsize>>>,
     last_publication: AtomicI64,
     distinct: Mutex<Distinct>,
     releases: RwLock<HashSet<Arc<str>>>,
@@ -130,6 +139,12 @@ impl Metrics {
             "Distinct clients (certificate serial, else address) per release this hour",
             clients.clone(),
         );
+        let connections = Family::<WorkerLabel, Gauge>::default();
+        registry.register(
+            "connections_open",
+            "Connections open, by the thread serving them",
+            connections.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -140,6 +155,8 @@ impl Metrics {
             since_publication,
             expiry,
             clients,
+            connections,
+            open: Mutex::new(Vec::new()),
             last_publication: AtomicI64::new(0),
             distinct: Mutex::new(Distinct::default()),
             releases: RwLock::new(HashSet::new()),
@@ -203,6 +220,11 @@ impl Metrics {
         }
     }
 
+    /// Report these counts of open connections, one per serving thread, from now on.
+    pub fn count_connections(&self, open: Vec<Arc<AtomicUsize>>) {
+        *self.open.lock().unwrap_or_else(|p| p.into_inner()) = open;
+    }
+
     /// One committed publication that took `seconds`.
     pub fn publication(&self, seconds: f64) {
         self.publications.inc();
@@ -260,6 +282,19 @@ impl Metrics {
                     .set(i64::try_from(c.len()).unwrap_or(i64::MAX));
             }
         }
+        for (i, n) in self
+            .open
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .enumerate()
+        {
+            self.connections
+                .get_or_create(&WorkerLabel {
+                    worker: format!("serve-{i}"),
+                })
+                .set(i64::try_from(n.load(Ordering::Relaxed)).unwrap_or(i64::MAX));
+        }
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out = "# EOF\n".into();
@@ -296,6 +331,27 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
         }
         assert!(!text.contains(r#"stelselnode_clients{release="-"}"#));
+    }
+
+    #[test]
+    fn open_connections_are_read_per_thread_when_scraped() {
+        let m = Metrics::new(None);
+        assert!(!m.encode(None).contains("connections_open{"));
+        let open: Vec<Arc<AtomicUsize>> = vec![Arc::new(2.into()), Arc::new(0.into())];
+        m.count_connections(open.clone());
+        let text = m.encode(None);
+        assert!(
+            text.contains(r#"stelselnode_connections_open{worker="serve-0"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"stelselnode_connections_open{worker="serve-1"} 0"#),
+            "{text}"
+        );
+        open[0].store(1, Ordering::Relaxed);
+        assert!(m
+            .encode(None)
+            .contains(r#"stelselnode_connections_open{worker="serve-0"} 1"#));
     }
 
     #[test]

@@ -359,6 +359,9 @@ pub async fn run(
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let limits = opts.limits.clone();
     let workers = workers::Workers::start(crate::cores::count())?;
+    if let Some(m) = &opts.metrics {
+        m.count_connections(workers.counters());
+    }
     tokio::pin!(shutdown);
     loop {
         let (stream, peer): (tokio::net::TcpStream, SocketAddr) = tokio::select! {

@@ -95,6 +95,11 @@ impl Workers {
         });
     }
 
+    /// Each worker's count of open connections, shared (for the metrics).
+    pub fn counters(&self) -> Vec<Arc<AtomicUsize>> {
+        self.workers.iter().map(|w| w.open.clone()).collect()
+    }
+
     /// Open connections per worker, in worker order.
     pub fn open(&self) -> Vec<usize> {
         self.workers
