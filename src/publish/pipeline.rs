@@ -530,7 +530,9 @@ fn stage_in_parts(m: &Making, known: &Validated) -> Result<Staging, PublishError
         parts.elements.len()
     );
     let footer = &parts.footer;
-    if !m.def.official {
+    if m.def.official {
+        staged.append(footer).map_err(render_err)?;
+    } else {
         let digest = parts
             .digest
             .take()
@@ -542,8 +544,6 @@ fn stage_in_parts(m: &Making, known: &Validated) -> Result<Staging, PublishError
         for piece in [&footer[..at], &sig, &footer[at..]] {
             staged.append(piece).map_err(render_err)?;
         }
-    } else {
-        staged.append(footer).map_err(render_err)?;
     }
     let xml = staged.map().map_err(render_err)?;
     tracing::debug!("{r}: rendered, validated and written in {:?}", t.elapsed());

@@ -7,6 +7,7 @@
 
 use super::set::PublishedSet;
 use crate::registry::model::ListKind;
+use http::HeaderValue;
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -16,10 +17,10 @@ use prometheus_client::registry::Registry;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 
 // The labels of what is counted per request are made without allocating: lists are
-// `&'static str`, releases shared (`Label`) from a small table of the ids seen.
+// `&'static str`, releases the `medmij-release` value the published set made once.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
     pub list: &'static str,
@@ -32,20 +33,26 @@ pub struct ListLabel {
     pub list: &'static str,
 }
 
-/// A label value shared between series instead of copied into each.
+/// A release label: the answer's `medmij-release` header value (shared bytes, made once
+/// per published set), "-" for an answer without one.
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
-pub struct Label(Arc<str>);
+pub struct Label(HeaderValue);
 
-impl EncodeLabelValue for Label {
-    fn encode(&self, encoder: &mut LabelValueEncoder) -> std::fmt::Result {
-        encoder.write_str(&self.0)
+impl Label {
+    fn of(release: Option<&HeaderValue>) -> Label {
+        Label(release.cloned().unwrap_or(HeaderValue::from_static("-")))
+    }
+
+    fn as_str(&self) -> &str {
+        self.0.to_str().unwrap_or("?")
     }
 }
 
-/// At most this many distinct release labels; more are counted as "other". Only the ids of
-/// catalogue releases reach the metrics (the `medmij-release` header the server set), so
-/// this is a bound, not a limit anyone meets.
-const MAX_RELEASE_LABELS: usize = 256;
+impl EncodeLabelValue for Label {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> std::fmt::Result {
+        encoder.write_str(self.as_str())
+    }
+}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReleaseLabel {
@@ -80,11 +87,10 @@ pub struct Metrics {
     expiry: Family<CertificateLabel, Gauge>,
     clients: Family<ReleaseLabel, Gauge>,
     connections: Family<WorkerLabel, Gauge>,
-    /// Each serving thread's count of open connections (see `serve::workers`).
-    open: Mutex<Vec<Arc<AtomicUsize>>>,
+    /// Each serving thread's name and count of open connections (see `serve::workers`).
+    open: Mutex<Vec<(String, Arc<AtomicUsize>)>>,
     last_publication: AtomicI64,
     distinct: Mutex<Distinct>,
-    releases: RwLock<HashSet<Arc<str>>>,
     tls: Option<Arc<super::tls::Reloadable>>,
 }
 
@@ -159,31 +165,8 @@ impl Metrics {
             open: Mutex::new(Vec::new()),
             last_publication: AtomicI64::new(0),
             distinct: Mutex::new(Distinct::default()),
-            releases: RwLock::new(HashSet::new()),
             tls,
         }
-    }
-
-    /// A release id as a shared label: found without allocating after its first request.
-    fn release_label(&self, release: &str) -> Label {
-        if let Some(l) = self
-            .releases
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(release)
-        {
-            return Label(l.clone());
-        }
-        let mut ids = self.releases.write().unwrap_or_else(|p| p.into_inner());
-        if let Some(l) = ids.get(release) {
-            return Label(l.clone());
-        }
-        if ids.len() >= MAX_RELEASE_LABELS {
-            return Label("other".into());
-        }
-        let l: Arc<str> = release.into();
-        ids.insert(l.clone());
-        Label(l)
     }
 
     /// One answered request, by `client` (its certificate or address, made once per
@@ -191,13 +174,13 @@ impl Metrics {
     pub fn request(
         &self,
         list: Option<ListKind>,
-        release: &str,
+        release: Option<&HeaderValue>,
         status: u16,
         bytes: u64,
         client: &Arc<str>,
     ) {
         let list = list.map(|l| l.key()).unwrap_or("-");
-        let release = self.release_label(release);
+        let release = Label::of(release);
         self.requests
             .get_or_create(&RequestLabels {
                 list,
@@ -206,7 +189,7 @@ impl Metrics {
             })
             .inc();
         self.bytes.get_or_create(&ListLabel { list }).inc_by(bytes);
-        if &*release.0 != "-" && status < 400 {
+        if release.as_str() != "-" && status < 400 {
             let hour = now() / 3600;
             let mut d = self.distinct.lock().unwrap_or_else(|p| p.into_inner());
             if d.hour != hour {
@@ -221,7 +204,7 @@ impl Metrics {
     }
 
     /// Report these counts of open connections, one per serving thread, from now on.
-    pub fn count_connections(&self, open: Vec<Arc<AtomicUsize>>) {
+    pub fn count_connections(&self, open: Vec<(String, Arc<AtomicUsize>)>) {
         *self.open.lock().unwrap_or_else(|p| p.into_inner()) = open;
     }
 
@@ -277,21 +260,15 @@ impl Metrics {
             for (release, c) in &d.clients {
                 self.clients
                     .get_or_create(&ReleaseLabel {
-                        release: release.0.to_string(),
+                        release: release.as_str().to_string(),
                     })
                     .set(i64::try_from(c.len()).unwrap_or(i64::MAX));
             }
         }
-        for (i, n) in self
-            .open
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .enumerate()
-        {
+        for (worker, n) in self.open.lock().unwrap_or_else(|p| p.into_inner()).iter() {
             self.connections
                 .get_or_create(&WorkerLabel {
-                    worker: format!("serve-{i}"),
+                    worker: worker.clone(),
                 })
                 .set(i64::try_from(n.load(Ordering::Relaxed)).unwrap_or(i64::MAX));
         }
@@ -311,12 +288,16 @@ mod tests {
     fn requests_are_counted_by_list_release_and_status_and_clients_once_an_hour() {
         let m = Metrics::new(None);
         let (a, b): (Arc<str>, Arc<str>) = ("10.0.0.1".into(), "10.0.0.2".into());
+        let (r2, r1) = (
+            HeaderValue::from_static("1.1.2"),
+            HeaderValue::from_static("1.1.1"),
+        );
         for _ in 0..3 {
-            m.request(Some(ListKind::Whitelist), "1.1.2", 200, 10, &a);
+            m.request(Some(ListKind::Whitelist), Some(&r2), 200, 10, &a);
         }
-        m.request(Some(ListKind::Whitelist), "1.1.2", 304, 0, &b);
-        m.request(Some(ListKind::Whitelist), "1.1.1", 304, 0, &b);
-        m.request(None, "-", 404, 5, &a);
+        m.request(Some(ListKind::Whitelist), Some(&r2), 304, 0, &b);
+        m.request(Some(ListKind::Whitelist), Some(&r1), 304, 0, &b);
+        m.request(None, None, 404, 5, &a);
         let text = m.encode(None);
         for line in [
             r#"stelselnode_requests_total{list="whitelist",release="1.1.2",status="200"} 3"#,
@@ -338,7 +319,8 @@ mod tests {
         let m = Metrics::new(None);
         assert!(!m.encode(None).contains("connections_open{"));
         let open: Vec<Arc<AtomicUsize>> = vec![Arc::new(2.into()), Arc::new(0.into())];
-        m.count_connections(open.clone());
+        let names = ["serve-0", "serve-1"].map(String::from);
+        m.count_connections(names.into_iter().zip(open.iter().cloned()).collect());
         let text = m.encode(None);
         assert!(
             text.contains(r#"stelselnode_connections_open{worker="serve-0"} 2"#),
@@ -352,18 +334,5 @@ mod tests {
         assert!(m
             .encode(None)
             .contains(r#"stelselnode_connections_open{worker="serve-0"} 1"#));
-    }
-
-    #[test]
-    fn release_labels_are_shared_and_bounded() {
-        let m = Metrics::new(None);
-        let first = m.release_label("1.1.2");
-        assert!(Arc::ptr_eq(&first.0, &m.release_label("1.1.2").0));
-        for i in 0..MAX_RELEASE_LABELS + 10 {
-            m.release_label(&format!("r{i}"));
-        }
-        assert_eq!(m.releases.read().unwrap().len(), MAX_RELEASE_LABELS);
-        assert_eq!(&*m.release_label("not seen before").0, "other");
-        assert_eq!(&*m.release_label("1.1.2").0, "1.1.2");
     }
 }

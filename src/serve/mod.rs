@@ -177,7 +177,7 @@ async fn handle(state: Arc<State>, conn: Conn, req: Request<Incoming>) -> Result
         if let Some(m) = &state.metrics {
             m.request(
                 served.list,
-                served.release(),
+                served.release.as_ref(),
                 served.status,
                 served.bytes,
                 client,

@@ -34,6 +34,10 @@ impl Drop for Open {
     }
 }
 
+fn thread_name(i: usize) -> String {
+    format!("serve-{i}")
+}
+
 impl Workers {
     /// Start `n` (at least one) worker threads.
     pub fn start(n: usize) -> std::io::Result<Workers> {
@@ -44,7 +48,7 @@ impl Workers {
             // The runtime is made, run and dropped on its own thread: dropped on an async
             // thread (here, if the spawn failed), a runtime panics.
             let thread = std::thread::Builder::new()
-                .name(format!("serve-{i}"))
+                .name(thread_name(i))
                 .spawn(move || {
                     let rt = match tokio::runtime::Builder::new_current_thread()
                         .enable_all()
@@ -95,9 +99,12 @@ impl Workers {
         });
     }
 
-    /// Each worker's count of open connections, shared (for the metrics).
-    pub fn counters(&self) -> Vec<Arc<AtomicUsize>> {
-        self.workers.iter().map(|w| w.open.clone()).collect()
+    /// Each worker's thread name and count of open connections, shared (for the metrics).
+    pub fn counters(&self) -> Vec<(String, Arc<AtomicUsize>)> {
+        (0..)
+            .map(thread_name)
+            .zip(self.workers.iter().map(|w| w.open.clone()))
+            .collect()
     }
 
     /// Open connections per worker, in worker order.
