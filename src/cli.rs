@@ -191,8 +191,9 @@ pub enum HistoryCmd {
         /// certificates of their own): a check of integrity, not of origin.
         #[arg(long)]
         trust_embedded_cert: bool,
-        /// Largest archive read (KiB, MiB, GiB).
-        #[arg(long, value_name = "SIZE", default_value = "4GiB", value_parser = crate::xml::input::parse_size)]
+        /// Largest archive accepted (KiB, MiB, GiB). The archive is read as a stream in
+        /// bounded memory, so this bounds the time a verification may take, not its memory.
+        #[arg(long, value_name = "SIZE", default_value = "64GiB", value_parser = crate::xml::input::parse_size)]
         max_size: u64,
     },
 }

@@ -245,6 +245,14 @@ fn changes_csv(
     let keys = |m: &BTreeMap<String, [u8; 32]>| m.keys().cloned().collect::<Vec<_>>().join(" ");
     let mut out = String::from("publication,time,operator,reason,list,from_volgnummer,to_volgnummer,added,removed,changed\n");
     let mut last: BTreeMap<ListKind, u64> = BTreeMap::new();
+    // Each list's newest digests, by document key: a document is the `to` of one row and
+    // the `from` of the next, and is read once (hundreds of MB at 100k Zorgaanbieders).
+    let mut kept = BTreeMap::new();
+    type Kept = BTreeMap<ListKind, (String, BTreeMap<String, [u8; 32]>)>;
+    let fetch = |kept: &mut Kept, key: &str, list: ListKind| match kept.remove(&list) {
+        Some((k, m)) if k == key => Ok(m),
+        _ => digests(key, list),
+    };
     for e in log {
         for l in &e.changed {
             let to = e.lists.get(l).map(|v| v.volgnummer).unwrap_or(0);
@@ -257,8 +265,9 @@ fn changes_csv(
                         .find(|r| rb.contains(r))
                     {
                         Some(r) => {
-                            let old = digests(&document_key(&r, f), *l)?;
-                            let new = digests(&document_key(&r, to), *l)?;
+                            let old = fetch(&mut kept, &document_key(&r, f), *l)?;
+                            let new_key = document_key(&r, to);
+                            let new = fetch(&mut kept, &new_key, *l)?;
                             let pick =
                                 |keep: &dyn Fn(&String, &[u8; 32]) -> bool,
                                  m: &BTreeMap<String, [u8; 32]>| {
@@ -268,11 +277,13 @@ fn changes_csv(
                                         .collect::<Vec<_>>()
                                         .join(" ")
                                 };
-                            (
+                            let row = (
                                 pick(&|k, _| !old.contains_key(k), &new),
                                 pick(&|k, _| !new.contains_key(k), &old),
                                 pick(&|k, d| old.get(k).is_some_and(|o| o != d), &new),
-                            )
+                            );
+                            kept.insert(*l, (new_key, new));
+                            row
                         }
                         None => {
                             let (_, d, _) = diff_between(log, load, *l, f, to)?;
@@ -293,11 +304,11 @@ fn changes_csv(
                         .into_iter()
                         .next()
                         .ok_or_else(|| anyhow!("{l} #{to} has no document"))?;
-                    (
-                        keys(&digests(&document_key(&r, to), *l)?),
-                        String::new(),
-                        String::new(),
-                    )
+                    let key = document_key(&r, to);
+                    let first = fetch(&mut kept, &key, *l)?;
+                    let row = (keys(&first), String::new(), String::new());
+                    kept.insert(*l, (key, first));
+                    row
                 }
             };
             writeln!(
@@ -320,31 +331,6 @@ fn changes_csv(
         }
     }
     Ok(out)
-}
-
-/// Entries of an archive, in canonical order.
-type Entries = BTreeMap<String, Vec<u8>>;
-
-/// The one tar header form of the archive: regular file, fixed mode, owner and time.
-fn canonical_header(path: &str, size: u64) -> Result<tar::Header> {
-    let mut h = tar::Header::new_ustar();
-    h.set_path(path)?;
-    h.set_size(size);
-    h.set_mode(0o644);
-    h.set_mtime(0);
-    h.set_uid(0);
-    h.set_gid(0);
-    h.set_entry_type(tar::EntryType::Regular);
-    h.set_cksum();
-    Ok(h)
-}
-
-fn canonical_tar(entries: &Entries) -> Result<Vec<u8>> {
-    let mut b = tar::Builder::new(Vec::new());
-    for (path, data) in entries {
-        b.append(&canonical_header(path, data.len() as u64)?, data.as_slice())?;
-    }
-    Ok(b.into_inner()?)
 }
 
 /// Where an archive entry's bytes come from: the store (streamed from its file when
@@ -466,12 +452,12 @@ pub fn export(
             // document in memory. A file that does not match its hash fails the export.
             Source::Document(k) => {
                 let (len, r) = open(&k)?;
-                b.append(&canonical_header(&path, len)?, r)
+                b.append(&super::archive::header(&path, len)?, r)
                     .with_context(|| format!("archiving {k}"))?;
             }
             Source::Bytes(data) => {
                 b.append(
-                    &canonical_header(&path, data.len() as u64)?,
+                    &super::archive::header(&path, data.len() as u64)?,
                     data.as_slice(),
                 )?;
             }
@@ -494,6 +480,65 @@ pub fn export(
     ))
 }
 
+/// Largest archive entry other than a document (the audit log, the CSV, signatures,
+/// certificates, the README): these are held in memory; documents are streamed.
+const MAX_SMALL: u64 = 256 << 20;
+
+/// A document in an archive being verified: where it is and what it hashed to.
+#[derive(Clone)]
+struct Stored {
+    offset: u64,
+    size: u64,
+    sha256: [u8; 32],
+}
+
+/// A document read again from the archive file at its offset, hashed as it is read.
+struct Reread<'f> {
+    file: &'f std::fs::File,
+    at: u64,
+    left: u64,
+    expect: [u8; 32],
+    ctx: ring::digest::Context,
+}
+
+impl<'f> Reread<'f> {
+    fn new(file: &'f std::fs::File, d: &Stored) -> Self {
+        Reread {
+            file,
+            at: d.offset,
+            left: d.size,
+            expect: d.sha256,
+            ctx: ring::digest::Context::new(&ring::digest::SHA256),
+        }
+    }
+
+    /// After the last byte: the same bytes as the first pass hashed.
+    fn check(self, path: &str) -> Result<()> {
+        if self.left != 0 || self.ctx.finish().as_ref() != self.expect {
+            bail!("{path} changed while the archive was being verified");
+        }
+        Ok(())
+    }
+}
+
+impl std::io::Read for Reread<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let want = (buf.len() as u64).min(self.left) as usize;
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..want], self.at)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        self.ctx.update(&buf[..n]);
+        self.at += n as u64;
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
 /// `history verify PATH [--cert PEM | --trust-embedded-cert]`: every check an auditor
 /// needs, offline. Without a pinned certificate it refuses, unless `trust_embedded`.
 pub fn verify(
@@ -502,25 +547,44 @@ pub fn verify(
     trust_embedded: bool,
     max_bytes: u64,
 ) -> Result<String> {
-    let bytes = crate::xml::input::read_file(path, max_bytes).map_err(|e| anyhow!("{e}"))?;
-    let mut entries: Entries = BTreeMap::new();
-    let mut archive = tar::Archive::new(bytes.as_slice());
-    for f in archive.entries().context("not a tar archive")? {
-        let mut f = f.context("corrupt tar entry")?;
-        let p = f
-            .path()
-            .context("tar entry path")?
-            .to_string_lossy()
-            .into_owned();
-        let mut data = Vec::new();
-        std::io::Read::read_to_end(&mut f, &mut data).context("reading tar entry")?;
-        if entries.insert(p.clone(), data).is_some() {
-            bail!("{p} appears twice in the archive");
+    let (file, _) = crate::xml::input::open_file(path, max_bytes).map_err(|e| anyhow!("{e}"))?;
+    // One pass over the archive: every byte is checked against the one form as it streams
+    // by, documents are hashed, everything else (small) is kept.
+    let mut small: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let mut documents: BTreeMap<String, Stored> = BTreeMap::new();
+    let mut reader = super::archive::Reader::new(std::io::BufReader::with_capacity(1 << 16, &file));
+    while let Some(e) = reader.next_entry()? {
+        if e.path.starts_with("documents/") && e.path.ends_with(".xml") {
+            let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+            reader.data(|piece| {
+                ctx.update(piece);
+                Ok(())
+            })?;
+            documents.insert(
+                e.path,
+                Stored {
+                    offset: e.offset,
+                    size: e.size,
+                    sha256: ctx.finish().as_ref().try_into()?,
+                },
+            );
+        } else {
+            if e.size > MAX_SMALL {
+                bail!(
+                    "{}: {} bytes; an archive entry other than a document is at most {MAX_SMALL} bytes",
+                    e.path,
+                    e.size
+                );
+            }
+            let mut data = Vec::with_capacity(e.size as usize);
+            reader.data(|piece| {
+                data.extend_from_slice(piece);
+                Ok(())
+            })?;
+            small.insert(e.path, data);
         }
     }
-    if canonical_tar(&entries)? != bytes {
-        bail!("the archive is not byte-identical to its canonical form: it was altered");
-    }
+    let entries = &small;
     let mut out = String::new();
     let take = |name: &str| {
         entries
@@ -609,8 +673,10 @@ pub fn verify(
     for e in &log {
         for d in &e.documents {
             let p = doc_path(&d.rendition, d.volgnummer);
-            let xml = take(&p)?;
-            if sha256_hex(xml) != d.sha256 {
+            let xml = documents
+                .get(&p)
+                .ok_or_else(|| anyhow!("{p} is missing from the archive"))?;
+            if crate::registry::store::hex(&xml.sha256) != d.sha256 {
                 bail!(
                     "{p}: SHA-256 differs from publication #{}'s log entry",
                     e.seq
@@ -618,8 +684,13 @@ pub fn verify(
             }
             let sig_p = format!("{p}.sig");
             let sig = take(&sig_p)?;
-            sign::verify_detached(xml, sig, d.rendition.list.file_name(), Some(&key_for(sig)?))
-                .map_err(|x| anyhow!("{sig_p}: {x}"))?;
+            sign::verify_detached_digest(
+                &xml.sha256,
+                sig,
+                d.rendition.list.file_name(),
+                Some(&key_for(sig)?),
+            )
+            .map_err(|x| anyhow!("{sig_p}: {x}"))?;
             referenced.insert(p.clone());
             referenced.insert(sig_p);
         }
@@ -634,11 +705,31 @@ pub fn verify(
         let (rid, v) = k.rsplit_once('#').ok_or_else(|| anyhow!("bad key {k}"))?;
         Ok(format!("documents/{}/{v}.xml", rid.replace('@', "-")))
     };
-    let load = |k: &str| -> Result<Vec<u8>> { Ok(take(&path_of(k)?)?.clone()) };
-    let digests = |k: &str, list: ListKind| -> Result<BTreeMap<String, [u8; 32]>> {
+    // The CSV's documents are read again from the archive file, each checked against the
+    // hash the first pass took (the file could have changed in between).
+    let open = |k: &str| -> Result<(String, Stored)> {
         let p = path_of(k)?;
-        crate::consume::read::entry_digests(take(&p)?.as_slice(), list)
-            .map_err(|e| anyhow!("{p}: {e}"))
+        let d = documents
+            .get(&p)
+            .ok_or_else(|| anyhow!("{p} is missing from the archive"))?;
+        Ok((p, d.clone()))
+    };
+    let load = |k: &str| -> Result<Vec<u8>> {
+        let (p, d) = open(k)?;
+        let mut r = Reread::new(&file, &d);
+        let mut bytes = Vec::with_capacity(d.size as usize);
+        std::io::Read::read_to_end(&mut r, &mut bytes)?;
+        r.check(&p)?;
+        Ok(bytes)
+    };
+    let digests = |k: &str, list: ListKind| -> Result<BTreeMap<String, [u8; 32]>> {
+        let (p, d) = open(k)?;
+        let mut r = std::io::BufReader::with_capacity(1 << 16, Reread::new(&file, &d));
+        let found =
+            crate::consume::read::entry_digests(&mut r, list).map_err(|e| anyhow!("{p}: {e}"))?;
+        std::io::copy(&mut r, &mut std::io::sink())?;
+        r.into_inner().check(&p)?;
+        Ok(found)
     };
     if take(CSV)?.as_slice() != changes_csv(&log, &load, &digests)?.as_bytes() {
         bail!("{CSV} does not match the documents");
@@ -655,7 +746,7 @@ pub fn verify(
             );
         }
     }
-    for p in entries.keys() {
+    for p in entries.keys().chain(documents.keys()) {
         let known = referenced.contains(p)
             || p.starts_with(CERT_DIR)
             || [LOG, CSV, README].contains(&p.as_str())
@@ -682,4 +773,42 @@ pub fn verify(
         }
     )?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Reread, Stored};
+    use std::io::Read;
+
+    #[test]
+    fn a_document_read_again_must_be_the_bytes_first_hashed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.tar");
+        std::fs::write(&path, b"headerDOCUMENTtrailer").unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        let hashed = |b: &[u8]| -> [u8; 32] {
+            ring::digest::digest(&ring::digest::SHA256, b)
+                .as_ref()
+                .try_into()
+                .unwrap()
+        };
+        let at = |sha256| Stored {
+            offset: 6,
+            size: 8,
+            sha256,
+        };
+        let mut r = Reread::new(&file, &at(hashed(b"DOCUMENT")));
+        let mut got = Vec::new();
+        r.read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"DOCUMENT");
+        r.check("d").unwrap();
+        // The archive changed between the passes: refused, naming the document.
+        let mut r = Reread::new(&file, &at(hashed(b"DOCUMENt")));
+        r.read_to_end(&mut Vec::new()).unwrap();
+        let err = r.check("documents/x/1.xml").unwrap_err().to_string();
+        assert!(err.contains("documents/x/1.xml changed"), "{err}");
+        // Not read to the end: refused too.
+        let r = Reread::new(&file, &at(hashed(b"DOCUMENT")));
+        assert!(r.check("d").is_err());
+    }
 }

@@ -4,6 +4,7 @@
 //! `apply`). clap stays in `cli`; nothing here knows about argv.
 
 pub mod admin;
+pub mod archive;
 pub mod changeset;
 pub mod clients;
 pub mod entity;

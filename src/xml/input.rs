@@ -132,11 +132,10 @@ fn declaration(text: &str) -> Result<&str, InputError> {
 /// Zorgaanbieders, see BENCHMARKS.md).
 pub const DEFAULT_MAX_LIST: &str = "1GiB";
 
-/// Read a file that is to be parsed as XML: only a regular file, at most `max` bytes,
-/// checked before anything is read, so a FIFO, a device or an oversize file is refused at
-/// once and memory stays bounded by `max`.
-pub fn read_file(path: &std::path::Path, max: u64) -> Result<Vec<u8>, InputError> {
-    use std::io::Read;
+/// Open a file that is to be read whole: only a regular file, at most `max` bytes, checked
+/// before anything is read, so a FIFO, a device or an oversize file is refused at once.
+/// Returns the open file and its length.
+pub fn open_file(path: &std::path::Path, max: u64) -> Result<(std::fs::File, u64), InputError> {
     use std::os::unix::fs::OpenOptionsExt;
     let shown = path.display();
     // stat never blocks, unlike opening a FIFO.
@@ -164,13 +163,27 @@ pub fn read_file(path: &std::path::Path, max: u64) -> Result<Vec<u8>, InputError
     if !meta.is_file() {
         return refuse(format!("{shown} is not a regular file"));
     }
-    let mut out = Vec::with_capacity(meta.len().min(max) as usize);
-    f.take(max + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| InputError(format!("reading {shown}: {e}")))?;
-    if out.len() as u64 > max {
+    if meta.len() > max {
         return refuse(format!(
             "{shown} is larger than the maximum of {max} bytes (--max-size)"
+        ));
+    }
+    Ok((f, meta.len()))
+}
+
+/// Read a file that is to be parsed as XML ([`open_file`]'s checks): memory stays bounded
+/// by `max`.
+pub fn read_file(path: &std::path::Path, max: u64) -> Result<Vec<u8>, InputError> {
+    use std::io::Read;
+    let (f, len) = open_file(path, max)?;
+    let mut out = Vec::with_capacity(len.min(max) as usize);
+    f.take(max + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| InputError(format!("reading {}: {e}", path.display())))?;
+    if out.len() as u64 > max {
+        return refuse(format!(
+            "{} is larger than the maximum of {max} bytes (--max-size)",
+            path.display()
         ));
     }
     Ok(out)
