@@ -388,4 +388,93 @@ mod tests {
         let (_, c2) = SigningKey::generate_development().unwrap();
         assert!(SigningKey::from_pem(&k1, &c2).is_err());
     }
+
+    /// A document in the rendered form is verified from its bytes, without a tree; any
+    /// other form goes to libxml2's c14n, which accepts the same signature over the same
+    /// content and refuses what was changed; the byte path never refuses on its own.
+    #[test]
+    fn enveloped_verification_from_the_bytes_and_its_fallback() {
+        use super::verify::enveloped_as_canonical;
+        let reg = registry_with_awkward_text();
+        let cat = Catalogue::parse(DEFAULT_CATALOGUE).unwrap();
+        let h = Header {
+            volgnummer: 3,
+            tijdstempel: "2026-01-01T00:00:00Z".into(),
+        };
+        let key = &keys()[0];
+        let pk = key.public_key().clone();
+        let (k2, c2) = SigningKey::generate_development().unwrap();
+        let stranger = SigningKey::from_pem(&k2, &c2).unwrap().public_key().clone();
+        for r in cat.renditions() {
+            let signed = key.sign_enveloped(&render(&reg, &r, &h).unwrap()).unwrap();
+            let text = String::from_utf8(signed.clone()).unwrap();
+            assert!(enveloped_as_canonical(&signed, Some(&pk)).is_some(), "{r}");
+            assert!(enveloped_as_canonical(&signed, Some(&stranger)).is_none());
+            assert!(verify_enveloped(&signed, Some(&stranger)).is_err());
+            // Without the declaration, or with other whitespace around the root: the same
+            // canonical bytes.
+            let bare = text.split_once('\n').unwrap().1;
+            assert!(enveloped_as_canonical(bare.as_bytes(), Some(&pk)).is_some());
+            let spaced = text.replacen("?>\n", "?>\n\n  ", 1) + "\n\n";
+            assert!(enveloped_as_canonical(spaced.as_bytes(), Some(&pk)).is_some());
+            // The same content in other forms: a comment, an attribute in single quotes, an
+            // empty element written short. Not these bytes, so libxml2 decides: valid.
+            let root_open = text.find("?>").unwrap() + 3;
+            let tag_end = root_open + text[root_open..].find('>').unwrap() + 1;
+            let commented = format!("{}<!-- c -->{}", &text[..tag_end], &text[tag_end..]);
+            let quoted = format!(
+                "{}{}{}",
+                &text[..root_open],
+                text[root_open..tag_end].replace('"', "'"),
+                &text[tag_end..]
+            );
+            let spaced_tag = text.replacen("<Volgnummer>", "<Volgnummer >", 1);
+            for (what, other) in [
+                ("comment", commented),
+                ("quotes", quoted),
+                ("space in a tag", spaced_tag),
+            ] {
+                assert_ne!(other, text, "{what}: the test changes the form");
+                assert!(
+                    enveloped_as_canonical(other.as_bytes(), Some(&pk)).is_none(),
+                    "{what}"
+                );
+                verify_enveloped(other.as_bytes(), Some(&pk))
+                    .unwrap_or_else(|e| panic!("{what}: {e}"));
+            }
+            // Changed content, a second signature, a signature that is not the last child,
+            // an element after the root: refused, by libxml2's reasons.
+            let sig_at = text.find("<ds:Signature").unwrap();
+            let end_at = text.find("</ds:Signature>").unwrap() + "</ds:Signature>".len();
+            let sig_el = &text[sig_at..end_at];
+            let close = text.rfind("</").unwrap();
+            let changed = text.replacen("2026-01-01T00:00:00Z", "2026-01-01T00:00:01Z", 1);
+            let twice = format!("{}{sig_el}{}", &text[..end_at], &text[end_at..]);
+            let first = format!(
+                "{}{sig_el}{}{}",
+                &text[..tag_end],
+                &text[tag_end..sig_at],
+                &text[end_at..]
+            );
+            let after_root = format!(
+                "{}<x/>",
+                &text[..close + text[close..].find('>').unwrap() + 1]
+            );
+            for (what, bad) in [
+                ("changed", changed),
+                ("twice", twice),
+                ("first", first),
+                ("after the root", after_root),
+            ] {
+                assert!(
+                    enveloped_as_canonical(bad.as_bytes(), Some(&pk)).is_none(),
+                    "{what}"
+                );
+                assert!(
+                    verify_enveloped(bad.as_bytes(), Some(&pk)).is_err(),
+                    "{what}"
+                );
+            }
+        }
+    }
 }
