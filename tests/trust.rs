@@ -464,6 +464,37 @@ fn an_audit_archive_with_an_unreferenced_certificate_is_refused() {
         ],
     );
     assert!(err.contains("carried by no signature"), "{err}");
+    entries.remove(&format!("certificates/{}.pem", &hash[..16]));
+    // The archive's own certificate once more under another name, or any file the format
+    // does not define: refused, before its bytes are read.
+    let (own_name, own_pem) = entries
+        .iter()
+        .find(|(p, _)| p.starts_with("certificates/"))
+        .map(|(p, v)| (p.clone(), v.clone()))
+        .unwrap();
+    for extra_path in [
+        format!("{own_name}.old"),
+        own_name.replace("certificates/", "certificates/copy-"),
+        "zz/0".to_string(),
+    ] {
+        let mut more = entries.clone();
+        more.insert(extra_path.clone(), own_pem.clone());
+        let f = save(dir.path(), "more.tar", &canonical_tar(&more));
+        let err = fails(
+            &data,
+            &[
+                "history",
+                "verify",
+                f.to_str().unwrap(),
+                "--cert",
+                cert.to_str().unwrap(),
+            ],
+        );
+        assert!(
+            err.contains(&extra_path) && err.contains("not a file an audit archive holds"),
+            "{extra_path}: {err}"
+        );
+    }
     ok(
         &data,
         &[

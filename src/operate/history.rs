@@ -480,9 +480,56 @@ pub fn export(
     ))
 }
 
-/// Largest archive entry other than a document (the audit log, the CSV, signatures,
-/// certificates, the README): these are held in memory; documents are streamed.
-const MAX_SMALL: u64 = 256 << 20;
+/// Files other than documents are held in memory while an archive is verified (documents
+/// are streamed): each kind has a bound, and so have all of them together and the number
+/// of files. Far above any real history: the CSV and log of four publications at 100k
+/// Zorgaanbieders are 2.7 MB and 8 KB, a signature 1.4 KB.
+const MAX_KEPT: u64 = 768 << 20;
+const MAX_ENTRIES: usize = 1_000_000;
+const MAX_SIGNATURE: u64 = 64 << 10;
+
+enum Limit {
+    /// A document: hashed as it streams by.
+    Stream,
+    /// Kept in memory, at most this many bytes.
+    Keep(u64),
+}
+
+/// What the format allows at `path`, or `None` for a path it does not define.
+fn entry_limit(path: &str) -> Option<Limit> {
+    let hex16 =
+        |h: &str| h.len() == 16 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    match path {
+        README => return Some(Limit::Keep(README_TEXT.len() as u64)),
+        LOG | CSV => return Some(Limit::Keep(256 << 20)),
+        _ if path == format!("{LOG}.sig") => return Some(Limit::Keep(MAX_SIGNATURE)),
+        _ => {}
+    }
+    if let Some(name) = path.strip_prefix(CERT_DIR) {
+        return name
+            .strip_suffix(".pem")
+            .filter(|h| hex16(h))
+            .map(|_| Limit::Keep(MAX_SIGNATURE));
+    }
+    // documents/<list>/<schema version>[-<Interfaceversie>]/<Volgnummer>.xml[.sig]
+    let (rendition, file) = path.strip_prefix("documents/")?.rsplit_once('/')?;
+    let segment = |g: &str| {
+        !g.is_empty()
+            && g.bytes().any(|b| b.is_ascii_alphanumeric())
+            && g.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+    };
+    if !rendition.split('/').all(segment) {
+        return None;
+    }
+    let digits = |v: &str| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit());
+    if let Some(v) = file.strip_suffix(".xml.sig") {
+        return digits(v).then_some(Limit::Keep(MAX_SIGNATURE));
+    }
+    file.strip_suffix(".xml")
+        .filter(|v| digits(v))
+        .map(|_| Limit::Stream)
+}
 
 /// A document in an archive being verified: where it is and what it hashed to.
 #[derive(Clone)]
@@ -547,41 +594,62 @@ pub fn verify(
     trust_embedded: bool,
     max_bytes: u64,
 ) -> Result<String> {
-    let (file, _) = crate::xml::input::open_file(path, max_bytes).map_err(|e| anyhow!("{e}"))?;
+    let (file, len) = crate::xml::input::open_file(path, max_bytes).map_err(|e| anyhow!("{e}"))?;
     // One pass over the archive: every byte is checked against the one form as it streams
-    // by, documents are hashed, everything else (small) is kept.
+    // by, documents are hashed, everything else (small) is kept. What is kept is bounded
+    // per kind of file and in all, and a path the format does not define is refused before
+    // its bytes are read: memory stays bounded whatever the archive holds.
     let mut small: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let mut kept = 0u64;
     let mut documents: BTreeMap<String, Stored> = BTreeMap::new();
-    let mut reader = super::archive::Reader::new(std::io::BufReader::with_capacity(1 << 16, &file));
+    // The file as it was opened: one that grows meanwhile is not read past --max-size.
+    let bounded = std::io::Read::take(&file, len);
+    let mut reader =
+        super::archive::Reader::new(std::io::BufReader::with_capacity(1 << 16, bounded));
+    let mut count = 0usize;
     while let Some(e) = reader.next_entry()? {
-        if e.path.starts_with("documents/") && e.path.ends_with(".xml") {
-            let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-            reader.data(|piece| {
-                ctx.update(piece);
-                Ok(())
-            })?;
-            documents.insert(
-                e.path,
-                Stored {
-                    offset: e.offset,
-                    size: e.size,
-                    sha256: ctx.finish().as_ref().try_into()?,
-                },
+        count += 1;
+        if count > MAX_ENTRIES {
+            bail!("the archive holds more than {MAX_ENTRIES} files; an audit archive is refused beyond that");
+        }
+        let Some(limit) = entry_limit(&e.path) else {
+            bail!(
+                "{} is not a file an audit archive holds (README.txt, audit-log.jsonl[.sig], changes.csv, certificates/<hash>.pem, documents/<rendition>/<Volgnummer>.xml[.sig])",
+                crate::clip::clip(&e.path)
             );
-        } else {
-            if e.size > MAX_SMALL {
-                bail!(
-                    "{}: {} bytes; an archive entry other than a document is at most {MAX_SMALL} bytes",
+        };
+        match limit {
+            Limit::Stream => {
+                let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+                reader.data(|piece| {
+                    ctx.update(piece);
+                    Ok(())
+                })?;
+                documents.insert(
                     e.path,
-                    e.size
+                    Stored {
+                        offset: e.offset,
+                        size: e.size,
+                        sha256: ctx.finish().as_ref().try_into()?,
+                    },
                 );
             }
-            let mut data = Vec::with_capacity(e.size as usize);
-            reader.data(|piece| {
-                data.extend_from_slice(piece);
-                Ok(())
-            })?;
-            small.insert(e.path, data);
+            Limit::Keep(max) => {
+                kept += e.size;
+                if e.size > max || kept > MAX_KEPT {
+                    bail!(
+                        "{}: {} bytes is more than this kind of file may have in an audit archive ({max} bytes, {MAX_KEPT} for all files other than documents)",
+                        e.path,
+                        e.size
+                    );
+                }
+                let mut data = Vec::with_capacity(e.size.min(1 << 20) as usize);
+                reader.data(|piece| {
+                    data.extend_from_slice(piece);
+                    Ok(())
+                })?;
+                small.insert(e.path, data);
+            }
         }
     }
     let entries = &small;
@@ -599,7 +667,8 @@ pub fn verify(
     for (p, pem) in entries.iter().filter(|(p, _)| p.starts_with(CERT_DIR)) {
         let der = sign::cert_der_from_pem(&String::from_utf8_lossy(pem))
             .map_err(|e| anyhow!("{p}: {e}"))?;
-        if !p.contains(&sha256_hex(&der)[..16]) || pem_of(&der).as_bytes() != pem.as_slice() {
+        let named = format!("{CERT_DIR}{}.pem", &sha256_hex(&der)[..16]);
+        if *p != named || pem_of(&der).as_bytes() != pem.as_slice() {
             bail!("{p} does not match its certificate");
         }
         archive_certs.push(der);
@@ -779,6 +848,44 @@ pub fn verify(
 mod tests {
     use super::{Reread, Stored};
     use std::io::Read;
+
+    #[test]
+    fn an_archive_holds_only_the_files_its_format_defines() {
+        use super::{entry_limit, Limit};
+        for (path, kept) in [
+            ("README.txt", Some(662)),
+            ("audit-log.jsonl", Some(256 << 20)),
+            ("audit-log.jsonl.sig", Some(64 << 10)),
+            ("changes.csv", Some(256 << 20)),
+            ("certificates/2670b10549422f3d.pem", Some(64 << 10)),
+            ("documents/zorgaanbiederslijst/release2-1.1.0/12.xml", None),
+            (
+                "documents/zorgaanbiederslijst/release2-1.1.0/12.xml.sig",
+                Some(64 << 10),
+            ),
+        ] {
+            match (entry_limit(path), kept) {
+                (Some(Limit::Keep(max)), Some(k)) => assert_eq!(max, k, "{path}"),
+                (Some(Limit::Stream), None) => {}
+                _ => panic!("{path}"),
+            }
+        }
+        for path in [
+            "zz/0",
+            "README.txt.bak",
+            "certificates/copy-2670b10549422f3d.pem",
+            "certificates/2670b10549422f3d.pem.old",
+            "certificates/2670B10549422F3D.pem",
+            "documents/12.xml",
+            "documents/whitelist/release2/12.xml.bak",
+            "documents/whitelist/release2/x12.xml",
+            "documents/whitelist/../12.xml",
+            "documents/whitelist//12.xml",
+            "documents/whitelist/release2/.xml",
+        ] {
+            assert!(entry_limit(path).is_none(), "{path}");
+        }
+    }
 
     #[test]
     fn a_document_read_again_must_be_the_bytes_first_hashed() {

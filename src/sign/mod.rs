@@ -460,12 +460,26 @@ mod tests {
                 "{}<x/>",
                 &text[..close + text[close..].find('>').unwrap() + 1]
             );
+            // Not XML, or a prolog other than ours: the byte path leaves them to libxml2.
+            let form_feed = format!("{text}\x0c");
+            let reordered = text.replacen(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>",
+                "<?xml version=\"1.0\" standalone=\"yes\" encoding=\"UTF-8\"?>",
+                1,
+            );
+            // Unsigned markup inside the signature's values.
+            let value_at = text.find("<ds:SignatureValue>").unwrap() + "<ds:SignatureValue>".len();
+            let in_value = format!("{}<!--x-->{}", &text[..value_at], &text[value_at..]);
             for (what, bad) in [
                 ("changed", changed),
                 ("twice", twice),
                 ("first", first),
                 ("after the root", after_root),
+                ("form feed", form_feed),
+                ("declaration order", reordered),
+                ("comment in SignatureValue", in_value),
             ] {
+                assert_ne!(bad, text, "{what}: the test changes the document");
                 assert!(
                     enveloped_as_canonical(bad.as_bytes(), Some(&pk)).is_none(),
                     "{what}"

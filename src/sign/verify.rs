@@ -37,6 +37,18 @@ fn only_child(parent: &Node, name: &str) -> Result<Node, VerifyError> {
     }
 }
 
+/// The text of an element that may hold only text (a digest, a signature value, a
+/// certificate): a comment or element inside it would be markup no signature covers.
+fn text_of(node: &Node) -> Result<String, VerifyError> {
+    if node.get_child_nodes().iter().any(|c| !c.is_text_node()) {
+        return Err(verr(format!(
+            "ds:{} may contain only text",
+            node.get_name()
+        )));
+    }
+    Ok(node.get_content())
+}
+
 fn algorithm_of(node: &Node) -> String {
     node.get_attribute("Algorithm").unwrap_or_default()
 }
@@ -154,9 +166,9 @@ fn read_signature(sig: &Node) -> Result<SignatureParts, VerifyError> {
             algorithm_of(&dm)
         )));
     }
-    let digest = b64_decode(&only_child(&reference, "DigestValue")?.get_content())
+    let digest = b64_decode(&text_of(&only_child(&reference, "DigestValue")?)?)
         .map_err(|e| verr(format!("DigestValue: {e}")))?;
-    let sig_value = b64_decode(&only_child(sig, "SignatureValue")?.get_content())
+    let sig_value = b64_decode(&text_of(&only_child(sig, "SignatureValue")?)?)
         .map_err(|e| verr(format!("SignatureValue: {e}")))?;
     let cert = sig
         .get_child_elements()
@@ -172,7 +184,9 @@ fn read_signature(sig: &Node) -> Result<SignatureParts, VerifyError> {
                 .into_iter()
                 .find(|c| is_ds(c, "X509Certificate"))
         })
-        .map(|c| b64_decode(&c.get_content()))
+        .map(|c| text_of(&c))
+        .transpose()?
+        .map(|t| b64_decode(&t))
         .transpose()
         .map_err(|e| verr(format!("X509Certificate: {e}")))?;
     let canonical = si
@@ -252,6 +266,11 @@ struct Layout {
     root_end: std::ops::Range<usize>,
 }
 
+/// XML's white space (production S): not form feed or vertical tab, which are not XML.
+fn is_xml_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
 /// Find the one `ds:Signature` child of the root, as the last element child, in `body`
 /// (the document after its XML declaration, starting at the root). `None` for anything
 /// else, including bytes the scanner cannot read.
@@ -316,7 +335,7 @@ fn layout(body: &[u8]) -> Option<Layout> {
     // the canonical form, so these bytes would not be it).
     let tail = &body[root_end.end..];
     let root_start = root_start?;
-    if out_of_shape || root_start.start != 0 || !tail.iter().all(u8::is_ascii_whitespace) {
+    if out_of_shape || root_start.start != 0 || !tail.iter().all(|b| is_xml_space(*b)) {
         return None;
     }
     Some(Layout {
@@ -335,12 +354,20 @@ fn layout(body: &[u8]) -> Option<Layout> {
 /// form, any mismatch or any error, and the libxml2 path then canonicalises the document
 /// and gives the verdict and its reason.
 pub(crate) fn enveloped_as_canonical(bytes: &[u8], pinned: Option<&PublicKey>) -> Option<Verified> {
-    let after_decl = crate::xml::input::check_xml_body(bytes).ok()?;
+    // The declaration this Stelselnode writes, or none: any other prolog is for libxml2
+    // to read.
+    crate::xml::input::check_xml(bytes).ok()?;
+    let after_decl = bytes
+        .strip_prefix(crate::publish::render::XML_DECL)
+        .unwrap_or(bytes);
     let start = after_decl
         .iter()
-        .position(|b| !b.is_ascii_whitespace())
+        .position(|b| !is_xml_space(*b))
         .unwrap_or(after_decl.len());
     let body = &after_decl[start..];
+    if body.first() != Some(&b'<') {
+        return None;
+    }
     let at = layout(body)?;
     // The signature in its own document, under the root's start tag: the namespaces in
     // scope, and so the canonical SignedInfo, are the same as in the whole document.

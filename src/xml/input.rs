@@ -17,11 +17,6 @@ fn refuse<T>(msg: impl Into<String>) -> Result<T, InputError> {
 /// Refuse anything that is not UTF-8 (actual bytes and declared encoding), XML 1.0, free of
 /// DTDs and free of processing instructions.
 pub fn check_xml(bytes: &[u8]) -> Result<(), InputError> {
-    check_xml_body(bytes).map(|_| ())
-}
-
-/// [`check_xml`], returning the bytes after the byte order mark and XML declaration.
-pub fn check_xml_body(bytes: &[u8]) -> Result<&[u8], InputError> {
     let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let text = match std::str::from_utf8(body) {
         Ok(t) => t,
@@ -54,7 +49,7 @@ pub fn check_xml_body(bytes: &[u8]) -> Result<&[u8], InputError> {
             i + (text.len() - rest.len())
         ));
     }
-    Ok(rest.as_bytes())
+    Ok(())
 }
 
 /// Check the XML declaration, if any, and return the text after it. Only `version="1.0"`,
