@@ -1109,6 +1109,34 @@ fn publications_keep_history_compressed_and_serve_current_documents_from_files()
         e.finish().unwrap(),
     )
     .unwrap();
+    // Served without gzip, it is inflated as it is sent and checked before its last byte:
+    // the answer ends short of its Content-Length, so no client takes it for the document.
+    // (A document this small is one piece: the connection closes before its headers.)
+    let server = Server::start(&data, &[]);
+    let mut s = std::net::TcpStream::connect(&server.addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    std::io::Write::write_all(
+        &mut s,
+        b"GET /MedMij_Whitelist.xml?volgnummer=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    std::io::Read::read_to_end(&mut s, &mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw);
+    if let Some((head, body)) = text.split_once("\r\n\r\n") {
+        let promised: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length: "))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        assert!(
+            !head.starts_with("HTTP/1.1 200") || body.len() < promised,
+            "a damaged history file was answered in full: {text}"
+        );
+    }
+    assert!(server.wait_stderr("SHA-256 differs", 5), "the reason is logged");
+    drop(server);
     let err = fails(
         &data,
         &[

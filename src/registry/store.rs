@@ -399,6 +399,14 @@ impl NewDocument {
     }
 }
 
+/// A historic document's bytes for one answer (see [`Store::historic_body`]).
+pub enum HistoricBody {
+    /// The document itself (mapped, or a small one stored inline).
+    Plain(bytes::Bytes),
+    /// Its gzip file, named by `sha256`, the document's own SHA-256.
+    Gzip { file: bytes::Bytes, sha256: String },
+}
+
 pub struct Store {
     /// `None` only while it is re-opened after an I/O error (see [`Store::recover`]).
     db: std::sync::RwLock<Option<Database>>,
@@ -1310,16 +1318,27 @@ impl Store {
         self.resolve(key, |f, sha| f.map(sha), |_| None)
     }
 
-    /// A historic document as the server sends it: its stored gzip file as it is (mapped)
-    /// when `gzip`, else its bytes. Like the current set's files, not hashed per request.
-    pub fn historic_body(&self, key: &str, gzip: bool) -> Result<Option<bytes::Bytes>, StoreError> {
+    /// A historic document as the server holds it for one request, mapped from its files:
+    /// its stored gzip file when `gzip` or when it is kept only gzipped (the server then
+    /// inflates it as it sends it), else its file. Nothing is read or hashed here.
+    pub fn historic_body(&self, key: &str, gzip: bool) -> Result<Option<HistoricBody>, StoreError> {
+        use documents::MappedAs;
         self.resolve(
             key,
-            |f, sha| match gzip {
-                true => f.map_gzip(sha),
-                false => f.read_unchecked(sha).map(bytes::Bytes::from),
+            |f, sha| {
+                let gz = |file| HistoricBody::Gzip {
+                    file,
+                    sha256: sha.to_string(),
+                };
+                match gzip {
+                    true => f.map_gzip(sha).map(gz),
+                    false => f.map_stored(sha).map(|m| match m {
+                        MappedAs::Plain(b) => HistoricBody::Plain(b),
+                        MappedAs::Gzip(b) => gz(b),
+                    }),
+                }
             },
-            |v| Some(bytes::Bytes::from(v)),
+            |v| Some(HistoricBody::Plain(bytes::Bytes::from(v))),
         )
     }
 
@@ -2495,6 +2514,17 @@ fn write_row(
         )?;
     }
     Ok(())
+}
+
+/// The bytes a lowercase or uppercase hex string spells, `None` for anything else.
+pub fn hex_decode(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 pub fn hex(b: &[u8]) -> String {

@@ -6,6 +6,7 @@
 pub mod clients;
 pub mod edge;
 pub mod metrics;
+pub mod payload;
 pub mod respond;
 pub mod set;
 pub mod tls;
@@ -490,9 +491,8 @@ pub async fn run_metrics(listener: TcpListener, metrics: Arc<metrics::Metrics>, 
                 async move {
                     let r: Resp = if req.uri().path() == "/metrics" && req.method() == Method::GET {
                         let body = metrics.encode(shared.load().as_deref());
-                        let mut r = http::Response::new(http_body_util::Full::new(
-                            bytes::Bytes::from(body),
-                        ));
+                        let mut r =
+                            http::Response::new(payload::Payload::bytes(bytes::Bytes::from(body)));
                         r.headers_mut().insert(
                             header::CONTENT_TYPE,
                             http::HeaderValue::from_static(

@@ -2,19 +2,19 @@
 //! request line, unit-tested in-process. Only historic documents need the store; for those
 //! the answer says which document to read.
 
+use super::payload::Payload;
 use super::set::{PublishedSet, ReleaseHeaders};
 use crate::registry::catalogue::{Release, SelectError};
 use crate::registry::model::ListKind;
 use bytes::Bytes;
 use http::{header, HeaderName, HeaderValue, Method, Response, StatusCode};
-use http_body_util::Full;
 
-pub type Resp = Response<Full<Bytes>>;
+pub type Resp = Response<Payload>;
 
 pub fn text(status: StatusCode, msg: impl Into<String>) -> Resp {
     let mut body = msg.into();
     body.push('\n');
-    let mut r = Response::new(Full::new(Bytes::from(body)));
+    let mut r = Response::new(Payload::bytes(Bytes::from(body)));
     *r.status_mut() = status;
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -174,7 +174,7 @@ fn base_headers(r: &mut Resp, etag: &HeaderValue, set: &PublishedSet, release: &
 fn xml_response(method: &Method, bytes: Bytes, not_modified: bool) -> Resp {
     // Room for every header a list answer gets, so inserting them does not regrow the map.
     let sized = |body| {
-        let mut r = Response::new(Full::new(body));
+        let mut r = Response::new(Payload::bytes(body));
         *r.headers_mut() = http::HeaderMap::with_capacity(16);
         r
     };
@@ -269,7 +269,7 @@ pub fn respond(set: Option<&PublishedSet>, method: &Method, path: &str, ask: Ask
         ));
     };
     if path == "/signing-certificate.pem" {
-        let mut r = Response::new(Full::new(set.certificate.clone()));
+        let mut r = Response::new(Payload::bytes(set.certificate.clone()));
         r.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/x-pem-file"),
@@ -383,9 +383,15 @@ fn never_published(what: &str) -> Resp {
 }
 
 /// Serve a historic document: immutable, so cacheable for long. Its ETag comes from the
-/// publication log; the bytes are not hashed again. `bytes` is the stored gzip file when
-/// `gzip` (see [`Answer::Historic`]).
-pub fn historic(set: &PublishedSet, bytes: Option<Bytes>, h: HistoricAsk) -> Resp {
+/// publication log; the bytes are not hashed again, except a document kept only gzipped
+/// and asked for without gzip, which is inflated as it is sent and checked against its
+/// name before its last piece (see [`Payload::inflate`]).
+pub fn historic(
+    set: &PublishedSet,
+    body: Option<crate::registry::store::HistoricBody>,
+    h: HistoricAsk,
+) -> Resp {
+    use crate::registry::store::HistoricBody;
     let HistoricAsk {
         etag,
         head,
@@ -394,11 +400,33 @@ pub fn historic(set: &PublishedSet, bytes: Option<Bytes>, h: HistoricAsk) -> Res
         gzip,
         volgnummer,
     } = h;
-    let Some(bytes) = bytes else {
-        return never_published(&what);
-    };
     let method = if head { Method::HEAD } else { Method::GET };
-    let mut r = xml_response(&method, bytes, false);
+    let mut r = match body {
+        None => return never_published(&what),
+        Some(HistoricBody::Gzip { file, sha256 }) if !gzip => {
+            let sha = crate::registry::store::hex_decode(&sha256)
+                .and_then(|v| <[u8; 32]>::try_from(v).ok());
+            match sha.map(|s| Payload::inflate(file, s)) {
+                Some(Ok((payload, len))) => {
+                    let mut r = xml_response(&method, Bytes::new(), false);
+                    if !head {
+                        *r.body_mut() = payload;
+                    }
+                    r.headers_mut()
+                        .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+                    r
+                }
+                _ => {
+                    tracing::error!(
+                        "{what}: its history file is not a gzip file named by a SHA-256"
+                    );
+                    return text(StatusCode::INTERNAL_SERVER_ERROR, "history is unavailable");
+                }
+            }
+        }
+        Some(HistoricBody::Gzip { file, .. }) => xml_response(&method, file, false),
+        Some(HistoricBody::Plain(bytes)) => xml_response(&method, bytes, false),
+    };
     if let Some(rel) = set.index.catalogue.get(&release) {
         base_headers(&mut r, &etag, set, rel);
     }
@@ -438,7 +466,7 @@ pub fn health(set: Option<&PublishedSet>, store_fault: Option<&str>) -> Resp {
     if let Some(f) = store_fault {
         body["store_error"] = serde_json::Value::String(f.to_string());
     }
-    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    let mut r = Response::new(Payload::bytes(Bytes::from(body.to_string())));
     *r.status_mut() = status;
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -514,15 +542,14 @@ mod tests {
     fn raw(r: Resp) -> Vec<u8> {
         use http_body_util::BodyExt;
         let b = futures_body(r.into_body().collect());
-        let Ok(b) = b;
-        b.to_bytes().to_vec()
+        b.expect("a body at hand").to_bytes().to_vec()
     }
 
     fn body(r: Resp) -> String {
         String::from_utf8(raw(r)).unwrap()
     }
 
-    /// A collected body without a runtime: `Full` is ready at once.
+    /// A collected body without a runtime: a `Payload` is never pending.
     fn futures_body<F: std::future::Future>(f: F) -> F::Output {
         let waker = std::task::Waker::noop();
         let mut cx = std::task::Context::from_waker(waker);

@@ -1,0 +1,261 @@
+//! The body of an answer: bytes at hand (a mapped document, a message), or a historic
+//! document inflated from its stored gzip file a piece at a time, as the connection takes
+//! it. A historic list is kept only gzipped; inflating it whole per request held the whole
+//! document per connection (16 slow clients of a 100k ZAL: 4 GB). Inflated as the
+//! connection drains, a response holds one piece.
+
+use bytes::Bytes;
+use hyper::body::{Body, Frame, SizeHint};
+use std::io::{self, Read};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+/// Output taken from the inflater per frame.
+const PIECE: usize = 64 << 10;
+
+pub struct Payload(Inner);
+
+enum Inner {
+    Bytes(Option<Bytes>),
+    Inflate(Box<Inflate>),
+}
+
+impl Payload {
+    pub fn bytes(b: Bytes) -> Payload {
+        Payload(Inner::Bytes(Some(b)))
+    }
+
+    /// The document inside `gz` (one gzip member, as `publish` writes them), inflated as it
+    /// is sent and checked against `sha256`, the hash it is stored under. Its length is
+    /// the member's ISIZE (documents are far below 4 GiB). The last piece is only sent
+    /// once the whole document has inflated, matched its length, gzip CRC and SHA-256: a
+    /// damaged file ends the response short, so no client takes it for the document.
+    pub fn inflate(gz: Bytes, sha256: [u8; 32]) -> io::Result<(Payload, u64)> {
+        let isize = gz
+            .len()
+            .checked_sub(4)
+            .and_then(|at| gz.get(at..))
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_le_bytes)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "not a gzip file"))?;
+        let len = u64::from(isize);
+        let inflate = Inflate {
+            decoder: flate2::bufread::GzDecoder::new(bytes::Buf::reader(gz)),
+            left: len,
+            digest: ring::digest::Context::new(&ring::digest::SHA256),
+            expect: sha256,
+            checked: false,
+            done: false,
+        };
+        Ok((Payload(Inner::Inflate(Box::new(inflate))), len))
+    }
+}
+
+struct Inflate {
+    decoder: flate2::bufread::GzDecoder<bytes::buf::Reader<Bytes>>,
+    /// Bytes of the document not yet sent.
+    left: u64,
+    digest: ring::digest::Context,
+    expect: [u8; 32],
+    /// The end was checked: length, CRC, SHA-256.
+    checked: bool,
+    done: bool,
+}
+
+fn damaged(why: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("historic document: {why}"),
+    )
+}
+
+impl Inflate {
+    fn next_piece(&mut self) -> Option<io::Result<Bytes>> {
+        if self.done {
+            return None;
+        }
+        let r = self.read_piece();
+        if !matches!(r, Ok(ref b) if !b.is_empty()) {
+            self.done = true;
+        }
+        if let Err(e) = &r {
+            // The client only sees a connection that ended short: the operator needs why.
+            tracing::error!(
+                "history file {}.xml.gz: {e}; the answer was cut off",
+                crate::registry::store::hex(&self.expect)
+            );
+        }
+        match r {
+            Ok(b) if b.is_empty() => None,
+            other => Some(other),
+        }
+    }
+
+    fn read_piece(&mut self) -> io::Result<Bytes> {
+        if self.left == 0 {
+            // An empty document is checked here; a longer one was with its last piece.
+            if !self.checked {
+                self.finish()?;
+            }
+            return Ok(Bytes::new());
+        }
+        let mut buf = vec![0u8; self.left.min(PIECE as u64) as usize];
+        let mut n = 0;
+        while n < buf.len() {
+            match self.decoder.read(&mut buf[n..])? {
+                0 => return Err(damaged("shorter than its gzip trailer says")),
+                k => n += k,
+            }
+        }
+        self.digest.update(&buf);
+        self.left -= n as u64;
+        if self.left == 0 {
+            self.finish()?;
+        }
+        Ok(Bytes::from(buf))
+    }
+
+    /// At the end: nothing more inflates (the decoder checks the CRC and ISIZE here), and
+    /// the document is the one its name promises.
+    fn finish(&mut self) -> io::Result<()> {
+        if self.decoder.read(&mut [0u8; 1])? != 0 {
+            return Err(damaged("longer than its gzip trailer says"));
+        }
+        let digest = std::mem::replace(
+            &mut self.digest,
+            ring::digest::Context::new(&ring::digest::SHA256),
+        );
+        if digest.finish().as_ref() != self.expect {
+            return Err(damaged("SHA-256 differs from the one it is stored under"));
+        }
+        self.checked = true;
+        Ok(())
+    }
+}
+
+impl Body for Payload {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        Poll::Ready(match &mut self.get_mut().0 {
+            Inner::Bytes(b) => b
+                .take()
+                .filter(|b| !b.is_empty())
+                .map(|b| Ok(Frame::data(b))),
+            Inner::Inflate(i) => i.next_piece().map(|r| r.map(Frame::data)),
+        })
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.0 {
+            Inner::Bytes(b) => b.as_ref().is_none_or(Bytes::is_empty),
+            Inner::Inflate(i) => i.done,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.0 {
+            Inner::Bytes(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            Inner::Inflate(i) => SizeHint::with_exact(i.left),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn gzip(b: &[u8]) -> Bytes {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(b).unwrap();
+        Bytes::from(e.finish().unwrap())
+    }
+
+    fn sha(b: &[u8]) -> [u8; 32] {
+        ring::digest::digest(&ring::digest::SHA256, b)
+            .as_ref()
+            .try_into()
+            .unwrap()
+    }
+
+    /// Every frame, then the error that ended it, if any.
+    fn drain(mut p: Payload) -> (Vec<u8>, Option<io::Error>) {
+        let waker = std::task::Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        let mut out = Vec::new();
+        loop {
+            match Pin::new(&mut p).poll_frame(&mut cx) {
+                Poll::Ready(Some(Ok(f))) => {
+                    let d = f.into_data().unwrap();
+                    assert!(d.len() <= PIECE, "one piece at a time");
+                    out.extend_from_slice(&d)
+                }
+                Poll::Ready(Some(Err(e))) => return (out, Some(e)),
+                Poll::Ready(None) => {
+                    assert!(p.is_end_stream());
+                    return (out, None);
+                }
+                Poll::Pending => unreachable!("never pending"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_historic_document_inflates_in_pieces_and_is_checked_before_its_end() {
+        let doc: Vec<u8> = (0..300_000u32).flat_map(|i| i.to_le_bytes()).collect();
+        let gz = gzip(&doc);
+        let (p, len) = Payload::inflate(gz.clone(), sha(&doc)).unwrap();
+        assert_eq!(len, doc.len() as u64);
+        assert_eq!(p.size_hint().exact(), Some(len));
+        let (got, err) = drain(p);
+        assert!(err.is_none(), "{err:?}");
+        assert_eq!(got, doc);
+        let (empty, _) = Payload::inflate(gzip(b""), sha(b"")).unwrap();
+        assert_eq!(drain(empty).0, b"");
+
+        // Damaged in any way: the response ends before its last piece, with the reason.
+        let with_trailer = |isize: u32| {
+            let mut v = gz.to_vec();
+            let at = v.len() - 4;
+            v[at..].copy_from_slice(&isize.to_le_bytes());
+            Bytes::from(v)
+        };
+        let mut flipped = gz.to_vec();
+        let mid = flipped.len() / 2;
+        flipped[mid] ^= 0x55;
+        for (what, file, hash, why) in [
+            ("another hash", gz.clone(), sha(b"other"), "SHA-256"),
+            ("a byte flipped", Bytes::from(flipped), sha(&doc), ""),
+            (
+                "ISIZE too large",
+                with_trailer(len as u32 + 7),
+                sha(&doc),
+                "",
+            ),
+            (
+                "ISIZE too small",
+                with_trailer(len as u32 - 7),
+                sha(&doc),
+                "",
+            ),
+            ("empty, another hash", gzip(b""), sha(b"x"), "SHA-256"),
+        ] {
+            let (p, _) = Payload::inflate(file, hash).unwrap();
+            let (got, err) = drain(p);
+            let err = err.unwrap_or_else(|| panic!("{what}: not refused"));
+            assert!(err.to_string().contains(why), "{what}: {err}");
+            assert!(got.len() < doc.len().max(1), "{what}: all of it was sent");
+        }
+        assert!(Payload::inflate(Bytes::from_static(b"gz"), sha(b"")).is_err());
+        // Bytes at hand: one frame, then the end.
+        let p = Payload::bytes(Bytes::from_static(b"abc"));
+        assert_eq!(p.size_hint().exact(), Some(3));
+        assert_eq!(drain(p).0, b"abc");
+        assert!(Payload::bytes(Bytes::new()).is_end_stream());
+    }
+}
