@@ -1135,7 +1135,10 @@ fn publications_keep_history_compressed_and_serve_current_documents_from_files()
             "a damaged history file was answered in full: {text}"
         );
     }
-    assert!(server.wait_stderr("SHA-256 differs", 5), "the reason is logged");
+    assert!(
+        server.wait_stderr("SHA-256 differs", 5),
+        "the reason is logged"
+    );
     drop(server);
     let err = fails(
         &data,
