@@ -1140,6 +1140,21 @@ fn publications_keep_history_compressed_and_serve_current_documents_from_files()
         "the reason is logged"
     );
     drop(server);
+    // Its gzip trailer saying it is empty: an answer with no body to check, so it is
+    // checked before answering, and refused.
+    let file = data.join("documents").join(format!("{wl1}.xml.gz"));
+    let mut bytes = std::fs::read(&file).unwrap();
+    let at = bytes.len() - 4;
+    bytes[at..].copy_from_slice(&[0; 4]);
+    std::fs::write(&file, bytes).unwrap();
+    let server = Server::start(&data, &[]);
+    assert_eq!(server.get("/MedMij_Whitelist.xml?volgnummer=1").status, 500);
+    assert!(
+        server.wait_stderr("longer than its gzip trailer", 5),
+        "{:?}",
+        server.stderr.lock().unwrap()
+    );
+    drop(server);
     let err = fails(
         &data,
         &[

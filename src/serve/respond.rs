@@ -406,8 +406,14 @@ pub fn historic(
         Some(HistoricBody::Gzip { file, sha256 }) if !gzip => {
             let sha = crate::registry::store::hex_decode(&sha256)
                 .and_then(|v| <[u8; 32]>::try_from(v).ok());
-            match sha.map(|s| Payload::inflate(file, s)) {
-                Some(Ok((payload, len))) => {
+            let inflated = sha
+                .ok_or_else(|| format!("history file {sha256}.xml.gz is not named by a SHA-256"))
+                .and_then(|s| {
+                    Payload::inflate(file, s)
+                        .map_err(|e| format!("history file {sha256}.xml.gz: {e}"))
+                });
+            match inflated {
+                Ok((payload, len)) => {
                     let mut r = xml_response(&method, Bytes::new(), false);
                     if !head {
                         *r.body_mut() = payload;
@@ -416,10 +422,8 @@ pub fn historic(
                         .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
                     r
                 }
-                _ => {
-                    tracing::error!(
-                        "{what}: its history file is not a gzip file named by a SHA-256"
-                    );
+                Err(e) => {
+                    tracing::error!("{what}: {e}");
                     return text(StatusCode::INTERNAL_SERVER_ERROR, "history is unavailable");
                 }
             }
