@@ -297,6 +297,83 @@ fn describe(def: &SchemaDef, volgnummer: u64, entries: usize) -> String {
     )
 }
 
+/// The document with only the entries whose key is in `keep`, everything outside the
+/// entries as it is, and how many were kept: what `history diff` reads into registries
+/// instead of two whole lists when a few entries changed. Read as a stream.
+pub fn select_entries(
+    input: impl std::io::BufRead,
+    list: ListKind,
+    keep: &std::collections::BTreeSet<String>,
+) -> Result<(Vec<u8>, usize), ImportError> {
+    let (_, entry, key_field) = entry_path(list);
+    let mut r = quick_xml::Reader::from_reader(input);
+    let mut out = quick_xml::Writer::new(Vec::new());
+    // The entry being read, written aside until its key decides.
+    let mut held = quick_xml::Writer::new(Vec::new());
+    let mut buf = Vec::new();
+    let (mut depth, mut kept) = (0usize, 0usize);
+    let mut current: Option<(String, bool)> = None;
+    let xml_err = |r: &quick_xml::Reader<_>, e: &dyn std::fmt::Display| {
+        ImportError::Xml(format!("at byte {}: {e}", r.error_position()))
+    };
+    loop {
+        let ev = r.read_event_into(&mut buf).map_err(|e| xml_err(&r, &e))?;
+        match &ev {
+            Event::Start(e) => {
+                depth += 1;
+                if depth == 3 && e.local_name().as_ref() == entry {
+                    current = Some((String::new(), false));
+                }
+                if let Some((key, reading)) = current.as_mut() {
+                    *reading = depth == 4 && key.is_empty() && e.local_name().as_ref() == key_field;
+                }
+            }
+            Event::End(_) => {
+                if let Some(c) = current.as_mut() {
+                    c.1 = false;
+                }
+            }
+            Event::Text(t) => {
+                if let Some((key, true)) = current.as_mut() {
+                    key.push_str(&t[..]);
+                }
+            }
+            Event::GeneralRef(g) => {
+                if let Some((key, true)) = current.as_mut() {
+                    key.push_str(&format!("&{};", &g[..]));
+                }
+            }
+            Event::DocType(_) | Event::PI(_) => {
+                return Err(ImportError::Unsupported(
+                    "DTDs and processing instructions are not allowed in MedMij lists".into(),
+                ))
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+        let w = if current.is_some() {
+            &mut held
+        } else {
+            &mut out
+        };
+        w.write_event(ev.borrow()).map_err(|e| xml_err(&r, &e))?;
+        if let Event::End(_) = ev {
+            if depth == 3 {
+                if let Some((key, _)) = current.take() {
+                    if keep.contains(&key) {
+                        out.get_mut().extend_from_slice(held.get_ref());
+                        kept += 1;
+                    }
+                    held.get_mut().clear();
+                }
+            }
+            depth = depth.saturating_sub(1);
+        }
+        buf.clear();
+    }
+    Ok((out.into_inner(), kept))
+}
+
 /// A list checked (input rules, root, XSD) and counted, without reading its content into
 /// memory: what `verify` needs.
 pub struct Inspected {

@@ -164,20 +164,50 @@ fn rendition_at(log: &[LogEntry], list: ListKind, volgnummer: u64) -> Vec<Rendit
     v
 }
 
+/// A document of the history as a stream, by storage key. The stream fails, as a read
+/// error at its end, if its bytes are not those the document was published with.
+type Open<'a> = &'a dyn Fn(&str) -> Result<Box<dyn std::io::BufRead>>;
+
+/// The registry a document holds; with `keep`, only the entries with those keys.
 fn registry_at(
-    load: &dyn Fn(&str) -> Result<Vec<u8>>,
+    open: Open,
     r: &Rendition,
     volgnummer: u64,
+    keep: Option<&BTreeSet<String>>,
 ) -> Result<crate::registry::model::Registry> {
-    let bytes = load(&crate::registry::store::document_key(r, volgnummer))?;
+    let key = crate::registry::store::document_key(r, volgnummer);
+    let mut input = open(&key)?;
+    let bytes = match keep {
+        None => {
+            let mut v = Vec::new();
+            input.read_to_end(&mut v)?;
+            v
+        }
+        Some(keys) => {
+            let (bytes, kept) = crate::consume::read::select_entries(input, r.list, keys)
+                .map_err(|e| anyhow!("{r} #{volgnummer}: {e}"))?;
+            if kept == 0 {
+                return Ok(Default::default());
+            }
+            bytes
+        }
+    };
     crate::consume::read::registry_of_document(&bytes, r)
         .map_err(|e| anyhow!("{r} #{volgnummer}: {e}"))
 }
 
-/// Entry-level diff of `list` between Volgnummers `a` and `b`.
+/// Entry digests of a document (see `consume::read::entry_digests`), read as a stream.
+fn digests_of(open: Open, key: &str, list: ListKind) -> Result<BTreeMap<String, [u8; 32]>> {
+    crate::consume::read::entry_digests(open(key)?, list).map_err(|e| anyhow!("{key}: {e}"))
+}
+
+/// Entry-level diff of `list` between Volgnummers `a` and `b`. Within one rendition the
+/// entries are first compared by the digests of their markup, read as a stream, and only
+/// those that differ are read into registries: at 100k Zorgaanbieders a diff of one
+/// changed entry reads two streams, not two whole lists.
 fn diff_between(
     log: &[LogEntry],
-    load: &dyn Fn(&str) -> Result<Vec<u8>>,
+    open: Open,
     list: ListKind,
     a: u64,
     b: u64,
@@ -197,22 +227,60 @@ fn diff_between(
             .ok_or_else(|| anyhow!("{list} Volgnummer {b} was never published"))?
             .clone()
     };
-    let old = registry_at(load, &r, a)?;
-    let new = registry_at(load, &rb_r, b)?;
+    let (old, new) = registries_between(open, &r, a, &rb_r, b)?;
     let d = diff::diff(&diff::entries(&old, &r), &diff::entries(&new, &r));
     let text = diff::describe(&r, &old, &new);
     Ok((r, d, text))
 }
 
+/// The registries of two documents to compare. Of one rendition, only the entries whose
+/// markup differs (digests compared as the documents stream by); the others are the
+/// same on both sides and would add nothing to a diff.
+fn registries_between(
+    open: Open,
+    ra: &Rendition,
+    a: u64,
+    rb: &Rendition,
+    b: u64,
+) -> Result<(
+    crate::registry::model::Registry,
+    crate::registry::model::Registry,
+)> {
+    if ra != rb {
+        return Ok((
+            registry_at(open, ra, a, None)?,
+            registry_at(open, rb, b, None)?,
+        ));
+    }
+    use crate::registry::store::document_key;
+    let da = digests_of(open, &document_key(ra, a), ra.list)?;
+    let db = digests_of(open, &document_key(rb, b), rb.list)?;
+    let differ: BTreeSet<String> = da
+        .iter()
+        .filter(|(k, d)| db.get(*k) != Some(*d))
+        .map(|(k, _)| k.clone())
+        .chain(db.keys().filter(|k| !da.contains_key(*k)).cloned())
+        .collect();
+    Ok((
+        registry_at(open, ra, a, Some(&differ))?,
+        registry_at(open, rb, b, Some(&differ))?,
+    ))
+}
+
+/// A document of the store as a stream (checked against its hash as it ends).
+fn store_open(store: &Store) -> impl Fn(&str) -> Result<Box<dyn std::io::BufRead>> + '_ {
+    move |k: &str| {
+        let (_, r) = store
+            .document_reader(k)?
+            .ok_or_else(|| anyhow!("document {k} is missing"))?;
+        Ok(Box::new(std::io::BufReader::with_capacity(1 << 16, r)) as Box<dyn std::io::BufRead>)
+    }
+}
+
 /// `history diff --list L A B`
 pub fn diff_cmd(store: &Store, list: ListKind, a: u64, b: u64) -> Result<String> {
     let log: Vec<LogEntry> = store.log()?.into_iter().map(|(e, _)| e).collect();
-    let load = |k: &str| -> Result<Vec<u8>> {
-        store
-            .document(k)?
-            .ok_or_else(|| anyhow!("document {k} is missing"))
-    };
-    let (r, d, text) = diff_between(&log, &load, list, a, b)?;
+    let (r, d, text) = diff_between(&log, &store_open(store), list, a, b)?;
     if d.is_empty() {
         return Ok(format!(
             "{r}: Volgnummer {a} and {b} have the same entries\n"
@@ -229,18 +297,11 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-/// Entry digests of a document, by storage key (see `consume::read::entry_digests`).
-type Digests<'a> = &'a dyn Fn(&str, ListKind) -> Result<BTreeMap<String, [u8; 32]>>;
-
 /// The CSV summary, computed from the log and the documents only. Entries are compared by
 /// the digests of their markup, read as a stream: the summary of a 100k history needs a
 /// map of keys and hashes per document, not two registries. Only a list whose Volgnummers
-/// share no rendition (a schema change in between) is compared through `load`.
-fn changes_csv(
-    log: &[LogEntry],
-    load: &dyn Fn(&str) -> Result<Vec<u8>>,
-    digests: Digests,
-) -> Result<String> {
+/// share no rendition (a schema change in between) is compared through registries.
+fn changes_csv(log: &[LogEntry], open: Open) -> Result<String> {
     use crate::registry::store::document_key;
     let keys = |m: &BTreeMap<String, [u8; 32]>| m.keys().cloned().collect::<Vec<_>>().join(" ");
     let mut out = String::from("publication,time,operator,reason,list,from_volgnummer,to_volgnummer,added,removed,changed\n");
@@ -251,7 +312,7 @@ fn changes_csv(
     type Kept = BTreeMap<ListKind, (String, BTreeMap<String, [u8; 32]>)>;
     let fetch = |kept: &mut Kept, key: &str, list: ListKind| match kept.remove(&list) {
         Some((k, m)) if k == key => Ok(m),
-        _ => digests(key, list),
+        _ => digests_of(open, key, list),
     };
     for e in log {
         for l in &e.changed {
@@ -286,7 +347,7 @@ fn changes_csv(
                             row
                         }
                         None => {
-                            let (_, d, _) = diff_between(log, load, *l, f, to)?;
+                            let (_, d, _) = diff_between(log, open, *l, f, to)?;
                             (
                                 d.added.join(" "),
                                 d.removed.join(" "),
@@ -407,24 +468,14 @@ pub fn export(
             entries.insert(p, Source::Document(k));
         }
     }
-    let load = |k: &str| -> Result<Vec<u8>> {
-        store
-            .document(k)?
-            .ok_or_else(|| anyhow!("document {k} is missing"))
-    };
     let open = |k: &str| -> Result<(u64, Box<dyn std::io::Read + Send>)> {
         store
             .document_reader(k)?
             .ok_or_else(|| anyhow!("document {k} is missing"))
     };
-    let digests = |k: &str, list: ListKind| -> Result<BTreeMap<String, [u8; 32]>> {
-        let (_, r) = open(k)?;
-        crate::consume::read::entry_digests(std::io::BufReader::with_capacity(1 << 16, r), list)
-            .map_err(|e| anyhow!("{k}: {e}"))
-    };
     entries.insert(
         CSV.into(),
-        Source::Bytes(changes_csv(&log, &load, &digests)?.into_bytes()),
+        Source::Bytes(changes_csv(&log, &store_open(store))?.into_bytes()),
     );
     entries.insert(
         format!("{LOG}.sig"),
@@ -539,49 +590,63 @@ struct Stored {
     sha256: [u8; 32],
 }
 
-/// A document read again from the archive file at its offset, hashed as it is read.
-struct Reread<'f> {
-    file: &'f std::fs::File,
+/// A document read again from the archive file at its offset, hashed as it is read: the
+/// read that reaches its end fails if the bytes are not those the first pass hashed.
+struct Reread {
+    /// The archive (a handle of its own; reads are positioned).
+    file: std::fs::File,
+    path: String,
     at: u64,
     left: u64,
     expect: [u8; 32],
-    ctx: ring::digest::Context,
+    ctx: Option<ring::digest::Context>,
 }
 
-impl<'f> Reread<'f> {
-    fn new(file: &'f std::fs::File, d: &Stored) -> Self {
+impl Reread {
+    fn new(file: std::fs::File, d: &Stored, path: String) -> Self {
         Reread {
             file,
+            path,
             at: d.offset,
             left: d.size,
             expect: d.sha256,
-            ctx: ring::digest::Context::new(&ring::digest::SHA256),
+            ctx: Some(ring::digest::Context::new(&ring::digest::SHA256)),
         }
     }
 
-    /// After the last byte: the same bytes as the first pass hashed.
-    fn check(self, path: &str) -> Result<()> {
-        if self.left != 0 || self.ctx.finish().as_ref() != self.expect {
-            bail!("{path} changed while the archive was being verified");
+    fn check_end(&mut self) -> std::io::Result<()> {
+        if let Some(ctx) = self.ctx.take() {
+            if ctx.finish().as_ref() != self.expect {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{} changed while the archive was being verified", self.path),
+                ));
+            }
         }
         Ok(())
     }
 }
 
-impl std::io::Read for Reread<'_> {
+impl std::io::Read for Reread {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         use std::os::unix::fs::FileExt;
         let want = (buf.len() as u64).min(self.left) as usize;
         if want == 0 {
+            self.check_end()?;
             return Ok(0);
         }
         let n = self.file.read_at(&mut buf[..want], self.at)?;
         if n == 0 {
             return Err(std::io::ErrorKind::UnexpectedEof.into());
         }
-        self.ctx.update(&buf[..n]);
+        if let Some(ctx) = self.ctx.as_mut() {
+            ctx.update(&buf[..n]);
+        }
         self.at += n as u64;
         self.left -= n as u64;
+        if self.left == 0 {
+            self.check_end()?;
+        }
         Ok(n)
     }
 }
@@ -776,31 +841,17 @@ pub fn verify(
     };
     // The CSV's documents are read again from the archive file, each checked against the
     // hash the first pass took (the file could have changed in between).
-    let open = |k: &str| -> Result<(String, Stored)> {
+    let open = |k: &str| -> Result<Box<dyn std::io::BufRead>> {
         let p = path_of(k)?;
         let d = documents
             .get(&p)
             .ok_or_else(|| anyhow!("{p} is missing from the archive"))?;
-        Ok((p, d.clone()))
+        Ok(Box::new(std::io::BufReader::with_capacity(
+            1 << 16,
+            Reread::new(file.try_clone()?, d, p),
+        )))
     };
-    let load = |k: &str| -> Result<Vec<u8>> {
-        let (p, d) = open(k)?;
-        let mut r = Reread::new(&file, &d);
-        let mut bytes = Vec::with_capacity(d.size as usize);
-        std::io::Read::read_to_end(&mut r, &mut bytes)?;
-        r.check(&p)?;
-        Ok(bytes)
-    };
-    let digests = |k: &str, list: ListKind| -> Result<BTreeMap<String, [u8; 32]>> {
-        let (p, d) = open(k)?;
-        let mut r = std::io::BufReader::with_capacity(1 << 16, Reread::new(&file, &d));
-        let found =
-            crate::consume::read::entry_digests(&mut r, list).map_err(|e| anyhow!("{p}: {e}"))?;
-        std::io::copy(&mut r, &mut std::io::sink())?;
-        r.into_inner().check(&p)?;
-        Ok(found)
-    };
-    if take(CSV)?.as_slice() != changes_csv(&log, &load, &digests)?.as_bytes() {
+    if take(CSV)?.as_slice() != changes_csv(&log, &open)?.as_bytes() {
         bail!("{CSV} does not match the documents");
     }
     writeln!(out, "{CSV}: matches the documents")?;
@@ -848,6 +899,73 @@ pub fn verify(
 mod tests {
     use super::{Reread, Stored};
     use std::io::Read;
+
+    /// Reading only the entries that differ says exactly what reading both whole
+    /// documents says, for every list and rendition, and leaves out the rest.
+    #[test]
+    fn a_diff_of_one_rendition_reads_only_what_differs_and_says_the_same() {
+        use super::{registries_between, registry_at};
+        use crate::publish::render::{render, Header};
+        use crate::registry::catalogue::{Catalogue, DEFAULT_CATALOGUE};
+        use crate::registry::diff;
+        use crate::registry::store::document_key;
+        use std::collections::BTreeMap;
+        let old = crate::consume::read::demo_registry();
+        let mut new = old.clone();
+        let host = new.whitelist.iter().next().unwrap().clone();
+        new.whitelist.remove(&host);
+        new.whitelist.insert("nieuw.voorbeeld.nl".into());
+        let first = new.zorgaanbieders.keys().next().unwrap().clone();
+        new.zorgaanbieders.remove(&first);
+        for z in new.zorgaanbieders.values_mut().take(1) {
+            for iv in &mut z.interfaceversies {
+                for g in &mut iv.gegevensdiensten {
+                    g.token_endpointuri = "https://nieuw.voorbeeld.nl/token".into();
+                }
+            }
+        }
+        for c in new.oauthclients.values_mut().take(1) {
+            c.oauthclient_organisatienaam = "Nieuwe naam & co".into();
+        }
+        for g in new.gegevensdiensten.values_mut().take(1) {
+            g.weergavenaam = "Andere naam".into();
+        }
+        let cat = Catalogue::parse(DEFAULT_CATALOGUE).unwrap();
+        for r in cat.renditions() {
+            let mut docs = BTreeMap::new();
+            for (v, reg) in [(1, &old), (2, &new), (3, &new)] {
+                let h = Header {
+                    volgnummer: v,
+                    tijdstempel: format!("2026-01-0{v}T00:00:00Z"),
+                };
+                docs.insert(document_key(&r, v), render(reg, &r, &h).unwrap());
+            }
+            let open = |k: &str| -> anyhow::Result<Box<dyn std::io::BufRead>> {
+                Ok(Box::new(std::io::Cursor::new(docs[k].clone())))
+            };
+            let (whole_a, whole_b) = (
+                registry_at(&open, &r, 1, None).unwrap(),
+                registry_at(&open, &r, 2, None).unwrap(),
+            );
+            let (part_a, part_b) = registries_between(&open, &r, 1, &r, 2).unwrap();
+            let said = diff::describe(&r, &whole_a, &whole_b);
+            assert!(!said.is_empty(), "{r}: the test changes every list");
+            assert_eq!(diff::describe(&r, &part_a, &part_b), said, "{r}");
+            assert_eq!(
+                diff::diff(&diff::entries(&part_a, &r), &diff::entries(&part_b, &r)),
+                diff::diff(&diff::entries(&whole_a, &r), &diff::entries(&whole_b, &r)),
+                "{r}"
+            );
+            let n = |reg: &crate::registry::model::Registry| diff::entries(reg, &r).len();
+            assert!(
+                n(&part_a) < n(&whole_a) || n(&whole_a) <= 2,
+                "{r}: only what differs"
+            );
+            // The same entries: nothing read into registries.
+            let (same_a, same_b) = registries_between(&open, &r, 2, &r, 3).unwrap();
+            assert_eq!((n(&same_a), n(&same_b)), (0, 0), "{r}");
+        }
+    }
 
     #[test]
     fn an_archive_holds_only_the_files_its_format_defines() {
@@ -904,18 +1022,32 @@ mod tests {
             size: 8,
             sha256,
         };
-        let mut r = Reread::new(&file, &at(hashed(b"DOCUMENT")));
         let mut got = Vec::new();
-        r.read_to_end(&mut got).unwrap();
+        Reread::new(
+            file.try_clone().unwrap(),
+            &at(hashed(b"DOCUMENT")),
+            "d".into(),
+        )
+        .read_to_end(&mut got)
+        .unwrap();
         assert_eq!(got, b"DOCUMENT");
-        r.check("d").unwrap();
-        // The archive changed between the passes: refused, naming the document.
-        let mut r = Reread::new(&file, &at(hashed(b"DOCUMENt")));
-        r.read_to_end(&mut Vec::new()).unwrap();
-        let err = r.check("documents/x/1.xml").unwrap_err().to_string();
+        // The archive changed between the passes: the read that reaches the end fails,
+        // naming the document.
+        let err = Reread::new(
+            file.try_clone().unwrap(),
+            &at(hashed(b"DOCUMENt")),
+            "documents/x/1.xml".into(),
+        )
+        .read_to_end(&mut Vec::new())
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("documents/x/1.xml changed"), "{err}");
-        // Not read to the end: refused too.
-        let r = Reread::new(&file, &at(hashed(b"DOCUMENT")));
-        assert!(r.check("d").is_err());
+        // Also through a buffered reader that stops at the end.
+        let mut r = std::io::BufReader::new(Reread::new(
+            file.try_clone().unwrap(),
+            &at([0; 32]),
+            "d".into(),
+        ));
+        assert!(std::io::copy(&mut r, &mut std::io::sink()).is_err());
     }
 }
