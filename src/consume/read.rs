@@ -297,49 +297,61 @@ fn describe(def: &SchemaDef, volgnummer: u64, entries: usize) -> String {
     )
 }
 
-/// The document with only the entries whose key is in `keep`, everything outside the
-/// entries as it is, and how many were kept: what `history diff` reads into registries
-/// instead of two whole lists when a few entries changed. Read as a stream.
-pub fn select_entries(
-    input: impl std::io::BufRead,
-    list: ListKind,
-    keep: &std::collections::BTreeSet<String>,
-) -> Result<(Vec<u8>, usize), ImportError> {
-    let (_, entry, key_field) = entry_path(list);
-    let mut r = quick_xml::Reader::from_reader(input);
-    let mut out = quick_xml::Writer::new(Vec::new());
-    // The entry being read, written aside until its key decides.
-    let mut held = quick_xml::Writer::new(Vec::new());
-    let mut buf = Vec::new();
-    let (mut depth, mut kept) = (0usize, 0usize);
-    let mut current: Option<(String, bool)> = None;
-    let xml_err = |r: &quick_xml::Reader<_>, e: &dyn std::fmt::Display| {
-        ImportError::Xml(format!("at byte {}: {e}", r.error_position()))
-    };
-    loop {
-        let ev = r.read_event_into(&mut buf).map_err(|e| xml_err(&r, &e))?;
-        match &ev {
+/// Where a stream of events is among a list's entries: the depth, and the key of the
+/// entry being read (its identifying field: Zorgaanbiedernaam, Hostname,
+/// GegevensdienstId). What `entry_digests` and `select_entries` share.
+struct Entries {
+    entry: &'static str,
+    key_field: &'static str,
+    depth: usize,
+    /// The entry being read: its key so far, and whether the key is being read.
+    current: Option<(String, bool)>,
+}
+
+/// What an event was, for [`Entries::see`].
+enum Seen {
+    Outside,
+    Inside,
+    /// The end of an entry, with its key.
+    Ended(String),
+}
+
+impl Entries {
+    fn new(list: ListKind) -> Entries {
+        let (_, entry, key_field) = entry_path(list);
+        Entries {
+            entry,
+            key_field,
+            depth: 0,
+            current: None,
+        }
+    }
+
+    fn see(&mut self, ev: &Event) -> Result<Seen, ImportError> {
+        match ev {
             Event::Start(e) => {
-                depth += 1;
-                if depth == 3 && e.local_name().as_ref() == entry {
-                    current = Some((String::new(), false));
+                self.depth += 1;
+                if self.depth == 3 && e.local_name().as_ref() == self.entry {
+                    self.current = Some((String::new(), false));
                 }
-                if let Some((key, reading)) = current.as_mut() {
-                    *reading = depth == 4 && key.is_empty() && e.local_name().as_ref() == key_field;
+                let depth = self.depth;
+                if let Some((key, reading)) = self.current.as_mut() {
+                    *reading =
+                        depth == 4 && key.is_empty() && e.local_name().as_ref() == self.key_field;
                 }
             }
             Event::End(_) => {
-                if let Some(c) = current.as_mut() {
+                if let Some(c) = self.current.as_mut() {
                     c.1 = false;
                 }
             }
             Event::Text(t) => {
-                if let Some((key, true)) = current.as_mut() {
+                if let Some((key, true)) = self.current.as_mut() {
                     key.push_str(&t[..]);
                 }
             }
             Event::GeneralRef(g) => {
-                if let Some((key, true)) = current.as_mut() {
+                if let Some((key, true)) = self.current.as_mut() {
                     key.push_str(&format!("&{};", &g[..]));
                 }
             }
@@ -348,26 +360,57 @@ pub fn select_entries(
                     "DTDs and processing instructions are not allowed in MedMij lists".into(),
                 ))
             }
-            Event::Eof => break,
             _ => {}
         }
-        let w = if current.is_some() {
-            &mut held
-        } else {
-            &mut out
+        let seen = match (ev, self.depth, self.current.is_some()) {
+            (Event::End(_), 3, true) => {
+                Seen::Ended(self.current.take().map(|c| c.0).unwrap_or_default())
+            }
+            (_, _, true) => Seen::Inside,
+            _ => Seen::Outside,
+        };
+        if let Event::End(_) = ev {
+            self.depth = self.depth.saturating_sub(1);
+        }
+        Ok(seen)
+    }
+}
+
+/// The document with only the entries whose key is in `keep`, everything outside the
+/// entries as it is, and how many were kept: what `history diff` reads into registries
+/// instead of two whole lists when a few entries changed. Read as a stream.
+pub fn select_entries(
+    input: impl std::io::BufRead,
+    list: ListKind,
+    keep: &std::collections::BTreeSet<String>,
+) -> Result<(Vec<u8>, usize), ImportError> {
+    let mut r = quick_xml::Reader::from_reader(input);
+    let mut out = quick_xml::Writer::new(Vec::new());
+    // The entry being read, written aside until its key decides.
+    let mut held = quick_xml::Writer::new(Vec::new());
+    let mut buf = Vec::new();
+    let mut kept = 0usize;
+    let mut at = Entries::new(list);
+    let xml_err = |r: &quick_xml::Reader<_>, e: &dyn std::fmt::Display| {
+        ImportError::Xml(format!("at byte {}: {e}", r.error_position()))
+    };
+    loop {
+        let ev = r.read_event_into(&mut buf).map_err(|e| xml_err(&r, &e))?;
+        if let Event::Eof = ev {
+            break;
+        }
+        let seen = at.see(&ev)?;
+        let w = match seen {
+            Seen::Outside => &mut out,
+            _ => &mut held,
         };
         w.write_event(ev.borrow()).map_err(|e| xml_err(&r, &e))?;
-        if let Event::End(_) = ev {
-            if depth == 3 {
-                if let Some((key, _)) = current.take() {
-                    if keep.contains(&key) {
-                        out.get_mut().extend_from_slice(held.get_ref());
-                        kept += 1;
-                    }
-                    held.get_mut().clear();
-                }
+        if let Seen::Ended(key) = seen {
+            if keep.contains(&key) {
+                out.get_mut().extend_from_slice(held.get_ref());
+                kept += 1;
             }
-            depth = depth.saturating_sub(1);
+            held.get_mut().clear();
         }
         buf.clear();
     }
@@ -397,84 +440,51 @@ pub fn entry_digests(
     input: impl std::io::BufRead,
     list: ListKind,
 ) -> Result<std::collections::BTreeMap<String, [u8; 32]>, ImportError> {
-    let (_, entry, key_field) = entry_path(list);
+    let (_, entry, _) = entry_path(list);
     let mut r = quick_xml::Reader::from_reader(input);
     let mut buf = Vec::new();
-    let mut depth = 0usize;
+    let mut at = Entries::new(list);
     let mut out = std::collections::BTreeMap::new();
-    // The entry being read: its hash so far, its key, and whether the key is being read.
-    let mut current: Option<(ring::digest::Context, String, bool)> = None;
+    // The hash of the entry being read, so far.
+    let mut hash: Option<ring::digest::Context> = None;
     let xml_err = |r: &quick_xml::Reader<_>, e: &dyn std::fmt::Display| {
         ImportError::Xml(format!("at byte {}: {e}", r.error_position()))
     };
     loop {
         let ev = r.read_event_into(&mut buf).map_err(|e| xml_err(&r, &e))?;
-        match &ev {
-            Event::Start(e) => {
-                depth += 1;
-                if depth == 3 && e.local_name().as_ref() == entry {
-                    current = Some((
-                        ring::digest::Context::new(&ring::digest::SHA256),
-                        String::new(),
-                        false,
-                    ));
-                }
-                if let Some((_, key, reading)) = current.as_mut() {
-                    *reading = depth == 4 && key.is_empty() && e.local_name().as_ref() == key_field;
-                }
-            }
-            Event::End(_) => {
-                if let Some(c) = current.as_mut() {
-                    c.2 = false;
-                }
-            }
-            Event::Text(t) => {
-                if let Some((_, key, true)) = current.as_mut() {
-                    key.push_str(&t[..]);
-                }
-            }
-            Event::GeneralRef(g) => {
-                if let Some((_, key, true)) = current.as_mut() {
-                    key.push_str(&format!("&{};", &g[..]));
-                }
-            }
-            Event::DocType(_) | Event::PI(_) => {
-                return Err(ImportError::Unsupported(
-                    "DTDs and processing instructions are not allowed in MedMij lists".into(),
-                ))
-            }
-            Event::Eof => break,
-            _ => {}
+        if let Event::Eof = ev {
+            break;
         }
-        if let Some((h, _, _)) = current.as_mut() {
-            // Each event's kind and raw bytes: the entry's markup, unambiguously.
-            let (kind, raw): (u8, &[u8]) = match &ev {
-                Event::Start(e) => (b'<', e[..].as_bytes()),
-                Event::End(e) => (b'/', e[..].as_bytes()),
-                Event::Empty(e) => (b'^', e[..].as_bytes()),
-                Event::Text(t) => (b'"', t[..].as_bytes()),
-                Event::CData(t) => (b'[', t[..].as_bytes()),
-                Event::GeneralRef(g) => (b'&', g[..].as_bytes()),
-                _ => (b'?', &[]),
-            };
-            h.update(&[kind]);
-            h.update(&(raw.len() as u64).to_le_bytes());
-            h.update(raw);
+        let seen = at.see(&ev)?;
+        if let Seen::Outside = seen {
+            buf.clear();
+            continue;
         }
-        if let Event::End(_) = ev {
-            if depth == 3 {
-                if let Some((h, key, _)) = current.take() {
-                    let mut d = [0u8; 32];
-                    d.copy_from_slice(h.finish().as_ref());
-                    if out.insert(key.clone(), d).is_some() {
-                        return Err(ImportError::Xml(format!(
-                            "{entry} '{}' appears twice",
-                            crate::clip::clip(&key)
-                        )));
-                    }
-                }
+        let h = hash.get_or_insert_with(|| ring::digest::Context::new(&ring::digest::SHA256));
+        // Each event's kind and raw bytes: the entry's markup, unambiguously.
+        let (kind, raw): (u8, &[u8]) = match &ev {
+            Event::Start(e) => (b'<', e[..].as_bytes()),
+            Event::End(e) => (b'/', e[..].as_bytes()),
+            Event::Empty(e) => (b'^', e[..].as_bytes()),
+            Event::Text(t) => (b'"', t[..].as_bytes()),
+            Event::CData(t) => (b'[', t[..].as_bytes()),
+            Event::GeneralRef(g) => (b'&', g[..].as_bytes()),
+            _ => (b'?', &[]),
+        };
+        h.update(&[kind]);
+        h.update(&(raw.len() as u64).to_le_bytes());
+        h.update(raw);
+        if let Seen::Ended(key) = seen {
+            let mut d = [0u8; 32];
+            if let Some(h) = hash.take() {
+                d.copy_from_slice(h.finish().as_ref());
             }
-            depth = depth.saturating_sub(1);
+            if out.insert(key.clone(), d).is_some() {
+                return Err(ImportError::Xml(format!(
+                    "{entry} '{}' appears twice",
+                    crate::clip::clip(&key)
+                )));
+            }
         }
         buf.clear();
     }
