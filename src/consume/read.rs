@@ -376,6 +376,28 @@ impl Entries {
     }
 }
 
+/// Every event of a list document with where it is among the entries, read as a stream.
+fn walk_entries(
+    input: impl std::io::BufRead,
+    list: ListKind,
+    mut each: impl FnMut(&Event, Seen) -> Result<(), ImportError>,
+) -> Result<(), ImportError> {
+    let mut r = quick_xml::Reader::from_reader(input);
+    let mut buf = Vec::new();
+    let mut at = Entries::new(list);
+    loop {
+        let ev = r
+            .read_event_into(&mut buf)
+            .map_err(|e| ImportError::Xml(format!("at byte {}: {e}", r.error_position())))?;
+        if let Event::Eof = ev {
+            return Ok(());
+        }
+        let seen = at.see(&ev)?;
+        each(&ev, seen)?;
+        buf.clear();
+    }
+}
+
 /// The document with only the entries whose key is in `keep`, everything outside the
 /// entries as it is, and how many were kept: what `history diff` reads into registries
 /// instead of two whole lists when a few entries changed. Read as a stream.
@@ -384,27 +406,17 @@ pub fn select_entries(
     list: ListKind,
     keep: &std::collections::BTreeSet<String>,
 ) -> Result<(Vec<u8>, usize), ImportError> {
-    let mut r = quick_xml::Reader::from_reader(input);
     let mut out = quick_xml::Writer::new(Vec::new());
     // The entry being read, written aside until its key decides.
     let mut held = quick_xml::Writer::new(Vec::new());
-    let mut buf = Vec::new();
     let mut kept = 0usize;
-    let mut at = Entries::new(list);
-    let xml_err = |r: &quick_xml::Reader<_>, e: &dyn std::fmt::Display| {
-        ImportError::Xml(format!("at byte {}: {e}", r.error_position()))
-    };
-    loop {
-        let ev = r.read_event_into(&mut buf).map_err(|e| xml_err(&r, &e))?;
-        if let Event::Eof = ev {
-            break;
-        }
-        let seen = at.see(&ev)?;
+    let write_err = |e: std::io::Error| ImportError::Xml(e.to_string());
+    walk_entries(input, list, |ev, seen| {
         let w = match seen {
             Seen::Outside => &mut out,
             _ => &mut held,
         };
-        w.write_event(ev.borrow()).map_err(|e| xml_err(&r, &e))?;
+        w.write_event(ev.borrow()).map_err(write_err)?;
         if let Seen::Ended(key) = seen {
             if keep.contains(&key) {
                 out.get_mut().extend_from_slice(held.get_ref());
@@ -412,8 +424,8 @@ pub fn select_entries(
             }
             held.get_mut().clear();
         }
-        buf.clear();
-    }
+        Ok(())
+    })?;
     Ok((out.into_inner(), kept))
 }
 
@@ -441,28 +453,16 @@ pub fn entry_digests(
     list: ListKind,
 ) -> Result<std::collections::BTreeMap<String, [u8; 32]>, ImportError> {
     let (_, entry, _) = entry_path(list);
-    let mut r = quick_xml::Reader::from_reader(input);
-    let mut buf = Vec::new();
-    let mut at = Entries::new(list);
     let mut out = std::collections::BTreeMap::new();
     // The hash of the entry being read, so far.
     let mut hash: Option<ring::digest::Context> = None;
-    let xml_err = |r: &quick_xml::Reader<_>, e: &dyn std::fmt::Display| {
-        ImportError::Xml(format!("at byte {}: {e}", r.error_position()))
-    };
-    loop {
-        let ev = r.read_event_into(&mut buf).map_err(|e| xml_err(&r, &e))?;
-        if let Event::Eof = ev {
-            break;
-        }
-        let seen = at.see(&ev)?;
+    walk_entries(input, list, |ev, seen| {
         if let Seen::Outside = seen {
-            buf.clear();
-            continue;
+            return Ok(());
         }
         let h = hash.get_or_insert_with(|| ring::digest::Context::new(&ring::digest::SHA256));
         // Each event's kind and raw bytes: the entry's markup, unambiguously.
-        let (kind, raw): (u8, &[u8]) = match &ev {
+        let (kind, raw): (u8, &[u8]) = match ev {
             Event::Start(e) => (b'<', e[..].as_bytes()),
             Event::End(e) => (b'/', e[..].as_bytes()),
             Event::Empty(e) => (b'^', e[..].as_bytes()),
@@ -486,8 +486,8 @@ pub fn entry_digests(
                 )));
             }
         }
-        buf.clear();
-    }
+        Ok(())
+    })?;
     Ok(out)
 }
 
