@@ -873,6 +873,46 @@ mod tests {
         demo_registry()
     }
 
+    /// Kept whole, a document comes back byte for byte (release3 ones with their
+    /// ds:Signature); kept in part, only the chosen entries remain.
+    #[test]
+    fn select_entries_keeps_the_document_as_it_is() {
+        use crate::publish::render::{render, Header};
+        use crate::registry::catalogue::{Catalogue, DEFAULT_CATALOGUE};
+        let mut reg = demo();
+        for c in reg.oauthclients.values_mut().take(1) {
+            c.oauthclient_organisatienaam = "A & B <\"zorg\"> 'x'".into();
+        }
+        let (k, c) = crate::sign::SigningKey::generate_development().unwrap();
+        let key = crate::sign::SigningKey::from_pem(&k, &c).unwrap();
+        let h = Header {
+            volgnummer: 4,
+            tijdstempel: "2026-01-01T00:00:00Z".into(),
+        };
+        for r in Catalogue::parse(DEFAULT_CATALOGUE).unwrap().renditions() {
+            let doc = key.sign_enveloped(&render(&reg, &r, &h).unwrap()).unwrap();
+            let all: std::collections::BTreeSet<String> = entry_digests(&doc[..], r.list)
+                .unwrap()
+                .into_keys()
+                .collect();
+            let (whole, n) = select_entries(&doc[..], r.list, &all).unwrap();
+            assert_eq!(n, all.len(), "{r}");
+            assert_eq!(
+                String::from_utf8_lossy(&whole),
+                String::from_utf8_lossy(&doc),
+                "{r}"
+            );
+            let one: std::collections::BTreeSet<String> = all.iter().take(1).cloned().collect();
+            let (part, n) = select_entries(&doc[..], r.list, &one).unwrap();
+            assert_eq!(n, 1, "{r}");
+            let kept = entry_digests(&part[..], r.list).unwrap();
+            assert_eq!(
+                kept.keys().cloned().collect::<Vec<_>>(),
+                one.into_iter().collect::<Vec<_>>()
+            );
+        }
+    }
+
     /// The demo list whose file name starts with `name`.
     fn demo_list(name: &str) -> &'static [u8] {
         crate::app::DEMO_LISTS

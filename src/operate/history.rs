@@ -204,7 +204,8 @@ fn digests_of(open: Open, key: &str, list: ListKind) -> Result<BTreeMap<String, 
 /// Entry-level diff of `list` between Volgnummers `a` and `b`. Within one rendition the
 /// entries are first compared by the digests of their markup, read as a stream, and only
 /// those that differ are read into registries: at 100k Zorgaanbieders a diff of one
-/// changed entry reads two streams, not two whole lists.
+/// changed entry reads each document twice as a stream (digests, then the entries that
+/// differ) instead of two whole lists into registries.
 fn diff_between(
     log: &[LogEntry],
     open: Open,
@@ -600,6 +601,8 @@ struct Reread {
     left: u64,
     expect: [u8; 32],
     ctx: Option<ring::digest::Context>,
+    /// A mismatch was found: every later read fails too, so no caller sees a clean end.
+    failed: bool,
 }
 
 impl Reread {
@@ -611,17 +614,19 @@ impl Reread {
             left: d.size,
             expect: d.sha256,
             ctx: Some(ring::digest::Context::new(&ring::digest::SHA256)),
+            failed: false,
         }
     }
 
     fn check_end(&mut self) -> std::io::Result<()> {
         if let Some(ctx) = self.ctx.take() {
-            if ctx.finish().as_ref() != self.expect {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("{} changed while the archive was being verified", self.path),
-                ));
-            }
+            self.failed = ctx.finish().as_ref() != self.expect;
+        }
+        if self.failed {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{} changed while the archive was being verified", self.path),
+            ));
         }
         Ok(())
     }
@@ -631,7 +636,7 @@ impl std::io::Read for Reread {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         use std::os::unix::fs::FileExt;
         let want = (buf.len() as u64).min(self.left) as usize;
-        if want == 0 {
+        if want == 0 || self.failed {
             self.check_end()?;
             return Ok(0);
         }
@@ -1042,6 +1047,10 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("documents/x/1.xml changed"), "{err}");
+        // And stays failed: read again, it does not end cleanly.
+        let mut r = Reread::new(file.try_clone().unwrap(), &at([0; 32]), "d".into());
+        assert!(r.read_to_end(&mut Vec::new()).is_err());
+        assert!(r.read(&mut [0u8; 8]).is_err());
         // Also through a buffered reader that stops at the end.
         let mut r = std::io::BufReader::new(Reread::new(
             file.try_clone().unwrap(),
