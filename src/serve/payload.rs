@@ -118,7 +118,8 @@ impl Inflate {
 
     fn read_piece(&mut self) -> io::Result<Bytes> {
         if self.left == 0 {
-            // An empty document is checked here; a longer one was with its last piece.
+            // After the last piece, which was checked before it went out (an empty
+            // document never gets here: `inflate` checks it).
             if !self.checked {
                 self.finish()?;
             }
