@@ -605,6 +605,29 @@ fn status_clients_shows_who_uses_which_release_and_survives_a_restart() {
         &[],
     );
     assert_eq!(r.unwrap().status, 200);
+    // The access log says who fetched what, in plain text when stderr is not a terminal
+    // (a journal or a file must not fill with colour codes).
+    assert!(server.wait_stderr("cert_o=\"PGO Beta\"", 5));
+    {
+        let lines = server.stderr.lock().unwrap();
+        assert!(
+            lines.iter().all(|l| !l.contains('\u{1b}')),
+            "colour codes in a log that is not a terminal: {lines:?}"
+        );
+        let line = lines
+            .iter()
+            .find(|l| l.contains("stelselnode::access") && l.contains("PGO Beta"))
+            .unwrap();
+        for field in [
+            "method=GET",
+            "path=\"/MedMij_Zorgaanbiederslijst.xml\"",
+            "list=\"zorgaanbiederslijst\"",
+            "release=\"2.0.0\"",
+            "status=200",
+        ] {
+            assert!(line.contains(field), "{field} in {line}");
+        }
+    }
     // A new Whitelist: Alfa now holds an older Volgnummer.
     ok(&data, &["whitelist", "add", "nieuw.example.nl"]);
     ok(&data, &["publish", "-m", "new whitelist"]);
