@@ -1116,3 +1116,62 @@ fn a_publication_in_which_only_the_gnl_changed_reads_only_the_small_tables() {
     let said = format!("{}{log}", String::from_utf8_lossy(&out.stdout));
     assert!(said.contains("nothing changed since publication"), "{said}");
 }
+
+/// `status` marks exactly the lists whose content differs from what is published: an edit
+/// marks its list, an edit undone or discarded unmarks it, a publication clears them all.
+/// (Lists not written since the publication are counted, not read.)
+#[test]
+fn status_marks_the_lists_with_unpublished_changes() {
+    let (_dir, data, _server) = demo_server();
+    let marked = |data: &std::path::Path| -> Vec<String> {
+        ok(data, &["status"])
+            .lines()
+            .filter(|l| l.contains("(registry has unpublished changes)"))
+            .map(|l| l.split_whitespace().next().unwrap_or("").to_string())
+            .collect()
+    };
+    let counts = |data: &std::path::Path| ok(data, &["status"]).lines().next().unwrap().to_string();
+    assert_eq!(marked(&data), Vec::<String>::new());
+    let before = counts(&data);
+    ok(&data, &["whitelist", "add", "status.example.nl"]);
+    assert_eq!(marked(&data), ["Whitelist"]);
+    assert_ne!(
+        counts(&data),
+        before,
+        "the Whitelist count follows the edit"
+    );
+    ok(&data, &["whitelist", "remove", "status.example.nl"]);
+    assert_eq!(marked(&data), Vec::<String>::new(), "changed back");
+    assert_eq!(counts(&data), before);
+    ok(
+        &data,
+        &[
+            "zorgaanbieder",
+            "update",
+            "thuismetingenvitaal@medmij",
+            "--interfaceversie",
+            "1.1.0",
+            "--gegevensdienst",
+            "4",
+            "--authorization-endpoint",
+            "https://thuis.example.nl/oauth/authorize",
+            "--token-endpoint",
+            "https://thuis.example.nl/oauth/token",
+            "--systeemrol",
+            "AA-FIRST=https://thuis.example.nl/fhir/a",
+        ],
+    );
+    ok(
+        &data,
+        &["gegevensdienst", "update", "4", "--weergavenaam", "Thuis"],
+    );
+    assert_eq!(
+        marked(&data),
+        ["Zorgaanbiederslijst", "Gegevensdienstnamenlijst"]
+    );
+    ok(&data, &["discard"]);
+    assert_eq!(marked(&data), Vec::<String>::new(), "discarded");
+    ok(&data, &["whitelist", "add", "status.example.nl"]);
+    ok(&data, &["publish", "-m", "status"]);
+    assert_eq!(marked(&data), Vec::<String>::new(), "published");
+}

@@ -399,6 +399,20 @@ impl NewDocument {
     }
 }
 
+/// What `status` reads (see [`Store::status_view`]).
+pub struct StatusView {
+    /// Rows of the working registry: Zorgaanbieders, OAuth clients, Whitelist nodes,
+    /// Gegevensdiensten.
+    pub counts: [u64; 4],
+    pub catalogue: Catalogue,
+    pub published: Option<PublishedIndex>,
+    /// The lists whose tables were written since the last publication (all of them before
+    /// one): only these can differ from what is published.
+    pub compare: std::collections::BTreeSet<ListKind>,
+    /// The working registry with the tables of `compare` and the small tables.
+    pub registry: Registry,
+}
+
 /// A historic document's bytes for one answer (see [`Store::historic_body`]).
 pub enum HistoricBody {
     /// The document itself (mapped, or a small one stored inline).
@@ -948,6 +962,51 @@ impl Store {
             generation,
             partial,
             pending,
+        })
+    }
+
+    /// What `status` shows, in one read transaction, without reading the large tables of
+    /// lists not written since the last publication (they are what was published): the
+    /// working registry's row counts, the catalogue, the published index, and the working
+    /// registry holding the tables of the lists in `compare` (and the small tables).
+    pub fn status_view(&self) -> Result<StatusView, StoreError> {
+        use redb::ReadableTableMetadata;
+        let e = self.e();
+        let tx = self.read_tx()?;
+        let meta = tx.open_table(META).map_err(|x| e(&x))?;
+        let catalogue = self.read_catalogue(&meta)?;
+        let published: Option<PublishedIndex> = meta
+            .get(META_PUBLISHED)
+            .map_err(|x| e(&x))?
+            .map(|v| from_json("published index", v.value()))
+            .transpose()?;
+        let dirty = read_json::<Dirty>(&meta, META_DIRTY).map_err(|x| e(&x))?;
+        let compare: std::collections::BTreeSet<ListKind> = match (&published, dirty) {
+            (Some(_), Some(d)) => d.into_keys().collect(),
+            _ => ListKind::ALL.into_iter().collect(),
+        };
+        let len = |t: Rows| -> Result<u64, StoreError> {
+            tx.open_table(t)
+                .map_err(|x| e(&x))?
+                .len()
+                .map_err(|x| e(&x))
+        };
+        let counts = [
+            len(WORKING.zorgaanbieders)?,
+            len(WORKING.oauthclients)?,
+            tx.open_table(WORKING.whitelist)
+                .map_err(|x| e(&x))?
+                .len()
+                .map_err(|x| e(&x))?,
+            len(WORKING.gegevensdiensten)?,
+        ];
+        let registry = read_tables(&tx, WORKING, Some(&compare)).map_err(|x| e(&x))?;
+        Ok(StatusView {
+            counts,
+            catalogue,
+            published,
+            compare,
+            registry,
         })
     }
 
