@@ -705,7 +705,7 @@ pub fn verify(
                 );
             }
             Limit::Keep(max) => {
-                kept += e.size;
+                kept = kept.saturating_add(e.size);
                 if e.size > max || kept > MAX_KEPT {
                     bail!(
                         "{}: {} bytes is more than this kind of file may have in an audit archive ({max} bytes, {MAX_KEPT} for all files other than documents)",
