@@ -1169,6 +1169,21 @@ fn status_marks_the_lists_with_unpublished_changes() {
         marked(&data),
         ["Zorgaanbiederslijst", "Gegevensdienstnamenlijst"]
     );
+    // `diff` reads only the rows that differ: a changed, a removed row, with their lines.
+    ok(&data, &["whitelist", "remove", "rcf-rso.nl"]);
+    let diff = ok(&data, &["diff"]);
+    for needle in [
+        // It offered nothing in Interfaceversie 1.1.0: new in that rendition.
+        "Zorgaanbiederslijst release2 (Interfaceversie 1.1.0): 1 added, 0 removed, 0 changed",
+        "+ thuismetingenvitaal@medmij",
+        "Whitelist release2: 0 added, 1 removed, 0 changed",
+        "- rcf-rso.nl",
+        "Gegevensdienstnamenlijst release1: 0 added, 0 removed, 1 changed",
+        "+ Weergavenaam Thuis",
+    ] {
+        assert!(diff.contains(needle), "{needle} in {diff}");
+    }
+    assert!(!diff.contains("OAuthclientlist"), "{diff}");
     ok(&data, &["discard"]);
     assert_eq!(marked(&data), Vec::<String>::new(), "discarded");
     ok(&data, &["whitelist", "add", "status.example.nl"]);

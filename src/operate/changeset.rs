@@ -103,8 +103,9 @@ pub fn dump(ctx: &Ctx) -> Result<String> {
 }
 
 pub fn diff(ctx: &Ctx) -> Result<String> {
-    let (reg, cat) = ctx.store.snapshot()?;
-    let published = ctx.store.published_registry()?;
+    // Only the rows that differ (and the small tables): the rest adds nothing to a diff.
+    let (published, reg) = ctx.store.pending_registries()?;
+    let cat = ctx.store.catalogue()?;
     let mut out = entry_diff(&published, &reg, &cat, &ListKind::ALL);
     if out.is_empty() {
         out.push_str("no pending changes\n");

@@ -1010,6 +1010,37 @@ impl Store {
         })
     }
 
+    /// The published and the working registry, both holding only the rows that differ
+    /// (the overlay's keys) and the small tables, in one read transaction: all an entry
+    /// diff of the pending change set needs, since every other row is the same on both
+    /// sides (at 100k Zorgaanbieders, a few rows instead of two registries). Before the
+    /// first publication everything is pending: nothing and the whole working registry.
+    pub fn pending_registries(&self) -> Result<(Registry, Registry), StoreError> {
+        let e = self.e();
+        let tx = self.read_tx()?;
+        if !is_published(&tx.open_table(META).map_err(|x| e(&x))?).map_err(|x| e(&x))? {
+            return Ok((
+                Registry::default(),
+                read_registry(&tx, WORKING).map_err(|x| e(&x))?,
+            ));
+        }
+        let pending = pending_rows(&tx).map_err(|x| e(&x))?;
+        let scope = Scope::Rows {
+            zorgaanbieders: pending.zorgaanbieders.into_iter().collect(),
+            oauthclients: pending.oauthclients.into_iter().collect(),
+            whitelist: pending.whitelist.into_iter().collect(),
+        };
+        let working = read_rows(
+            |d| tx.open_table(d),
+            || tx.open_table(WORKING.whitelist),
+            &scope,
+            &e,
+        )?;
+        let mut published = working.clone();
+        put_back_all(&tx, &mut published).map_err(|x| e(&x))?;
+        Ok((published, working))
+    }
+
     /// The stored release catalogue, read in the caller's transaction.
     fn read_catalogue(
         &self,
@@ -1930,6 +1961,13 @@ fn read_published(tx: &redb::ReadTransaction) -> Result<Registry, redb::Error> {
         return Ok(Registry::default());
     }
     let mut reg = read_registry(tx, WORKING)?;
+    put_back_all(tx, &mut reg)?;
+    Ok(reg)
+}
+
+/// Every overlay's published rows put back into `reg` (working rows): what was published,
+/// for the rows `reg` holds and the ones the overlays name.
+fn put_back_all(tx: &redb::ReadTransaction, reg: &mut Registry) -> Result<(), redb::Error> {
     put_back(tx, OVERLAY.zorgaanbieders, &mut reg.zorgaanbieders)?;
     put_back(tx, OVERLAY.oauthclients, &mut reg.oauthclients)?;
     put_back(tx, OVERLAY.gegevensdiensten, &mut reg.gegevensdiensten)?;
@@ -1942,7 +1980,7 @@ fn read_published(tx: &redb::ReadTransaction) -> Result<Registry, redb::Error> {
         };
     }
     reg.canonicalize();
-    Ok(reg)
+    Ok(())
 }
 
 /// Put the published rows that `overlay` holds back into `rows` (working rows).
