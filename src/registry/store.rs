@@ -406,8 +406,9 @@ pub struct StatusView {
     pub counts: [u64; 4],
     pub catalogue: Catalogue,
     pub published: Option<PublishedIndex>,
-    /// The lists whose tables were written since the last publication (all of them before
-    /// one): only these can differ from what is published.
+    /// The lists whose tables were written since the last publication or whose overlay
+    /// holds rows (none before the first publication): only these can differ from what is
+    /// published.
     pub compare: std::collections::BTreeSet<ListKind>,
     /// The working registry with the tables of `compare` and the small tables.
     pub registry: Registry,
@@ -966,9 +967,10 @@ impl Store {
     }
 
     /// What `status` shows, in one read transaction, without reading the large tables of
-    /// lists not written since the last publication (they are what was published): the
-    /// working registry's row counts, the catalogue, the published index, and the working
-    /// registry holding the tables of the lists in `compare` (and the small tables).
+    /// lists that neither were written since the last publication nor hold overlay rows
+    /// (they are what was published): the working registry's row counts, the catalogue,
+    /// the published index, and the working registry holding the tables of the lists in
+    /// `compare` (and the small tables).
     pub fn status_view(&self) -> Result<StatusView, StoreError> {
         use redb::ReadableTableMetadata;
         let e = self.e();
@@ -981,15 +983,37 @@ impl Store {
             .map(|v| from_json("published index", v.value()))
             .transpose()?;
         let dirty = read_json::<Dirty>(&meta, META_DIRTY).map_err(|x| e(&x))?;
-        let compare: std::collections::BTreeSet<ListKind> = match (&published, dirty) {
-            (Some(_), Some(d)) => d.into_keys().collect(),
-            _ => ListKind::ALL.into_iter().collect(),
-        };
         let len = |t: Rows| -> Result<u64, StoreError> {
             tx.open_table(t)
                 .map_err(|x| e(&x))?
                 .len()
                 .map_err(|x| e(&x))
+        };
+        // Written since the publication, or holding rows that differ from it (a
+        // publication on top of what is published, such as a livegang's end, changes
+        // the overlay before the working tables): every list that can differ.
+        let overlaid = [
+            (ListKind::Zorgaanbiederslijst, len(OVERLAY.zorgaanbieders)?),
+            (ListKind::OAuthclientlist, len(OVERLAY.oauthclients)?),
+            (
+                ListKind::Whitelist,
+                tx.open_table(OVERLAY.whitelist)
+                    .map_err(|x| e(&x))?
+                    .len()
+                    .map_err(|x| e(&x))?,
+            ),
+            (
+                ListKind::Gegevensdienstnamenlijst,
+                len(OVERLAY.gegevensdiensten)?,
+            ),
+        ];
+        let compare: std::collections::BTreeSet<ListKind> = match (&published, dirty) {
+            (None, _) => Default::default(),
+            (Some(_), Some(d)) => d
+                .into_keys()
+                .chain(overlaid.iter().filter(|(_, n)| *n > 0).map(|(l, _)| *l))
+                .collect(),
+            (Some(_), None) => ListKind::ALL.into_iter().collect(),
         };
         let counts = [
             len(WORKING.zorgaanbieders)?,
