@@ -45,19 +45,15 @@ pub fn status(ctx: &Ctx) -> Result<String> {
         None => writeln!(out, "published: nothing yet")?,
         Some(p) => {
             writeln!(out, "published: publication #{}", p.seq)?;
-            let mut pending = BTreeMap::new();
-            for l in ListKind::ALL {
-                let differs = match v.compare.contains(&l) {
-                    true => {
-                        let hash = v.registry.list_content_sha256(l)?;
-                        p.lists.get(&l).map(|x| x.content_sha256 != hash)
-                    }
-                    false => Some(false),
-                };
-                pending.insert(l, differs);
+            let mut pending = std::collections::BTreeSet::new();
+            for l in &v.compare {
+                let hash = v.registry.list_content_sha256(*l)?;
+                if p.lists.get(l).is_some_and(|x| x.content_sha256 != hash) {
+                    pending.insert(*l);
+                }
             }
             out.push_str(&volgnummer_table(&p.lists, |l, v| {
-                let mark = if pending.get(&l).copied().flatten() == Some(true) {
+                let mark = if pending.contains(&l) {
                     "  (registry has unpublished changes)"
                 } else {
                     ""

@@ -584,7 +584,6 @@ fn entry_limit(path: &str) -> Option<Limit> {
 }
 
 /// A document in an archive being verified: where it is and what it hashed to.
-#[derive(Clone)]
 struct Stored {
     offset: u64,
     size: u64,
@@ -593,67 +592,20 @@ struct Stored {
 
 /// A document read again from the archive file at its offset, hashed as it is read: the
 /// read that reaches its end fails if the bytes are not those the first pass hashed.
-struct Reread {
-    /// The archive (a handle of its own; reads are positioned).
-    file: std::fs::File,
-    path: String,
-    at: u64,
-    left: u64,
-    expect: [u8; 32],
-    ctx: Option<ring::digest::Context>,
-    /// A mismatch was found: every later read fails too, so no caller sees a clean end.
-    failed: bool,
-}
-
-impl Reread {
-    fn new(file: std::fs::File, d: &Stored, path: String) -> Self {
-        Reread {
-            file,
-            path,
-            at: d.offset,
-            left: d.size,
-            expect: d.sha256,
-            ctx: Some(ring::digest::Context::new(&ring::digest::SHA256)),
-            failed: false,
-        }
-    }
-
-    fn check_end(&mut self) -> std::io::Result<()> {
-        if let Some(ctx) = self.ctx.take() {
-            self.failed = ctx.finish().as_ref() != self.expect;
-        }
-        if self.failed {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("{} changed while the archive was being verified", self.path),
-            ));
-        }
-        Ok(())
-    }
-}
-
-impl std::io::Read for Reread {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        use std::os::unix::fs::FileExt;
-        let want = (buf.len() as u64).min(self.left) as usize;
-        if want == 0 || self.failed {
-            self.check_end()?;
-            return Ok(0);
-        }
-        let n = self.file.read_at(&mut buf[..want], self.at)?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        if let Some(ctx) = self.ctx.as_mut() {
-            ctx.update(&buf[..n]);
-        }
-        self.at += n as u64;
-        self.left -= n as u64;
-        if self.left == 0 {
-            self.check_end()?;
-        }
-        Ok(n)
-    }
+fn reread(archive: &Path, d: &Stored, path: String) -> Result<Box<dyn std::io::BufRead>> {
+    use std::io::{Read, Seek};
+    let mut f = std::fs::File::open(archive)?;
+    f.seek(std::io::SeekFrom::Start(d.offset))?;
+    let checked = crate::registry::documents::Checked::new(
+        Box::new(f.take(d.size)),
+        &crate::registry::store::hex(&d.sha256),
+        d.size,
+        format!("{path} changed while the archive was being verified"),
+    );
+    Ok(Box::new(std::io::BufReader::with_capacity(
+        1 << 16,
+        checked,
+    )))
 }
 
 /// `history verify PATH [--cert PEM | --trust-embedded-cert]`: every check an auditor
@@ -669,7 +621,7 @@ pub fn verify(
     // by, documents are hashed, everything else (small) is kept. What is kept is bounded
     // per kind of file and in all, and a path the format does not define is refused before
     // its bytes are read: memory stays bounded whatever the archive holds.
-    let mut small: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let mut entries: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     let mut kept = 0u64;
     let mut documents: BTreeMap<String, Stored> = BTreeMap::new();
     // The file as it was opened: one that grows meanwhile is not read past --max-size.
@@ -718,11 +670,10 @@ pub fn verify(
                     data.extend_from_slice(piece);
                     Ok(())
                 })?;
-                small.insert(e.path, data);
+                entries.insert(e.path, data);
             }
         }
     }
-    let entries = &small;
     let mut out = String::new();
     let take = |name: &str| {
         entries
@@ -851,10 +802,7 @@ pub fn verify(
         let d = documents
             .get(&p)
             .ok_or_else(|| anyhow!("{p} is missing from the archive"))?;
-        Ok(Box::new(std::io::BufReader::with_capacity(
-            1 << 16,
-            Reread::new(file.try_clone()?, d, p),
-        )))
+        reread(path, d, p)
     };
     if take(CSV)?.as_slice() != changes_csv(&log, &open)?.as_bytes() {
         bail!("{CSV} does not match the documents");
@@ -902,7 +850,7 @@ pub fn verify(
 
 #[cfg(test)]
 mod tests {
-    use super::{Reread, Stored};
+    use super::{reread, Stored};
     use std::io::Read;
 
     /// Reading only the entries that differ says exactly what reading both whole
@@ -1015,7 +963,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.tar");
         std::fs::write(&path, b"headerDOCUMENTtrailer").unwrap();
-        let file = std::fs::File::open(&path).unwrap();
         let hashed = |b: &[u8]| -> [u8; 32] {
             ring::digest::digest(&ring::digest::SHA256, b)
                 .as_ref()
@@ -1028,35 +975,25 @@ mod tests {
             sha256,
         };
         let mut got = Vec::new();
-        Reread::new(
-            file.try_clone().unwrap(),
-            &at(hashed(b"DOCUMENT")),
-            "d".into(),
-        )
-        .read_to_end(&mut got)
-        .unwrap();
+        reread(&path, &at(hashed(b"DOCUMENT")), "d".into())
+            .unwrap()
+            .read_to_end(&mut got)
+            .unwrap();
         assert_eq!(got, b"DOCUMENT");
         // The archive changed between the passes: the read that reaches the end fails,
         // naming the document.
-        let err = Reread::new(
-            file.try_clone().unwrap(),
-            &at(hashed(b"DOCUMENt")),
-            "documents/x/1.xml".into(),
-        )
-        .read_to_end(&mut Vec::new())
-        .unwrap_err()
-        .to_string();
+        let err = reread(&path, &at(hashed(b"DOCUMENt")), "documents/x/1.xml".into())
+            .unwrap()
+            .read_to_end(&mut Vec::new())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("documents/x/1.xml changed"), "{err}");
         // And stays failed: read again, it does not end cleanly.
-        let mut r = Reread::new(file.try_clone().unwrap(), &at([0; 32]), "d".into());
+        let mut r = reread(&path, &at([0; 32]), "d".into()).unwrap();
         assert!(r.read_to_end(&mut Vec::new()).is_err());
         assert!(r.read(&mut [0u8; 8]).is_err());
-        // Also through a buffered reader that stops at the end.
-        let mut r = std::io::BufReader::new(Reread::new(
-            file.try_clone().unwrap(),
-            &at([0; 32]),
-            "d".into(),
-        ));
+        // Also when copied to the end.
+        let mut r = reread(&path, &at([0; 32]), "d".into()).unwrap();
         assert!(std::io::copy(&mut r, &mut std::io::sink()).is_err());
     }
 }

@@ -125,15 +125,12 @@ impl Files {
             };
         Ok((
             len,
-            Box::new(Checked {
+            Box::new(Checked::new(
                 inner,
-                sha256: sha256.to_string(),
-                hash: ring::digest::Context::new(&ring::digest::SHA256),
+                sha256,
                 len,
-                seen: 0,
-                checked: false,
-                failed: false,
-            }),
+                mismatch(sha256).to_string(),
+            )),
         ))
     }
 
@@ -260,7 +257,7 @@ fn mismatch(sha256: &str) -> io::Error {
 }
 
 /// A document stream that checks its SHA-256 and length when it ends.
-struct Checked {
+pub struct Checked {
     inner: Box<dyn Read + Send>,
     sha256: String,
     hash: ring::digest::Context,
@@ -269,12 +266,35 @@ struct Checked {
     checked: bool,
     /// A mismatch, repeated to any later read: a retrying caller must not see a clean end.
     failed: bool,
+    /// What the error of a mismatch says.
+    mismatch: String,
+}
+
+impl Checked {
+    /// `inner`, which must end after `len` bytes that hash to `sha256` (hex); otherwise
+    /// the read that reaches its end, and every later one, fails with `mismatch`.
+    pub fn new(inner: Box<dyn Read + Send>, sha256: &str, len: u64, mismatch: String) -> Checked {
+        Checked {
+            inner,
+            sha256: sha256.to_string(),
+            hash: ring::digest::Context::new(&ring::digest::SHA256),
+            len,
+            seen: 0,
+            checked: false,
+            failed: false,
+            mismatch,
+        }
+    }
+
+    fn mismatch(&self) -> io::Error {
+        io::Error::new(io::ErrorKind::InvalidData, self.mismatch.clone())
+    }
 }
 
 impl Read for Checked {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.failed {
-            return Err(mismatch(&self.sha256));
+            return Err(self.mismatch());
         }
         if self.checked || buf.is_empty() {
             return Ok(0);
@@ -291,7 +311,7 @@ impl Read for Checked {
             let hex = crate::registry::store::hex(hash.finish().as_ref());
             if self.seen != self.len || hex != self.sha256 {
                 self.failed = true;
-                return Err(mismatch(&self.sha256));
+                return Err(self.mismatch());
             }
         }
         Ok(n)

@@ -27,11 +27,11 @@ impl Payload {
     }
 
     /// The document inside `gz` (one gzip member, as `publish` writes them), inflated as it
-    /// is sent and checked against `sha256`, the hash it is stored under. Its length is
+    /// is sent and checked against `sha256` (hex), the name it is stored under. Its length is
     /// the member's ISIZE (documents are far below 4 GiB). The last piece is only sent
     /// once the whole document has inflated, matched its length, gzip CRC and SHA-256: a
     /// damaged file ends the response short, so no client takes it for the document.
-    pub fn inflate(gz: Bytes, sha256: [u8; 32]) -> io::Result<(Payload, u64)> {
+    pub fn inflate(gz: Bytes, sha256: &str) -> io::Result<(Payload, u64)> {
         let isize = gz
             .len()
             .checked_sub(4)
@@ -49,7 +49,7 @@ impl Payload {
             if !rest.is_empty() {
                 return Err(damaged("longer than its gzip trailer says"));
             }
-            if ring::digest::digest(&ring::digest::SHA256, b"").as_ref() != sha256 {
+            if crate::registry::store::sha256_hex(b"") != sha256 {
                 return Err(damaged("SHA-256 differs from the one it is stored under"));
             }
             return Ok((Payload::bytes(Bytes::new()), 0));
@@ -58,7 +58,7 @@ impl Payload {
             decoder: flate2::bufread::GzDecoder::new(bytes::Buf::reader(gz)),
             left: len,
             digest: ring::digest::Context::new(&ring::digest::SHA256),
-            expect: sha256,
+            expect: sha256.to_string(),
             checked: false,
             done: false,
             since_pause: 0,
@@ -73,7 +73,8 @@ struct Inflate {
     /// Bytes of the document not yet sent.
     left: u64,
     digest: ring::digest::Context,
-    expect: [u8; 32],
+    /// The SHA-256 (hex) the document is stored under.
+    expect: String,
     /// The end was checked: length, CRC, SHA-256.
     checked: bool,
     done: bool,
@@ -107,7 +108,7 @@ impl Inflate {
             // The client only sees a connection that ended short: the operator needs why.
             tracing::error!(
                 "history file {}.xml.gz: {e}; the answer was cut off",
-                crate::registry::store::hex(&self.expect)
+                self.expect
             );
         }
         match r {
@@ -151,7 +152,7 @@ impl Inflate {
             &mut self.digest,
             ring::digest::Context::new(&ring::digest::SHA256),
         );
-        if digest.finish().as_ref() != self.expect {
+        if crate::registry::store::hex(digest.finish().as_ref()) != self.expect {
             return Err(damaged("SHA-256 differs from the one it is stored under"));
         }
         self.checked = true;
@@ -215,11 +216,8 @@ mod tests {
         Bytes::from(e.finish().unwrap())
     }
 
-    fn sha(b: &[u8]) -> [u8; 32] {
-        ring::digest::digest(&ring::digest::SHA256, b)
-            .as_ref()
-            .try_into()
-            .unwrap()
+    fn sha(b: &[u8]) -> String {
+        crate::registry::store::sha256_hex(b)
     }
 
     /// Every frame, then the error that ended it, if any.
@@ -251,13 +249,13 @@ mod tests {
     fn a_historic_document_inflates_in_pieces_and_is_checked_before_its_end() {
         let doc: Vec<u8> = (0..300_000u32).flat_map(|i| i.to_le_bytes()).collect();
         let gz = gzip(&doc);
-        let (p, len) = Payload::inflate(gz.clone(), sha(&doc)).unwrap();
+        let (p, len) = Payload::inflate(gz.clone(), &sha(&doc)).unwrap();
         assert_eq!(len, doc.len() as u64);
         assert_eq!(p.size_hint().exact(), Some(len));
         let (got, err) = drain(p);
         assert!(err.is_none(), "{err:?}");
         assert_eq!(got, doc);
-        let (empty, _) = Payload::inflate(gzip(b""), sha(b"")).unwrap();
+        let (empty, _) = Payload::inflate(gzip(b""), &sha(b"")).unwrap();
         assert_eq!(drain(empty).0, b"");
 
         // Damaged in any way: the response ends before its last piece, with the reason.
@@ -286,19 +284,19 @@ mod tests {
                 "",
             ),
         ] {
-            let (p, _) = Payload::inflate(file, hash).unwrap();
+            let (p, _) = Payload::inflate(file, &hash).unwrap();
             let (got, err) = drain(p);
             let err = err.unwrap_or_else(|| panic!("{what}: not refused"));
             assert!(err.to_string().contains(why), "{what}: {err}");
             assert!(got.len() < doc.len().max(1), "{what}: all of it was sent");
         }
-        assert!(Payload::inflate(Bytes::from_static(b"gz"), sha(b"")).is_err());
+        assert!(Payload::inflate(Bytes::from_static(b"gz"), &sha(b"")).is_err());
         // Announced empty: hyper never asks for such a body, so it is checked at once.
         let err = |r: io::Result<(Payload, u64)>| r.err().map(|e| e.to_string());
-        assert!(err(Payload::inflate(gzip(b""), sha(b"x")))
+        assert!(err(Payload::inflate(gzip(b""), &sha(b"x")))
             .unwrap()
             .contains("SHA-256"));
-        assert!(err(Payload::inflate(with_trailer(0), sha(&doc))).is_some());
+        assert!(err(Payload::inflate(with_trailer(0), &sha(&doc))).is_some());
         // Bytes at hand: one frame, then the end.
         let p = Payload::bytes(Bytes::from_static(b"abc"));
         assert_eq!(p.size_hint().exact(), Some(3));

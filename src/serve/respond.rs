@@ -404,15 +404,7 @@ pub fn historic(
     let mut r = match body {
         None => return never_published(&what),
         Some(HistoricBody::Gzip { file, sha256 }) if !gzip => {
-            let sha = crate::registry::store::hex_decode(&sha256)
-                .and_then(|v| <[u8; 32]>::try_from(v).ok());
-            let inflated = sha
-                .ok_or_else(|| format!("history file {sha256}.xml.gz is not named by a SHA-256"))
-                .and_then(|s| {
-                    Payload::inflate(file, s)
-                        .map_err(|e| format!("history file {sha256}.xml.gz: {e}"))
-                });
-            match inflated {
+            match Payload::inflate(file, &sha256) {
                 Ok((payload, len)) => {
                     let mut r = xml_response(&method, Bytes::new(), false);
                     if !head {
@@ -423,7 +415,7 @@ pub fn historic(
                     r
                 }
                 Err(e) => {
-                    tracing::error!("{what}: {e}");
+                    tracing::error!("{what}: history file {sha256}.xml.gz: {e}");
                     return text(StatusCode::INTERNAL_SERVER_ERROR, "history is unavailable");
                 }
             }
