@@ -6,6 +6,7 @@ pub mod clip;
 pub mod consume;
 pub mod cores;
 pub mod datadir;
+pub mod digest;
 pub mod failpoint;
 pub mod operate;
 pub mod publish;

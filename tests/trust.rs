@@ -18,7 +18,7 @@ fn save(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
 fn fingerprint(cert_pem: &Path) -> String {
     let der =
         stelselnode::sign::cert_der_from_pem(&std::fs::read_to_string(cert_pem).unwrap()).unwrap();
-    stelselnode::registry::store::sha256_hex(&der)
+    stelselnode::digest::sha256_hex(&der)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -437,7 +437,7 @@ fn an_audit_archive_with_an_unreferenced_certificate_is_refused() {
     ok(&other, &["init"]);
     let pem = std::fs::read(other.join("signing-cert.pem")).unwrap();
     let der = stelselnode::sign::cert_der_from_pem(&String::from_utf8_lossy(&pem)).unwrap();
-    let hash = stelselnode::registry::store::sha256_hex(&der);
+    let hash = stelselnode::digest::sha256_hex(&der);
     let norm = {
         use base64::Engine;
         let b64 = base64::engine::general_purpose::STANDARD.encode(&der);
@@ -800,7 +800,7 @@ fn historic_documents_are_answered_from_the_logged_hash() {
     let sha = line.rsplit(' ').next().unwrap();
     let old = server.get("/MedMij_Whitelist.xml?volgnummer=1");
     assert_eq!(old.status, 200);
-    assert_eq!(stelselnode::registry::store::sha256_hex(&old.body), sha);
+    assert_eq!(stelselnode::digest::sha256_hex(&old.body), sha);
     // Kept only gzipped, it is inflated as it is sent: its length is known up front, also
     // to HEAD.
     let len = old.body.len().to_string();
@@ -839,7 +839,7 @@ fn historic_documents_are_answered_from_the_logged_hash() {
     let mut plain = Vec::new();
     std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz.body[..]), &mut plain)
         .unwrap();
-    assert_eq!(stelselnode::registry::store::sha256_hex(&plain), sha);
+    assert_eq!(stelselnode::digest::sha256_hex(&plain), sha);
     let r = request(
         &server.addr,
         "GET",

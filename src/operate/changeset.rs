@@ -4,7 +4,7 @@
 use super::{json, Ctx};
 use crate::registry::catalogue::Catalogue;
 use crate::registry::model::{ListKind, Registry};
-use crate::registry::store::ListVersion;
+use crate::registry::publication::ListVersion;
 use anyhow::Result;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

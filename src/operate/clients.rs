@@ -63,8 +63,10 @@ impl Clients {
             .published()?
             .map(|p| p.lists.iter().map(|(l, v)| (*l, v.volgnummer)).collect())
             .unwrap_or_default();
-        let mut clients: Vec<(String, crate::registry::store::ClientUse)> =
-            ctx.store.clients()?.into_iter().collect();
+        let mut clients: Vec<(String, crate::serve::client_records::ClientUse)> =
+            crate::serve::client_records::load(ctx.store)?
+                .into_iter()
+                .collect();
         clients.sort_by_key(|(k, c)| (std::cmp::Reverse(c.last_seen()), k.clone()));
         let mut releases: BTreeMap<String, Vec<String>> = BTreeMap::new();
         let mut reports = Vec::new();

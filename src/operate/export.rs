@@ -3,7 +3,7 @@
 
 use super::Ctx;
 use crate::registry::model::ListKind;
-use crate::registry::store::document_key;
+use crate::registry::publication::document_key;
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;

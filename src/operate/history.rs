@@ -6,10 +6,12 @@
 //! byte for byte, and checks every entry's content (hash chain, document hashes, signatures,
 //! the CSV recomputed from the documents). So a change to any byte is detected.
 
+use crate::digest::sha256_hex;
 use crate::registry::catalogue::Rendition;
 use crate::registry::diff;
 use crate::registry::model::ListKind;
-use crate::registry::store::{rendition_id, sha256_hex, LogEntry, Store};
+use crate::registry::publication::{rendition_id, LogEntry};
+use crate::registry::store::Store;
 use crate::sign::{self, PublicKey, SigningKey};
 use anyhow::{anyhow, bail, Context, Result};
 use std::collections::{BTreeMap, BTreeSet};
@@ -175,7 +177,7 @@ fn registry_at(
     volgnummer: u64,
     keep: Option<&BTreeSet<String>>,
 ) -> Result<crate::registry::model::Registry> {
-    let key = crate::registry::store::document_key(r, volgnummer);
+    let key = crate::registry::publication::document_key(r, volgnummer);
     let mut input = open(&key)?;
     let bytes = match keep {
         None => {
@@ -253,7 +255,7 @@ fn registries_between(
             registry_at(open, rb, b, None)?,
         ));
     }
-    use crate::registry::store::document_key;
+    use crate::registry::publication::document_key;
     let da = digests_of(open, &document_key(ra, a), ra.list)?;
     let db = digests_of(open, &document_key(rb, b), rb.list)?;
     let differ: BTreeSet<String> = da
@@ -303,7 +305,7 @@ fn csv_field(s: &str) -> String {
 /// map of keys and hashes per document, not two registries. Only a list whose Volgnummers
 /// share no rendition (a schema change in between) is compared through registries.
 fn changes_csv(log: &[LogEntry], open: Open) -> Result<String> {
-    use crate::registry::store::document_key;
+    use crate::registry::publication::document_key;
     let keys = |m: &BTreeMap<String, [u8; 32]>| m.keys().cloned().collect::<Vec<_>>().join(" ");
     let mut out = String::from("publication,time,operator,reason,list,from_volgnummer,to_volgnummer,added,removed,changed\n");
     let mut last: BTreeMap<ListKind, u64> = BTreeMap::new();
@@ -460,7 +462,7 @@ pub fn export(
             if entries.contains_key(&p) {
                 continue; // a rendition several publications kept
             }
-            let k = crate::registry::store::document_key(&d.rendition, d.volgnummer);
+            let k = crate::registry::publication::document_key(&d.rendition, d.volgnummer);
             let sig = store
                 .document(&format!("{k}.sig"))?
                 .ok_or_else(|| anyhow!("signature {k} is missing"))?;
@@ -598,7 +600,7 @@ fn reread(archive: &Path, d: &Stored, path: String) -> Result<Box<dyn std::io::B
     f.seek(std::io::SeekFrom::Start(d.offset))?;
     let checked = crate::registry::documents::Checked::new(
         Box::new(f.take(d.size)),
-        &crate::registry::store::hex(&d.sha256),
+        &crate::digest::hex(&d.sha256),
         d.size,
         format!("{path} changed while the archive was being verified"),
     );
@@ -766,7 +768,7 @@ pub fn verify(
             let xml = documents
                 .get(&p)
                 .ok_or_else(|| anyhow!("{p} is missing from the archive"))?;
-            if crate::registry::store::hex(&xml.sha256) != d.sha256 {
+            if crate::digest::hex(&xml.sha256) != d.sha256 {
                 bail!(
                     "{p}: SHA-256 differs from publication #{}'s log entry",
                     e.seq
@@ -861,7 +863,7 @@ mod tests {
         use crate::publish::render::{render, Header};
         use crate::registry::catalogue::{Catalogue, DEFAULT_CATALOGUE};
         use crate::registry::diff;
-        use crate::registry::store::document_key;
+        use crate::registry::publication::document_key;
         use std::collections::BTreeMap;
         let old = crate::consume::read::demo_registry();
         let mut new = old.clone();

@@ -26,7 +26,7 @@ pub struct Entry {
 
 const ENTRY: usize = 32 + 8 + 8 + 4 + 8;
 
-/// The entries as stored (see `Store::record_caches`).
+/// The entries as stored (see `publish::cache::record`).
 pub fn encode(entries: &[Entry]) -> Vec<u8> {
     let mut v = Vec::with_capacity(entries.len() * ENTRY);
     for e in entries {

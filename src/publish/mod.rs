@@ -3,15 +3,15 @@
 //! time through the one pipeline ([`pipeline`]) and, in a server, swaps the served set to
 //! the bytes it just made. Any failure leaves the store and the served set untouched.
 
+pub mod cache;
 pub mod compress;
 pub mod pipeline;
 pub mod render;
 
 use crate::registry::catalogue::{Catalogue, Status};
 use crate::registry::livegang;
-use crate::registry::store::{
-    document_key, LogEntry, PublicationGuard, PublishedIndex, Store, StoreError,
-};
+use crate::registry::publication::{document_key, LogEntry, PublishedIndex};
+use crate::registry::store::{PublicationGuard, Store, StoreError};
 use crate::serve::set::{Body, PublishedSet, Shared};
 use crate::sign::SigningKey;
 use crate::xml::schema;

@@ -8,10 +8,10 @@ use super::render::{self, Header};
 use super::{PublishError, Published};
 use crate::registry::catalogue::{Catalogue, Rendition};
 use crate::registry::model::{tijdstempel, ListKind, Registry};
-use crate::registry::store::{
-    self, document_key, Caches, ListVersion, LogEntry, NewDocument, PublicationBase,
-    PublicationGuard, PublishedIndex, PublishedRendition, Snapshot, Store,
+use crate::registry::publication::{
+    document_key, ListVersion, LogEntry, PublishedIndex, PublishedRendition,
 };
+use crate::registry::store::{NewDocument, PublicationBase, PublicationGuard, Snapshot, Store};
 use crate::serve::set::Body;
 use crate::sign::{self, SigningKey};
 use crate::xml::schema;
@@ -550,7 +550,7 @@ fn stage_in_parts(m: &Making, known: &Validated) -> Result<Staging, PublishError
     // Only speed depends on the record: one that cannot be read is no record.
     let blocks = gzip_blocks(&xml, &parts);
     let previous = match &blocks {
-        Some(_) => match m.store.gzip_blocks(&r.to_string()) {
+        Some(_) => match super::cache::gzip_blocks(m.store, &r.to_string()) {
             Ok(found) => found
                 .and_then(|(gz, entries)| compress::decode(&entries).map(|entries| (gz, entries))),
             Err(e) => {
@@ -667,7 +667,7 @@ fn finish(m: Making, started: Started) -> Result<Made, PublishError> {
                 .map_err(|e| sig_err(e.to_string()))?;
             sign::verify_detached_digest(sha256.as_ref(), &sig, file, Some(key.public_key()))
                 .map_err(|e| sig_err(format!("own detached signature does not verify: {e}")))?;
-            Ok::<_, PublishError>((sig, crate::registry::store::hex(sha256.as_ref())))
+            Ok::<_, PublishError>((sig, crate::digest::hex(sha256.as_ref())))
         });
         // A gzip variant put together from reused blocks is served only if it
         // decompresses to exactly these bytes. One compressed here from these pieces
@@ -840,7 +840,7 @@ pub fn run(
         if !known.contains_key(def.xsd_file) {
             known.insert(
                 def.xsd_file,
-                store.validated_elements(def.xsd_file, &validator(def))?,
+                super::cache::validated_elements(store, def.xsd_file, &validator(def))?,
             );
         }
     }
@@ -1057,13 +1057,13 @@ pub fn run(
     // every rendition of an XSD is made again when its list changes, so the records stay
     // the size of one list. They are facts about bytes, true whether or not the commit
     // succeeds.
-    let mut caches = Caches::default();
+    let mut caches = super::cache::Caches::default();
     for m in &mut made {
         if let (Some(elements), Ok(def)) = (m.elements.take(), schema_of(&m.rendition)) {
             caches
                 .validated
                 .entry(def.xsd_file)
-                .or_insert_with(|| store::ValidatedRecord {
+                .or_insert_with(|| super::cache::ValidatedRecord {
                     validator: validator(def),
                     elements: Vec::new(),
                 })
@@ -1078,7 +1078,7 @@ pub fn run(
             ));
         }
     }
-    if let Err(x) = store.record_caches(guard, caches) {
+    if let Err(x) = super::cache::record(store, guard, caches) {
         // Only the next publication's speed depends on them.
         tracing::warn!("what this publication validated and compressed was not recorded: {x}");
     }

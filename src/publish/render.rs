@@ -12,8 +12,6 @@ use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
 use quick_xml::Writer;
 use std::io;
 
-pub const XML_DECL: &[u8] = b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
-
 /// The per-publication header of a list.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Header {

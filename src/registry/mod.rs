@@ -7,5 +7,6 @@ pub mod diff;
 pub mod documents;
 pub mod livegang;
 pub mod model;
+pub mod publication;
 pub mod rules;
 pub mod store;

@@ -316,7 +316,7 @@ impl Registry {
         let h = h
             .into_inner()
             .map_err(|e| serde_json::Error::io(e.into_error()))?;
-        Ok(crate::registry::store::hex(h.0.finish().as_ref()))
+        Ok(crate::digest::hex(h.0.finish().as_ref()))
     }
 
     fn write_list_content(
@@ -369,7 +369,7 @@ mod tests {
     #[test]
     fn the_streamed_content_hash_is_the_hash_of_the_content() {
         let reg = crate::consume::read::demo_registry();
-        let sha = |b: Vec<u8>| crate::registry::store::sha256_hex(&b);
+        let sha = |b: Vec<u8>| crate::digest::sha256_hex(&b);
         let whole = [
             sha(serde_json::to_vec(&reg.zorgaanbieders).unwrap()),
             sha(serde_json::to_vec(&reg.oauthclients).unwrap()),

@@ -4,7 +4,8 @@
 //! survives restarts.
 
 use crate::registry::model::ListKind;
-use crate::registry::store::{ClientUse, LastFetch, Store};
+use crate::registry::store::Store;
+use crate::serve::client_records::{self, ClientUse, LastFetch};
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
@@ -26,7 +27,7 @@ pub struct Tracker {
 impl Tracker {
     /// Start from what the store kept.
     pub fn load(store: &Store) -> Tracker {
-        let clients = match store.clients() {
+        let clients = match client_records::load(store) {
             Ok(c) => c.into_iter().collect(),
             Err(e) => {
                 tracing::warn!("client records could not be read; starting empty: {e}");
@@ -110,10 +111,7 @@ impl Tracker {
                 .collect();
             (rows, std::mem::take(&mut i.evicted))
         };
-        if let Err(e) = store
-            .save_clients(&rows)
-            .and_then(|()| store.forget_clients(&evicted))
-        {
+        if let Err(e) = client_records::save(store, &rows, &evicted) {
             tracing::warn!("client records not saved (kept in memory, retried): {e}");
             let mut i = self.inner.lock().unwrap_or_else(|p| p.into_inner());
             i.dirty.extend(rows.into_iter().map(|(k, _)| k));

@@ -3,6 +3,7 @@
 //! `respond` decides every answer; this module only moves bytes and reads historic
 //! documents on a blocking thread (never redb on an async worker).
 
+pub mod client_records;
 pub mod clients;
 pub mod edge;
 pub mod metrics;

@@ -49,7 +49,7 @@ impl Payload {
             if !rest.is_empty() {
                 return Err(damaged("longer than its gzip trailer says"));
             }
-            if crate::registry::store::sha256_hex(b"") != sha256 {
+            if crate::digest::sha256_hex(b"") != sha256 {
                 return Err(damaged("SHA-256 differs from the one it is stored under"));
             }
             return Ok((Payload::bytes(Bytes::new()), 0));
@@ -152,7 +152,7 @@ impl Inflate {
             &mut self.digest,
             ring::digest::Context::new(&ring::digest::SHA256),
         );
-        if crate::registry::store::hex(digest.finish().as_ref()) != self.expect {
+        if crate::digest::hex(digest.finish().as_ref()) != self.expect {
             return Err(damaged("SHA-256 differs from the one it is stored under"));
         }
         self.checked = true;
@@ -217,7 +217,7 @@ mod tests {
     }
 
     fn sha(b: &[u8]) -> String {
-        crate::registry::store::sha256_hex(b)
+        crate::digest::sha256_hex(b)
     }
 
     /// Every frame, then the error that ended it, if any.

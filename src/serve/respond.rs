@@ -309,7 +309,7 @@ pub fn respond(set: Option<&PublishedSet>, method: &Method, path: &str, ask: Ask
         };
         let current = set.index.lists.get(&list).map(|l| l.volgnummer);
         if current != Some(n) {
-            let key = crate::registry::store::document_key(&rendition, n);
+            let key = crate::registry::publication::document_key(&rendition, n);
             let what = format!("{list} Volgnummer {n} for release {}", release.id);
             let Some(sha) = set.history.get(&key) else {
                 return Answer::Ready(never_published(&what));
@@ -388,10 +388,10 @@ fn never_published(what: &str) -> Resp {
 /// name before its last piece (see [`Payload::inflate`]).
 pub fn historic(
     set: &PublishedSet,
-    body: Option<crate::registry::store::HistoricBody>,
+    body: Option<crate::registry::documents::HistoricBody>,
     h: HistoricAsk,
 ) -> Resp {
-    use crate::registry::store::HistoricBody;
+    use crate::registry::documents::HistoricBody;
     let HistoricAsk {
         etag,
         head,
@@ -477,7 +477,9 @@ pub fn health(set: Option<&PublishedSet>, store_fault: Option<&str>) -> Resp {
 mod tests {
     use super::*;
     use crate::registry::catalogue::{Catalogue, DEFAULT_CATALOGUE};
-    use crate::registry::store::{document_key, ListVersion, PublishedIndex, PublishedRendition};
+    use crate::registry::publication::{
+        document_key, ListVersion, PublishedIndex, PublishedRendition,
+    };
     use crate::serve::set::Body;
     use std::collections::{BTreeMap, HashMap};
 

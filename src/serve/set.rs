@@ -2,7 +2,8 @@
 //! once per publication and swapped in whole.
 
 use crate::registry::catalogue::{Release, Rendition, Status};
-use crate::registry::store::{document_key, PublishedIndex, Store, StoreError};
+use crate::registry::publication::{document_key, PublishedIndex};
+use crate::registry::store::{Store, StoreError};
 use arc_swap::ArcSwapOption;
 use bytes::Bytes;
 use http::HeaderValue;
@@ -30,7 +31,7 @@ pub struct Variant {
 impl Body {
     /// A small body (a detached signature, a test document): hashed and compressed here.
     pub fn new(bytes: Vec<u8>) -> Result<Body, StoreError> {
-        let hash = crate::registry::store::sha256_hex(&bytes);
+        let hash = crate::digest::sha256_hex(&bytes);
         let gz = crate::registry::documents::gzip(&bytes)
             .map_err(|e| StoreError::Corrupt(format!("gzip: {e}")))?;
         Body::from_parts(Bytes::from(bytes), Bytes::from(gz), &hash)

@@ -84,7 +84,7 @@ impl PublicKey {
 /// One line naming a certificate: subject, SHA-256 fingerprint and validity, so a user can
 /// compare it with the operator's before pinning it.
 pub fn describe_certificate(der: &[u8]) -> String {
-    let fp = crate::registry::store::sha256_hex(der);
+    let fp = crate::digest::sha256_hex(der);
     match x509_parser::parse_x509_certificate(der) {
         Ok((_, c)) => format!(
             "subject \"{}\", SHA-256 fingerprint {fp}, valid until {}",

@@ -68,7 +68,7 @@ impl EnvelopedDigest {
             return Ok(piece);
         }
         let rest = piece
-            .strip_prefix(crate::publish::render::XML_DECL)
+            .strip_prefix(crate::xml::decl::XML_DECL)
             .ok_or_else(Self::layout)?;
         self.past_declaration = true;
         Ok(rest)
@@ -162,7 +162,7 @@ impl SigningKey {
     /// libxml2-based [`verify_enveloped`] is what `stelselnode verify` and the tests use.
     pub fn check_own_enveloped(&self, doc: &[u8]) -> Result<(), VerifyError> {
         let text = std::str::from_utf8(doc).map_err(|_| verr("document is not UTF-8"))?;
-        let decl = std::str::from_utf8(crate::publish::render::XML_DECL)
+        let decl = std::str::from_utf8(crate::xml::decl::XML_DECL)
             .map_err(|_| verr("XML declaration is not UTF-8"))?;
         let root = text
             .strip_prefix(decl)
@@ -249,7 +249,7 @@ mod tests {
         for r in cat.renditions() {
             let doc = render(&reg, &r, &h).unwrap();
             let root = doc
-                .strip_prefix(crate::publish::render::XML_DECL)
+                .strip_prefix(crate::xml::decl::XML_DECL)
                 .and_then(|d| d.strip_suffix(b"\n"))
                 .unwrap();
             assert_eq!(c14n_of(&doc).as_bytes(), root, "{r}");
@@ -310,7 +310,7 @@ mod tests {
             // tag is the same document (the first piece holds the declaration, the last the
             // closing root tag).
             let doc = render(&reg, &r, &h).unwrap();
-            let decl = crate::publish::render::XML_DECL.len();
+            let decl = crate::xml::decl::XML_DECL.len();
             for cuts in [vec![decl, 300], vec![50, 51, 2000], vec![doc.len() - 30]] {
                 let mut pieces = crate::registry::documents::cut_at(&doc, &cuts);
                 let (at, sig) = key.enveloped_signature(&pieces).unwrap();

@@ -80,7 +80,7 @@ pub fn signature_element(inner: &str, value_b64: &str, cert_b64: Option<&str>) -
 /// A detached signature document: the XML declaration, the element, a newline.
 pub fn detached_document(element: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(element.len() + 64);
-    out.extend_from_slice(crate::publish::render::XML_DECL);
+    out.extend_from_slice(crate::xml::decl::XML_DECL);
     out.extend_from_slice(element.as_bytes());
     out.push(b'\n');
     out

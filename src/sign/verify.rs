@@ -358,7 +358,7 @@ pub(crate) fn enveloped_as_canonical(bytes: &[u8], pinned: Option<&PublicKey>) -
     // to read.
     crate::xml::input::check_xml(bytes).ok()?;
     let after_decl = bytes
-        .strip_prefix(crate::publish::render::XML_DECL)
+        .strip_prefix(crate::xml::decl::XML_DECL)
         .unwrap_or(bytes);
     let start = after_decl
         .iter()

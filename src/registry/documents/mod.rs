@@ -35,6 +35,10 @@ pub fn referenced(value: &[u8]) -> Option<&str> {
 /// A document as a stream, with its length.
 pub type Stream = (u64, Box<dyn Read + Send>);
 
+pub mod stored;
+
+pub use stored::HistoricBody;
+
 /// A document as served: its bytes and its gzip variant, both mapped from their files.
 pub struct Mapped {
     pub identity: Bytes,
@@ -243,7 +247,7 @@ impl Files {
 
 /// `bytes` if they hash to `sha256`, else the error every reader of document files gives.
 fn checked(sha256: &str, bytes: Vec<u8>) -> io::Result<Vec<u8>> {
-    match crate::registry::store::sha256_hex(&bytes) == sha256 {
+    match crate::digest::sha256_hex(&bytes) == sha256 {
         true => Ok(bytes),
         false => Err(mismatch(sha256)),
     }
@@ -308,7 +312,7 @@ impl Read for Checked {
                 ring::digest::Context::new(&ring::digest::SHA256),
             );
             self.checked = true;
-            let hex = crate::registry::store::hex(hash.finish().as_ref());
+            let hex = crate::digest::hex(hash.finish().as_ref());
             if self.seen != self.len || hex != self.sha256 {
                 self.failed = true;
                 return Err(self.mismatch());
@@ -607,7 +611,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let files = Files::beside(&dir.path().join("registry.redb"));
         let doc = b"<Whitelist/>".to_vec();
-        let sha = crate::registry::store::sha256_hex(&doc);
+        let sha = crate::digest::sha256_hex(&doc);
         let gz = gzip(&doc).unwrap();
         files.put(&sha, &doc, &gz).unwrap();
         assert_eq!(files.read(&sha).unwrap(), doc);
@@ -630,7 +634,7 @@ mod tests {
         let staged = files.stage(&[&doc]).unwrap();
         files.put_staged(&sha, staged, &gz).unwrap();
         let new = b"<Whitelist>z</Whitelist>".to_vec();
-        let new_sha = crate::registry::store::sha256_hex(&new);
+        let new_sha = crate::digest::sha256_hex(&new);
         let staged = files.stage(&[&new[..3], &new[3..]]).unwrap();
         assert_eq!(&staged.map().unwrap()[..], &new[..]);
         files
@@ -655,7 +659,7 @@ mod tests {
         assert_eq!(back, doc);
         // Unreferenced, the history file goes too.
         let other = b"<Whitelist>y</Whitelist>".to_vec();
-        let other_sha = crate::registry::store::sha256_hex(&other);
+        let other_sha = crate::digest::sha256_hex(&other);
         files
             .put(&other_sha, &other, &gzip(&other).unwrap())
             .unwrap();
