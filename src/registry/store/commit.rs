@@ -359,8 +359,7 @@ impl Store {
                 (_, Some(t)) => Compare::Rows(t),
                 (_, None) => Compare::All,
             };
-            set_published(&tx, registry, from.partial.as_ref(), compare)
-                .map_err(&e)?;
+            set_published(&tx, registry, from.partial.as_ref(), compare).map_err(&e)?;
             if journal_head.is_some() {
                 // What the snapshot included is published; later writes stay dirty.
                 let mut dirty = read_json::<Dirty>(&meta, META_DIRTY)
@@ -433,8 +432,7 @@ impl Store {
         let tx = self.write_tx()?;
         {
             let mut meta = tx.open_table(META).map_err(|x| e(x.into()))?;
-            let Some(mut dirty) = read_json::<Dirty>(&meta, META_DIRTY).map_err(&e)?
-            else {
+            let Some(mut dirty) = read_json::<Dirty>(&meta, META_DIRTY).map_err(&e)? else {
                 return Ok(());
             };
             let before = dirty.len();

@@ -546,11 +546,7 @@ impl Store {
                 .map_err(|x| e(x.into()))?
                 .count();
             let before = read_registry(&read, WORKING).map_err(&e)?;
-            (
-                before,
-                read_published(&read).map_err(&e)?,
-                edits,
-            )
+            (before, read_published(&read).map_err(&e)?, edits)
         };
         write_registry(&tx, &before, &published).map_err(&e)?;
         clear_journal(&tx).map_err(&e)?;

@@ -258,7 +258,10 @@ fn an_undecodable_row_is_a_data_error_not_a_disk_fault() {
     assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
     assert!(!err.is_disk_fault());
     let msg = err.to_string();
-    assert!(msg.contains("zorgaanbieders") && msg.contains("kapot@medmij"), "{msg}");
+    assert!(
+        msg.contains("zorgaanbieders") && msg.contains("kapot@medmij"),
+        "{msg}"
+    );
     // Not poisoned: no fault for /health, no re-open, and other reads still work.
     assert_eq!(store.fault(), None);
     assert!(!store.poisoned.load(std::sync::atomic::Ordering::SeqCst));

@@ -1,0 +1,108 @@
+//! What a publication records: what it learnt for the next one (validated elements, gzip
+//! blocks), and the published index, log entry and documents its commit writes.
+
+use super::*;
+use crate::publish::cache::{self, Caches, ValidatedRecord};
+use crate::registry::publication::{document_key, LogEntry, PublishedIndex};
+use crate::registry::store::NewDocument;
+use crate::serve::set::Body;
+use std::collections::HashMap;
+
+/// What this publication validated and compressed replaces what the last one did: every
+/// rendition of an XSD is made again when its list changes, so the records stay the size
+/// of one list. They are facts about bytes, true whether or not the commit succeeds.
+pub(super) fn caches(store: &Store, guard: &PublicationGuard, mut made: Vec<Made>) -> Vec<Made> {
+    let mut caches = Caches::default();
+    for m in &mut made {
+        if let (Some(elements), Ok(def)) = (m.elements.take(), schema_of(&m.rendition)) {
+            caches
+                .validated
+                .entry(def.xsd_file)
+                .or_insert_with(|| ValidatedRecord {
+                    validator: validator(def),
+                    elements: Vec::new(),
+                })
+                .elements
+                .extend(elements);
+        }
+        if let Some(entries) = m.gzip_entries.take() {
+            caches.gzip_blocks.push((
+                m.rendition.to_string(),
+                m.sha256.clone(),
+                compress::encode(&entries),
+            ));
+        }
+    }
+    if let Err(x) = cache::record(store, guard, caches) {
+        // Only the next publication's speed depends on them.
+        tracing::warn!("what this publication validated and compressed was not recorded: {x}");
+    }
+    made
+}
+
+/// What the commit writes and the server then serves.
+pub(super) struct Records {
+    pub(super) index: PublishedIndex,
+    pub(super) entry: LogEntry,
+    pub(super) new: Vec<NewDocument>,
+    pub(super) documents: HashMap<String, Body>,
+}
+
+/// The published index, the log entry and the new documents of a publication.
+pub(super) fn records(
+    run: &Run,
+    lists: BTreeMap<ListKind, ListVersion>,
+    changed: Vec<ListKind>,
+    reuse: Vec<PublishedRendition>,
+    made: Vec<Made>,
+    stamp: String,
+) -> Result<Records, PublishError> {
+    let mut renditions = reuse;
+    let mut documents = HashMap::new();
+    for m in made {
+        let k = document_key(&m.rendition, m.volgnummer);
+        renditions.push(PublishedRendition {
+            rendition: m.rendition,
+            volgnummer: m.volgnummer,
+            sha256: m.sha256.clone(),
+        });
+        // Detached signatures are a few kB each: hashed and compressed here, kept in redb.
+        documents.insert(format!("{k}.sig"), Body::new(m.sig)?);
+        documents.insert(k, Body::from_parts(m.xml, m.gzip, &m.sha256)?);
+    }
+    let new: Vec<NewDocument> = documents
+        .iter()
+        .map(|(key, b)| NewDocument {
+            key: key.clone(),
+            bytes: b.bytes.clone(),
+            gzip: b.gzip.bytes.clone(),
+            sha256: b.sha256.clone(),
+        })
+        .collect();
+    renditions.sort_by(|a, b| a.rendition.cmp(&b.rendition));
+    let seq = run.base.published.as_ref().map(|p| p.seq).unwrap_or(0) + 1;
+    let index = PublishedIndex {
+        seq,
+        lists: lists.clone(),
+        catalogue: run.catalogue.clone(),
+        renditions: renditions.clone(),
+        floors: run.base.floors.clone(),
+    };
+    let entry = LogEntry {
+        seq,
+        time: stamp,
+        operator: run.operator.to_string(),
+        reason: run.reason.to_string(),
+        changed,
+        lists,
+        documents: renditions,
+        prev_sha256: String::new(),
+        changes: Vec::new(),
+    };
+    Ok(Records {
+        index,
+        entry,
+        new,
+        documents,
+    })
+}
