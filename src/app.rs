@@ -62,12 +62,7 @@ pub fn main(cli: Cli) -> ExitCode {
             .map(crate::consume::verify::read_pinned)
             .transpose()
             .and_then(|pinned| {
-                crate::operate::history::verify(
-                    &path,
-                    pinned.as_ref(),
-                    trust_embedded_cert,
-                    max_size,
-                )
+                crate::operate::audit::verify(&path, pinned.as_ref(), trust_embedded_cert, max_size)
             })
             .map(|s| out(&s)),
         Err(cmd) => {
@@ -334,7 +329,7 @@ async fn serve(data: &Path, a: ServeArgs) -> Result<()> {
     datadir::load_signing_key(data)?;
     let initial = PublishedSet::load(&store, cert)?;
     // Reading hundreds of MB left freed heap behind; give it back.
-    admin::release_memory();
+    crate::os::release_memory();
     tracing::debug!("published set loaded after {:?}", started.elapsed());
     let shared: Shared = Arc::new(ArcSwapOption::from(initial.map(Arc::new)));
     let metrics = a
@@ -353,7 +348,7 @@ async fn serve(data: &Path, a: ServeArgs) -> Result<()> {
     let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .context("installing the SIGHUP handler")?;
     tokio::spawn(reload_on_sighup(hup, tls.clone()));
-    raise_file_limit();
+    crate::os::raise_file_limit();
     let listener = tokio::net::TcpListener::bind(&a.listen)
         .await
         .with_context(|| format!("listening on {}", a.listen))?;
@@ -509,22 +504,6 @@ async fn reload_on_sighup(
             Err(e) => {
                 tracing::error!("SIGHUP: TLS reload failed, the previous certificate stays: {e:#}")
             }
-        }
-    }
-}
-
-/// Open connections are file descriptors: use the hard limit, not the (often 1024) soft
-/// one, so many idle clients cannot lock normal ones out.
-fn raise_file_limit() {
-    // SAFETY: getrlimit/setrlimit on our own process with a valid struct.
-    unsafe {
-        let mut l = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) == 0 && l.rlim_cur < l.rlim_max {
-            l.rlim_cur = l.rlim_max;
-            let _ = libc::setrlimit(libc::RLIMIT_NOFILE, &l);
         }
     }
 }

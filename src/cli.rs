@@ -606,6 +606,199 @@ impl From<OfferingArgs> for Offering {
     }
 }
 
+impl ZorgaanbiederCmd {
+    /// The operation this `zorgaanbieder` command asks for.
+    fn into_op(self) -> ZorgaanbiederOp {
+        match self {
+            ZorgaanbiederCmd::Add {
+                naam,
+                aanbiedertype,
+                offering,
+            } => ZorgaanbiederOp::Add {
+                naam,
+                aanbiedertype,
+                offering: offering.into(),
+            },
+            ZorgaanbiederCmd::Update {
+                naam,
+                aanbiedertype,
+                offering,
+            } => ZorgaanbiederOp::Update {
+                naam,
+                aanbiedertype,
+                offering: offering.into(),
+            },
+            ZorgaanbiederCmd::Withdraw {
+                naam,
+                interfaceversie,
+                gegevensdienst,
+            } => ZorgaanbiederOp::Withdraw {
+                naam,
+                interfaceversie,
+                gegevensdienst,
+            },
+            ZorgaanbiederCmd::Remove { naam } => ZorgaanbiederOp::Remove { naam },
+            ZorgaanbiederCmd::Show { naam } => ZorgaanbiederOp::Show { naam },
+            ZorgaanbiederCmd::List => ZorgaanbiederOp::List,
+        }
+    }
+}
+
+impl OAuthclientCmd {
+    /// The operation this `oauthclient` command asks for.
+    fn into_op(self) -> OAuthclientOp {
+        match self {
+            OAuthclientCmd::Add {
+                hostname,
+                organisatienaam,
+                gegevensdienst,
+            } => OAuthclientOp::Add {
+                hostname,
+                organisatienaam,
+                gegevensdienst,
+            },
+            OAuthclientCmd::Update {
+                hostname,
+                organisatienaam,
+                gegevensdienst,
+                no_gegevensdiensten,
+            } => OAuthclientOp::Update {
+                hostname,
+                organisatienaam,
+                gegevensdienst,
+                no_gegevensdiensten,
+            },
+            OAuthclientCmd::Remove { hostname } => OAuthclientOp::Remove { hostname },
+            OAuthclientCmd::Show { hostname } => OAuthclientOp::Show { hostname },
+            OAuthclientCmd::List => OAuthclientOp::List,
+        }
+    }
+}
+
+impl WhitelistCmd {
+    /// The operation this `whitelist` command asks for.
+    fn into_op(self) -> WhitelistOp {
+        match self {
+            WhitelistCmd::Add { hostnames } => WhitelistOp::Add { hostnames },
+            WhitelistCmd::Remove { hostnames } => WhitelistOp::Remove { hostnames },
+            WhitelistCmd::Show { hostname } => WhitelistOp::Show { hostname },
+            WhitelistCmd::List => WhitelistOp::List,
+        }
+    }
+}
+
+impl GegevensdienstCmd {
+    /// The operation this `gegevensdienst` command asks for.
+    fn into_op(self) -> GegevensdienstOp {
+        match self {
+            GegevensdienstCmd::Add { id, weergavenaam } => {
+                GegevensdienstOp::Add { id, weergavenaam }
+            }
+            GegevensdienstCmd::Update { id, weergavenaam } => {
+                GegevensdienstOp::Update { id, weergavenaam }
+            }
+            GegevensdienstCmd::Remove { id } => GegevensdienstOp::Remove { id },
+            GegevensdienstCmd::Show { id } => GegevensdienstOp::Show { id },
+            GegevensdienstCmd::List => GegevensdienstOp::List,
+        }
+    }
+}
+
+impl ReleaseCmd {
+    /// The operation this `release` command asks for.
+    fn into_op(self) -> ReleaseOp {
+        match self {
+            ReleaseCmd::List => ReleaseOp::List,
+            ReleaseCmd::Add {
+                id,
+                interfaceversie,
+                zorgaanbiederslijst,
+                oauthclientlist,
+                whitelist,
+                gegevensdienstnamenlijst,
+            } => ReleaseOp::Add {
+                id,
+                interfaceversie,
+                zorgaanbiederslijst,
+                oauthclientlist,
+                whitelist,
+                gegevensdienstnamenlijst,
+            },
+            ReleaseCmd::SetStatus {
+                id,
+                status,
+                sunset,
+                deprecated_since,
+            } => ReleaseOp::SetStatus {
+                id,
+                status,
+                sunset,
+                deprecated_since,
+            },
+            ReleaseCmd::SetDefault { id } => ReleaseOp::SetDefault { id },
+        }
+    }
+}
+
+impl LivegangCmd {
+    /// The operation this `livegang` command asks for.
+    fn into_op(self) -> Result<LivegangOp, String> {
+        Ok(match self {
+            LivegangCmd::Start {
+                gegevensdienst,
+                zorgaanbieder,
+                oauthclient,
+                until,
+                copy_id,
+                release,
+                authorization_endpoint,
+                token_endpoint,
+                systeemrol,
+            } => {
+                let endpoints = match (authorization_endpoint, token_endpoint) {
+                    (Some(a), Some(t)) => Some(Endpoints {
+                        authorization_endpointuri: a,
+                        token_endpointuri: t,
+                        systeemrollen: Offering::systeemrollen(&systeemrol)?,
+                    }),
+                    _ => None,
+                };
+                LivegangOp::Start(Start {
+                    gegevensdienst,
+                    zorgaanbieders: zorgaanbieder,
+                    oauthclients: oauthclient,
+                    until,
+                    copy_id,
+                    release,
+                    endpoints,
+                })
+            }
+            LivegangCmd::List => LivegangOp::List,
+            LivegangCmd::Show { id } => LivegangOp::Show { id },
+            LivegangCmd::End { id } => LivegangOp::End { id },
+            LivegangCmd::Promote { id } => LivegangOp::Promote { id },
+        })
+    }
+}
+
+impl HistoryCmd {
+    /// The operation this `history` command asks for.
+    fn into_op(self) -> Result<HistoryOp, String> {
+        Ok(match self {
+            HistoryCmd::List { list } => HistoryOp::List { list },
+            HistoryCmd::Show { seq } => HistoryOp::Show { seq },
+            HistoryCmd::Diff { list, a, b } => HistoryOp::Diff { list, a, b },
+            HistoryCmd::Export { out, from, to } => HistoryOp::Export { out, from, to },
+            HistoryCmd::Verify { .. } => return Err("this command runs locally".into()),
+        })
+    }
+}
+
+/// The command line of this process (exits with clap's message on bad arguments).
+pub fn parse() -> Cli {
+    <Cli as clap::Parser>::parse()
+}
+
 impl Command {
     /// The operation this command asks for, or the local command it is.
     pub fn into_operation(self) -> Result<Operation, String> {
@@ -635,152 +828,13 @@ impl Command {
             Command::ExportStatic(a) => {
                 Operation::ExportStatic(crate::operate::export_static::ExportStatic { out: a.out })
             }
-            Command::Zorgaanbieder(c) => Operation::Zorgaanbieder(match c {
-                ZorgaanbiederCmd::Add {
-                    naam,
-                    aanbiedertype,
-                    offering,
-                } => ZorgaanbiederOp::Add {
-                    naam,
-                    aanbiedertype,
-                    offering: offering.into(),
-                },
-                ZorgaanbiederCmd::Update {
-                    naam,
-                    aanbiedertype,
-                    offering,
-                } => ZorgaanbiederOp::Update {
-                    naam,
-                    aanbiedertype,
-                    offering: offering.into(),
-                },
-                ZorgaanbiederCmd::Withdraw {
-                    naam,
-                    interfaceversie,
-                    gegevensdienst,
-                } => ZorgaanbiederOp::Withdraw {
-                    naam,
-                    interfaceversie,
-                    gegevensdienst,
-                },
-                ZorgaanbiederCmd::Remove { naam } => ZorgaanbiederOp::Remove { naam },
-                ZorgaanbiederCmd::Show { naam } => ZorgaanbiederOp::Show { naam },
-                ZorgaanbiederCmd::List => ZorgaanbiederOp::List,
-            }),
-            Command::Oauthclient(c) => Operation::Oauthclient(match c {
-                OAuthclientCmd::Add {
-                    hostname,
-                    organisatienaam,
-                    gegevensdienst,
-                } => OAuthclientOp::Add {
-                    hostname,
-                    organisatienaam,
-                    gegevensdienst,
-                },
-                OAuthclientCmd::Update {
-                    hostname,
-                    organisatienaam,
-                    gegevensdienst,
-                    no_gegevensdiensten,
-                } => OAuthclientOp::Update {
-                    hostname,
-                    organisatienaam,
-                    gegevensdienst,
-                    no_gegevensdiensten,
-                },
-                OAuthclientCmd::Remove { hostname } => OAuthclientOp::Remove { hostname },
-                OAuthclientCmd::Show { hostname } => OAuthclientOp::Show { hostname },
-                OAuthclientCmd::List => OAuthclientOp::List,
-            }),
-            Command::Whitelist(c) => Operation::Whitelist(match c {
-                WhitelistCmd::Add { hostnames } => WhitelistOp::Add { hostnames },
-                WhitelistCmd::Remove { hostnames } => WhitelistOp::Remove { hostnames },
-                WhitelistCmd::Show { hostname } => WhitelistOp::Show { hostname },
-                WhitelistCmd::List => WhitelistOp::List,
-            }),
-            Command::Gegevensdienst(c) => Operation::Gegevensdienst(match c {
-                GegevensdienstCmd::Add { id, weergavenaam } => {
-                    GegevensdienstOp::Add { id, weergavenaam }
-                }
-                GegevensdienstCmd::Update { id, weergavenaam } => {
-                    GegevensdienstOp::Update { id, weergavenaam }
-                }
-                GegevensdienstCmd::Remove { id } => GegevensdienstOp::Remove { id },
-                GegevensdienstCmd::Show { id } => GegevensdienstOp::Show { id },
-                GegevensdienstCmd::List => GegevensdienstOp::List,
-            }),
-            Command::Release(c) => Operation::Release(match c {
-                ReleaseCmd::List => ReleaseOp::List,
-                ReleaseCmd::Add {
-                    id,
-                    interfaceversie,
-                    zorgaanbiederslijst,
-                    oauthclientlist,
-                    whitelist,
-                    gegevensdienstnamenlijst,
-                } => ReleaseOp::Add {
-                    id,
-                    interfaceversie,
-                    zorgaanbiederslijst,
-                    oauthclientlist,
-                    whitelist,
-                    gegevensdienstnamenlijst,
-                },
-                ReleaseCmd::SetStatus {
-                    id,
-                    status,
-                    sunset,
-                    deprecated_since,
-                } => ReleaseOp::SetStatus {
-                    id,
-                    status,
-                    sunset,
-                    deprecated_since,
-                },
-                ReleaseCmd::SetDefault { id } => ReleaseOp::SetDefault { id },
-            }),
-            Command::Livegang(c) => Operation::Livegang(match c {
-                LivegangCmd::Start {
-                    gegevensdienst,
-                    zorgaanbieder,
-                    oauthclient,
-                    until,
-                    copy_id,
-                    release,
-                    authorization_endpoint,
-                    token_endpoint,
-                    systeemrol,
-                } => {
-                    let endpoints = match (authorization_endpoint, token_endpoint) {
-                        (Some(a), Some(t)) => Some(Endpoints {
-                            authorization_endpointuri: a,
-                            token_endpointuri: t,
-                            systeemrollen: Offering::systeemrollen(&systeemrol)?,
-                        }),
-                        _ => None,
-                    };
-                    LivegangOp::Start(Start {
-                        gegevensdienst,
-                        zorgaanbieders: zorgaanbieder,
-                        oauthclients: oauthclient,
-                        until,
-                        copy_id,
-                        release,
-                        endpoints,
-                    })
-                }
-                LivegangCmd::List => LivegangOp::List,
-                LivegangCmd::Show { id } => LivegangOp::Show { id },
-                LivegangCmd::End { id } => LivegangOp::End { id },
-                LivegangCmd::Promote { id } => LivegangOp::Promote { id },
-            }),
-            Command::History(c) => Operation::History(match c {
-                HistoryCmd::List { list } => HistoryOp::List { list },
-                HistoryCmd::Show { seq } => HistoryOp::Show { seq },
-                HistoryCmd::Diff { list, a, b } => HistoryOp::Diff { list, a, b },
-                HistoryCmd::Export { out, from, to } => HistoryOp::Export { out, from, to },
-                HistoryCmd::Verify { .. } => return Err("this command runs locally".into()),
-            }),
+            Command::Zorgaanbieder(c) => Operation::Zorgaanbieder(c.into_op()),
+            Command::Oauthclient(c) => Operation::Oauthclient(c.into_op()),
+            Command::Whitelist(c) => Operation::Whitelist(c.into_op()),
+            Command::Gegevensdienst(c) => Operation::Gegevensdienst(c.into_op()),
+            Command::Release(c) => Operation::Release(c.into_op()),
+            Command::Livegang(c) => Operation::Livegang(c.into_op()?),
+            Command::History(c) => Operation::History(c.into_op()?),
         })
     }
 

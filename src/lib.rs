@@ -1,5 +1,8 @@
 //! stelselnode: the Stelselnode of the MedMij network. See ARCHITECTURE.md for the map.
 
+// `unsafe` only in the files ARCHITECTURE.md names, each with `allow(unsafe_code)`.
+#![deny(unsafe_code)]
+
 pub mod app;
 pub mod cli;
 pub mod clip;
@@ -9,6 +12,7 @@ pub mod datadir;
 pub mod digest;
 pub mod failpoint;
 pub mod operate;
+pub mod os;
 pub mod publish;
 pub mod registry;
 pub mod serve;

@@ -1,8 +1,10 @@
-use clap::Parser;
+// `unsafe` only where ARCHITECTURE.md allows it.
+#![deny(unsafe_code)]
+
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = stelselnode::cli::Cli::parse();
+    let cli = stelselnode::cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -14,6 +16,9 @@ fn main() -> ExitCode {
         .init();
     // SAFETY: nothing has called into libxml2 yet (parsing the arguments and logging do
     // not) and no other thread exists.
-    unsafe { stelselnode::xml::libxml::allocate_with_mimalloc() };
+    #[allow(unsafe_code)]
+    unsafe {
+        stelselnode::xml::libxml::allocate_with_mimalloc()
+    };
     stelselnode::app::main(cli)
 }

@@ -70,22 +70,6 @@ pub fn published_seq(data: &Path) -> Option<Option<u64>> {
 
 pub type Handler = Arc<dyn Fn(Request) -> Response + Send + Sync>;
 
-/// Hand memory freed by a large command (an import preview of hundreds of MB) back to the
-/// operating system: glibc keeps freed heap in its arenas otherwise, and mimalloc (libxml2's
-/// allocator, see `xml::libxml`) its freed pages, and a long-running server would stay at
-/// the command's peak.
-pub fn release_memory() {
-    // SAFETY: these only set up this thread's allocator state and release memory that is
-    // free; none has preconditions. mi_collect does nothing on a thread mimalloc has not
-    // seen (a blocking-pool thread whose libxml2 work ran on scoped threads), hence the init.
-    unsafe {
-        libmimalloc_sys::mi_thread_init();
-        libmimalloc_sys::mi_collect(true);
-        #[cfg(target_env = "gnu")]
-        libc::malloc_trim(0);
-    }
-}
-
 /// Bind the socket. A socket file left by a crashed server is replaced; one with a live
 /// server behind it is not.
 pub fn bind(data: &Path) -> std::io::Result<tokio::net::UnixListener> {
@@ -155,7 +139,7 @@ pub async fn run(listener: tokio::net::UnixListener, handler: Handler) {
                         },
                         Ok(req) => tokio::task::spawn_blocking(move || {
                             let r = handler(req);
-                            release_memory();
+                            crate::os::release_memory();
                             r
                         })
                         .await

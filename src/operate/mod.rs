@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod archive;
+pub mod audit;
 pub mod changeset;
 pub mod clients;
 pub mod entity;

@@ -4,6 +4,7 @@
 //!
 //! libxml types are neither `Send` nor `Sync`: every function builds what it needs on the
 //! calling thread and returns owned data only.
+#![allow(unsafe_code)]
 
 use libxml::bindings;
 use libxml::parser::{Parser, ParserOptions};

@@ -3,8 +3,7 @@
 
 use super::*;
 
-/// A rendition ready to commit.
-/// A rendition made and written: the document and its gzip variant are mapped from their
+/// A rendition made and written, ready to commit: the document and its gzip variant are mapped from their
 /// files (see `registry::documents`), so a publication does not hold every document it made
 /// on its heap until the commit.
 pub(super) struct Made {

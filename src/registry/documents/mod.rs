@@ -575,6 +575,7 @@ fn map_file(path: &Path) -> io::Result<Bytes> {
     map_open(&fs::File::open(path)?)
 }
 
+#[allow(unsafe_code)]
 fn map_open(f: &fs::File) -> io::Result<Bytes> {
     if f.metadata()?.len() == 0 {
         return Ok(Bytes::new());
