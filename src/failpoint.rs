@@ -4,7 +4,9 @@
 //! set, e.g. `publish.commit=sleep(3000)` or `publish.render=error;publish.committed=abort`
 //! (points: publish.snapshot, publish.render, publish.staged, publish.commit,
 //! publish.committed).
-//! Only the test suite sets it.
+//! Only the test suite sets it, and only test builds have it: without the cargo feature
+//! `failpoints` (which `cargo test` turns on through the dev-dependency on this crate)
+//! every point is a no-op, so the variable cannot make a release binary abort.
 
 use std::sync::OnceLock;
 
@@ -15,6 +17,7 @@ enum Action {
     Abort,
 }
 
+#[cfg(feature = "failpoints")]
 fn config() -> &'static [(String, Action)] {
     static CONFIG: OnceLock<Vec<(String, Action)>> = OnceLock::new();
     CONFIG.get_or_init(|| {
@@ -35,13 +38,18 @@ fn config() -> &'static [(String, Action)] {
     })
 }
 
-/// Pass the failpoint `name`: `Err` when it is set to `error`. Every hit is announced on
-/// stderr, so a test knows the process is there now.
+#[cfg(not(feature = "failpoints"))]
+fn config() -> &'static [(String, Action)] {
+    &[]
+}
+
+/// Pass the failpoint `name`: `Err` when it is set to `error`. Every hit is logged (on
+/// stderr), so a test knows the process is there now.
 pub fn hit(name: &str) -> Result<(), String> {
     let Some((_, action)) = config().iter().find(|(n, _)| n == name) else {
         return Ok(());
     };
-    eprintln!("failpoint {name}: {action:?}");
+    tracing::warn!("failpoint {name}: {action:?}");
     match action {
         Action::Error => Err(format!("failpoint {name}: injected failure")),
         Action::Sleep(ms) => {

@@ -108,8 +108,8 @@ impl Store {
         if let Some(db) = slot.as_mut() {
             db.compact().map_err(|x| e(x.into()))?;
         }
-        eprintln!(
-            "stelselnode: moved {moved} published document(s) out of {} into {}/ (one-time migration)",
+        tracing::info!(
+            "moved {moved} published document(s) out of {} into {}/ (one-time migration)",
             self.path.display(),
             self.files.dir().display()
         );
