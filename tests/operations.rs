@@ -1,0 +1,221 @@
+//! Operations in process, mini-redis style: an [`Operation`] is plain data with `apply`,
+//! so change sets, imports, releases and gecontroleerde livegang are tested against a
+//! temporary data directory without a binary or a server (milliseconds each). The
+//! commands are parsed by the real clap definitions and turned into operations by
+//! `cli`, as the binary does; the subprocess suites keep what needs the real process
+//! (signals, TLS, crashes, the binary's interface).
+
+use clap::Parser;
+use std::path::Path;
+use std::sync::Arc;
+use stelselnode::cli::{Cli, InitArgs};
+use stelselnode::operate::{Ctx, Operation};
+use stelselnode::registry::store::{Store, Who};
+
+struct Env {
+    _dir: tempfile::TempDir,
+    data: std::path::PathBuf,
+    store: Arc<Store>,
+}
+
+/// A demo data directory, initialised as `init --demo` does.
+fn demo() -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let args = InitArgs {
+        demo: true,
+        key: None,
+        cert: None,
+    };
+    stelselnode::app::init(&data, &args, "test-operator").unwrap();
+    let store = Arc::new(Store::open(&stelselnode::datadir::registry_path(&data)).unwrap());
+    Env {
+        _dir: dir,
+        data,
+        store,
+    }
+}
+
+/// The operation `args` (a command line without the program name) asks for.
+fn parse(args: &[&str]) -> Operation {
+    let cli = Cli::try_parse_from(std::iter::once("stelselnode").chain(args.iter().copied()))
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    cli.command.into_operation().unwrap()
+}
+
+impl Env {
+    fn run(&self, args: &[&str]) -> Result<String, String> {
+        let who = Who {
+            operator: "test-operator".into(),
+            reason: Some("test".into()),
+        };
+        let ctx = Ctx::local(&self.data, &self.store, who);
+        parse(args).apply(&ctx).map_err(|e| format!("{e:#}"))
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        self.run(args).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    }
+
+    fn err(&self, args: &[&str]) -> String {
+        match self.run(args) {
+            Ok(out) => panic!("{args:?} succeeded: {out}"),
+            Err(e) => e,
+        }
+    }
+}
+
+#[test]
+fn a_change_set_is_pending_until_published_and_discard_drops_it() {
+    let env = demo();
+    env.ok(&["publish", "--message", "first"]);
+    let before = env.ok(&["dump"]);
+    env.ok(&["whitelist", "add", "nieuw.knooppunt.nl"]);
+    env.ok(&[
+        "gegevensdienst",
+        "update",
+        "3",
+        "--weergavenaam",
+        "Medicatie (alle)",
+    ]);
+    let diff = env.ok(&["diff"]);
+    assert!(diff.contains("+ nieuw.knooppunt.nl"), "{diff}");
+    assert!(diff.contains("+ Weergavenaam Medicatie (alle)"), "{diff}");
+    assert!(
+        env.ok(&["status"]).contains("Whitelist"),
+        "status names the list"
+    );
+    env.ok(&["discard"]);
+    assert_eq!(env.ok(&["dump"]), before);
+    assert!(!env.ok(&["diff"]).contains("nieuw.knooppunt.nl"));
+    // Made again and published: the Whitelist's Volgnummer rises, nothing stays pending.
+    env.ok(&["whitelist", "add", "nieuw.knooppunt.nl"]);
+    let published = env.ok(&["publish", "--message", "RFC-12"]);
+    assert!(published.contains("Whitelist"), "{published}");
+    assert!(!env.ok(&["diff"]).contains("nieuw.knooppunt.nl"));
+    let index = env.store.published().unwrap().unwrap();
+    assert_eq!(index.seq, 2);
+}
+
+#[test]
+fn a_broken_rule_is_refused_and_nothing_is_written() {
+    let env = demo();
+    let before = env.ok(&["dump"]);
+    let e = env.err(&["whitelist", "add", "not a hostname"]);
+    assert!(e.contains("not a hostname"), "{e}");
+    let e = env.err(&["gegevensdienst", "remove", "1"]);
+    assert!(e.contains('1'), "{e}");
+    assert_eq!(env.ok(&["dump"]), before);
+}
+
+#[test]
+fn an_import_dry_run_shows_its_diff_and_writes_nothing() {
+    let env = demo();
+    let out = env.data.join("export");
+    env.ok(&["publish", "--message", "first"]);
+    env.ok(&[
+        "export",
+        "--release",
+        "2.0.0",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let whitelist = out.join("MedMij_Whitelist.xml");
+    let before = env.ok(&["dump"]);
+    env.ok(&["whitelist", "add", "extra.knooppunt.nl"]);
+    let shown = env.ok(&["import", whitelist.to_str().unwrap(), "--dry-run"]);
+    assert!(shown.contains("extra.knooppunt.nl"), "{shown}");
+    assert!(env.ok(&["dump"]).contains("extra.knooppunt.nl"));
+    // The real import makes the working registry what the file holds.
+    env.ok(&["import", whitelist.to_str().unwrap()]);
+    assert_eq!(env.ok(&["dump"]), before);
+}
+
+#[test]
+fn a_release_is_added_and_its_lifecycle_rules_hold() {
+    let env = demo();
+    env.ok(&["publish", "--message", "first"]);
+    let listed = env.ok(&["release", "list"]);
+    assert!(listed.contains("2.0.0"), "{listed}");
+    let added = env.ok(&[
+        "release",
+        "add",
+        "9.9.9",
+        "--interfaceversie",
+        "1.1.0",
+        "--zorgaanbiederslijst",
+        "release2",
+        "--oauthclientlist",
+        "release2",
+        "--whitelist",
+        "release2",
+        "--gegevensdienstnamenlijst",
+        "release1",
+    ]);
+    assert!(added.contains("9.9.9"), "{added}");
+    assert!(env.ok(&["release", "list"]).contains("9.9.9"));
+    let e = env.err(&[
+        "release",
+        "add",
+        "9.9.9",
+        "--interfaceversie",
+        "1.1.0",
+        "--zorgaanbiederslijst",
+        "release2",
+        "--oauthclientlist",
+        "release2",
+        "--whitelist",
+        "release2",
+        "--gegevensdienstnamenlijst",
+        "release1",
+    ]);
+    assert!(e.contains("9.9.9"), "{e}");
+    // The default release cannot be withdrawn.
+    let default = env.store.catalogue().unwrap().default.clone();
+    let e = env.err(&["release", "set-status", &default, "ingetrokken"]);
+    assert!(e.contains(&default), "{e}");
+}
+
+#[test]
+fn a_gecontroleerde_livegang_starts_and_ends() {
+    let env = demo();
+    env.ok(&["publish", "--message", "first"]);
+    let (gd, za, oc) = ("4", "labnoord@medmij", "app.gezondheidskluis.nl");
+    let until = "2099-01-01T00:00:00Z";
+    let started = env.run(&[
+        "livegang",
+        "start",
+        "--gegevensdienst",
+        gd,
+        "--zorgaanbieder",
+        za,
+        "--oauthclient",
+        oc,
+        "--until",
+        until,
+    ]);
+    let out = started.unwrap_or_else(|e| panic!("livegang start: {e}"));
+    let list = env.ok(&["livegang", "list"]);
+    assert!(list.contains(za), "{out}\n{list}");
+    let id = env
+        .store
+        .livegangen()
+        .unwrap()
+        .keys()
+        .next()
+        .unwrap()
+        .clone();
+    env.ok(&["livegang", "end", &id]);
+    assert!(env.store.livegangen().unwrap().is_empty());
+}
+
+#[test]
+fn operations_need_no_binary_and_take_milliseconds() {
+    let t = std::time::Instant::now();
+    let env = demo();
+    env.ok(&["whitelist", "add", "snel.knooppunt.nl"]);
+    env.ok(&["whitelist", "remove", "snel.knooppunt.nl"]);
+    // Not a timing test: a sanity bound that only a subprocess or a hang would break.
+    assert!(t.elapsed() < std::time::Duration::from_secs(30));
+    assert!(Path::new(&env.data).join("registry.redb").exists());
+}
