@@ -17,27 +17,6 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-/// The demo registry (project-schema lists, the richest form), embedded so `serve --demo`
-/// needs nothing but the binary.
-pub const DEMO_LISTS: &[(&str, &[u8])] = &[
-    (
-        "gegevensdienstnamenlijst.xml",
-        include_bytes!("../data/demo/gegevensdienstnamenlijst.xml"),
-    ),
-    (
-        "zorgaanbiederslijst.xml",
-        include_bytes!("../data/demo/zorgaanbiederslijst.xml"),
-    ),
-    (
-        "oauthclientlist.xml",
-        include_bytes!("../data/demo/oauthclientlist.xml"),
-    ),
-    (
-        "whitelist.xml",
-        include_bytes!("../data/demo/whitelist.xml"),
-    ),
-];
-
 /// Write command output; a closed pipe (`| head`) is not an error worth a panic.
 fn out(s: &str) {
     use std::io::Write;
@@ -249,7 +228,7 @@ pub fn init(data: &Path, a: &InitArgs, operator: &str) -> Result<String> {
     let catalogue = Catalogue::parse(DEFAULT_CATALOGUE)?;
     let demo = if a.demo {
         let mut lists = Vec::new();
-        for (name, bytes) in DEMO_LISTS {
+        for (name, bytes) in crate::demo::DEMO_LISTS {
             lists.push(read::read_list(bytes).map_err(|e| anyhow::anyhow!("demo {name}: {e}"))?);
         }
         Some(lists)

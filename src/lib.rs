@@ -9,6 +9,7 @@ pub mod clip;
 pub mod consume;
 pub mod cores;
 pub mod datadir;
+pub mod demo;
 pub mod digest;
 pub mod failpoint;
 pub mod operate;

@@ -68,11 +68,8 @@ pub fn load(store: &Store) -> Result<BTreeMap<String, ClientUse>, StoreError> {
         let mut out = BTreeMap::new();
         for row in t.iter()? {
             let (k, v) = row?;
-            let c = serde_json::from_slice(v.value()).map_err(|e| RowError::Decode {
-                table: CLIENTS.name().to_string(),
-                key: crate::clip::clip(k.value()).into_owned(),
-                reason: e.to_string(),
-            })?;
+            let c = serde_json::from_slice(v.value())
+                .map_err(|e| RowError::decode(CLIENTS.name(), k.value(), &e))?;
             out.insert(k.value().to_string(), c);
         }
         Ok(out)

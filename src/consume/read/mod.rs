@@ -853,7 +853,7 @@ pub fn registry_of_document(
 #[cfg(test)]
 pub fn demo_registry() -> Registry {
     let mut reg = Registry::default();
-    for (name, bytes) in crate::app::DEMO_LISTS {
+    for (name, bytes) in crate::demo::DEMO_LISTS {
         let l = read_list(bytes).unwrap_or_else(|e| panic!("demo {name}: {e}"));
         let map = Release2Mapping {
             interfaceversie: "1.1.0".into(),

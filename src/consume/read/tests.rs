@@ -46,7 +46,7 @@ fn select_entries_keeps_the_document_as_it_is() {
 
 /// The demo list whose file name starts with `name`.
 fn demo_list(name: &str) -> &'static [u8] {
-    crate::app::DEMO_LISTS
+    crate::demo::DEMO_LISTS
         .iter()
         .find(|(n, _)| n.starts_with(name))
         .map(|(_, bytes)| *bytes)
@@ -167,7 +167,7 @@ fn a_release2_list_replaces_only_what_it_can_carry() {
 
 #[test]
 fn inspect_counts_without_reading_content() {
-    for (_, bytes) in crate::app::DEMO_LISTS {
+    for (_, bytes) in crate::demo::DEMO_LISTS {
         let i = inspect(bytes).unwrap();
         let l = read_list(bytes).unwrap();
         assert_eq!(i.describe(), l.describe());

@@ -13,8 +13,6 @@ mod making;
 mod parts;
 mod plan;
 mod record;
-#[cfg(test)]
-mod tests;
 
 use making::*;
 use parts::*;
@@ -145,4 +143,263 @@ pub fn run(
         index: records.index,
         documents: records.documents,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::catalogue::DEFAULT_CATALOGUE;
+
+    /// The demo registry with `n` more Zorgaanbieders, copies of the demo's.
+    fn registry(n: usize) -> Registry {
+        let mut reg = crate::consume::read::demo_registry();
+        let models: Vec<_> = reg.zorgaanbieders.values().cloned().collect();
+        for i in 0..n {
+            let mut z = models[i % models.len()].clone();
+            let name: String = format!("{i:04}")
+                .bytes()
+                .map(|d| (b'a' + d - b'0') as char)
+                .collect();
+            z.zorgaanbiedernaam = format!("extra{name}@medmij");
+            reg.zorgaanbieders.insert(z.zorgaanbiedernaam.clone(), z);
+        }
+        reg
+    }
+
+    /// An empty staged file in a directory of its own (kept while the directory is).
+    fn staged_file() -> (tempfile::TempDir, crate::registry::documents::Staged) {
+        let dir = tempfile::tempdir().unwrap();
+        let files = crate::registry::documents::Files::beside(&dir.path().join("r.redb"));
+        let staged = files.stage(&[]).unwrap();
+        (dir, staged)
+    }
+
+    /// [`render_in_parts`] into a file of its own, its footer appended: the document's
+    /// bytes and the parts' record. The gzip blocks cut from it must cover it exactly.
+    fn in_parts(
+        reg: &Registry,
+        r: &Rendition,
+        h: &Header,
+        known: &Validated,
+    ) -> Result<(Vec<u8>, Parts), PublishError> {
+        let (_dir, staged) = staged_file();
+        let parts = render_in_parts(reg, r, h, known, &staged, false)?;
+        staged.append(&parts.footer).unwrap();
+        let xml = staged.map().unwrap().to_vec();
+        let blocks = gzip_blocks(&xml, &parts).expect("blocks fit the document");
+        let cut: Vec<u8> = blocks.iter().flat_map(|b| b.slices.concat()).collect();
+        assert_eq!(cut, xml);
+        Ok((xml, parts))
+    }
+
+    fn doc(p: &(Vec<u8>, Parts)) -> Vec<u8> {
+        p.0.clone()
+    }
+
+    fn header() -> Header {
+        Header {
+            volgnummer: 4,
+            tijdstempel: "2026-12-01T00:00:00Z".into(),
+        }
+    }
+
+    /// Point every token endpoint of the `i`-th Zorgaanbieder at `uri`.
+    fn with_token_endpoint(reg: &Registry, i: usize, uri: &str) -> Registry {
+        let mut reg = reg.clone();
+        if let Some(z) = reg.zorgaanbieders.values_mut().nth(i) {
+            for iv in &mut z.interfaceversies {
+                for g in &mut iv.gegevensdiensten {
+                    g.token_endpointuri = uri.into();
+                }
+            }
+        }
+        reg
+    }
+
+    #[test]
+    fn incremental_validation_validates_new_elements_only_and_changes_no_byte() {
+        let reg = registry(40);
+        let h = header();
+        let cat = Catalogue::parse(DEFAULT_CATALOGUE).unwrap();
+        let zals: Vec<Rendition> = cat
+            .renditions()
+            .into_iter()
+            .filter(|r| r.list == ListKind::Zorgaanbiederslijst)
+            .collect();
+        assert!(zals.len() >= 2, "{zals:?}");
+        for r in &zals {
+            let whole = render::render(&reg, r, &h).unwrap();
+            let cold = in_parts(&reg, r, &h, &Validated::new()).unwrap();
+            assert_eq!(doc(&cold), whole, "{r}");
+            assert!(!cold.1.elements.is_empty(), "{r}");
+            assert_eq!(
+                cold.1.validated,
+                cold.1.elements.len(),
+                "{r}: nothing known yet"
+            );
+            let known: Validated = cold.1.elements.iter().copied().collect();
+            let warm = in_parts(&reg, r, &h, &known).unwrap();
+            assert_eq!((doc(&warm), warm.1.validated), (whole, 0), "{r}");
+
+            // One changed Zorgaanbieder: its element alone is validated, the bytes are the
+            // whole document's.
+            let changed = with_token_endpoint(&reg, 7, "https://ander.voorbeeld.nl/token");
+            let warm = in_parts(&changed, r, &h, &known).unwrap();
+            assert_eq!(doc(&warm), render::render(&changed, r, &h).unwrap(), "{r}");
+            assert!(warm.1.validated <= 1, "{r}: {}", warm.1.validated);
+            if r.interfaceversie.is_none() {
+                assert_eq!(warm.1.validated, 1, "{r}");
+            }
+
+            // An element that breaks the XSD is refused, known neighbours or not.
+            let broken = with_token_endpoint(&reg, 7, "http://niet-https.voorbeeld.nl/token");
+            if render::render(&broken, r, &h).unwrap() != render::render(&reg, r, &h).unwrap() {
+                for k in [&Validated::new(), &known] {
+                    match in_parts(&broken, r, &h, k) {
+                        Err(PublishError::Schema { errors, .. }) => {
+                            assert!(errors.to_string().contains("TokenEndpointuri"), "{errors}")
+                        }
+                        other => panic!("{r}: {:?}", other.map(|p| p.1.validated)),
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn parts_validated_out_of_order_are_written_in_order_and_digested_in_order() {
+        let (k, c) = SigningKey::generate_development().unwrap();
+        let key = SigningKey::from_pem(&k, &c).unwrap();
+        let reg = registry(30);
+        let h = header();
+        let cat = Catalogue::parse(DEFAULT_CATALOGUE).unwrap();
+        for r in cat
+            .renditions()
+            .into_iter()
+            .filter(|r| r.list == ListKind::Zorgaanbiederslijst)
+        {
+            let all: Vec<_> = reg.zorgaanbieders.values().collect();
+            // Part sizes that leave some parts with nothing in this Interfaceversie.
+            for size in [1, 4, 7] {
+                let parts: Vec<render::MarkedPart> = all
+                    .chunks(size)
+                    .map(|c| render::render_zal_part_marked(&reg, c, &r, &h).unwrap())
+                    .collect();
+                assert_eq!(
+                    render::zal_pieces(&parts).unwrap().concat(),
+                    render::render(&reg, &r, &h).unwrap()
+                );
+                let (_dir, staged) = staged_file();
+                let sink = Sink {
+                    staged: &staged,
+                    state: Default::default(),
+                    digest: Some(std::sync::Mutex::new(sign::EnvelopedDigest::new())),
+                };
+                // Last first: nothing can be written until the first part arrives.
+                for (i, part) in parts.iter().enumerate().rev() {
+                    let elements = part
+                        .1
+                        .windows(2)
+                        .filter(|w| w[0] < w[1])
+                        .map(|w| sha256(&part.0[w[0]..w[1]]))
+                        .collect();
+                    sink.deposit(
+                        i,
+                        Checked {
+                            part: part.clone(),
+                            elements,
+                        },
+                    );
+                    assert_eq!(staged.written() == 0, i > 0, "{r}: part {i}");
+                }
+                let digest = sink.digest.unwrap().into_inner().unwrap();
+                let st = sink.state.into_inner().unwrap();
+                assert_eq!(
+                    (st.next, st.ready.len(), st.writing),
+                    (parts.len(), 0, false)
+                );
+                let footer = st.footer.unwrap().bytes;
+                staged.append(&footer).unwrap();
+                let whole = render::render(&reg, &r, &h).unwrap();
+                assert_eq!(
+                    &staged.map().unwrap()[..],
+                    &whole[..],
+                    "{r}, parts of {size}"
+                );
+                // The digest taken part by part as they were written is the document's:
+                // the signature made from it verifies over the whole.
+                let (at, sig) = key.enveloped_signature_after(digest, &footer).unwrap();
+                let mut signed = whole.clone();
+                let at = whole.len() - footer.len() + at;
+                signed.splice(at..at, sig);
+                key.check_own_enveloped(&signed)
+                    .unwrap_or_else(|e| panic!("{r}, parts of {size}: {e}"));
+                crate::sign::verify_enveloped(&signed, Some(key.public_key())).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn a_failed_part_lets_go_of_the_parts_waiting_and_stops_the_writing() {
+        let reg = registry(8);
+        let cat = Catalogue::parse(DEFAULT_CATALOGUE).unwrap();
+        let r = cat
+            .renditions()
+            .into_iter()
+            .find(|r| r.list == ListKind::Zorgaanbiederslijst)
+            .unwrap();
+        let all: Vec<_> = reg.zorgaanbieders.values().collect();
+        let parts: Vec<Checked> = all
+            .chunks(3)
+            .map(|c| Checked {
+                part: render::render_zal_part_marked(&reg, c, &r, &header()).unwrap(),
+                elements: Vec::new(),
+            })
+            .collect();
+        let (_dir, staged) = staged_file();
+        let sink = Sink {
+            staged: &staged,
+            state: Default::default(),
+            digest: None,
+        };
+        let mut parts = parts.into_iter();
+        let (first, second) = (parts.next().unwrap(), parts.next().unwrap());
+        sink.deposit(1, second);
+        assert_eq!(sink.state().ready.len(), 1);
+        // Part 0 failed validation: part 1 goes, later parts are not taken, nothing is
+        // written, and part 0 arriving anyway is not written either.
+        sink.fail("part 0: invalid".into());
+        assert!(sink.failed() && sink.state().ready.is_empty());
+        for (i, p) in parts.enumerate() {
+            sink.deposit(i + 2, p);
+        }
+        sink.deposit(0, first);
+        let st = sink.state.into_inner().unwrap();
+        assert_eq!((st.next, st.ready.len(), staged.written()), (0, 0, 0));
+        assert_eq!(st.failed.as_deref(), Some("part 0: invalid"));
+    }
+
+    #[test]
+    fn the_skeleton_of_a_document_made_in_parts_is_validated() {
+        let reg = registry(3);
+        let cat = Catalogue::parse(DEFAULT_CATALOGUE).unwrap();
+        for r in cat
+            .renditions()
+            .into_iter()
+            .filter(|r| r.list == ListKind::Zorgaanbiederslijst)
+        {
+            let def = schema_of(&r).unwrap();
+            let good = render::render(&reg, &r, &header()).unwrap();
+            validate_skeleton(def, &good).unwrap();
+            // A header the XSD refuses, with valid Zorgaanbieders.
+            let bad = Header {
+                volgnummer: 4,
+                tijdstempel: "gisteren".into(),
+            };
+            let e = validate_skeleton(def, &render::render(&reg, &r, &bad).unwrap())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("Tijdstempel"), "{r}: {e}");
+        }
+    }
 }

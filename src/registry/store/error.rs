@@ -91,10 +91,17 @@ pub(super) fn db_err(path: &Path) -> impl Fn(RowError) -> StoreError + '_ {
     }
 }
 
-pub(super) fn decode_err(t: Rows, key: &str, e: &dyn std::fmt::Display) -> RowError {
-    RowError::Decode {
-        table: t.name().to_string(),
-        key: crate::clip::clip(key).into_owned(),
-        reason: e.to_string(),
+impl RowError {
+    /// The row `key` of the table named `table` cannot be decoded (`key` clipped).
+    pub fn decode(table: &str, key: &str, reason: &dyn std::fmt::Display) -> RowError {
+        RowError::Decode {
+            table: table.to_string(),
+            key: crate::clip::clip(key).into_owned(),
+            reason: reason.to_string(),
+        }
     }
+}
+
+pub(super) fn decode_err(t: Rows, key: &str, e: &dyn std::fmt::Display) -> RowError {
+    RowError::decode(t.name(), key, e)
 }

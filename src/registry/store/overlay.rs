@@ -426,7 +426,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::store::tests::{demo_store, who};
+    use crate::registry::store::tests::{demo_store, table_names, who};
 
     #[test]
     fn a_whole_published_copy_becomes_overlay_rows_when_opened() {
@@ -457,13 +457,7 @@ mod tests {
         let working = store.registry().unwrap();
         assert!(!working.zorgaanbieders.contains_key(&gone));
         assert_eq!(working.whitelist, published.whitelist);
-        let names: Vec<String> = store
-            .read_tx()
-            .unwrap()
-            .list_tables()
-            .unwrap()
-            .map(|t| t.name().to_string())
-            .collect();
+        let names = table_names(&store);
         assert!(
             !names.contains(&OLD_PUBLISHED.zorgaanbieders.name().to_string()),
             "{names:?}"

@@ -173,11 +173,7 @@ pub(super) fn read_json<T: for<'a> Deserialize<'a>>(
     match meta.get(key)? {
         Some(v) => serde_json::from_slice(v.value())
             .map(Some)
-            .map_err(|e| RowError::Decode {
-                table: META.name().to_string(),
-                key: key.to_string(),
-                reason: e.to_string(),
-            }),
+            .map_err(|e| RowError::decode(META.name(), key, &e)),
         None => Ok(None),
     }
 }
