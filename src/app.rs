@@ -407,6 +407,7 @@ async fn serve(data: &Path, a: ServeArgs) -> Result<()> {
             max_connections: a.max_connections,
             per_client: a.max_connections_per_client,
             header_timeout: std::time::Duration::from_secs(a.idle_timeout),
+            send_timeout: std::time::Duration::from_secs(a.send_timeout),
             shutdown_grace: std::time::Duration::from_secs(a.shutdown_grace),
             ..serve::Limits::default()
         },

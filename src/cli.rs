@@ -328,6 +328,11 @@ pub struct ServeArgs {
     /// Seconds for a request's headers and for an idle keep-alive connection.
     #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub idle_timeout: u64,
+    /// Seconds a response may wait for the client to read before the connection is closed
+    /// (between two writes, as nginx's send_timeout): clients that stop reading give
+    /// their connection back.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub send_timeout: u64,
     /// Seconds in-flight responses get after SIGTERM before the process exits.
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     pub shutdown_grace: u64,

@@ -8,9 +8,9 @@
 //! `failpoints` (which `cargo test` turns on through the dev-dependency on this crate)
 //! every point is a no-op, so the variable cannot make a release binary abort.
 
-use std::sync::OnceLock;
-
 #[derive(Clone, Debug, PartialEq)]
+// Without the feature no action is ever parsed, so none is constructed.
+#[cfg_attr(not(feature = "failpoints"), allow(dead_code))]
 enum Action {
     Error,
     Sleep(u64),
@@ -19,6 +19,7 @@ enum Action {
 
 #[cfg(feature = "failpoints")]
 fn config() -> &'static [(String, Action)] {
+    use std::sync::OnceLock;
     static CONFIG: OnceLock<Vec<(String, Action)>> = OnceLock::new();
     CONFIG.get_or_init(|| {
         let Ok(spec) = std::env::var("STELSELNODE_FAILPOINTS") else {

@@ -412,6 +412,89 @@ fn clients_over_their_limit_get_503_with_retry_after() {
     assert!(r.header("retry-after").is_some());
 }
 
+/// Clients that request the large ZAL and never read fill the connection limit. The send
+/// timeout (between two writes, as nginx's) closes them, so a client from another address
+/// is served again within it, and the closes are counted.
+#[test]
+fn slow_readers_are_closed_by_the_send_timeout() {
+    let dir = tempdir();
+    let data = dir.path().join("data");
+    ok(&data, &["init"]);
+    add_zorgaanbieders(&data, 3000);
+    ok(
+        &data,
+        &["publish", "-m", "a ZAL larger than the socket buffers"],
+    );
+    let server = Server::start_env(
+        &data,
+        &[
+            "--max-connections",
+            "6",
+            "--send-timeout",
+            "2",
+            "--idle-timeout",
+            "60",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ],
+        &[],
+    );
+    let zal = b"GET /MedMij_Zorgaanbiederslijst.xml?release=2.0.0 HTTP/1.1\r\nHost: x\r\n\r\n";
+    let slow: Vec<TcpStream> = (0..6)
+        .map(|_| {
+            let mut s = connect_from("127.0.0.1", &server.addr, Some(4096));
+            s.write_all(zal).unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let other = || {
+        request_on(
+            connect_from("127.0.0.2", &server.addr, None),
+            &server.addr,
+            "GET",
+            "/MedMij_Whitelist.xml",
+            &[],
+        )
+    };
+    assert_eq!(other().status, 503, "the slow readers hold every place");
+    let t = Instant::now();
+    while other().status != 200 {
+        assert!(
+            t.elapsed() < Duration::from_secs(8),
+            "not served within the send timeout: {}",
+            server.stderr.lock().unwrap().join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(t.elapsed() >= Duration::from_secs(1), "{:?}", t.elapsed());
+    // Each slow connection got part of the ZAL, then was closed.
+    for mut s in slow {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut got = Vec::new();
+        let _ = s.read_to_end(&mut got);
+        assert!(got.starts_with(b"HTTP/1.1 200"), "{}", got.len());
+        let length: usize = String::from_utf8_lossy(&got)
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("content-length: ")
+                    .map(|v| v.trim().to_string())
+            })
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(
+            got.len() < length,
+            "{} of {length} bytes: not cut off",
+            got.len()
+        );
+    }
+    let m = server.metrics.clone().unwrap();
+    let text = request(&m, "GET", "/metrics", &[]).text();
+    assert!(text.contains("stelselnode_send_timeouts_total 6"), "{text}");
+    assert!(server.wait_stderr("the client read nothing for 2 s", 5));
+}
+
 #[test]
 fn sigterm_stops_accepting_finishes_and_exits_zero() {
     let (_dir, data) = demo();

@@ -745,74 +745,10 @@ fn import_publish_fetch_reproduces_the_official_examples() {
 /// the joined documents must be what a consumer validates and verifies.
 #[test]
 fn a_large_registry_publishes_valid_signed_lists() {
-    use stelselnode::registry::model::{
-        Gegevensdienst, Gegevensdienstnaam, Interfaceversie, Systeemrol, Zorgaanbieder,
-    };
     let dir = tempdir();
     let data = dir.path().join("data");
     ok(&data, &["init"]);
-    {
-        let store = stelselnode::registry::store::Store::open(&data.join("registry.redb")).unwrap();
-        let who = stelselnode::registry::store::Who {
-            operator: "test".into(),
-            reason: None,
-        };
-        store
-            .update(&who, |reg| {
-                reg.whitelist.insert("node.voorbeeld.nl".into());
-                for i in 1..=7 {
-                    reg.gegevensdiensten.insert(
-                        i.to_string(),
-                        Gegevensdienstnaam {
-                            gegevensdienst_id: i.to_string(),
-                            weergavenaam: format!("Gegevensdienst {i}"),
-                        },
-                    );
-                }
-                for i in 0..4500u32 {
-                    // Letters only: a..z in base 26.
-                    let mut n = i + 26 * 26 * 26;
-                    let mut name = String::new();
-                    while n > 0 {
-                        name.insert(0, (b'a' + (n % 26) as u8) as char);
-                        n /= 26;
-                    }
-                    let host = format!("medmij.{name}.nl");
-                    let g = |id: &str, v: &str| Gegevensdienst {
-                        gegevensdienst_id: id.into(),
-                        authorization_endpointuri: format!("https://{host}/{v}/authorize"),
-                        token_endpointuri: format!("https://{host}/{v}/token"),
-                        abonneren: None,
-                        systeemrollen: vec![Systeemrol {
-                            systeemrolcode: "MM-2.1-BZB-FHIR".into(),
-                            resource_endpointuri: format!("https://{host}/{v}/fhir"),
-                        }],
-                    };
-                    // Only every third one in 1.1.0: release2 parts differ in size.
-                    let mut ivs = vec![Interfaceversie {
-                        interfaceversie_id: "2.0.0".into(),
-                        gegevensdiensten: vec![g("1", "v2"), g("4", "v2")],
-                    }];
-                    if i % 3 == 0 {
-                        ivs.push(Interfaceversie {
-                            interfaceversie_id: "1.1.0".into(),
-                            gegevensdiensten: vec![g("1", "v1")],
-                        });
-                    }
-                    let naam = format!("{name}@medmij");
-                    reg.zorgaanbieders.insert(
-                        naam.clone(),
-                        Zorgaanbieder {
-                            zorgaanbiedernaam: naam,
-                            aanbiedertype: Aanbiedertype::ZA,
-                            interfaceversies: ivs,
-                        },
-                    );
-                }
-                Ok(String::new())
-            })
-            .unwrap();
-    }
+    add_zorgaanbieders(&data, 4500);
     // The first publication validates every element; the next, after one Zorgaanbieder
     // changed, only that one's element in the renditions it shows in (incremental
     // validation), and both publish documents that xmllint and xmlsec1 accept.

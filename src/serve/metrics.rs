@@ -87,6 +87,7 @@ pub struct Metrics {
     expiry: Family<CertificateLabel, Gauge>,
     clients: Family<ReleaseLabel, Gauge>,
     connections: Family<WorkerLabel, Gauge>,
+    send_timeouts: Counter,
     /// Each serving thread's name and count of open connections (see `serve::workers`).
     open: Mutex<Vec<(String, Arc<AtomicUsize>)>>,
     last_publication: AtomicI64,
@@ -151,8 +152,15 @@ impl Metrics {
             "Connections open, by the thread serving them",
             connections.clone(),
         );
+        let send_timeouts = Counter::default();
+        registry.register(
+            "send_timeouts",
+            "Connections closed because the client read nothing for the send timeout",
+            send_timeouts.clone(),
+        );
         Metrics {
             registry,
+            send_timeouts,
             requests,
             bytes,
             publications,
@@ -206,6 +214,11 @@ impl Metrics {
     /// Report these counts of open connections, one per serving thread, from now on.
     pub fn count_connections(&self, open: Vec<(String, Arc<AtomicUsize>)>) {
         *self.open.lock().unwrap_or_else(|p| p.into_inner()) = open;
+    }
+
+    /// One connection closed by the send timeout (`serve::send_timeout`).
+    pub fn send_timeout(&self) {
+        self.send_timeouts.inc();
     }
 
     /// One committed publication that took `seconds`.
@@ -277,6 +290,12 @@ impl Metrics {
             out = "# EOF\n".into();
         }
         out
+    }
+}
+
+impl super::send_timeout::OnTimeout for Metrics {
+    fn send_timed_out(&self) {
+        self.send_timeout();
     }
 }
 

@@ -9,6 +9,7 @@ pub mod edge;
 pub mod metrics;
 pub mod payload;
 pub mod respond;
+pub mod send_timeout;
 pub mod set;
 pub mod tls;
 pub mod workers;
@@ -43,6 +44,9 @@ pub struct Limits {
     pub header_timeout: Duration,
     /// Time for a TLS handshake.
     pub handshake_timeout: Duration,
+    /// Time a response's write may wait for the client to read (between two writes, as
+    /// nginx's `send_timeout`); then the connection is closed.
+    pub send_timeout: Duration,
     /// After SIGTERM: how long in-flight responses may take before the process exits.
     pub shutdown_grace: Duration,
 }
@@ -54,6 +58,7 @@ impl Default for Limits {
             per_client: 64,
             header_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(10),
+            send_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(30),
         }
     }
@@ -384,6 +389,10 @@ pub async fn run(
         let limits = limits.clone();
         let tls = opts.tls.as_ref().map(|t| t.config.load_full());
         let watcher = graceful.watcher();
+        let on_timeout = opts
+            .metrics
+            .clone()
+            .map(|m| m as Arc<dyn send_timeout::OnTimeout>);
         // Taken off this runtime's reactor here, put on the worker's inside its task.
         let stream = match stream.into_std() {
             Ok(s) => s,
@@ -395,7 +404,7 @@ pub async fn run(
         workers.spawn(async move {
             let _slot = slot;
             let stream = match tokio::net::TcpStream::from_std(stream) {
-                Ok(s) => s,
+                Ok(s) => send_timeout::SendTimeout::new(s, limits.send_timeout, peer, on_timeout),
                 Err(e) => {
                     tracing::debug!("connection from {peer}: {e}");
                     return;

@@ -210,7 +210,43 @@ impl Response {
 
 /// One HTTP/1.1 request with `Connection: close`; reads until EOF.
 pub fn request(addr: &str, method: &str, target: &str, headers: &[(&str, &str)]) -> Response {
-    let mut s = TcpStream::connect(addr).expect("connect");
+    request_on(
+        TcpStream::connect(addr).expect("connect"),
+        addr,
+        method,
+        target,
+        headers,
+    )
+}
+
+/// A connection to `addr` from the loopback address `from` (another client, as far as the
+/// server's per-address accounting goes), with a receive buffer of `rcvbuf` bytes if given.
+pub fn connect_from(from: &str, addr: &str, rcvbuf: Option<u32>) -> TcpStream {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .unwrap();
+    let s = rt.block_on(async {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        if let Some(n) = rcvbuf {
+            sock.set_recv_buffer_size(n).unwrap();
+        }
+        sock.bind(format!("{from}:0").parse().unwrap()).unwrap();
+        sock.connect(addr.parse().unwrap()).await.unwrap()
+    });
+    let s = s.into_std().unwrap();
+    s.set_nonblocking(false).unwrap();
+    s
+}
+
+/// `request` on a connection already made.
+pub fn request_on(
+    mut s: TcpStream,
+    addr: &str,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+) -> Response {
     s.set_read_timeout(Some(Duration::from_secs(30))).ok();
     let mut req = format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     for (k, v) in headers {
@@ -357,4 +393,74 @@ pub fn publish_logged(data: &Path, reason: &str) -> (String, String) {
     let err = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(out.status.success(), "{err}");
     (String::from_utf8_lossy(&out.stdout).to_string(), err)
+}
+
+/// Fill an initialised registry with a Whitelist node, seven Gegevensdiensten and `n`
+/// Zorgaanbieders (every third also in Interfaceversie 1.1.0): a ZAL of about 2.4 KB per
+/// Zorgaanbieder in release3, large enough to be made in parts above a few thousand.
+pub fn add_zorgaanbieders(data: &Path, n: u32) {
+    use stelselnode::registry::model::{
+        Aanbiedertype, Gegevensdienst, Gegevensdienstnaam, Interfaceversie, Systeemrol,
+        Zorgaanbieder,
+    };
+    let store = stelselnode::registry::store::Store::open(&data.join("registry.redb")).unwrap();
+    let who = stelselnode::registry::store::Who {
+        operator: "test".into(),
+        reason: None,
+    };
+    store
+        .update(&who, |reg| {
+            reg.whitelist.insert("node.voorbeeld.nl".into());
+            for i in 1..=7 {
+                reg.gegevensdiensten.insert(
+                    i.to_string(),
+                    Gegevensdienstnaam {
+                        gegevensdienst_id: i.to_string(),
+                        weergavenaam: format!("Gegevensdienst {i}"),
+                    },
+                );
+            }
+            for i in 0..n {
+                // Letters only: a..z in base 26.
+                let mut n = i + 26 * 26 * 26;
+                let mut name = String::new();
+                while n > 0 {
+                    name.insert(0, (b'a' + (n % 26) as u8) as char);
+                    n /= 26;
+                }
+                let host = format!("medmij.{name}.nl");
+                let g = |id: &str, v: &str| Gegevensdienst {
+                    gegevensdienst_id: id.into(),
+                    authorization_endpointuri: format!("https://{host}/{v}/authorize"),
+                    token_endpointuri: format!("https://{host}/{v}/token"),
+                    abonneren: None,
+                    systeemrollen: vec![Systeemrol {
+                        systeemrolcode: "MM-2.1-BZB-FHIR".into(),
+                        resource_endpointuri: format!("https://{host}/{v}/fhir"),
+                    }],
+                };
+                // Only every third one in 1.1.0: release2 parts differ in size.
+                let mut ivs = vec![Interfaceversie {
+                    interfaceversie_id: "2.0.0".into(),
+                    gegevensdiensten: vec![g("1", "v2"), g("4", "v2")],
+                }];
+                if i % 3 == 0 {
+                    ivs.push(Interfaceversie {
+                        interfaceversie_id: "1.1.0".into(),
+                        gegevensdiensten: vec![g("1", "v1")],
+                    });
+                }
+                let naam = format!("{name}@medmij");
+                reg.zorgaanbieders.insert(
+                    naam.clone(),
+                    Zorgaanbieder {
+                        zorgaanbiedernaam: naam,
+                        aanbiedertype: Aanbiedertype::ZA,
+                        interfaceversies: ivs,
+                    },
+                );
+            }
+            Ok(String::new())
+        })
+        .unwrap();
 }
