@@ -738,6 +738,9 @@ fn status_clients_shows_who_uses_which_release_and_survives_a_restart() {
             .any(|f| f == "never fetched whitelist"));
         assert_eq!(v["releases"]["1.1.1"].as_array().unwrap().len(), 1);
         assert_eq!(v["releases"]["2.0.0"].as_array().unwrap().len(), 1);
+        // Each release's use in all, kept apart from the (bounded) client records.
+        assert!(v["release_use"]["2.0.0"]["requests"].as_u64().unwrap() >= 1);
+        assert!(v["release_use"]["2.0.0"]["last_used_identified"].is_string());
     };
     check(&ok(&data, &["status", "--clients", "--json"]));
     let text = ok(&data, &["status", "--clients"]);

@@ -41,11 +41,23 @@ struct ClientReport {
     flags: Vec<String>,
 }
 
+/// How a release was used by anyone, kept even when its clients were not.
+#[derive(Serialize, Debug)]
+struct ReleaseReport {
+    first_used: String,
+    last_used: String,
+    /// By a client known by its certificate; `None`: never.
+    last_used_identified: Option<String>,
+    requests: u64,
+}
+
 #[derive(Serialize, Debug)]
 struct Report {
     at: String,
     /// Per release, the clients that used it in the last 30 days.
     releases: BTreeMap<String, Vec<String>>,
+    /// Per release, its use in all (never evicted).
+    release_use: BTreeMap<String, ReleaseReport>,
     clients: Vec<ClientReport>,
 }
 
@@ -119,9 +131,23 @@ impl Clients {
                 flags,
             });
         }
+        let release_use = crate::serve::client_records::load_releases(ctx.store)?
+            .into_iter()
+            .map(|(r, u)| {
+                let report = ReleaseReport {
+                    first_used: stamp(u.first_used),
+                    last_used: stamp(u.last_used),
+                    last_used_identified: (u.last_used_identified > 0)
+                        .then(|| stamp(u.last_used_identified)),
+                    requests: u.requests,
+                };
+                (r, report)
+            })
+            .collect();
         let report = Report {
             at: stamp(now),
             releases,
+            release_use,
             clients: reports,
         };
         if self.json {
@@ -134,12 +160,23 @@ impl Clients {
             report.at,
             report.clients.len()
         )?;
-        for (r, ids) in &report.releases {
-            writeln!(
-                out,
-                "release {r}: {} client(s) in the last 30 days",
-                ids.len()
-            )?;
+        let mut ids: Vec<&String> = report.releases.keys().collect();
+        ids.extend(report.release_use.keys());
+        ids.sort();
+        ids.dedup();
+        for r in ids {
+            let n = report.releases.get(r).map(Vec::len).unwrap_or(0);
+            write!(out, "release {r}: {n} client(s) in the last 30 days")?;
+            if let Some(u) = report.release_use.get(r) {
+                write!(
+                    out,
+                    "; {} request(s) in all, last {}, last with a certificate {}",
+                    u.requests,
+                    u.last_used,
+                    u.last_used_identified.as_deref().unwrap_or("never")
+                )?;
+            }
+            writeln!(out)?;
         }
         for c in &report.clients {
             writeln!(

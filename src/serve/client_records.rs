@@ -1,5 +1,6 @@
 //! Client records as the store keeps them: one row per client identity in the `clients`
-//! table, which this module defines and owns (the store knows nothing of it).
+//! table and one per release in `release_use`, tables this module defines and owns (the
+//! store knows nothing of them).
 
 use crate::registry::model::ListKind;
 use crate::registry::store::{RowError, Store, StoreError};
@@ -9,6 +10,9 @@ use std::collections::BTreeMap;
 
 /// Who fetched what: one row per client identity (see [`ClientUse`]).
 const CLIENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("clients");
+
+/// How each release was used, by anyone: one row per release id (see [`ReleaseUse`]).
+const RELEASE_USE: TableDefinition<&str, &[u8]> = TableDefinition::new("release_use");
 
 /// What one client (a certificate's organisation and serial, else an address) fetched:
 /// when it last used each release, and per list the Volgnummer it last received. Kept
@@ -29,38 +33,85 @@ pub struct LastFetch {
     pub at: i64,
 }
 
+/// How one release was used in all, by every client, kept or evicted: what an operator
+/// needs before withdrawing it, which no flood of other clients can erase.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseUse {
+    /// Unix time of the first and the last list document answered for it.
+    pub first_used: i64,
+    pub last_used: i64,
+    /// Unix time of the last one answered to a client known by its certificate (0: none).
+    pub last_used_identified: i64,
+    /// List documents answered for it (200 and 304).
+    pub requests: u64,
+}
+
+impl ReleaseUse {
+    pub fn count(&mut self, identified: bool, at: i64) {
+        if self.requests == 0 {
+            self.first_used = at;
+        }
+        self.requests += 1;
+        self.last_used = self.last_used.max(at);
+        if identified {
+            self.last_used_identified = self.last_used_identified.max(at);
+        }
+    }
+}
+
 impl ClientUse {
     pub fn last_seen(&self) -> i64 {
         self.releases.values().copied().max().unwrap_or(0)
     }
 }
 
-/// Persist client records (replacing those rows) and remove the evicted ones.
+/// Persist client records (replacing those rows), remove the evicted ones, and replace
+/// the per-release rows given.
 pub fn save(
     store: &Store,
     rows: &[(String, ClientUse)],
     evicted: &[String],
+    releases: &[(String, ReleaseUse)],
 ) -> Result<(), StoreError> {
-    if rows.is_empty() && evicted.is_empty() {
+    if rows.is_empty() && evicted.is_empty() && releases.is_empty() {
         return Ok(());
     }
     store.write(|tx| {
         let mut t = tx.open_table(CLIENTS)?;
         for (k, v) in rows {
-            let json = serde_json::to_vec(v).map_err(|e| RowError::Encode(e.to_string()))?;
-            t.insert(k.as_str(), json.as_slice())?;
+            t.insert(k.as_str(), json(v)?.as_slice())?;
         }
         for k in evicted {
             t.remove(k.as_str())?;
+        }
+        let mut t = tx.open_table(RELEASE_USE)?;
+        for (k, v) in releases {
+            t.insert(k.as_str(), json(v)?.as_slice())?;
         }
         Ok(())
     })
 }
 
+fn json<T: Serialize>(v: &T) -> Result<Vec<u8>, RowError> {
+    serde_json::to_vec(v).map_err(|e| RowError::Encode(e.to_string()))
+}
+
 /// Every persisted client record (none in a registry made before they existed).
 pub fn load(store: &Store) -> Result<BTreeMap<String, ClientUse>, StoreError> {
+    load_table(store, CLIENTS)
+}
+
+/// How each release was used (none in a registry made before this was kept).
+pub fn load_releases(store: &Store) -> Result<BTreeMap<String, ReleaseUse>, StoreError> {
+    load_table(store, RELEASE_USE)
+}
+
+fn load_table<T: serde::de::DeserializeOwned>(
+    store: &Store,
+    table: TableDefinition<&str, &[u8]>,
+) -> Result<BTreeMap<String, T>, StoreError> {
     store.read(|tx| {
-        let t = match tx.open_table(CLIENTS) {
+        let t = match tx.open_table(table) {
             Ok(t) => t,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(BTreeMap::new()),
             Err(x) => return Err(x.into()),
@@ -69,7 +120,7 @@ pub fn load(store: &Store) -> Result<BTreeMap<String, ClientUse>, StoreError> {
         for row in t.iter()? {
             let (k, v) = row?;
             let c = serde_json::from_slice(v.value())
-                .map_err(|e| RowError::decode(CLIENTS.name(), k.value(), &e))?;
+                .map_err(|e| RowError::decode(table.name(), k.value(), &e))?;
             out.insert(k.value().to_string(), c);
         }
         Ok(out)

@@ -1,20 +1,68 @@
 //! Who fetched what, for the operator's view of a migration (`status --clients`): per
-//! client the releases it used and the Volgnummer it last received per list. Kept in
-//! memory, bounded, and written to the store every few seconds (and on demand), so it
-//! survives restarts.
+//! client the releases it used and the Volgnummer it last received per list, and per
+//! release how it was used in all. Kept in memory, bounded, and written to the store every
+//! few seconds (and on demand), so it survives restarts.
+//!
+//! Clients known by a certificate and clients known only by an address are kept apart,
+//! each pool bounded on its own: a flood of one-shot addresses cannot push out the PGO
+//! servers whose use of a release the operator must know before withdrawing it. The
+//! per-release aggregates are never evicted. A full pool makes room with a bounded
+//! second-chance sweep (CLOCK), not a scan of every entry under the lock.
 
 use crate::registry::model::ListKind;
 use crate::registry::store::Store;
-use crate::serve::client_records::{self, ClientUse, LastFetch};
-use std::collections::{HashMap, HashSet};
+use crate::serve::client_records::{self, ClientUse, LastFetch, ReleaseUse};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
 
-/// At most this many client identities are kept; the longest unseen goes first.
+/// At most this many client identities are kept per pool (certificates, addresses).
 pub const MAX_CLIENTS: usize = 10_000;
+
+/// A full pool looks at most this many entries seen since they were queued (each goes to
+/// the back) before it evicts the front one regardless.
+const SECOND_CHANCES: usize = 16;
+
+/// One bounded pool of clients, with the order in which they were queued for eviction.
+#[derive(Default)]
+struct Pool {
+    clients: HashMap<String, ClientUse>,
+    /// Every key in `clients` once, with the time it was (re)queued.
+    order: VecDeque<(String, i64)>,
+}
+
+impl Pool {
+    fn insert(&mut self, key: String, c: ClientUse, now: i64) {
+        self.order.push_back((key.clone(), now));
+        self.clients.insert(key, c);
+    }
+
+    /// Make room for one: the front of the queue goes, unless it was seen since it was
+    /// queued (then it is queued again), for at most `SECOND_CHANCES` entries. Returns the
+    /// evicted key and how many entries were looked at.
+    fn evict(&mut self, now: i64) -> (Option<String>, usize) {
+        let mut looked = 0;
+        while let Some((key, queued)) = self.order.pop_front() {
+            looked += 1;
+            let Some(c) = self.clients.get(&key) else {
+                continue;
+            };
+            if c.last_seen() > queued && looked <= SECOND_CHANCES {
+                self.order.push_back((key, now));
+                continue;
+            }
+            self.clients.remove(&key);
+            return (Some(key), looked);
+        }
+        (None, looked)
+    }
+}
 
 #[derive(Default)]
 struct Inner {
-    clients: HashMap<String, ClientUse>,
+    identified: Pool,
+    anonymous: Pool,
+    releases: BTreeMap<String, ReleaseUse>,
+    releases_dirty: bool,
     dirty: HashSet<String>,
     evicted: Vec<String>,
 }
@@ -24,55 +72,93 @@ pub struct Tracker {
     inner: Mutex<Inner>,
 }
 
+/// A record's key is an address for a client without a certificate, else its
+/// certificate's organisation and serial (which never parses as an address).
+fn is_address(key: &str) -> bool {
+    key.parse::<std::net::IpAddr>().is_ok()
+}
+
 impl Tracker {
     /// Start from what the store kept.
     pub fn load(store: &Store) -> Tracker {
-        let clients = match client_records::load(store) {
-            Ok(c) => c.into_iter().collect(),
+        let (clients, releases) = match client_records::load(store)
+            .and_then(|c| Ok((c, client_records::load_releases(store)?)))
+        {
+            Ok(x) => x,
             Err(e) => {
                 tracing::warn!("client records could not be read; starting empty: {e}");
-                HashMap::new()
+                Default::default()
             }
         };
+        let mut inner = Inner {
+            releases,
+            ..Inner::default()
+        };
+        // Queued oldest first, so the longest unseen goes first.
+        let mut clients: Vec<(String, ClientUse)> = clients.into_iter().collect();
+        clients.sort_by_key(|(_, c)| c.last_seen());
+        for (k, c) in clients {
+            let seen = c.last_seen();
+            let pool = if is_address(&k) {
+                &mut inner.anonymous
+            } else {
+                &mut inner.identified
+            };
+            pool.insert(k, c, seen);
+        }
         Tracker {
-            inner: Mutex::new(Inner {
-                clients,
-                ..Inner::default()
-            }),
+            inner: Mutex::new(inner),
         }
     }
 
-    /// A list document (200 or 304) answered to `client`.
-    pub fn record(&self, client: &str, release: &str, list: ListKind, volgnummer: u64, at: i64) {
+    /// A list document (200 or 304) answered to `client`; `identified`: known by its
+    /// certificate.
+    pub fn record(
+        &self,
+        client: &str,
+        identified: bool,
+        release: &str,
+        list: ListKind,
+        volgnummer: u64,
+        at: i64,
+    ) {
         let mut i = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let inner = &mut *i;
+        match inner.releases.get_mut(release) {
+            Some(u) => u.count(identified, at),
+            None => {
+                let mut u = ReleaseUse::default();
+                u.count(identified, at);
+                inner.releases.insert(release.to_string(), u);
+            }
+        }
+        inner.releases_dirty = true;
+        let pool = if identified {
+            &mut inner.identified
+        } else {
+            &mut inner.anonymous
+        };
         // Called for every request: a known client (already due to be written) and release
         // cost two lookups and no allocation.
-        let inner = &mut *i;
-        if let Some(c) = inner.clients.get_mut(client) {
+        if let Some(c) = pool.clients.get_mut(client) {
             Self::update(c, release, list, volgnummer, at);
             if !inner.dirty.contains(client) {
                 inner.dirty.insert(client.to_string());
             }
             return;
         }
-        if i.clients.len() >= MAX_CLIENTS {
-            if let Some(oldest) = i
-                .clients
-                .iter()
-                .min_by_key(|(_, c)| c.last_seen())
-                .map(|(k, _)| k.clone())
-            {
-                i.clients.remove(&oldest);
-                i.dirty.remove(&oldest);
-                i.evicted.push(oldest);
+        if pool.clients.len() >= MAX_CLIENTS {
+            if let (Some(gone), _) = pool.evict(at) {
+                inner.dirty.remove(&gone);
+                inner.evicted.push(gone);
             }
         }
         // Back after being evicted: its record is saved again, not forgotten.
-        i.evicted.retain(|k| k != client);
+        inner.evicted.retain(|k| k != client);
         let mut c = ClientUse::default();
         Self::update(&mut c, release, list, volgnummer, at);
-        i.clients.insert(client.to_string(), c);
-        i.dirty.insert(client.to_string());
+        pool.insert(client.to_string(), c, at);
+        inner.dirty.insert(client.to_string());
     }
 
     fn update(c: &mut ClientUse, release: &str, list: ListKind, volgnummer: u64, at: i64) {
@@ -102,20 +188,39 @@ impl Tracker {
 
     /// Write what changed since the last flush.
     pub fn flush(&self, store: &Store) {
-        let (rows, evicted) = {
+        let (rows, evicted, releases) = {
             let mut i = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-            let dirty: Vec<String> = i.dirty.drain().collect();
+            let inner = &mut *i;
+            let dirty: Vec<String> = inner.dirty.drain().collect();
             let rows: Vec<(String, ClientUse)> = dirty
                 .into_iter()
-                .filter_map(|k| i.clients.get(&k).cloned().map(|c| (k, c)))
+                .filter_map(|k| {
+                    let c = inner
+                        .identified
+                        .clients
+                        .get(&k)
+                        .or_else(|| inner.anonymous.clients.get(&k));
+                    c.cloned().map(|c| (k, c))
+                })
                 .collect();
-            (rows, std::mem::take(&mut i.evicted))
+            let releases: Vec<(String, ReleaseUse)> = if inner.releases_dirty {
+                inner.releases_dirty = false;
+                inner
+                    .releases
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            (rows, std::mem::take(&mut inner.evicted), releases)
         };
-        if let Err(e) = client_records::save(store, &rows, &evicted) {
+        if let Err(e) = client_records::save(store, &rows, &evicted, &releases) {
             tracing::warn!("client records not saved (kept in memory, retried): {e}");
             let mut i = self.inner.lock().unwrap_or_else(|p| p.into_inner());
             i.dirty.extend(rows.into_iter().map(|(k, _)| k));
             i.evicted.extend(evicted);
+            i.releases_dirty |= !releases.is_empty();
         }
     }
 }
@@ -128,18 +233,20 @@ mod tests {
         t.inner.lock().unwrap()
     }
 
+    const ZAL: ListKind = ListKind::Zorgaanbiederslijst;
+
     #[test]
     fn a_fetch_is_recorded_per_client_release_and_list_and_marked_for_writing() {
         let t = Tracker::default();
-        t.record("10.0.0.1", "1.1.2", ListKind::Zorgaanbiederslijst, 7, 100);
-        t.record("10.0.0.1", "1.1.2", ListKind::Zorgaanbiederslijst, 8, 110);
-        t.record("10.0.0.1", "1.1.1", ListKind::Whitelist, 3, 120);
+        t.record("10.0.0.1", false, "1.1.2", ZAL, 7, 100);
+        t.record("10.0.0.1", false, "1.1.2", ZAL, 8, 110);
+        t.record("10.0.0.1", false, "1.1.1", ListKind::Whitelist, 3, 120);
         let i = state(&t);
-        let c = &i.clients["10.0.0.1"];
+        let c = &i.anonymous.clients["10.0.0.1"];
         assert_eq!(c.releases["1.1.2"], 110);
         assert_eq!(c.releases["1.1.1"], 120);
         assert_eq!(
-            c.lists[&ListKind::Zorgaanbiederslijst],
+            c.lists[&ZAL],
             LastFetch {
                 volgnummer: 8,
                 release: "1.1.2".into(),
@@ -148,17 +255,21 @@ mod tests {
         );
         assert_eq!(c.lists[&ListKind::Whitelist].volgnummer, 3);
         assert!(i.dirty.contains("10.0.0.1"));
+        assert_eq!(i.releases["1.1.2"].requests, 2);
+        assert_eq!(i.releases["1.1.2"].first_used, 100);
+        assert_eq!(i.releases["1.1.2"].last_used, 110);
+        assert_eq!(i.releases["1.1.2"].last_used_identified, 0);
     }
 
     #[test]
     fn a_known_client_fetching_after_a_flush_is_marked_for_writing_again() {
         let t = Tracker::default();
-        t.record("a", "1.1.2", ListKind::Zorgaanbiederslijst, 1, 100);
+        t.record("a #1", true, "1.1.2", ZAL, 1, 100);
         state(&t).dirty.clear();
-        t.record("a", "1.1.2", ListKind::Zorgaanbiederslijst, 2, 101);
-        assert!(state(&t).dirty.contains("a"));
+        t.record("a #1", true, "1.1.2", ZAL, 2, 101);
+        assert!(state(&t).dirty.contains("a #1"));
         assert_eq!(
-            state(&t).clients["a"].lists[&ListKind::Zorgaanbiederslijst].volgnummer,
+            state(&t).identified.clients["a #1"].lists[&ZAL].volgnummer,
             2
         );
     }
@@ -167,30 +278,104 @@ mod tests {
     fn when_full_the_longest_unseen_client_goes_and_comes_back_when_it_returns() {
         let t = Tracker::default();
         for n in 0..MAX_CLIENTS {
-            // Client 0 is seen last of all, client 1 first.
-            let at = if n == 0 { 1_000_000 } else { n as i64 };
             t.record(
-                &format!("c{n}"),
+                &format!("10.1.{}.{}", n / 256, n % 256),
+                false,
                 "1.1.2",
-                ListKind::Zorgaanbiederslijst,
+                ZAL,
                 1,
-                at,
+                n as i64,
             );
         }
-        t.record("new", "1.1.2", ListKind::Zorgaanbiederslijst, 1, 2_000_000);
+        // The first one is seen again: it gets a second chance, the second one goes.
+        t.record("10.1.0.0", false, "1.1.2", ZAL, 1, 1_000_000);
+        t.record("10.9.9.9", false, "1.1.2", ZAL, 1, 2_000_000);
         {
             let i = state(&t);
-            assert_eq!(i.clients.len(), MAX_CLIENTS);
-            assert!(!i.clients.contains_key("c1"), "c1 was seen longest ago");
-            assert!(i.clients.contains_key("c0") && i.clients.contains_key("new"));
-            assert_eq!(i.evicted, vec!["c1".to_string()]);
-            assert!(!i.dirty.contains("c1"));
+            assert_eq!(i.anonymous.clients.len(), MAX_CLIENTS);
+            assert!(
+                !i.anonymous.clients.contains_key("10.1.0.1"),
+                "seen longest ago"
+            );
+            assert!(i.anonymous.clients.contains_key("10.1.0.0"));
+            assert!(i.anonymous.clients.contains_key("10.9.9.9"));
+            assert_eq!(i.evicted, vec!["10.1.0.1".to_string()]);
+            assert!(!i.dirty.contains("10.1.0.1"));
         }
-        t.record("c1", "1.1.2", ListKind::Zorgaanbiederslijst, 2, 3_000_000);
+        t.record("10.1.0.1", false, "1.1.2", ZAL, 2, 3_000_000);
         let i = state(&t);
-        // Back: saved again, not forgotten; c2 (now seen longest ago) made room for it.
-        assert_eq!(i.evicted, vec!["c2".to_string()]);
-        assert!(i.dirty.contains("c1"));
-        assert!(!i.clients.contains_key("c2"));
+        // Back: saved again, not forgotten; the next longest unseen made room for it.
+        assert_eq!(i.evicted, vec!["10.1.0.2".to_string()]);
+        assert!(i.dirty.contains("10.1.0.1"));
+        assert!(!i.anonymous.clients.contains_key("10.1.0.2"));
+    }
+
+    /// The flood of the hardening review: 10,050 one-shot addresses after a PGO known by
+    /// its certificate used three releases. The PGO and the fact that 1.1.2 and 2.0.0 were
+    /// used both survive.
+    #[test]
+    fn an_anonymous_flood_evicts_neither_identified_clients_nor_release_use() {
+        let t = Tracker::default();
+        let pgo = "PGO Alfa #0a1b";
+        for (n, r) in ["1.1.1", "1.1.2", "2.0.0"].into_iter().enumerate() {
+            t.record(pgo, true, r, ZAL, 1, 10 + n as i64);
+        }
+        for n in 0..10_050u32 {
+            let ip = std::net::Ipv4Addr::from(0x0a00_0000 + n).to_string();
+            t.record(&ip, false, "1.1.1", ZAL, 1, 100 + i64::from(n));
+        }
+        let i = state(&t);
+        assert_eq!(i.anonymous.clients.len(), MAX_CLIENTS);
+        assert_eq!(i.evicted.len(), 50);
+        let kept = &i.identified.clients[pgo];
+        assert_eq!(kept.releases.len(), 3);
+        for r in ["1.1.2", "2.0.0"] {
+            assert_eq!(i.releases[r].requests, 1, "{r}");
+            assert!(i.releases[r].last_used_identified > 0, "{r}");
+        }
+        assert_eq!(i.releases["1.1.1"].requests, 10_051);
+    }
+
+    /// Making room looks at a bounded number of entries even when every one of them was
+    /// seen since it was queued: no scan of the whole pool under the lock.
+    #[test]
+    fn making_room_looks_at_a_bounded_number_of_entries() {
+        let mut p = Pool::default();
+        for n in 0..MAX_CLIENTS {
+            let mut c = ClientUse::default();
+            c.releases.insert("1.1.2".into(), 5);
+            p.insert(n.to_string(), c, 1);
+        }
+        let (gone, looked) = p.evict(10);
+        assert_eq!(gone.as_deref(), Some(SECOND_CHANCES.to_string().as_str()));
+        assert_eq!(looked, SECOND_CHANCES + 1);
+        assert_eq!(p.clients.len(), MAX_CLIENTS - 1);
+        assert_eq!(p.order.len(), MAX_CLIENTS - 1);
+    }
+
+    #[test]
+    fn records_and_release_use_survive_a_flush_and_a_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = crate::registry::catalogue::Catalogue::parse(
+            crate::registry::catalogue::DEFAULT_CATALOGUE,
+        )
+        .unwrap();
+        let store = Store::create(&dir.path().join("r.redb"), &cat).unwrap();
+        let t = Tracker::default();
+        t.record("PGO #1", true, "2.0.0", ZAL, 4, 50);
+        for n in 0..3 {
+            t.record(&format!("10.0.0.{n}"), false, "1.1.2", ZAL, 4, 60 + n);
+        }
+        t.flush(&store);
+        let back = Tracker::load(&store);
+        let i = state(&back);
+        assert!(i.identified.clients.contains_key("PGO #1"));
+        assert_eq!(i.anonymous.clients.len(), 3);
+        assert_eq!(
+            i.anonymous.order.front().map(|(k, _)| k.as_str()),
+            Some("10.0.0.0")
+        );
+        assert_eq!(i.releases["1.1.2"].requests, 3);
+        assert_eq!(i.releases["2.0.0"].last_used_identified, 50);
     }
 }

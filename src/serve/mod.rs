@@ -5,6 +5,7 @@
 
 pub mod client_records;
 pub mod clients;
+pub mod distinct;
 pub mod edge;
 pub mod metrics;
 pub mod payload;
@@ -193,7 +194,7 @@ async fn handle(state: Arc<State>, conn: Conn, req: Request<Incoming>) -> Result
         if let (Some(t), Some(l), Some(v)) = (&state.clients, served.list, served.volgnummer) {
             if served.release() != "-" {
                 let now = time::OffsetDateTime::now_utc().unix_timestamp();
-                t.record(client, served.release(), l, v, now);
+                t.record(client, conn.client.is_some(), served.release(), l, v, now);
             }
         }
     }
