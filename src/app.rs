@@ -17,11 +17,18 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-/// Write command output; a closed pipe (`| head`) is not an error worth a panic.
+/// Write command output; a closed pipe (`| head`) is not an error worth a panic. Peer
+/// strings in it cannot reach the terminal as escape sequences (`terminal::output`).
 fn out(s: &str) {
     use std::io::Write;
     let mut o = std::io::stdout().lock();
+    let s = crate::terminal::output(s);
     let _ = o.write_all(s.as_bytes()).and_then(|()| o.flush());
+}
+
+/// An error on stderr, as `error: …`, through `terminal::output` like every output.
+fn error(msg: impl std::fmt::Display) {
+    eprintln!("error: {}", crate::terminal::output(&msg.to_string()));
 }
 
 pub fn main(cli: Cli) -> ExitCode {
@@ -52,7 +59,7 @@ pub fn main(cli: Cli) -> ExitCode {
             return match (*cmd).into_operation() {
                 Ok(op) => run_operation(&data, op, who),
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    error(e);
                     ExitCode::from(2)
                 }
             };
@@ -61,7 +68,7 @@ pub fn main(cli: Cli) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", crate::clip::clip_lines(&format!("{e:#}")));
+            error(crate::clip::clip_lines(&format!("{e:#}")));
             ExitCode::from(1)
         }
     }
@@ -95,7 +102,7 @@ fn verify_command(a: crate::cli::VerifyArgs) -> Result<()> {
 /// process), else here.
 fn run_operation(data: &Path, mut op: Operation, who: Who) -> ExitCode {
     if let Err(e) = who.check() {
-        eprintln!("error: {e}; nothing was changed");
+        error(format_args!("{e}; nothing was changed"));
         return ExitCode::from(2);
     }
     if let Ok(cwd) = std::env::current_dir() {
@@ -103,7 +110,7 @@ fn run_operation(data: &Path, mut op: Operation, who: Who) -> ExitCode {
     }
     // The admin protocol carries text: refuse (rather than fail on) non-UTF-8 arguments.
     if let Err(e) = serde_json::to_vec(&op) {
-        eprintln!("error: arguments must be valid UTF-8 ({e})");
+        error(format_args!("arguments must be valid UTF-8 ({e})"));
         return ExitCode::from(2);
     }
     let publishes = op.publishes();
@@ -122,7 +129,7 @@ fn run_operation(data: &Path, mut op: Operation, who: Who) -> ExitCode {
         return match resp {
             Ok(r) => {
                 out(&r.out);
-                eprint!("{}", r.err);
+                eprint!("{}", crate::terminal::output(&r.err));
                 ExitCode::from(u8::try_from(r.code).unwrap_or(1))
             }
             Err(e) if publishes => lost_during_publication(data, before.flatten(), &e),
@@ -138,7 +145,7 @@ fn run_operation(data: &Path, mut op: Operation, who: Who) -> ExitCode {
     let store = match Store::open(&datadir::registry_path(data)) {
         Ok(s) => Arc::new(s),
         Err(e) => {
-            eprintln!("error: {e}");
+            error(e);
             return ExitCode::from(1);
         }
     };
@@ -149,7 +156,7 @@ fn run_operation(data: &Path, mut op: Operation, who: Who) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: {}", crate::clip::clip_lines(&format!("{e:#}")));
+            error(crate::clip::clip_lines(&format!("{e:#}")));
             ExitCode::from(1)
         }
     }

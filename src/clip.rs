@@ -6,12 +6,18 @@ use std::borrow::Cow;
 /// How many characters of an offending value an error message quotes.
 pub const MAX_QUOTED: usize = 100;
 
-/// The value, or its first [`MAX_QUOTED`] characters with a note of its length.
+/// The value, or its first [`MAX_QUOTED`] characters with a note of its length, on one
+/// line: control and invisible characters escaped (`crate::terminal::escape`), as the
+/// values quoted are often a peer's.
 pub fn clip(v: &str) -> Cow<'_, str> {
     let mut chars = v.char_indices();
-    match chars.nth(MAX_QUOTED) {
+    let clipped = match chars.nth(MAX_QUOTED) {
         None => Cow::Borrowed(v),
         Some((cut, _)) => Cow::Owned(format!("{}… ({} characters)", &v[..cut], v.chars().count())),
+    };
+    match crate::terminal::escape(&clipped) {
+        Cow::Borrowed(_) => clipped,
+        Cow::Owned(e) => Cow::Owned(e),
     }
 }
 

@@ -18,4 +18,5 @@ pub mod publish;
 pub mod registry;
 pub mod serve;
 pub mod sign;
+pub mod terminal;
 pub mod xml;

@@ -1190,3 +1190,22 @@ fn status_marks_the_lists_with_unpublished_changes() {
     ok(&data, &["publish", "-m", "status"]);
     assert_eq!(marked(&data), Vec::<String>::new(), "published");
 }
+
+/// Errors quote the offending value on one line, and nothing printed reaches the terminal
+/// as an escape sequence, whether the command ran here or in the server.
+#[test]
+fn errors_quote_peer_values_without_forging_lines_or_escapes() {
+    let (_dir, data) = demo();
+    let hostile = "x\nFAKE line\u{1b}]0;owned\u{7}\u{202e}";
+    let check = |e: &str| {
+        assert!(e.starts_with("error: "), "{e}");
+        assert!(!e.lines().any(|l| l.starts_with("FAKE")), "{e}");
+        for bad in ['\u{1b}', '\u{7}', '\u{202e}'] {
+            assert!(!e.contains(bad), "{bad:?} in {e}");
+        }
+    };
+    check(&fails(&data, &["zorgaanbieder", "show", hostile]));
+    check(&fails(&data, &["whitelist", "remove", hostile]));
+    let _server = Server::start(&data, &[]);
+    check(&fails(&data, &["zorgaanbieder", "show", hostile]));
+}

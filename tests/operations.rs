@@ -207,3 +207,36 @@ fn operations_need_no_binary_and_take_milliseconds() {
     assert!(t.elapsed() < std::time::Duration::from_secs(30));
     assert!(Path::new(&env.data).join("registry.redb").exists());
 }
+
+/// A client certificate's organisation is the client's to choose. One with a newline, an
+/// OSC sequence and a right-to-left override must not forge a line in `status --clients`
+/// or reach the terminal as an escape, in text or in JSON.
+#[test]
+fn status_clients_escapes_what_a_client_chose() {
+    let env = demo();
+    env.ok(&["publish", "--message", "first"]);
+    let forged = "PGO\nFAKE 127.0.0.9  last seen 2099-01-01\u{1b}]0;owned\u{7}\u{202e}lanruoj #0a";
+    let t = stelselnode::serve::clients::Tracker::default();
+    t.record(
+        forged,
+        true,
+        "1.1.2",
+        stelselnode::registry::model::ListKind::Whitelist,
+        1,
+        time::OffsetDateTime::now_utc().unix_timestamp(),
+    );
+    t.flush(&env.store);
+    let text = env.ok(&["status", "--clients"]);
+    assert!(!text.lines().any(|l| l.starts_with("FAKE")), "{text}");
+    for bad in ['\u{1b}', '\u{7}', '\u{202e}'] {
+        assert!(!text.contains(bad), "{bad:?} in {text}");
+    }
+    assert!(text.contains("PGO\\nFAKE 127.0.0.9"), "{text}");
+    let json = env.ok(&["status", "--clients", "--json"]);
+    assert!(
+        !json.contains('\u{202e}') && !json.contains('\u{1b}'),
+        "{json}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["clients"][0]["client"], forged);
+}

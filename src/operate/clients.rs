@@ -151,7 +151,10 @@ impl Clients {
             clients: reports,
         };
         if self.json {
-            return Ok(format!("{}\n", serde_json::to_string_pretty(&report)?));
+            return Ok(format!(
+                "{}\n",
+                crate::terminal::json(serde_json::to_string_pretty(&report)?)
+            ));
         }
         let mut out = String::new();
         writeln!(
@@ -182,7 +185,8 @@ impl Clients {
             writeln!(
                 out,
                 "{}  last seen {}  releases 24h [{}]  30d [{}]",
-                c.client,
+                // A certificate's organisation is the client's to choose.
+                crate::terminal::escape(&c.client),
                 c.last_seen,
                 c.releases_24h.join(", "),
                 c.releases_30d.join(", ")

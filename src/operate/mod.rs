@@ -151,7 +151,7 @@ impl<'a> Ctx<'a> {
 
 /// Pretty JSON of a record for `show` and `dump`.
 pub fn json(v: &impl Serialize) -> Result<String> {
-    Ok(serde_json::to_string_pretty(v)?)
+    Ok(crate::terminal::json(serde_json::to_string_pretty(v)?))
 }
 
 pub fn not_found(kind: &str, key: &str) -> String {

@@ -3,6 +3,7 @@
 //! nothing is written.
 
 use crate::registry::model::{Gegevensdienst, Registry, Zorgaanbieder};
+use crate::terminal::is_bidi_control;
 use std::collections::BTreeSet;
 use std::fmt;
 
@@ -90,12 +91,6 @@ fn len_between(v: &str, min: usize, max: usize) -> Result<(), String> {
         return Err(format!("must be {min} to {max} characters long (is {n})"));
     }
     Ok(())
-}
-
-/// Bidirectional-text controls (U+202A–U+202E, U+2066–U+2069, and the marks U+200E,
-/// U+200F, U+061C): invisible, they make a name or a URL display as something it is not.
-pub fn is_bidi_control(c: char) -> bool {
-    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
 }
 
 fn no_bidi(v: &str) -> Result<(), String> {

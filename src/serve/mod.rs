@@ -92,7 +92,8 @@ struct Conn {
 impl Conn {
     fn who(peer: SocketAddr, client: Option<&ClientIdentity>) -> Arc<str> {
         match client {
-            Some(c) => format!("{} #{}", c.organisation, c.serial).into(),
+            // On one line: the organisation is the client's to choose (`status --clients`).
+            Some(c) => format!("{} #{}", crate::terminal::escape(&c.organisation), c.serial).into(),
             None => peer.ip().to_string().into(),
         }
     }
