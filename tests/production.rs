@@ -224,6 +224,8 @@ fn client_certificates_are_required_where_configured() {
             client_ca_file.to_str().unwrap(),
             "--client-auth-path",
             "/MedMij_OAuthclientlist.xml=required",
+            "--client-auth-path",
+            "/health=required",
         ],
     );
     let (good_cert, good_key) = client_ca.leaf(&[], Some("Ministerie van VWS"));
@@ -247,6 +249,32 @@ fn client_certificates_are_required_where_configured() {
     // A certificate from another CA does not get through the handshake.
     assert!(get("/MedMij_OAuthclientlist.xml", Some((&bad_cert, &bad_key))).is_err());
     assert!(get("/MedMij_Whitelist.xml", Some((&bad_cert, &bad_key))).is_err());
+    // An explicit path policy for /health is obeyed.
+    assert_eq!(get("/health", None).unwrap().status, 403);
+    assert_eq!(
+        get("/health", Some((&good_cert, &good_key)))
+            .unwrap()
+            .status,
+        200
+    );
+    // `--client-auth required` for all paths leaves /health to load balancers' probes.
+    let (_dir2, data2, cert, key) = tls_demo(&server_ca);
+    let all = Server::start(
+        &data2,
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+            "--client-ca",
+            client_ca_file.to_str().unwrap(),
+            "--client-auth",
+            "required",
+        ],
+    );
+    let get = |path: &str| https(&all.addr, path, &server_ca.pem, None, &[]).unwrap();
+    assert_eq!(get("/MedMij_Whitelist.xml").status, 403);
+    assert_eq!(get("/health").status, 200);
 }
 
 #[test]

@@ -278,10 +278,14 @@ async fn answer(state: &State, conn: &Conn, req: &Request<Incoming>) -> Resp {
     }
     let set = state.shared.load();
     let path = req.uri().path();
-    if path == "/health" && (req.method() == Method::GET || req.method() == Method::HEAD) {
-        return health(set.as_deref(), state.store.fault().as_deref());
-    }
-    if state.policy.for_path(path) == ClientAuth::Required && conn.client.is_none() {
+    let is_health =
+        path == tls::HEALTH && (req.method() == Method::GET || req.method() == Method::HEAD);
+    let mode = if is_health {
+        state.policy.for_health()
+    } else {
+        state.policy.for_path(path)
+    };
+    if mode == ClientAuth::Required && conn.client.is_none() {
         return text(
             StatusCode::FORBIDDEN,
             format!(
@@ -289,6 +293,9 @@ async fn answer(state: &State, conn: &Conn, req: &Request<Incoming>) -> Resp {
                 crate::clip::clip(path)
             ),
         );
+    }
+    if is_health {
+        return health(set.as_deref(), state.store.fault().as_deref());
     }
     let header = |name| {
         req.headers()

@@ -55,6 +55,9 @@ pub struct ClientPolicy {
     pub paths: Vec<(String, ClientAuth)>,
 }
 
+/// The health check's path.
+pub const HEALTH: &str = "/health";
+
 impl ClientPolicy {
     pub fn off() -> ClientPolicy {
         ClientPolicy {
@@ -80,12 +83,22 @@ impl ClientPolicy {
     }
 
     pub fn for_path(&self, path: &str) -> ClientAuth {
+        self.explicit(path).unwrap_or(self.default)
+    }
+
+    /// The mode a `--client-auth-path` prefix sets for `path` (longest wins), if any.
+    pub fn explicit(&self, path: &str) -> Option<ClientAuth> {
         self.paths
             .iter()
             .filter(|(p, _)| path.starts_with(p.as_str()))
             .max_by_key(|(p, _)| p.len())
             .map(|(_, m)| *m)
-            .unwrap_or(self.default)
+    }
+
+    /// `/health`: load balancers probe it without a certificate, so `--client-auth` for
+    /// all paths does not cover it; a `--client-auth-path` prefix that matches it does.
+    pub fn for_health(&self) -> ClientAuth {
+        self.explicit(HEALTH).unwrap_or(ClientAuth::Off)
     }
 
     pub fn asks(&self) -> bool {
