@@ -8,7 +8,7 @@ use crate::operate::{admin, Ctx, Operation};
 use crate::publish::Publisher;
 use crate::registry::catalogue::{Catalogue, DEFAULT_CATALOGUE};
 use crate::registry::model::Aanbiedertype;
-use crate::registry::store::{Store, Who};
+use crate::registry::store::{Store, StoreError, Who};
 use crate::serve::{self, PublishedSet, Shared};
 use crate::sign::SigningKey;
 use anyhow::{bail, Context, Result};
@@ -57,7 +57,12 @@ pub fn main(cli: Cli) -> ExitCode {
                 reason: cli.reason.clone(),
             };
             return match (*cmd).into_operation() {
-                Ok(op) => run_operation(&data, op, who),
+                Ok(op) => run_operation(
+                    &data,
+                    op,
+                    who,
+                    std::time::Duration::from_secs(cli.lock_wait),
+                ),
                 Err(e) => {
                     error(e);
                     ExitCode::from(2)
@@ -100,7 +105,12 @@ fn verify_command(a: crate::cli::VerifyArgs) -> Result<()> {
 
 /// Run an operation: in the server if one runs on this data directory (redb allows one
 /// process), else here.
-fn run_operation(data: &Path, mut op: Operation, who: Who) -> ExitCode {
+fn run_operation(
+    data: &Path,
+    mut op: Operation,
+    who: Who,
+    lock_wait: std::time::Duration,
+) -> ExitCode {
     if let Err(e) = who.check() {
         error(format_args!("{e}; nothing was changed"));
         return ExitCode::from(2);
@@ -125,24 +135,29 @@ fn run_operation(data: &Path, mut op: Operation, who: Who) -> ExitCode {
         operator: who.operator.clone(),
         reason: who.reason.clone(),
     };
-    if let Some(resp) = admin::forward(data, &req) {
-        return match resp {
-            Ok(r) => {
-                out(&r.out);
-                eprint!("{}", crate::terminal::output(&r.err));
-                ExitCode::from(u8::try_from(r.code).unwrap_or(1))
-            }
-            Err(e) if publishes => lost_during_publication(data, before.flatten(), &e),
-            Err(e) => {
-                eprintln!(
-                    "error: talking to the server on {}: {e}; run `stelselnode status` to see what took effect",
-                    admin::socket_path(data).display()
-                );
-                ExitCode::from(1)
-            }
-        };
+    match admin::forward(data, &req) {
+        None => {}
+        Some(Ok(r)) => {
+            out(&r.out);
+            eprint!("{}", crate::terminal::output(&r.err));
+            return ExitCode::from(u8::try_from(r.code).unwrap_or(1));
+        }
+        Some(Err(e)) if publishes => return lost_during_publication(data, before.flatten(), &e),
+        // Nothing to lose by asking the registry itself: the server went away (killed,
+        // crashed) before it answered.
+        Some(Err(e)) if op.reads_only() => eprintln!(
+            "the server on {} did not answer ({e}); reading the registry here instead",
+            admin::socket_path(data).display()
+        ),
+        Some(Err(e)) => {
+            error(format_args!(
+                "the server on {} went away before it answered ({e}); `stelselnode diff` shows whether the change is in the change set",
+                admin::socket_path(data).display()
+            ));
+            return ExitCode::from(1);
+        }
     }
-    let store = match Store::open(&datadir::registry_path(data)) {
+    let store = match open_waiting(data, lock_wait) {
         Ok(s) => Arc::new(s),
         Err(e) => {
             error(e);
@@ -158,6 +173,30 @@ fn run_operation(data: &Path, mut op: Operation, who: Who) -> ExitCode {
         Err(e) => {
             error(crate::clip::clip_lines(&format!("{e:#}")));
             ExitCode::from(1)
+        }
+    }
+}
+
+/// Open the registry; while another command holds it (one process at a time), wait for it
+/// up to `bound`, saying so once.
+fn open_waiting(data: &Path, bound: std::time::Duration) -> Result<Store, StoreError> {
+    let path = datadir::registry_path(data);
+    let started = std::time::Instant::now();
+    let mut said = false;
+    loop {
+        match Store::open(&path) {
+            Err(StoreError::Locked(_)) if started.elapsed() < bound => {
+                if !said {
+                    eprintln!(
+                        "the registry {} is in use by another stelselnode process; waiting up to {} s for it (--lock-wait)…",
+                        path.display(),
+                        bound.as_secs()
+                    );
+                    said = true;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            r => return r,
         }
     }
 }

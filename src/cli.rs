@@ -33,6 +33,10 @@ pub struct Cli {
     /// Why this edit is made; recorded with the change (the publication's reason otherwise).
     #[arg(long, global = true, value_name = "REASON")]
     pub reason: Option<String>,
+    /// Seconds a command waits for a registry that another command is using (e.g. a
+    /// `publish` checking, after a crash, whether it committed) before it gives up.
+    #[arg(long, global = true, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub lock_wait: u64,
     #[command(subcommand)]
     pub command: Command,
 }

@@ -1015,6 +1015,60 @@ fn a_lost_connection_after_the_commit_is_reported_as_committed() {
         .contains("nieuw.example.nl"));
 }
 
+/// Right after a crash: a command that finds the registry held by another command (here a
+/// publication still running) waits for it, saying so, instead of failing; and a command
+/// whose server went away before answering reads the registry itself instead of advising
+/// the operator to run `status`.
+#[test]
+fn commands_right_after_a_crash_wait_for_the_registry_or_read_it_themselves() {
+    let dir = tempdir();
+    let data = dir.path().join("data");
+    ok(&data, &["init", "--demo"]);
+    ok(&data, &["whitelist", "add", "nieuw.example.nl"]);
+    let publish = std::process::Command::new(BIN)
+        .arg("--data")
+        .arg(&data)
+        .args(["publish", "-m", "holds the registry for a while"])
+        .env("STELSELNODE_OPERATOR", "test-operator")
+        .env("STELSELNODE_FAILPOINTS", "publish.commit=sleep(3000)")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    let refused = fails(&data, &["--lock-wait", "0", "status"]);
+    assert!(refused.contains("in use by another process"), "{refused}");
+    let t = Instant::now();
+    let o = cli(&data, &["status"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("waiting up to 30 s"), "{err}");
+    assert!(
+        t.elapsed() > Duration::from_millis(500),
+        "{:?}",
+        t.elapsed()
+    );
+    assert!(publish.wait_with_output().unwrap().status.success());
+    // A server that accepts the command and dies before it answers.
+    let socket = stelselnode::operate::admin::socket_path(&data);
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    std::thread::spawn(move || {
+        for c in listener.incoming() {
+            drop(c);
+        }
+    });
+    let o = cli(&data, &["status"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("reading the registry here instead"), "{err}");
+    let status = String::from_utf8_lossy(&o.stdout);
+    assert!(status.contains("published: publication #2"), "{status}");
+    // A change is not made twice behind the operator's back: it says how to tell.
+    let err = fails(&data, &["whitelist", "add", "ander.example.nl"]);
+    assert!(err.contains("went away before it answered"), "{err}");
+    assert!(!err.contains("run `stelselnode status`"), "{err}");
+}
+
 // ---------------------------------------------------------------------------------------
 // 5. Recovery after a full disk
 

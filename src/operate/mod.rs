@@ -79,6 +79,32 @@ impl Operation {
             || matches!(self, Operation::Release(r) if r.publishes())
     }
 
+    /// Operations that change nothing in the registry: safe to run again here when the
+    /// server that was asked went away before answering.
+    pub fn reads_only(&self) -> bool {
+        use gegevensdienst::GegevensdienstOp as G;
+        use livegang::LivegangOp as L;
+        use oauthclient::OAuthclientOp as O;
+        use whitelist::WhitelistOp as W;
+        use zorgaanbieder::ZorgaanbiederOp as Z;
+        match self {
+            Operation::Status
+            | Operation::Clients(_)
+            | Operation::Dump
+            | Operation::Diff
+            | Operation::Export(_)
+            | Operation::ExportStatic(_)
+            | Operation::History(_) => true,
+            Operation::Zorgaanbieder(o) => matches!(o, Z::Show { .. } | Z::List),
+            Operation::Oauthclient(o) => matches!(o, O::Show { .. } | O::List),
+            Operation::Whitelist(o) => matches!(o, W::Show { .. } | W::List),
+            Operation::Gegevensdienst(o) => matches!(o, G::Show { .. } | G::List),
+            Operation::Release(o) => matches!(o, release::ReleaseOp::List),
+            Operation::Livegang(o) => matches!(o, L::List | L::Show { .. }),
+            Operation::Discard | Operation::Publish(_) | Operation::Import(_) => false,
+        }
+    }
+
     /// Make relative paths absolute, before the operation runs in another process.
     pub fn absolutize(&mut self, cwd: &Path) {
         let abs = |p: &mut std::path::PathBuf| {
