@@ -361,6 +361,9 @@ async fn serve(data: &Path, a: ServeArgs) -> Result<()> {
         .metrics_listen
         .as_ref()
         .map(|_| Arc::new(serve::metrics::Metrics::new(tls.clone())));
+    if let Some(dir) = &a.export_static {
+        serve::edge::check_root(dir).context("--export-static")?;
+    }
     let publisher = Arc::new(
         Publisher::new(store.clone(), data, Some(shared.clone()))
             .with_metrics(metrics.clone())

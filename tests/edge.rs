@@ -269,3 +269,29 @@ fn export_static_without_a_server() {
         docs.iter().filter(|d| d.ends_with(".xml.gz")).count()
     );
 }
+
+/// The export directory becomes nginx's `root`, where `$host` would be expanded per
+/// request: such a directory is refused, by `export-static` and by `serve
+/// --export-static`, before anything is written.
+#[test]
+fn an_export_directory_nginx_would_expand_is_refused() {
+    let (dir, data) = demo();
+    let out = dir.path().join("ex$host");
+    let err = fails(&data, &["export-static", out.to_str().unwrap()]);
+    assert!(err.contains("'$'") && err.contains("ex$host"), "{err}");
+    assert!(!out.exists());
+    let o = std::process::Command::new(BIN)
+        .arg("--data")
+        .arg(&data)
+        .args(["serve", "--insecure-http", "--listen", "127.0.0.1:0"])
+        .arg("--export-static")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("--export-static"),
+        "{err}"
+    );
+    assert!(!out.exists());
+}

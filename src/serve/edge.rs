@@ -47,8 +47,30 @@ fn nginx_string(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
+/// The export directory becomes nginx's `root`, where `$` starts a variable that nginx
+/// expands per request (there is no escape for it) and a control character has no place:
+/// such a directory is refused before anything is written.
+pub fn check_root(dir: &Path) -> Result<()> {
+    let shown = dir.display().to_string();
+    let bad = match dir.to_str() {
+        None => Some("is not valid UTF-8".to_string()),
+        Some(d) if d.contains('$') => Some(
+            "contains '$', which nginx's `root` would expand as a variable; choose a directory without it".to_string(),
+        ),
+        Some(d) => d
+            .chars()
+            .find(|c| c.is_control())
+            .map(|c| format!("contains the control character U+{:04X}", c as u32)),
+    };
+    match bad {
+        Some(why) => anyhow::bail!("export directory '{}' {why}", crate::clip::clip(&shown)),
+        None => Ok(()),
+    }
+}
+
 /// Write the set to `dir`. Returns a one-line summary.
 pub fn export(set: &PublishedSet, dir: &Path) -> Result<String> {
+    check_root(dir)?;
     let docs = dir.join("docs");
     std::fs::create_dir_all(&docs).with_context(|| format!("creating {}", docs.display()))?;
     let mut files: BTreeSet<String> = BTreeSet::new();
