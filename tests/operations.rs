@@ -158,6 +158,14 @@ fn a_release_is_added_and_its_lifecycle_rules_hold() {
     // The same id twice is refused.
     let e = env.err(&add);
     assert!(e.contains("9.9.9"), "{e}");
+    // A second spelling of a release id is refused: `?api=1` must not pick `1.1.03`.
+    for id in ["1.1.03", "0000.0000.0000"] {
+        let mut other = add;
+        other[2] = id;
+        let e = env.err(&other);
+        assert!(e.contains(id), "{e}");
+    }
+    assert!(!env.ok(&["release", "list"]).contains("1.1.03"));
     // The default release cannot be withdrawn.
     let default = env.store.catalogue().unwrap().default.clone();
     let e = env.err(&["release", "set-status", &default, "ingetrokken"]);

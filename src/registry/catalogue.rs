@@ -264,6 +264,8 @@ impl Catalogue {
         if self.get(&r.id).is_some() {
             return Err(format!("release '{}' already exists", r.id));
         }
+        crate::registry::rules::release_id(&r.id)
+            .map_err(|e| format!("release id '{}' {e}", crate::clip::clip(&r.id)))?;
         let id = r.id.clone();
         let mut next = self.clone();
         next.releases.push(Release {
@@ -414,10 +416,14 @@ impl Catalogue {
         let by_api = match api {
             None => None,
             Some(major) => {
-                if major.is_empty() || major.len() > 4 || !major.bytes().all(|b| b.is_ascii_digit())
+                // Canonical, as release ids are: no leading zeros, at least 1.
+                if major.is_empty()
+                    || major.len() > 4
+                    || !major.bytes().all(|b| b.is_ascii_digit())
+                    || major.starts_with('0')
                 {
                     return Err(SelectError::BadRequest(format!(
-                        "api '{major}' is not a major version number; {}",
+                        "api '{major}' is not a major version number (1 to 9999, without leading zeros); {}",
                         self.valid_values()
                     )));
                 }
@@ -504,6 +510,13 @@ mod tests {
             c.select(None, Some("7")),
             Err(SelectError::NotFound(_))
         ));
+        // One spelling per major version, as the edges' configuration accepts it.
+        for api in ["0", "01", "0000", "02"] {
+            assert!(
+                matches!(c.select(None, Some(api)), Err(SelectError::BadRequest(_))),
+                "{api}"
+            );
+        }
         c.releases[2].status = Status::Ingetrokken;
         assert!(matches!(
             c.select(Some("2.0.0"), None),
@@ -578,6 +591,35 @@ mod tests {
             .unwrap();
         assert!(m.set_default("1.1.1").is_err());
         c.check_transition(&m).unwrap();
+    }
+
+    /// One release, one spelling: `?api=1` must not pick a `1.1.03` beside 1.1.2.
+    #[test]
+    fn new_release_ids_are_canonical() {
+        let mut c = cat();
+        let template = c.get("2.0.0").unwrap().clone();
+        let like = |id: &str| Release {
+            id: id.into(),
+            ..template.clone()
+        };
+        for id in [
+            "1.1.03",
+            "0.0.0",
+            "0000.0000.0000",
+            "01.2.0",
+            "0.9.0",
+            "1.1",
+            "1.x.0",
+        ] {
+            let before = c.clone();
+            let e = c.clone().add_release(like(id)).unwrap_err();
+            assert!(e.contains(&format!("'{id}'")), "{id}: {e}");
+            assert_eq!(c, before);
+        }
+        for id in ["1.10.0", "3.0.0", "2.0.10"] {
+            c.add_release(like(id))
+                .unwrap_or_else(|e| panic!("{id}: {e}"));
+        }
     }
 
     #[test]

@@ -279,6 +279,22 @@ pub fn interfaceversie_id(v: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A release id as requests name it (`?release=`, and `?api=` its major): canonical, so
+/// that one release has one spelling. MAJOR.MINOR.PATCH, each part 1–4 digits without
+/// leading zeros, MAJOR at least 1 (`?api=0` selects nothing).
+pub fn release_id(v: &str) -> Result<(), String> {
+    interfaceversie_id(v)?;
+    if v.split('.').any(|p| p.len() > 1 && p.starts_with('0')) {
+        return Err(
+            "must not have leading zeros (one release, one spelling: 1.1.3, not 1.1.03)".into(),
+        );
+    }
+    if v.starts_with("0.") {
+        return Err("must have a major version of at least 1 (?api=0 selects nothing)".into());
+    }
+    Ok(())
+}
+
 /// Operator names and reasons are recorded and shown line by line (`diff`, `history show`,
 /// the audit CSV): no control characters (a newline would forge a line), no bidi controls.
 pub fn recorded_text(field: &str, v: &str, max: usize) -> Result<(), String> {
