@@ -1209,3 +1209,27 @@ fn errors_quote_peer_values_without_forging_lines_or_escapes() {
     let _server = Server::start(&data, &[]);
     check(&fails(&data, &["zorgaanbieder", "show", hostile]));
 }
+
+/// A second OS user who may not read the data directory is told so, not sent to `init`.
+#[test]
+fn another_os_user_is_told_permission_denied() {
+    use std::os::unix::fs::MetadataExt;
+    if std::fs::metadata("/proc/self").map(|m| m.uid()).ok() != Some(0) {
+        eprintln!("SKIPPED another_os_user_is_told_permission_denied: needs root to run as nobody");
+        return;
+    }
+    let (_dir, data) = demo();
+    let o = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(BIN)
+        .arg("--data")
+        .arg(&data)
+        .arg("status")
+        .env("STELSELNODE_OPERATOR", "someone-else")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(err.contains("permission denied"), "{err}");
+    assert!(!err.contains("stelselnode init"), "{err}");
+}

@@ -537,3 +537,80 @@ fn an_operator_rsa_key_signs_and_xmlsec1_verifies() {
     assert!(err.contains("does not belong"), "{err}");
     assert!(!other.path().join("e").join("registry.redb").exists());
 }
+
+/// The admin socket's refusals read like every other error (`error: …` and a newline), and
+/// a line over the 1 MiB limit is called too long, not malformed.
+#[test]
+fn admin_socket_refusals_name_the_problem() {
+    let (_dir, data, _server) = demo_server();
+    let ask = |line: Vec<u8>| -> serde_json::Value {
+        let s = std::os::unix::net::UnixStream::connect(data.join("admin.sock")).unwrap();
+        let mut w = s.try_clone().unwrap();
+        // The server stops reading at the limit: write beside the read, errors ignored.
+        let writer = std::thread::spawn(move || {
+            let _ = std::io::Write::write_all(&mut w, &line);
+            let _ = w.shutdown(std::net::Shutdown::Write);
+        });
+        let mut reply = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(s), &mut reply).unwrap();
+        let _ = writer.join();
+        serde_json::from_str(&reply).unwrap()
+    };
+    let mut long = vec![b'a'; 3 << 19];
+    long.push(b'\n');
+    for (line, says) in [
+        (long, "request too long"),
+        (b"not json\n".to_vec(), "malformed request"),
+    ] {
+        let r = ask(line);
+        let err = r["err"].as_str().unwrap();
+        assert!(
+            err.starts_with("error: admin socket: ") && err.ends_with('\n'),
+            "{err:?}"
+        );
+        assert!(err.contains(says), "{err:?}");
+        assert_eq!(r["code"], 2);
+    }
+}
+
+/// Requests hyper refuses before they reach the answering code (an ESC byte in the path,
+/// a head over the buffer) get an access-log line like every other request.
+#[test]
+fn requests_hyper_refuses_are_in_the_access_log() {
+    let (_dir, _data, server) = demo_server();
+    let raw = |bytes: &[u8]| -> String {
+        let mut s = std::net::TcpStream::connect(&server.addr).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        std::io::Write::write_all(&mut s, bytes).unwrap();
+        let mut got = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut s, &mut got);
+        String::from_utf8_lossy(&got).into_owned()
+    };
+    let r = raw(b"GET /MedMij_Whitelist.xml\x1b[31m HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(r.starts_with("HTTP/1.1 400"), "{r}");
+    assert!(
+        server.wait_stderr("status=400", 5),
+        "no access-log line for the 400"
+    );
+    let big = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(256 * 1024)
+    );
+    let r = raw(big.as_bytes());
+    assert!(r.starts_with("HTTP/1.1 431"), "{r}");
+    assert!(
+        server.wait_stderr("status=431", 5),
+        "no access-log line for the 431"
+    );
+    let lines = server.stderr.lock().unwrap();
+    let line = lines.iter().find(|l| l.contains("status=400")).unwrap();
+    assert!(
+        line.contains("stelselnode::access") && line.contains("client=127.0.0.1:"),
+        "{line}"
+    );
+    assert!(
+        line.contains("rejected=\"invalid URI\"") || line.contains("rejected=invalid URI"),
+        "{line}"
+    );
+}

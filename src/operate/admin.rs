@@ -30,6 +30,17 @@ pub struct Response {
     pub err: String,
 }
 
+impl Response {
+    /// A refusal, printed by the CLI as every error is: `error: …` and a newline.
+    pub fn failed(code: i32, msg: impl std::fmt::Display) -> Response {
+        Response {
+            code,
+            out: String::new(),
+            err: format!("error: {msg}\n"),
+        }
+    }
+}
+
 pub fn socket_path(data: &Path) -> PathBuf {
     data.join(SOCKET_FILE)
 }
@@ -105,18 +116,14 @@ pub async fn run(listener: tokio::net::UnixListener, handler: Handler) {
             let peer = stream.peer_cred().ok().map(|c| c.uid());
             let (rd, mut wr) = stream.into_split();
             let reply = if peer.is_none() || (peer != me && peer != Some(0)) {
-                Response {
-                    code: 1,
-                    out: String::new(),
-                    err: "admin socket: permission denied (not the server's user)".into(),
-                }
+                Response::failed(1, "admin socket: permission denied (not the server's user)")
             } else {
-                let mut line = String::new();
+                let mut line = Vec::new();
                 let mut rd =
-                    tokio::io::BufReader::new(tokio::io::AsyncReadExt::take(rd, MAX_REQUEST));
+                    tokio::io::BufReader::new(tokio::io::AsyncReadExt::take(rd, MAX_REQUEST + 1));
                 let read = tokio::time::timeout(
                     std::time::Duration::from_secs(30),
-                    rd.read_line(&mut line),
+                    rd.read_until(b'\n', &mut line),
                 )
                 .await
                 .unwrap_or_else(|_| {
@@ -126,27 +133,26 @@ pub async fn run(listener: tokio::net::UnixListener, handler: Handler) {
                     ))
                 });
                 match read {
-                    Err(e) => Response {
-                        code: 1,
-                        out: String::new(),
-                        err: format!("admin socket: {e}"),
-                    },
-                    Ok(_) => match serde_json::from_str::<Request>(&line) {
-                        Err(e) => Response {
-                            code: 2,
-                            out: String::new(),
-                            err: format!("admin socket: malformed request: {e}"),
-                        },
+                    Err(e) => Response::failed(1, format_args!("admin socket: {e}")),
+                    Ok(n) if n as u64 > MAX_REQUEST => Response::failed(
+                        2,
+                        format_args!(
+                            "admin socket: request too long (over {MAX_REQUEST} bytes in one line)"
+                        ),
+                    ),
+                    Ok(_) => match serde_json::from_slice::<Request>(&line) {
+                        Err(e) => Response::failed(
+                            2,
+                            format_args!("admin socket: malformed request: {e}"),
+                        ),
                         Ok(req) => tokio::task::spawn_blocking(move || {
                             let r = handler(req);
                             crate::os::release_memory();
                             r
                         })
                         .await
-                        .unwrap_or_else(|e| Response {
-                            code: 1,
-                            out: String::new(),
-                            err: format!("admin command failed: {e}"),
+                        .unwrap_or_else(|e| {
+                            Response::failed(1, format_args!("admin command failed: {e}"))
                         }),
                     },
                 }

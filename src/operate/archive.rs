@@ -106,7 +106,18 @@ impl<R: Read> Reader<R> {
         let size = h
             .size()
             .map_err(|_| altered(format!("the header at byte {at} ({path}) has no size")))?;
-        if header(&path, size)?.as_bytes()[..] != block[..] {
+        let shown = crate::clip::clip(&path);
+        if path.starts_with('/') || path.split('/').any(|c| c == "..") {
+            return Err(altered(format!(
+                "the entry {shown} at byte {at} has an absolute path or one with '..'; an audit archive has neither"
+            )));
+        }
+        let canonical = header(&path, size).map_err(|e| {
+            altered(format!(
+                "the entry {shown} at byte {at} cannot be read: {e}"
+            ))
+        })?;
+        if canonical.as_bytes()[..] != block[..] {
             return Err(altered(format!(
                 "the header of {path} at byte {at} differs from the one form"
             )));
@@ -217,5 +228,25 @@ mod tests {
         h.set_cksum();
         b.append(&h, &b"one"[..]).unwrap();
         refuse(&b.into_inner().unwrap(), "another mode");
+    }
+
+    /// Absolute and `..` entries are refused by name and offset, so an auditor can find
+    /// them in the file.
+    #[test]
+    fn an_escaping_entry_is_named_with_its_offset() {
+        for bad in ["/etc/cron.d/x", "docs/../../x", "../x"] {
+            let mut bytes = write(&[("a.txt", b"first"), ("b.txt", b"second")]);
+            // The second header starts after the first's block and one data block.
+            let at = 1024;
+            let mut h = tar::Header::from_byte_slice(&bytes[at..at + 512]).clone();
+            let name = &mut h.as_old_mut().name;
+            name.fill(0);
+            name[..bad.len()].copy_from_slice(bad.as_bytes());
+            h.set_cksum();
+            bytes[at..at + 512].copy_from_slice(h.as_bytes());
+            let e = read(&bytes).unwrap_err().to_string();
+            assert!(e.contains(bad) && e.contains("at byte 1024"), "{e}");
+            assert!(e.contains("absolute path or one with '..'"), "{e}");
+        }
     }
 }

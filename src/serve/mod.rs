@@ -272,6 +272,54 @@ fn access_log(conn: &Conn, req: &Request<Incoming>, served: &Served, started: st
     );
 }
 
+/// The status hyper answered a request it could not parse with (as its `on_error` does),
+/// `None` when it answered nothing.
+fn rejected_status(e: &hyper::Error) -> Option<u16> {
+    if !e.is_parse() || e.is_parse_status() || e.is_parse_version_h2() {
+        return None;
+    }
+    if e.is_parse_too_large() {
+        // Too long a URI (414) or too large a head (431); the kinds are not public.
+        return Some(if e.to_string().contains("URI") {
+            414
+        } else {
+            431
+        });
+    }
+    Some(400)
+}
+
+/// The access-log line (and the count) of a request hyper refused before it reached
+/// `handle`, e.g. an ESC byte in the path: the operator sees it like any other.
+fn rejected(state: &State, conn: &Conn, status: u16, e: &hyper::Error) {
+    if let Some(m) = &state.metrics {
+        m.request(None, None, status, 0, &conn.who);
+    }
+    if !tracing::enabled!(target: "stelselnode::access", tracing::Level::INFO) {
+        return;
+    }
+    let (org, serial) = conn
+        .client
+        .as_deref()
+        .map(|c| (c.organisation.as_str(), c.serial.as_str()))
+        .unwrap_or(("-", "-"));
+    tracing::info!(
+        target: "stelselnode::access",
+        client = %conn.peer,
+        cert_o = org,
+        cert_serial = serial,
+        method = "-",
+        path = "-",
+        list = "-",
+        release = "-",
+        volgnummer = "-",
+        status,
+        bytes = 0,
+        ms = 0.0,
+        rejected = %e,
+    );
+}
+
 async fn answer(state: &State, conn: &Conn, req: &Request<Incoming>) -> Resp {
     if let Some(why) = conn.over_limit {
         return unavailable(why);
@@ -435,10 +483,14 @@ pub async fn run(
                         client: None,
                         over_limit,
                     };
-                    let svc = service_fn(move |req| handle(state.clone(), conn.clone(), req));
-                    watcher
+                    let svc = {
+                        let (state, conn) = (state.clone(), conn.clone());
+                        service_fn(move |req| handle(state.clone(), conn.clone(), req))
+                    };
+                    let r = watcher
                         .watch(builder.serve_connection(TokioIo::new(stream), svc))
-                        .await
+                        .await;
+                    (r, conn)
                 }
                 Some(cfg) => {
                     let acceptor = tokio_rustls::TlsAcceptor::from(cfg);
@@ -471,14 +523,21 @@ pub async fn run(
                         client,
                         over_limit,
                     };
-                    let svc = service_fn(move |req| handle(state.clone(), conn.clone(), req));
-                    watcher
+                    let svc = {
+                        let (state, conn) = (state.clone(), conn.clone());
+                        service_fn(move |req| handle(state.clone(), conn.clone(), req))
+                    };
+                    let r = watcher
                         .watch(builder.serve_connection(TokioIo::new(tls_stream), svc))
-                        .await
+                        .await;
+                    (r, conn)
                 }
             };
-            if let Err(e) = result {
-                tracing::debug!("connection from {peer}: {e}");
+            if let (Err(e), conn) = result {
+                match rejected_status(&e) {
+                    Some(status) => rejected(&state, &conn, status, &e),
+                    None => tracing::debug!("connection from {peer}: {e}"),
+                }
             }
         });
     }

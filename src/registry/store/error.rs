@@ -22,6 +22,8 @@ pub enum StoreError {
     Locked(String),
     #[error("no registry at {0}: run `stelselnode init` (or `stelselnode serve --demo`) first")]
     Missing(String),
+    #[error("registry database {0}: permission denied; run the command as the user that owns the data directory (the server's user)")]
+    Denied(String),
     #[error(transparent)]
     Invalid(#[from] rules::Violations),
     #[error("{0}")]

@@ -114,8 +114,14 @@ impl Store {
     }
 
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        if !path.exists() {
-            return Err(StoreError::Missing(path.display().to_string()));
+        // `exists()` is false for a file this user may not see: say which it is.
+        let shown = || path.display().to_string();
+        match std::fs::metadata(path) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                return Err(StoreError::Denied(shown()))
+            }
+            Err(_) => return Err(StoreError::Missing(shown())),
         }
         match builder().open(path) {
             Ok(db) => {
@@ -124,8 +130,11 @@ impl Store {
                 store.migrate_published()?;
                 Ok(store)
             }
-            Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
-                Err(StoreError::Locked(path.display().to_string()))
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) => Err(StoreError::Locked(shown())),
+            Err(redb::DatabaseError::Storage(redb::StorageError::Io(e)))
+                if e.kind() == std::io::ErrorKind::PermissionDenied =>
+            {
+                Err(StoreError::Denied(shown()))
             }
             Err(e) => Err(db_err(path)(e.into())),
         }
