@@ -467,78 +467,7 @@ pub async fn run(
                     return;
                 }
             };
-            let builder = {
-                let mut b = hyper::server::conn::http1::Builder::new();
-                b.timer(TokioTimer::new())
-                    .header_read_timeout(limits.header_timeout)
-                    .max_buf_size(64 * 1024)
-                    .keep_alive(over_limit.is_none());
-                b
-            };
-            let result = match tls {
-                None => {
-                    let conn = Conn {
-                        peer,
-                        who: Conn::who(peer, None),
-                        client: None,
-                        over_limit,
-                    };
-                    let svc = {
-                        let (state, conn) = (state.clone(), conn.clone());
-                        service_fn(move |req| handle(state.clone(), conn.clone(), req))
-                    };
-                    let r = watcher
-                        .watch(builder.serve_connection(TokioIo::new(stream), svc))
-                        .await;
-                    (r, conn)
-                }
-                Some(cfg) => {
-                    let acceptor = tokio_rustls::TlsAcceptor::from(cfg);
-                    let tls_stream = match tokio::time::timeout(
-                        limits.handshake_timeout,
-                        acceptor.accept(stream),
-                    )
-                    .await
-                    {
-                        Ok(Ok(s)) => s,
-                        Ok(Err(e)) => {
-                            tracing::debug!("TLS handshake with {peer}: {e}");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::debug!("TLS handshake with {peer}: timed out");
-                            return;
-                        }
-                    };
-                    let client = tls_stream
-                        .get_ref()
-                        .1
-                        .peer_certificates()
-                        .and_then(|c| c.first())
-                        .and_then(ClientIdentity::of)
-                        .map(Arc::new);
-                    let conn = Conn {
-                        peer,
-                        who: Conn::who(peer, client.as_deref()),
-                        client,
-                        over_limit,
-                    };
-                    let svc = {
-                        let (state, conn) = (state.clone(), conn.clone());
-                        service_fn(move |req| handle(state.clone(), conn.clone(), req))
-                    };
-                    let r = watcher
-                        .watch(builder.serve_connection(TokioIo::new(tls_stream), svc))
-                        .await;
-                    (r, conn)
-                }
-            };
-            if let (Err(e), conn) = result {
-                match rejected_status(&e) {
-                    Some(status) => rejected(&state, &conn, status, &e),
-                    None => tracing::debug!("connection from {peer}: {e}"),
-                }
-            }
+            connection(state, stream, peer, tls, &limits, over_limit, watcher).await;
         });
     }
     drop(listener);
@@ -551,6 +480,88 @@ pub async fn run(
     // Closes what is still open after the grace period; joining threads blocks.
     let _ = tokio::task::spawn_blocking(move || drop(workers)).await;
     Ok(())
+}
+
+/// Serve one accepted connection on a worker: TLS handshake (when configured), then HTTP/1.1
+/// until it closes; requests hyper refuses are logged.
+async fn connection(
+    state: Arc<State>,
+    stream: send_timeout::SendTimeout<tokio::net::TcpStream>,
+    peer: SocketAddr,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    limits: &Limits,
+    over_limit: Option<&'static str>,
+    watcher: hyper_util::server::graceful::Watcher,
+) {
+    let builder = {
+        let mut b = hyper::server::conn::http1::Builder::new();
+        b.timer(TokioTimer::new())
+            .header_read_timeout(limits.header_timeout)
+            .max_buf_size(64 * 1024)
+            .keep_alive(over_limit.is_none());
+        b
+    };
+    let result = match tls {
+        None => {
+            let conn = Conn {
+                peer,
+                who: Conn::who(peer, None),
+                client: None,
+                over_limit,
+            };
+            let svc = {
+                let (state, conn) = (state.clone(), conn.clone());
+                service_fn(move |req| handle(state.clone(), conn.clone(), req))
+            };
+            let r = watcher
+                .watch(builder.serve_connection(TokioIo::new(stream), svc))
+                .await;
+            (r, conn)
+        }
+        Some(cfg) => {
+            let acceptor = tokio_rustls::TlsAcceptor::from(cfg);
+            let tls_stream =
+                match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(stream)).await
+                {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::debug!("TLS handshake with {peer}: {e}");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!("TLS handshake with {peer}: timed out");
+                        return;
+                    }
+                };
+            let client = tls_stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .and_then(ClientIdentity::of)
+                .map(Arc::new);
+            let conn = Conn {
+                peer,
+                who: Conn::who(peer, client.as_deref()),
+                client,
+                over_limit,
+            };
+            let svc = {
+                let (state, conn) = (state.clone(), conn.clone());
+                service_fn(move |req| handle(state.clone(), conn.clone(), req))
+            };
+            let r = watcher
+                .watch(builder.serve_connection(TokioIo::new(tls_stream), svc))
+                .await;
+            (r, conn)
+        }
+    };
+    if let (Err(e), conn) = result {
+        match rejected_status(&e) {
+            Some(status) => rejected(&state, &conn, status, &e),
+            None => tracing::debug!("connection from {peer}: {e}"),
+        }
+    }
 }
 
 /// Serve `GET /metrics` on the (loopback) metrics listener until the process ends.
