@@ -213,15 +213,24 @@ fn client_certificates_are_required_where_configured() {
     let other_ca = Ca::new("someone else's CA");
     let (dir, data, cert, key) = tls_demo(&server_ca);
     let client_ca_file = save(dir.path(), "client-ca.pem", client_ca.pem.as_bytes());
-    let server = Server::start(
-        &data,
-        &[
+    // A server with the client CA and `policy`.
+    let start = |data: &Path, cert: &Path, key: &Path, policy: &[&str]| {
+        let mut args = vec![
             "--tls-cert",
             cert.to_str().unwrap(),
             "--tls-key",
             key.to_str().unwrap(),
             "--client-ca",
             client_ca_file.to_str().unwrap(),
+        ];
+        args.extend_from_slice(policy);
+        Server::start(data, &args)
+    };
+    let server = start(
+        &data,
+        &cert,
+        &key,
+        &[
             "--client-auth-path",
             "/MedMij_OAuthclientlist.xml=required",
             "--client-auth-path",
@@ -259,19 +268,7 @@ fn client_certificates_are_required_where_configured() {
     );
     // `--client-auth required` for all paths leaves /health to load balancers' probes.
     let (_dir2, data2, cert, key) = tls_demo(&server_ca);
-    let all = Server::start(
-        &data2,
-        &[
-            "--tls-cert",
-            cert.to_str().unwrap(),
-            "--tls-key",
-            key.to_str().unwrap(),
-            "--client-ca",
-            client_ca_file.to_str().unwrap(),
-            "--client-auth",
-            "required",
-        ],
-    );
+    let all = start(&data2, &cert, &key, &["--client-auth", "required"]);
     let get = |path: &str| https(&all.addr, path, &server_ca.pem, None, &[]).unwrap();
     assert_eq!(get("/MedMij_Whitelist.xml").status, 403);
     assert_eq!(get("/health").status, 200);

@@ -90,6 +90,14 @@ struct Conn {
 }
 
 impl Conn {
+    /// The client certificate's organisation and serial for the access log, "-" without.
+    fn certificate(&self) -> (&str, &str) {
+        self.client
+            .as_deref()
+            .map(|c| (c.organisation.as_str(), c.serial.as_str()))
+            .unwrap_or(("-", "-"))
+    }
+
     fn who(peer: SocketAddr, client: Option<&ClientIdentity>) -> Arc<str> {
         match client {
             // On one line: the organisation is the client's to choose (`status --clients`).
@@ -248,11 +256,7 @@ fn access_log(conn: &Conn, req: &Request<Incoming>, served: &Served, started: st
     if !tracing::enabled!(target: "stelselnode::access", tracing::Level::INFO) {
         return;
     }
-    let (org, serial) = conn
-        .client
-        .as_deref()
-        .map(|c| (c.organisation.as_str(), c.serial.as_str()))
-        .unwrap_or(("-", "-"));
+    let (org, serial) = conn.certificate();
     tracing::info!(
         target: "stelselnode::access",
         client = %conn.peer,
@@ -298,11 +302,7 @@ fn rejected(state: &State, conn: &Conn, status: u16, e: &hyper::Error) {
     if !tracing::enabled!(target: "stelselnode::access", tracing::Level::INFO) {
         return;
     }
-    let (org, serial) = conn
-        .client
-        .as_deref()
-        .map(|c| (c.organisation.as_str(), c.serial.as_str()))
-        .unwrap_or(("-", "-"));
+    let (org, serial) = conn.certificate();
     tracing::info!(
         target: "stelselnode::access",
         client = %conn.peer,
