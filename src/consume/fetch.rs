@@ -165,7 +165,8 @@ where
     }
     if !status.is_success() {
         let text = String::from_utf8_lossy(&out[..out.len().min(300)]).into_owned();
-        bail!("HTTP {status}: {}", text.trim());
+        // The server's words, on one line: they reach the operator's terminal.
+        bail!("HTTP {status}: {}", crate::clip::clip(text.trim()));
     }
     if ct != "application/xml" {
         bail!(

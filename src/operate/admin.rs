@@ -50,6 +50,13 @@ pub fn forward(data: &Path, req: &Request) -> Option<std::io::Result<Response>> 
     let mut stream = UnixStream::connect(socket_path(data)).ok()?;
     Some((|| {
         let mut line = serde_json::to_vec(req)?;
+        // Refused here, where the answer can still be read: the server stops reading there.
+        if line.len() as u64 > MAX_REQUEST {
+            return Ok(Response::failed(
+                2,
+                format_args!("the command is too long for the admin socket (over {MAX_REQUEST} bytes); nothing was sent"),
+            ));
+        }
         line.push(b'\n');
         stream.write_all(&line)?;
         stream.shutdown(std::net::Shutdown::Write)?;
@@ -134,12 +141,14 @@ pub async fn run(listener: tokio::net::UnixListener, handler: Handler) {
                 });
                 match read {
                     Err(e) => Response::failed(1, format_args!("admin socket: {e}")),
-                    Ok(n) if n as u64 > MAX_REQUEST => Response::failed(
-                        2,
-                        format_args!(
+                    Ok(n) if n as u64 > MAX_REQUEST && line.last() != Some(&b'\n') => {
+                        Response::failed(
+                            2,
+                            format_args!(
                             "admin socket: request too long (over {MAX_REQUEST} bytes in one line)"
                         ),
-                    ),
+                        )
+                    }
                     Ok(_) => match serde_json::from_slice::<Request>(&line) {
                         Err(e) => Response::failed(
                             2,

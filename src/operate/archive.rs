@@ -103,10 +103,10 @@ impl<R: Read> Reader<R> {
             .ok()
             .and_then(|p| p.to_str().map(str::to_string))
             .ok_or_else(|| altered(format!("the header at byte {at} has no UTF-8 path")))?;
+        let shown = crate::clip::clip(&path).into_owned();
         let size = h
             .size()
-            .map_err(|_| altered(format!("the header at byte {at} ({path}) has no size")))?;
-        let shown = crate::clip::clip(&path);
+            .map_err(|_| altered(format!("the header at byte {at} ({shown}) has no size")))?;
         if path.starts_with('/') || path.split('/').any(|c| c == "..") {
             return Err(altered(format!(
                 "the entry {shown} at byte {at} has an absolute path or one with '..'; an audit archive has neither"
@@ -119,13 +119,14 @@ impl<R: Read> Reader<R> {
         })?;
         if canonical.as_bytes()[..] != block[..] {
             return Err(altered(format!(
-                "the header of {path} at byte {at} differs from the one form"
+                "the header of {shown} at byte {at} differs from the one form"
             )));
         }
         if let Some(last) = &self.last {
             if path.as_str() <= last.as_str() {
                 return Err(altered(format!(
-                    "{path} follows {last}: entries must be in path order, each once"
+                    "{shown} follows {}: entries must be in path order, each once",
+                    crate::clip::clip(last)
                 )));
             }
         }

@@ -78,11 +78,12 @@ pub fn save(
     }
     store.write(|tx| {
         let mut t = tx.open_table(CLIENTS)?;
-        for (k, v) in rows {
-            t.insert(k.as_str(), json(v)?.as_slice())?;
-        }
+        // Removals first: a key both evicted and written again is kept.
         for k in evicted {
             t.remove(k.as_str())?;
+        }
+        for (k, v) in rows {
+            t.insert(k.as_str(), json(v)?.as_slice())?;
         }
         let mut t = tx.open_table(RELEASE_USE)?;
         for (k, v) in releases {

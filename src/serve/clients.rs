@@ -64,7 +64,25 @@ struct Inner {
     releases: BTreeMap<String, ReleaseUse>,
     releases_dirty: bool,
     dirty: HashSet<String>,
-    evicted: Vec<String>,
+    /// Keys whose stored rows are to be deleted at the next flush; bounded (a row not
+    /// deleted is pruned when the records are next loaded).
+    evicted: HashSet<String>,
+}
+
+/// How many evicted keys wait for a flush at most (while the store cannot be written).
+const MAX_EVICTED: usize = 4 * MAX_CLIENTS;
+
+/// Mark `key`'s stored row for deletion, unless too many already wait.
+fn mark_evicted(evicted: &mut HashSet<String>, key: String) {
+    if evicted.len() < MAX_EVICTED {
+        evicted.insert(key);
+    }
+}
+
+impl Inner {
+    fn kept(&self, key: &str) -> bool {
+        self.identified.clients.contains_key(key) || self.anonymous.clients.contains_key(key)
+    }
 }
 
 #[derive(Default)]
@@ -105,6 +123,23 @@ impl Tracker {
                 &mut inner.identified
             };
             pool.insert(k, c, seen);
+        }
+        // More rows than a pool holds (left by evictions a failing store never deleted):
+        // the longest unseen go now.
+        for anonymous in [false, true] {
+            loop {
+                let pool = match anonymous {
+                    true => &mut inner.anonymous,
+                    false => &mut inner.identified,
+                };
+                if pool.clients.len() <= MAX_CLIENTS {
+                    break;
+                }
+                match pool.evict(i64::MAX) {
+                    (Some(gone), _) => mark_evicted(&mut inner.evicted, gone),
+                    (None, _) => break,
+                }
+            }
         }
         Tracker {
             inner: Mutex::new(inner),
@@ -150,11 +185,11 @@ impl Tracker {
         if pool.clients.len() >= MAX_CLIENTS {
             if let (Some(gone), _) = pool.evict(at) {
                 inner.dirty.remove(&gone);
-                inner.evicted.push(gone);
+                mark_evicted(&mut inner.evicted, gone);
             }
         }
         // Back after being evicted: its record is saved again, not forgotten.
-        inner.evicted.retain(|k| k != client);
+        inner.evicted.remove(client);
         let mut c = ClientUse::default();
         Self::update(&mut c, release, list, volgnummer, at);
         pool.insert(client.to_string(), c, at);
@@ -213,13 +248,19 @@ impl Tracker {
             } else {
                 Vec::new()
             };
-            (rows, std::mem::take(&mut inner.evicted), releases)
+            let evicted: Vec<String> = inner.evicted.drain().collect();
+            (rows, evicted, releases)
         };
         if let Err(e) = client_records::save(store, &rows, &evicted, &releases) {
             tracing::warn!("client records not saved (kept in memory, retried): {e}");
             let mut i = self.inner.lock().unwrap_or_else(|p| p.into_inner());
             i.dirty.extend(rows.into_iter().map(|(k, _)| k));
-            i.evicted.extend(evicted);
+            // Not one that came back meanwhile: its row is to be written, not deleted.
+            for k in evicted {
+                if !i.kept(&k) {
+                    mark_evicted(&mut i.evicted, k);
+                }
+            }
             i.releases_dirty |= !releases.is_empty();
         }
     }
@@ -299,13 +340,13 @@ mod tests {
             );
             assert!(i.anonymous.clients.contains_key("10.1.0.0"));
             assert!(i.anonymous.clients.contains_key("10.9.9.9"));
-            assert_eq!(i.evicted, vec!["10.1.0.1".to_string()]);
+            assert_eq!(i.evicted, HashSet::from(["10.1.0.1".to_string()]));
             assert!(!i.dirty.contains("10.1.0.1"));
         }
         t.record("10.1.0.1", false, "1.1.2", ZAL, 2, 3_000_000);
         let i = state(&t);
         // Back: saved again, not forgotten; the next longest unseen made room for it.
-        assert_eq!(i.evicted, vec!["10.1.0.2".to_string()]);
+        assert_eq!(i.evicted, HashSet::from(["10.1.0.2".to_string()]));
         assert!(i.dirty.contains("10.1.0.1"));
         assert!(!i.anonymous.clients.contains_key("10.1.0.2"));
     }
@@ -377,5 +418,34 @@ mod tests {
         );
         assert_eq!(i.releases["1.1.2"].requests, 3);
         assert_eq!(i.releases["2.0.0"].last_used_identified, 50);
+    }
+
+    /// Rows left over a pool's size (evictions a failing store never deleted) are pruned
+    /// when the records are loaded, the longest unseen first.
+    #[test]
+    fn rows_over_a_pool_are_pruned_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = crate::registry::catalogue::Catalogue::parse(
+            crate::registry::catalogue::DEFAULT_CATALOGUE,
+        )
+        .unwrap();
+        let store = Store::create(&dir.path().join("r.redb"), &cat).unwrap();
+        let rows: Vec<(String, ClientUse)> = (0..MAX_CLIENTS + 5)
+            .map(|n| {
+                let mut c = ClientUse::default();
+                c.releases.insert("1.1.2".into(), 1000 + n as i64);
+                (std::net::Ipv4Addr::from(n as u32).to_string(), c)
+            })
+            .collect();
+        client_records::save(&store, &rows, &[], &[]).unwrap();
+        let t = Tracker::load(&store);
+        {
+            let i = state(&t);
+            assert_eq!(i.anonymous.clients.len(), MAX_CLIENTS);
+            assert_eq!(i.evicted.len(), 5);
+            assert!(i.evicted.contains("0.0.0.0") && !i.kept("0.0.0.0"));
+        }
+        t.flush(&store);
+        assert_eq!(client_records::load(&store).unwrap().len(), MAX_CLIENTS);
     }
 }

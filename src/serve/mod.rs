@@ -279,7 +279,12 @@ fn access_log(conn: &Conn, req: &Request<Incoming>, served: &Served, started: st
 /// The status hyper answered a request it could not parse with (as its `on_error` does),
 /// `None` when it answered nothing.
 fn rejected_status(e: &hyper::Error) -> Option<u16> {
-    if !e.is_parse() || e.is_parse_status() || e.is_parse_version_h2() {
+    // Hyper answers none of these (nor an internal parse error).
+    if !e.is_parse()
+        || e.is_parse_status()
+        || e.is_parse_version_h2()
+        || e.to_string().starts_with("internal error")
+    {
         return None;
     }
     if e.is_parse_too_large() {
