@@ -11,6 +11,7 @@ pub mod cores;
 pub mod datadir;
 pub mod demo;
 pub mod digest;
+pub mod distribute;
 pub mod failpoint;
 pub mod operate;
 pub mod os;

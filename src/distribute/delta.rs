@@ -1,0 +1,449 @@
+//! A delta: how one published document of a rendition becomes the next, byte for byte.
+//! It carries the new head and tail whole (the Volgnummer, the Tijdstempel and an enveloped
+//! signature change with every publication), the entries added or changed with their exact
+//! bytes and the entry they follow, and the keys removed. Applied to the previous
+//! document's bytes it gives exactly the new document's bytes, which the consumer checks
+//! against the SHA-256 a signed head names.
+//!
+//! The encoding is binary-safe and small: a line per item, each byte string preceded by
+//! its length.
+//!
+//! ```text
+//! stelselnode-delta/1
+//! rendition zorgaanbiederslijst-release3
+//! from 11 <sha256 of the previous document>
+//! to 12 <sha256 of the new document> <its size>
+//! head <n>            n bytes follow, then a line break
+//! tail <n>
+//! remove <n>          the key
+//! put <k> <a|-> <n>   the key, the key it follows ("-": first), the entry's bytes
+//! end
+//! ```
+
+use super::split::split;
+use crate::registry::model::ListKind;
+use std::collections::{HashMap, HashSet};
+
+const MAGIC: &[u8] = b"stelselnode-delta/1\n";
+
+/// One entry added or changed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Put {
+    pub key: Vec<u8>,
+    /// The entry it follows in the new document; `None`: it is the first.
+    pub after: Option<Vec<u8>>,
+    pub bytes: Vec<u8>,
+}
+
+/// A document as it was before (`from`) and after (`to`): Volgnummer and SHA-256 (hex).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delta {
+    pub rendition: String,
+    pub from: (u64, String),
+    pub to: (u64, String),
+    pub to_size: u64,
+    pub head: Vec<u8>,
+    pub tail: Vec<u8>,
+    pub removed: Vec<Vec<u8>>,
+    pub puts: Vec<Put>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DeltaError {
+    #[error("delta is malformed: {0}")]
+    Malformed(String),
+    #[error("delta does not fit the previous document: {0}")]
+    Misfit(String),
+}
+
+fn malformed(what: impl Into<String>) -> DeltaError {
+    DeltaError::Malformed(what.into())
+}
+
+/// The delta from `old` to `new`, documents of `list`, or `None` when there is none to
+/// make (a document not in the rendered form, no entries, an entry moved) or it would be
+/// no smaller than `new` itself. Checked by applying it before it is returned.
+pub fn make(
+    list: ListKind,
+    rendition: &str,
+    old: (&[u8], u64, &str),
+    new: (&[u8], u64, &str),
+) -> Option<Delta> {
+    let (old_doc, new_doc) = (old.0, new.0);
+    let (a, b) = (split(old_doc, list)?, split(new_doc, list)?);
+    let before: HashMap<&[u8], &[u8]> = a
+        .entries
+        .iter()
+        .map(|e| (e.key, &old_doc[e.range.clone()]))
+        .collect();
+    let now: HashSet<&[u8]> = b.entries.iter().map(|e| e.key).collect();
+    let removed = a
+        .entries
+        .iter()
+        .filter(|e| !now.contains(e.key))
+        .map(|e| e.key.to_vec())
+        .collect();
+    let mut puts = Vec::new();
+    let mut prev: Option<&[u8]> = None;
+    for e in &b.entries {
+        let bytes = &new_doc[e.range.clone()];
+        if before.get(e.key) != Some(&bytes) {
+            puts.push(Put {
+                key: e.key.to_vec(),
+                after: prev.map(<[u8]>::to_vec),
+                bytes: bytes.to_vec(),
+            });
+        }
+        prev = Some(e.key);
+    }
+    let d = Delta {
+        rendition: rendition.to_string(),
+        from: (old.1, old.2.to_string()),
+        to: (new.1, new.2.to_string()),
+        to_size: new_doc.len() as u64,
+        head: new_doc[b.head].to_vec(),
+        tail: new_doc[b.tail].to_vec(),
+        removed,
+        puts,
+    };
+    // Entries that moved (none do: the order is the registry's) would not apply: then the
+    // consumer takes the whole document.
+    let applied = apply(old_doc, list, &d).ok()?;
+    (applied == new_doc && d.encode().len() < new_doc.len()).then_some(d)
+}
+
+/// `old` with `d` applied.
+pub fn apply<'a>(old: &'a [u8], list: ListKind, d: &'a Delta) -> Result<Vec<u8>, DeltaError> {
+    let misfit = |w: String| DeltaError::Misfit(w);
+    let s = split(old, list)
+        .ok_or_else(|| misfit("the previous document is not in the rendered form".into()))?;
+    let old_keys: HashSet<&[u8]> = s.entries.iter().map(|e| e.key).collect();
+    let removed: HashSet<&[u8]> = d.removed.iter().map(Vec::as_slice).collect();
+    if let Some(k) = removed.iter().find(|k| !old_keys.contains(*k)) {
+        return Err(misfit(format!(
+            "it removes '{}', which is not there",
+            String::from_utf8_lossy(k)
+        )));
+    }
+    let mut replaced: HashMap<&'a [u8], &'a [u8]> = HashMap::new();
+    // An added entry is found by the one it follows; each entry has one successor.
+    let mut inserted: HashMap<Option<&'a [u8]>, &'a Put> = HashMap::new();
+    for p in &d.puts {
+        if old_keys.contains(p.key.as_slice()) {
+            if removed.contains(p.key.as_slice()) {
+                return Err(malformed("an entry both removed and changed"));
+            }
+            replaced.insert(&p.key, &p.bytes);
+        } else if inserted.insert(p.after.as_deref(), p).is_some() {
+            return Err(malformed("two entries follow the same entry"));
+        }
+    }
+    let mut out = Vec::with_capacity(usize::try_from(d.to_size).unwrap_or(0).min(1 << 30));
+    out.extend_from_slice(&d.head);
+    let mut added = 0;
+    let mut chain = |out: &mut Vec<u8>, mut after: Option<&'a [u8]>| {
+        while let Some(p) = inserted.get(&after) {
+            out.extend_from_slice(&p.bytes);
+            added += 1;
+            after = Some(p.key.as_slice());
+        }
+    };
+    chain(&mut out, None);
+    for e in &s.entries {
+        if removed.contains(e.key) {
+            continue;
+        }
+        match replaced.get(e.key) {
+            Some(b) => out.extend_from_slice(b),
+            None => out.extend_from_slice(&old[e.range.clone()]),
+        }
+        chain(&mut out, Some(e.key));
+    }
+    if added != inserted.len() {
+        return Err(misfit(
+            "an added entry follows one that is not in the new document".into(),
+        ));
+    }
+    out.extend_from_slice(&d.tail);
+    Ok(out)
+}
+
+impl Delta {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut o = Vec::with_capacity(
+            self.head.len()
+                + self.tail.len()
+                + self.puts.iter().map(|p| p.bytes.len() + 64).sum::<usize>()
+                + 256,
+        );
+        o.extend_from_slice(MAGIC);
+        o.extend_from_slice(format!("rendition {}\n", self.rendition).as_bytes());
+        o.extend_from_slice(format!("from {} {}\n", self.from.0, self.from.1).as_bytes());
+        o.extend_from_slice(
+            format!("to {} {} {}\n", self.to.0, self.to.1, self.to_size).as_bytes(),
+        );
+        let bytes = |o: &mut Vec<u8>, tag: &str, b: &[u8]| {
+            o.extend_from_slice(format!("{tag} {}\n", b.len()).as_bytes());
+            o.extend_from_slice(b);
+            o.push(b'\n');
+        };
+        bytes(&mut o, "head", &self.head);
+        bytes(&mut o, "tail", &self.tail);
+        for k in &self.removed {
+            bytes(&mut o, "remove", k);
+        }
+        for p in &self.puts {
+            let after = p
+                .after
+                .as_ref()
+                .map(|a| a.len().to_string())
+                .unwrap_or_else(|| "-".into());
+            o.extend_from_slice(
+                format!("put {} {after} {}\n", p.key.len(), p.bytes.len()).as_bytes(),
+            );
+            o.extend_from_slice(&p.key);
+            if let Some(a) = &p.after {
+                o.extend_from_slice(a);
+            }
+            o.extend_from_slice(&p.bytes);
+            o.push(b'\n');
+        }
+        o.extend_from_slice(b"end\n");
+        o
+    }
+
+    /// Read a delta; every length is checked against what is left, so no input makes it
+    /// allocate more than the input's size.
+    pub fn decode(input: &[u8]) -> Result<Delta, DeltaError> {
+        let mut r = Reader { rest: input };
+        if !r.rest.starts_with(MAGIC) {
+            return Err(malformed("it does not start with stelselnode-delta/1"));
+        }
+        r.rest = &r.rest[MAGIC.len()..];
+        let rendition = r
+            .line()?
+            .strip_prefix("rendition ")
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| malformed("expected 'rendition'"))?
+            .to_string();
+        let from = r.fields("from", 2)?;
+        let to = r.fields("to", 3)?;
+        let head = r.section("head")?;
+        let tail = r.section("tail")?;
+        let mut d = Delta {
+            rendition,
+            from: (number(&from[0])?, hash(&from[1])?),
+            to: (number(&to[0])?, hash(&to[1])?),
+            to_size: number(&to[2])?,
+            head,
+            tail,
+            removed: Vec::new(),
+            puts: Vec::new(),
+        };
+        loop {
+            let line = r.line()?;
+            let mut words = line.split(' ');
+            match words.next() {
+                Some("end") if r.rest.is_empty() => return Ok(d),
+                Some("end") => return Err(malformed("bytes after its end")),
+                Some("remove") => {
+                    let n = number(words.next().unwrap_or(""))?;
+                    d.removed.push(r.take(n)?.to_vec());
+                    r.newline()?;
+                }
+                Some("put") => {
+                    let k = number(words.next().unwrap_or(""))?;
+                    let a = words.next().unwrap_or("");
+                    let n = number(words.next().unwrap_or(""))?;
+                    let key = r.take(k)?.to_vec();
+                    let after = match a {
+                        "-" => None,
+                        a => Some(r.take(number(a)?)?.to_vec()),
+                    };
+                    let bytes = r.take(n)?.to_vec();
+                    r.newline()?;
+                    d.puts.push(Put { key, after, bytes });
+                }
+                _ => {
+                    return Err(malformed(format!(
+                        "unknown line '{}'",
+                        crate::clip::clip(&line)
+                    )))
+                }
+            }
+        }
+    }
+}
+
+fn number(s: &str) -> Result<u64, DeltaError> {
+    if s.is_empty() || s.len() > 19 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(malformed(format!(
+            "'{}' is not a number",
+            crate::clip::clip(s)
+        )));
+    }
+    s.parse().map_err(|_| malformed("a number out of range"))
+}
+
+fn hash(s: &str) -> Result<String, DeltaError> {
+    if s.len() != 64 || !s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return Err(malformed(format!(
+            "'{}' is not a SHA-256",
+            crate::clip::clip(s)
+        )));
+    }
+    Ok(s.to_string())
+}
+
+struct Reader<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn line(&mut self) -> Result<String, DeltaError> {
+        let n = memchr::memchr(b'\n', &self.rest[..self.rest.len().min(512)])
+            .ok_or_else(|| malformed("a line is missing or too long"))?;
+        let line = std::str::from_utf8(&self.rest[..n])
+            .map_err(|_| malformed("a line is not UTF-8"))?
+            .to_string();
+        self.rest = &self.rest[n + 1..];
+        Ok(line)
+    }
+
+    fn fields(&mut self, tag: &str, n: usize) -> Result<Vec<String>, DeltaError> {
+        let line = self.line()?;
+        let mut words = line.split(' ');
+        if words.next() != Some(tag) {
+            return Err(malformed(format!("expected '{tag}'")));
+        }
+        let v: Vec<String> = words.map(str::to_string).collect();
+        if v.len() != n {
+            return Err(malformed(format!("'{tag}' needs {n} fields")));
+        }
+        Ok(v)
+    }
+
+    fn take(&mut self, n: u64) -> Result<&'a [u8], DeltaError> {
+        let n = usize::try_from(n).map_err(|_| malformed("a length out of range"))?;
+        if n > self.rest.len() {
+            return Err(malformed("a length beyond the end"));
+        }
+        let (a, b) = self.rest.split_at(n);
+        self.rest = b;
+        Ok(a)
+    }
+
+    fn newline(&mut self) -> Result<(), DeltaError> {
+        match self.take(1)? {
+            b"\n" => Ok(()),
+            _ => Err(malformed("a section does not end its line")),
+        }
+    }
+
+    fn section(&mut self, tag: &str) -> Result<Vec<u8>, DeltaError> {
+        let n = number(&self.fields(tag, 1)?[0])?;
+        let b = self.take(n)?.to_vec();
+        self.newline()?;
+        Ok(b)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::publish::render::{render, Header};
+    use crate::registry::catalogue::{Catalogue, DEFAULT_CATALOGUE};
+
+    fn header(v: u64) -> Header {
+        Header {
+            volgnummer: v,
+            tijdstempel: format!("2026-01-0{v}T00:00:00Z"),
+        }
+    }
+
+    #[test]
+    fn a_delta_turns_the_old_document_into_the_new_one_and_survives_encoding() {
+        let cat = Catalogue::parse(DEFAULT_CATALOGUE).unwrap();
+        let reg = crate::consume::read::demo_registry();
+        let mut next = reg.clone();
+        // One changed, one removed, two added (one first, one last).
+        let first = next.zorgaanbieders.keys().next().unwrap().clone();
+        let last = next.zorgaanbieders.keys().last().unwrap().clone();
+        next.zorgaanbieders.remove(&last);
+        let mut z = next.zorgaanbieders[&first].clone();
+        z.interfaceversies[0].gegevensdiensten[0].token_endpointuri =
+            "https://ander.voorbeeld.nl/token".into();
+        next.zorgaanbieders.insert(first.clone(), z.clone());
+        for name in ["aaaaeerst@medmij", "zzzzlaatst@medmij"] {
+            let mut n = z.clone();
+            n.zorgaanbiedernaam = name.into();
+            next.zorgaanbieders.insert(name.into(), n);
+        }
+        next.whitelist.insert("nieuw.knooppunt.nl".into());
+        for r in cat.renditions() {
+            let old = render(&reg, &r, &header(1)).unwrap();
+            let new = render(&next, &r, &header(2)).unwrap();
+            let id = crate::registry::publication::rendition_id(&r);
+            let d = make(
+                r.list,
+                &id,
+                (&old, 1, &"a".repeat(64)),
+                (&new, 2, &"b".repeat(64)),
+            )
+            .unwrap_or_else(|| panic!("{r}: no delta"));
+            let back = Delta::decode(&d.encode()).unwrap();
+            assert_eq!(back, d);
+            assert_eq!(apply(&old, r.list, &back).unwrap(), new, "{r}");
+            if r.list == ListKind::Gegevensdienstnamenlijst {
+                assert!(
+                    d.puts.is_empty() && d.removed.is_empty(),
+                    "{r}: nothing changed"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_damaged_delta_is_refused_not_applied_wrongly() {
+        let cat = Catalogue::parse(DEFAULT_CATALOGUE).unwrap();
+        let r = cat
+            .renditions()
+            .into_iter()
+            .find(|r| r.list == ListKind::Whitelist)
+            .unwrap();
+        let reg = crate::consume::read::demo_registry();
+        let mut next = reg.clone();
+        next.whitelist.insert("nieuw.knooppunt.nl".into());
+        let old = render(&reg, &r, &header(1)).unwrap();
+        let new = render(&next, &r, &header(2)).unwrap();
+        let d = make(
+            r.list,
+            "w",
+            (&old, 1, &"a".repeat(64)),
+            (&new, 2, &"b".repeat(64)),
+        )
+        .unwrap();
+        let enc = d.encode();
+        // Every truncation is an error, never a panic or a wrong document.
+        for cut in 0..enc.len() {
+            assert!(Delta::decode(&enc[..cut]).is_err(), "cut at {cut}");
+        }
+        for bad in [
+            b"stelselnode-delta/2\n".to_vec(),
+            [&enc[..], b"x"].concat(),
+            String::from_utf8_lossy(&enc)
+                .replace("head ", "head 99999999999")
+                .into_bytes(),
+        ] {
+            assert!(Delta::decode(&bad).is_err());
+        }
+        // A removal of an entry that is not there, an insertion after one that is not.
+        let mut gone = d.clone();
+        gone.removed.push(b"nergens.nl".to_vec());
+        assert!(apply(&old, r.list, &gone).is_err());
+        let mut orphan = d.clone();
+        orphan.puts[0].after = Some(b"nergens.nl".to_vec());
+        assert!(apply(&old, r.list, &orphan).is_err());
+        assert!(apply(b"not a list", r.list, &d).is_err());
+    }
+}

@@ -1,0 +1,127 @@
+//! A published document as its three parts: the head (declaration, root, Tijdstempel,
+//! Volgnummer, the container's start tag), the entries (one per Zorgaanbieder, OAuthclient,
+//! MedMijNode or Gegevensdienst, each with the line break and indentation before it) and
+//! the tail (the container's end tag, an enveloped signature, the root's end tag).
+//!
+//! Documents are rendered in one fixed form (`publish::render`: two-space indentation, no
+//! empty-element tags, text escaped), and a consumer's copy is bound to that form by the
+//! SHA-256 in a signed head, so an entry is found by its exact start tag at its exact
+//! indentation: a byte search, not a parse, at hundreds of MB a second less. A document
+//! not in that form (or without entries) has no split, and is only ever sent whole.
+
+use crate::registry::model::ListKind;
+use memchr::memmem;
+use std::ops::Range;
+
+/// The entry element of each list and the child that keys it.
+pub fn entry_names(list: ListKind) -> (&'static str, &'static str) {
+    match list {
+        ListKind::Zorgaanbiederslijst => ("Zorgaanbieder", "Zorgaanbiedernaam"),
+        ListKind::OAuthclientlist => ("OAuthclient", "Hostname"),
+        ListKind::Whitelist => ("MedMijNode", "Hostname"),
+        ListKind::Gegevensdienstnamenlijst => ("Gegevensdienst", "GegevensdienstId"),
+    }
+}
+
+/// One entry: its key (the key child's text as written) and its bytes' range.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry<'a> {
+    pub key: &'a [u8],
+    pub range: Range<usize>,
+}
+
+/// A document's head, entries in document order, and tail.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Split<'a> {
+    pub head: Range<usize>,
+    pub entries: Vec<Entry<'a>>,
+    pub tail: Range<usize>,
+}
+
+/// Split `doc`, a document of `list` in the rendered form. `None`: not in that form, or
+/// without entries.
+pub fn split(doc: &[u8], list: ListKind) -> Option<Split<'_>> {
+    let (entry, key) = entry_names(list);
+    // The container is the root's child, so its entries are indented by four spaces.
+    let start = format!("\n    <{entry}>");
+    let end = format!("</{entry}>");
+    let key_open = format!("<{key}>");
+    let (start_f, end_f, key_f) = (
+        memmem::Finder::new(start.as_bytes()),
+        memmem::Finder::new(end.as_bytes()),
+        memmem::Finder::new(key_open.as_bytes()),
+    );
+    let mut entries = Vec::new();
+    let mut at = 0;
+    while let Some(found) = start_f.find(&doc[at..]) {
+        let begin = at + found;
+        // Entries follow each other with nothing between them.
+        if !entries.is_empty() && begin != at {
+            return None;
+        }
+        let body = begin + start.len();
+        let close = body + end_f.find(&doc[body..])? + end.len();
+        let inner = &doc[body..close];
+        let k = key_f.find(inner)? + key_open.len();
+        let key_len = memchr::memchr(b'<', &inner[k..])?;
+        entries.push(Entry {
+            key: &inner[k..k + key_len],
+            range: begin..close,
+        });
+        at = close;
+    }
+    let first = entries.first()?.range.start;
+    let last = entries.last()?.range.end;
+    Some(Split {
+        head: 0..first,
+        entries,
+        tail: last..doc.len(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::publish::render::{render, Header};
+    use crate::registry::catalogue::{Catalogue, DEFAULT_CATALOGUE};
+
+    #[test]
+    fn every_rendition_splits_into_its_entries_and_joins_back() {
+        let reg = crate::consume::read::demo_registry();
+        let h = Header {
+            volgnummer: 3,
+            tijdstempel: "2026-01-01T00:00:00Z".into(),
+        };
+        let cat = Catalogue::parse(DEFAULT_CATALOGUE).unwrap();
+        for r in cat.renditions() {
+            let doc = render(&reg, &r, &h).unwrap();
+            let s = split(&doc, r.list).unwrap_or_else(|| panic!("{r}"));
+            let keys: Vec<String> = s
+                .entries
+                .iter()
+                .map(|e| String::from_utf8(e.key.to_vec()).unwrap())
+                .collect();
+            let expected: Vec<String> = crate::registry::diff::entries(&reg, &r)
+                .into_keys()
+                .collect();
+            let mut sorted = keys.clone();
+            sorted.sort();
+            assert_eq!(sorted, expected, "{r}");
+            let mut joined = doc[s.head.clone()].to_vec();
+            for e in &s.entries {
+                joined.extend_from_slice(&doc[e.range.clone()]);
+            }
+            joined.extend_from_slice(&doc[s.tail.clone()]);
+            assert_eq!(joined, doc, "{r}");
+        }
+        // Not in the rendered form, or no entries: no split.
+        assert!(split(
+            b"<Whitelist><MedMijNodes/></Whitelist>",
+            ListKind::Whitelist
+        )
+        .is_none());
+        let first = cat.renditions().into_iter().next().unwrap();
+        let empty = render(&crate::registry::model::Registry::default(), &first, &h).unwrap();
+        assert!(split(&empty, first.list).is_none());
+    }
+}
