@@ -369,9 +369,9 @@ async fn serve(data: &Path, a: ServeArgs) -> Result<()> {
             .with_metrics(metrics.clone())
             .with_export(a.export_static.clone()),
     );
-    if let Some(set) = shared.load_full() {
-        publisher.export_static(&set);
-    }
+    // Heads expire: signed now and every RESIGN_EVERY (and by every publication).
+    publisher.resign_heads();
+    tokio::spawn(resign_heads(publisher.clone()));
     // Installed here, not inside the task: SIGHUP's default action is to terminate.
     let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .context("installing the SIGHUP handler")?;
@@ -534,6 +534,16 @@ async fn reload_on_sighup(
                 tracing::error!("SIGHUP: TLS reload failed, the previous certificate stays: {e:#}")
             }
         }
+    }
+}
+
+/// Sign the served set's heads again on a schedule, so consumers tell a quiet week from
+/// a frozen mirror (see `distribute::head`).
+async fn resign_heads(publisher: Arc<Publisher>) {
+    loop {
+        tokio::time::sleep(crate::distribute::head::RESIGN_EVERY).await;
+        let p = publisher.clone();
+        let _ = tokio::task::spawn_blocking(move || p.resign_heads()).await;
     }
 }
 

@@ -98,6 +98,22 @@ impl Publisher {
         self
     }
 
+    /// Sign the heads of the set served now again (they expire; see `distribute::head`),
+    /// and keep a static export's heads current.
+    pub fn resign_heads(&self) {
+        // A publication swaps and exports under this lock: an export of the set it replaced
+        // must not come after its own.
+        let _guard = self.store.lock_publications();
+        let Some(set) = self.served.as_ref().and_then(|s| s.load_full()) else {
+            return;
+        };
+        match self.key() {
+            Ok(key) => set.sign_heads(&key, OffsetDateTime::now_utc()),
+            Err(e) => tracing::error!("heads not signed again: {e}"),
+        }
+        self.export_static(&set);
+    }
+
     /// Write the static export of `set`, if one is kept. The publication has committed:
     /// a failure here is logged, and the edges keep the previous export.
     pub fn export_static(&self, set: &PublishedSet) {
@@ -390,6 +406,9 @@ impl Publisher {
                     },
                 },
             )?;
+        let mut set = set;
+        set.attach_distribution(&self.store);
+        set.sign_heads(key, OffsetDateTime::now_utc());
         let set = Arc::new(set);
         served.store(Some(set.clone()));
         tracing::debug!("swap (hash and gzip what was made) {:?}", t.elapsed());

@@ -6,6 +6,7 @@
 pub mod client_records;
 pub mod clients;
 pub mod distinct;
+pub mod distribution;
 pub mod edge;
 pub mod metrics;
 pub mod payload;

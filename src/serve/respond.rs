@@ -27,10 +27,10 @@ pub fn text(status: StatusCode, msg: impl Into<String>) -> Resp {
 
 /// Query parameters we act on; each may appear once.
 #[derive(Default, Debug, PartialEq)]
-struct Query {
-    release: Option<String>,
-    api: Option<String>,
-    volgnummer: Option<String>,
+pub(super) struct Query {
+    pub(super) release: Option<String>,
+    pub(super) api: Option<String>,
+    pub(super) volgnummer: Option<String>,
 }
 
 /// RFC 3986 percent-decoding (no '+' for space: that is HTML forms, not URIs).
@@ -64,7 +64,7 @@ fn percent_decode(s: &str) -> Result<String, String> {
 /// Keys and values are percent-decoded before they are matched, so `rel%65ase` is
 /// `release` (a cache that normalises the encoding files the same answer under the same
 /// key). Keys are case-sensitive; an unknown key is refused rather than ignored.
-fn parse_query(q: Option<&str>) -> Result<Query, String> {
+pub(super) fn parse_query(q: Option<&str>) -> Result<Query, String> {
     let mut out = Query::default();
     for pair in q.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
@@ -171,7 +171,7 @@ fn base_headers(r: &mut Resp, etag: &HeaderValue, set: &PublishedSet, release: &
     }
 }
 
-fn xml_response(method: &Method, bytes: Bytes, not_modified: bool) -> Resp {
+pub(super) fn xml_response(method: &Method, bytes: Bytes, not_modified: bool) -> Resp {
     // Room for every header a list answer gets, so inserting them does not regrow the map.
     let sized = |body| {
         let mut r = Response::new(Payload::bytes(body));
@@ -200,7 +200,7 @@ fn xml_response(method: &Method, bytes: Bytes, not_modified: bool) -> Resp {
     r
 }
 
-fn matches_etag(if_none_match: Option<&[u8]>, etag: &HeaderValue) -> bool {
+pub(super) fn matches_etag(if_none_match: Option<&[u8]>, etag: &HeaderValue) -> bool {
     if_none_match.is_some_and(|inm| {
         inm == b"*"
             || inm.split(|&b| b == b',').any(|t| {
@@ -275,6 +275,9 @@ pub fn respond(set: Option<&PublishedSet>, method: &Method, path: &str, ask: Ask
             HeaderValue::from_static("application/x-pem-file"),
         );
         return Answer::Ready(r);
+    }
+    if let Some(rest) = path.strip_prefix(crate::distribute::head::PREFIX) {
+        return Answer::Ready(super::distribution::respond(set, method, rest, ask));
     }
     let Some((list, want_sig)) = list_for_path(path) else {
         return Answer::Ready(text(

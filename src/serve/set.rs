@@ -77,6 +77,9 @@ pub struct PublishedSet {
     /// SHA-256 of every document ever published, by storage key (from the publication
     /// log): a historic request is answered (404, 304, ETag) without reading or hashing it.
     pub history: HashMap<String, String>,
+    /// Signed heads, deltas and delta indexes (`serve::distribution`); empty until
+    /// attached.
+    pub distribution: super::distribution::Distribution,
 }
 
 pub type Shared = Arc<ArcSwapOption<PublishedSet>>;
@@ -144,6 +147,23 @@ fn last_modified(index: &PublishedIndex, r: &Rendition) -> Result<HeaderValue, S
 }
 
 impl PublishedSet {
+    /// Attach the deltas and indexes of this set from `store`. Lists are served whatever
+    /// happens here: a failure is logged and leaves the set without deltas.
+    pub fn attach_distribution(&mut self, store: &Store) {
+        match super::distribution::Distribution::load(store, self) {
+            Ok(d) => self.distribution = d,
+            Err(e) => tracing::error!("deltas and heads not available for this set: {e}"),
+        }
+    }
+
+    /// Sign this set's heads, valid from `now`; a failure is logged and keeps the heads
+    /// served before (which expire).
+    pub fn sign_heads(&self, key: &crate::sign::SigningKey, now: time::OffsetDateTime) {
+        if let Err(e) = self.distribution.sign(self, key, now) {
+            tracing::error!("heads not signed: {e}");
+        }
+    }
+
     /// Build the set from the documents of `index`, each given by `body(key)`.
     pub fn build(
         index: PublishedIndex,
@@ -175,6 +195,7 @@ impl PublishedSet {
             docs,
             certificate: Bytes::from(certificate),
             history,
+            distribution: Default::default(),
         })
     }
 
@@ -208,10 +229,11 @@ impl PublishedSet {
             })?;
             made.insert(sig, Body::new(bytes)?);
         }
-        let set = PublishedSet::build(index, certificate, history, |key| {
+        let mut set = PublishedSet::build(index, certificate, history, |key| {
             made.remove(key)
                 .ok_or_else(|| StoreError::Corrupt(format!("published document {key} is missing")))
         })?;
+        set.attach_distribution(store);
         Ok(Some(set))
     }
 }

@@ -114,6 +114,7 @@ pub fn run(
     let made = make_all(store, key, &run, &known, &todo, early)?;
     tracing::debug!("hashes and renditions {:?}", t.elapsed());
     let made = record::caches(store, guard, made);
+    let deltas = record::deltas(store, &run, &made);
     let records = record::records(&run, lists, changed, reuse, made, stamp)?;
     let t = std::time::Instant::now();
     let entry = store.commit_publication(
@@ -137,6 +138,10 @@ pub fn run(
         },
     )?;
     tracing::debug!("commit {:?}", t.elapsed());
+    // Committed: a delta that is not recorded only makes consumers take the document whole.
+    if let Err(e) = crate::distribute::store::record(store, deltas, run.now.unix_timestamp()) {
+        tracing::warn!("the deltas of this publication were not recorded: {e}");
+    }
     crate::failpoint::hit("publish.committed").map_err(PublishError::Refused)?;
     Ok(Some(Published {
         entry,

@@ -40,6 +40,44 @@ pub(super) fn caches(store: &Store, guard: &PublicationGuard, mut made: Vec<Made
     made
 }
 
+/// Per rendition made again, its delta from the document it replaces (`distribute`):
+/// made here, before the commit removes the previous document's file, and recorded after
+/// it. A rendition that is new, or whose delta cannot be made, starts its chain again.
+pub(super) fn deltas(
+    store: &Store,
+    run: &Run,
+    made: &[Made],
+) -> Vec<crate::distribute::store::Made> {
+    let t = std::time::Instant::now();
+    let previous = run.base.published.as_ref();
+    let out: Vec<crate::distribute::store::Made> = made
+        .iter()
+        .map(|m| {
+            let id = crate::registry::publication::rendition_id(&m.rendition);
+            let old = previous
+                .and_then(|p| p.renditions.iter().find(|pr| pr.rendition == m.rendition))
+                .filter(|pr| pr.volgnummer != m.volgnummer);
+            let delta = old.and_then(|pr| {
+                let key = document_key(&pr.rendition, pr.volgnummer);
+                let mapped = store.mapped(&key).ok().flatten()?;
+                crate::distribute::delta::make(
+                    m.rendition.list,
+                    &id,
+                    (&mapped.identity, pr.volgnummer, &pr.sha256),
+                    (&m.xml, m.volgnummer, &m.sha256),
+                )
+            });
+            crate::distribute::store::Made {
+                rendition: id,
+                delta,
+                document_size: m.xml.len() as u64,
+            }
+        })
+        .collect();
+    tracing::debug!("deltas {:?}", t.elapsed());
+    out
+}
+
 /// What the commit writes and the server then serves.
 pub(super) struct Records {
     pub(super) index: PublishedIndex,
