@@ -38,6 +38,7 @@ pub fn main(cli: Cli) -> ExitCode {
         Ok(Local::Init(a)) => init(&data, &a, &operator).map(|s| out(&s)),
         Ok(Local::Serve(a)) => serve_blocking(&data, a, &operator),
         Ok(Local::Verify(a)) => verify_command(a),
+        Ok(Local::Sync(a)) => return sync_command(a),
         Ok(Local::HistoryVerify {
             path,
             cert,
@@ -101,6 +102,109 @@ fn verify_command(a: crate::cli::VerifyArgs) -> Result<()> {
     let report = crate::consume::verify::verify(&a.target, a.sig.as_deref(), &trust, &opts)?;
     out(&report);
     Ok(())
+}
+
+/// `stelselnode sync`: once (the exit code says how it went) or as a daemon.
+fn sync_command(a: crate::cli::SyncArgs) -> ExitCode {
+    use crate::consume::sync::{self, Failure, Select};
+    let setup = || -> Result<sync::Options, Failure> {
+        let local = |e: anyhow::Error| Failure::Local(format!("{e:#}"));
+        let pinned = crate::consume::verify::read_pinned(&a.cert).map_err(local)?;
+        let https = a.base_url.starts_with("https://");
+        if !https && !a.base_url.starts_with("http://") {
+            return Err(Failure::Local(format!(
+                "BASE_URL '{}' must start with https:// (or http:// behind a trusted proxy)",
+                crate::clip::clip(&a.base_url)
+            )));
+        }
+        let read = |p: &std::path::PathBuf, what: &str| {
+            std::fs::read_to_string(p)
+                .map_err(|e| Failure::Local(format!("{what} {}: {e}", p.display())))
+        };
+        let tls = if https {
+            let ca = a.ca.as_ref().map(|p| read(p, "--ca")).transpose()?;
+            let client = match (&a.client_cert, &a.client_key) {
+                (Some(c), Some(k)) => Some((read(c, "--client-cert")?, read(k, "--client-key")?)),
+                _ => None,
+            };
+            let client = client.as_ref().map(|(c, k)| (c.as_str(), k.as_str()));
+            Some(crate::consume::fetch::tls_config(ca.as_deref(), client).map_err(local)?)
+        } else {
+            None
+        };
+        let mut base = a.base_url.clone();
+        if !base.ends_with('/') {
+            base.push('/');
+        }
+        Ok(sync::Options {
+            base_url: base,
+            out: a.out.clone(),
+            pinned,
+            select: match (&a.release, &a.api) {
+                (Some(r), _) => Select::Release(r.clone()),
+                (None, Some(n)) => Select::Api(n.clone()),
+                (None, None) => Select::Default,
+            },
+            client: sync::http::Client::new(tls, std::time::Duration::from_secs(a.timeout))?,
+            max_size: a.max_size,
+        })
+    };
+    let opts = match setup() {
+        Ok(o) => o,
+        Err(e) => {
+            error(e);
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(secs) = a.interval {
+        let metrics = match &a.metrics_listen {
+            None => None,
+            Some(addr) => {
+                let m = std::sync::Arc::new(sync::metrics::Metrics::default());
+                let bound = addr
+                    .parse::<std::net::SocketAddr>()
+                    .ok()
+                    .filter(|s| s.ip().is_loopback())
+                    .ok_or_else(|| format!("--metrics-listen '{}' must be a loopback address with a port, e.g. 127.0.0.1:9465", crate::clip::clip(addr)))
+                    .and_then(|s| std::net::TcpListener::bind(s).map_err(|e| format!("--metrics-listen {addr}: {e}")));
+                match bound {
+                    Ok(l) => {
+                        if let Ok(a) = l.local_addr() {
+                            println!("stelselnode sync metrics on http://{a}/metrics");
+                        }
+                        if let Err(e) = sync::metrics::serve(l, m.clone()) {
+                            error(e);
+                            return ExitCode::from(1);
+                        }
+                        Some(m)
+                    }
+                    Err(e) => {
+                        error(e);
+                        return ExitCode::from(2);
+                    }
+                }
+            }
+        };
+        sync::daemon(
+            &opts,
+            std::time::Duration::from_secs(secs),
+            metrics.as_deref(),
+        );
+    }
+    match sync::once(&opts, time::OffsetDateTime::now_utc()) {
+        Ok(s) => {
+            out(&format!(
+                "{}
+",
+                sync::describe(&s)
+            ));
+            ExitCode::SUCCESS
+        }
+        Err(f) => {
+            error(format_args!("{f}; {} was left as it was", a.out.display()));
+            ExitCode::from(f.exit_code())
+        }
+    }
 }
 
 /// Run an operation: in the server if one runs on this data directory (redb allows one
@@ -367,7 +471,8 @@ async fn serve(data: &Path, a: ServeArgs) -> Result<()> {
     let publisher = Arc::new(
         Publisher::new(store.clone(), data, Some(shared.clone()))
             .with_metrics(metrics.clone())
-            .with_export(a.export_static.clone()),
+            .with_export(a.export_static.clone())
+            .with_head_timing(head_timing(&a)?),
     );
     // Heads expire: signed now and every RESIGN_EVERY (and by every publication).
     publisher.resign_heads();
@@ -537,11 +642,27 @@ async fn reload_on_sighup(
     }
 }
 
+/// `--head-resign` and `--head-lifetime`: a head must be made again well before it expires.
+fn head_timing(a: &ServeArgs) -> Result<crate::distribute::head::Timing> {
+    let t = crate::distribute::head::Timing {
+        resign_every: std::time::Duration::from_secs(a.head_resign),
+        lifetime: std::time::Duration::from_secs(a.head_lifetime),
+    };
+    if t.resign_every >= t.lifetime {
+        bail!(
+            "--head-resign {} must be shorter than --head-lifetime {}: a head would expire before the next one is signed",
+            a.head_resign,
+            a.head_lifetime
+        );
+    }
+    Ok(t)
+}
+
 /// Sign the served set's heads again on a schedule, so consumers tell a quiet week from
 /// a frozen mirror (see `distribute::head`).
 async fn resign_heads(publisher: Arc<Publisher>) {
     loop {
-        tokio::time::sleep(crate::distribute::head::RESIGN_EVERY).await;
+        tokio::time::sleep(publisher.heads.resign_every).await;
         let p = publisher.clone();
         let _ = tokio::task::spawn_blocking(move || p.resign_heads()).await;
     }

@@ -39,7 +39,7 @@ pub fn get(url: &str, opts: &Options) -> Result<Option<Vec<u8>>> {
         .to_string();
     let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
     let tls = if https {
-        Some(tls_config(opts.ca_pem.as_deref())?)
+        Some(tls_config(opts.ca_pem.as_deref(), None)?)
     } else {
         None
     };
@@ -58,7 +58,12 @@ pub fn get(url: &str, opts: &Options) -> Result<Option<Vec<u8>>> {
     .with_context(|| format!("fetching {url}"))
 }
 
-fn tls_config(ca_pem: Option<&str>) -> Result<Arc<rustls::ClientConfig>> {
+/// A client TLS configuration: the CAs in `ca_pem` (else the system's roots), and a client
+/// certificate and key (PEM) to present when asked, if given.
+pub fn tls_config(
+    ca_pem: Option<&str>,
+    client: Option<(&str, &str)>,
+) -> Result<Arc<rustls::ClientConfig>> {
     let mut roots = rustls::RootCertStore::empty();
     match ca_pem {
         Some(pem) => {
@@ -87,8 +92,23 @@ fn tls_config(ca_pem: Option<&str>) -> Result<Arc<rustls::ClientConfig>> {
     let cfg = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| anyhow!("TLS configuration: {e}"))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+    let cfg = match client {
+        None => cfg.with_no_client_auth(),
+        Some((cert_pem, key_pem)) => {
+            let certs: Vec<CertificateDer<'static>> =
+                CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| anyhow!("--client-cert: {e}"))?;
+            if certs.is_empty() {
+                bail!("--client-cert: no PEM certificate found");
+            }
+            let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
+                .map_err(|e| anyhow!("--client-key: {e}"))?;
+            cfg.with_client_auth_cert(certs, key)
+                .map_err(|e| anyhow!("--client-cert/--client-key: {e}"))?
+        }
+    };
     Ok(Arc::new(cfg))
 }
 

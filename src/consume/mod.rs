@@ -3,4 +3,5 @@
 
 pub mod fetch;
 pub mod read;
+pub mod sync;
 pub mod verify;

@@ -18,6 +18,23 @@ pub const RESIGN_EVERY: Duration = Duration::from_secs(15 * 60);
 /// a signer that is briefly down freezes no one, yet a mirror that stopped is refused
 /// within two hours.
 pub const LIFETIME: Duration = Duration::from_secs(2 * 60 * 60);
+/// How often heads are made again and how long each is valid (`serve --head-resign`,
+/// `--head-lifetime`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timing {
+    pub resign_every: Duration,
+    pub lifetime: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Timing {
+        Timing {
+            resign_every: RESIGN_EVERY,
+            lifetime: LIFETIME,
+        }
+    }
+}
+
 /// A head is at most this large (four lists, fixed fields).
 pub const MAX_SIZE: usize = 16 * 1024;
 /// `Cache-Control` of a head and its signature.

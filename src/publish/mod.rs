@@ -79,6 +79,8 @@ pub struct Publisher {
     metrics: Option<Arc<crate::serve::metrics::Metrics>>,
     /// A static export kept current after every publication (`serve --export-static`).
     export: Option<PathBuf>,
+    /// How long the heads it signs are valid, and how often they are made again.
+    pub heads: crate::distribute::head::Timing,
 }
 
 impl Publisher {
@@ -89,7 +91,14 @@ impl Publisher {
             served,
             metrics: None,
             export: None,
+            heads: Default::default(),
         }
+    }
+
+    /// Sign heads valid for `timing.lifetime`, made again every `timing.resign_every`.
+    pub fn with_head_timing(mut self, timing: crate::distribute::head::Timing) -> Publisher {
+        self.heads = timing;
+        self
     }
 
     /// Keep a static export for edges current after every publication.
@@ -108,7 +117,7 @@ impl Publisher {
             return;
         };
         match self.key() {
-            Ok(key) => set.sign_heads(&key, OffsetDateTime::now_utc()),
+            Ok(key) => set.sign_heads(&key, OffsetDateTime::now_utc(), self.heads.lifetime),
             Err(e) => tracing::error!("heads not signed again: {e}"),
         }
         self.export_static(&set);
@@ -408,7 +417,7 @@ impl Publisher {
             )?;
         let mut set = set;
         set.attach_distribution(&self.store);
-        set.sign_heads(key, OffsetDateTime::now_utc());
+        set.sign_heads(key, OffsetDateTime::now_utc(), self.heads.lifetime);
         let set = Arc::new(set);
         served.store(Some(set.clone()));
         tracing::debug!("swap (hash and gzip what was made) {:?}", t.elapsed());

@@ -3,7 +3,7 @@
 //! `?release=` or `?api=` as the lists are), and the files heads name by their SHA-256:
 //! documents and signatures (`doc/<sha256>`), deltas (`delta/<sha256>`) and each
 //! rendition's delta index (`deltas/<sha256>`). Heads are made again every
-//! [`head::RESIGN_EVERY`] and after every publication; each is validated against its XSD
+//! `--head-resign` (15 minutes) and after every publication; each is validated against its XSD
 //! and its signature checked before it is served.
 
 use super::respond::{matches_etag, text, xml_response, Ask, Resp};
@@ -84,9 +84,10 @@ impl Distribution {
         set: &PublishedSet,
         key: &SigningKey,
         now: time::OffsetDateTime,
+        lifetime: std::time::Duration,
     ) -> Result<(), String> {
         let mut heads = HashMap::new();
-        let expires = now + head::LIFETIME;
+        let expires = now + lifetime;
         for release in set.index.catalogue.served() {
             let mut lists = Vec::new();
             for l in crate::registry::model::ListKind::ALL {

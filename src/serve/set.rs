@@ -158,8 +158,13 @@ impl PublishedSet {
 
     /// Sign this set's heads, valid from `now`; a failure is logged and keeps the heads
     /// served before (which expire).
-    pub fn sign_heads(&self, key: &crate::sign::SigningKey, now: time::OffsetDateTime) {
-        if let Err(e) = self.distribution.sign(self, key, now) {
+    pub fn sign_heads(
+        &self,
+        key: &crate::sign::SigningKey,
+        now: time::OffsetDateTime,
+        lifetime: std::time::Duration,
+    ) {
+        if let Err(e) = self.distribution.sign(self, key, now, lifetime) {
             tracing::error!("heads not signed: {e}");
         }
     }

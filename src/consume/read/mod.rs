@@ -112,7 +112,7 @@ fn predefined(name: &str) -> Option<char> {
 }
 
 /// Root element's local name and namespace.
-fn detect_root(bytes: &[u8]) -> Result<(String, String), ImportError> {
+pub fn detect_root(bytes: &[u8]) -> Result<(String, String), ImportError> {
     let mut r = NsReader::from_reader(bytes);
     loop {
         match r.read_resolved_event() {

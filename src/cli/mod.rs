@@ -2,6 +2,9 @@
 //! [`Operation`] (or, for the commands that need no registry, a [`Local`] command). The
 //! only module that knows clap.
 
+mod local;
+pub use local::{InitArgs, ServeArgs, SyncArgs, VerifyArgs};
+
 use crate::operate::entity::Offering;
 use crate::operate::gegevensdienst::GegevensdienstOp;
 use crate::operate::history::HistoryOp;
@@ -59,6 +62,12 @@ pub enum Command {
     Publish(PublishArgs),
     /// Check a list file or URL: XSD validity and its signatures.
     Verify(VerifyArgs),
+    /// Keep a directory of lists current from a Stelselnode, checked: the signed head
+    /// against a pinned certificate, deltas or whole documents against its hashes, each
+    /// list's signature and XSD; refuses rollback, equivocation, an expired head and
+    /// tampering. Exit codes: 0 current, 1 local problem, 2 bad arguments, 3 server
+    /// unavailable, 4 refused, 5 equivocation.
+    Sync(SyncArgs),
     /// Show what is published and the release catalogue (or, with --clients, who fetched
     /// what).
     Status(StatusArgs),
@@ -265,91 +274,6 @@ pub struct StatusArgs {
 }
 
 #[derive(Args, Debug)]
-pub struct InitArgs {
-    /// Fill the registry with the demo registry from data/demo and publish it.
-    #[arg(long)]
-    pub demo: bool,
-    /// Operator's PEM private key (PKCS#8 RSA/EC P-256 or PKCS#1 RSA). Without it a
-    /// DEVELOPMENT key and self-signed certificate are generated.
-    #[arg(long, value_name = "PEM", requires = "cert")]
-    pub key: Option<PathBuf>,
-    /// PEM certificate of --key.
-    #[arg(long, value_name = "PEM", requires = "key")]
-    pub cert: Option<PathBuf>,
-}
-
-#[derive(Args, Debug)]
-pub struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
-    pub listen: String,
-    /// Initialise the data directory with the demo registry first, if it is empty; without
-    /// --tls-cert, serve https with a generated development CA (DATA/dev-tls-ca.pem).
-    #[arg(long)]
-    pub demo: bool,
-    /// PEM certificate chain of the listener (https). Re-read on SIGHUP.
-    #[arg(
-        long,
-        value_name = "PEM",
-        env = "STELSELNODE_TLS_CERT",
-        requires = "tls_key"
-    )]
-    pub tls_cert: Option<PathBuf>,
-    /// PEM private key of --tls-cert. Re-read on SIGHUP.
-    #[arg(
-        long,
-        value_name = "PEM",
-        env = "STELSELNODE_TLS_KEY",
-        requires = "tls_cert"
-    )]
-    pub tls_key: Option<PathBuf>,
-    /// CA certificates (PEM) whose client certificates are accepted, e.g. the PKIoverheid
-    /// private-services roots. Re-read on SIGHUP.
-    #[arg(
-        long,
-        value_name = "PEM",
-        env = "STELSELNODE_CLIENT_CA",
-        requires = "tls_cert"
-    )]
-    pub client_ca: Option<PathBuf>,
-    /// Client certificates for every path: required, optional or off (default: optional
-    /// with --client-ca, else off).
-    #[arg(long, value_name = "MODE", requires = "client_ca")]
-    pub client_auth: Option<crate::serve::tls::ClientAuth>,
-    /// Client certificates for one path prefix: PATH=MODE (longest prefix wins), e.g.
-    /// /MedMij_OAuthclientlist.xml=required. Repeat for several.
-    #[arg(long, value_name = "PATH=MODE", requires = "client_ca", value_parser = crate::serve::tls::ClientPolicy::parse_path)]
-    pub client_auth_path: Vec<(String, crate::serve::tls::ClientAuth)>,
-    /// Serve plain HTTP: only behind a proxy that terminates TLS, or to try things out.
-    #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
-    pub insecure_http: bool,
-    /// Connections open at once; more are answered 503 with Retry-After and closed.
-    #[arg(long, value_name = "N", default_value_t = 10_000)]
-    pub max_connections: usize,
-    /// Connections open at once from one client address.
-    #[arg(long, value_name = "N", default_value_t = 64)]
-    pub max_connections_per_client: usize,
-    /// Seconds for a request's headers and for an idle keep-alive connection.
-    #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
-    pub idle_timeout: u64,
-    /// Seconds a response may wait for the client to read before the connection is closed
-    /// (between two writes, as nginx's send_timeout): clients that stop reading give
-    /// their connection back.
-    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
-    pub send_timeout: u64,
-    /// Seconds in-flight responses get after SIGTERM before the process exits.
-    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
-    pub shutdown_grace: u64,
-    /// Serve Prometheus metrics at http://ADDR/metrics (a loopback address; off by default).
-    #[arg(long, value_name = "ADDR")]
-    pub metrics_listen: Option<String>,
-    /// Keep a static export (as `export-static DIR`) current after every publication, for
-    /// edges that rsync or mount it.
-    #[arg(long, value_name = "DIR")]
-    pub export_static: Option<PathBuf>,
-}
-
-#[derive(Args, Debug)]
 pub struct ImportArgs {
     /// List files (ZAL, OCL, Whitelist, GNL; detected from root element and namespace).
     #[arg(required = true, value_name = "FILE")]
@@ -391,32 +315,6 @@ pub struct PublishArgs {
     /// Why this publication is made (kept in the publication log).
     #[arg(short = 'm', long = "message", value_name = "REASON")]
     pub message: String,
-}
-
-#[derive(Args, Debug)]
-pub struct VerifyArgs {
-    /// A list file, or an http:// or https:// URL of a served list.
-    #[arg(value_name = "FILE|URL")]
-    pub target: String,
-    /// Detached signature (default: FILE.sig, or the URL's path plus .sig).
-    #[arg(long, value_name = "FILE|URL")]
-    pub sig: Option<String>,
-    /// Pin the operator's signing certificate (PEM). Required unless --trust-embedded-cert.
-    #[arg(long, value_name = "PEM", conflicts_with = "trust_embedded_cert")]
-    pub cert: Option<PathBuf>,
-    /// Accept the certificate the signature carries in KeyInfo (anyone can put one there):
-    /// a check of integrity, not of origin.
-    #[arg(long)]
-    pub trust_embedded_cert: bool,
-    /// CA certificates (PEM) to trust for https:// URLs (default: the system's roots).
-    #[arg(long, value_name = "PEM")]
-    pub ca: Option<PathBuf>,
-    /// Deadline in seconds for each download as a whole (connect, headers and body).
-    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
-    pub timeout: u64,
-    /// Largest document or signature accepted (KiB, MiB, GiB).
-    #[arg(long, value_name = "SIZE", default_value = crate::xml::input::DEFAULT_MAX_LIST, value_parser = crate::xml::input::parse_size)]
-    pub max_size: u64,
 }
 
 /// Flags describing one Gegevensdienst offered in one Interfaceversie.
@@ -593,6 +491,7 @@ pub enum Local {
     Init(InitArgs),
     Serve(ServeArgs),
     Verify(VerifyArgs),
+    Sync(SyncArgs),
     HistoryVerify {
         path: PathBuf,
         cert: Option<PathBuf>,
@@ -812,7 +711,7 @@ impl Command {
     /// The operation this command asks for, or the local command it is.
     pub fn into_operation(self) -> Result<Operation, String> {
         Ok(match self {
-            Command::Init(_) | Command::Serve(_) | Command::Verify(_) => {
+            Command::Init(_) | Command::Serve(_) | Command::Verify(_) | Command::Sync(_) => {
                 return Err("this command runs locally".into())
             }
             Command::Status(a) if a.clients => {
@@ -853,6 +752,7 @@ impl Command {
             Command::Init(a) => Ok(Local::Init(a)),
             Command::Serve(a) => Ok(Local::Serve(a)),
             Command::Verify(a) => Ok(Local::Verify(a)),
+            Command::Sync(a) => Ok(Local::Sync(a)),
             Command::History(HistoryCmd::Verify {
                 path,
                 cert,

@@ -1,0 +1,548 @@
+//! `stelselnode sync`: the reference consumer. It fetches a release's signed head, checks
+//! it against the pinned certificate, brings every list up to what the head names (by
+//! deltas when it holds the previous document, else whole), checks each list's bytes
+//! against the head's SHA-256, its detached signature and its XSD, and only then replaces
+//! the files in the output directory, under the official file names, atomically.
+//!
+//! It refuses, leaving the directory exactly as it was: a lower Volgnummer than it holds
+//! (rollback), the same Volgnummer with other bytes (equivocation), an expired head
+//! (freeze), a signature by another key, any hash that does not match (tampering), a body
+//! larger than announced, a redirect, a TLS failure.
+//!
+//! Exit codes (`--once`): 0 the lists are current (updated or not), 1 a local problem (the
+//! directory, its state), 2 bad arguments, 3 the server is unavailable for now (retry
+//! later), 4 refused, 5 equivocation (the operator published two different documents under
+//! one Volgnummer, or someone forged one: raise the alarm).
+
+pub mod http;
+pub mod metrics;
+pub mod state;
+
+use crate::distribute::delta::{self, Delta};
+use crate::distribute::head::{self, Blob, Head, ListHead};
+use crate::distribute::split::split;
+use crate::registry::model::ListKind;
+use crate::sign::PublicKey;
+use state::{Held, State};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Why an update was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Reason {
+    Rollback,
+    Equivocation,
+    Expired,
+    Key,
+    Hash,
+    Oversize,
+    Redirect,
+    Tls,
+    Invalid,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Rollback => "rollback",
+            Reason::Equivocation => "equivocation",
+            Reason::Expired => "expired",
+            Reason::Key => "key",
+            Reason::Hash => "hash",
+            Reason::Oversize => "oversize",
+            Reason::Redirect => "redirect",
+            Reason::Tls => "tls",
+            Reason::Invalid => "invalid",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    #[error("refused ({}): {detail}", .reason.as_str())]
+    Refused { reason: Reason, detail: String },
+    #[error("the server is unavailable: {detail}")]
+    Unavailable {
+        detail: String,
+        retry_after: Option<u64>,
+    },
+    #[error("{0}")]
+    Local(String),
+}
+
+impl Failure {
+    pub fn refused(reason: Reason, detail: impl Into<String>) -> Failure {
+        Failure::Refused {
+            reason,
+            detail: detail.into(),
+        }
+    }
+
+    /// The exit code of `--once`.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Failure::Local(_) => 1,
+            Failure::Unavailable { .. } => 3,
+            Failure::Refused {
+                reason: Reason::Equivocation,
+                ..
+            } => 5,
+            Failure::Refused { .. } => 4,
+        }
+    }
+}
+
+/// Which release to follow.
+#[derive(Clone, Debug)]
+pub enum Select {
+    Default,
+    Release(String),
+    Api(String),
+}
+
+pub struct Options {
+    /// Ends with '/'.
+    pub base_url: String,
+    pub out: PathBuf,
+    pub pinned: PublicKey,
+    pub select: Select,
+    pub client: http::Client,
+    /// Largest list document accepted.
+    pub max_size: u64,
+}
+
+/// What one sync did.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Synced {
+    pub updated: Vec<ListKind>,
+    pub publication: u64,
+    /// Bytes received for this sync.
+    pub fetched: u64,
+}
+
+/// Largest detached signature and delta index accepted.
+const MAX_SIG: u64 = 64 * 1024;
+const MAX_INDEX: u64 = 1 << 20;
+/// Documents above this are validated incrementally after a delta: the entries that
+/// changed, with the new header and tail (the rest was validated when first received and
+/// is bound to the head's SHA-256).
+const VALIDATE_WHOLE_UP_TO: usize = 8 << 20;
+
+impl Options {
+    fn url(&self, rel: &str) -> String {
+        format!("{}stelselnode/{rel}", self.base_url)
+    }
+
+    fn head_query(&self) -> String {
+        match &self.select {
+            Select::Default => String::new(),
+            Select::Release(r) => format!("?release={r}"),
+            Select::Api(a) => format!("?api={a}"),
+        }
+    }
+}
+
+fn sha(b: &[u8]) -> String {
+    crate::digest::sha256_hex(b)
+}
+
+/// Fetch `blob` and check it is exactly what the head (or index) says.
+fn fetch_blob(o: &Options, blob: &Blob, what: &str) -> Result<Vec<u8>, Failure> {
+    let got = o.client.get(&o.url(&blob.href), None, false, blob.size)?;
+    if got.gzip {
+        return Err(Failure::refused(
+            Reason::Invalid,
+            format!("{what}: sent gzip-encoded, which was not asked for"),
+        ));
+    }
+    if got.body.len() as u64 != blob.size || sha(&got.body) != blob.sha256 {
+        return Err(Failure::refused(
+            Reason::Hash,
+            format!(
+                "{what}: the bytes received are not the ones the head names (SHA-256 {})",
+                blob.sha256
+            ),
+        ));
+    }
+    Ok(got.body)
+}
+
+/// A head as accepted: parsed, its bytes and signature, its ETag.
+struct Fetched {
+    head: Head,
+    bytes: Vec<u8>,
+    sig: Vec<u8>,
+    etag: Option<String>,
+}
+
+/// A document rebuilt by deltas, and the keys of the entries they changed.
+type Rebuilt = (Vec<u8>, Vec<Vec<u8>>);
+
+/// The signed head: fetched (or, unchanged, the one kept), its signature checked with
+/// the pinned key, valid against its XSD, not expired.
+fn head(o: &Options, prior: Option<&State>, now: time::OffsetDateTime) -> Result<Fetched, Failure> {
+    let kept = state::state_dir(&o.out);
+    let kept_head = prior.and_then(|_| std::fs::read(kept.join(state::HEAD_FILE)).ok());
+    let kept_sig =
+        prior.and_then(|_| std::fs::read(kept.join(format!("{}.sig", state::HEAD_FILE))).ok());
+    let inm = match (&kept_head, &kept_sig) {
+        (Some(_), Some(_)) => prior.and_then(|p| p.head_etag.clone()),
+        _ => None,
+    };
+    let url = format!("{}{}", o.url(head::FILE), o.head_query());
+    let got = o
+        .client
+        .get(&url, inm.as_deref(), false, head::MAX_SIZE as u64)?;
+    let (bytes, sig, etag) = match (got.status, kept_head, kept_sig) {
+        (304, Some(h), Some(s)) => (h, s, inm),
+        _ => {
+            let sig_url = format!(
+                "{}{}",
+                o.url(&format!("{}.sig", head::FILE)),
+                o.head_query()
+            );
+            let sig = o.client.get(&sig_url, None, false, MAX_SIG)?.body;
+            (got.body, sig, got.etag)
+        }
+    };
+    check_signature(&bytes, &sig, head::FILE, &o.pinned, "the head")?;
+    let h = Head::parse(&bytes).map_err(|e| Failure::refused(Reason::Invalid, e.to_string()))?;
+    let expires = head::parse_utc(&h.expires)
+        .ok_or_else(|| Failure::refused(Reason::Invalid, "the head's Expires is not a time"))?;
+    if expires <= now {
+        return Err(Failure::refused(
+            Reason::Expired,
+            format!(
+                "the head expired at {} (issued {}): the Stelselnode or a mirror stopped publishing; the last good copy is kept",
+                h.expires, h.issued
+            ),
+        ));
+    }
+    if let Select::Release(r) = &o.select {
+        if &h.release != r {
+            return Err(Failure::refused(
+                Reason::Invalid,
+                format!(
+                    "asked for release {r}, the head is of release {}",
+                    h.release
+                ),
+            ));
+        }
+    }
+    Ok(Fetched {
+        head: h,
+        bytes,
+        sig,
+        etag,
+    })
+}
+
+/// A detached signature over exactly `bytes`, by the pinned key.
+fn check_signature(
+    bytes: &[u8],
+    sig: &[u8],
+    uri: &str,
+    pinned: &PublicKey,
+    what: &str,
+) -> Result<(), Failure> {
+    crate::sign::verify::verify_detached(bytes, sig, uri, Some(pinned))
+        .map(|_| ())
+        .map_err(|e| {
+            let m = e.to_string();
+            // The digest: the bytes were changed. Anything else: not the pinned key's.
+            let reason = if m.contains("DigestValue") {
+                Reason::Hash
+            } else {
+                Reason::Key
+            };
+            Failure::refused(reason, format!("{what}: {m}"))
+        })
+}
+
+/// One list brought up to the head: its new bytes and signature, checked.
+struct Update {
+    list: ListKind,
+    xml: Vec<u8>,
+    sig: Vec<u8>,
+    held: Held,
+}
+
+/// The document a list head names, rebuilt from `old` by the chain of deltas, if the
+/// chain reaches it; with the keys of the entries the deltas changed.
+fn by_deltas(
+    o: &Options,
+    lh: &ListHead,
+    held: &Held,
+    old: Vec<u8>,
+) -> Result<Option<Rebuilt>, Failure> {
+    let Some(index) = &lh.deltas else {
+        return Ok(None);
+    };
+    if index.size > MAX_INDEX {
+        return Ok(None);
+    }
+    let links =
+        crate::distribute::store::read_index(&fetch_blob(o, index, "the delta index")?, 10_000)
+            .map_err(|e| Failure::refused(Reason::Invalid, e))?;
+    let mut path = Vec::new();
+    let mut at = lh.volgnummer;
+    while at != held.volgnummer {
+        let Some(link) = links.iter().find(|l| l.1 == at && l.0 < at) else {
+            return Ok(None);
+        };
+        path.push(link.clone());
+        at = link.0;
+    }
+    path.reverse();
+    if path.iter().map(|l| l.3).sum::<u64>() >= lh.document.size {
+        return Ok(None);
+    }
+    let mut doc = old;
+    let mut at_sha = held.sha256.clone();
+    let mut changed = Vec::new();
+    for (from, to, sha256, size) in path {
+        let bytes = fetch_blob(
+            o,
+            &Blob::at("delta", &sha256, size),
+            &format!("the delta {from} → {to}"),
+        )?;
+        let d =
+            Delta::decode(&bytes).map_err(|e| Failure::refused(Reason::Invalid, e.to_string()))?;
+        if d.from != (from, at_sha.clone()) || d.to.0 != to {
+            return Err(Failure::refused(
+                Reason::Hash,
+                format!("the delta {from} → {to} does not start from the document held"),
+            ));
+        }
+        doc = delta::apply(&doc, lh.list, &d)
+            .map_err(|e| Failure::refused(Reason::Invalid, e.to_string()))?;
+        tracing::debug!("{}: delta {from} → {to} applied ({size} bytes)", lh.list);
+        changed.extend(d.puts.into_iter().map(|p| p.key));
+        at_sha = d.to.1;
+    }
+    Ok(Some((doc, changed)))
+}
+
+/// The whole document a list head names.
+fn whole(o: &Options, lh: &ListHead) -> Result<Vec<u8>, Failure> {
+    let d = &lh.document;
+    if d.size > o.max_size {
+        return Err(Failure::refused(
+            Reason::Oversize,
+            format!(
+                "{} is {} bytes, more than --max-size {}",
+                lh.list, d.size, o.max_size
+            ),
+        ));
+    }
+    let got = o
+        .client
+        .get(&o.url(&d.href), None, true, d.size.max(lh.gzip_size))?;
+    if got.gzip {
+        if got.body.len() as u64 != lh.gzip_size || sha(&got.body) != lh.gzip_sha256 {
+            return Err(Failure::refused(
+                Reason::Hash,
+                format!(
+                    "{}: the gzip bytes received are not the ones the head names",
+                    lh.list
+                ),
+            ));
+        }
+        return http::gunzip(&got.body, d.size);
+    }
+    Ok(got.body)
+}
+
+/// The XSD check: the whole document, or for a large one rebuilt by deltas the entries
+/// that changed between its header and tail.
+fn validate(list: ListKind, xml: &[u8], changed: Option<&[Vec<u8>]>) -> Result<(), Failure> {
+    let invalid = |m: String| Failure::refused(Reason::Invalid, format!("{list}: {m}"));
+    let (root, ns) = crate::consume::read::detect_root(xml).map_err(|e| invalid(e.to_string()))?;
+    let def = crate::xml::schema::by_root(&root, &ns)
+        .filter(|d| d.list == list)
+        .ok_or_else(|| {
+            invalid(format!(
+                "root {root} in namespace '{ns}' is not a schema this consumer knows"
+            ))
+        })?;
+    let part;
+    let doc = match (changed, split(xml, list)) {
+        (Some(keys), Some(s)) if xml.len() > VALIDATE_WHOLE_UP_TO => {
+            let keys: std::collections::HashSet<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+            let mut b = xml[s.head.clone()].to_vec();
+            for e in s.entries.iter().filter(|e| keys.contains(e.key)) {
+                b.extend_from_slice(&xml[e.range.clone()]);
+            }
+            b.extend_from_slice(&xml[s.tail.clone()]);
+            part = b;
+            &part[..]
+        }
+        _ => xml,
+    };
+    crate::xml::schema::validate(def, doc)
+        .map_err(|e| invalid(format!("not valid against its XSD: {e}")))
+}
+
+/// One list: refused if it goes back or forks; else its new bytes, checked, or `None`
+/// when the directory already holds what the head names.
+fn list_update(o: &Options, lh: &ListHead, held: Option<&Held>) -> Result<Option<Update>, Failure> {
+    let file = o.out.join(lh.list.file_name());
+    if let Some(h) = held {
+        if lh.volgnummer < h.volgnummer {
+            return Err(Failure::refused(
+                Reason::Rollback,
+                format!(
+                    "{} Volgnummer {} is lower than the {} accepted before",
+                    lh.list, lh.volgnummer, h.volgnummer
+                ),
+            ));
+        }
+        if lh.volgnummer == h.volgnummer && lh.document.sha256 != h.sha256 {
+            return Err(Failure::refused(
+                Reason::Equivocation,
+                format!(
+                    "{} Volgnummer {} now has other bytes (SHA-256 {} instead of {}): two documents under one Volgnummer; ALERT the stelsel operator",
+                    lh.list, lh.volgnummer, lh.document.sha256, h.sha256
+                ),
+            ));
+        }
+        if lh.volgnummer == h.volgnummer && lh.signature.sha256 == h.sig_sha256 && file.exists() {
+            return Ok(None);
+        }
+    }
+    let old = held.and_then(|h| {
+        let b = std::fs::read(&file).ok()?;
+        (sha(&b) == h.sha256).then_some(b)
+    });
+    let rebuilt = match (held, old) {
+        (Some(h), Some(old)) if h.volgnummer < lh.volgnummer => by_deltas(o, lh, h, old)?,
+        _ => None,
+    };
+    let (xml, changed) = match rebuilt {
+        Some((x, c)) => (x, Some(c)),
+        None => (whole(o, lh)?, None),
+    };
+    if xml.len() as u64 != lh.document.size || sha(&xml) != lh.document.sha256 {
+        return Err(Failure::refused(
+            Reason::Hash,
+            format!(
+                "{}: the document received is not the one the head names (SHA-256 {})",
+                lh.list, lh.document.sha256
+            ),
+        ));
+    }
+    let sig = fetch_blob(o, &lh.signature, &format!("{}'s signature", lh.list))?;
+    check_signature(
+        &xml,
+        &sig,
+        lh.list.file_name(),
+        &o.pinned,
+        &format!("{}", lh.list),
+    )?;
+    validate(lh.list, &xml, changed.as_deref())?;
+    Ok(Some(Update {
+        list: lh.list,
+        held: Held {
+            volgnummer: lh.volgnummer,
+            sha256: lh.document.sha256.clone(),
+            size: lh.document.size,
+            sig_sha256: lh.signature.sha256.clone(),
+        },
+        xml,
+        sig,
+    }))
+}
+
+/// One sync: everything is fetched and checked before the first file is replaced.
+pub fn once(o: &Options, now: time::OffsetDateTime) -> Result<Synced, Failure> {
+    let before = o.client.fetched.load(std::sync::atomic::Ordering::Relaxed);
+    let prior = state::load(&o.out)?;
+    let Fetched {
+        head: h,
+        bytes: head_bytes,
+        sig: head_sig,
+        etag,
+    } = head(o, prior.as_ref(), now)?;
+    if let Some(p) = &prior {
+        if !p.session.is_empty() && p.session != h.session {
+            tracing::info!("the Stelselnode's session changed ({} → {}): deltas start again, Volgnummers still may not go back", p.session, h.session);
+        }
+    }
+    let mut updates = Vec::new();
+    for lh in &h.lists {
+        let held = prior.as_ref().and_then(|p| p.lists.get(lh.list.key()));
+        if let Some(u) = list_update(o, lh, held)? {
+            updates.push(u);
+        }
+    }
+    // Everything checked: now the directory changes, list by list, each file atomically.
+    let mut next = prior.unwrap_or_default();
+    for u in &updates {
+        state::write_atomic(&o.out, u.list.file_name(), &u.xml)?;
+        state::write_atomic(&o.out, &format!("{}.sig", u.list.file_name()), &u.sig)?;
+        next.lists.insert(u.list.key().to_string(), u.held.clone());
+    }
+    let kept = state::state_dir(&o.out);
+    state::write_atomic(&kept, state::HEAD_FILE, &head_bytes)?;
+    state::write_atomic(&kept, &format!("{}.sig", state::HEAD_FILE), &head_sig)?;
+    next.release = h.release.clone();
+    next.session = h.session.clone();
+    next.publication = h.publication;
+    next.head_etag = etag;
+    next.head_expires = h.expires.clone();
+    next.last_success = now.unix_timestamp();
+    state::save(&o.out, &next)?;
+    Ok(Synced {
+        updated: updates.iter().map(|u| u.list).collect(),
+        publication: h.publication,
+        fetched: o.client.fetched.load(std::sync::atomic::Ordering::Relaxed) - before,
+    })
+}
+
+/// One line for the log or the terminal.
+pub fn describe(s: &Synced) -> String {
+    if s.updated.is_empty() {
+        return format!(
+            "current: publication #{}, nothing new ({} bytes fetched)",
+            s.publication, s.fetched
+        );
+    }
+    let names: Vec<&str> = s.updated.iter().map(|l| l.root()).collect();
+    format!(
+        "updated to publication #{}: {} ({} bytes fetched)",
+        s.publication,
+        names.join(", "),
+        s.fetched
+    )
+}
+
+/// Sync every `interval`, keeping the last good copy through failures and waiting as long
+/// as a 503's Retry-After asks (up to an hour). Never returns.
+pub fn daemon(o: &Options, interval: Duration, metrics: Option<&metrics::Metrics>) -> ! {
+    loop {
+        let now = time::OffsetDateTime::now_utc();
+        let before = o.client.fetched.load(std::sync::atomic::Ordering::Relaxed);
+        let r = once(o, now);
+        let fetched = o.client.fetched.load(std::sync::atomic::Ordering::Relaxed) - before;
+        let wait = match &r {
+            Ok(s) => {
+                tracing::info!("{}", describe(s));
+                interval
+            }
+            Err(f @ Failure::Unavailable { retry_after, .. }) => {
+                tracing::warn!("{f}; the last good copy is kept");
+                retry_after
+                    .map(|s| Duration::from_secs(s.clamp(1, 3600)))
+                    .unwrap_or(interval)
+            }
+            Err(f) => {
+                tracing::error!("{f}; the last good copy is kept");
+                interval
+            }
+        };
+        if let Some(m) = metrics {
+            m.record(&o.out, &r, fetched);
+        }
+        std::thread::sleep(wait);
+    }
+}
