@@ -274,7 +274,7 @@ fn deltas_rebuild_every_document_byte_for_byte_over_random_edits() {
     let key = stelselnode::sign::SigningKey::from_pem(&k, &c).unwrap();
     let mut cat = Catalogue::parse(DEFAULT_CATALOGUE).unwrap();
     let mut reg = demo_registry();
-    let mut rng = Rng(0x5eed_0f_de17a5);
+    let mut rng = Rng(0x5eed_0fde_17a5);
     let header = |v: u64| Header {
         volgnummer: v,
         tijdstempel: format!(

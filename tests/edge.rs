@@ -183,10 +183,95 @@ fn compare(serve: &str, edge: &str) -> usize {
         let b = request(edge, "GET", &target, &[]).status;
         assert_eq!(a, b, "{target}");
     }
+    n += compare_distribution(serve, edge);
     let a = request(serve, "GET", "/signing-certificate.pem", &[]);
     let b = request(edge, "GET", "/signing-certificate.pem", &[]);
     assert_eq!((a.status, &a.body), (b.status, &b.body));
     assert_eq!(a.header("content-type"), b.header("content-type"));
+    n
+}
+
+/// One target from both, identity and gzip, plain and conditional: same status, bytes
+/// and headers.
+fn same(serve: &str, edge: &str, target: &str) -> Response {
+    let mut first = None;
+    for enc in [None, Some("gzip")] {
+        let mut h: Vec<(&str, &str)> = Vec::new();
+        if let Some(e) = enc {
+            h.push(("Accept-Encoding", e));
+        }
+        let a = request(serve, "GET", target, &h);
+        let b = request(edge, "GET", target, &h);
+        assert_eq!(a.status, b.status, "{target} {enc:?}: {}", b.text());
+        assert!(a.body == b.body, "{target} {enc:?}: bodies differ");
+        for k in COMPARED {
+            assert_eq!(a.header(k), b.header(k), "{target} {enc:?}: {k}");
+        }
+        if a.status == 200 {
+            let etag = a.header("etag").unwrap().to_string();
+            let mut hc = h.clone();
+            hc.push(("If-None-Match", &etag));
+            let (c, d) = (
+                request(serve, "GET", target, &hc),
+                request(edge, "GET", target, &hc),
+            );
+            assert_eq!((c.status, d.status), (304, 304), "{target} {enc:?}");
+            assert_eq!(c.header("etag"), d.header("etag"), "{target} {enc:?}");
+        }
+        first.get_or_insert(a);
+    }
+    first.unwrap()
+}
+
+/// The signed heads of every release form and every file they name (documents,
+/// signatures, delta indexes and deltas), from both.
+fn compare_distribution(serve: &str, edge: &str) -> usize {
+    let mut n = 0;
+    for q in [
+        "",
+        "?release=1.1.1",
+        "?release=1.1.2",
+        "?release=2.0.0",
+        "?api=1",
+        "?api=2",
+    ] {
+        same(serve, edge, &format!("/stelselnode/head.xml.sig{q}"));
+        let head = same(serve, edge, &format!("/stelselnode/head.xml{q}"));
+        assert_eq!(head.status, 200, "head{q}");
+        let text = head.text();
+        for href in text
+            .split("href=\"")
+            .skip(1)
+            .filter_map(|s| s.split('"').next())
+        {
+            let r = same(serve, edge, &format!("/stelselnode/{href}"));
+            assert_eq!(r.status, 200, "{href}");
+            n += 1;
+            if let Some(index) = href.strip_prefix("deltas/") {
+                assert_eq!(index.len(), 64);
+                for line in r.text().lines().skip(2) {
+                    let sha = line.split(' ').nth(2).unwrap();
+                    assert_eq!(
+                        same(serve, edge, &format!("/stelselnode/delta/{sha}")).status,
+                        200
+                    );
+                    n += 1;
+                }
+            }
+        }
+    }
+    // Unknown addresses and queries on content addresses: the same status.
+    for target in [
+        format!("/stelselnode/doc/{}", "0".repeat(64)),
+        format!("/stelselnode/delta/{}", "0".repeat(64)),
+        "/stelselnode/head.xml?volgnummer=1".to_string(),
+        "/stelselnode/head.xml?api=7".to_string(),
+    ] {
+        let a = request(serve, "GET", &target, &[]).status;
+        let b = request(edge, "GET", &target, &[]).status;
+        assert_eq!(a, b, "{target}");
+    }
+    assert!(n > 0);
     n
 }
 
@@ -199,7 +284,7 @@ fn nginx_on_the_export_answers_as_serve_does() {
     assert!(export.join("nginx/maps.conf").exists(), "exported at start");
     let nginx = Nginx::start(&export, &run);
     let n = compare(&server.addr, &nginx.addr);
-    assert_eq!(n, 4 * 2 * 6 * 2, "every combination compared");
+    assert!(n > 4 * 2 * 6 * 2, "every combination compared");
 
     // A publication: the server re-exports; after a reload nginx serves it too.
     ok(&data, &["whitelist", "add", "edge.example.nl"]);

@@ -21,6 +21,14 @@ impl ExportStatic {
         let _guard = ctx.store.lock_publications();
         let set = PublishedSet::load(ctx.store, cert)?
             .ok_or_else(|| anyhow!("nothing has been published yet"))?;
+        // Heads expire (see `distribute::head`): an export made here is signed now; keep
+        // edges current with `serve --export-static`, which signs and exports again.
+        let publisher = ctx.publisher()?;
+        set.sign_heads(
+            &publisher.key()?,
+            time::OffsetDateTime::now_utc(),
+            publisher.heads.lifetime,
+        );
         crate::serve::edge::export(&set, &self.out)
     }
 }

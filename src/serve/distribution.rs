@@ -23,17 +23,24 @@ use std::sync::Arc;
 pub struct Signed {
     pub head: Body,
     pub sig: Body,
+    pub issued: time::OffsetDateTime,
     pub expires: time::OffsetDateTime,
+    /// `Last-Modified`: when it was issued (an edge's file has that mtime).
+    pub last_modified: HeaderValue,
 }
 
 /// The distribution files of one published set.
 #[derive(Default)]
 pub struct Distribution {
     pub session: String,
-    /// Deltas and delta indexes by their SHA-256 (documents and signatures are the set's).
-    pub blobs: HashMap<String, Body>,
+    /// Deltas by their SHA-256 (documents and signatures are the set's).
+    pub deltas: HashMap<String, Body>,
+    /// Delta indexes by their SHA-256.
+    pub indexes: HashMap<String, Body>,
     /// Per rendition: its delta index, if it has deltas.
-    indexes: HashMap<Rendition, Blob>,
+    index_of: HashMap<Rendition, Blob>,
+    /// `Last-Modified` of deltas and indexes: the newest Tijdstempel of the set.
+    pub last_modified: Option<(time::OffsetDateTime, HeaderValue)>,
     /// Per rendition: the SHA-256 of its document's gzip form, hashed once per set.
     gzip_sha256: HashMap<Rendition, String>,
     /// Per release id; replaced whole when heads are made again.
@@ -65,16 +72,23 @@ impl Distribution {
             };
             for l in chain {
                 if let Some(bytes) = delta_store::delta(store, &l.sha256)? {
-                    d.blobs.insert(l.sha256.clone(), Body::new(bytes)?);
+                    d.deltas.insert(l.sha256.clone(), Body::new(bytes)?);
                 }
             }
             let index = Body::new(delta_store::index_document(&id, chain))?;
-            d.indexes.insert(
+            d.index_of.insert(
                 pr.rendition.clone(),
                 Blob::at("deltas", &index.sha256, index.bytes.len() as u64),
             );
-            d.blobs.insert(index.sha256.clone(), index);
+            d.indexes.insert(index.sha256.clone(), index);
         }
+        d.last_modified = set
+            .index
+            .lists
+            .values()
+            .filter_map(|v| head::parse_utc(&v.tijdstempel))
+            .max()
+            .and_then(|t| Some((t, http_date_header(t)?)));
         Ok(d)
     }
 
@@ -107,7 +121,7 @@ impl Distribution {
                     gzip_sha256: gzip_sha256.clone(),
                     gzip_size: doc.xml.gzip.bytes.len() as u64,
                     signature: Blob::at("doc", &doc.sig.sha256, doc.sig.bytes.len() as u64),
-                    deltas: self.indexes.get(&r).cloned(),
+                    deltas: self.index_of.get(&r).cloned(),
                 });
             }
             if lists.is_empty() {
@@ -132,7 +146,10 @@ impl Distribution {
             let signed = Signed {
                 head: Body::new(bytes).map_err(|e| e.to_string())?,
                 sig: Body::new(sig).map_err(|e| e.to_string())?,
+                issued: now,
                 expires,
+                last_modified: http_date_header(now)
+                    .ok_or_else(|| "the head's time is not an HTTP date".to_string())?,
             };
             heads.insert(release.id.clone(), Arc::new(signed));
         }
@@ -141,25 +158,43 @@ impl Distribution {
     }
 }
 
-/// A file a head names, by its SHA-256, with its content type.
-fn content(set: &PublishedSet, sha: &str) -> Option<(Body, &'static str)> {
-    if let Some(b) = set.distribution.blobs.get(sha) {
-        return Some((b.clone(), "application/octet-stream"));
+fn http_date_header(t: time::OffsetDateTime) -> Option<HeaderValue> {
+    HeaderValue::from_str(&super::set::http_date(t).ok()?).ok()
+}
+
+/// A file a head names, by its directory and SHA-256: its body, content type and
+/// `Last-Modified` (as an edge's file carries it in its mtime).
+fn content(set: &PublishedSet, dir: &str, sha: &str) -> Option<(Body, &'static str, HeaderValue)> {
+    let d = &set.distribution;
+    let blob_time = || d.last_modified.as_ref().map(|(_, h)| h.clone());
+    match dir {
+        "delta" => Some((
+            d.deltas.get(sha)?.clone(),
+            "application/octet-stream",
+            blob_time()?,
+        )),
+        "deltas" => Some((
+            d.indexes.get(sha)?.clone(),
+            "text/plain; charset=utf-8",
+            blob_time()?,
+        )),
+        "doc" => set.docs.values().find_map(|doc| {
+            let body = if doc.xml.sha256 == sha {
+                &doc.xml
+            } else if doc.sig.sha256 == sha {
+                &doc.sig
+            } else {
+                return None;
+            };
+            Some((body.clone(), "application/xml", doc.last_modified.clone()))
+        }),
+        _ => None,
     }
-    set.docs.values().find_map(|d| {
-        if d.xml.sha256 == sha {
-            Some((d.xml.clone(), "application/xml"))
-        } else if d.sig.sha256 == sha {
-            Some((d.sig.clone(), "application/xml"))
-        } else {
-            None
-        }
-    })
 }
 
 /// The answer to a path under `/stelselnode/`.
 pub fn respond(set: &PublishedSet, method: &Method, rest: &str, ask: Ask) -> Resp {
-    let immutable = |b: &Body, ct: &'static str| {
+    let immutable = |b: &Body, ct: &'static str, lm: HeaderValue| {
         let (bytes, etag) = match ask.gzip {
             true => (&b.gzip.bytes, &b.gzip.etag),
             false => (&b.bytes, &b.etag),
@@ -173,6 +208,7 @@ pub fn respond(set: &PublishedSet, method: &Method, rest: &str, ask: Ask) -> Res
             HeaderValue::from_static(head::IMMUTABLE),
         );
         h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+        h.insert(header::LAST_MODIFIED, lm);
         if ask.gzip {
             h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         }
@@ -182,17 +218,15 @@ pub fn respond(set: &PublishedSet, method: &Method, rest: &str, ask: Ask) -> Res
         r
     };
     if let Some((dir, sha)) = rest.split_once('/') {
-        let known = matches!(dir, "doc" | "delta" | "deltas")
-            && sha.len() == 64
-            && sha.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        let known = sha.len() == 64 && sha.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
         if ask.query.is_some_and(|q| !q.is_empty()) {
             return text(
                 StatusCode::BAD_REQUEST,
                 "content-addressed files take no query",
             );
         }
-        return match known.then(|| content(set, sha)).flatten() {
-            Some((b, ct)) => immutable(&b, ct),
+        return match known.then(|| content(set, dir, sha)).flatten() {
+            Some((b, ct, lm)) => immutable(&b, ct, lm),
             None => text(
                 StatusCode::NOT_FOUND,
                 "no such file here; fetch the head again (a newer publication replaced it)",
@@ -251,6 +285,7 @@ pub fn respond(set: &PublishedSet, method: &Method, rest: &str, ask: Ask) -> Res
         header::CACHE_CONTROL,
         HeaderValue::from_static(head::CACHE_CONTROL),
     );
+    h.insert(header::LAST_MODIFIED, signed.last_modified.clone());
     h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
     if let Ok(v) = HeaderValue::from_str(&release.id) {
         h.insert(super::respond::MEDMIJ_RELEASE, v);

@@ -7,8 +7,13 @@
 //! * `docs/<etag>.xml` and `docs/<etag>.xml.gz`: every document and signature, named by
 //!   its ETag (content-addressed, so a new set never overwrites a file an edge still
 //!   serves), the `.gz` the same gzip bytes `serve` sends;
+//! * `docs/<etag>.delta` and `docs/<etag>.deltas` (with `.gz`): the deltas and delta
+//!   indexes signed heads name, and the heads themselves as documents;
+//! * `stelselnode/{doc,delta,deltas}/<sha256>` (and `.gz`): hard links to those files under
+//!   the content addresses heads use (no second copy on disk);
 //! * `signing-certificate.pem`;
-//! * `nginx` → `nginx-<publication>/` (a symlink swapped atomically): `maps.conf` (for the
+//! * `nginx` → `nginx-<n>/` (a symlink swapped atomically, `n` counting exports: heads are
+//!   signed again without a publication): `maps.conf` (for the
 //!   `http` block) and `locations.conf` (for a `server` block). `nginx -s reload` after an
 //!   export picks the new set up; until then the previous one is served whole.
 //!
@@ -75,39 +80,41 @@ pub fn export(set: &PublishedSet, dir: &Path) -> Result<String> {
     std::fs::create_dir_all(&docs).with_context(|| format!("creating {}", docs.display()))?;
     let mut files: BTreeSet<String> = BTreeSet::new();
     // Documents, content-addressed; mtime = the list's Tijdstempel (nginx's Last-Modified).
-    let mut write_body = |b: &Body, list: ListKind| -> Result<String> {
-        let t = tag(&b.etag);
-        let mtime = set
-            .index
+    let list_time = |list: ListKind| {
+        set.index
             .lists
             .get(&list)
-            .and_then(|v| {
-                time::OffsetDateTime::parse(
-                    &v.tijdstempel,
-                    &time::format_description::well_known::Rfc3339,
-                )
-                .ok()
-            })
-            .map(std::time::SystemTime::from);
-        for (name, bytes) in [
-            (format!("{t}.xml"), &b.bytes),
-            (format!("{t}.xml.gz"), &b.gzip.bytes),
-        ] {
-            let p = docs.join(&name);
-            if !p.exists() {
-                write_atomic(&p, bytes, mtime)?;
-            }
-            files.insert(name);
-        }
-        Ok(t)
+            .and_then(|v| crate::distribute::head::parse_utc(&v.tijdstempel))
+            .map(std::time::SystemTime::from)
     };
+    // A body as `docs/<tag>.<ext>` and `.gz`; mtime = `Last-Modified` as `serve` sends it.
+    let mut write_body =
+        |b: &Body, ext: &str, mtime: Option<std::time::SystemTime>| -> Result<String> {
+            let t = tag(&b.etag);
+            for (name, bytes) in [
+                (format!("{t}.{ext}"), &b.bytes),
+                (format!("{t}.{ext}.gz"), &b.gzip.bytes),
+            ] {
+                let p = docs.join(&name);
+                if !p.exists() {
+                    write_atomic(&p, bytes, mtime)?;
+                }
+                files.insert(name);
+            }
+            Ok(t)
+        };
     // release id → (list → (document tag, signature tag))
     let mut by_release: BTreeMap<String, BTreeMap<ListKind, (String, String)>> = BTreeMap::new();
+    // Content addresses (under `stelselnode/`) → the file in `docs/` they link to.
+    let mut links: Vec<(String, String)> = Vec::new();
     for r in set.index.catalogue.served() {
         for l in ListKind::ALL {
             if let Some(d) = set.docs.get(&r.rendition(l)) {
-                let doc = write_body(&d.xml, l)?;
-                let sig = write_body(&d.sig, l)?;
+                let doc = write_body(&d.xml, "xml", list_time(l))?;
+                let sig = write_body(&d.sig, "xml", list_time(l))?;
+                for (b, t) in [(&d.xml, &doc), (&d.sig, &sig)] {
+                    links.push((format!("doc/{}", b.sha256), format!("{t}.xml")));
+                }
                 by_release
                     .entry(r.id.clone())
                     .or_default()
@@ -115,12 +122,56 @@ pub fn export(set: &PublishedSet, dir: &Path) -> Result<String> {
             }
         }
     }
+    let dist = &set.distribution;
+    let blob_time = dist
+        .last_modified
+        .as_ref()
+        .map(|(t, _)| std::time::SystemTime::from(*t));
+    for (dir_name, ext, blobs) in [
+        ("delta", "delta", &dist.deltas),
+        ("deltas", "deltas", &dist.indexes),
+    ] {
+        for (sha, b) in blobs {
+            let t = write_body(b, ext, blob_time)?;
+            links.push((format!("{dir_name}/{sha}"), format!("{t}.{ext}")));
+        }
+    }
+    let heads = dist.heads.load();
+    let mut head_tags: BTreeMap<String, (String, String)> = BTreeMap::new();
+    for r in set.index.catalogue.served() {
+        if let Some(h) = heads.get(&r.id) {
+            let mtime = Some(std::time::SystemTime::from(h.issued));
+            let head = write_body(&h.head, "xml", mtime)?;
+            let sig = write_body(&h.sig, "xml", mtime)?;
+            head_tags.insert(r.id.clone(), (head, sig));
+        }
+    }
+    for (address, target) in &links {
+        for gz in ["", ".gz"] {
+            let name = format!("stelselnode/{address}{gz}");
+            let p = dir.join(&name);
+            if !p.exists() {
+                if let Some(parent) = p.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+                let tmp = p.with_extension("tmp-export");
+                let _ = std::fs::remove_file(&tmp);
+                std::fs::hard_link(docs.join(format!("{target}{gz}")), &tmp)
+                    .with_context(|| format!("linking {}", p.display()))?;
+                std::fs::rename(&tmp, &p)?;
+            }
+            files.insert(name);
+        }
+    }
     write_atomic(&dir.join("signing-certificate.pem"), &set.certificate, None)?;
 
-    let generation = format!("nginx-{}", set.index.seq);
+    let generation = format!("nginx-{}", next_generation(dir));
     let gen_dir = dir.join(&generation);
     std::fs::create_dir_all(&gen_dir)?;
-    std::fs::write(gen_dir.join("maps.conf"), maps(set, &by_release))?;
+    std::fs::write(
+        gen_dir.join("maps.conf"),
+        maps(set, &by_release, &head_tags),
+    )?;
     std::fs::write(gen_dir.join("locations.conf"), locations(set, dir))?;
     std::fs::write(
         gen_dir.join("files.txt"),
@@ -139,6 +190,24 @@ pub fn export(set: &PublishedSet, dir: &Path) -> Result<String> {
         by_release.len(),
         files.len()
     ))
+}
+
+/// One more than the newest generation in `dir`.
+fn next_generation(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .strip_prefix("nginx-")?
+                .parse::<u64>()
+                .ok()
+        })
+        .max()
+        .unwrap_or(0)
+        + 1
 }
 
 /// Keep the newest `KEEP` generations and the documents they name.
@@ -175,6 +244,17 @@ fn collect_garbage(dir: &Path, current: &str) -> Result<()> {
             let _ = std::fs::remove_file(e.path());
         }
     }
+    for sub in ["doc", "delta", "deltas"] {
+        let Ok(rd) = std::fs::read_dir(dir.join("stelselnode").join(sub)) else {
+            continue;
+        };
+        for e in rd.filter_map(|e| e.ok()) {
+            let n = format!("stelselnode/{sub}/{}", e.file_name().to_string_lossy());
+            if !referenced.contains(&n) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
     Ok(())
 }
 
@@ -183,6 +263,7 @@ fn collect_garbage(dir: &Path, current: &str) -> Result<()> {
 fn maps(
     set: &PublishedSet,
     by_release: &BTreeMap<String, BTreeMap<ListKind, (String, String)>>,
+    heads: &BTreeMap<String, (String, String)>,
 ) -> String {
     let cat = &set.index.catalogue;
     let mut o = String::new();
@@ -250,6 +331,19 @@ fn maps(
             }
             let _ = writeln!(o, "}}");
         }
+    }
+    // Release → its signed head and the head's signature.
+    for (var, sig) in [("sn_head", false), ("sn_head_sig", true)] {
+        let _ = writeln!(o, "map $sn_release ${var} {{\n    default \"\";");
+        for (rid, (h, s)) in heads {
+            let _ = writeln!(
+                o,
+                "    {} {};",
+                nginx_string(rid),
+                nginx_string(if sig { s } else { h })
+            );
+        }
+        let _ = writeln!(o, "}}");
     }
     // Release → Deprecation and Sunset (verouderd only, as ReleaseHeaders decides; an
     // empty value sends nothing).
@@ -351,6 +445,52 @@ fn locations(set: &PublishedSet, dir: &Path) -> String {
                 file = l.file_name(),
             );
         }
+    }
+    for (suffix, var) in [("", "sn_head"), (".sig", "sn_head_sig")] {
+        let _ = write!(
+            o,
+            r#"location = /stelselnode/head.xml{suffix} {{
+    if ($sn_release = "!400") {{ return 400 "use no query, ?release=R or ?api=N\n"; }}
+    if ($sn_release = "!404") {{ return 404 "unknown release\n"; }}
+    if ($sn_release = "!410") {{ return 410 "release withdrawn (ingetrokken)\n"; }}
+    set $sn_tag "${var}$sn_gz";
+    default_type application/xml;
+    types {{ }}
+    add_header ETag "\"$sn_tag\"";
+    add_header MedMij-Release $sn_release;
+    add_header Vary Accept-Encoding;
+    add_header Content-Encoding $sn_encoding;
+    add_header Cache-Control "{cc}";
+    if ($sn_not_modified) {{ return 304; }}
+    try_files /docs/${var}.xml$sn_gz_ext =503;
+}}
+"#,
+            cc = crate::distribute::head::CACHE_CONTROL,
+        );
+    }
+    // What heads name, by content address: hard links to the files in `docs/`.
+    for (kind, ct) in [
+        ("doc", "application/xml"),
+        ("delta", "application/octet-stream"),
+        ("deltas", "text/plain; charset=utf-8"),
+    ] {
+        let _ = write!(
+            o,
+            r#"location ~ "^/stelselnode/{kind}/(?<sn_t>[0-9a-f]{{32}})[0-9a-f]{{32}}$" {{
+    if ($args != "") {{ return 400 "content-addressed files take no query\n"; }}
+    set $sn_tag "$sn_t$sn_gz";
+    default_type "{ct}";
+    types {{ }}
+    add_header ETag "\"$sn_tag\"";
+    add_header Vary Accept-Encoding;
+    add_header Content-Encoding $sn_encoding;
+    add_header Cache-Control "{cc}";
+    if ($sn_not_modified) {{ return 304; }}
+    try_files $uri$sn_gz_ext =404;
+}}
+"#,
+            cc = crate::distribute::head::IMMUTABLE,
+        );
     }
     o.push_str(
         "location = /signing-certificate.pem {\n    default_type application/x-pem-file;\n    types { }\n    add_header Last-Modified \"\";\n}\n",
