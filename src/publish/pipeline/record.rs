@@ -74,7 +74,18 @@ pub(super) fn deltas(
             }
         })
         .collect();
-    tracing::debug!("deltas {:?}", t.elapsed());
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        let elapsed = t.elapsed();
+        let (n, bytes) = out
+            .iter()
+            .filter_map(|m| m.delta.as_ref())
+            .fold((0, 0), |(n, b), d| (n + 1, b + d.encode().len()));
+        let documents: u64 = out.iter().map(|m| m.document_size).sum();
+        tracing::debug!(
+            "deltas {elapsed:?}: {n} of {} renditions, {bytes} bytes beside {documents} bytes of documents",
+            out.len()
+        );
+    }
     out
 }
 
