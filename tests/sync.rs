@@ -461,3 +461,29 @@ fn sync_daemon_honours_retry_after_and_reports_metrics() {
         assert!(m.contains(needle), "{needle} in\n{m}");
     }
 }
+
+/// A delta changed in transit does not fit: sync takes the whole document instead (which
+/// the head's hash checks just the same), and the result is the served document.
+#[test]
+fn sync_falls_back_to_the_whole_document_when_a_delta_is_damaged() {
+    let (dir, data, server) = demo_server();
+    let cert = data.join("signing-cert.pem");
+    let out = dir.path().join("lists");
+    let proxy = Proxy::start(&server.addr);
+    let base = format!("http://{}/", proxy.addr);
+    assert!(sync(&base, &out, &cert, &[]).status.success());
+    edit(&data, "een.example.nl");
+    proxy.set(|target, raw| {
+        if !target.contains("/delta/") {
+            return raw;
+        }
+        let (head, mut body) = split_response(&raw);
+        let i = body.len() - 20;
+        body[i] ^= 0x01;
+        with_body(&head, &body, body.len())
+    });
+    let o = sync(&base, &out, &cert, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("taking the whole document"), "{}", text(&o));
+    matches_server(&server, &out, &cert, "1.1.1");
+}

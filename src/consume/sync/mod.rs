@@ -415,22 +415,47 @@ fn list_update(o: &Options, lh: &ListHead, held: Option<&Held>) -> Result<Option
         (sha(&b) == h.sha256).then_some(b)
     });
     let rebuilt = match (held, old) {
-        (Some(h), Some(old)) if h.volgnummer < lh.volgnummer => by_deltas(o, lh, h, old)?,
+        (Some(h), Some(old)) if h.volgnummer < lh.volgnummer => match by_deltas(o, lh, h, old) {
+            // A delta that does not fit or rebuilds other bytes: the whole document is
+            // the way still open (and is checked the same).
+            Err(Failure::Refused {
+                reason: r @ (Reason::Hash | Reason::Invalid),
+                detail,
+            }) => {
+                tracing::warn!(
+                    "{}: deltas refused ({}): {detail}; taking the whole document",
+                    lh.list,
+                    r.as_str()
+                );
+                None
+            }
+            other => other?,
+        },
         _ => None,
     };
+    let fits = |x: &[u8]| x.len() as u64 == lh.document.size && sha(x) == lh.document.sha256;
     let (xml, changed) = match rebuilt {
-        Some((x, c)) => (x, Some(c)),
-        None => (whole(o, lh)?, None),
+        Some((x, c)) if fits(&x) => (x, Some(c)),
+        rebuilt => {
+            if rebuilt.is_some() {
+                tracing::warn!(
+                    "{}: the deltas did not rebuild the document the head names; taking it whole",
+                    lh.list
+                );
+            }
+            let x = whole(o, lh)?;
+            if !fits(&x) {
+                return Err(Failure::refused(
+                    Reason::Hash,
+                    format!(
+                        "{}: the document received is not the one the head names (SHA-256 {})",
+                        lh.list, lh.document.sha256
+                    ),
+                ));
+            }
+            (x, None)
+        }
     };
-    if xml.len() as u64 != lh.document.size || sha(&xml) != lh.document.sha256 {
-        return Err(Failure::refused(
-            Reason::Hash,
-            format!(
-                "{}: the document received is not the one the head names (SHA-256 {})",
-                lh.list, lh.document.sha256
-            ),
-        ));
-    }
     let sig = fetch_blob(o, &lh.signature, &format!("{}'s signature", lh.list))?;
     check_signature(
         &xml,
