@@ -3,7 +3,8 @@
 # (`stelselnode sync`) takes its first copy, then one Zorgaanbieder changes and is
 # published, and the consumer, one Volgnummer behind, syncs again by deltas. Beside it,
 # in the same run, the path it replaces: download the whole release3 ZAL and
-# `xmllint --stream --schema` it. Also what the deltas cost the publication (debug log).
+# `xmllint --stream --schema` it. Also what the deltas cost the publication (the server's
+# debug log: the publication runs in the server, through its admin socket).
 # Usage: bench/sync.sh [N]   (default 10000; release build; needs curl and xmllint)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +21,7 @@ t0=$(date +%s.%N)
 $BIN --data "$D" publish -m bench >/dev/null
 t1=$(date +%s.%N)
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-RUST_LOG=warn $BIN --data "$D" serve --insecure-http --listen "127.0.0.1:$PORT" >"$W/serve.out" 2>"$W/serve.err" &
+RUST_LOG=stelselnode=debug,stelselnode::access=off $BIN --data "$D" serve --insecure-http --listen "127.0.0.1:$PORT" >"$W/serve.out" 2>"$W/serve.err" &
 SERVER=$!
 until curl -sf "http://127.0.0.1:$PORT/health" >/dev/null; do sleep 0.2; done
 BASE="http://127.0.0.1:$PORT/"
@@ -33,9 +34,9 @@ $BIN --data "$D" zorgaanbieder update baaa@medmij --interfaceversie 2.0.0 --gege
   --authorization-endpoint https://medmij.baaa.nl/oauth/authorize \
   --token-endpoint https://medmij.baaa.nl/oauth/token-bench >/dev/null
 t4=$(date +%s.%N)
-RUST_LOG=stelselnode=debug $BIN --data "$D" publish -m "bench: one Zorgaanbieder changed" >/dev/null 2>"$W/phases"
+$BIN --data "$D" publish -m "bench: one Zorgaanbieder changed" >/dev/null
 t5=$(date +%s.%N)
-$BIN sync "$BASE" --api 2 --out "$W/lists" --cert "$CERT" --once >"$W/second"
+RUST_LOG=stelselnode=debug $BIN sync "$BASE" --api 2 --out "$W/lists" --cert "$CERT" --once >"$W/second" 2>"$W/sync.log"
 t6=$(date +%s.%N)
 # The path it replaces: the whole ZAL downloaded and validated as a stream.
 curl -s -o "$W/zal.xml" "${BASE}MedMij_Zorgaanbiederslijst.xml?api=2"
@@ -55,4 +56,6 @@ echo "  bytes fetched / ZAL snapshot:       $(python3 -c "print(f'{$fetched / $z
 echo "download whole ZAL (curl):            $(f "$t6" "$t7") s"
 echo "xmllint --stream --schema on it:      $(f "$t7" "$t8") s"
 echo "publication phases (one changed):"
-sed -e 's/\x1b\[[0-9;]*m//g' -e 's/^.*DEBUG [a-z:_]*: /  /' "$W/phases" | grep -E "^  (snapshot|rules|hashes|deltas|commit)"
+sed -e 's/\x1b\[[0-9;]*m//g' -e 's/^.*DEBUG [a-z:_]*: /  /' "$W/serve.err" | grep -E "^  (snapshot|rules|hashes|deltas|commit|swap)"
+echo "sync phases (one Volgnummer behind):"
+sed -e 's/\x1b\[[0-9;]*m//g' -e 's/^.*DEBUG [a-z:_]*: /  /' "$W/sync.log"

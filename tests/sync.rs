@@ -165,8 +165,12 @@ fn text(o: &Output) -> String {
 
 /// `sync` must fail with `code`, name `reason`, and leave `out` exactly as it was.
 fn refused(base: &str, out: &Path, cert: &Path, code: i32, reason: &str) {
+    refused_with(base, out, cert, &[], code, reason)
+}
+
+fn refused_with(base: &str, out: &Path, cert: &Path, extra: &[&str], code: i32, reason: &str) {
     let before = snapshot(out);
-    let o = sync(base, out, cert, &[]);
+    let o = sync(base, out, cert, extra);
     assert_eq!(o.status.code(), Some(code), "{}", text(&o));
     assert!(
         text(&o).contains(&format!("refused ({reason})")),
@@ -484,6 +488,57 @@ fn sync_falls_back_to_the_whole_document_when_a_delta_is_damaged() {
     });
     let o = sync(&base, &out, &cert, &[]);
     assert!(o.status.success(), "{}", text(&o));
-    assert!(text(&o).contains("taking the whole document"), "{}", text(&o));
+    assert!(
+        text(&o).contains("taking the whole document"),
+        "{}",
+        text(&o)
+    );
     matches_server(&server, &out, &cert, "1.1.1");
+}
+
+/// A large document one Volgnummer behind is rebuilt straight into its file (hashed on the
+/// way, its changed entries validated), and is the served document; a refused attempt
+/// leaves no file behind.
+#[test]
+fn sync_streams_a_large_document_into_its_file() {
+    let dir = tempdir();
+    let data = dir.path().join("data");
+    ok(&data, &["init"]);
+    add_zorgaanbieders(&data, 1500);
+    ok(&data, &["publish", "-m", "large"]);
+    let server = Server::start(&data, &[]);
+    let cert = data.join("signing-cert.pem");
+    let out = dir.path().join("lists");
+    let proxy = Proxy::start(&server.addr);
+    let base = format!("http://{}/", proxy.addr);
+    let o = sync(&base, &out, &cert, &["--api", "2"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let zal = std::fs::metadata(out.join("MedMij_Zorgaanbiederslijst.xml"))
+        .unwrap()
+        .len();
+    assert!(zal > 2 << 20, "{zal} bytes");
+    ok(&data, &["zorgaanbieder", "remove", "baaa@medmij"]);
+    ok(&data, &["publish", "-m", "one less"]);
+    // A delta damaged in transit, and the whole document too: refused, nothing left.
+    proxy.set(|target, raw| {
+        if !target.contains("/delta/") && !target.contains("/doc/") {
+            return raw;
+        }
+        let (head, mut body) = split_response(&raw);
+        let i = body.len() / 2;
+        body[i] ^= 0x20;
+        with_body(&head, &body, body.len())
+    });
+    refused_with(&base, &out, &cert, &["--api", "2"], 4, "hash");
+    proxy.pass();
+    let o = sync(&base, &out, &cert, &["--api", "2"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("applied into its file"), "{}", text(&o));
+    matches_server(&server, &out, &cert, "2.0.0");
+    let left: Vec<_> = std::fs::read_dir(out.join(".stelselnode-sync"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".incoming"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }

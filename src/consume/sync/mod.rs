@@ -20,7 +20,6 @@ pub mod state;
 
 use crate::distribute::delta::{self, Delta};
 use crate::distribute::head::{self, Blob, Head, ListHead};
-use crate::distribute::split::split;
 use crate::registry::model::ListKind;
 use crate::sign::PublicKey;
 use state::{Held, State};
@@ -123,10 +122,11 @@ pub struct Synced {
 /// Largest detached signature and delta index accepted.
 const MAX_SIG: u64 = 64 * 1024;
 const MAX_INDEX: u64 = 1 << 20;
-/// Documents above this are validated incrementally after a delta: the entries that
+/// Documents above this, rebuilt by deltas, are written straight to their file as they
+/// are put together (and hashed on the way), and validated incrementally: the entries that
 /// changed, with the new header and tail (the rest was validated when first received and
 /// is bound to the head's SHA-256).
-const VALIDATE_WHOLE_UP_TO: usize = 8 << 20;
+const VALIDATE_WHOLE_UP_TO: usize = 1 << 20;
 
 impl Options {
     fn url(&self, rel: &str) -> String {
@@ -174,9 +174,6 @@ struct Fetched {
     sig: Vec<u8>,
     etag: Option<String>,
 }
-
-/// A document rebuilt by deltas, and the keys of the entries they changed.
-type Rebuilt = (Vec<u8>, Vec<Vec<u8>>);
 
 /// The signed head: fetched (or, unchanged, the one kept), its signature checked with
 /// the pinned key, valid against its XSD, not expired.
@@ -247,28 +244,61 @@ fn check_signature(
 ) -> Result<(), Failure> {
     crate::sign::verify::verify_detached(bytes, sig, uri, Some(pinned))
         .map(|_| ())
-        .map_err(|e| {
-            let m = e.to_string();
-            // The digest: the bytes were changed. Anything else: not the pinned key's.
-            let reason = if m.contains("DigestValue") {
-                Reason::Hash
-            } else {
-                Reason::Key
-            };
-            Failure::refused(reason, format!("{what}: {m}"))
-        })
+        .map_err(|e| signature_failure(e, what))
+}
+
+fn signature_failure(e: crate::sign::VerifyError, what: &str) -> Failure {
+    let m = e.to_string();
+    // The digest: the bytes were changed. Anything else: not the pinned key's.
+    let reason = if m.contains("DigestValue") {
+        Reason::Hash
+    } else {
+        Reason::Key
+    };
+    Failure::refused(reason, format!("{what}: {m}"))
+}
+
+fn hex_bytes(h: &str) -> Option<Vec<u8>> {
+    if h.len() % 2 != 0 {
+        return None;
+    }
+    (0..h.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(h.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 /// One list brought up to the head: its new bytes and signature, checked.
 struct Update {
     list: ListKind,
-    xml: Vec<u8>,
+    xml: Doc,
     sig: Vec<u8>,
     held: Held,
 }
 
+/// A new document: in memory, or already in its staged file.
+enum Doc {
+    Memory(Vec<u8>),
+    Staged(state::Staged),
+}
+
+/// A document rebuilt by deltas.
+enum Rebuilt {
+    /// In memory (a document small enough to be validated whole).
+    Memory(Vec<u8>),
+    /// A large one, written straight to a staged file as it was put together: its SHA-256
+    /// (hex) and size, and the document to validate (the new header, the entries the
+    /// deltas changed, the new tail).
+    Staged {
+        file: state::Staged,
+        sha256: String,
+        size: u64,
+        validate: Vec<u8>,
+    },
+}
+
 /// The document a list head names, rebuilt from `old` by the chain of deltas, if the
-/// chain reaches it; with the keys of the entries the deltas changed.
+/// chain reaches it.
 fn by_deltas(
     o: &Options,
     lh: &ListHead,
@@ -297,9 +327,8 @@ fn by_deltas(
     if path.iter().map(|l| l.3).sum::<u64>() >= lh.document.size {
         return Ok(None);
     }
-    let mut doc = old;
+    let mut deltas = Vec::with_capacity(path.len());
     let mut at_sha = held.sha256.clone();
-    let mut changed = Vec::new();
     for (from, to, sha256, size) in path {
         let bytes = fetch_blob(
             o,
@@ -314,13 +343,60 @@ fn by_deltas(
                 format!("the delta {from} → {to} does not start from the document held"),
             ));
         }
-        doc = delta::apply(&doc, lh.list, &d)
-            .map_err(|e| Failure::refused(Reason::Invalid, e.to_string()))?;
-        tracing::debug!("{}: delta {from} → {to} applied ({size} bytes)", lh.list);
-        changed.extend(d.puts.into_iter().map(|p| p.key));
-        at_sha = d.to.1;
+        at_sha = d.to.1.clone();
+        deltas.push(d);
     }
-    Ok(Some((doc, changed)))
+    let invalid = |e: delta::DeltaError| Failure::refused(Reason::Invalid, e.to_string());
+    let Some((last, before)) = deltas.split_last() else {
+        return Ok(None);
+    };
+    let mut doc = old;
+    for d in before {
+        doc = delta::apply(&doc, lh.list, d).map_err(invalid)?;
+        tracing::debug!("{}: delta {} → {} applied", lh.list, d.from.0, d.to.0);
+    }
+    // The entries changed on the way, as they are in the end.
+    let mut changed: std::collections::HashMap<&[u8], &[u8]> = Default::default();
+    for d in &deltas {
+        for k in &d.removed {
+            changed.remove(k.as_slice());
+        }
+        for p in &d.puts {
+            changed.insert(&p.key, &p.bytes);
+        }
+    }
+    if (lh.document.size as usize) <= VALIDATE_WHOLE_UP_TO {
+        doc = delta::apply(&doc, lh.list, last).map_err(invalid)?;
+        tracing::debug!("{}: delta {} → {} applied", lh.list, last.from.0, last.to.0);
+        return Ok(Some(Rebuilt::Memory(doc)));
+    }
+    let mut file = state::Staged::create(&o.out, lh.list.file_name())?;
+    let mut hash = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut size = 0u64;
+    delta::apply_into(&doc, lh.list, last, &mut |piece| {
+        hash.update(piece);
+        size += piece.len() as u64;
+        file.write(piece)
+    })
+    .map_err(invalid)?;
+    file.finish()?;
+    tracing::debug!(
+        "{}: delta {} → {} applied into its file",
+        lh.list,
+        last.from.0,
+        last.to.0
+    );
+    let mut validate = last.head.clone();
+    for bytes in changed.values() {
+        validate.extend_from_slice(bytes);
+    }
+    validate.extend_from_slice(&last.tail);
+    Ok(Some(Rebuilt::Staged {
+        file,
+        sha256: crate::digest::hex(hash.finish().as_ref()),
+        size,
+        validate,
+    }))
 }
 
 /// The whole document a list head names.
@@ -353,9 +429,8 @@ fn whole(o: &Options, lh: &ListHead) -> Result<Vec<u8>, Failure> {
     Ok(got.body)
 }
 
-/// The XSD check: the whole document, or for a large one rebuilt by deltas the entries
-/// that changed between its header and tail.
-fn validate(list: ListKind, xml: &[u8], changed: Option<&[Vec<u8>]>) -> Result<(), Failure> {
+/// The XSD check of `xml` (a whole document, or the part of one a delta changed).
+fn validate(list: ListKind, xml: &[u8]) -> Result<(), Failure> {
     let invalid = |m: String| Failure::refused(Reason::Invalid, format!("{list}: {m}"));
     let (root, ns) = crate::consume::read::detect_root(xml).map_err(|e| invalid(e.to_string()))?;
     let def = crate::xml::schema::by_root(&root, &ns)
@@ -365,21 +440,7 @@ fn validate(list: ListKind, xml: &[u8], changed: Option<&[Vec<u8>]>) -> Result<(
                 "root {root} in namespace '{ns}' is not a schema this consumer knows"
             ))
         })?;
-    let part;
-    let doc = match (changed, split(xml, list)) {
-        (Some(keys), Some(s)) if xml.len() > VALIDATE_WHOLE_UP_TO => {
-            let keys: std::collections::HashSet<&[u8]> = keys.iter().map(Vec::as_slice).collect();
-            let mut b = xml[s.head.clone()].to_vec();
-            for e in s.entries.iter().filter(|e| keys.contains(e.key)) {
-                b.extend_from_slice(&xml[e.range.clone()]);
-            }
-            b.extend_from_slice(&xml[s.tail.clone()]);
-            part = b;
-            &part[..]
-        }
-        _ => xml,
-    };
-    crate::xml::schema::validate(def, doc)
+    crate::xml::schema::validate(def, xml)
         .map_err(|e| invalid(format!("not valid against its XSD: {e}")))
 }
 
@@ -410,10 +471,13 @@ fn list_update(o: &Options, lh: &ListHead, held: Option<&Held>) -> Result<Option
             return Ok(None);
         }
     }
+    // Not hashed here: deltas applied to other bytes rebuild a document whose hash the
+    // head refuses (and then the whole document is taken).
     let old = held.and_then(|h| {
         let b = std::fs::read(&file).ok()?;
-        (sha(&b) == h.sha256).then_some(b)
+        (b.len() as u64 == h.size).then_some(b)
     });
+    let t = std::time::Instant::now();
     let rebuilt = match (held, old) {
         (Some(h), Some(old)) if h.volgnummer < lh.volgnummer => match by_deltas(o, lh, h, old) {
             // A delta that does not fit or rebuilds other bytes: the whole document is
@@ -434,37 +498,57 @@ fn list_update(o: &Options, lh: &ListHead, held: Option<&Held>) -> Result<Option
         _ => None,
     };
     let fits = |x: &[u8]| x.len() as u64 == lh.document.size && sha(x) == lh.document.sha256;
-    let (xml, changed) = match rebuilt {
-        Some((x, c)) if fits(&x) => (x, Some(c)),
-        rebuilt => {
-            if rebuilt.is_some() {
-                tracing::warn!(
-                    "{}: the deltas did not rebuild the document the head names; taking it whole",
-                    lh.list
-                );
-            }
-            let x = whole(o, lh)?;
-            if !fits(&x) {
-                return Err(Failure::refused(
-                    Reason::Hash,
-                    format!(
-                        "{}: the document received is not the one the head names (SHA-256 {})",
-                        lh.list, lh.document.sha256
-                    ),
-                ));
-            }
-            (x, None)
+    let whole_doc = |warn: bool| -> Result<Vec<u8>, Failure> {
+        if warn {
+            tracing::warn!(
+                "{}: the deltas did not rebuild the document the head names; taking it whole",
+                lh.list
+            );
         }
+        let x = whole(o, lh)?;
+        if !fits(&x) {
+            return Err(Failure::refused(
+                Reason::Hash,
+                format!(
+                    "{}: the document received is not the one the head names (SHA-256 {})",
+                    lh.list, lh.document.sha256
+                ),
+            ));
+        }
+        Ok(x)
     };
+    // The document, and what its XSD check covers: all of it, or (rebuilt by deltas) the
+    // changed entries between the new header and tail.
+    let (xml, check): (Doc, Option<Vec<u8>>) = match rebuilt {
+        Some(Rebuilt::Memory(x)) if fits(&x) => (Doc::Memory(x), None),
+        Some(Rebuilt::Staged {
+            file,
+            sha256,
+            size,
+            validate,
+        }) if sha256 == lh.document.sha256 && size == lh.document.size => {
+            (Doc::Staged(file), Some(validate))
+        }
+        rebuilt => (Doc::Memory(whole_doc(rebuilt.is_some())?), None),
+    };
+    tracing::debug!("{}: document and its hash {:?}", lh.list, t.elapsed());
     let sig = fetch_blob(o, &lh.signature, &format!("{}'s signature", lh.list))?;
-    check_signature(
-        &xml,
+    // The bytes' SHA-256 was just checked to be the head's: not computed again.
+    let digest = hex_bytes(&lh.document.sha256)
+        .ok_or_else(|| Failure::refused(Reason::Invalid, "the head's SHA-256 is not hex"))?;
+    crate::sign::verify::verify_detached_digest(
+        &digest,
         &sig,
         lh.list.file_name(),
-        &o.pinned,
-        &format!("{}", lh.list),
-    )?;
-    validate(lh.list, &xml, changed.as_deref())?;
+        Some(&o.pinned),
+    )
+    .map_err(|e| signature_failure(e, &lh.list.to_string()))?;
+    match (&xml, &check) {
+        (_, Some(part)) => validate(lh.list, part)?,
+        (Doc::Memory(x), None) => validate(lh.list, x)?,
+        (Doc::Staged(_), None) => {}
+    }
+    tracing::debug!("{}: signature and XSD {:?}", lh.list, t.elapsed());
     Ok(Some(Update {
         list: lh.list,
         held: Held {
@@ -502,8 +586,12 @@ pub fn once(o: &Options, now: time::OffsetDateTime) -> Result<Synced, Failure> {
     }
     // Everything checked: now the directory changes, list by list, each file atomically.
     let mut next = prior.unwrap_or_default();
+    let t = std::time::Instant::now();
     for u in &updates {
-        state::write_atomic(&o.out, u.list.file_name(), &u.xml)?;
+        match &u.xml {
+            Doc::Memory(x) => state::write_atomic(&o.out, u.list.file_name(), x)?,
+            Doc::Staged(f) => f.commit(&o.out.join(u.list.file_name()))?,
+        }
         state::write_atomic(&o.out, &format!("{}.sig", u.list.file_name()), &u.sig)?;
         next.lists.insert(u.list.key().to_string(), u.held.clone());
     }
@@ -517,6 +605,7 @@ pub fn once(o: &Options, now: time::OffsetDateTime) -> Result<Synced, Failure> {
     next.head_expires = h.expires.clone();
     next.last_success = now.unix_timestamp();
     state::save(&o.out, &next)?;
+    tracing::debug!("files replaced {:?}", t.elapsed());
     Ok(Synced {
         updated: updates.iter().map(|u| u.list).collect(),
         publication: h.publication,

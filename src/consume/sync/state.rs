@@ -80,3 +80,64 @@ pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), Failure>
     }
     Ok(())
 }
+
+/// A large new document written beside the state as it is put together, renamed over
+/// its official name only when every check passed; removed otherwise.
+pub struct Staged {
+    path: PathBuf,
+    out: Option<std::io::BufWriter<std::fs::File>>,
+    done: std::sync::atomic::AtomicBool,
+}
+
+impl Staged {
+    pub fn create(dir: &Path, name: &str) -> Result<Staged, Failure> {
+        let d = state_dir(dir);
+        std::fs::create_dir_all(&d)
+            .map_err(|e| Failure::Local(format!("creating {}: {e}", d.display())))?;
+        let path = d.join(format!(".incoming-{name}"));
+        let f = std::fs::File::create(&path)
+            .map_err(|e| Failure::Local(format!("writing {}: {e}", path.display())))?;
+        Ok(Staged {
+            out: Some(std::io::BufWriter::with_capacity(1 << 20, f)),
+            path,
+            done: Default::default(),
+        })
+    }
+
+    pub fn write(&mut self, piece: &[u8]) -> std::io::Result<()> {
+        match &mut self.out {
+            Some(w) => w.write_all(piece),
+            None => Err(std::io::Error::other("the staged file is finished")),
+        }
+    }
+
+    /// Everything written and synced to the disk.
+    pub fn finish(&mut self) -> Result<(), Failure> {
+        let local =
+            |e: std::io::Error| Failure::Local(format!("writing {}: {e}", self.path.display()));
+        if let Some(w) = self.out.take() {
+            let f = w.into_inner().map_err(|e| local(e.into_error()))?;
+            f.sync_all().map_err(local)?;
+        }
+        Ok(())
+    }
+
+    /// Rename it over `dest` (in the same file system), atomically.
+    pub fn commit(&self, dest: &Path) -> Result<(), Failure> {
+        std::fs::rename(&self.path, dest)
+            .map_err(|e| Failure::Local(format!("renaming to {}: {e}", dest.display())))?;
+        self.done.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(d) = dest.parent().and_then(|p| std::fs::File::open(p).ok()) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if !self.done.load(std::sync::atomic::Ordering::SeqCst) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
