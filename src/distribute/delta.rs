@@ -179,7 +179,7 @@ pub fn apply_into<'a>(
     old: &'a [u8],
     list: ListKind,
     d: &'a Delta,
-    sink: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
+    sink: &mut dyn FnMut(&'a [u8]) -> std::io::Result<()>,
 ) -> Result<(), DeltaError> {
     let misfit = |w: String| DeltaError::Misfit(w);
     let s = split(old, list)
@@ -208,7 +208,7 @@ pub fn apply_into<'a>(
     let io = |e: std::io::Error| DeltaError::Io(e.to_string());
     // A run of unchanged entries of `old`, not yet handed on.
     let mut run: std::ops::Range<usize> = 0..0;
-    let flush = |sink: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
+    let flush = |sink: &mut dyn FnMut(&'a [u8]) -> std::io::Result<()>,
                  run: &mut std::ops::Range<usize>|
      -> Result<(), DeltaError> {
         if run.start < run.end {
@@ -219,7 +219,7 @@ pub fn apply_into<'a>(
     };
     sink(&d.head).map_err(io)?;
     let mut added = 0;
-    let mut chain = |sink: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
+    let mut chain = |sink: &mut dyn FnMut(&'a [u8]) -> std::io::Result<()>,
                      mut after: Option<&'a [u8]>|
      -> Result<(), DeltaError> {
         while let Some(p) = inserted.get(&after) {

@@ -327,6 +327,7 @@ fn by_deltas(
     if path.iter().map(|l| l.3).sum::<u64>() >= lh.document.size {
         return Ok(None);
     }
+    let t = std::time::Instant::now();
     let mut deltas = Vec::with_capacity(path.len());
     let mut at_sha = held.sha256.clone();
     for (from, to, sha256, size) in path {
@@ -370,16 +371,33 @@ fn by_deltas(
         tracing::debug!("{}: delta {} → {} applied", lh.list, last.from.0, last.to.0);
         return Ok(Some(Rebuilt::Memory(doc)));
     }
-    let mut file = state::Staged::create(&o.out, lh.list.file_name())?;
-    let mut hash = ring::digest::Context::new(&ring::digest::SHA256);
-    let mut size = 0u64;
+    // The pieces in order (runs of the old document, the delta's parts), then hashed on
+    // one core while the other writes them.
+    let mut pieces: Vec<&[u8]> = Vec::new();
     delta::apply_into(&doc, lh.list, last, &mut |piece| {
-        hash.update(piece);
-        size += piece.len() as u64;
-        file.write(piece)
+        pieces.push(piece);
+        Ok(())
     })
     .map_err(invalid)?;
+    let size: u64 = pieces.iter().map(|p| p.len() as u64).sum();
+    tracing::debug!("{}: deltas fetched and laid out {:?}", lh.list, t.elapsed());
+    let mut file = state::Staged::create(&o.out, lh.list.file_name())?;
+    let (digest, written) = std::thread::scope(|s| {
+        let hashing = s.spawn(|| {
+            let mut hash = ring::digest::Context::new(&ring::digest::SHA256);
+            for p in &pieces {
+                hash.update(p);
+            }
+            hash.finish()
+        });
+        let written = pieces.iter().try_for_each(|p| file.write(p));
+        (hashing.join(), written)
+    });
+    written.map_err(|e| Failure::Local(format!("writing {}: {e}", lh.list.file_name())))?;
+    let digest = digest.map_err(|_| Failure::Local("hashing the document failed".into()))?;
+    tracing::debug!("{}: written and hashed {:?}", lh.list, t.elapsed());
     file.finish()?;
+    tracing::debug!("{}: synced to the disk {:?}", lh.list, t.elapsed());
     tracing::debug!(
         "{}: delta {} → {} applied into its file",
         lh.list,
@@ -393,7 +411,7 @@ fn by_deltas(
     validate.extend_from_slice(&last.tail);
     Ok(Some(Rebuilt::Staged {
         file,
-        sha256: crate::digest::hex(hash.finish().as_ref()),
+        sha256: crate::digest::hex(digest.as_ref()),
         size,
         validate,
     }))
@@ -473,11 +491,12 @@ fn list_update(o: &Options, lh: &ListHead, held: Option<&Held>) -> Result<Option
     }
     // Not hashed here: deltas applied to other bytes rebuild a document whose hash the
     // head refuses (and then the whole document is taken).
+    let t = std::time::Instant::now();
     let old = held.and_then(|h| {
         let b = std::fs::read(&file).ok()?;
         (b.len() as u64 == h.size).then_some(b)
     });
-    let t = std::time::Instant::now();
+    tracing::debug!("{}: the copy held read {:?}", lh.list, t.elapsed());
     let rebuilt = match (held, old) {
         (Some(h), Some(old)) if h.volgnummer < lh.volgnummer => match by_deltas(o, lh, h, old) {
             // A delta that does not fit or rebuilds other bytes: the whole document is
@@ -587,17 +606,38 @@ pub fn once(o: &Options, now: time::OffsetDateTime) -> Result<Synced, Failure> {
     // Everything checked: now the directory changes, list by list, each file atomically.
     let mut next = prior.unwrap_or_default();
     let t = std::time::Instant::now();
-    for u in &updates {
-        match &u.xml {
-            Doc::Memory(x) => state::write_atomic(&o.out, u.list.file_name(), x)?,
-            Doc::Staged(f) => f.commit(&o.out.join(u.list.file_name()))?,
+    // Each file is replaced atomically on its own; their syncs run side by side (each
+    // waits for a journal commit), the state last.
+    let kept = state::state_dir(&o.out);
+    let sig_names: Vec<String> = updates
+        .iter()
+        .map(|u| format!("{}.sig", u.list.file_name()))
+        .collect();
+    let head_sig_name = format!("{}.sig", state::HEAD_FILE);
+    let results: Vec<Result<(), Failure>> = std::thread::scope(|s| {
+        let mut jobs = Vec::new();
+        for (u, sig_name) in updates.iter().zip(&sig_names) {
+            jobs.push(s.spawn(move || match &u.xml {
+                Doc::Memory(x) => state::write_atomic(&o.out, u.list.file_name(), x),
+                Doc::Staged(f) => f.commit(&o.out.join(u.list.file_name())),
+            }));
+            jobs.push(s.spawn(move || state::write_atomic(&o.out, sig_name, &u.sig)));
         }
-        state::write_atomic(&o.out, &format!("{}.sig", u.list.file_name()), &u.sig)?;
+        jobs.push(s.spawn(|| state::write_atomic(&kept, state::HEAD_FILE, &head_bytes)));
+        jobs.push(s.spawn(|| state::write_atomic(&kept, &head_sig_name, &head_sig)));
+        jobs.into_iter()
+            .map(|j| {
+                j.join()
+                    .unwrap_or_else(|_| Err(Failure::Local("writing a file failed".into())))
+            })
+            .collect()
+    });
+    for r in results {
+        r?;
+    }
+    for u in &updates {
         next.lists.insert(u.list.key().to_string(), u.held.clone());
     }
-    let kept = state::state_dir(&o.out);
-    state::write_atomic(&kept, state::HEAD_FILE, &head_bytes)?;
-    state::write_atomic(&kept, &format!("{}.sig", state::HEAD_FILE), &head_sig)?;
     next.release = h.release.clone();
     next.session = h.session.clone();
     next.publication = h.publication;
