@@ -553,10 +553,24 @@ async fn serve(data: &Path, a: ServeArgs) -> Result<()> {
             _ = recv_or_pending(&mut int) => {},
         }
     };
+    let access_log = if serve::access_log::AccessLog::enabled() {
+        let dropped = metrics
+            .as_ref()
+            .map(|m| m.access_log_dropped())
+            .unwrap_or_default();
+        let out = Box::new(std::io::stderr());
+        Some(
+            serve::access_log::AccessLog::start(out, serve::access_log::QUEUE, dropped)
+                .context("starting the access log's thread")?,
+        )
+    } else {
+        None
+    };
     let opts = serve::Options {
         tls,
         clients: Some(clients.clone()),
         metrics,
+        access_log,
         limits: serve::Limits {
             max_connections: a.max_connections,
             per_client: a.max_connections_per_client,

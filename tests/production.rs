@@ -531,6 +531,11 @@ fn sigterm_stops_accepting_finishes_and_exits_zero() {
     assert!(st.success());
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(server.get("/health").status, 200, "SIGHUP must not stop it");
+    // Access-log lines are written by a thread of their own, in batches: every request's
+    // line is out by the time the process has exited.
+    for _ in 0..300 {
+        assert_eq!(server.get("/MedMij_Whitelist.xml").status, 200);
+    }
     // An idle keep-alive connection must not hold the shutdown up.
     let _idle = TcpStream::connect(&server.addr).unwrap();
     let t = Instant::now();
@@ -548,6 +553,13 @@ fn sigterm_stops_accepting_finishes_and_exits_zero() {
         TcpStream::connect(&server.addr).is_err(),
         "no longer accepting"
     );
+    assert!(server.wait_stderr("stelselnode::app: stopped", 5));
+    let lines = server.stderr.lock().unwrap();
+    let logged = lines
+        .iter()
+        .filter(|l| l.contains("stelselnode::access:"))
+        .count();
+    assert_eq!(logged, 301, "one access-log line per request, all flushed");
 }
 
 #[test]

@@ -90,6 +90,7 @@ pub struct Metrics {
     clients: Family<ReleaseLabel, Gauge>,
     connections: Family<WorkerLabel, Gauge>,
     send_timeouts: Counter,
+    access_log_dropped: Counter,
     /// Each serving thread's name and count of open connections (see `serve::workers`).
     open: Mutex<Vec<(String, Arc<AtomicUsize>)>>,
     last_publication: AtomicI64,
@@ -160,9 +161,16 @@ impl Metrics {
             "Connections closed because the client read nothing for the send timeout",
             send_timeouts.clone(),
         );
+        let access_log_dropped = Counter::default();
+        registry.register(
+            "access_log_dropped",
+            "Access-log lines dropped because the log's writer could not keep up",
+            access_log_dropped.clone(),
+        );
         Metrics {
             registry,
             send_timeouts,
+            access_log_dropped,
             requests,
             bytes,
             publications,
@@ -222,6 +230,11 @@ impl Metrics {
     /// One connection closed by the send timeout (`serve::send_timeout`).
     pub fn send_timeout(&self) {
         self.send_timeouts.inc();
+    }
+
+    /// The counter the access log counts its dropped lines in.
+    pub fn access_log_dropped(&self) -> Counter {
+        self.access_log_dropped.clone()
     }
 
     /// One committed publication that took `seconds`.
@@ -320,6 +333,7 @@ mod tests {
         m.request(Some(ListKind::Whitelist), Some(&r2), 304, 0, &b);
         m.request(Some(ListKind::Whitelist), Some(&r1), 304, 0, &b);
         m.request(None, None, 404, 5, &a);
+        m.access_log_dropped().inc_by(7);
         let text = m.encode(None);
         for line in [
             r#"stelselnode_requests_total{list="whitelist",release="1.1.2",status="200"} 3"#,
@@ -330,6 +344,7 @@ mod tests {
             r#"stelselnode_response_bytes_total{list="-"} 5"#,
             r#"stelselnode_clients{release="1.1.2"} 2"#,
             r#"stelselnode_clients{release="1.1.1"} 1"#,
+            "stelselnode_access_log_dropped_total 7",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
         }

@@ -3,6 +3,7 @@
 //! `respond` decides every answer; this module only moves bytes and reads historic
 //! documents on a blocking thread (never redb on an async worker).
 
+pub mod access_log;
 pub mod client_records;
 pub mod clients;
 pub mod distinct;
@@ -91,14 +92,6 @@ struct Conn {
 }
 
 impl Conn {
-    /// The client certificate's organisation and serial for the access log, "-" without.
-    fn certificate(&self) -> (&str, &str) {
-        self.client
-            .as_deref()
-            .map(|c| (c.organisation.as_str(), c.serial.as_str()))
-            .unwrap_or(("-", "-"))
-    }
-
     fn who(peer: SocketAddr, client: Option<&ClientIdentity>) -> Arc<str> {
         match client {
             // On one line: the organisation is the client's to choose (`status --clients`).
@@ -180,6 +173,7 @@ struct State {
     policy: ClientPolicy,
     metrics: Option<Arc<metrics::Metrics>>,
     clients: Option<Arc<clients::Tracker>>,
+    access_log: Option<Arc<access_log::AccessLog>>,
 }
 
 async fn handle(state: Arc<State>, conn: Conn, req: Request<Incoming>) -> Result<Resp, Infallible> {
@@ -190,6 +184,8 @@ async fn handle(state: Arc<State>, conn: Conn, req: Request<Incoming>) -> Result
             .insert(header::CONNECTION, http::HeaderValue::from_static("close"));
     }
     let served = Served::of(&req, &r);
+    // One clock read for the client records and the access log.
+    let at = std::time::SystemTime::now();
     if state.metrics.is_some() || state.clients.is_some() {
         let client = &conn.who;
         if let Some(m) = &state.metrics {
@@ -203,12 +199,14 @@ async fn handle(state: Arc<State>, conn: Conn, req: Request<Incoming>) -> Result
         }
         if let (Some(t), Some(l), Some(v)) = (&state.clients, served.list, served.volgnummer) {
             if served.release() != "-" {
-                let now = time::OffsetDateTime::now_utc().unix_timestamp();
+                let now = at
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
                 t.record(client, conn.client.is_some(), served.release(), l, v, now);
             }
         }
     }
-    access_log(&conn, &req, &served, started);
+    access_log(&state, &conn, &req, served, started, at);
     Ok(r)
 }
 
@@ -252,29 +250,32 @@ impl Served {
 
 /// One line per request (target `stelselnode::access`; silence it with
 /// `RUST_LOG=info,stelselnode::access=off`): who fetched which list, release and
-/// Volgnummer, with what result.
-fn access_log(conn: &Conn, req: &Request<Incoming>, served: &Served, started: std::time::Instant) {
-    if !tracing::enabled!(target: "stelselnode::access", tracing::Level::INFO) {
+/// Volgnummer, with what result. Handed to the access log's own thread (`access_log`).
+fn access_log(
+    state: &State,
+    conn: &Conn,
+    req: &Request<Incoming>,
+    served: Served,
+    started: std::time::Instant,
+    at: std::time::SystemTime,
+) {
+    let Some(log) = &state.access_log else {
         return;
-    }
-    let (org, serial) = conn.certificate();
-    tracing::info!(
-        target: "stelselnode::access",
-        client = %conn.peer,
-        cert_o = org,
-        cert_serial = serial,
-        method = %req.method(),
-        path = req.uri().path(),
-        list = served.list.map(|l| l.key()).unwrap_or("-"),
-        release = served.release(),
-        volgnummer = served
-            .volgnummer
-            .map(|v| v.to_string())
-            .unwrap_or_else(|| "-".into()),
-        status = served.status,
-        bytes = served.bytes,
-        ms = started.elapsed().as_secs_f64() * 1000.0,
-    );
+    };
+    log.log(access_log::Record {
+        at,
+        peer: conn.peer,
+        client: conn.client.clone(),
+        method: req.method().clone(),
+        uri: req.uri().clone(),
+        list: served.list,
+        release: served.release,
+        volgnummer: served.volgnummer,
+        status: served.status,
+        bytes: served.bytes,
+        micros: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        rejected: None,
+    });
 }
 
 /// The status hyper answered a request it could not parse with (as its `on_error` does),
@@ -305,25 +306,22 @@ fn rejected(state: &State, conn: &Conn, status: u16, e: &hyper::Error) {
     if let Some(m) = &state.metrics {
         m.request(None, None, status, 0, &conn.who);
     }
-    if !tracing::enabled!(target: "stelselnode::access", tracing::Level::INFO) {
-        return;
+    if let Some(log) = &state.access_log {
+        log.log(access_log::Record {
+            at: std::time::SystemTime::now(),
+            peer: conn.peer,
+            client: conn.client.clone(),
+            method: Method::GET,
+            uri: http::Uri::from_static("/"),
+            list: None,
+            release: None,
+            volgnummer: None,
+            status,
+            bytes: 0,
+            micros: 0,
+            rejected: Some(e.to_string()),
+        });
     }
-    let (org, serial) = conn.certificate();
-    tracing::info!(
-        target: "stelselnode::access",
-        client = %conn.peer,
-        cert_o = org,
-        cert_serial = serial,
-        method = "-",
-        path = "-",
-        list = "-",
-        release = "-",
-        volgnummer = "-",
-        status,
-        bytes = 0,
-        ms = 0.0,
-        rejected = %e,
-    );
 }
 
 async fn answer(state: &State, conn: &Conn, req: &Request<Incoming>) -> Resp {
@@ -400,6 +398,8 @@ pub struct Options {
     pub limits: Limits,
     pub metrics: Option<Arc<metrics::Metrics>>,
     pub clients: Option<Arc<clients::Tracker>>,
+    /// `None`: no access log (`RUST_LOG` silenced it).
+    pub access_log: Option<Arc<access_log::AccessLog>>,
 }
 
 /// Accept connections until `shutdown` resolves; then stop accepting and give in-flight
@@ -424,6 +424,7 @@ pub async fn run(
         policy,
         metrics: opts.metrics.clone(),
         clients: opts.clients.clone(),
+        access_log: opts.access_log.clone(),
     });
     let counts = Arc::new(Counts::default());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -485,6 +486,11 @@ pub async fn run(
     }
     // Closes what is still open after the grace period; joining threads blocks.
     let _ = tokio::task::spawn_blocking(move || drop(workers)).await;
+    if let Some(log) = &opts.access_log {
+        // Every answered request's line is written before the process exits.
+        let log = log.clone();
+        let _ = tokio::task::spawn_blocking(move || log.close()).await;
+    }
     Ok(())
 }
 
