@@ -177,6 +177,7 @@ fn compare(serve: &str, edge: &str) -> usize {
         "?foo=1",
         "?Release=1.1.2",
         "?release=1.1.2&api=2",
+        "?release=1.1.2&volgnummer=1",
     ] {
         let target = format!("/MedMij_Whitelist.xml{q}");
         let a = request(serve, "GET", &target, &[]).status;
@@ -188,6 +189,109 @@ fn compare(serve: &str, edge: &str) -> usize {
     let b = request(edge, "GET", "/signing-certificate.pem", &[]);
     assert_eq!((a.status, &a.body), (b.status, &b.body));
     assert_eq!(a.header("content-type"), b.header("content-type"));
+    n
+}
+
+/// The query grammar (README, "Query grammar") from both: every form in the table, for
+/// every list and signature, identity and gzip. The status is the same (and for the
+/// Whitelist, which has a historic Volgnummer 1, the one the table gives); a 200 has the
+/// same bytes and headers, and its ETag gets 304 from both. Error bodies are each
+/// server's own words.
+fn query_forms(serve: &str, edge: &str) -> usize {
+    let table: &[(&str, u16)] = &[
+        ("", 200),
+        ("?", 200),
+        ("?release=1.1.2", 200),
+        ("?api=2", 200),
+        ("?api=1", 200),
+        ("?release=1.1.2&volgnummer=1", 200),
+        ("?release=1.1.2&volgnummer=2", 200),
+        ("?volgnummer=1", 200),
+        ("?api=2&volgnummer=1", 200),
+        ("?release=2.0.0&volgnummer=1", 200),
+        ("?volgnummer=99", 404),
+        ("?release=9.9.9", 404),
+        ("?api=7", 404),
+        ("?release=9.9.9&volgnummer=1", 404),
+        // Percent-encoding, in names and values.
+        ("?rel%65ase=1.1.2", 400),
+        ("?release=1%2E1%2E2", 400),
+        ("?api=2%26volgnummer=1", 400),
+        // Empty parameters and values.
+        ("?release=1.1.2&", 400),
+        ("?&api=2", 400),
+        ("?&", 400),
+        ("?api=2&&volgnummer=1", 400),
+        ("?release=", 400),
+        ("?api=", 400),
+        ("?release", 400),
+        ("?=1", 400),
+        ("?volgnummer=", 400),
+        // Repeated and combined keys, order.
+        ("?release=1.1.2&api=1", 400),
+        ("?release=1.1.2&api=2", 400),
+        ("?release=1.1.2&release=1.1.2", 400),
+        ("?api=2&api=2", 400),
+        ("?api=2&volgnummer=1&volgnummer=1", 400),
+        ("?volgnummer=1&api=2", 400),
+        ("?api=2;volgnummer=1", 400),
+        // Case.
+        ("?Release=1.1.2", 400),
+        ("?API=2", 400),
+        ("?api=2&Volgnummer=1", 400),
+        // Numbers: leading zeros, zero, too long, not numbers.
+        ("?api=0", 400),
+        ("?api=02", 400),
+        ("?api=12345", 400),
+        ("?release=01.1.2", 400),
+        ("?release=0.1.2", 400),
+        ("?release=1.1.2.3", 400),
+        ("?volgnummer=0", 400),
+        ("?volgnummer=01", 400),
+        ("?volgnummer=99999999999999999999", 400),
+        ("?volgnummer=-1", 400),
+        ("?foo=1", 400),
+        ("?api=2&foo=1", 400),
+    ];
+    let mut n = 0;
+    for list in LISTS {
+        for file in [list.to_string(), format!("{list}.sig")] {
+            for &(q, want) in table {
+                let target = format!("/{file}{q}");
+                for enc in [None, Some("gzip")] {
+                    let mut h: Vec<(&str, &str)> = Vec::new();
+                    if let Some(e) = enc {
+                        h.push(("Accept-Encoding", e));
+                    }
+                    let a = request(serve, "GET", &target, &h);
+                    let b = request(edge, "GET", &target, &h);
+                    assert_eq!(a.status, b.status, "{target} {enc:?}: {}", b.text());
+                    if list.contains("Whitelist") {
+                        assert_eq!(a.status, want, "{target} {enc:?}: {}", a.text());
+                    }
+                    if a.status != 200 {
+                        continue;
+                    }
+                    assert!(a.body == b.body, "{target} {enc:?}: bodies differ");
+                    for k in COMPARED {
+                        assert_eq!(a.header(k), b.header(k), "{target} {enc:?}: {k}");
+                    }
+                    let etag = a.header("etag").unwrap().to_string();
+                    let mut hc = h.clone();
+                    hc.push(("If-None-Match", &etag));
+                    let (c, d) = (
+                        request(serve, "GET", &target, &hc),
+                        request(edge, "GET", &target, &hc),
+                    );
+                    assert_eq!((c.status, d.status), (304, 304), "{target} {enc:?}");
+                    for k in ["etag", "cache-control", "medmij-release", "vary"] {
+                        assert_eq!(c.header(k), d.header(k), "{target} {enc:?} 304: {k}");
+                    }
+                    n += 1;
+                }
+            }
+        }
+    }
     n
 }
 
@@ -291,6 +395,16 @@ fn nginx_on_the_export_answers_as_serve_does() {
     ok(&data, &["publish", "-m", "new whitelist"]);
     nginx.reload(&run, "/MedMij_Whitelist.xml", "edge.example.nl");
     compare(&server.addr, &nginx.addr);
+    // Every query form, with the Whitelist's Volgnummer 1 now historic.
+    let n = query_forms(&server.addr, &nginx.addr);
+    assert!(n > 4 * 2 * 2 * 8, "every 200 form compared: {n}");
+    let old = request(
+        &nginx.addr,
+        "GET",
+        "/MedMij_Whitelist.xml?volgnummer=1",
+        &[],
+    );
+    assert!(!old.text().contains("edge.example.nl"), "the historic list");
 
     // A withdrawn release: 410 from both.
     ok(&data, &["release", "set-status", "2.0.0", "ingetrokken"]);

@@ -29,6 +29,6 @@ impl ExportStatic {
             time::OffsetDateTime::now_utc(),
             publisher.heads.lifetime,
         );
-        crate::serve::edge::export(&set, &self.out)
+        crate::serve::edge::export(&set, &self.out, ctx.store)
     }
 }

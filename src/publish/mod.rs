@@ -127,7 +127,7 @@ impl Publisher {
     /// a failure here is logged, and the edges keep the previous export.
     pub fn export_static(&self, set: &PublishedSet) {
         if let Some(dir) = &self.export {
-            match crate::serve::edge::export(set, dir) {
+            match crate::serve::edge::export(set, dir, &self.store) {
                 Ok(msg) => tracing::info!("{}", msg.trim_end()),
                 Err(e) => tracing::error!("static export to {} failed: {e:#}", dir.display()),
             }

@@ -17,17 +17,27 @@
 //!   `http` block) and `locations.conf` (for a `server` block). `nginx -s reload` after an
 //!   export picks the new set up; until then the previous one is served whole.
 //!
-//! Edges answer the canonical forms: no query, `?release=R` or `?api=N`; other queries get
-//! 400 (unknown release 404, withdrawn 410), with short bodies of nginx's own.
+//! * `history/<tag>.xml.gz` (hard links to the data directory's gzip files, a copy on
+//!   another file system) and `history/<tag>-sig.xml`: every historic list and its
+//!   signature, for `?volgnummer=N`; nginx inflates a list for a client without gzip.
+//!
+//! Edges answer the one query grammar `serve` has (`respond::CANONICAL`): no query,
+//! `?release=R` or `?api=N`, each optionally followed by `&volgnummer=N`, or
+//! `?volgnummer=N`; other queries get 400 (unknown release 404, withdrawn 410, a
+//! Volgnummer never published 404), with short bodies of nginx's own.
 
 use super::set::ReleaseHeaders;
 use super::set::{Body, PublishedSet};
 use crate::registry::catalogue::Status;
 use crate::registry::model::ListKind;
+use crate::registry::store::Store;
 use anyhow::{Context, Result};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::path::Path;
+
+/// The edge's 400 body for a query outside the grammar (`respond::CANONICAL`).
+const BAD_QUERY: &str = "use no query, or ?release=MAJOR.MINOR.PATCH or ?api=MAJOR, optionally followed by &volgnummer=N (or ?volgnummer=N alone), written exactly so\\n";
 
 /// How many generations of configuration (and the documents they name) are kept.
 const KEEP: usize = 2;
@@ -74,7 +84,7 @@ pub fn check_root(dir: &Path) -> Result<()> {
 }
 
 /// Write the set to `dir`. Returns a one-line summary.
-pub fn export(set: &PublishedSet, dir: &Path) -> Result<String> {
+pub fn export(set: &PublishedSet, dir: &Path, store: &Store) -> Result<String> {
     check_root(dir)?;
     let docs = dir.join("docs");
     std::fs::create_dir_all(&docs).with_context(|| format!("creating {}", docs.display()))?;
@@ -163,6 +173,7 @@ pub fn export(set: &PublishedSet, dir: &Path) -> Result<String> {
             files.insert(name);
         }
     }
+    let history = export_history(set, dir, store, &mut files)?;
     write_atomic(&dir.join("signing-certificate.pem"), &set.certificate, None)?;
 
     let generation = format!("nginx-{}", next_generation(dir));
@@ -170,7 +181,7 @@ pub fn export(set: &PublishedSet, dir: &Path) -> Result<String> {
     std::fs::create_dir_all(&gen_dir)?;
     std::fs::write(
         gen_dir.join("maps.conf"),
-        maps(set, &by_release, &head_tags),
+        maps(set, &by_release, &head_tags, &history),
     )?;
     std::fs::write(gen_dir.join("locations.conf"), locations(set, dir))?;
     std::fs::write(
@@ -190,6 +201,111 @@ pub fn export(set: &PublishedSet, dir: &Path) -> Result<String> {
         by_release.len(),
         files.len()
     ))
+}
+
+/// Historic documents by release and list: Volgnummer → the tag of its files.
+type History = BTreeMap<(String, ListKind), BTreeMap<u64, String>>;
+
+/// Every historic list of the served releases as `history/<tag>.xml.gz` (a hard link to
+/// the data directory's file, a copy on another file system) and its signature as
+/// `history/<tag>-sig.xml`; written once, as they never change.
+fn export_history(
+    set: &PublishedSet,
+    dir: &Path,
+    store: &Store,
+    files: &mut BTreeSet<String>,
+) -> Result<History> {
+    let hist = dir.join("history");
+    std::fs::create_dir_all(&hist).with_context(|| format!("creating {}", hist.display()))?;
+    let mut by_rendition: HashMap<crate::registry::catalogue::Rendition, BTreeMap<u64, String>> =
+        HashMap::new();
+    for (entry, _) in store.log()? {
+        for d in entry.documents {
+            let t = d.sha256.get(..32).unwrap_or(&d.sha256).to_string();
+            let key = crate::registry::publication::document_key(&d.rendition, d.volgnummer);
+            let (doc, sig) = (format!("{t}.xml.gz"), format!("{t}-sig.xml"));
+            let doc_path = hist.join(&doc);
+            if !doc_path.exists() {
+                let from = store.files().gzip_path(&d.sha256);
+                let tmp = doc_path.with_extension("tmp-export");
+                let _ = std::fs::remove_file(&tmp);
+                if std::fs::hard_link(&from, &tmp).is_err() {
+                    std::fs::copy(&from, &tmp)
+                        .with_context(|| format!("copying {} to the export", from.display()))?;
+                }
+                std::fs::rename(&tmp, &doc_path)?;
+            }
+            let sig_path = hist.join(&sig);
+            if !sig_path.exists() {
+                let bytes = store
+                    .document(&format!("{key}.sig"))?
+                    .with_context(|| format!("the signature of {key} is missing"))?;
+                write_atomic(&sig_path, &bytes, None)?;
+            }
+            files.insert(format!("history/{doc}"));
+            files.insert(format!("history/{sig}"));
+            by_rendition
+                .entry(d.rendition)
+                .or_default()
+                .insert(d.volgnummer, t);
+        }
+    }
+    let mut out = History::new();
+    for r in set.index.catalogue.served() {
+        for l in ListKind::ALL {
+            if let Some(v) = by_rendition.get(&r.rendition(l)) {
+                out.insert((r.id.clone(), l), v.clone());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Historic lists (internal: reached by the rewrites in the list locations). The gzip file
+/// as it is, or inflated by nginx for a client without gzip (sent chunked, so a weak ETag,
+/// as `serve` answers); the signature plain.
+fn history_locations(o: &mut String) {
+    for (pattern, tag, etag, extra) in [
+        (
+            r"(?<sn_h>[0-9a-f]{32})\.xml\.gz",
+            "$sn_h-gzip",
+            r#"\"$sn_tag\""#,
+            "    add_header Content-Encoding gzip;\n",
+        ),
+        (
+            r"(?<sn_h>[0-9a-f]{32})\.xml",
+            "$sn_h",
+            r#"W/\"$sn_tag\""#,
+            "    gzip_static always;\n    gunzip on;\n",
+        ),
+        (
+            r"(?<sn_h>[0-9a-f]{32})-sig\.xml",
+            "$sn_h-sig",
+            r#"\"$sn_tag\""#,
+            "",
+        ),
+    ] {
+        let _ = write!(
+            o,
+            r#"location ~ "^/history/{pattern}$" {{
+    internal;
+    set $sn_tag "{tag}";
+    default_type application/xml;
+    types {{ }}
+    add_header ETag "{etag}";
+    add_header X-Content-Type-Options nosniff;
+    add_header MedMij-Release $sn_release;
+    add_header Deprecation $sn_deprecation;
+    add_header Sunset $sn_sunset;
+    add_header Vary Accept-Encoding;
+    add_header Cache-Control "{cc}";
+    add_header Last-Modified "";
+{extra}    if ($sn_not_modified) {{ return 304; }}
+}}
+"#,
+            cc = super::respond::IMMUTABLE,
+        );
+    }
 }
 
 /// One more than the newest generation in `dir`.
@@ -244,6 +360,14 @@ fn collect_garbage(dir: &Path, current: &str) -> Result<()> {
             let _ = std::fs::remove_file(e.path());
         }
     }
+    if let Ok(rd) = std::fs::read_dir(dir.join("history")) {
+        for e in rd.filter_map(|e| e.ok()) {
+            let n = format!("history/{}", e.file_name().to_string_lossy());
+            if !referenced.contains(&n) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
     for sub in ["doc", "delta", "deltas"] {
         let Ok(rd) = std::fs::read_dir(dir.join("stelselnode").join(sub)) else {
             continue;
@@ -264,6 +388,7 @@ fn maps(
     set: &PublishedSet,
     by_release: &BTreeMap<String, BTreeMap<ListKind, (String, String)>>,
     heads: &BTreeMap<String, (String, String)>,
+    history: &History,
 ) -> String {
     let cat = &set.index.catalogue;
     let mut o = String::new();
@@ -272,12 +397,19 @@ fn maps(
         "# Generated by stelselnode for publication #{}; include in the http block.",
         set.index.seq
     );
+    // The query without its Volgnummer, and the Volgnummer (`respond::parse_query`'s
+    // grammar: `&volgnummer=N` last, or alone; anything else stays and is refused below).
+    let n = super::respond::VOLGNUMMER_DIGITS - 1;
+    let _ = writeln!(
+        o,
+        "map $args $sn_query {{\n    default $args;\n    \"~^((release|api)=[^&]*)&volgnummer=[1-9][0-9]{{0,{n}}}$\" $1;\n    \"~^volgnummer=[1-9][0-9]{{0,{n}}}$\" \"\";\n}}\nmap $args $sn_volgnummer {{\n    default \"\";\n    \"~^((release|api)=[^&]*&)?volgnummer=([1-9][0-9]{{0,{n}}})$\" $3;\n}}"
+    );
     // Query → release ("!400", "!404", "!410" for errors). Regular expressions, in order:
     // nginx compares plain map strings ignoring case, and query keys are case-sensitive.
     let exact = |q: &str| nginx_string(&format!("~^{}$", q.replace('.', "\\.")));
     let _ = writeln!(
         o,
-        "map $args $sn_release {{\n    default \"!400\";\n    \"\" {};",
+        "map $sn_query $sn_release {{\n    default \"!400\";\n    \"\" {};",
         nginx_string(&cat.default)
     );
     for r in &cat.releases {
@@ -306,9 +438,10 @@ fn maps(
             nginx_string(&v)
         );
     }
+    // Well-formed (`rules::release_id`) but not in the catalogue.
     let _ = writeln!(
         o,
-        "    \"~^release=[0-9]{{1,4}}\\.[0-9]{{1,4}}\\.[0-9]{{1,4}}$\" \"!404\";"
+        "    \"~^release=[1-9][0-9]{{0,3}}\\.(0|[1-9][0-9]{{0,3}})\\.(0|[1-9][0-9]{{0,3}})$\" \"!404\";"
     );
     let _ = writeln!(o, "    \"~^api=[1-9][0-9]{{0,3}}$\" \"!404\";\n}}");
     // Release → document tag, per list and for its signature.
@@ -332,6 +465,7 @@ fn maps(
             let _ = writeln!(o, "}}");
         }
     }
+    history_maps(&mut o, set, history);
     // Release → its signed head and the head's signature.
     for (var, sig) in [("sn_head", false), ("sn_head_sig", true)] {
         let _ = writeln!(o, "map $sn_release ${var} {{\n    default \"\";");
@@ -392,6 +526,36 @@ map "$sn_tag|$http_if_none_match" $sn_not_modified {
     o
 }
 
+/// Release and Volgnummer → the historic list's tag, per list: "" for the current one (and
+/// for none asked), "!404" for one never published.
+fn history_maps(o: &mut String, set: &PublishedSet, history: &History) {
+    let cat = &set.index.catalogue;
+    for l in ListKind::ALL {
+        let _ = writeln!(
+            o,
+            "map \"$sn_release|$sn_volgnummer\" $sn_{}_hist {{\n    default \"!404\";\n    \"~\\|$\" \"\";",
+            l.key()
+        );
+        let current = set.index.lists.get(&l).map(|v| v.volgnummer);
+        for r in cat.served() {
+            if let Some(v) = current {
+                let _ = writeln!(o, "    {} \"\";", nginx_string(&format!("{}|{v}", r.id)));
+            }
+            for (n, t) in history.get(&(r.id.clone(), l)).into_iter().flatten() {
+                if Some(*n) != current {
+                    let _ = writeln!(
+                        o,
+                        "    {} {};",
+                        nginx_string(&format!("{}|{n}", r.id)),
+                        nginx_string(t)
+                    );
+                }
+            }
+        }
+        let _ = writeln!(o, "}}");
+    }
+}
+
 /// `server`-level locations: one per list and signature, and the certificate.
 fn locations(set: &PublishedSet, dir: &Path) -> String {
     let mut o = String::new();
@@ -420,12 +584,19 @@ fn locations(set: &PublishedSet, dir: &Path) -> String {
             ("", format!("sn_{}", l.key())),
             (".sig", format!("sn_{}_sig", l.key())),
         ] {
+            let historic = if suffix.is_empty() {
+                format!("/history/$sn_{}_hist.xml$sn_gz_ext", l.key())
+            } else {
+                format!("/history/$sn_{}_hist-sig.xml", l.key())
+            };
             let _ = write!(
                 o,
                 r#"location = /{file}{suffix} {{
-    if ($sn_release = "!400") {{ return 400 "use no query, ?release=R or ?api=N\n"; }}
+    if ($sn_release = "!400") {{ return 400 "{BAD_QUERY}"; }}
     if ($sn_release = "!404") {{ return 404 "unknown release\n"; }}
     if ($sn_release = "!410") {{ return 410 "release withdrawn (ingetrokken)\n"; }}
+    if ($sn_{key}_hist = "!404") {{ return 404 "that Volgnummer was never published\n"; }}
+    if ($sn_{key}_hist != "") {{ rewrite ^ {historic} last; }}
     set $sn_tag "${var}$sn_gz";
     default_type application/xml;
     types {{ }}
@@ -443,6 +614,7 @@ fn locations(set: &PublishedSet, dir: &Path) -> String {
 }}
 "#,
                 file = l.file_name(),
+                key = l.key(),
             );
         }
     }
@@ -450,7 +622,8 @@ fn locations(set: &PublishedSet, dir: &Path) -> String {
         let _ = write!(
             o,
             r#"location = /stelselnode/head.xml{suffix} {{
-    if ($sn_release = "!400") {{ return 400 "use no query, ?release=R or ?api=N\n"; }}
+    if ($sn_release = "!400") {{ return 400 "{BAD_QUERY}"; }}
+    if ($sn_volgnummer != "") {{ return 400 "a head has no volgnummer; ask for ?release= or ?api=\n"; }}
     if ($sn_release = "!404") {{ return 404 "unknown release\n"; }}
     if ($sn_release = "!410") {{ return 410 "release withdrawn (ingetrokken)\n"; }}
     set $sn_tag "${var}$sn_gz";
@@ -492,6 +665,7 @@ fn locations(set: &PublishedSet, dir: &Path) -> String {
             cc = crate::distribute::head::IMMUTABLE,
         );
     }
+    history_locations(&mut o);
     o.push_str(
         "location = /signing-certificate.pem {\n    default_type application/x-pem-file;\n    types { }\n    add_header Last-Modified \"\";\n}\n",
     );

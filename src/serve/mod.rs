@@ -371,10 +371,12 @@ async fn answer(state: &State, conn: &Conn, req: &Request<Incoming>) -> Resp {
         Answer::Ready(r) => r,
         Answer::Historic { key, ask } => {
             let store = state.store.clone();
-            let gzip = ask.gzip;
+            // A list from its gzip file whatever the client takes (inflated as it is sent
+            // when it takes no gzip): one answer whatever the store keeps besides.
+            let from_gzip = ask.gzip || !ask.signature;
             let found = state
                 .main
-                .spawn_blocking(move || store.historic_body(&key, gzip))
+                .spawn_blocking(move || store.historic_body(&key, from_gzip))
                 .await;
             let Some(set) = set.as_deref() else {
                 return unavailable("nothing has been published yet");

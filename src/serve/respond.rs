@@ -33,75 +33,90 @@ pub(super) struct Query {
     pub(super) volgnummer: Option<String>,
 }
 
-/// RFC 3986 percent-decoding (no '+' for space: that is HTML forms, not URIs).
-fn percent_decode(s: &str) -> Result<String, String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = b
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| {
-                    format!(
-                        "'{}' has an invalid percent-encoding (RFC 3986: % and two hex digits)",
-                        crate::clip::clip(s)
-                    )
-                })?;
-            out.push(hex);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out)
-        .map_err(|_| format!("'{}' does not decode to UTF-8", crate::clip::clip(s)))
-}
+/// The one query grammar `serve` and the static edges share (README, "Query grammar"):
+///
+/// ```text
+/// query     = "" | selector | selector "&volgnummer=" N | "volgnummer=" N
+/// selector  = "release=" MAJOR "." MINOR "." PATCH | "api=" MAJOR
+/// ```
+///
+/// written exactly so: these lowercase names, no percent-encoding, no empty or repeated
+/// parameters, `release` and `api` not together, numbers without leading zeros. Anything
+/// else is 400 from both, with the canonical form in the message: one document, one URL,
+/// so caches and edges cannot disagree about what a spelling means.
+pub const CANONICAL: &str = "the query is ?release=MAJOR.MINOR.PATCH or ?api=MAJOR, optionally followed by &volgnummer=N (or ?volgnummer=N alone), written exactly so: lowercase names, no percent-encoding, no empty or repeated parameters, numbers without leading zeros";
 
-/// Keys and values are percent-decoded before they are matched, so `rel%65ase` is
-/// `release` (a cache that normalises the encoding files the same answer under the same
-/// key). Keys are case-sensitive; an unknown key is refused rather than ignored.
+/// At most this many digits in a Volgnummer asked for (below 2^64).
+pub const VOLGNUMMER_DIGITS: usize = 19;
+
 pub(super) fn parse_query(q: Option<&str>) -> Result<Query, String> {
     let mut out = Query::default();
-    for pair in q.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+    let q = q.unwrap_or("");
+    if q.is_empty() {
+        return Ok(out);
+    }
+    let shown = || crate::clip::clip(q);
+    if q.contains('%') {
+        return Err(format!(
+            "query '{}': percent-encoding is not accepted; {CANONICAL}",
+            shown()
+        ));
+    }
+    let pairs: Vec<&str> = q.split('&').collect();
+    if pairs.iter().any(|p| p.is_empty()) {
+        return Err(format!(
+            "query '{}' has an empty parameter (a leading, trailing or doubled '&'); {CANONICAL}",
+            shown()
+        ));
+    }
+    let mut keys = Vec::with_capacity(pairs.len());
+    for pair in &pairs {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let (k, v) = (percent_decode(k)?, percent_decode(v)?);
-        let slot = match k.as_str() {
+        let slot = match k {
             "release" => &mut out.release,
             "api" => &mut out.api,
             "volgnummer" => &mut out.volgnummer,
             _ => {
                 return Err(format!(
-                    "unknown query parameter '{}'; this Stelselnode knows release, api and volgnummer (names are case-sensitive)",
-                    crate::clip::clip(&k)
+                    "unknown query parameter '{}'; this Stelselnode knows release, api and volgnummer (names are lowercase); {CANONICAL}",
+                    crate::clip::clip(k)
                 ))
             }
         };
         if slot.is_some() {
-            return Err(format!("parameter '{k}' is given more than once"));
+            return Err(format!(
+                "parameter '{k}' is given more than once; {CANONICAL}"
+            ));
         }
-        let well_formed = match k.as_str() {
-            "release" => crate::registry::rules::interfaceversie_id(&v).is_ok(),
-            // A major version or a Volgnummer: digits, no leading zero.
-            _ => {
-                !v.is_empty()
-                    && v.len() <= 20
-                    && v.bytes().all(|b| b.is_ascii_digit())
-                    && !(v.len() > 1 && v.starts_with('0'))
-            }
+        let well_formed = match k {
+            "release" => crate::registry::rules::release_id(v).is_ok(),
+            "api" => canonical_number(v, 4),
+            _ => canonical_number(v, VOLGNUMMER_DIGITS),
         };
         if !well_formed {
             return Err(format!(
-                "parameter '{k}' has an invalid value '{}' (release=MAJOR.MINOR.PATCH such as 1.1.2, api=MAJOR such as 2, volgnummer=N)",
-                v.chars().take(40).collect::<String>()
+                "parameter '{k}' has an invalid value '{}' (release=MAJOR.MINOR.PATCH such as 1.1.2, api=MAJOR such as 2, volgnummer=N, each number from 1 and without leading zeros); {CANONICAL}",
+                crate::clip::clip(v)
             ));
         }
-        *slot = Some(v);
+        *slot = Some(v.to_string());
+        keys.push(k);
     }
-    Ok(out)
+    match keys.as_slice() {
+        ["release" | "api"] | ["volgnummer"] | ["release" | "api", "volgnummer"] => Ok(out),
+        ["release", "api"] | ["api", "release"] => Err(format!(
+            "release and api are given together; give one of them; {CANONICAL}"
+        )),
+        _ => Err(format!(
+            "query '{}': volgnummer comes last, after one release or api; {CANONICAL}",
+            shown()
+        )),
+    }
+}
+
+/// Digits, at least 1, without a leading zero, at most `max` of them.
+fn canonical_number(v: &str, max: usize) -> bool {
+    !v.is_empty() && v.len() <= max && v.bytes().all(|b| b.is_ascii_digit()) && !v.starts_with('0')
 }
 
 pub fn list_for_path(path: &str) -> Option<(ListKind, bool)> {
@@ -137,6 +152,8 @@ pub struct HistoricAsk {
     pub what: String,
     /// Answer with the stored gzip file as it is (the client accepts gzip).
     pub gzip: bool,
+    /// A detached signature (kept plain); a list is read from its gzip file either way.
+    pub signature: bool,
     pub volgnummer: u64,
 }
 
@@ -202,11 +219,13 @@ pub(super) fn xml_response(method: &Method, bytes: Bytes, not_modified: bool) ->
 
 pub(super) fn matches_etag(if_none_match: Option<&[u8]>, etag: &HeaderValue) -> bool {
     if_none_match.is_some_and(|inm| {
+        // If-None-Match uses weak comparison (RFC 9110 §13.1.2).
+        let etag = etag.as_bytes();
+        let etag = etag.strip_prefix(b"W/").unwrap_or(etag);
         inm == b"*"
             || inm.split(|&b| b == b',').any(|t| {
-                // If-None-Match uses weak comparison (RFC 9110 §13.1.2).
                 let t = t.trim_ascii();
-                t.strip_prefix(b"W/").unwrap_or(t) == etag.as_bytes()
+                t.strip_prefix(b"W/").unwrap_or(t) == etag
             })
     })
 }
@@ -323,12 +342,15 @@ pub fn respond(set: Option<&PublishedSet>, method: &Method, path: &str, ask: Ask
             // A historic list is sent as its stored gzip file to clients that accept gzip:
             // nothing is decompressed or hashed per request. Signatures are kept plain.
             let gz = gzip && !want_sig;
+            // Without gzip, a historic list is inflated from its stored gzip file as it is
+            // sent: a weak validator and no length up front, as an edge's nginx (gunzip)
+            // answers the same request.
             let etag = if want_sig {
                 format!("\"{tag}-sig\"")
             } else if gz {
                 format!("\"{tag}-gzip\"")
             } else {
-                format!("\"{tag}\"")
+                format!("W/\"{tag}\"")
             };
             let etag = HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"\""));
             if matches_etag(if_none_match, &etag) {
@@ -346,6 +368,7 @@ pub fn respond(set: Option<&PublishedSet>, method: &Method, path: &str, ask: Ask
                     release: release.id.clone(),
                     what,
                     gzip: gz,
+                    signature: want_sig,
                     volgnummer: n,
                 },
             };
@@ -376,7 +399,7 @@ pub fn respond(set: Option<&PublishedSet>, method: &Method, path: &str, ask: Ask
     Answer::Ready(r)
 }
 
-const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+pub(super) const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
 fn never_published(what: &str) -> Resp {
     text(
@@ -402,19 +425,23 @@ pub fn historic(
         what,
         gzip,
         volgnummer,
+        ..
     } = h;
     let method = if head { Method::HEAD } else { Method::GET };
     let mut r = match body {
         None => return never_published(&what),
         Some(HistoricBody::Gzip { file, sha256 }) if !gzip => {
             match Payload::inflate(file, &sha256) {
+                // Sent chunked: see the weak ETag in `respond`.
+                // A HEAD is told the document's length (hyper would announce 0).
                 Ok((payload, len)) => {
                     let mut r = xml_response(&method, Bytes::new(), false);
-                    if !head {
+                    if head {
+                        r.headers_mut()
+                            .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+                    } else {
                         *r.body_mut() = payload;
                     }
-                    r.headers_mut()
-                        .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
                     r
                 }
                 Err(e) => {
@@ -706,7 +733,8 @@ mod tests {
         match respond(Some(&s), &Method::GET, "/MedMij_Whitelist.xml", ask) {
             Answer::Historic { key, ask } => {
                 assert_eq!(key, "whitelist/release2#2");
-                assert_eq!(ask.etag, format!("\"{}\"", "ab".repeat(16)).as_str());
+                // Inflated as it is sent: a weak validator.
+                assert_eq!(ask.etag, format!("W/\"{}\"", "ab".repeat(16)).as_str());
             }
             Answer::Ready(r) => panic!("{}", r.status()),
         }
@@ -725,25 +753,62 @@ mod tests {
     }
 
     #[test]
-    fn query_keys_and_values_are_percent_decoded_and_strict() {
-        let q = parse_query(Some("rel%65ase=1.1.2")).unwrap();
-        assert_eq!(q.release.as_deref(), Some("1.1.2"));
-        let q = parse_query(Some("release=1%2E1%2e2&api=1")).unwrap();
-        assert_eq!(q.release.as_deref(), Some("1.1.2"));
-        assert_eq!(q.api.as_deref(), Some("1"));
+    fn the_query_grammar_is_one_spelling_per_document() {
+        for (ok, release, api, volgnummer) in [
+            ("", None, None, None),
+            ("release=1.1.2", Some("1.1.2"), None, None),
+            ("api=2", None, Some("2"), None),
+            ("volgnummer=7", None, None, Some("7")),
+            ("release=1.1.2&volgnummer=7", Some("1.1.2"), None, Some("7")),
+            (
+                "api=2&volgnummer=9999999999999999999",
+                None,
+                Some("2"),
+                Some("9999999999999999999"),
+            ),
+        ] {
+            let q = parse_query(Some(ok)).unwrap_or_else(|e| panic!("{ok}: {e}"));
+            assert_eq!(
+                (
+                    q.release.as_deref(),
+                    q.api.as_deref(),
+                    q.volgnummer.as_deref()
+                ),
+                (release, api, volgnummer),
+                "{ok}"
+            );
+        }
         assert_eq!(parse_query(None).unwrap(), Query::default());
         for (bad, needle) in [
+            ("rel%65ase=1.1.2", "percent-encoding"),
+            ("release=1%2E1%2e2", "percent-encoding"),
+            ("release=1.1.2&", "empty parameter"),
+            ("&api=2", "empty parameter"),
+            ("api=2&&volgnummer=1", "empty parameter"),
+            ("release=1.1.2&api=1", "together"),
+            ("api=2&release=2.0.0", "together"),
+            ("volgnummer=1&api=2", "comes last"),
             ("Release=1.1.2", "'Release'"),
             ("foo=1", "'foo'"),
             ("_=123", "'_'"),
-            ("release=1.1.2&rel%65ase=1.1.1", "more than once"),
-            ("release=%zz", "percent-encoding"),
-            ("release=%", "percent-encoding"),
-            ("rel%ff=1", "UTF-8"),
+            ("release", "invalid value"),
+            ("release=", "invalid value"),
+            ("release=1.1.2&release=1.1.1", "more than once"),
+            ("release=01.1.2", "invalid value"),
+            ("release=0.1.2", "invalid value"),
             ("api=02", "invalid value"),
+            ("api=0", "invalid value"),
+            ("api=12345", "invalid value"),
+            ("volgnummer=0", "invalid value"),
+            ("volgnummer=01", "invalid value"),
+            ("volgnummer=99999999999999999999", "invalid value"),
         ] {
             let e = parse_query(Some(bad)).unwrap_err();
             assert!(e.contains(needle), "{bad}: {e}");
+            assert!(
+                e.contains("?release=MAJOR.MINOR.PATCH or ?api=MAJOR"),
+                "{bad}: {e}"
+            );
         }
     }
 }

@@ -62,6 +62,11 @@ impl Files {
         &self.dir
     }
 
+    /// Where a published document's gzip file is (every published document has one).
+    pub fn gzip_path(&self, sha256: &str) -> PathBuf {
+        self.path(sha256, true)
+    }
+
     fn path(&self, sha256: &str, gz: bool) -> PathBuf {
         self.dir
             .join(format!("{sha256}.xml{}", if gz { ".gz" } else { "" }))
