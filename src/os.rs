@@ -34,20 +34,3 @@ pub fn release_memory() {
     }
 }
 
-/// Ask the kernel to start writing `file`'s dirty pages to the disk now, without waiting
-/// (Linux `sync_file_range` with `SYNC_FILE_RANGE_WRITE`): a large file written in one go
-/// then needs a much shorter `fsync` at its end. Elsewhere, or on failure, it does nothing
-/// (the `fsync` still makes the file durable).
-pub fn start_writeback(file: &std::fs::File) {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::fd::AsRawFd;
-        // SAFETY: a valid open descriptor for the call's duration; the range 0..0 means the
-        // whole file; the call only schedules I/O and touches no memory of ours.
-        unsafe {
-            let _ = libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = file;
-}

@@ -86,14 +86,8 @@ pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), Failure>
 pub struct Staged {
     path: PathBuf,
     out: Option<std::io::BufWriter<std::fs::File>>,
-    /// Bytes written since the kernel was last asked to start writing them out.
-    unflushed: usize,
     done: std::sync::atomic::AtomicBool,
 }
-
-/// Writeback of a staged file is started every this many bytes, so its final `fsync`
-/// waits for little more than the last of them.
-const WRITEBACK_EVERY: usize = 32 << 20;
 
 impl Staged {
     pub fn create(dir: &Path, name: &str) -> Result<Staged, Failure> {
@@ -106,23 +100,15 @@ impl Staged {
         Ok(Staged {
             out: Some(std::io::BufWriter::with_capacity(1 << 20, f)),
             path,
-            unflushed: 0,
             done: Default::default(),
         })
     }
 
     pub fn write(&mut self, piece: &[u8]) -> std::io::Result<()> {
-        let Some(w) = &mut self.out else {
-            return Err(std::io::Error::other("the staged file is finished"));
-        };
-        w.write_all(piece)?;
-        self.unflushed += piece.len();
-        if self.unflushed >= WRITEBACK_EVERY {
-            w.flush()?;
-            crate::os::start_writeback(w.get_ref());
-            self.unflushed = 0;
+        match &mut self.out {
+            Some(w) => w.write_all(piece),
+            None => Err(std::io::Error::other("the staged file is finished")),
         }
-        Ok(())
     }
 
     /// Everything written and synced to the disk.
