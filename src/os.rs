@@ -33,4 +33,3 @@ pub fn release_memory() {
         libc::malloc_trim(0);
     }
 }
-

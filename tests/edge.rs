@@ -135,37 +135,12 @@ fn compare(serve: &str, edge: &str) -> usize {
             ] {
                 let target = format!("/{file}{q}");
                 for enc in [None, Some("gzip")] {
-                    let mut h: Vec<(&str, &str)> = Vec::new();
-                    if let Some(e) = enc {
-                        h.push(("Accept-Encoding", e));
-                    }
-                    let a = request(serve, "GET", &target, &h);
-                    let b = request(edge, "GET", &target, &h);
+                    let (h, a, b) = both(serve, edge, &target, enc);
                     assert_eq!(a.status, b.status, "{target} {enc:?}");
-                    if a.status != 200 {
-                        continue;
+                    if a.status == 200 {
+                        same_200(serve, edge, &target, &h, &a, &b);
+                        n += 1;
                     }
-                    assert!(a.body == b.body, "{target} {enc:?}: bodies differ");
-                    for k in COMPARED {
-                        assert_eq!(a.header(k), b.header(k), "{target} {enc:?}: {k}");
-                    }
-                    // Conditional: 304 from both, with the same validators.
-                    let etag = a.header("etag").unwrap().to_string();
-                    let mut hc = h.clone();
-                    hc.push(("If-None-Match", &etag));
-                    let a = request(serve, "GET", &target, &hc);
-                    let b = request(edge, "GET", &target, &hc);
-                    assert_eq!((a.status, b.status), (304, 304), "{target} {enc:?}");
-                    for k in [
-                        "etag",
-                        "cache-control",
-                        "medmij-release",
-                        "vary",
-                        "deprecation",
-                    ] {
-                        assert_eq!(a.header(k), b.header(k), "{target} {enc:?} 304: {k}");
-                    }
-                    n += 1;
                 }
             }
         }
@@ -190,6 +165,46 @@ fn compare(serve: &str, edge: &str) -> usize {
     assert_eq!((a.status, &a.body), (b.status, &b.body));
     assert_eq!(a.header("content-type"), b.header("content-type"));
     n
+}
+
+/// `target` from both, with `Accept-Encoding: enc` if given: the headers sent, and the
+/// two answers.
+fn both<'a>(
+    serve: &str,
+    edge: &str,
+    target: &str,
+    enc: Option<&'a str>,
+) -> (Vec<(&'static str, &'a str)>, Response, Response) {
+    let h: Vec<(&str, &str)> = enc.map(|e| ("Accept-Encoding", e)).into_iter().collect();
+    let a = request(serve, "GET", target, &h);
+    let b = request(edge, "GET", target, &h);
+    (h, a, b)
+}
+
+/// Two 200 answers to `target` with headers `h`: the same bytes and headers, and their
+/// ETag gets 304 from both with the same validators.
+fn same_200(serve: &str, edge: &str, target: &str, h: &[(&str, &str)], a: &Response, b: &Response) {
+    assert!(a.body == b.body, "{target} {h:?}: bodies differ");
+    for k in COMPARED {
+        assert_eq!(a.header(k), b.header(k), "{target} {h:?}: {k}");
+    }
+    let etag = a.header("etag").unwrap().to_string();
+    let mut hc = h.to_vec();
+    hc.push(("If-None-Match", &etag));
+    let (c, d) = (
+        request(serve, "GET", target, &hc),
+        request(edge, "GET", target, &hc),
+    );
+    assert_eq!((c.status, d.status), (304, 304), "{target} {h:?}");
+    for k in [
+        "etag",
+        "cache-control",
+        "medmij-release",
+        "vary",
+        "deprecation",
+    ] {
+        assert_eq!(c.header(k), d.header(k), "{target} {h:?} 304: {k}");
+    }
 }
 
 /// The query grammar (README, "Query grammar") from both: every form in the table, for
@@ -259,35 +274,15 @@ fn query_forms(serve: &str, edge: &str) -> usize {
             for &(q, want) in table {
                 let target = format!("/{file}{q}");
                 for enc in [None, Some("gzip")] {
-                    let mut h: Vec<(&str, &str)> = Vec::new();
-                    if let Some(e) = enc {
-                        h.push(("Accept-Encoding", e));
-                    }
-                    let a = request(serve, "GET", &target, &h);
-                    let b = request(edge, "GET", &target, &h);
+                    let (h, a, b) = both(serve, edge, &target, enc);
                     assert_eq!(a.status, b.status, "{target} {enc:?}: {}", b.text());
                     if list.contains("Whitelist") {
                         assert_eq!(a.status, want, "{target} {enc:?}: {}", a.text());
                     }
-                    if a.status != 200 {
-                        continue;
+                    if a.status == 200 {
+                        same_200(serve, edge, &target, &h, &a, &b);
+                        n += 1;
                     }
-                    assert!(a.body == b.body, "{target} {enc:?}: bodies differ");
-                    for k in COMPARED {
-                        assert_eq!(a.header(k), b.header(k), "{target} {enc:?}: {k}");
-                    }
-                    let etag = a.header("etag").unwrap().to_string();
-                    let mut hc = h.clone();
-                    hc.push(("If-None-Match", &etag));
-                    let (c, d) = (
-                        request(serve, "GET", &target, &hc),
-                        request(edge, "GET", &target, &hc),
-                    );
-                    assert_eq!((c.status, d.status), (304, 304), "{target} {enc:?}");
-                    for k in ["etag", "cache-control", "medmij-release", "vary"] {
-                        assert_eq!(c.header(k), d.header(k), "{target} {enc:?} 304: {k}");
-                    }
-                    n += 1;
                 }
             }
         }
@@ -307,20 +302,13 @@ fn same(serve: &str, edge: &str, target: &str) -> Response {
         let a = request(serve, "GET", target, &h);
         let b = request(edge, "GET", target, &h);
         assert_eq!(a.status, b.status, "{target} {enc:?}: {}", b.text());
-        assert!(a.body == b.body, "{target} {enc:?}: bodies differ");
-        for k in COMPARED {
-            assert_eq!(a.header(k), b.header(k), "{target} {enc:?}: {k}");
-        }
         if a.status == 200 {
-            let etag = a.header("etag").unwrap().to_string();
-            let mut hc = h.clone();
-            hc.push(("If-None-Match", &etag));
-            let (c, d) = (
-                request(serve, "GET", target, &hc),
-                request(edge, "GET", target, &hc),
-            );
-            assert_eq!((c.status, d.status), (304, 304), "{target} {enc:?}");
-            assert_eq!(c.header("etag"), d.header("etag"), "{target} {enc:?}");
+            same_200(serve, edge, target, &h, &a, &b);
+        } else {
+            assert!(a.body == b.body, "{target} {enc:?}: bodies differ");
+            for k in COMPARED {
+                assert_eq!(a.header(k), b.header(k), "{target} {enc:?}: {k}");
+            }
         }
         first.get_or_insert(a);
     }

@@ -333,15 +333,17 @@ mod tests {
         }
     }
 
+    /// A log writing to a buffer the test reads.
+    fn started(queue: usize) -> (Arc<Mutex<Vec<u8>>>, Arc<AccessLog>) {
+        let out = Arc::new(Mutex::new(Vec::new()));
+        let sink = Box::new(Held(out.clone(), Default::default()));
+        let log = AccessLog::start(sink, queue, Counter::default()).unwrap();
+        (out, log)
+    }
+
     #[test]
     fn every_record_is_one_line_and_close_flushes_them() {
-        let out = Arc::new(Mutex::new(Vec::new()));
-        let log = AccessLog::start(
-            Box::new(Held(out.clone(), Default::default())),
-            64,
-            Counter::default(),
-        )
-        .unwrap();
+        let (out, log) = started(64);
         for i in 0..50 {
             log.log(record(&format!("/p{i}")));
         }
@@ -389,13 +391,7 @@ mod tests {
 
     #[test]
     fn records_are_flushed_within_a_second_without_close() {
-        let out = Arc::new(Mutex::new(Vec::new()));
-        let log = AccessLog::start(
-            Box::new(Held(out.clone(), Default::default())),
-            64,
-            Counter::default(),
-        )
-        .unwrap();
+        let (out, log) = started(64);
         log.log(record("/one"));
         let deadline = std::time::Instant::now() + Duration::from_secs(3);
         while out.lock().unwrap().is_empty() {
