@@ -371,12 +371,9 @@ async fn answer(state: &State, conn: &Conn, req: &Request<Incoming>) -> Resp {
         Answer::Ready(r) => r,
         Answer::Historic { key, ask } => {
             let store = state.store.clone();
-            // A list from its gzip file whatever the client takes (inflated as it is sent
-            // when it takes no gzip): one answer whatever the store keeps besides.
-            let from_gzip = ask.gzip || !ask.signature;
             let found = state
                 .main
-                .spawn_blocking(move || store.historic_body(&key, from_gzip))
+                .spawn_blocking(move || store.historic_body(&key))
                 .await;
             let Some(set) = set.as_deref() else {
                 return unavailable("nothing has been published yet");

@@ -150,10 +150,9 @@ pub struct HistoricAsk {
     pub head: bool,
     pub release: String,
     pub what: String,
-    /// Answer with the stored gzip file as it is (the client accepts gzip).
+    /// Answer with the stored gzip file as it is (the client accepts gzip); else a list's
+    /// gzip file is inflated as it is sent.
     pub gzip: bool,
-    /// A detached signature (kept plain); a list is read from its gzip file either way.
-    pub signature: bool,
     pub volgnummer: u64,
 }
 
@@ -368,7 +367,6 @@ pub fn respond(set: Option<&PublishedSet>, method: &Method, path: &str, ask: Ask
                     release: release.id.clone(),
                     what,
                     gzip: gz,
-                    signature: want_sig,
                     volgnummer: n,
                 },
             };
@@ -425,7 +423,6 @@ pub fn historic(
         what,
         gzip,
         volgnummer,
-        ..
     } = h;
     let method = if head { Method::HEAD } else { Method::GET };
     let mut r = match body {

@@ -148,18 +148,6 @@ impl Files {
         map_file(&self.path(sha256, true))
     }
 
-    /// A document for serving, mapped as it is stored: its file, or only its history file
-    /// (gzip). Nothing is read or hashed here.
-    pub fn map_stored(&self, sha256: &str) -> io::Result<MappedAs> {
-        match fs::File::open(self.path(sha256, false)) {
-            Ok(f) => map_open(&f).map(MappedAs::Plain),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                self.map_gzip(sha256).map(MappedAs::Gzip)
-            }
-            Err(e) => Err(e),
-        }
-    }
-
     fn read_unchecked(&self, sha256: &str) -> io::Result<Vec<u8>> {
         match fs::read(self.path(sha256, false)) {
             Ok(b) => Ok(b),
@@ -568,12 +556,6 @@ impl Drop for Staged {
             let _ = fs::remove_file(&self.path);
         }
     }
-}
-
-/// How a document's bytes were mapped (see [`Files::map_stored`]).
-pub enum MappedAs {
-    Plain(Bytes),
-    Gzip(Bytes),
 }
 
 fn map_file(path: &Path) -> io::Result<Bytes> {

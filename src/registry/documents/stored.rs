@@ -60,25 +60,19 @@ impl Store {
         self.resolve(key, |f, sha| f.map(sha), |_| None)
     }
 
-    /// A historic document as the server holds it for one request, mapped from its files:
-    /// its stored gzip file when `gzip` or when it is kept only gzipped (the server then
-    /// inflates it as it sends it), else its file. Nothing is read or hashed here.
-    pub fn historic_body(&self, key: &str, gzip: bool) -> Result<Option<HistoricBody>, StoreError> {
-        use super::MappedAs;
+    /// A historic document as the server holds it for one request: a document kept in a
+    /// file always as its gzip file, mapped (the server sends it as it is, or inflates it
+    /// as it sends it), whether or not its plain file also exists, so the answer does not
+    /// depend on what else the store keeps; one stored inline (a detached signature) as
+    /// it is. Nothing is read or hashed here.
+    pub fn historic_body(&self, key: &str) -> Result<Option<HistoricBody>, StoreError> {
         self.resolve(
             key,
             |f, sha| {
-                let gz = |file| HistoricBody::Gzip {
+                f.map_gzip(sha).map(|file| HistoricBody::Gzip {
                     file,
                     sha256: sha.to_string(),
-                };
-                match gzip {
-                    true => f.map_gzip(sha).map(gz),
-                    false => f.map_stored(sha).map(|m| match m {
-                        MappedAs::Plain(b) => HistoricBody::Plain(b),
-                        MappedAs::Gzip(b) => gz(b),
-                    }),
-                }
+                })
             },
             |v| Some(HistoricBody::Plain(bytes::Bytes::from(v))),
         )
