@@ -25,9 +25,7 @@ pub struct Record {
     pub at: SystemTime,
     pub peer: SocketAddr,
     pub client: Option<Arc<ClientIdentity>>,
-    pub method: http::Method,
-    /// The request target; only its path is written.
-    pub uri: http::Uri,
+    pub request: Request,
     pub list: Option<ListKind>,
     pub release: Option<http::HeaderValue>,
     pub volgnummer: Option<u64>,
@@ -35,8 +33,17 @@ pub struct Record {
     pub bytes: u64,
     /// Microseconds from the request's arrival to its answer.
     pub micros: u64,
-    /// Why hyper refused the request before it was read (no method or path then).
-    pub rejected: Option<String>,
+}
+
+/// The request a line is about.
+pub enum Request {
+    /// Read and answered: its method and target (only the path is written).
+    Read {
+        method: http::Method,
+        uri: http::Uri,
+    },
+    /// Refused by hyper before it was read, and why (no method or path then).
+    Rejected(String),
 }
 
 // Nearly every message is a line: boxing it would cost an allocation per request to save
@@ -217,9 +224,9 @@ pub fn format_line(r: &Record, clock: &mut Clock, s: &mut String) {
         .as_deref()
         .map(|c| (c.organisation.as_str(), c.serial.as_str()))
         .unwrap_or(("-", "-"));
-    let (method, path) = match &r.rejected {
-        Some(_) => ("-", "-"),
-        None => (r.method.as_str(), r.uri.path()),
+    let (method, path) = match &r.request {
+        Request::Read { method, uri } => (method.as_str(), uri.path()),
+        Request::Rejected(_) => ("-", "-"),
     };
     let release = r
         .release
@@ -252,7 +259,7 @@ pub fn format_line(r: &Record, clock: &mut Clock, s: &mut String) {
         r.micros / 1000,
         r.micros % 1000
     );
-    if let Some(e) = &r.rejected {
+    if let Request::Rejected(e) = &r.request {
         let _ = write!(s, " rejected={}", crate::terminal::escape(e));
     }
     s.push('\n');
@@ -267,15 +274,16 @@ mod tests {
             at: SystemTime::UNIX_EPOCH + Duration::from_micros(1_796_648_662_791_815),
             peer: "127.0.0.1:55892".parse().unwrap(),
             client: None,
-            method: http::Method::GET,
-            uri: path.parse().unwrap(),
+            request: Request::Read {
+                method: http::Method::GET,
+                uri: path.parse().unwrap(),
+            },
             list: Some(ListKind::Whitelist),
             release: Some(http::HeaderValue::from_static("1.1.2")),
             volgnummer: Some(1),
             status: 200,
             bytes: 1271,
             micros: 141,
-            rejected: None,
         }
     }
 
@@ -313,7 +321,7 @@ mod tests {
             serial: "01".into(),
             subject: "O=Evil".into(),
         }));
-        r.rejected = Some("bad\nthing".into());
+        r.request = Request::Rejected("bad\nthing".into());
         let mut s = String::new();
         format_line(&r, &mut Clock::default(), &mut s);
         assert_eq!(s.matches('\n').count(), 1, "{s}");

@@ -266,15 +266,16 @@ fn access_log(
         at,
         peer: conn.peer,
         client: conn.client.clone(),
-        method: req.method().clone(),
-        uri: req.uri().clone(),
+        request: access_log::Request::Read {
+            method: req.method().clone(),
+            uri: req.uri().clone(),
+        },
         list: served.list,
         release: served.release,
         volgnummer: served.volgnummer,
         status: served.status,
         bytes: served.bytes,
         micros: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
-        rejected: None,
     });
 }
 
@@ -311,15 +312,13 @@ fn rejected(state: &State, conn: &Conn, status: u16, e: &hyper::Error) {
             at: std::time::SystemTime::now(),
             peer: conn.peer,
             client: conn.client.clone(),
-            method: Method::GET,
-            uri: http::Uri::from_static("/"),
+            request: access_log::Request::Rejected(e.to_string()),
             list: None,
             release: None,
             volgnummer: None,
             status,
             bytes: 0,
             micros: 0,
-            rejected: Some(e.to_string()),
         });
     }
 }
