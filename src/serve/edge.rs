@@ -46,6 +46,20 @@ fn tag(etag: &http::HeaderValue) -> String {
     etag.to_str().unwrap_or("").trim_matches('"').to_string()
 }
 
+/// `from` at `to` without a second copy: a hard link (a copy when `to` is on another file
+/// system, as an export may be from the data directory), via a temporary name and a
+/// rename, so readers see the whole file or none.
+fn link_into(from: &Path, to: &Path) -> Result<()> {
+    let tmp = to.with_extension("tmp-export");
+    let _ = std::fs::remove_file(&tmp);
+    if std::fs::hard_link(from, &tmp).is_err() {
+        std::fs::copy(from, &tmp)
+            .with_context(|| format!("copying {} to {}", from.display(), tmp.display()))?;
+    }
+    std::fs::rename(&tmp, to).with_context(|| format!("renaming to {}", to.display()))?;
+    Ok(())
+}
+
 /// Write a file via a temporary name and rename: readers see the old or the new file.
 fn write_atomic(path: &Path, bytes: &[u8], mtime: Option<std::time::SystemTime>) -> Result<()> {
     let tmp = path.with_extension("tmp-export");
@@ -164,11 +178,7 @@ pub fn export(set: &PublishedSet, dir: &Path, store: &Store) -> Result<String> {
                 if let Some(parent) = p.parent() {
                     std::fs::create_dir_all(parent)?;
                 }
-                let tmp = p.with_extension("tmp-export");
-                let _ = std::fs::remove_file(&tmp);
-                std::fs::hard_link(docs.join(format!("{target}{gz}")), &tmp)
-                    .with_context(|| format!("linking {}", p.display()))?;
-                std::fs::rename(&tmp, &p)?;
+                link_into(&docs.join(format!("{target}{gz}")), &p)?;
             }
             files.insert(name);
         }
@@ -226,14 +236,7 @@ fn export_history(
             let (doc, sig) = (format!("{t}.xml.gz"), format!("{t}-sig.xml"));
             let doc_path = hist.join(&doc);
             if !doc_path.exists() {
-                let from = store.files().gzip_path(&d.sha256);
-                let tmp = doc_path.with_extension("tmp-export");
-                let _ = std::fs::remove_file(&tmp);
-                if std::fs::hard_link(&from, &tmp).is_err() {
-                    std::fs::copy(&from, &tmp)
-                        .with_context(|| format!("copying {} to the export", from.display()))?;
-                }
-                std::fs::rename(&tmp, &doc_path)?;
+                link_into(&store.files().gzip_path(&d.sha256), &doc_path)?;
             }
             let sig_path = hist.join(&sig);
             if !sig_path.exists() {
