@@ -11,28 +11,14 @@ cd "$(dirname "$0")/.."
 N=${1:-0}
 SECS=${2:-5}
 BIN=${BIN:-target/release/stelselnode}
-[ -x "$BIN" ] || cargo build --release
-for p in wrk nginx; do
-  command -v "$p" >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${p/nginx/nginx-light}" >/dev/null; }
-done
-W=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.5; rm -rf "$W"; }
-trap cleanup EXIT
-D="$W/data"
+source bench/beside-nginx.sh
 if [ "$N" = 0 ]; then
-  $BIN --data "$D" init --demo >/dev/null
   LIST="MedMij_Zorgaanbiederslijst.xml?api=2"
 else
-  python3 bench/gen_registry.py "$N" "$W/in" >/dev/null
-  $BIN --data "$D" init >/dev/null
-  $BIN --data "$D" import "$W/in/gnl.xml" "$W/in/zal.xml" "$W/in/whitelist.xml" "$W/in/ocl.xml" >/dev/null
-  $BIN --data "$D" publish -m bench >/dev/null
   LIST="MedMij_Zorgaanbiederslijst.xml?release=1.1.2"
 fi
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost \
   -addext subjectAltName=DNS:localhost -days 2 -keyout "$W/tls.key" -out "$W/tls.pem" 2>/dev/null
-$BIN --data "$D" export-static "$W/export" >/dev/null
 
 nginx_start() { # name listen-line
   mkdir -p "$W/$1"
