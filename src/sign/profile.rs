@@ -77,6 +77,29 @@ pub fn signature_element(inner: &str, value_b64: &str, cert_b64: Option<&str>) -
     format!("{OPEN}<ds:SignedInfo>{inner}</ds:SignedInfo><ds:SignatureValue>{value_b64}</ds:SignatureValue>{key_info}{CLOSE}")
 }
 
+/// Two signatures as one element, during a key rollover: `outer` (the outgoing key's,
+/// which consumers pinned to it, and any XMLDSig tool, find as the document's signature)
+/// holding `inner` (the active key's) in a ds:Object, which no Reference covers.
+pub fn with_second(outer: &str, inner: &str) -> String {
+    let open = outer.strip_suffix(CLOSE).unwrap_or(outer);
+    format!("{open}<ds:Object>{inner}</ds:Object>{CLOSE}")
+}
+
+/// The base64 certificates a signature this profile wrote carries, in document order.
+pub fn carried_certificates(text: &str) -> Vec<&str> {
+    const A: &str = "<ds:X509Certificate>";
+    const B: &str = "</ds:X509Certificate>";
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find(A) {
+        let after = &rest[i + A.len()..];
+        let Some(j) = after.find(B) else { break };
+        out.push(&after[..j]);
+        rest = &after[j + B.len()..];
+    }
+    out
+}
+
 /// A detached signature document: the XML declaration, the element, a newline.
 pub fn detached_document(element: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(element.len() + 64);

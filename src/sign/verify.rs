@@ -101,16 +101,33 @@ fn element_children(node: &Node) -> Result<Vec<Node>, VerifyError> {
 }
 
 /// Exactly the shape we produce: SignedInfo, SignatureValue and optionally
-/// KeyInfo/X509Data/X509Certificate. Nothing unsigned can ride along inside a signature.
-fn check_shape(sig: &Node) -> Result<(), VerifyError> {
-    let kids = element_children(sig)?;
+/// KeyInfo/X509Data/X509Certificate; in a detached signature document during a key
+/// rollover (`second`), then a ds:Object holding the second key's ds:Signature, of the
+/// plain shape. Nothing unsigned can ride along inside a signature.
+fn check_shape(sig: &Node, second: bool) -> Result<Option<Node>, VerifyError> {
+    let mut kids = element_children(sig)?;
+    let inner = match kids.last() {
+        Some(o) if second && is_ds(o, "Object") => {
+            let o = kids.pop().ok_or_else(|| verr("unreachable"))?;
+            let held = element_children(&o)?;
+            match held.as_slice() {
+                [s] if is_ds(s, "Signature") => Some(s.clone()),
+                _ => {
+                    return Err(verr(
+                        "ds:Object in a detached signature must hold exactly one ds:Signature",
+                    ))
+                }
+            }
+        }
+        _ => None,
+    };
     let names: Vec<String> = kids.iter().map(|k| k.get_name()).collect();
     let ok = kids.iter().all(|k| is_ds(k, &k.get_name()))
         && (names == ["SignedInfo", "SignatureValue"]
             || names == ["SignedInfo", "SignatureValue", "KeyInfo"]);
     if !ok {
         return Err(verr(format!(
-            "ds:Signature must contain exactly ds:SignedInfo, ds:SignatureValue and optionally ds:KeyInfo; has {names:?}"
+            "ds:Signature must contain exactly ds:SignedInfo, ds:SignatureValue and optionally ds:KeyInfo (and, detached, one ds:Object with a second ds:Signature); has {names:?}"
         )));
     }
     if let Some(ki) = kids.get(2) {
@@ -127,11 +144,29 @@ fn check_shape(sig: &Node) -> Result<(), VerifyError> {
             ));
         }
     }
-    Ok(())
+    Ok(inner)
 }
 
 fn read_signature(sig: &Node) -> Result<SignatureParts, VerifyError> {
-    check_shape(sig)?;
+    check_shape(sig, false)?;
+    read_checked(sig)
+}
+
+/// A detached signature document's signatures: the root's, and a second key's in its
+/// ds:Object during a key rollover.
+fn read_detached(root: &Node) -> Result<Vec<SignatureParts>, VerifyError> {
+    if !is_ds(root, "Signature") {
+        return Err(verr("signature document's root is not ds:Signature"));
+    }
+    let inner = check_shape(root, true)?;
+    let mut all = vec![read_checked(root)?];
+    if let Some(i) = inner {
+        all.push(read_signature(&i)?);
+    }
+    Ok(all)
+}
+
+fn read_checked(sig: &Node) -> Result<SignatureParts, VerifyError> {
     let mut si = only_child(sig, "SignedInfo")?;
     let c14n = only_child(&si, "CanonicalizationMethod")?;
     if algorithm_of(&c14n) != EXC_C14N {
@@ -440,32 +475,36 @@ pub fn detached_is_canonical(sig_bytes: &[u8]) -> Result<bool, VerifyError> {
     let root = doc
         .get_root_element()
         .ok_or_else(|| verr("signature document has no root element"))?;
-    let parts = read_signature(&root)?;
-    let empty = profile::canonical_signed_info("");
-    let (Some(open), Some(close)) = (
-        empty.strip_suffix("</ds:SignedInfo>"),
-        Some("</ds:SignedInfo>"),
-    ) else {
-        return Ok(false);
+    let mut elements = Vec::new();
+    for parts in read_detached(&root)? {
+        let empty = profile::canonical_signed_info("");
+        let (Some(open), close) = (empty.strip_suffix("</ds:SignedInfo>"), "</ds:SignedInfo>")
+        else {
+            return Ok(false);
+        };
+        let Some(inner) = parts
+            .canonical
+            .strip_prefix(open)
+            .and_then(|r| r.strip_suffix(close))
+        else {
+            return Ok(false);
+        };
+        let cert = parts.cert.as_ref().map(|c| B64.encode(c));
+        elements.push(profile::signature_element(
+            inner,
+            &B64.encode(&parts.sig_value),
+            cert.as_deref(),
+        ));
+    }
+    let rebuilt = match elements.as_slice() {
+        [one] => profile::detached_document(one),
+        [outer, inner] => profile::detached_document(&profile::with_second(outer, inner)),
+        _ => return Ok(false),
     };
-    let Some(inner) = parts
-        .canonical
-        .strip_prefix(open)
-        .and_then(|r| r.strip_suffix(close))
-    else {
-        return Ok(false);
-    };
-    let cert = parts.cert.as_ref().map(|c| B64.encode(c));
-    let rebuilt = profile::detached_document(&profile::signature_element(
-        inner,
-        &B64.encode(&parts.sig_value),
-        cert.as_deref(),
-    ));
     Ok(rebuilt == sig_bytes)
 }
 
-/// Verify a detached signature over `served` (the exact bytes). `expected_uri` is the file
-/// name the Reference must name.
+/// Verify a detached signature document over `served` byte for byte.
 pub fn verify_detached(
     served: &[u8],
     sig_bytes: &[u8],
@@ -476,9 +515,10 @@ pub fn verify_detached(
     verify_detached_digest(actual.as_ref(), sig_bytes, expected_uri, pinned)
 }
 
-/// [`verify_detached`] given the SHA-256 of the served bytes, for a caller that has just
-/// computed it over those same bytes (publish, which names the file by it): digesting
-/// them twice cannot disagree, and 480 MB of SHA-256 at 100k Zorgaanbieders is not free.
+/// [`verify_detached`] given the SHA-256 of the served bytes. During a key rollover the
+/// document carries two signatures (the second in the first's ds:Object): each must name
+/// and digest the document; with a pinned key one of them must be by it, unpinned each
+/// must verify with the certificate it carries.
 pub fn verify_detached_digest(
     served_sha256: &[u8],
     sig_bytes: &[u8],
@@ -490,22 +530,47 @@ pub fn verify_detached_digest(
     let root = doc
         .get_root_element()
         .ok_or_else(|| verr("signature document has no root element"))?;
-    if !is_ds(&root, "Signature") {
-        return Err(verr("signature document's root is not ds:Signature"));
+    let all = read_detached(&root)?;
+    for parts in &all {
+        if parts.uri != expected_uri {
+            return Err(verr(format!(
+                "Reference URI '{}' does not name the document '{expected_uri}'",
+                parts.uri
+            )));
+        }
+        if !parts.transforms.is_empty() {
+            return Err(verr(
+                "a detached Reference must have no Transforms (it digests the exact bytes)",
+            ));
+        }
+        if served_sha256 != parts.digest.as_slice() {
+            return Err(verr(
+                "DigestValue does not match the document: the document was changed after signing",
+            ));
+        }
     }
-    let parts = read_signature(&root)?;
-    if parts.uri != expected_uri {
-        return Err(verr(format!(
-            "Reference URI '{}' does not name the document '{expected_uri}'",
-            parts.uri
-        )));
+    let count = all.len();
+    let mut first_error = None;
+    let mut verified = None;
+    for parts in all {
+        match (finish_digest(parts, served_sha256, pinned), pinned) {
+            (Ok(v), Some(_)) => return Ok(v),
+            (Ok(v), None) => {
+                verified.get_or_insert(v);
+            }
+            (Err(e), None) => return Err(e),
+            (Err(e), Some(_)) => {
+                first_error.get_or_insert(e);
+            }
+        }
     }
-    if !parts.transforms.is_empty() {
-        return Err(verr(
-            "a detached Reference must have no Transforms (it digests the exact bytes)",
-        ));
+    match (verified, first_error) {
+        (Some(v), _) => Ok(v),
+        (None, Some(e)) if count == 1 => Err(e),
+        _ => Err(verr(format!(
+            "none of the {count} signatures is by the pinned certificate's key"
+        ))),
     }
-    finish_digest(parts, served_sha256, pinned)
 }
 
 /// The last two steps of every verification: the digest over what the Reference covers
