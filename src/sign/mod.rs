@@ -8,7 +8,9 @@
 //! taken over bytes already in memory. Verification ([`verify`]) never relies on that: it
 //! parses with libxml2 and canonicalises.
 
+pub mod chain;
 pub mod key;
+pub mod keyring;
 pub mod profile;
 pub mod verify;
 
@@ -193,6 +195,59 @@ impl SigningKey {
         Ok(profile::detached_document(
             &self.signature_element(uri, false, sha256)?,
         ))
+    }
+}
+
+/// The keys that sign a publication: the active key, and during a rollover's overlap the
+/// outgoing one beside it. The enveloped signature (one per document, as the XSDs allow)
+/// is the active key's; a detached signature carries both, the outgoing key's as the
+/// document's signature and the active key's in its ds:Object (see
+/// [`profile::with_second`]).
+pub struct Signers {
+    pub active: SigningKey,
+    pub outgoing: Option<SigningKey>,
+}
+
+impl Signers {
+    pub fn one(active: SigningKey) -> Signers {
+        Signers {
+            active,
+            outgoing: None,
+        }
+    }
+
+    /// Every key that signs, the active one first.
+    pub fn keys(&self) -> impl Iterator<Item = &SigningKey> {
+        std::iter::once(&self.active).chain(self.outgoing.as_ref())
+    }
+
+    /// A detached signature document over bytes with this SHA-256, by every key.
+    pub fn sign_detached_digest(&self, sha256: &[u8], uri: &str) -> Result<Vec<u8>, SignError> {
+        let Some(outgoing) = &self.outgoing else {
+            return self.active.sign_detached_digest(sha256, uri);
+        };
+        let outer = outgoing.signature_element(uri, false, sha256)?;
+        let inner = self.active.signature_element(uri, false, sha256)?;
+        Ok(profile::detached_document(&profile::with_second(
+            &outer, &inner,
+        )))
+    }
+
+    pub fn sign_detached(&self, served: &[u8], uri: &str) -> Result<Vec<u8>, SignError> {
+        self.sign_detached_digest(digest::digest(&digest::SHA256, served).as_ref(), uri)
+    }
+
+    /// Check a detached signature as a consumer pinned to each of these keys would.
+    pub fn check_detached_digest(
+        &self,
+        sha256: &[u8],
+        sig: &[u8],
+        uri: &str,
+    ) -> Result<(), VerifyError> {
+        for k in self.keys() {
+            verify_detached_digest(sha256, sig, uri, Some(k.public_key()))?;
+        }
+        Ok(())
     }
 }
 

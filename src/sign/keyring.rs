@@ -1,0 +1,647 @@
+//! The operator's signing keys through a rollover, in the timing of RFC 7583: the next
+//! key is announced (`key next`: a chain link signed by the active key, named by every
+//! head) and may sign only once the announcement has been out for `--announce-for`;
+//! from `key activate` both keys sign every document until `--retire-after` has passed;
+//! `key retire` then leaves the new key alone. Key states and links are kept in two tables
+//! this module owns; private keys stay files in the data directory (`keys/`), never in the
+//! registry file (which backups copy).
+
+use super::chain::{self, Link};
+use super::{SignError, Signers, SigningKey};
+use crate::registry::store::{RowError, Store, StoreError};
+use redb::{ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use time::OffsetDateTime;
+
+/// The key `init` made or was given, in the data directory's top level.
+pub const FIRST_KEY_FILE: &str = "signing-key.pem";
+pub const FIRST_CERT_FILE: &str = "signing-cert.pem";
+/// Keys added by `key next`: `keys/<fingerprint>.key.pem` and `.cert.pem`.
+pub const KEY_DIR: &str = "keys";
+
+/// By certificate fingerprint: the key's record (JSON).
+const KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("signing_keys");
+/// By Sequence: the signed link document.
+const LINKS: TableDefinition<u64, &[u8]> = TableDefinition::new("key_links");
+
+/// Default of `key next --announce-for`: a day plus the 900 s every participant may wait
+/// between two fetches.
+pub const ANNOUNCE_FOR: std::time::Duration = std::time::Duration::from_secs(24 * 3600 + 900);
+/// Default of `key activate --retire-after`: a week of both signatures.
+pub const RETIRE_AFTER: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+/// `key status` and the metrics warn this long before the active certificate expires.
+pub const EXPIRY_WARNING: time::Duration = time::Duration::days(60);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyState {
+    /// Announced, not yet signing.
+    Next,
+    /// Signs everything.
+    Active,
+    /// Replaced, still signing beside the active key until it is retired.
+    Outgoing,
+    Retired,
+}
+
+impl KeyState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyState::Next => "next",
+            KeyState::Active => "active",
+            KeyState::Outgoing => "outgoing",
+            KeyState::Retired => "retired",
+        }
+    }
+}
+
+/// One key as the keyring keeps it. Times are Unix seconds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRecord {
+    /// Order of arrival: 0 for the first key.
+    pub order: u64,
+    pub fingerprint: String,
+    pub state: KeyState,
+    pub cert_pem: String,
+    pub announced: Option<i64>,
+    pub activate_from: Option<i64>,
+    pub activated: Option<i64>,
+    pub retire_from: Option<i64>,
+    pub retired: Option<i64>,
+    /// The Sequence of the link that announced it.
+    pub link: Option<u64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyringError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Sign(#[from] SignError),
+    #[error("{0}")]
+    Refused(String),
+    #[error("{0}")]
+    Files(String),
+}
+
+fn refused(m: impl Into<String>) -> KeyringError {
+    KeyringError::Refused(m.into())
+}
+
+fn decode(key: &str, v: &[u8]) -> Result<KeyRecord, RowError> {
+    serde_json::from_slice(v).map_err(|e| RowError::Decode {
+        table: "signing_keys".into(),
+        key: key.into(),
+        reason: e.to_string(),
+    })
+}
+
+/// Every key recorded, in order of arrival (empty until the first `key next`: the data
+/// directory's first key is then the only one).
+pub fn records(store: &Store) -> Result<Vec<KeyRecord>, StoreError> {
+    let mut out = store.read(|tx| {
+        let t = match tx.open_table(KEYS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        let mut out = Vec::new();
+        for row in t.iter()? {
+            let (k, v) = row?;
+            out.push(decode(k.value(), v.value())?);
+        }
+        Ok(out)
+    })?;
+    out.sort_by_key(|r| r.order);
+    Ok(out)
+}
+
+/// Every chain link, in Sequence order.
+pub fn links(store: &Store) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+    store.read(|tx| {
+        let t = match tx.open_table(LINKS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        let mut out = Vec::new();
+        for row in t.iter()? {
+            let (k, v) = row?;
+            out.push((k.value(), v.value().to_vec()));
+        }
+        Ok(out)
+    })
+}
+
+/// Write `records` (replacing those with the same fingerprint) and `link`, in one
+/// transaction.
+fn save(
+    store: &Store,
+    records: &[KeyRecord],
+    link: Option<(u64, &[u8])>,
+) -> Result<(), StoreError> {
+    store.write(|tx| {
+        let mut t = tx.open_table(KEYS)?;
+        for r in records {
+            let v = serde_json::to_vec(r).map_err(|e| RowError::Encode(e.to_string()))?;
+            t.insert(r.fingerprint.as_str(), v.as_slice())?;
+        }
+        if let Some((seq, bytes)) = link {
+            tx.open_table(LINKS)?.insert(seq, bytes)?;
+        }
+        Ok(())
+    })
+}
+
+fn key_paths(data: &Path, fingerprint: &str) -> (PathBuf, PathBuf) {
+    let dir = data.join(KEY_DIR);
+    (
+        dir.join(format!("{fingerprint}.key.pem")),
+        dir.join(format!("{fingerprint}.cert.pem")),
+    )
+}
+
+fn read(p: &Path) -> Result<String, KeyringError> {
+    std::fs::read_to_string(p)
+        .map_err(|e| KeyringError::Files(format!("reading {}: {e}", p.display())))
+}
+
+/// The data directory's first key (`init`'s).
+pub fn first_key(data: &Path) -> Result<SigningKey, KeyringError> {
+    let (kp, cp) = (data.join(FIRST_KEY_FILE), data.join(FIRST_CERT_FILE));
+    if !kp.exists() || !cp.exists() {
+        return Err(KeyringError::Files(format!(
+            "no signing key in {}: expected {FIRST_KEY_FILE} and {FIRST_CERT_FILE} (run `stelselnode init`)",
+            data.display()
+        )));
+    }
+    SigningKey::from_pem(&read(&kp)?, &read(&cp)?).map_err(|e| {
+        KeyringError::Files(format!(
+            "loading {} with {}: {e}",
+            kp.display(),
+            cp.display()
+        ))
+    })
+}
+
+/// The private key of a recorded key: its file under `keys/`, or the first key's.
+fn load(data: &Path, r: &KeyRecord) -> Result<SigningKey, KeyringError> {
+    let (kp, cp) = key_paths(data, &r.fingerprint);
+    let key = if kp.exists() {
+        SigningKey::from_pem(&read(&kp)?, &read(&cp)?)?
+    } else {
+        first_key(data)?
+    };
+    if chain::fingerprint(&key.cert_der) != r.fingerprint {
+        return Err(KeyringError::Files(format!(
+            "the {} key {} has no key file in {} (expected {})",
+            r.state.as_str(),
+            r.fingerprint,
+            data.display(),
+            kp.display()
+        )));
+    }
+    Ok(key)
+}
+
+/// The keys that sign now: the active one, and the outgoing one during an overlap.
+pub fn signers(store: &Store, data: &Path) -> Result<Signers, KeyringError> {
+    let recs = records(store)?;
+    let Some(active) = recs.iter().find(|r| r.state == KeyState::Active) else {
+        return Ok(Signers::one(first_key(data)?));
+    };
+    Ok(Signers {
+        active: load(data, active)?,
+        outgoing: recs
+            .iter()
+            .find(|r| r.state == KeyState::Outgoing)
+            .map(|r| load(data, r))
+            .transpose()?,
+    })
+}
+
+/// The records, with the first key recorded as active if nothing is yet.
+fn current(store: &Store, data: &Path) -> Result<Vec<KeyRecord>, KeyringError> {
+    let recs = records(store)?;
+    if !recs.is_empty() {
+        return Ok(recs);
+    }
+    let first = first_key(data)?;
+    Ok(vec![KeyRecord {
+        order: 0,
+        fingerprint: chain::fingerprint(&first.cert_der),
+        state: KeyState::Active,
+        cert_pem: first.cert_pem.clone(),
+        announced: None,
+        activate_from: None,
+        activated: None,
+        retire_from: None,
+        retired: None,
+        link: None,
+    }])
+}
+
+fn utc(t: i64) -> String {
+    OffsetDateTime::from_unix_timestamp(t)
+        .map(crate::registry::model::tijdstempel)
+        .unwrap_or_else(|_| t.to_string())
+}
+
+fn secs(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// A key step, decided but not yet recorded: what `commit` writes once the publication
+/// that shows it has committed.
+pub struct Step {
+    pub records: Vec<KeyRecord>,
+    pub link: Option<(u64, Vec<u8>)>,
+    /// What happened, for the publication's reason and the operator.
+    pub summary: String,
+    /// The keys that sign from this step on.
+    pub signers: Signers,
+}
+
+impl Step {
+    pub fn commit(&self, store: &Store) -> Result<(), StoreError> {
+        save(
+            store,
+            &self.records,
+            self.link.as_ref().map(|(s, b)| (*s, b.as_slice())),
+        )
+    }
+}
+
+/// `key next`: announce `key_pem`/`cert_pem` as the next key, activatable after
+/// `announce_for`. Its files are written to `keys/` now (they are needed to sign).
+pub fn next(
+    store: &Store,
+    data: &Path,
+    key_pem: &str,
+    cert_pem: &str,
+    announce_for: std::time::Duration,
+    now: OffsetDateTime,
+) -> Result<Step, KeyringError> {
+    let new = SigningKey::from_pem(key_pem, cert_pem).map_err(|e| {
+        refused(format!(
+            "key next: --key and --cert: {e}; nothing was changed"
+        ))
+    })?;
+    let fp = chain::fingerprint(&new.cert_der);
+    let mut recs = current(store, data)?;
+    if let Some(r) = recs.iter().find(|r| r.state == KeyState::Next) {
+        return Err(refused(format!(
+            "key next: key {} is already announced as the next key; activate it first (`key activate`, from {})",
+            r.fingerprint,
+            r.activate_from.map(utc).unwrap_or_default()
+        )));
+    }
+    if let Some(r) = recs.iter().find(|r| r.state == KeyState::Outgoing) {
+        return Err(refused(format!(
+            "key next: key {} still signs beside the active key; retire it first (`key retire`, from {})",
+            r.fingerprint,
+            r.retire_from.map(utc).unwrap_or_default()
+        )));
+    }
+    if let Some(r) = recs.iter().find(|r| r.fingerprint == fp) {
+        return Err(refused(format!(
+            "key next: certificate {fp} is already in the keyring ({}); a next key must be new",
+            r.state.as_str()
+        )));
+    }
+    let not_after = certificate_not_after(&new.cert_der)?;
+    if not_after <= now + announce_for {
+        return Err(refused(format!(
+            "key next: --cert expires at {} (certificate validity), before it could sign; nothing was changed",
+            utc(not_after.unix_timestamp())
+        )));
+    }
+    let active_rec = recs
+        .iter()
+        .find(|r| r.state == KeyState::Active)
+        .cloned()
+        .ok_or_else(|| refused("key next: no active key recorded"))?;
+    let active = load(data, &active_rec)?;
+    let sequence = links(store)?.last().map(|(s, _)| s + 1).unwrap_or(1);
+    let (at, from) = (
+        now.unix_timestamp(),
+        now.unix_timestamp() + secs(announce_for),
+    );
+    let link = Link {
+        sequence,
+        previous: active_rec.fingerprint.clone(),
+        next: new.cert_der.clone(),
+        announced: utc(at),
+        activation_from: utc(from),
+    }
+    .render_signed(&active)?;
+    write_key_files(data, &fp, key_pem, cert_pem)?;
+    recs.push(KeyRecord {
+        order: recs.iter().map(|r| r.order + 1).max().unwrap_or(0),
+        fingerprint: fp.clone(),
+        state: KeyState::Next,
+        cert_pem: new.cert_pem.clone(),
+        announced: Some(at),
+        activate_from: Some(from),
+        activated: None,
+        retire_from: None,
+        retired: None,
+        link: Some(sequence),
+    });
+    Ok(Step {
+        records: recs,
+        link: Some((sequence, link)),
+        summary: format!(
+            "signing key {fp} announced as the next key (key link {sequence}, signed by {}); it may be activated from {}",
+            active_rec.fingerprint,
+            utc(from)
+        ),
+        signers: Signers::one(active),
+    })
+}
+
+/// The key in `state`, else a refusal saying `missing`.
+fn position(recs: &[KeyRecord], state: KeyState, missing: &str) -> Result<usize, KeyringError> {
+    recs.iter()
+        .position(|r| r.state == state)
+        .ok_or_else(|| refused(missing))
+}
+
+/// A step allowed `from` on (none recorded: never), else a refusal saying until when and
+/// `why`.
+fn not_before(
+    step: &str,
+    from: Option<i64>,
+    now: OffsetDateTime,
+    why: String,
+) -> Result<(), KeyringError> {
+    let from = from.unwrap_or(i64::MAX);
+    match now.unix_timestamp() < from {
+        true => Err(refused(format!(
+            "{step}: refused until {} ({} s from now): {why}",
+            utc(from),
+            from.saturating_sub(now.unix_timestamp())
+        ))),
+        false => Ok(()),
+    }
+}
+
+/// `key activate`: the next key signs from now on, the active one beside it until
+/// `retire_after` has passed. Refused before the announcement's time is up.
+pub fn activate(
+    store: &Store,
+    data: &Path,
+    retire_after: std::time::Duration,
+    now: OffsetDateTime,
+) -> Result<Step, KeyringError> {
+    let mut recs = current(store, data)?;
+    let ni = position(
+        &recs,
+        KeyState::Next,
+        "key activate: no next key is announced; announce one first (`key next --key PEM --cert PEM`)",
+    )?;
+    let n = &recs[ni];
+    not_before(
+        "key activate",
+        n.activate_from,
+        now,
+        format!(
+            "the announcement of {} (made {}) must be out for its --announce-for first, so every consumer has seen it",
+            n.fingerprint,
+            n.announced.map(utc).unwrap_or_default()
+        ),
+    )?;
+    let ai = position(&recs, KeyState::Active, "key activate: no active key recorded")?;
+    let at = now.unix_timestamp();
+    recs[ai].state = KeyState::Outgoing;
+    recs[ai].retire_from = Some(at.saturating_add(secs(retire_after)));
+    recs[ni].state = KeyState::Active;
+    recs[ni].activated = Some(at);
+    let signers = Signers {
+        active: load(data, &recs[ni])?,
+        outgoing: Some(load(data, &recs[ai])?),
+    };
+    Ok(Step {
+        summary: format!(
+            "signing key {} activated; {} signs beside it until it is retired (from {})",
+            recs[ni].fingerprint,
+            recs[ai].fingerprint,
+            utc(at.saturating_add(secs(retire_after)))
+        ),
+        records: recs,
+        link: None,
+        signers,
+    })
+}
+
+/// `key retire`: the outgoing key stops signing. Refused before the overlap has ended.
+pub fn retire(store: &Store, data: &Path, now: OffsetDateTime) -> Result<Step, KeyringError> {
+    let mut recs = current(store, data)?;
+    let oi = position(
+        &recs,
+        KeyState::Outgoing,
+        "key retire: no key is outgoing; `key activate` makes the active key outgoing",
+    )?;
+    not_before(
+        "key retire",
+        recs[oi].retire_from,
+        now,
+        format!(
+            "key {} signs beside the new key until its --retire-after has passed",
+            recs[oi].fingerprint
+        ),
+    )?;
+    recs[oi].state = KeyState::Retired;
+    recs[oi].retired = Some(now.unix_timestamp());
+    let active = recs
+        .iter()
+        .find(|r| r.state == KeyState::Active)
+        .ok_or_else(|| refused("key retire: no active key recorded"))?;
+    let signers = Signers::one(load(data, active)?);
+    Ok(Step {
+        summary: format!(
+            "signing key {} retired; {} alone signs from now on",
+            recs[oi].fingerprint, active.fingerprint
+        ),
+        records: recs,
+        link: None,
+        signers,
+    })
+}
+
+/// The key's files under `keys/`, readable by the owner only; the same files again are
+/// accepted (a step retried), other content under that name is not.
+fn write_key_files(
+    data: &Path,
+    fp: &str,
+    key_pem: &str,
+    cert_pem: &str,
+) -> Result<(), KeyringError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let dir = data.join(KEY_DIR);
+    std::fs::create_dir_all(&dir)
+        .and_then(|()| std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)))
+        .map_err(|e| KeyringError::Files(format!("creating {}: {e}", dir.display())))?;
+    let (kp, cp) = key_paths(data, fp);
+    for (p, content) in [(kp, key_pem), (cp, cert_pem)] {
+        if let Ok(existing) = std::fs::read_to_string(&p) {
+            if existing == content {
+                continue;
+            }
+            return Err(KeyringError::Files(format!(
+                "{} exists with other content; nothing was changed",
+                p.display()
+            )));
+        }
+        let tmp = p.with_extension("partial");
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| KeyringError::Files(format!("writing {}: {e}", tmp.display())))?;
+        std::io::Write::write_all(&mut f, content.as_bytes())
+            .and_then(|()| f.sync_all())
+            .and_then(|()| std::fs::rename(&tmp, &p))
+            .map_err(|e| KeyringError::Files(format!("writing {}: {e}", p.display())))?;
+    }
+    Ok(())
+}
+
+fn certificate_not_after(der: &[u8]) -> Result<OffsetDateTime, KeyringError> {
+    let (_, c) = x509_parser::parse_x509_certificate(der)
+        .map_err(|e| refused(format!("certificate: {e}")))?;
+    Ok(c.validity().not_after.to_datetime())
+}
+
+fn certificate_not_before(der: &[u8]) -> Option<OffsetDateTime> {
+    let (_, c) = x509_parser::parse_x509_certificate(der).ok()?;
+    Some(c.validity().not_before.to_datetime())
+}
+
+/// One key as `key status` and the metrics show it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KeyStatus {
+    pub state: KeyState,
+    pub fingerprint: String,
+    pub subject: String,
+    pub not_before: Option<OffsetDateTime>,
+    pub not_after: Option<OffsetDateTime>,
+    /// The next step this key can take, and the earliest time for it.
+    pub next_step: Option<(&'static str, OffsetDateTime)>,
+}
+
+/// Every key, and a warning when the active certificate expires within 60 days.
+pub fn status(
+    store: &Store,
+    data: &Path,
+    now: OffsetDateTime,
+) -> Result<(Vec<KeyStatus>, Option<String>), KeyringError> {
+    let mut out = Vec::new();
+    let mut warning = None;
+    for r in current(store, data)? {
+        let der = super::cert_der_from_pem(&r.cert_pem)?;
+        let subject = x509_parser::parse_x509_certificate(&der)
+            .map(|(_, c)| crate::clip::clip(&c.subject().to_string()).into_owned())
+            .unwrap_or_default();
+        let not_after = certificate_not_after(&der).ok();
+        let at = |t: Option<i64>| t.and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok());
+        let next_step = match r.state {
+            KeyState::Next => at(r.activate_from).map(|t| ("activate", t)),
+            KeyState::Outgoing => at(r.retire_from).map(|t| ("retire", t)),
+            _ => None,
+        };
+        if r.state == KeyState::Active {
+            if let Some(na) = not_after.filter(|na| *na - now <= EXPIRY_WARNING) {
+                warning = Some(format!(
+                    "WARNING: the active signing certificate {} expires at {} ({} days from now): announce the next key now (`stelselnode key next --key PEM --cert PEM`)",
+                    r.fingerprint,
+                    utc(na.unix_timestamp()),
+                    (na - now).whole_days()
+                ));
+            }
+        }
+        out.push(KeyStatus {
+            state: r.state,
+            fingerprint: r.fingerprint,
+            subject,
+            not_before: certificate_not_before(&der),
+            not_after,
+            next_step,
+        });
+    }
+    Ok((out, warning))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dev() -> (String, String) {
+        SigningKey::generate_development().unwrap()
+    }
+
+    #[test]
+    fn the_timeline_refuses_every_early_step_and_signs_with_both_keys_in_the_overlap() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path();
+        let (k0, c0) = dev();
+        std::fs::write(data.join(FIRST_KEY_FILE), &k0).unwrap();
+        std::fs::write(data.join(FIRST_CERT_FILE), &c0).unwrap();
+        let cat = crate::registry::catalogue::Catalogue::parse(
+            crate::registry::catalogue::DEFAULT_CATALOGUE,
+        )
+        .unwrap();
+        let store = Store::create(&data.join("r.redb"), &cat).unwrap();
+        let t0 = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let s = std::time::Duration::from_secs;
+        assert!(signers(&store, data).unwrap().outgoing.is_none());
+        assert!(
+            activate(&store, data, s(10), t0).is_err(),
+            "nothing announced"
+        );
+        assert!(retire(&store, data, t0).is_err(), "nothing outgoing");
+        assert!(retire(&store, data, t0).is_err(), "nothing outgoing");
+        let (k1, c1) = dev();
+        let step = next(&store, data, &k1, &c1, s(30), t0).unwrap();
+        step.commit(&store).unwrap();
+        assert!(next(&store, data, &dev().0, &dev().1, s(30), t0).is_err());
+        let e = activate(&store, data, s(20), t0 + s(29)).err().unwrap();
+        assert!(e.to_string().contains("refused until"), "{e}");
+        let step = activate(&store, data, s(20), t0 + s(30)).unwrap();
+        step.commit(&store).unwrap();
+        let both = signers(&store, data).unwrap();
+        let fp1 = chain::fingerprint(&both.active.cert_der);
+        assert_eq!(
+            fp1,
+            chain::fingerprint(&SigningKey::from_pem(&k1, &c1).unwrap().cert_der)
+        );
+        assert!(both.outgoing.is_some());
+        assert!(retire(&store, data, t0 + s(49)).is_err());
+        retire(&store, data, t0 + s(50))
+            .unwrap()
+            .commit(&store)
+            .unwrap();
+        let after = signers(&store, data).unwrap();
+        assert!(after.outgoing.is_none());
+        assert_eq!(chain::fingerprint(&after.active.cert_der), fp1);
+        // The link the announcement made leads from the first key to the second.
+        let links: Vec<Vec<u8>> = links(&store).unwrap().into_iter().map(|l| l.1).collect();
+        let first = SigningKey::from_pem(&k0, &c0).unwrap();
+        let walked = chain::follow(std::slice::from_ref(&first.cert_der), &links).unwrap();
+        assert_eq!(walked.len(), 2);
+        let (states, warning) = status(&store, data, t0 + s(60)).unwrap();
+        let names: Vec<&str> = states.iter().map(|k| k.state.as_str()).collect();
+        assert_eq!(names, ["retired", "active"]);
+        assert!(warning.is_none());
+        // Five years of validity: 60 days before the end, a warning.
+        let late = states[1].not_after.unwrap() - time::Duration::days(59);
+        assert!(status(&store, data, late)
+            .unwrap()
+            .1
+            .unwrap()
+            .contains("WARNING"));
+    }
+}
