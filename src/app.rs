@@ -46,10 +46,15 @@ pub fn main(cli: Cli) -> ExitCode {
             max_size,
         }) => cert
             .as_deref()
-            .map(crate::consume::verify::read_pinned)
+            .map(crate::consume::verify::read_pinned_der)
             .transpose()
             .and_then(|pinned| {
-                crate::operate::audit::verify(&path, pinned.as_ref(), trust_embedded_cert, max_size)
+                crate::operate::audit::verify(
+                    &path,
+                    pinned.as_deref(),
+                    trust_embedded_cert,
+                    max_size,
+                )
             })
             .map(|s| out(&s)),
         Err(cmd) => {
@@ -81,10 +86,14 @@ pub fn main(cli: Cli) -> ExitCode {
 }
 
 fn verify_command(a: crate::cli::VerifyArgs) -> Result<()> {
-    let pinned = a
+    let pinned_der = a
         .cert
         .as_deref()
-        .map(crate::consume::verify::read_pinned)
+        .map(crate::consume::verify::read_pinned_der)
+        .transpose()?;
+    let pinned = pinned_der
+        .as_deref()
+        .map(crate::sign::PublicKey::from_cert_der)
         .transpose()?;
     let ca_pem =
         a.ca.as_ref()
@@ -92,6 +101,7 @@ fn verify_command(a: crate::cli::VerifyArgs) -> Result<()> {
             .transpose()?;
     let trust = crate::consume::verify::Trust {
         pinned,
+        pinned_der,
         trust_embedded: a.trust_embedded_cert,
     };
     let opts = crate::consume::fetch::Options {
@@ -109,7 +119,7 @@ fn sync_command(a: crate::cli::SyncArgs) -> ExitCode {
     use crate::consume::sync::{self, Failure, Select};
     let setup = || -> Result<sync::Options, Failure> {
         let local = |e: anyhow::Error| Failure::Local(format!("{e:#}"));
-        let pinned = crate::consume::verify::read_pinned(&a.cert).map_err(local)?;
+        let pinned = crate::consume::verify::read_pinned_der(&a.cert).map_err(local)?;
         let https = a.base_url.starts_with("https://");
         if !https && !a.base_url.starts_with("http://") {
             return Err(Failure::Local(format!(
@@ -453,9 +463,8 @@ async fn serve(data: &Path, a: ServeArgs) -> Result<()> {
     let started = std::time::Instant::now();
     let store = Arc::new(Store::open(&datadir::registry_path(data))?);
     tracing::debug!("registry opened in {:?}", started.elapsed());
-    let cert = datadir::certificate_pem(data)?;
     // Fail at start, not at the first publication, on a broken key/certificate pair.
-    datadir::load_signing_key(data)?;
+    let cert = crate::sign::keyring::signers(&store, data)?.active.cert_pem;
     let initial = PublishedSet::load(&store, cert)?;
     // Reading hundreds of MB left freed heap behind; give it back.
     crate::os::release_memory();

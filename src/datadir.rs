@@ -1,14 +1,12 @@
 //! The data directory: registry file, signing key and certificate, admin socket.
 
-use crate::sign::SigningKey;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use std::fs;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 pub const REGISTRY_FILE: &str = "registry.redb";
-pub const KEY_FILE: &str = "signing-key.pem";
-pub const CERT_FILE: &str = "signing-cert.pem";
+pub use crate::sign::keyring::{FIRST_CERT_FILE as CERT_FILE, FIRST_KEY_FILE as KEY_FILE};
 
 /// `$STELSELNODE_DATA` is handled by clap; this is the fallback.
 pub fn default_dir() -> PathBuf {
@@ -50,26 +48,6 @@ pub fn write_private(path: &Path, content: &str) -> Result<()> {
         .with_context(|| format!("writing {}", path.display()))?;
     f.sync_all()?;
     Ok(())
-}
-
-pub fn load_signing_key(dir: &Path) -> Result<SigningKey> {
-    let kp = dir.join(KEY_FILE);
-    let cp = dir.join(CERT_FILE);
-    if !kp.exists() || !cp.exists() {
-        bail!(
-            "no signing key in {}: expected {KEY_FILE} and {CERT_FILE} (run `stelselnode init`)",
-            dir.display()
-        );
-    }
-    let key = fs::read_to_string(&kp).with_context(|| format!("reading {}", kp.display()))?;
-    let cert = fs::read_to_string(&cp).with_context(|| format!("reading {}", cp.display()))?;
-    SigningKey::from_pem(&key, &cert)
-        .with_context(|| format!("loading {} with {}", kp.display(), cp.display()))
-}
-
-pub fn certificate_pem(dir: &Path) -> Result<String> {
-    let cp = dir.join(CERT_FILE);
-    fs::read_to_string(&cp).with_context(|| format!("reading {}", cp.display()))
 }
 
 /// The operator recorded with a change: `--operator`, else the OS user.

@@ -542,3 +542,332 @@ fn sync_streams_a_large_document_into_its_file() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// `xmlsec1` on the second signature of a detached signature document (the active key's,
+/// inside the first one's ds:Object during a key rollover's overlap).
+fn xmlsec1_verify_second(cert: &Path, sig: &Path, uri: &str, doc: &Path) -> Result<(), String> {
+    let o = Command::new("xmlsec1")
+        .args(["--verify", "--pubkey-cert-pem"])
+        .arg(cert)
+        .arg(format!("--url-map:{uri}"))
+        .arg(doc)
+        .args([
+            "--node-xpath",
+            "/*[local-name()='Signature']/*[local-name()='Object']/*[local-name()='Signature']",
+        ])
+        .arg(sig)
+        .output()
+        .expect("xmlsec1 installed");
+    match o.status.success() {
+        true => Ok(()),
+        false => Err(String::from_utf8_lossy(&o.stderr).into_owned()),
+    }
+}
+
+/// Each list of release `release` as served now, checked with `verify --cert` for every
+/// certificate in `ok` and refused for those in `refused`, and with xmlsec1: the detached
+/// signature's first signature by `first`, its second (if any) by `second`.
+fn lists_verify(
+    server: &Server,
+    dir: &Path,
+    release: &str,
+    ok_with: &[&Path],
+    refused_with: &[&Path],
+    first: &Path,
+    second: Option<&Path>,
+) {
+    let at = dir.join(format!("served-{release}"));
+    std::fs::create_dir_all(&at).unwrap();
+    for l in LISTS {
+        let url = format!("http://{}/{l}?release={release}", server.addr);
+        for cert in ok_with {
+            let o = Command::new(BIN)
+                .args(["verify", &url, "--cert"])
+                .arg(cert)
+                .output()
+                .unwrap();
+            assert!(
+                o.status.success(),
+                "{l} with {}: {}",
+                cert.display(),
+                text(&o)
+            );
+        }
+        for cert in refused_with {
+            let o = Command::new(BIN)
+                .args(["verify", &url, "--cert"])
+                .arg(cert)
+                .output()
+                .unwrap();
+            assert!(!o.status.success(), "{l} verified with {}", cert.display());
+        }
+        let doc = at.join(l);
+        let sig = at.join(format!("{l}.sig"));
+        std::fs::write(&doc, server.get(&format!("/{l}?release={release}")).body).unwrap();
+        std::fs::write(
+            &sig,
+            server.get(&format!("/{l}.sig?release={release}")).body,
+        )
+        .unwrap();
+        xmlsec1_verify(first, &sig, Some((l, &doc))).unwrap_or_else(|e| panic!("{l}: {e}"));
+        if let Some(second) = second {
+            xmlsec1_verify_second(second, &sig, l, &doc).unwrap_or_else(|e| panic!("{l}: {e}"));
+        }
+    }
+}
+
+fn wait_until_allowed(data: &Path, args: &[&str], secs: u64) -> String {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let o = cli(data, args);
+        if o.status.success() {
+            return String::from_utf8_lossy(&o.stdout).into_owned();
+        }
+        let t = text(&o);
+        assert!(t.contains("refused until"), "{args:?}: {t}");
+        assert!(Instant::now() < deadline, "{args:?} still refused: {t}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn metric(server: &Server, name: &str) -> Vec<String> {
+    let addr = server.metrics.as_ref().unwrap();
+    let body = request(addr, "GET", "/metrics", &[]).text();
+    body.lines()
+        .filter(|l| l.starts_with(name))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The whole rollover with durations of seconds: announced, activated, retired. Early
+/// steps are refused; during the overlap every list verifies with either key (and
+/// xmlsec1 checks both signatures); a consumer that follows and one that was offline from
+/// before the announcement until after the retirement both catch up, pinned to the old
+/// key; every step is in the history, whose archive verifies against the old key.
+#[test]
+fn a_key_rollover_is_followed_by_every_consumer_without_a_failure() {
+    let (dir, data) = demo();
+    let server = Server::start(&data, &["--metrics-listen", "127.0.0.1:0"]);
+    let old = dir.path().join("old-cert.pem");
+    std::fs::copy(data.join("signing-cert.pem"), &old).unwrap();
+    let (new_key, new) = openssl_rsa(dir.path(), 2048, "next-signing-key");
+    let base = format!("http://{}/", server.addr);
+    let (following, offline) = (dir.path().join("following"), dir.path().join("offline"));
+    for out in [&following, &offline] {
+        let o = sync(&base, out, &old, &["--release", "1.1.2"]);
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    let status = ok(&data, &["key", "status"]);
+    assert!(status.starts_with("active "), "{status}");
+    assert!(fails(&data, &["key", "activate"]).contains("no next key"));
+    assert!(fails(&data, &["key", "retire"]).contains("no key is outgoing"));
+    let nk = new_key.to_str().unwrap();
+    let nc = new.to_str().unwrap();
+    // Announced: a link signed by the old key, named by every head.
+    let out = ok(
+        &data,
+        &[
+            "key",
+            "next",
+            "--key",
+            nk,
+            "--cert",
+            nc,
+            "--announce-for",
+            "3s",
+        ],
+    );
+    assert!(out.contains("announced as the next key"), "{out}");
+    let status = ok(&data, &["key", "status"]);
+    assert!(
+        status.contains("next ") && status.contains("`key activate` from"),
+        "{status}"
+    );
+    assert!(fails(&data, &["key", "next", "--key", nk, "--cert", nc]).contains("already announced"));
+    let head = server.get("/stelselnode/head.xml").text();
+    assert!(head.contains("<KeyLink href=\"keys/"), "{head}");
+    // The link is the old key's statement: xmlsec1 verifies its enveloped signature.
+    let at = head.find("<KeyLink href=\"keys/").unwrap() + 20;
+    let link = dir.path().join("keylink.xml");
+    let body = server
+        .get(&format!("/stelselnode/keys/{}", &head[at..at + 64]))
+        .body;
+    std::fs::write(&link, body).unwrap();
+    xmlsec1_verify(&old, &link, None).unwrap();
+    assert!(xmlsec1_verify(&new, &link, None).is_err());
+    assert!(metric(&server, "stelselnode_signing_key{")
+        .iter()
+        .any(|l| l.contains("state=\"next\"")));
+    let o = sync(&base, &following, &old, &["--release", "1.1.2"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("is trusted from now on"), "{}", text(&o));
+    // Too early: refused, with the time it is allowed from.
+    let e = fails(&data, &["key", "activate", "--retire-after", "3s"]);
+    assert!(e.contains("refused until"), "{e}");
+    // Still one signature: the old key's.
+    lists_verify(&server, dir.path(), "1.1.2", &[&old], &[&new], &old, None);
+    let out = wait_until_allowed(&data, &["key", "activate", "--retire-after", "3s"], 10);
+    assert!(out.contains("activated"), "{out}");
+    // The overlap: both keys sign every list; the enveloped signature of a release3 list
+    // is the new key's.
+    for release in ["1.1.2", "2.0.0"] {
+        lists_verify(
+            &server,
+            dir.path(),
+            release,
+            &[&old, &new],
+            &[],
+            &old,
+            Some(&new),
+        );
+    }
+    // `verify` checks the release3 Zorgaanbiederslijst's enveloped signature with the key
+    // it is pinned to: the new one's.
+    let zal3 = format!(
+        "http://{}/MedMij_Zorgaanbiederslijst.xml?release=2.0.0",
+        server.addr
+    );
+    let o = Command::new(BIN)
+        .args(["verify", &zal3, "--cert"])
+        .arg(&new)
+        .output()
+        .unwrap();
+    assert!(
+        text(&o).contains("enveloped signature: valid (")
+            && text(&o).contains("pinned certificate)"),
+        "{}",
+        text(&o)
+    );
+    // The head too is signed by both.
+    let (h, hs) = (dir.path().join("head.xml"), dir.path().join("head.xml.sig"));
+    std::fs::write(&h, server.get("/stelselnode/head.xml").body).unwrap();
+    std::fs::write(&hs, server.get("/stelselnode/head.xml.sig").body).unwrap();
+    xmlsec1_verify(&old, &hs, Some(("head.xml", &h))).unwrap();
+    xmlsec1_verify_second(&new, &hs, "head.xml", &h).unwrap();
+    let status = ok(&data, &["key", "status"]);
+    assert!(
+        status.contains("outgoing ") && status.contains("`key retire` from"),
+        "{status}"
+    );
+    // The new certificate is valid for 30 days: the expiry warning is due.
+    assert!(
+        status.contains("WARNING: the active signing certificate"),
+        "{status}"
+    );
+    assert_eq!(
+        metric(&server, "stelselnode_signing_key_expiry_warning "),
+        ["stelselnode_signing_key_expiry_warning 1"]
+    );
+    let e = fails(&data, &["key", "retire"]);
+    assert!(e.contains("refused until"), "{e}");
+    let o = sync(&base, &following, &old, &["--release", "1.1.2"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = wait_until_allowed(&data, &["key", "retire"], 10);
+    assert!(out.contains("retired"), "{out}");
+    // After: only the new key signs.
+    // `verify --cert OLD` follows the key chain the head names; a key outside the chain
+    // verifies nothing.
+    let (_, other) = openssl_rsa(dir.path(), 2048, "someone-else");
+    lists_verify(
+        &server,
+        dir.path(),
+        "2.0.0",
+        &[&new, &old],
+        &[&other],
+        &new,
+        None,
+    );
+    for out in [&following, &offline] {
+        let o = sync(&base, out, &old, &["--release", "1.1.2"]);
+        assert!(o.status.success(), "{}: {}", out.display(), text(&o));
+        matches_server(&server, out, &new, "1.1.2");
+    }
+    let status = ok(&data, &["key", "status"]);
+    assert!(status.starts_with("retired "), "{status}");
+    // The history records every step, and its archive verifies against the old key.
+    let list = ok(&data, &["history", "list"]);
+    for step in ["announced as the next key", "activated", "retired"] {
+        assert!(list.contains(step), "{step}: {list}");
+    }
+    let archive = dir.path().join("audit.tar");
+    ok(
+        &data,
+        &["history", "export", "--out", archive.to_str().unwrap()],
+    );
+    let o = Command::new(BIN)
+        .args(["history", "verify"])
+        .arg(&archive)
+        .arg("--cert")
+        .arg(&old)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+}
+
+/// A key link changed on the way (so no longer signed by the key it names) is refused,
+/// even with the head rewritten to name it: the chain is walked before the head is
+/// trusted, and the directory stays as it was.
+#[test]
+fn a_forged_key_link_is_refused() {
+    let (dir, data, server) = demo_server();
+    let old = data.join("signing-cert.pem");
+    let (new_key, new) = openssl_rsa(dir.path(), 2048, "next-signing-key");
+    let out = dir.path().join("lists");
+    let proxy = Proxy::start(&server.addr);
+    let base = format!("http://{}/", proxy.addr);
+    let o = sync(&base, &out, &old, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    ok(
+        &data,
+        &[
+            "key",
+            "next",
+            "--key",
+            new_key.to_str().unwrap(),
+            "--cert",
+            new.to_str().unwrap(),
+        ],
+    );
+    let head = server.get("/stelselnode/head.xml").text();
+    let at = head.find("<KeyLink href=\"keys/").unwrap();
+    let real_sha = head[at + 20..at + 84].to_string();
+    let link = server.get(&format!("/stelselnode/keys/{real_sha}")).body;
+    let link_text = String::from_utf8(link.clone()).unwrap();
+    // The announcement's activation time moved a year back: the old key never signed that.
+    let i = link_text.find("<ActivationFrom>").unwrap() + "<ActivationFrom>".len();
+    let mut forged = link.clone();
+    forged[i + 3] = if forged[i + 3] == b'5' { b'4' } else { b'5' };
+    let forged_sha = stelselnode::digest::sha256_hex(&forged);
+    let (real_size, forged_size) = (link.len(), forged.len());
+    proxy.set(move |target, raw| {
+        if target.contains(&format!("/keys/{forged_sha}")) {
+            return with_body(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/xml",
+                &forged,
+                forged.len(),
+            );
+        }
+        if !target.contains("head.xml") || target.contains(".sig") {
+            return raw;
+        }
+        let (h, body) = split_response(&raw);
+        let body = String::from_utf8(body).unwrap().replace(
+            &format!("keys/{real_sha}\" sha256=\"{real_sha}\" size=\"{real_size}\""),
+            &format!("keys/{forged_sha}\" sha256=\"{forged_sha}\" size=\"{forged_size}\""),
+        );
+        with_body(&h, body.as_bytes(), body.len())
+    });
+    let before = snapshot(&out);
+    let o = sync(&base, &out, &old, &[]);
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+    assert!(
+        text(&o).contains("refused (key)") && text(&o).contains("forged"),
+        "{}",
+        text(&o)
+    );
+    assert!(snapshot(&out) == before);
+    // Untampered, the same consumer follows the real link.
+    proxy.pass();
+    let o = sync(&base, &out, &old, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+}

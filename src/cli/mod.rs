@@ -100,6 +100,113 @@ pub enum Command {
     /// Gecontroleerde livegang: a temporary copy of a Gegevensdienst for named participants.
     #[command(subcommand)]
     Livegang(LivegangCmd),
+    /// The signing key and its rollover: announce the next key, activate it (both keys sign
+    /// during the overlap), retire the old one. Each step is published at once.
+    #[command(subcommand)]
+    Key(KeyCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeyCmd {
+    /// Every key: state, fingerprint, validity and the earliest time of its next step;
+    /// warns 60 days before the active certificate expires.
+    Status,
+    /// Announce the next signing key: a chain link signed by the active key, named by every
+    /// head from now on. It can be activated once the announcement has been out for
+    /// --announce-for.
+    Next {
+        /// The next key (PEM: PKCS#8 RSA or EC P-256, or PKCS#1 RSA).
+        #[arg(long, value_name = "PEM")]
+        key: std::path::PathBuf,
+        /// Its certificate (PEM).
+        #[arg(long, value_name = "PEM")]
+        cert: std::path::PathBuf,
+        /// How long the announcement is out before `key activate` is allowed (e.g. 24h15m,
+        /// 90s, 2d).
+        #[arg(long, value_name = "DURATION", default_value = "24h15m", value_parser = parse_duration)]
+        announce_for: u64,
+    },
+    /// The next key signs from now on; the active key signs beside it until it is retired,
+    /// after --retire-after at the earliest.
+    Activate {
+        /// How long both keys sign (e.g. 7d, 36h, 30s).
+        #[arg(long, value_name = "DURATION", default_value = "7d", value_parser = parse_duration)]
+        retire_after: u64,
+    },
+    /// The outgoing key stops signing (refused before its --retire-after has passed).
+    Retire,
+}
+
+/// A duration in seconds from `90`, `90s`, `15m`, `24h`, `7d` or a sum such as `24h15m`.
+pub fn parse_duration(s: &str) -> Result<u64, String> {
+    let bad = || {
+        format!(
+            "'{}' is not a duration: give numbers with units s, m, h or d (e.g. 24h15m, 90s, 7d)",
+            crate::clip::clip(s)
+        )
+    };
+    if s.is_empty() {
+        return Err(bad());
+    }
+    if let Ok(n) = s.parse::<u64>() {
+        return Ok(n);
+    }
+    let (mut total, mut digits) = (0u64, String::new());
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86400,
+            _ => return Err(bad()),
+        };
+        let n: u64 = digits.parse().map_err(|_| bad())?;
+        total = n
+            .checked_mul(unit)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(bad)?;
+        digits.clear();
+    }
+    if !digits.is_empty() || total > 10 * 365 * 86400 {
+        return Err(format!("{}; at most 10 years", bad()));
+    }
+    Ok(total)
+}
+
+impl KeyCmd {
+    fn into_op(self) -> Result<crate::operate::key::KeyOp, String> {
+        use crate::operate::key::KeyOp;
+        // A PEM file of a key or certificate: small, read here so the operation carries it
+        // to a running server.
+        let read = |flag: &str, p: &std::path::Path| -> Result<String, String> {
+            let (f, _) = crate::xml::input::open_file(p, 1 << 20)
+                .map_err(|e| format!("key next: {flag} {}: {e}", p.display()))?;
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut &f, &mut s)
+                .map_err(|e| format!("key next: {flag} {}: {e}", p.display()))?;
+            Ok(s)
+        };
+        Ok(match self {
+            KeyCmd::Status => KeyOp::Status,
+            KeyCmd::Next {
+                key,
+                cert,
+                announce_for,
+            } => KeyOp::Next {
+                key_pem: read("--key", &key)?,
+                cert_pem: read("--cert", &cert)?,
+                announce_for_secs: announce_for,
+            },
+            KeyCmd::Activate { retire_after } => KeyOp::Activate {
+                retire_after_secs: retire_after,
+            },
+            KeyCmd::Retire => KeyOp::Retire,
+        })
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -743,6 +850,7 @@ impl Command {
             Command::Release(c) => Operation::Release(c.into_op()),
             Command::Livegang(c) => Operation::Livegang(c.into_op()?),
             Command::History(c) => Operation::History(c.into_op()?),
+            Command::Key(c) => Operation::Key(c.into_op()?),
         })
     }
 

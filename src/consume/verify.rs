@@ -13,6 +13,8 @@ use std::fmt::Write as _;
 pub struct Trust {
     /// The operator's certificate (`--cert`).
     pub pinned: Option<PublicKey>,
+    /// Its certificate (DER): where a served list's key chain is followed from.
+    pub pinned_der: Option<Vec<u8>>,
     /// `--trust-embedded-cert`: accept the certificate in KeyInfo. Anyone can put one there.
     pub trust_embedded: bool,
 }
@@ -71,6 +73,9 @@ pub fn verify(
         }
     };
     let pinned = trust.pinned.as_ref();
+    // The pinned key, and (a served list signed by a later key) the keys its chain leads
+    // to: newest last.
+    let mut keys: Vec<PublicKey> = pinned.into_iter().cloned().collect();
     let mut verified = Vec::new();
     // The detached signature first: it needs the bytes, the enveloped one only the parsed
     // tree (so the bytes can go before the tree is canonicalised).
@@ -80,8 +85,19 @@ pub fn verify(
     let mut lines = Vec::new();
     match load(&sig_target, opts)? {
         Some(sig_bytes) => {
-            let v = sign::verify_detached(&doc, &sig_bytes, def.list.file_name(), pinned)
-                .map_err(|e| anyhow!("{sig_target}: detached {e}"))?;
+            let uri = def.list.file_name();
+            let mut v = by_any(&keys, |k| sign::verify_detached(&doc, &sig_bytes, uri, k));
+            if let (Err(_), Some(der)) = (&v, &trust.pinned_der) {
+                if let Some(chain) = followed_keys(target, der, opts)? {
+                    lines.push(format!(
+                        "  signing key chain: followed from the pinned certificate to {} later key(s)",
+                        chain.len() - 1
+                    ));
+                    keys = chain;
+                    v = by_any(&keys, |k| sign::verify_detached(&doc, &sig_bytes, uri, k));
+                }
+            }
+            let v = v.map_err(|e| anyhow!("{sig_target}: detached {e}"))?;
             lines.push(format!(
                 "  detached signature {sig_target}: valid ({:?}, {})",
                 v.alg,
@@ -92,15 +108,36 @@ pub fn verify(
         None if sig.is_some() => bail!("{sig_target}: not found"),
         None => lines.push(format!("  detached signature: none at {sig_target}")),
     }
+    // During a key rollover's overlap the enveloped signature is the new key's while the
+    // detached one carries both: a consumer pinned to the old key has every byte covered
+    // by the detached signature it verified, and the enveloped one must still hold with
+    // the certificate it carries.
+    let detached_by_pin = pinned.is_some() && !verified.is_empty();
     if !def.official {
-        let v = sign::verify_enveloped_owned(doc, pinned)
-            .map_err(|e| anyhow!("{target}: enveloped {e}"))?;
-        writeln!(
-            out,
-            "  enveloped signature: valid ({:?}, {})",
-            v.alg,
-            key_note(v.pinned)
-        )?;
+        let v = match detached_by_pin {
+            true => match by_any(&keys, |k| sign::verify_enveloped(&doc, k)) {
+                Ok(v) => Ok((v, None)),
+                Err(_) => sign::verify_enveloped_owned(doc, None).map(|v| {
+                    let fp = v.cert.as_deref().map(crate::digest::sha256_hex);
+                    (v, fp)
+                }),
+            },
+            false => sign::verify_enveloped_owned(doc, pinned).map(|v| (v, None)),
+        };
+        let (v, other) = v.map_err(|e| anyhow!("{target}: enveloped {e}"))?;
+        match other {
+            None => writeln!(
+                out,
+                "  enveloped signature: valid ({:?}, {})",
+                v.alg,
+                key_note(v.pinned)
+            )?,
+            Some(fp) => writeln!(
+                out,
+                "  enveloped signature: valid ({:?}), by another key than the pinned one (certificate SHA-256 {fp}: a key rollover); the detached signature by the pinned certificate covers every byte",
+                v.alg
+            )?,
+        }
         verified.push(v);
     }
     for l in lines {
@@ -121,6 +158,86 @@ pub fn verify(
         return Err(unpinned_refusal(target, &certs));
     }
     Ok(out)
+}
+
+/// The first verification that succeeds with one of `keys` (newest first), or without a
+/// key (the certificate carried) when there is none; else the newest key's error.
+fn by_any<T>(
+    keys: &[PublicKey],
+    f: impl Fn(Option<&PublicKey>) -> Result<T, sign::VerifyError>,
+) -> Result<T, sign::VerifyError> {
+    let Some((newest, older)) = keys.split_last() else {
+        return f(None);
+    };
+    let first = f(Some(newest));
+    if first.is_ok() {
+        return first;
+    }
+    older
+        .iter()
+        .rev()
+        .find_map(|k| f(Some(k)).ok())
+        .ok_or(())
+        .or(first)
+}
+
+/// For a served list: the signing key chain the Stelselnode's head names, followed from
+/// the pinned certificate (`sign::chain`: each link must be signed by the key before it).
+/// `None` when there is no head or no link leads further.
+fn followed_keys(
+    target: &str,
+    pinned: &[u8],
+    opts: &fetch::Options,
+) -> Result<Option<Vec<PublicKey>>> {
+    let Ok(uri) = target.parse::<hyper::Uri>() else {
+        return Ok(None);
+    };
+    let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
+        return Ok(None);
+    };
+    if !matches!(scheme, "http" | "https") {
+        return Ok(None);
+    }
+    let base = format!("{scheme}://{authority}/stelselnode/");
+    let Some(bytes) = fetch::get(&format!("{base}head.xml"), opts)? else {
+        return Ok(None);
+    };
+    let head =
+        crate::distribute::head::Head::parse(&bytes).map_err(|e| anyhow!("{base}head.xml: {e}"))?;
+    let mut links = Vec::new();
+    for b in &head.keys {
+        let small = fetch::Options {
+            timeout: opts.timeout,
+            max_bytes: crate::sign::chain::MAX_SIZE as u64,
+            ca_pem: opts.ca_pem.clone(),
+        };
+        let link = fetch::get(&format!("{base}{}", b.href), &small)?
+            .ok_or_else(|| anyhow!("{base}{}: not found", b.href))?;
+        if crate::digest::sha256_hex(&link) != b.sha256 {
+            bail!("{base}{}: not the bytes the head names", b.href);
+        }
+        links.push(link);
+    }
+    let chain = crate::sign::chain::follow(&[pinned.to_vec()], &links)?;
+    if chain.len() < 2 {
+        return Ok(None);
+    }
+    let keys = chain
+        .iter()
+        .map(|c| PublicKey::from_cert_der(c))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(keys))
+}
+
+/// A pinned certificate file given with `--cert`, as DER (checked to hold a key we verify
+/// with).
+pub fn read_pinned_der(path: &std::path::Path) -> Result<Vec<u8>> {
+    let pem =
+        std::fs::read_to_string(path).with_context(|| format!("--cert {}", path.display()))?;
+    let der = crate::sign::cert_der_from_pem(&pem)
+        .with_context(|| format!("--cert {}", path.display()))?;
+    PublicKey::from_cert_der(&der).with_context(|| format!("--cert {}", path.display()))?;
+    Ok(der)
 }
 
 /// Read a pinned certificate file given with `--cert`.

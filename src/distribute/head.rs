@@ -86,6 +86,8 @@ pub struct Head {
     pub issued: String,
     pub expires: String,
     pub lists: Vec<ListHead>,
+    /// Every link of the signing key chain (`sign::chain`), in Sequence order.
+    pub keys: Vec<Blob>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -145,6 +147,14 @@ impl Head {
             }
             o.push_str("  </List>\n");
         }
+        for k in &self.keys {
+            o.push_str(&format!(
+                "  <KeyLink href=\"{}\" sha256=\"{}\" size=\"{}\"/>\n",
+                esc(&k.href),
+                esc(&k.sha256),
+                k.size
+            ));
+        }
         o.push_str("</Head>\n");
         o.into_bytes()
     }
@@ -167,6 +177,7 @@ impl Head {
             issued: String::new(),
             expires: String::new(),
             lists: Vec::new(),
+            keys: Vec::new(),
         };
         let mut current: Option<ListHead> = None;
         let mut text_of = String::new();
@@ -192,9 +203,6 @@ impl Head {
                     }
                 }
                 Event::Empty(s) => {
-                    let l = current
-                        .as_mut()
-                        .ok_or_else(|| err("an attribute element outside a List"))?;
                     let get = |name: &str| -> Result<String, HeadError> {
                         s.try_get_attribute(name)
                             .ok()
@@ -210,14 +218,17 @@ impl Head {
                         sha256: get("sha256")?,
                         size: number(get("size")?)?,
                     };
-                    match s.local_name().as_ref() {
-                        "Document" => {
+                    let name = s.local_name();
+                    match (name.as_ref(), current.as_mut()) {
+                        ("KeyLink", _) => head.keys.push(blob),
+                        (_, None) => return Err(err("an attribute element outside a List")),
+                        ("Document", Some(l)) => {
                             l.gzip_sha256 = get("gzipSha256")?;
                             l.gzip_size = number(get("gzipSize")?)?;
                             l.document = blob;
                         }
-                        "Signature" => l.signature = blob,
-                        "Deltas" => l.deltas = Some(blob),
+                        ("Signature", Some(l)) => l.signature = blob,
+                        ("Deltas", Some(l)) => l.deltas = Some(blob),
                         _ => return Err(err("an unknown element")),
                     }
                 }
@@ -300,6 +311,7 @@ pub(crate) fn sample() -> Head {
                 deltas: (l == ListKind::Whitelist).then(|| Blob::at("deltas", &h('d'), 90)),
             })
             .collect(),
+        keys: vec![Blob::at("keys", &h('e'), 700)],
     }
 }
 

@@ -11,7 +11,7 @@ use crate::digest::sha256_hex;
 use crate::registry::model::ListKind;
 use crate::registry::publication::LogEntry;
 use crate::registry::store::Store;
-use crate::sign::{self, PublicKey, SigningKey};
+use crate::sign::{self, PublicKey, Signers};
 use anyhow::{anyhow, bail, Context, Result};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -21,6 +21,9 @@ const LOG: &str = "audit-log.jsonl";
 const CSV: &str = "changes.csv";
 const README: &str = "README.txt";
 const CERT_DIR: &str = "certificates/";
+const KEY_DIR: &str = "keys/";
+const KEYS_LINE: &str =
+    "keys/                  the signing key chain: each key change, signed by the outgoing key\n";
 
 const README_TEXT: &str = "stelselnode audit export\n\
 \n\
@@ -31,6 +34,7 @@ audit-log.jsonl.sig    detached XML signature over audit-log.jsonl by the Stelse
 changes.csv            per publication and list: what changed, for non-technical readers\n\
 documents/             every published document and its detached signature (.sig)\n\
 certificates/          the signing certificates\n\
+keys/                  the signing key chain: each key change, signed by the outgoing key\n\
 \n\
 Verify offline with: stelselnode history verify THIS-FILE [--cert operator-certificate.pem]\n";
 
@@ -146,18 +150,14 @@ enum Source {
     Bytes(Vec<u8>),
 }
 
-/// The certificate a signature file of ours carries (read by the profile's layout; the
-/// file passed `detached_is_canonical` first).
+/// The certificates a signature file of ours carries (two during a key rollover; read by
+/// the profile's layout: the file passed `detached_is_canonical` first).
 fn certs_in_signature(sig: &[u8]) -> Vec<Vec<u8>> {
+    use base64::Engine;
     let text = String::from_utf8_lossy(sig);
-    crate::sign::profile::find_own(&text)
-        .ok()
-        .and_then(|own| own.cert_b64.map(str::to_string))
-        .and_then(|b64| {
-            use base64::Engine;
-            base64::engine::general_purpose::STANDARD.decode(b64).ok()
-        })
+    crate::sign::profile::carried_certificates(&text)
         .into_iter()
+        .filter_map(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok())
         .collect()
 }
 
@@ -176,7 +176,7 @@ fn pem_of(der: &[u8]) -> String {
 /// `history export --out PATH [--from SEQ] [--to SEQ]`
 pub fn export(
     store: &Store,
-    key: &SigningKey,
+    key: &Signers,
     out_path: &Path,
     from: Option<u64>,
     to: Option<u64>,
@@ -197,7 +197,7 @@ pub fn export(
     }
     let log: Vec<LogEntry> = selected.iter().map(|(e, _)| e.clone()).collect();
     let mut certs = BTreeSet::new();
-    certs.insert(key.cert_der.clone());
+    certs.extend(key.keys().map(|k| k.cert_der.clone()));
     for e in &log {
         for d in &e.documents {
             let p = doc_path(&d.rendition, d.volgnummer);
@@ -231,6 +231,9 @@ pub fn export(
         README.into(),
         Source::Bytes(README_TEXT.as_bytes().to_vec()),
     );
+    for (seq, link) in crate::sign::keyring::links(store)? {
+        entries.insert(format!("{KEY_DIR}{seq}.xml"), Source::Bytes(link));
+    }
     for der in &certs {
         entries.insert(
             format!("{CERT_DIR}{}.pem", &sha256_hex(der)[..16]),
@@ -297,6 +300,12 @@ fn entry_limit(path: &str) -> Option<Limit> {
         |h: &str| h.len() == 16 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
     match path {
         README => return Some(Limit::Keep(README_TEXT.len() as u64)),
+        _ if path.starts_with(KEY_DIR) => {
+            let seq = path.strip_prefix(KEY_DIR)?.strip_suffix(".xml")?;
+            let digits =
+                !seq.is_empty() && seq.len() <= 19 && seq.bytes().all(|b| b.is_ascii_digit());
+            return digits.then_some(Limit::Keep(crate::sign::chain::MAX_SIZE as u64));
+        }
         LOG | CSV => return Some(Limit::Keep(256 << 20)),
         _ if path == format!("{LOG}.sig") => return Some(Limit::Keep(MAX_SIGNATURE)),
         _ => {}
@@ -388,7 +397,7 @@ fn read_archive(path: &Path, max_bytes: u64) -> Result<Read> {
         }
         let Some(limit) = entry_limit(&e.path) else {
             bail!(
-                "{} is not a file an audit archive holds (README.txt, audit-log.jsonl[.sig], changes.csv, certificates/<hash>.pem, documents/<rendition>/<Volgnummer>.xml[.sig])",
+                "{} is not a file an audit archive holds (README.txt, audit-log.jsonl[.sig], changes.csv, certificates/<hash>.pem, keys/<Sequence>.xml, documents/<rendition>/<Volgnummer>.xml[.sig])",
                 crate::clip::clip(&e.path)
             );
         };
@@ -444,17 +453,41 @@ fn archive_certificates(read: &Read) -> Result<Vec<Vec<u8>>> {
     Ok(certs)
 }
 
-/// The keys signatures are verified with: the pinned one, or (unpinned) the certificate a
-/// signature carries. Every certificate a signature carries must be one the archive
-/// declares, pinned or not, and is remembered: nothing in the archive goes unchecked.
-struct Keys<'a> {
-    pinned: Option<&'a PublicKey>,
+/// The keys signatures are verified with: the pinned certificate's and every key the
+/// archive's key chain leads to from it (signatures across a key rollover), or, unpinned,
+/// the certificates signatures carry. Every certificate a signature carries must be one
+/// the archive declares, pinned or not, and is remembered: nothing in the archive goes
+/// unchecked.
+struct Keys {
+    /// Empty when unpinned.
+    trusted: Vec<PublicKey>,
     archive: Vec<Vec<u8>>,
     carried: BTreeSet<Vec<u8>>,
 }
 
-impl Keys<'_> {
-    fn for_signature(&mut self, sig: &[u8]) -> Result<PublicKey> {
+impl Keys {
+    /// The pinned certificate (DER), followed along the archive's key chain.
+    fn new(pinned: Option<&[u8]>, archive: Vec<Vec<u8>>, read: &Read) -> Result<Keys> {
+        let mut trusted = Vec::new();
+        if let Some(der) = pinned {
+            let links: Vec<Vec<u8>> = read
+                .entries
+                .iter()
+                .filter(|(p, _)| p.starts_with(KEY_DIR))
+                .map(|(_, b)| b.clone())
+                .collect();
+            for c in crate::sign::chain::follow(&[der.to_vec()], &links)? {
+                trusted.push(PublicKey::from_cert_der(&c)?);
+            }
+        }
+        Ok(Keys {
+            trusted,
+            archive,
+            carried: BTreeSet::new(),
+        })
+    }
+
+    fn check(&mut self, sha256: &[u8], sig: &[u8], uri: &str) -> Result<()> {
         if !sign::detached_is_canonical(sig)? {
             bail!("signature file is not in its canonical form: it was altered");
         }
@@ -463,14 +496,26 @@ impl Keys<'_> {
             bail!("signature carries a certificate that is not among the archive's certificates");
         }
         self.carried.extend(carried.iter().cloned());
-        if let Some(p) = self.pinned {
-            return Ok(p.clone());
+        if self.trusted.is_empty() {
+            sign::verify_detached_digest(sha256, sig, uri, None)?;
+            return Ok(());
         }
-        let der = carried
-            .into_iter()
-            .next()
-            .ok_or_else(|| anyhow!("signature carries no certificate"))?;
-        Ok(PublicKey::from_cert_der(&der)?)
+        let mut first = None;
+        for k in self.trusted.iter().rev() {
+            match sign::verify_detached_digest(sha256, sig, uri, Some(k)) {
+                Ok(_) => return Ok(()),
+                Err(e) => {
+                    first.get_or_insert(e);
+                }
+            }
+        }
+        match first {
+            Some(e) if self.trusted.len() == 1 => Err(e.into()),
+            Some(e) => Err(anyhow!(
+                "not signed by the pinned key or a key its chain leads to: {e}"
+            )),
+            None => bail!("no key to verify with"),
+        }
     }
 }
 
@@ -527,13 +572,8 @@ fn check_documents(read: &Read, log: &[LogEntry], keys: &mut Keys) -> Result<BTr
             }
             let sig_p = format!("{p}.sig");
             let sig = read.take(&sig_p)?;
-            sign::verify_detached_digest(
-                &xml.sha256,
-                sig,
-                d.rendition.list.file_name(),
-                Some(&keys.for_signature(sig)?),
-            )
-            .map_err(|x| anyhow!("{sig_p}: {x}"))?;
+            keys.check(&xml.sha256, sig, d.rendition.list.file_name())
+                .map_err(|x| anyhow!("{sig_p}: {x}"))?;
             referenced.insert(p.clone());
             referenced.insert(sig_p);
         }
@@ -578,6 +618,7 @@ fn check_nothing_else(read: &Read, keys: &Keys, referenced: &BTreeSet<String>) -
     for p in read.entries.keys().chain(read.documents.keys()) {
         let known = referenced.contains(p)
             || p.starts_with(CERT_DIR)
+            || p.starts_with(KEY_DIR)
             || [LOG, CSV, README].contains(&p.as_str())
             || *p == format!("{LOG}.sig");
         if !known {
@@ -591,23 +632,24 @@ fn check_nothing_else(read: &Read, keys: &Keys, referenced: &BTreeSet<String>) -
 /// needs, offline. Without a pinned certificate it refuses, unless `trust_embedded`.
 pub fn verify(
     path: &Path,
-    pinned: Option<&PublicKey>,
+    pinned: Option<&[u8]>,
     trust_embedded: bool,
     max_bytes: u64,
 ) -> Result<String> {
     let read = read_archive(path, max_bytes)?;
     let mut out = String::new();
-    if read.take(README)?.as_slice() != README_TEXT.as_bytes() {
+    // Archives made before key chains existed have no keys/ and no line on it.
+    let readme = read.take(README)?.as_slice();
+    let before_keys = README_TEXT.replace(KEYS_LINE, "");
+    let has_keys = read.entries.keys().any(|p| p.starts_with(KEY_DIR));
+    if readme != README_TEXT.as_bytes() && (has_keys || readme != before_keys.as_bytes()) {
         bail!("{README} was altered");
     }
     // Certificates: the archive's own, unless the auditor pins the operator's.
-    let mut keys = Keys {
-        pinned,
-        archive: archive_certificates(&read)?,
-        carried: BTreeSet::new(),
-    };
+    let mut keys = Keys::new(pinned, archive_certificates(&read)?, &read)?;
     let (log_bytes, log_sig) = (read.take(LOG)?, read.take(&format!("{LOG}.sig"))?);
-    sign::verify_detached(log_bytes, log_sig, LOG, Some(&keys.for_signature(log_sig)?))
+    let log_sha = ring::digest::digest(&ring::digest::SHA256, log_bytes);
+    keys.check(log_sha.as_ref(), log_sig, LOG)
         .map_err(|e| anyhow!("{LOG}: {e}"))?;
     writeln!(out, "{LOG}: signature valid")?;
     let log = check_log(log_bytes)?;
@@ -655,7 +697,8 @@ mod tests {
     fn an_archive_holds_only_the_files_its_format_defines() {
         use super::{entry_limit, Limit};
         for (path, kept) in [
-            ("README.txt", Some(662)),
+            ("README.txt", Some(752)),
+            ("keys/1.xml", Some(64 << 10)),
             ("audit-log.jsonl", Some(256 << 20)),
             ("audit-log.jsonl.sig", Some(64 << 10)),
             ("changes.csv", Some(256 << 20)),
@@ -684,6 +727,9 @@ mod tests {
             "documents/whitelist/../12.xml",
             "documents/whitelist//12.xml",
             "documents/whitelist/release2/.xml",
+            "keys/x.xml",
+            "keys/1.xml.sig",
+            "keys/../1.xml",
         ] {
             assert!(entry_limit(path).is_none(), "{path}");
         }

@@ -75,7 +75,9 @@ impl Export {
                 pr.volgnummer
             )?;
         }
-        let cert = crate::datadir::certificate_pem(ctx.data)?;
+        let cert = crate::sign::keyring::signers(ctx.store, ctx.data)?
+            .active
+            .cert_pem;
         std::fs::write(self.out.join("signing-certificate.pem"), cert)?;
         Ok(out)
     }

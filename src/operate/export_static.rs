@@ -16,7 +16,9 @@ pub struct ExportStatic {
 impl ExportStatic {
     pub fn apply(self, ctx: &Ctx) -> Result<String> {
         crate::serve::edge::check_root(&self.out)?;
-        let cert = crate::datadir::certificate_pem(ctx.data)?;
+        let cert = crate::sign::keyring::signers(ctx.store, ctx.data)?
+            .active
+            .cert_pem;
         // No publication may commit (and remove files of the set being read) meanwhile.
         let _guard = ctx.store.lock_publications();
         let set = PublishedSet::load(ctx.store, cert)?

@@ -14,6 +14,7 @@ pub mod export_static;
 pub mod gegevensdienst;
 pub mod history;
 pub mod import;
+pub mod key;
 pub mod livegang;
 pub mod oauthclient;
 pub mod publish;
@@ -48,6 +49,7 @@ pub enum Operation {
     Release(release::ReleaseOp),
     Livegang(livegang::LivegangOp),
     History(history::HistoryOp),
+    Key(key::KeyOp),
 }
 
 impl Operation {
@@ -70,6 +72,7 @@ impl Operation {
             Operation::Release(op) => op.apply(ctx),
             Operation::Livegang(op) => op.apply(ctx),
             Operation::History(op) => op.apply(ctx),
+            Operation::Key(op) => op.apply(ctx),
         }
     }
 
@@ -77,6 +80,7 @@ impl Operation {
     pub fn publishes(&self) -> bool {
         matches!(self, Operation::Publish(_))
             || matches!(self, Operation::Release(r) if r.publishes())
+            || matches!(self, Operation::Key(k) if k.changes())
     }
 
     /// Operations that change nothing in the registry: safe to run again here when the
@@ -100,6 +104,7 @@ impl Operation {
             Operation::Whitelist(o) => matches!(o, W::Show { .. } | W::List),
             Operation::Gegevensdienst(o) => matches!(o, G::Show { .. } | G::List),
             Operation::Release(o) => matches!(o, release::ReleaseOp::List),
+            Operation::Key(o) => !o.changes(),
             Operation::Livegang(o) => matches!(o, L::List | L::Show { .. }),
             Operation::Discard | Operation::Publish(_) | Operation::Import(_) => false,
         }

@@ -13,7 +13,8 @@ use crate::registry::livegang;
 use crate::registry::publication::{document_key, LogEntry, PublishedIndex};
 use crate::registry::store::{PublicationGuard, Store, StoreError};
 use crate::serve::set::{Body, PublishedSet, Shared};
-use crate::sign::SigningKey;
+use crate::sign::keyring::{self, Step};
+use crate::sign::Signers;
 use crate::xml::schema;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -120,6 +121,7 @@ impl Publisher {
             Ok(key) => set.sign_heads(&key, OffsetDateTime::now_utc(), self.heads.lifetime),
             Err(e) => tracing::error!("heads not signed again: {e}"),
         }
+        self.key_metrics();
         self.export_static(&set);
     }
 
@@ -143,6 +145,15 @@ impl Publisher {
         self
     }
 
+    /// The keyring as the metrics show it.
+    fn key_metrics(&self) {
+        let Some(m) = &self.metrics else { return };
+        match keyring::status(&self.store, &self.data, OffsetDateTime::now_utc()) {
+            Ok((keys, warning)) => m.signing_keys(keys, warning.is_some()),
+            Err(e) => tracing::error!("signing keys not read for the metrics: {e}"),
+        }
+    }
+
     fn record(&self, published: &Option<Published>, started: std::time::Instant) {
         if let (Some(m), Some(_)) = (&self.metrics, published) {
             m.publication(started.elapsed().as_secs_f64());
@@ -153,10 +164,50 @@ impl Publisher {
         &self.store
     }
 
-    /// The signing key and its certificate, as the data directory holds them now.
-    pub fn key(&self) -> Result<SigningKey, PublishError> {
-        crate::datadir::load_signing_key(&self.data)
-            .map_err(|e| PublishError::Refused(format!("{e:#}")))
+    /// The keys that sign now (see `sign::keyring`), as the data directory and the
+    /// keyring hold them.
+    pub fn key(&self) -> Result<Signers, PublishError> {
+        keyring::signers(&self.store, &self.data).map_err(|e| PublishError::Refused(e.to_string()))
+    }
+
+    /// A signing key step (`key next`, `activate`, `retire`): published as its own
+    /// publication of what is published, every list under a new Volgnummer and signed by
+    /// the keys of the step, which the keyring records once that publication has
+    /// committed. Before the first publication it is only recorded.
+    pub fn key_step(
+        &self,
+        operator: &str,
+        step: &Step,
+        now: OffsetDateTime,
+    ) -> Result<Option<Published>, PublishError> {
+        let guard = self.store.lock_publications();
+        let started = std::time::Instant::now();
+        let base = self.store.publication_base(&guard, true)?;
+        let (Some(index), Some(registry)) = (&base.published, &base.published_registry) else {
+            step.commit(&self.store)?;
+            self.key_metrics();
+            return Ok(None);
+        };
+        let p = pipeline::run(
+            &self.store,
+            &guard,
+            &step.signers,
+            pipeline::Run {
+                registry,
+                catalogue: &index.catalogue,
+                base: &base,
+                operator,
+                reason: &step.summary,
+                now,
+                journal_head: None,
+                every_list: true,
+            },
+        )?;
+        // Recorded before the swap: the set it makes serves the new link, its heads name it.
+        step.commit(&self.store)?;
+        let published = self.swap(p, &step.signers)?;
+        self.record(&published, started);
+        Ok(published)
     }
 
     /// Publish the working registry: the pending change set becomes public. A livegang
@@ -205,6 +256,7 @@ impl Publisher {
                 reason,
                 now,
                 journal_head: Some(base.journal_head),
+                every_list: false,
             },
         )?;
         let published = self.swap(published, &key)?;
@@ -340,6 +392,7 @@ impl Publisher {
                     reason,
                     now,
                     journal_head: None,
+                    every_list: false,
                 },
             )?;
             published_now = self.swap(p, &key)?;
@@ -363,7 +416,7 @@ impl Publisher {
     fn swap(
         &self,
         published: Option<Published>,
-        key: &SigningKey,
+        key: &Signers,
     ) -> Result<Option<Published>, PublishError> {
         let Some(mut p) = published else {
             return Ok(None);
@@ -399,25 +452,25 @@ impl Publisher {
         for d in &p.entry.documents {
             history.insert(document_key(&d.rendition, d.volgnummer), d.sha256.clone());
         }
-        let set =
-            PublishedSet::build(
-                p.index.clone(),
-                key.cert_pem.clone(),
-                history,
-                |key| match made.remove(key) {
-                    Some(body) => Ok(body),
-                    None => match serving.get(key) {
-                        Some(body) => Ok((*body).clone()),
-                        // A rendition that comes back with its historic bytes.
-                        None => Body::new(self.store.document(key)?.ok_or_else(|| {
-                            StoreError::Corrupt(format!("published document {key} is missing"))
-                        })?),
-                    },
+        let set = PublishedSet::build(
+            p.index.clone(),
+            key.active.cert_pem.clone(),
+            history,
+            |key| match made.remove(key) {
+                Some(body) => Ok(body),
+                None => match serving.get(key) {
+                    Some(body) => Ok((*body).clone()),
+                    // A rendition that comes back with its historic bytes.
+                    None => Body::new(self.store.document(key)?.ok_or_else(|| {
+                        StoreError::Corrupt(format!("published document {key} is missing"))
+                    })?),
                 },
-            )?;
+            },
+        )?;
         let mut set = set;
         set.attach_distribution(&self.store);
         set.sign_heads(key, OffsetDateTime::now_utc(), self.heads.lifetime);
+        self.key_metrics();
         let set = Arc::new(set);
         served.store(Some(set.clone()));
         tracing::debug!("swap (hash and gzip what was made) {:?}", t.elapsed());

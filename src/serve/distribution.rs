@@ -13,7 +13,7 @@ use crate::distribute::store as delta_store;
 use crate::registry::catalogue::{Rendition, SelectError, Status};
 use crate::registry::publication::rendition_id;
 use crate::registry::store::{Store, StoreError};
-use crate::sign::SigningKey;
+use crate::sign::Signers;
 use arc_swap::ArcSwap;
 use http::{header, HeaderValue, Method, StatusCode};
 use std::collections::HashMap;
@@ -43,6 +43,9 @@ pub struct Distribution {
     pub last_modified: Option<(time::OffsetDateTime, HeaderValue)>,
     /// Per rendition: the SHA-256 of its document's gzip form, hashed once per set.
     gzip_sha256: HashMap<Rendition, String>,
+    /// The signing key chain's links by their SHA-256, in Sequence order (every head
+    /// names them all).
+    pub key_links: Vec<(String, Body)>,
     /// Per release id; replaced whole when heads are made again.
     pub heads: ArcSwap<HashMap<String, Arc<Signed>>>,
 }
@@ -55,6 +58,10 @@ impl Distribution {
             session: delta_store::session(store)?,
             ..Distribution::default()
         };
+        for (_, bytes) in crate::sign::keyring::links(store)? {
+            let b = Body::new(bytes)?;
+            d.key_links.push((b.sha256.clone(), b));
+        }
         for pr in &set.index.renditions {
             if let Some(doc) = set.docs.get(&pr.rendition) {
                 d.gzip_sha256.insert(
@@ -96,7 +103,7 @@ impl Distribution {
     pub fn sign(
         &self,
         set: &PublishedSet,
-        key: &SigningKey,
+        key: &Signers,
         now: time::OffsetDateTime,
         lifetime: std::time::Duration,
     ) -> Result<(), String> {
@@ -134,6 +141,11 @@ impl Distribution {
                 issued: head::utc(now),
                 expires: head::utc(expires),
                 lists,
+                keys: self
+                    .key_links
+                    .iter()
+                    .map(|(sha, b)| Blob::at("keys", sha, b.bytes.len() as u64))
+                    .collect(),
             };
             let bytes = h.render();
             // What a consumer will check, checked first: the XSD, the size, the signature.
@@ -141,8 +153,12 @@ impl Distribution {
             let sig = key
                 .sign_detached(&bytes, head::FILE)
                 .map_err(|e| format!("release {}: signing the head: {e}", release.id))?;
-            crate::sign::verify::verify_detached(&bytes, &sig, head::FILE, Some(key.public_key()))
-                .map_err(|e| format!("release {}: the head's own signature: {e}", release.id))?;
+            key.check_detached_digest(
+                ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref(),
+                &sig,
+                head::FILE,
+            )
+            .map_err(|e| format!("release {}: the head's own signature: {e}", release.id))?;
             let signed = Signed {
                 head: Body::new(bytes).map_err(|e| e.to_string())?,
                 sig: Body::new(sig).map_err(|e| e.to_string())?,
@@ -176,6 +192,11 @@ fn content(set: &PublishedSet, dir: &str, sha: &str) -> Option<(Body, &'static s
         "deltas" => Some((
             d.indexes.get(sha)?.clone(),
             "text/plain; charset=utf-8",
+            blob_time()?,
+        )),
+        "keys" => Some((
+            d.key_links.iter().find(|(s, _)| s == sha)?.1.clone(),
+            "application/xml",
             blob_time()?,
         )),
         "doc" => set.docs.values().find_map(|doc| {

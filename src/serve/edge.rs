@@ -9,7 +9,7 @@
 //!   serves), the `.gz` the same gzip bytes `serve` sends;
 //! * `docs/<etag>.delta` and `docs/<etag>.deltas` (with `.gz`): the deltas and delta
 //!   indexes signed heads name, and the heads themselves as documents;
-//! * `stelselnode/{doc,delta,deltas}/<sha256>` (and `.gz`): hard links to those files under
+//! * `stelselnode/{doc,delta,deltas,keys}/<sha256>` (and `.gz`): hard links to those files under
 //!   the content addresses heads use (no second copy on disk);
 //! * `signing-certificate.pem`;
 //! * `nginx` → `nginx-<n>/` (a symlink swapped atomically, `n` counting exports: heads are
@@ -154,6 +154,7 @@ pub fn export(set: &PublishedSet, dir: &Path, store: &Store) -> Result<String> {
     for (dir_name, ext, blobs) in [
         ("delta", "delta", &dist.deltas),
         ("deltas", "deltas", &dist.indexes),
+        ("keys", "keylink", &dist.key_links.iter().cloned().collect()),
     ] {
         for (sha, b) in blobs {
             let t = write_body(b, ext, blob_time)?;
@@ -371,7 +372,7 @@ fn collect_garbage(dir: &Path, current: &str) -> Result<()> {
             }
         }
     }
-    for sub in ["doc", "delta", "deltas"] {
+    for sub in ["doc", "delta", "deltas", "keys"] {
         let Ok(rd) = std::fs::read_dir(dir.join("stelselnode").join(sub)) else {
             continue;
         };
@@ -649,6 +650,7 @@ fn locations(set: &PublishedSet, dir: &Path) -> String {
         ("doc", "application/xml"),
         ("delta", "application/octet-stream"),
         ("deltas", "text/plain; charset=utf-8"),
+        ("keys", "application/xml"),
     ] {
         let _ = write!(
             o,

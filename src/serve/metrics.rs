@@ -65,6 +65,18 @@ pub struct WorkerLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KeyLabel {
+    pub fingerprint: String,
+    pub state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KeyStepLabel {
+    pub fingerprint: String,
+    pub step: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CertificateLabel {
     pub certificate: String,
 }
@@ -91,6 +103,12 @@ pub struct Metrics {
     connections: Family<WorkerLabel, Gauge>,
     send_timeouts: Counter,
     access_log_dropped: Counter,
+    signing_key: Family<KeyLabel, Gauge>,
+    signing_key_expiry: Family<KeyLabel, Gauge>,
+    signing_key_next_step: Family<KeyStepLabel, Gauge>,
+    signing_key_warning: Gauge,
+    /// The keyring as last read (see `signing_keys`), and whether it warns of expiry.
+    keys: Mutex<(Vec<crate::sign::keyring::KeyStatus>, bool)>,
     /// Each serving thread's name and count of open connections (see `serve::workers`).
     open: Mutex<Vec<(String, Arc<AtomicUsize>)>>,
     last_publication: AtomicI64,
@@ -167,7 +185,36 @@ impl Metrics {
             "Access-log lines dropped because the log's writer could not keep up",
             access_log_dropped.clone(),
         );
+        let signing_key = Family::<KeyLabel, Gauge>::default();
+        registry.register(
+            "signing_key",
+            "The signing keys, by fingerprint and state (next, active, outgoing, retired): 1",
+            signing_key.clone(),
+        );
+        let signing_key_expiry = Family::<KeyLabel, Gauge>::default();
+        registry.register(
+            "signing_key_expiry_seconds",
+            "Seconds until each signing key's certificate expires",
+            signing_key_expiry.clone(),
+        );
+        let signing_key_next_step = Family::<KeyStepLabel, Gauge>::default();
+        registry.register(
+            "signing_key_next_step_seconds",
+            "Seconds until a key's next rollover step (activate, retire) is allowed; 0 or less: allowed now",
+            signing_key_next_step.clone(),
+        );
+        let signing_key_warning = Gauge::default();
+        registry.register(
+            "signing_key_expiry_warning",
+            "1 when the active signing certificate expires within 60 days: announce the next key",
+            signing_key_warning.clone(),
+        );
         Metrics {
+            signing_key,
+            signing_key_expiry,
+            signing_key_next_step,
+            signing_key_warning,
+            keys: Mutex::default(),
             registry,
             send_timeouts,
             access_log_dropped,
@@ -237,6 +284,41 @@ impl Metrics {
         self.access_log_dropped.clone()
     }
 
+    /// The keyring as it is now (read by the publisher after every publication and when
+    /// heads are signed again).
+    pub fn signing_keys(&self, keys: Vec<crate::sign::keyring::KeyStatus>, warning: bool) {
+        *self.keys.lock().unwrap_or_else(|p| p.into_inner()) = (keys, warning);
+    }
+
+    fn encode_keys(&self, t: i64) {
+        let (keys, warning) = &*self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        // A key changes state: its old series must go.
+        self.signing_key.clear();
+        self.signing_key_expiry.clear();
+        self.signing_key_next_step.clear();
+        for k in keys {
+            let label = KeyLabel {
+                fingerprint: k.fingerprint.clone(),
+                state: k.state.as_str(),
+            };
+            self.signing_key.get_or_create(&label).set(1);
+            if let Some(na) = k.not_after {
+                self.signing_key_expiry
+                    .get_or_create(&label)
+                    .set(na.unix_timestamp() - t);
+            }
+            if let Some((step, at)) = k.next_step {
+                self.signing_key_next_step
+                    .get_or_create(&KeyStepLabel {
+                        fingerprint: k.fingerprint.clone(),
+                        step,
+                    })
+                    .set(at.unix_timestamp() - t);
+            }
+        }
+        self.signing_key_warning.set(i64::from(*warning));
+    }
+
     /// One committed publication that took `seconds`.
     pub fn publication(&self, seconds: f64) {
         self.publications.inc();
@@ -277,6 +359,7 @@ impl Metrics {
                     .set(na - t);
             }
         }
+        self.encode_keys(t);
         if let Some(na) = self.tls.as_ref().and_then(|t| t.certificate_not_after()) {
             self.expiry
                 .get_or_create(&CertificateLabel {

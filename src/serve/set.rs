@@ -160,7 +160,7 @@ impl PublishedSet {
     /// served before (which expire).
     pub fn sign_heads(
         &self,
-        key: &crate::sign::SigningKey,
+        key: &crate::sign::Signers,
         now: time::OffsetDateTime,
         lifetime: std::time::Duration,
     ) {

@@ -9,6 +9,12 @@
 //! (freeze), a signature by another key, any hash that does not match (tampering), a body
 //! larger than announced, a redirect, a TLS failure.
 //!
+//! It follows the operator's signing key rollovers by itself: the head names the key
+//! chain's links (`sign::chain`), each signed by the outgoing key; from its pin (or the
+//! keys it followed before) it walks them, refusing a link not signed by the key it names,
+//! and then trusts the new key. Keys older than the newest that signed an accepted head are
+//! left behind.
+//!
 //! Exit codes (`--once`): 0 the lists are current (updated or not), 1 a local problem (the
 //! directory, its state), 2 bad arguments, 3 the server is unavailable for now (retry
 //! later), 4 refused, 5 equivocation (the operator published two different documents under
@@ -103,7 +109,8 @@ pub struct Options {
     /// Ends with '/'.
     pub base_url: String,
     pub out: PathBuf,
-    pub pinned: PublicKey,
+    /// The pinned certificate (DER): the trust anchor of a first run.
+    pub pinned: Vec<u8>,
     pub select: Select,
     pub client: http::Client,
     /// Largest list document accepted.
@@ -167,12 +174,130 @@ fn fetch_blob(o: &Options, blob: &Blob, what: &str) -> Result<Vec<u8>, Failure> 
     Ok(got.body)
 }
 
-/// A head as accepted: parsed, its bytes and signature, its ETag.
+/// A head as accepted: parsed, its bytes and signature, its ETag, and the keys trusted
+/// from it on.
 struct Fetched {
     head: Head,
     bytes: Vec<u8>,
     sig: Vec<u8>,
     etag: Option<String>,
+    trust: Trust,
+}
+
+/// The signing keys a sync trusts: certificates (DER) in chain order.
+struct Trust {
+    certs: Vec<Vec<u8>>,
+    keys: Vec<PublicKey>,
+    /// Fingerprints left behind.
+    followed_from: Vec<String>,
+}
+
+impl Trust {
+    fn new(certs: Vec<Vec<u8>>, followed_from: Vec<String>) -> Result<Trust, Failure> {
+        let keys = certs
+            .iter()
+            .map(|c| PublicKey::from_cert_der(c))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| Failure::refused(Reason::Key, format!("a trusted certificate: {e}")))?;
+        Ok(Trust {
+            certs,
+            keys,
+            followed_from,
+        })
+    }
+
+    /// What this directory trusts: the keys it followed to, or on a first run the pin. A
+    /// pin that is neither is refused: the directory was filled under another key.
+    fn of(o: &Options, prior: Option<&State>) -> Result<Trust, Failure> {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let kept = prior.map(|p| p.keys.as_slice()).unwrap_or_default();
+        if kept.is_empty() {
+            return Trust::new(vec![o.pinned.clone()], Vec::new());
+        }
+        let certs = kept
+            .iter()
+            .map(|c| b64.decode(c))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| Failure::Local(format!("the state's keys: {e}")))?;
+        let followed_from = prior.map(|p| p.followed_from.clone()).unwrap_or_default();
+        let pin = crate::sign::chain::fingerprint(&o.pinned);
+        let known = certs
+            .iter()
+            .any(|c| crate::sign::chain::fingerprint(c) == pin)
+            || followed_from.contains(&pin);
+        if !known {
+            return Err(Failure::refused(
+                Reason::Key,
+                format!(
+                    "--cert {pin} is neither a key this directory trusts nor one it followed from; the lists here were accepted under another key (remove {} to start again from --cert)",
+                    state::state_dir(&o.out).display()
+                ),
+            ));
+        }
+        Trust::new(certs, followed_from)
+    }
+
+    /// The index of the newest trusted key whose signature `sig` carries over bytes
+    /// with this SHA-256.
+    fn verify(&self, sha256: &[u8], sig: &[u8], uri: &str, what: &str) -> Result<usize, Failure> {
+        let mut newest_error = None;
+        for (i, k) in self.keys.iter().enumerate().rev() {
+            match crate::sign::verify::verify_detached_digest(sha256, sig, uri, Some(k)) {
+                Ok(_) => return Ok(i),
+                Err(e) => {
+                    newest_error.get_or_insert(e);
+                }
+            }
+        }
+        Err(match newest_error {
+            Some(e) => signature_failure(e, what),
+            None => Failure::refused(Reason::Key, format!("{what}: no key to verify with")),
+        })
+    }
+
+    /// Trust from the key at `i` on (it signed an accepted head): older keys are left.
+    fn from(mut self, i: usize) -> Trust {
+        for c in self.certs.drain(..i) {
+            self.followed_from.push(crate::sign::chain::fingerprint(&c));
+        }
+        self.keys.drain(..i);
+        self
+    }
+}
+
+/// Walk the key chain links `h` names from what `trust` holds.
+fn follow_keys(o: &Options, h: &Head, trust: Trust) -> Result<Trust, Failure> {
+    if h.keys.is_empty() {
+        return Ok(trust);
+    }
+    if h.keys.len() > crate::sign::chain::MAX_LINKS {
+        return Err(Failure::refused(
+            Reason::Oversize,
+            "the head names too many key links",
+        ));
+    }
+    let mut links = Vec::with_capacity(h.keys.len());
+    for (n, b) in h.keys.iter().enumerate() {
+        if b.size > crate::sign::chain::MAX_SIZE as u64 {
+            return Err(Failure::refused(
+                Reason::Oversize,
+                format!("key link {}: {} bytes", n + 1, b.size),
+            ));
+        }
+        links.push(fetch_blob(o, b, &format!("key link {}", n + 1))?);
+    }
+    let chain = crate::sign::chain::follow(&trust.certs, &links)
+        .map_err(|e| Failure::refused(Reason::Key, e.to_string()))?;
+    if chain.len() > trust.certs.len() {
+        for c in &chain[trust.certs.len()..] {
+            tracing::info!(
+                "signing key chain followed: {} is trusted from now on (announced by a key this consumer trusts)",
+                crate::sign::chain::fingerprint(c)
+            );
+        }
+    }
+    Trust::new(chain, trust.followed_from)
 }
 
 /// The signed head: fetched (or, unchanged, the one kept), its signature checked with
@@ -202,8 +327,13 @@ fn head(o: &Options, prior: Option<&State>, now: time::OffsetDateTime) -> Result
             (got.body, sig, got.etag)
         }
     };
-    check_signature(&bytes, &sig, head::FILE, &o.pinned, "the head")?;
+    // Parsed (XSD, size) before its signature is checked: it names the key chain, whose
+    // links prove themselves from the keys already trusted.
     let h = Head::parse(&bytes).map_err(|e| Failure::refused(Reason::Invalid, e.to_string()))?;
+    let trust = follow_keys(o, &h, Trust::of(o, prior)?)?;
+    let sha = ring::digest::digest(&ring::digest::SHA256, &bytes);
+    let signer = trust.verify(sha.as_ref(), &sig, head::FILE, "the head")?;
+    let trust = trust.from(signer);
     let expires = head::parse_utc(&h.expires)
         .ok_or_else(|| Failure::refused(Reason::Invalid, "the head's Expires is not a time"))?;
     if expires <= now {
@@ -231,20 +361,8 @@ fn head(o: &Options, prior: Option<&State>, now: time::OffsetDateTime) -> Result
         bytes,
         sig,
         etag,
+        trust,
     })
-}
-
-/// A detached signature over exactly `bytes`, by the pinned key.
-fn check_signature(
-    bytes: &[u8],
-    sig: &[u8],
-    uri: &str,
-    pinned: &PublicKey,
-    what: &str,
-) -> Result<(), Failure> {
-    crate::sign::verify::verify_detached(bytes, sig, uri, Some(pinned))
-        .map(|_| ())
-        .map_err(|e| signature_failure(e, what))
 }
 
 fn signature_failure(e: crate::sign::VerifyError, what: &str) -> Failure {
@@ -464,7 +582,12 @@ fn validate(list: ListKind, xml: &[u8]) -> Result<(), Failure> {
 
 /// One list: refused if it goes back or forks; else its new bytes, checked, or `None`
 /// when the directory already holds what the head names.
-fn list_update(o: &Options, lh: &ListHead, held: Option<&Held>) -> Result<Option<Update>, Failure> {
+fn list_update(
+    o: &Options,
+    trust: &Trust,
+    lh: &ListHead,
+    held: Option<&Held>,
+) -> Result<Option<Update>, Failure> {
     let file = o.out.join(lh.list.file_name());
     if let Some(h) = held {
         if lh.volgnummer < h.volgnummer {
@@ -555,13 +678,7 @@ fn list_update(o: &Options, lh: &ListHead, held: Option<&Held>) -> Result<Option
     // The bytes' SHA-256 was just checked to be the head's: not computed again.
     let digest = hex_bytes(&lh.document.sha256)
         .ok_or_else(|| Failure::refused(Reason::Invalid, "the head's SHA-256 is not hex"))?;
-    crate::sign::verify::verify_detached_digest(
-        &digest,
-        &sig,
-        lh.list.file_name(),
-        Some(&o.pinned),
-    )
-    .map_err(|e| signature_failure(e, &lh.list.to_string()))?;
+    trust.verify(&digest, &sig, lh.list.file_name(), &lh.list.to_string())?;
     match (&xml, &check) {
         (_, Some(part)) => validate(lh.list, part)?,
         (Doc::Memory(x), None) => validate(lh.list, x)?,
@@ -590,6 +707,7 @@ pub fn once(o: &Options, now: time::OffsetDateTime) -> Result<Synced, Failure> {
         bytes: head_bytes,
         sig: head_sig,
         etag,
+        trust,
     } = head(o, prior.as_ref(), now)?;
     if let Some(p) = &prior {
         if !p.session.is_empty() && p.session != h.session {
@@ -599,7 +717,7 @@ pub fn once(o: &Options, now: time::OffsetDateTime) -> Result<Synced, Failure> {
     let mut updates = Vec::new();
     for lh in &h.lists {
         let held = prior.as_ref().and_then(|p| p.lists.get(lh.list.key()));
-        if let Some(u) = list_update(o, lh, held)? {
+        if let Some(u) = list_update(o, &trust, lh, held)? {
             updates.push(u);
         }
     }
@@ -644,6 +762,12 @@ pub fn once(o: &Options, now: time::OffsetDateTime) -> Result<Synced, Failure> {
     next.head_etag = etag;
     next.head_expires = h.expires.clone();
     next.last_success = now.unix_timestamp();
+    {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        next.keys = trust.certs.iter().map(|c| b64.encode(c)).collect();
+        next.followed_from = trust.followed_from;
+    }
     state::save(&o.out, &next)?;
     tracing::debug!("files replaced {:?}", t.elapsed());
     Ok(Synced {

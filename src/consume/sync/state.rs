@@ -34,6 +34,14 @@ pub struct State {
     pub lists: BTreeMap<String, Held>,
     /// Unix time of the last successful sync.
     pub last_success: i64,
+    /// The signing keys trusted (certificates, base64 DER), in chain order: from the
+    /// newest key that signed an accepted head on, with any newer key its chain announced.
+    #[serde(default)]
+    pub keys: Vec<String>,
+    /// Fingerprints of keys trusted before and left behind as the chain moved on (the
+    /// pinned `--cert` may be one of them).
+    #[serde(default)]
+    pub followed_from: Vec<String>,
 }
 
 pub fn state_dir(dir: &Path) -> PathBuf {

@@ -26,7 +26,7 @@ pub(super) struct Making<'a> {
     pub(super) reg: &'a Registry,
     pub(super) r: &'a Rendition,
     pub(super) header: &'a Header,
-    pub(super) key: &'a SigningKey,
+    pub(super) key: &'a Signers,
     pub(super) def: &'static schema::SchemaDef,
 }
 
@@ -36,7 +36,7 @@ impl<'a> Making<'a> {
         reg: &'a Registry,
         r: &'a Rendition,
         header: &'a Header,
-        key: &'a SigningKey,
+        key: &'a Signers,
     ) -> Result<Self, PublishError> {
         Ok(Making {
             store,
@@ -87,6 +87,7 @@ pub(super) fn stage_whole(m: &Making) -> Result<Staging, PublishError> {
     if !m.def.official {
         let (at, sig) = m
             .key
+            .active
             .enveloped_signature(&pieces)
             .map_err(|e| sig_err(e.to_string()))?;
         enveloped = sig;
@@ -133,6 +134,7 @@ pub(super) fn stage_in_parts(m: &Making, known: &Validated) -> Result<Staging, P
             .ok_or_else(|| sig_err("the parts were written without their digest".into()))?;
         let (at, sig) = m
             .key
+            .active
             .enveloped_signature_after(digest, footer)
             .map_err(|e| sig_err(e.to_string()))?;
         for piece in [&footer[..at], &sig, &footer[at..]] {
@@ -248,6 +250,7 @@ pub(super) fn finish(m: Making, started: Started) -> Result<Made, PublishError> 
         let own = s.spawn(|| match def.official {
             true => Ok(()),
             false => key
+                .active
                 .check_own_enveloped(&xml)
                 .map_err(|e| sig_err(format!("own enveloped signature does not verify: {e}"))),
         });
@@ -259,7 +262,7 @@ pub(super) fn finish(m: Making, started: Started) -> Result<Made, PublishError> 
             let sig = key
                 .sign_detached_digest(sha256.as_ref(), file)
                 .map_err(|e| sig_err(e.to_string()))?;
-            sign::verify_detached_digest(sha256.as_ref(), &sig, file, Some(key.public_key()))
+            key.check_detached_digest(sha256.as_ref(), &sig, file)
                 .map_err(|e| sig_err(format!("own detached signature does not verify: {e}")))?;
             Ok::<_, PublishError>((sig, crate::digest::hex(sha256.as_ref())))
         });
@@ -327,7 +330,7 @@ pub(super) fn joined(
 /// holds a whole one. The small lists are made alongside.
 pub(super) fn make_all(
     store: &Store,
-    key: &SigningKey,
+    key: &Signers,
     run: &Run,
     known: &BTreeMap<&'static str, Validated>,
     todo: &[(Rendition, Header)],

@@ -25,7 +25,7 @@ use crate::registry::catalogue::{Catalogue, Rendition};
 use crate::registry::model::{tijdstempel, ListKind, Registry};
 use crate::registry::publication::{ListVersion, PublishedRendition};
 use crate::registry::store::{PublicationBase, PublicationGuard, Snapshot, Store};
-use crate::sign::{self, SigningKey};
+use crate::sign::{self, Signers};
 use crate::xml::schema;
 use std::collections::BTreeMap;
 use std::collections::HashSet;
@@ -66,6 +66,10 @@ pub struct Run<'a> {
     /// The journal entries this publication makes public (publishing the working
     /// registry); `None` for a change published on top of the published registry.
     pub journal_head: Option<u64>,
+    /// A signing key step: every list gets a new Volgnummer and its documents are signed
+    /// anew, though no content changed (the same Volgnummer with other bytes would be an
+    /// equivocation to every consumer).
+    pub every_list: bool,
 }
 
 impl Run<'_> {
@@ -95,7 +99,7 @@ impl Run<'_> {
 pub fn run(
     store: &Store,
     guard: &PublicationGuard,
-    key: &SigningKey,
+    key: &Signers,
     run: Run,
 ) -> Result<Option<Published>, PublishError> {
     let t = std::time::Instant::now();
@@ -273,8 +277,8 @@ mod tests {
 
     #[test]
     fn parts_validated_out_of_order_are_written_in_order_and_digested_in_order() {
-        let (k, c) = SigningKey::generate_development().unwrap();
-        let key = SigningKey::from_pem(&k, &c).unwrap();
+        let (k, c) = crate::sign::SigningKey::generate_development().unwrap();
+        let key = Signers::one(crate::sign::SigningKey::from_pem(&k, &c).unwrap());
         let reg = registry(30);
         let h = header();
         let cat = Catalogue::parse(DEFAULT_CATALOGUE).unwrap();
@@ -333,13 +337,17 @@ mod tests {
                 );
                 // The digest taken part by part as they were written is the document's:
                 // the signature made from it verifies over the whole.
-                let (at, sig) = key.enveloped_signature_after(digest, &footer).unwrap();
+                let (at, sig) = key
+                    .active
+                    .enveloped_signature_after(digest, &footer)
+                    .unwrap();
                 let mut signed = whole.clone();
                 let at = whole.len() - footer.len() + at;
                 signed.splice(at..at, sig);
-                key.check_own_enveloped(&signed)
+                key.active
+                    .check_own_enveloped(&signed)
                     .unwrap_or_else(|e| panic!("{r}, parts of {size}: {e}"));
-                crate::sign::verify_enveloped(&signed, Some(key.public_key())).unwrap();
+                crate::sign::verify_enveloped(&signed, Some(key.active.public_key())).unwrap();
             }
         }
     }

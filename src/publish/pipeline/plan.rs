@@ -60,7 +60,7 @@ pub(super) type Early<'a> = Option<(
 /// whose hash cannot be made, or a registry that breaks a rule, publishes nothing.
 pub(super) fn check_and_start<'a>(
     store: &'a Store,
-    key: &'a SigningKey,
+    key: &'a Signers,
     run: &'a Run,
     known: &'a BTreeMap<&'static str, Validated>,
     guess: Option<&'a (Rendition, Header)>,
@@ -128,7 +128,7 @@ pub(super) fn versions(
             PublishError::Refused(format!("internal error: {list} was not hashed"))
         })?;
         match old {
-            Some(o) if o.content_sha256 == hash && o.volgnummer >= floor => {
+            Some(o) if o.content_sha256 == hash && o.volgnummer >= floor && !run.every_list => {
                 lists.insert(list, o.clone());
             }
             _ => {
