@@ -394,6 +394,23 @@ fn nginx_on_the_export_answers_as_serve_does() {
     );
     assert!(!old.text().contains("edge.example.nl"), "the historic list");
 
+    // A signing key announced: every head names its link, and the edge serves it as
+    // `serve` does (compared with everything else the heads name).
+    let (key, cert) = openssl_rsa(dir.path(), 2048, "next-signing-key");
+    ok(
+        &data,
+        &[
+            "key",
+            "next",
+            "--key",
+            key.to_str().unwrap(),
+            "--cert",
+            cert.to_str().unwrap(),
+        ],
+    );
+    nginx.reload(&run, "/stelselnode/head.xml", "<KeyLink href=\"keys/");
+    compare(&server.addr, &nginx.addr);
+
     // A withdrawn release: 410 from both.
     ok(&data, &["release", "set-status", "2.0.0", "ingetrokken"]);
     nginx.reload(&run, "/MedMij_Whitelist.xml", "edge.example.nl");

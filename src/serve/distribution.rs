@@ -39,8 +39,10 @@ pub struct Distribution {
     pub indexes: HashMap<String, Body>,
     /// Per rendition: its delta index, if it has deltas.
     index_of: HashMap<Rendition, Blob>,
-    /// `Last-Modified` of deltas and indexes: the newest Tijdstempel of the set.
-    pub last_modified: Option<(time::OffsetDateTime, HeaderValue)>,
+    /// `Last-Modified` of each delta, index and key link, by SHA-256: when it was made
+    /// (a delta), when its newest delta was (an index), when it was announced (a key
+    /// link). A file that stays in later sets keeps it, as an edge's file keeps its mtime.
+    pub made: HashMap<String, (time::OffsetDateTime, HeaderValue)>,
     /// Per rendition: the SHA-256 of its document's gzip form, hashed once per set.
     gzip_sha256: HashMap<Rendition, String>,
     /// The signing key chain's links by their SHA-256, in Sequence order (every head
@@ -58,10 +60,23 @@ impl Distribution {
             session: delta_store::session(store)?,
             ..Distribution::default()
         };
-        for (_, bytes) in crate::sign::keyring::links(store)? {
-            let b = Body::new(bytes)?;
-            d.key_links.push((b.sha256.clone(), b));
+        let mut made = |sha: &str, t: Option<time::OffsetDateTime>| {
+            if let Some(v) = t.and_then(|t| Some((t, http_date_header(t)?))) {
+                d.made.insert(sha.to_string(), v);
+            }
+        };
+        let key_links: Vec<(String, Body)> = crate::sign::keyring::links(store)?
+            .into_iter()
+            .map(|(_, bytes)| Body::new(bytes).map(|b| (b.sha256.clone(), b)))
+            .collect::<Result<_, _>>()?;
+        for (sha, b) in &key_links {
+            let announced = crate::sign::chain::Link::parse(&b.bytes)
+                .ok()
+                .and_then(|l| head::parse_utc(&l.announced));
+            made(sha, announced);
         }
+        let at = |unix: i64| time::OffsetDateTime::from_unix_timestamp(unix).ok();
+        let mut times = Vec::new();
         for pr in &set.index.renditions {
             if let Some(doc) = set.docs.get(&pr.rendition) {
                 d.gzip_sha256.insert(
@@ -80,22 +95,22 @@ impl Distribution {
             for l in chain {
                 if let Some(bytes) = delta_store::delta(store, &l.sha256)? {
                     d.deltas.insert(l.sha256.clone(), Body::new(bytes)?);
+                    times.push((l.sha256.clone(), at(l.made)));
                 }
             }
             let index = Body::new(delta_store::index_document(&id, chain))?;
+            let newest = chain.iter().map(|l| l.made).max().and_then(at);
+            times.push((index.sha256.clone(), newest));
             d.index_of.insert(
                 pr.rendition.clone(),
                 Blob::at("deltas", &index.sha256, index.bytes.len() as u64),
             );
             d.indexes.insert(index.sha256.clone(), index);
         }
-        d.last_modified = set
-            .index
-            .lists
-            .values()
-            .filter_map(|v| head::parse_utc(&v.tijdstempel))
-            .max()
-            .and_then(|t| Some((t, http_date_header(t)?)));
+        for (sha, t) in times {
+            made(&sha, t);
+        }
+        d.key_links = key_links;
         Ok(d)
     }
 
@@ -182,7 +197,7 @@ fn http_date_header(t: time::OffsetDateTime) -> Option<HeaderValue> {
 /// `Last-Modified` (as an edge's file carries it in its mtime).
 fn content(set: &PublishedSet, dir: &str, sha: &str) -> Option<(Body, &'static str, HeaderValue)> {
     let d = &set.distribution;
-    let blob_time = || d.last_modified.as_ref().map(|(_, h)| h.clone());
+    let blob_time = || d.made.get(sha).map(|(_, h)| h.clone());
     match dir {
         "delta" => Some((
             d.deltas.get(sha)?.clone(),

@@ -147,17 +147,19 @@ pub fn export(set: &PublishedSet, dir: &Path, store: &Store) -> Result<String> {
         }
     }
     let dist = &set.distribution;
-    let blob_time = dist
-        .last_modified
-        .as_ref()
-        .map(|(t, _)| std::time::SystemTime::from(*t));
+    let blob_time = |sha: &str| {
+        dist.made
+            .get(sha)
+            .map(|(t, _)| std::time::SystemTime::from(*t))
+    };
+    let key_links: HashMap<String, Body> = dist.key_links.iter().cloned().collect();
     for (dir_name, ext, blobs) in [
         ("delta", "delta", &dist.deltas),
         ("deltas", "deltas", &dist.indexes),
-        ("keys", "keylink", &dist.key_links.iter().cloned().collect()),
+        ("keys", "keylink", &key_links),
     ] {
         for (sha, b) in blobs {
-            let t = write_body(b, ext, blob_time)?;
+            let t = write_body(b, ext, blob_time(sha))?;
             links.push((format!("{dir_name}/{sha}"), format!("{t}.{ext}")));
         }
     }

@@ -412,7 +412,11 @@ pub fn activate(
             n.announced.map(utc).unwrap_or_default()
         ),
     )?;
-    let ai = position(&recs, KeyState::Active, "key activate: no active key recorded")?;
+    let ai = position(
+        &recs,
+        KeyState::Active,
+        "key activate: no active key recorded",
+    )?;
     let at = now.unix_timestamp();
     recs[ai].state = KeyState::Outgoing;
     recs[ai].retire_from = Some(at.saturating_add(secs(retire_after)));
