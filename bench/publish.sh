@@ -57,7 +57,7 @@ echo "publish (only GNL changed):     $(f "$t3" "$t4") s"
 echo "publish (one Zorgaanbieder):    $(f "$t7" "$t8") s"
 echo "  its peak RSS:                 $(( $(cat "$W/rss1") / 1024 )) MB"
 echo "xmllint --stream, all $ndocs documents: $(f "$t5" "$t6") s"
-phases() { sed -e 's/\x1b\[[0-9;]*m//g' -e 's/^.*DEBUG [a-z:_]*: /  /' "$1" | grep -E "^  (snapshot|rules|hashes|commit|Zorgaanbiederslijst|Whitelist)"; }
+phases() { sed -e 's/\x1b\[[0-9;]*m//g' -e 's/^.*DEBUG [a-z:_]*: /  /' "$1" | grep -E "^  (snapshot|rules|hashes|commit|prune|deltas|Zorgaanbiederslijst|Whitelist)"; }
 echo "phases of the first publish (RUST_LOG=stelselnode=debug):"
 phases "$W/phases"
 echo "phases of the publish with one Zorgaanbieder changed:"

@@ -205,7 +205,7 @@ impl Publisher {
         )?;
         // Recorded before the swap: the set it makes serves the new link, its heads name it.
         step.commit(&self.store)?;
-        let published = self.swap(p, &step.signers)?;
+        let published = self.swap(&guard, p, &step.signers)?;
         self.record(&published, started);
         Ok(published)
     }
@@ -259,7 +259,7 @@ impl Publisher {
                 every_list: false,
             },
         )?;
-        let published = self.swap(published, &key)?;
+        let published = self.swap(&guard, published, &key)?;
         self.record(&published, started);
         // At 100k, freeing the registry's millions of allocations takes a tenth of a
         // second that nobody needs to wait for.
@@ -395,7 +395,7 @@ impl Publisher {
                     every_list: false,
                 },
             )?;
-            published_now = self.swap(p, &key)?;
+            published_now = self.swap(guard, p, &key)?;
             self.record(&published_now, started);
         }
         // The working registry follows. This is not a pending edit (its publication is
@@ -415,6 +415,7 @@ impl Publisher {
     /// the bodies already served, not read back from the store.
     fn swap(
         &self,
+        guard: &PublicationGuard,
         published: Option<Published>,
         key: &Signers,
     ) -> Result<Option<Published>, PublishError> {
@@ -422,6 +423,8 @@ impl Publisher {
             return Ok(None);
         };
         let Some(served) = &self.served else {
+            // The CLI: its files are pruned before it returns.
+            self.store.prune_published(guard);
             return Ok(Some(p));
         };
         let t = std::time::Instant::now();
@@ -472,7 +475,18 @@ impl Publisher {
         set.sign_heads(key, OffsetDateTime::now_utc(), self.heads.lifetime);
         self.key_metrics();
         let set = Arc::new(set);
-        served.store(Some(set.clone()));
+        let replaced = served.swap(Some(set.clone()));
+        // Off the publication's path: unmapping the replaced set's documents and removing
+        // the files of those that left it frees hundreds of MB of page cache (a quarter of
+        // a second at 100k). Under the publication lock, as every file change is.
+        let store = self.store.clone();
+        let _ = std::thread::Builder::new()
+            .name("prune".into())
+            .spawn(move || {
+                drop(replaced);
+                let guard = store.lock_publications();
+                store.prune_published(&guard);
+            });
         tracing::debug!("swap (hash and gzip what was made) {:?}", t.elapsed());
         self.export_static(&set);
         Ok(Some(p))

@@ -246,19 +246,25 @@ pub(super) fn finish(m: Making, started: Started) -> Result<Made, PublishError> 
     // The checks and products of the final bytes are independent passes over hundreds of
     // MB, each single-threaded but gzip: run them side by side.
     let file = r.list.file_name();
+    let t0 = std::time::Instant::now();
     let (own, detached, synced, inflated) = std::thread::scope(|s| {
         let own = s.spawn(|| match def.official {
             true => Ok(()),
-            false => key
-                .active
-                .check_own_enveloped(&xml)
-                .map_err(|e| sig_err(format!("own enveloped signature does not verify: {e}"))),
+            false => {
+                let c = key
+                    .active
+                    .check_own_enveloped(&xml)
+                    .map_err(|e| sig_err(format!("own enveloped signature does not verify: {e}")));
+                tracing::debug!("{r}: own enveloped check {:?}", t0.elapsed());
+                c
+            }
         });
         // The document's SHA-256, over the bytes as written, names it and is the detached
         // signature's digest. The check verifies the signature document as a consumer
         // would (Reference, DigestValue, SignatureValue) against that same digest.
         let detached = s.spawn(|| {
             let sha256 = ring::digest::digest(&ring::digest::SHA256, &xml);
+            tracing::debug!("{r}: detached hash {:?}", t0.elapsed());
             let sig = key
                 .sign_detached_digest(sha256.as_ref(), file)
                 .map_err(|e| sig_err(e.to_string()))?;
@@ -269,9 +275,14 @@ pub(super) fn finish(m: Making, started: Started) -> Result<Made, PublishError> 
         // A gzip variant put together from reused blocks is served only if it
         // decompresses to exactly these bytes. One compressed here from these pieces
         // alone (a first publication) is the compressor's output, as a whole gzip is.
-        let inflated = s.spawn(|| !reused || compress::inflates_to(&gz, &xml));
+        let inflated = s.spawn(|| {
+            let ok = !reused || compress::inflates_to(&gz, &xml);
+            tracing::debug!("{r}: inflate check {:?}", t0.elapsed());
+            ok
+        });
         // Syncing hundreds of MB waits on the disk, not a core: alongside.
         let synced = staged.sync();
+        tracing::debug!("{r}: sync {:?}", t0.elapsed());
         let joined = |what: &str| sig_err(format!("{what}: a thread panicked"));
         (
             own.join().map_err(|_| joined("enveloped check")),

@@ -378,9 +378,24 @@ impl Store {
         }
         crate::failpoint::hit("publish.commit").map_err(StoreError::Refused)?;
         self.commit(tx)?;
-        let current: Vec<String> = index.renditions.iter().map(|r| r.sha256.clone()).collect();
-        self.prune_files(&current);
         Ok(entry)
+    }
+
+    /// After a publication committed: the files of documents that left the published set
+    /// go (see [`Store::prune_files`]). The caller holds the publication lock, or this
+    /// runs at open.
+    pub fn prune_published(&self, _guard: &PublicationGuard) {
+        let t = std::time::Instant::now();
+        match self.published() {
+            Ok(Some(index)) => {
+                let current: Vec<String> =
+                    index.renditions.iter().map(|r| r.sha256.clone()).collect();
+                self.prune_files(&current);
+            }
+            Ok(None) => {}
+            Err(x) => tracing::warn!("not pruning document files: {x}"),
+        }
+        tracing::debug!("prune {:?}", t.elapsed());
     }
 
     /// Uncompressed files of documents that left the published set go (their history
