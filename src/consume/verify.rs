@@ -76,6 +76,20 @@ pub fn verify(
     // The pinned key, and (a served list signed by a later key) the keys its chain leads
     // to: newest last.
     let mut keys: Vec<PublicKey> = pinned.into_iter().cloned().collect();
+    let mut fingerprints: Vec<String> = trust
+        .pinned_der
+        .iter()
+        .map(|d| crate::digest::sha256_hex(d))
+        .collect();
+    // Which key verified: the pinned one, one its chain leads to, or (unpinned) the one
+    // the signature carries.
+    let by = |i: Option<usize>, fingerprints: &[String], v: &sign::Verified| match i {
+        Some(0) | None => key_note(v.pinned).to_string(),
+        Some(i) => format!(
+            "key {} which the pinned certificate's key chain leads to",
+            fingerprints.get(i).map(String::as_str).unwrap_or("?")
+        ),
+    };
     let mut verified = Vec::new();
     // The detached signature first: it needs the bytes, the enveloped one only the parsed
     // tree (so the bytes can go before the tree is canonicalised).
@@ -88,20 +102,27 @@ pub fn verify(
             let uri = def.list.file_name();
             let mut v = by_any(&keys, |k| sign::verify_detached(&doc, &sig_bytes, uri, k));
             if let (Err(_), Some(der)) = (&v, &trust.pinned_der) {
-                if let Some(chain) = followed_keys(target, der, opts)? {
-                    lines.push(format!(
-                        "  signing key chain: followed from the pinned certificate to {} later key(s)",
-                        chain.len() - 1
-                    ));
-                    keys = chain;
-                    v = by_any(&keys, |k| sign::verify_detached(&doc, &sig_bytes, uri, k));
+                // Not the pinned key's: a served list may be signed by a key the pinned
+                // one announced. What goes wrong on the way leaves the verdict as it was.
+                match followed_keys(target, der, opts) {
+                    Ok(Some(chain)) => {
+                        lines.push(format!(
+                            "  signing key chain: followed from the pinned certificate to {} later key(s)",
+                            chain.len() - 1
+                        ));
+                        (fingerprints, keys) = chain.into_iter().unzip();
+                        v = by_any(&keys, |k| sign::verify_detached(&doc, &sig_bytes, uri, k));
+                    }
+                    Ok(None) => {}
+                    Err(e) => lines.push(format!("  signing key chain: not followed ({e:#})")),
                 }
             }
-            let v = v.map_err(|e| anyhow!("{sig_target}: detached {e}"))?;
+            let (v, i) =
+                v.map_err(|e| anyhow!("{sig_target}: detached {e}\n{}", lines.join("\n")))?;
             lines.push(format!(
                 "  detached signature {sig_target}: valid ({:?}, {})",
                 v.alg,
-                key_note(v.pinned)
+                by(i, &fingerprints, &v)
             ));
             verified.push(v);
         }
@@ -116,10 +137,10 @@ pub fn verify(
     if !def.official {
         let v = match detached_by_pin {
             true => match by_any(&keys, |k| sign::verify_enveloped(&doc, k)) {
-                Ok(v) => Ok((v, None)),
+                Ok((v, i)) => Ok((v, i.filter(|i| *i > 0).map(By::Followed))),
                 Err(_) => sign::verify_enveloped_owned(doc, None).map(|v| {
                     let fp = v.cert.as_deref().map(crate::digest::sha256_hex);
-                    (v, fp)
+                    (v, Some(By::Other(fp.unwrap_or_default())))
                 }),
             },
             false => sign::verify_enveloped_owned(doc, pinned).map(|v| (v, None)),
@@ -132,9 +153,15 @@ pub fn verify(
                 v.alg,
                 key_note(v.pinned)
             )?,
-            Some(fp) => writeln!(
+            Some(By::Followed(i)) => writeln!(
                 out,
-                "  enveloped signature: valid ({:?}), by another key than the pinned one (certificate SHA-256 {fp}: a key rollover); the detached signature by the pinned certificate covers every byte",
+                "  enveloped signature: valid ({:?}, {})",
+                v.alg,
+                by(Some(i), &fingerprints, &v)
+            )?,
+            Some(By::Other(fp)) => writeln!(
+                out,
+                "  enveloped signature: valid ({:?}), by another key (certificate SHA-256 {fp}: a key rollover); the detached signature verified below covers every byte",
                 v.alg
             )?,
         }
@@ -160,25 +187,33 @@ pub fn verify(
     Ok(out)
 }
 
-/// The first verification that succeeds with one of `keys` (newest first), or without a
-/// key (the certificate carried) when there is none; else the newest key's error.
+/// Who made an enveloped signature, when not the pinned key: a key its chain leads to (by
+/// index), or another key (by certificate fingerprint) beside a detached signature by one.
+enum By {
+    Followed(usize),
+    Other(String),
+}
+
+/// The first verification that succeeds with one of `keys` (newest first), and the
+/// index of that key; or without a key (the certificate carried) when there is none;
+/// else the newest key's error.
 fn by_any<T>(
     keys: &[PublicKey],
     f: impl Fn(Option<&PublicKey>) -> Result<T, sign::VerifyError>,
-) -> Result<T, sign::VerifyError> {
-    let Some((newest, older)) = keys.split_last() else {
-        return f(None);
-    };
-    let first = f(Some(newest));
-    if first.is_ok() {
-        return first;
+) -> Result<(T, Option<usize>), sign::VerifyError> {
+    if keys.is_empty() {
+        return f(None).map(|v| (v, None));
     }
-    older
-        .iter()
-        .rev()
-        .find_map(|k| f(Some(k)).ok())
-        .ok_or(())
-        .or(first)
+    let mut newest_error = None;
+    for (i, k) in keys.iter().enumerate().rev() {
+        match f(Some(k)) {
+            Ok(v) => return Ok((v, Some(i))),
+            Err(e) => {
+                newest_error.get_or_insert(e);
+            }
+        }
+    }
+    Err(newest_error.unwrap_or_else(|| sign::VerifyError("no key".into())))
 }
 
 /// For a served list: the signing key chain the Stelselnode's head names, followed from
@@ -188,7 +223,7 @@ fn followed_keys(
     target: &str,
     pinned: &[u8],
     opts: &fetch::Options,
-) -> Result<Option<Vec<PublicKey>>> {
+) -> Result<Option<Vec<(String, PublicKey)>>> {
     let Ok(uri) = target.parse::<hyper::Uri>() else {
         return Ok(None);
     };
@@ -224,7 +259,7 @@ fn followed_keys(
     }
     let keys = chain
         .iter()
-        .map(|c| PublicKey::from_cert_der(c))
+        .map(|c| PublicKey::from_cert_der(c).map(|k| (crate::digest::sha256_hex(c), k)))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Some(keys))
 }

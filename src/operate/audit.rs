@@ -469,13 +469,21 @@ impl Keys {
     /// The pinned certificate (DER), followed along the archive's key chain.
     fn new(pinned: Option<&[u8]>, archive: Vec<Vec<u8>>, read: &Read) -> Result<Keys> {
         let mut trusted = Vec::new();
+        // Every key link in the archive is checked, whoever trusts what: its name is its
+        // Sequence, and it is signed by the key it names as its predecessor.
+        let mut links: Vec<Vec<u8>> = Vec::new();
+        for (p, b) in read.entries.iter().filter(|(p, _)| p.starts_with(KEY_DIR)) {
+            let l = crate::sign::chain::Link::parse(b).map_err(|e| anyhow!("{p}: {e}"))?;
+            if *p != format!("{KEY_DIR}{}.xml", l.sequence) {
+                bail!("{p} holds key link {}", l.sequence);
+            }
+            let v = sign::verify_enveloped(b, None).map_err(|e| anyhow!("{p}: {e}"))?;
+            if v.cert.as_deref().map(sha256_hex) != Some(l.previous.clone()) {
+                bail!("{p}: not signed by the key it names as its predecessor");
+            }
+            links.push(b.clone());
+        }
         if let Some(der) = pinned {
-            let links: Vec<Vec<u8>> = read
-                .entries
-                .iter()
-                .filter(|(p, _)| p.starts_with(KEY_DIR))
-                .map(|(_, b)| b.clone())
-                .collect();
             for c in crate::sign::chain::follow(&[der.to_vec()], &links)? {
                 trusted.push(PublicKey::from_cert_der(&c)?);
             }

@@ -52,29 +52,33 @@ impl KeyOp {
     }
 
     pub fn apply(self, ctx: &Ctx) -> Result<String> {
+        if matches!(self, KeyOp::Status) {
+            return status(ctx, time::OffsetDateTime::now_utc());
+        }
         let now = time::OffsetDateTime::now_utc();
         let secs = std::time::Duration::from_secs;
-        let step = match self {
-            KeyOp::Status => return status(ctx, now),
+        let (store, data) = (ctx.store.as_ref(), ctx.data);
+        // Decided under the publication lock, by the publisher.
+        let decide = move || match self {
+            KeyOp::Status => Err(keyring::KeyringError::Refused("not a step".into())),
             KeyOp::Next {
                 key_pem,
                 cert_pem,
                 announce_for_secs,
             } => keyring::next(
-                ctx.store,
-                ctx.data,
+                store,
+                data,
                 &key_pem,
                 &cert_pem,
                 secs(announce_for_secs),
                 now,
             ),
             KeyOp::Activate { retire_after_secs } => {
-                keyring::activate(ctx.store, ctx.data, secs(retire_after_secs), now)
+                keyring::activate(store, data, secs(retire_after_secs), now)
             }
-            KeyOp::Retire => keyring::retire(ctx.store, ctx.data, now),
-        }
-        .map_err(refusal)?;
-        publish(ctx, &step, now)
+            KeyOp::Retire => keyring::retire(store, data, now),
+        };
+        publish(ctx, now, decide)
     }
 }
 
@@ -82,11 +86,19 @@ fn refusal(e: KeyringError) -> anyhow::Error {
     anyhow!("{e}")
 }
 
-fn publish(ctx: &Ctx, step: &Step, now: time::OffsetDateTime) -> Result<String> {
-    let published = ctx
+fn publish(
+    ctx: &Ctx,
+    now: time::OffsetDateTime,
+    decide: impl FnOnce() -> Result<Step, KeyringError>,
+) -> Result<String> {
+    let (step, published) = ctx
         .publisher()?
-        .key_step(&ctx.who.operator, step, now)
-        .map_err(|e| anyhow!("{e}; the key step was not recorded"))?;
+        .key_step(&ctx.who.operator, now, decide)
+        .map_err(|e| match e {
+            crate::publish::PublishError::Refused(m) => anyhow!("{m}"),
+            e => anyhow!("{e}; the key step was not recorded"),
+        })?;
+    let step = &step;
     let mut out = format!("{}\n", step.summary);
     match published {
         Some(p) => writeln!(

@@ -170,44 +170,48 @@ impl Publisher {
         keyring::signers(&self.store, &self.data).map_err(|e| PublishError::Refused(e.to_string()))
     }
 
-    /// A signing key step (`key next`, `activate`, `retire`): published as its own
-    /// publication of what is published, every list under a new Volgnummer and signed by
-    /// the keys of the step, which the keyring records once that publication has
-    /// committed. Before the first publication it is only recorded.
+    /// A signing key step (`key next`, `activate`, `retire`), decided by `decide` under
+    /// the publication lock (two steps at once cannot both pass its checks): published as
+    /// its own publication of what is published, every list under a new Volgnummer and
+    /// signed by the keys of the step, whose records the keyring writes in that
+    /// publication's transaction. Before the first publication it is only recorded.
     pub fn key_step(
         &self,
         operator: &str,
-        step: &Step,
         now: OffsetDateTime,
-    ) -> Result<Option<Published>, PublishError> {
+        decide: impl FnOnce() -> Result<Step, keyring::KeyringError>,
+    ) -> Result<(Step, Option<Published>), PublishError> {
         let guard = self.store.lock_publications();
+        let step = decide().map_err(|e| PublishError::Refused(e.to_string()))?;
         let started = std::time::Instant::now();
         let base = self.store.publication_base(&guard, true)?;
         let (Some(index), Some(registry)) = (&base.published, &base.published_registry) else {
             step.commit(&self.store)?;
             self.key_metrics();
-            return Ok(None);
+            return Ok((step, None));
         };
-        let p = pipeline::run(
-            &self.store,
-            &guard,
-            &step.signers,
-            pipeline::Run {
-                registry,
-                catalogue: &index.catalogue,
-                base: &base,
-                operator,
-                reason: &step.summary,
-                now,
-                journal_head: None,
-                every_list: true,
-            },
-        )?;
-        // Recorded before the swap: the set it makes serves the new link, its heads name it.
-        step.commit(&self.store)?;
+        let p = {
+            let write = |tx: &redb::WriteTransaction| step.write(tx);
+            pipeline::run(
+                &self.store,
+                &guard,
+                &step.signers,
+                pipeline::Run {
+                    registry,
+                    catalogue: &index.catalogue,
+                    base: &base,
+                    operator,
+                    reason: &step.summary,
+                    now,
+                    journal_head: None,
+                    every_list: true,
+                    also_commit: Some(&write),
+                },
+            )?
+        };
         let published = self.swap(&guard, p, &step.signers)?;
         self.record(&published, started);
-        Ok(published)
+        Ok((step, published))
     }
 
     /// Publish the working registry: the pending change set becomes public. A livegang
@@ -257,6 +261,7 @@ impl Publisher {
                 now,
                 journal_head: Some(base.journal_head),
                 every_list: false,
+                also_commit: None,
             },
         )?;
         let published = self.swap(&guard, published, &key)?;
@@ -393,6 +398,7 @@ impl Publisher {
                     now,
                     journal_head: None,
                     every_list: false,
+                    also_commit: None,
                 },
             )?;
             published_now = self.swap(guard, p, &key)?;

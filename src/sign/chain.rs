@@ -10,6 +10,7 @@ use quick_xml::events::Event;
 
 pub const XSD: &str = include_str!("../../schemas/stelselnode-keylink-1.xsd");
 const NS: &str = "urn:stelselnode:keylink:1";
+const CLOSE: &str = "</KeyLink>\n";
 /// Largest link document accepted (a certificate of a few kB, and a signature).
 pub const MAX_SIZE: usize = 64 * 1024;
 /// Most links a consumer walks.
@@ -61,14 +62,21 @@ impl Link {
 
     /// The link document, signed by `outgoing` (whose certificate must be `previous`).
     pub fn render_signed(&self, outgoing: &SigningKey) -> Result<Vec<u8>, SignError> {
-        use base64::Engine;
         if fingerprint(&outgoing.cert_der) != self.previous {
             return Err(SignError::Sign(
                 "a key link is signed by the key it names as previous".into(),
             ));
         }
-        // The root element in canonical form (no empty-element tags, text that needs no
-        // escaping), as the enveloped signature requires.
+        let mut o = self.unsigned();
+        o.push_str(CLOSE);
+        outgoing.sign_enveloped(o.as_bytes())
+    }
+
+    /// The document up to where its signature goes: the declaration and the root element
+    /// in canonical form (no empty-element tags, text that needs no escaping), as the
+    /// enveloped signature requires, and as [`Link::parse`] requires a link to be.
+    fn unsigned(&self) -> String {
+        use base64::Engine;
         let mut o = String::from_utf8_lossy(crate::xml::decl::XML_DECL).into_owned();
         o.push_str(&format!("<KeyLink xmlns=\"{NS}\">\n"));
         for (tag, v) in [
@@ -80,12 +88,14 @@ impl Link {
         ] {
             o.push_str(&format!("  <{tag}>{v}</{tag}>\n"));
         }
-        o.push_str("</KeyLink>\n");
-        outgoing.sign_enveloped(o.as_bytes())
+        o
     }
 
-    /// Read a link document: size, XSD, fields. Its signature is not checked here (see
-    /// [`follow`]): who signed it decides whether it means anything.
+    /// Read a link document: size, XSD, fields, and the one form `render_signed` writes
+    /// (so the fields read are byte for byte the text the signature covers: no comment,
+    /// CDATA section or character reference can make them read otherwise). Its signature
+    /// is not checked here (see [`follow`]): who signed it decides whether it means
+    /// anything.
     pub fn parse(bytes: &[u8]) -> Result<Link, ChainError> {
         use base64::Engine;
         let invalid = |m: String| ChainError::Invalid(m);
@@ -140,8 +150,22 @@ impl Link {
             }
             buf.clear();
         }
+        if link.sequence == 0 {
+            return Err(invalid("Sequence 0: links are numbered from 1".into()));
+        }
         PublicKey::from_cert_der(&link.next)
             .map_err(|e| invalid(format!("Next of link {}: {e}", link.sequence)))?;
+        let signature = bytes
+            .strip_prefix(link.unsigned().as_bytes())
+            .and_then(|r| r.strip_suffix(CLOSE.as_bytes()));
+        if !signature
+            .is_some_and(|s| s.starts_with(b"<ds:Signature ") && s.ends_with(b"</ds:Signature>"))
+        {
+            return Err(invalid(format!(
+                "link {} is not in the one form a key link is written in",
+                link.sequence
+            )));
+        }
         Ok(link)
     }
 }
@@ -161,7 +185,7 @@ pub fn follow(known: &[Vec<u8>], links: &[Vec<u8>]) -> Result<Vec<Vec<u8>>, Chai
     }
     let mut parsed = Vec::with_capacity(links.len());
     for bytes in links {
-        parsed.push((Link::parse(bytes)?, bytes));
+        parsed.push((Link::parse(bytes)?, bytes.as_slice()));
     }
     parsed.sort_by_key(|(l, _)| l.sequence);
     if let Some(w) = parsed
@@ -174,31 +198,55 @@ pub fn follow(known: &[Vec<u8>], links: &[Vec<u8>]) -> Result<Vec<Vec<u8>>, Chai
         )));
     }
     let mut chain: Vec<Vec<u8>> = known.to_vec();
-    for (link, bytes) in parsed {
-        let Some(i) = chain.iter().position(|c| fingerprint(c) == link.previous) else {
-            continue;
-        };
-        let key =
-            PublicKey::from_cert_der(&chain[i]).map_err(|e| ChainError::Invalid(e.to_string()))?;
-        verify_enveloped(bytes, Some(&key)).map_err(|e| ChainError::Forged {
-            sequence: link.sequence,
-            previous: link.previous.clone(),
-            why: e.to_string(),
-        })?;
-        match chain.get(i + 1) {
-            None => chain.push(link.next.clone()),
-            Some(followed) if *followed == link.next => {}
-            Some(followed) => {
-                return Err(ChainError::Fork {
-                    sequence: link.sequence,
-                    previous: link.previous.clone(),
-                    followed: fingerprint(followed),
-                    now: link.next_fingerprint(),
-                })
+    // In Sequence order, and again while a pass takes on a key: a link is followed once
+    // the key it names as its signer is trusted, wherever it stands.
+    let mut done = vec![false; parsed.len()];
+    loop {
+        let before = chain.len();
+        for (n, (link, bytes)) in parsed.iter().enumerate() {
+            if done[n] {
+                continue;
             }
+            if let Some(next) = take(&chain, link, bytes)? {
+                chain.push(next);
+            }
+            done[n] = chain.iter().any(|c| fingerprint(c) == link.previous);
+        }
+        if chain.len() == before {
+            return Ok(chain);
         }
     }
-    Ok(chain)
+}
+
+/// What one link adds to `chain`: nothing if its signer is not in it (yet) or it agrees
+/// with what was followed; the next key if it comes from the newest. A link not signed by
+/// the key it names, or one that forks the chain, is refused.
+fn take(chain: &[Vec<u8>], link: &Link, bytes: &[u8]) -> Result<Option<Vec<u8>>, ChainError> {
+    let Some(i) = chain.iter().position(|c| fingerprint(c) == link.previous) else {
+        return Ok(None);
+    };
+    let key =
+        PublicKey::from_cert_der(&chain[i]).map_err(|e| ChainError::Invalid(e.to_string()))?;
+    verify_enveloped(bytes, Some(&key)).map_err(|e| ChainError::Forged {
+        sequence: link.sequence,
+        previous: link.previous.clone(),
+        why: e.to_string(),
+    })?;
+    let fork = |followed: String, now: String| ChainError::Fork {
+        sequence: link.sequence,
+        previous: link.previous.clone(),
+        followed,
+        now,
+    };
+    match chain.get(i + 1) {
+        Some(followed) if *followed == link.next => Ok(None),
+        Some(followed) => Err(fork(fingerprint(followed), link.next_fingerprint())),
+        None if chain.contains(&link.next) => Err(fork(
+            "nothing".into(),
+            format!("{}, a key earlier in the chain", link.next_fingerprint()),
+        )),
+        None => Ok(Some(link.next.clone())),
+    }
 }
 
 #[cfg(test)]
@@ -267,8 +315,16 @@ mod tests {
         assert_eq!(chain.len(), 2);
         // The same key followed by two successors: a fork.
         let fork = link(3, &k0, &k2, &k0);
-        let e = follow(std::slice::from_ref(&k0.cert_der), &[l1, fork]).unwrap_err();
+        let e = follow(std::slice::from_ref(&k0.cert_der), &[l1.clone(), fork]).unwrap_err();
         assert!(matches!(e, ChainError::Fork { .. }), "{e}");
+        // The same text written otherwise (a character reference, which the signature's
+        // canonical form resolves): not read at all.
+        let text = String::from_utf8(l1.clone()).unwrap();
+        let other = text.replacen("<Sequence>1</Sequence>", "<Sequence>&#49;</Sequence>", 1);
+        assert!(matches!(
+            Link::parse(other.as_bytes()),
+            Err(ChainError::Invalid(_))
+        ));
         // A changed byte in a signed link: its signature no longer verifies.
         let mut bent = l2.clone();
         let at = bent.windows(10).position(|w| w == b"<Announced").unwrap() + 15;

@@ -134,24 +134,31 @@ pub fn links(store: &Store) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
     })
 }
 
-/// Write `records` (replacing those with the same fingerprint) and `link`, in one
-/// transaction.
+/// Write `records` (replacing those with the same fingerprint) and `link`, which must be
+/// new: a link once made is never replaced (consumers may have followed it).
 fn save(
-    store: &Store,
+    tx: &redb::WriteTransaction,
     records: &[KeyRecord],
     link: Option<(u64, &[u8])>,
-) -> Result<(), StoreError> {
-    store.write(|tx| {
-        let mut t = tx.open_table(KEYS)?;
-        for r in records {
-            let v = serde_json::to_vec(r).map_err(|e| RowError::Encode(e.to_string()))?;
-            t.insert(r.fingerprint.as_str(), v.as_slice())?;
+) -> Result<(), RowError> {
+    let mut t = tx.open_table(KEYS)?;
+    for r in records {
+        let v = serde_json::to_vec(r).map_err(|e| RowError::Encode(e.to_string()))?;
+        t.insert(r.fingerprint.as_str(), v.as_slice())?;
+    }
+    if let Some((seq, bytes)) = link {
+        let mut links = tx.open_table(LINKS)?;
+        if links.get(seq)?.is_some() {
+            return Err(RowError::Decode {
+                table: "key_links".into(),
+                key: seq.to_string(),
+                reason: "a key link with this Sequence exists already; links are never replaced"
+                    .into(),
+            });
         }
-        if let Some((seq, bytes)) = link {
-            tx.open_table(LINKS)?.insert(seq, bytes)?;
-        }
-        Ok(())
-    })
+        links.insert(seq, bytes)?;
+    }
+    Ok(())
 }
 
 fn key_paths(data: &Path, fingerprint: &str) -> (PathBuf, PathBuf) {
@@ -264,12 +271,18 @@ pub struct Step {
 }
 
 impl Step {
-    pub fn commit(&self, store: &Store) -> Result<(), StoreError> {
+    /// Record the step in `tx` (a publication's transaction).
+    pub fn write(&self, tx: &redb::WriteTransaction) -> Result<(), RowError> {
         save(
-            store,
+            tx,
             &self.records,
             self.link.as_ref().map(|(s, b)| (*s, b.as_slice())),
         )
+    }
+
+    /// Record the step on its own (nothing is published yet).
+    pub fn commit(&self, store: &Store) -> Result<(), StoreError> {
+        store.write(|tx| self.write(tx))
     }
 }
 
@@ -412,6 +425,14 @@ pub fn activate(
             n.announced.map(utc).unwrap_or_default()
         ),
     )?;
+    let not_after = certificate_not_after(&super::cert_der_from_pem(&n.cert_pem)?)?;
+    if not_after <= now {
+        return Err(refused(format!(
+            "key activate: the next key's certificate {} expired at {}; announce another (`key next`)",
+            n.fingerprint,
+            utc(not_after.unix_timestamp())
+        )));
+    }
     let ai = position(
         &recs,
         KeyState::Active,

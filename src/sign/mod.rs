@@ -448,6 +448,43 @@ mod tests {
     /// other form goes to libxml2's c14n, which accepts the same signature over the same
     /// content and refuses what was changed; the byte path never refuses on its own.
     #[test]
+    fn a_detached_signature_in_a_rollover_verifies_with_either_key_and_only_with_them() {
+        let key = || {
+            let (k, c) = SigningKey::generate_development().unwrap();
+            SigningKey::from_pem(&k, &c).unwrap()
+        };
+        let (old, new, other) = (key(), key(), key());
+        let (old_pub, new_pub) = (old.public_key().clone(), new.public_key().clone());
+        let both = Signers {
+            active: new,
+            outgoing: Some(old),
+        };
+        let doc = b"<x>the served bytes</x>\n";
+        let sig = both.sign_detached(doc, "F.xml").unwrap();
+        assert!(detached_is_canonical(&sig).unwrap());
+        for k in [&old_pub, &new_pub] {
+            verify_detached(doc, &sig, "F.xml", Some(k)).unwrap();
+        }
+        verify_detached(doc, &sig, "F.xml", None).unwrap();
+        assert!(verify_detached(doc, &sig, "F.xml", Some(other.public_key())).is_err());
+        let e = verify_detached(b"<x>other bytes</x>\n", &sig, "F.xml", Some(&old_pub));
+        assert!(e.unwrap_err().to_string().contains("DigestValue"));
+        // The second signature changed on the way (nothing signs it): a consumer pinned to
+        // the old key is not refused for it; one pinned to the new key is, and so is an
+        // unpinned check; the file is no longer in its canonical form.
+        let text = String::from_utf8(sig.clone()).unwrap();
+        let at = text.rfind("<ds:SignatureValue>").unwrap() + "<ds:SignatureValue>".len();
+        let mut bent = sig.clone();
+        bent[at] = if bent[at] == b'A' { b'B' } else { b'A' };
+        verify_detached(doc, &bent, "F.xml", Some(&old_pub)).unwrap();
+        assert!(verify_detached(doc, &bent, "F.xml", Some(&new_pub)).is_err());
+        assert!(verify_detached(doc, &bent, "F.xml", None).is_err());
+        // A third signature, or one nested deeper, is not a shape this profile writes.
+        let nested = text.replacen("<ds:Object>", "<ds:Object><ds:Object>", 1);
+        assert!(verify_detached(doc, nested.as_bytes(), "F.xml", Some(&old_pub)).is_err());
+    }
+
+    #[test]
     fn enveloped_verification_from_the_bytes_and_its_fallback() {
         use super::verify::enveloped_as_canonical;
         let reg = registry_with_awkward_text();

@@ -531,7 +531,9 @@ pub fn verify_detached_digest(
         .get_root_element()
         .ok_or_else(|| verr("signature document has no root element"))?;
     let all = read_detached(&root)?;
-    for parts in &all {
+    let count = all.len();
+    // Each signature whole: what it names, that it has no transforms, its digest, its key.
+    let check = |parts: SignatureParts| -> Result<Verified, VerifyError> {
         if parts.uri != expected_uri {
             return Err(verr(format!(
                 "Reference URI '{}' does not name the document '{expected_uri}'",
@@ -543,32 +545,31 @@ pub fn verify_detached_digest(
                 "a detached Reference must have no Transforms (it digests the exact bytes)",
             ));
         }
-        if served_sha256 != parts.digest.as_slice() {
-            return Err(verr(
-                "DigestValue does not match the document: the document was changed after signing",
-            ));
+        finish_digest(parts, served_sha256, pinned)
+    };
+    if pinned.is_none() {
+        // Unpinned, every signature must hold with the certificate it carries.
+        let mut first = None;
+        for parts in all {
+            let v = check(parts)?;
+            first.get_or_insert(v);
         }
+        return first.ok_or_else(|| verr("no signature"));
     }
-    let count = all.len();
-    let mut first_error = None;
-    let mut verified = None;
+    // Pinned, the one by the pinned key decides; another (unsigned, in the ds:Object)
+    // that was changed on the way cannot make a genuine document fail.
+    let mut errors = Vec::new();
     for parts in all {
-        match (finish_digest(parts, served_sha256, pinned), pinned) {
-            (Ok(v), Some(_)) => return Ok(v),
-            (Ok(v), None) => {
-                verified.get_or_insert(v);
-            }
-            (Err(e), None) => return Err(e),
-            (Err(e), Some(_)) => {
-                first_error.get_or_insert(e);
-            }
+        match check(parts) {
+            Ok(v) => return Ok(v),
+            Err(e) => errors.push(e.0),
         }
     }
-    match (verified, first_error) {
-        (Some(v), _) => Ok(v),
-        (None, Some(e)) if count == 1 => Err(e),
+    match errors.as_slice() {
+        [one] if count == 1 => Err(verr(one.clone())),
         _ => Err(verr(format!(
-            "none of the {count} signatures is by the pinned certificate's key"
+            "none of the {count} signatures is by the pinned certificate's key: {}",
+            errors.join("; ")
         ))),
     }
 }

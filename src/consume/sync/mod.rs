@@ -330,8 +330,21 @@ fn head(o: &Options, prior: Option<&State>, now: time::OffsetDateTime) -> Result
     // Parsed (XSD, size) before its signature is checked: it names the key chain, whose
     // links prove themselves from the keys already trusted.
     let h = Head::parse(&bytes).map_err(|e| Failure::refused(Reason::Invalid, e.to_string()))?;
-    let trust = follow_keys(o, &h, Trust::of(o, prior)?)?;
     let sha = ring::digest::digest(&ring::digest::SHA256, &bytes);
+    let known = Trust::of(o, prior)?;
+    let trust = match known.verify(sha.as_ref(), &sig, head::FILE, "the head") {
+        // Signed by a key already trusted: the links it names are the operator's (an
+        // announced key is trusted from now on).
+        Ok(_) => follow_keys(o, &h, known)?,
+        // Not (yet): only links that prove themselves from the keys trusted can help.
+        Err(unverified) => follow_keys(o, &h, known).map_err(|f| match f {
+            Failure::Refused { reason, detail } => Failure::refused(
+                reason,
+                format!("{detail}; and the head is not signed by a key this consumer trusts ({unverified})"),
+            ),
+            other => other,
+        })?,
+    };
     let signer = trust.verify(sha.as_ref(), &sig, head::FILE, "the head")?;
     let trust = trust.from(signer);
     let expires = head::parse_utc(&h.expires)

@@ -70,6 +70,8 @@ pub struct Run<'a> {
     /// anew, though no content changed (the same Volgnummer with other bytes would be an
     /// equivocation to every consumer).
     pub every_list: bool,
+    /// Written in the publication's own transaction (a key step's records).
+    pub also_commit: Option<&'a crate::registry::store::AlsoCommit<'a>>,
 }
 
 impl Run<'_> {
@@ -139,6 +141,7 @@ pub fn run(
                     .as_ref()
                     .map(|p| crate::registry::store::Touched::between(p, run.registry)),
             },
+            also: run.also_commit,
         },
     )?;
     tracing::debug!("commit {:?}", t.elapsed());

@@ -4,7 +4,7 @@
 use super::*;
 
 /// What a publication was made from, as its commit needs to know.
-pub struct Snapshot {
+pub struct Snapshot<'a> {
     /// The last journalled edit it publishes (`None`: a change published on top of the
     /// published registry; pending edits stay pending). `Some` means the registry is the
     /// working registry as the snapshot read it: with no write since, the commit publishes
@@ -21,7 +21,13 @@ pub struct Snapshot {
     /// published on top of the published one, where it differs from that. `None`: the
     /// commit compares every row.
     pub touched: Option<Touched>,
+    /// Written in the publication's transaction besides its own rows.
+    pub also: Option<&'a AlsoCommit<'a>>,
 }
+
+/// What a publication writes besides its own rows, in its transaction, to tables their
+/// modules own (a signing key step's records, see `sign::keyring`).
+pub type AlsoCommit<'a> = dyn Fn(&redb::WriteTransaction) -> Result<(), RowError> + Sync + 'a;
 
 /// A document a publication made, with its gzip variant and SHA-256.
 pub struct NewDocument {
@@ -276,7 +282,7 @@ impl Store {
         mut entry: LogEntry,
         documents: &[NewDocument],
         registry: &Registry,
-        from: Snapshot,
+        from: Snapshot<'_>,
     ) -> Result<LogEntry, StoreError> {
         let journal_head = from.journal_head;
         check_recorded(&entry.operator, Some(&entry.reason)).map_err(StoreError::Refused)?;
@@ -375,6 +381,9 @@ impl Store {
             let mut log = tx.open_table(PUBLICATIONS).map_err(|x| e(x.into()))?;
             log.insert(index.seq, to_json(&entry)?.as_slice())
                 .map_err(|x| e(x.into()))?;
+        }
+        if let Some(f) = from.also {
+            f(&tx).map_err(&e)?;
         }
         crate::failpoint::hit("publish.commit").map_err(StoreError::Refused)?;
         self.commit(tx)?;
