@@ -566,7 +566,9 @@ fn xmlsec1_verify_second(cert: &Path, sig: &Path, uri: &str, doc: &Path) -> Resu
 
 /// Each list of release `release` as served now, checked with `verify --cert` for every
 /// certificate in `ok` and refused for those in `refused`, and with xmlsec1: the detached
-/// signature's first signature by `first`, its second (if any) by `second`.
+/// signature's first signature by `first`, its second (if any) by `second`, the enveloped
+/// signature of a release3 list by `second` if given, else `first`; and the release's
+/// head's detached signature as the lists'.
 fn lists_verify(
     server: &Server,
     dir: &Path,
@@ -613,6 +615,25 @@ fn lists_verify(
         if let Some(second) = second {
             xmlsec1_verify_second(second, &sig, l, &doc).unwrap_or_else(|e| panic!("{l}: {e}"));
         }
+        if std::fs::read_to_string(&doc)
+            .unwrap()
+            .contains("<ds:Signature")
+        {
+            xmlsec1_verify(second.unwrap_or(first), &doc, None)
+                .unwrap_or_else(|e| panic!("{l} enveloped: {e}"));
+        }
+    }
+    let (h, hs) = (at.join("head.xml"), at.join("head.xml.sig"));
+    let q = format!("?release={release}");
+    std::fs::write(&h, server.get(&format!("/stelselnode/head.xml{q}")).body).unwrap();
+    std::fs::write(
+        &hs,
+        server.get(&format!("/stelselnode/head.xml.sig{q}")).body,
+    )
+    .unwrap();
+    xmlsec1_verify(first, &hs, Some(("head.xml", &h))).unwrap();
+    if let Some(second) = second {
+        xmlsec1_verify_second(second, &hs, "head.xml", &h).unwrap();
     }
 }
 
@@ -705,7 +726,9 @@ fn a_key_rollover_is_followed_by_every_consumer_without_a_failure() {
     let e = fails(&data, &["key", "activate", "--retire-after", "3s"]);
     assert!(e.contains("refused until"), "{e}");
     // Still one signature: the old key's.
-    lists_verify(&server, dir.path(), "1.1.2", &[&old], &[&new], &old, None);
+    for release in ["1.1.2", "2.0.0"] {
+        lists_verify(&server, dir.path(), release, &[&old], &[&new], &old, None);
+    }
     let out = wait_until_allowed(&data, &["key", "activate", "--retire-after", "3s"], 10);
     assert!(out.contains("activated"), "{out}");
     // The overlap: both keys sign every list; the enveloped signature of a release3 list
@@ -738,12 +761,6 @@ fn a_key_rollover_is_followed_by_every_consumer_without_a_failure() {
         "{}",
         text(&o)
     );
-    // The head too is signed by both.
-    let (h, hs) = (dir.path().join("head.xml"), dir.path().join("head.xml.sig"));
-    std::fs::write(&h, server.get("/stelselnode/head.xml").body).unwrap();
-    std::fs::write(&hs, server.get("/stelselnode/head.xml.sig").body).unwrap();
-    xmlsec1_verify(&old, &hs, Some(("head.xml", &h))).unwrap();
-    xmlsec1_verify_second(&new, &hs, "head.xml", &h).unwrap();
     let status = ok(&data, &["key", "status"]);
     assert!(
         status.contains("outgoing ") && status.contains("`key retire` from"),
