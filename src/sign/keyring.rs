@@ -97,11 +97,14 @@ fn decode(key: &str, v: &[u8]) -> Result<KeyRecord, RowError> {
     })
 }
 
-/// Every key recorded, in order of arrival (empty until the first `key next`: the data
-/// directory's first key is then the only one).
-pub fn records(store: &Store) -> Result<Vec<KeyRecord>, StoreError> {
-    let mut out = store.read(|tx| {
-        let t = match tx.open_table(KEYS) {
+/// Every row of `table` (none before the table exists), each made into a `T` by `f`.
+fn all_rows<K: redb::Key + 'static, T>(
+    store: &Store,
+    table: TableDefinition<'static, K, &'static [u8]>,
+    f: impl Fn(K::SelfType<'_>, &[u8]) -> Result<T, RowError>,
+) -> Result<Vec<T>, StoreError> {
+    store.read(|tx| {
+        let t = match tx.open_table(table) {
             Ok(t) => t,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
             Err(e) => return Err(e.into()),
@@ -109,29 +112,23 @@ pub fn records(store: &Store) -> Result<Vec<KeyRecord>, StoreError> {
         let mut out = Vec::new();
         for row in t.iter()? {
             let (k, v) = row?;
-            out.push(decode(k.value(), v.value())?);
+            out.push(f(k.value(), v.value())?);
         }
         Ok(out)
-    })?;
+    })
+}
+
+/// Every key recorded, in order of arrival (empty until the first `key next`: the data
+/// directory's first key is then the only one).
+pub fn records(store: &Store) -> Result<Vec<KeyRecord>, StoreError> {
+    let mut out = all_rows(store, KEYS, decode)?;
     out.sort_by_key(|r| r.order);
     Ok(out)
 }
 
 /// Every chain link, in Sequence order.
 pub fn links(store: &Store) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-    store.read(|tx| {
-        let t = match tx.open_table(LINKS) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(e.into()),
-        };
-        let mut out = Vec::new();
-        for row in t.iter()? {
-            let (k, v) = row?;
-            out.push((k.value(), v.value().to_vec()));
-        }
-        Ok(out)
-    })
+    all_rows(store, LINKS, |k, v| Ok((k, v.to_vec())))
 }
 
 /// Write `records` (replacing those with the same fingerprint) and `link`, which must be
