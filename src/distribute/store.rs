@@ -9,7 +9,7 @@
 //! the chain: older deltas no longer lead to the current document and go.
 
 use super::delta::Delta;
-use crate::registry::store::{RowError, Store, StoreError};
+use crate::registry::store::{open_or_empty, RowError, Store, StoreError};
 use redb::{ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
@@ -42,14 +42,6 @@ pub struct Made {
     pub delta: Option<Delta>,
     /// The new document's size: the chain is kept no larger.
     pub document_size: u64,
-}
-
-fn open_or_empty<T>(r: Result<T, redb::TableError>) -> Result<Option<T>, RowError> {
-    match r {
-        Ok(t) => Ok(Some(t)),
-        Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
 }
 
 /// Record what a publication made, at Unix time `now`, and drop what retention no longer

@@ -3,7 +3,7 @@
 //! elements an XSD validated, and where a large ZAL's gzip file holds each group's block.
 //! Facts about bytes, true whether or not the publication that learnt them commits.
 
-use crate::registry::store::{PublicationGuard, Store, StoreError};
+use crate::registry::store::{open_or_empty, PublicationGuard, Store, StoreError};
 use redb::TableDefinition;
 use std::collections::{BTreeMap, HashSet};
 
@@ -38,10 +38,8 @@ fn cached(
     key: &str,
 ) -> Result<Option<Vec<u8>>, StoreError> {
     store.read(|tx| {
-        let t = match tx.open_table(table) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(x) => return Err(x.into()),
+        let Some(t) = open_or_empty(tx.open_table(table))? else {
+            return Ok(None);
         };
         let v = t.get(key)?;
         Ok(v.map(|v| v.value().to_vec()))

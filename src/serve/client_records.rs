@@ -3,7 +3,7 @@
 //! store knows nothing of them).
 
 use crate::registry::model::ListKind;
-use crate::registry::store::{RowError, Store, StoreError};
+use crate::registry::store::{open_or_empty, RowError, Store, StoreError};
 use redb::{ReadableTable, TableDefinition, TableHandle};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -112,10 +112,8 @@ fn load_table<T: serde::de::DeserializeOwned>(
     table: TableDefinition<&str, &[u8]>,
 ) -> Result<BTreeMap<String, T>, StoreError> {
     store.read(|tx| {
-        let t = match tx.open_table(table) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(BTreeMap::new()),
-            Err(x) => return Err(x.into()),
+        let Some(t) = open_or_empty(tx.open_table(table))? else {
+            return Ok(BTreeMap::new());
         };
         let mut out = BTreeMap::new();
         for row in t.iter()? {

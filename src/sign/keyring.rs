@@ -8,8 +8,8 @@
 
 use super::chain::{self, Link};
 use super::{SignError, Signers, SigningKey};
-use crate::registry::store::{RowError, Store, StoreError};
-use redb::{ReadableTable, TableDefinition};
+use crate::registry::store::{open_or_empty, RowError, Store, StoreError};
+use redb::{ReadableTable, TableDefinition, TableHandle};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use time::OffsetDateTime;
@@ -90,11 +90,7 @@ fn refused(m: impl Into<String>) -> KeyringError {
 }
 
 fn decode(key: &str, v: &[u8]) -> Result<KeyRecord, RowError> {
-    serde_json::from_slice(v).map_err(|e| RowError::Decode {
-        table: "signing_keys".into(),
-        key: key.into(),
-        reason: e.to_string(),
-    })
+    serde_json::from_slice(v).map_err(|e| RowError::decode(KEYS.name(), key, &e))
 }
 
 /// Every row of `table` (none before the table exists), each made into a `T` by `f`.
@@ -104,10 +100,8 @@ fn all_rows<K: redb::Key + 'static, T>(
     f: impl Fn(K::SelfType<'_>, &[u8]) -> Result<T, RowError>,
 ) -> Result<Vec<T>, StoreError> {
     store.read(|tx| {
-        let t = match tx.open_table(table) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(e.into()),
+        let Some(t) = open_or_empty(tx.open_table(table))? else {
+            return Ok(Vec::new());
         };
         let mut out = Vec::new();
         for row in t.iter()? {

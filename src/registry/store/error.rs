@@ -104,6 +104,16 @@ impl RowError {
     }
 }
 
+/// A table another module owns, opened in a transaction: `None` before anything was
+/// written to it (a registry made before it existed reads as empty).
+pub fn open_or_empty<T>(r: Result<T, redb::TableError>) -> Result<Option<T>, RowError> {
+    match r {
+        Ok(t) => Ok(Some(t)),
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
 pub(super) fn decode_err(t: Rows, key: &str, e: &dyn std::fmt::Display) -> RowError {
     RowError::decode(t.name(), key, e)
 }
