@@ -86,14 +86,10 @@ pub fn main(cli: Cli) -> ExitCode {
 }
 
 fn verify_command(a: crate::cli::VerifyArgs) -> Result<()> {
-    let pinned_der = a
+    let pinned = a
         .cert
         .as_deref()
         .map(crate::consume::verify::read_pinned_der)
-        .transpose()?;
-    let pinned = pinned_der
-        .as_deref()
-        .map(crate::sign::PublicKey::from_cert_der)
         .transpose()?;
     let ca_pem =
         a.ca.as_ref()
@@ -101,7 +97,6 @@ fn verify_command(a: crate::cli::VerifyArgs) -> Result<()> {
             .transpose()?;
     let trust = crate::consume::verify::Trust {
         pinned,
-        pinned_der,
         trust_embedded: a.trust_embedded_cert,
     };
     let opts = crate::consume::fetch::Options {

@@ -12,9 +12,8 @@ use std::fmt::Write as _;
 /// Whose signatures are accepted.
 pub struct Trust {
     /// The operator's certificate (`--cert`).
-    pub pinned: Option<PublicKey>,
-    /// Its certificate (DER): where a served list's key chain is followed from.
-    pub pinned_der: Option<Vec<u8>>,
+    /// Its certificate (DER): also where a served list's key chain is followed from.
+    pub pinned: Option<Vec<u8>>,
     /// `--trust-embedded-cert`: accept the certificate in KeyInfo. Anyone can put one there.
     pub trust_embedded: bool,
 }
@@ -72,12 +71,17 @@ pub fn verify(
             "certificate from KeyInfo, trusted by --trust-embedded-cert, NOT pinned"
         }
     };
-    let pinned = trust.pinned.as_ref();
+    let pinned = trust
+        .pinned
+        .as_deref()
+        .map(PublicKey::from_cert_der)
+        .transpose()?;
+    let pinned = pinned.as_ref();
     // The pinned key, and (a served list signed by a later key) the keys its chain leads
     // to: newest last.
     let mut keys: Vec<PublicKey> = pinned.into_iter().cloned().collect();
     let mut fingerprints: Vec<String> = trust
-        .pinned_der
+        .pinned
         .iter()
         .map(|d| crate::digest::sha256_hex(d))
         .collect();
@@ -101,7 +105,7 @@ pub fn verify(
         Some(sig_bytes) => {
             let uri = def.list.file_name();
             let mut v = by_any(&keys, |k| sign::verify_detached(&doc, &sig_bytes, uri, k));
-            if let (Err(_), Some(der)) = (&v, &trust.pinned_der) {
+            if let (Err(_), Some(der)) = (&v, &trust.pinned) {
                 // Not the pinned key's: a served list may be signed by a key the pinned
                 // one announced. What goes wrong on the way leaves the verdict as it was.
                 match followed_keys(target, der, opts) {
@@ -194,26 +198,16 @@ enum By {
     Other(String),
 }
 
-/// The first verification that succeeds with one of `keys` (newest first), and the
-/// index of that key; or without a key (the certificate carried) when there is none;
-/// else the newest key's error.
+/// [`sign::by_newest`] of `keys`, or, with no key pinned, the check with the certificate
+/// the signature carries (whose acceptance `verify` decides after).
 fn by_any<T>(
     keys: &[PublicKey],
     f: impl Fn(Option<&PublicKey>) -> Result<T, sign::VerifyError>,
 ) -> Result<(T, Option<usize>), sign::VerifyError> {
-    if keys.is_empty() {
-        return f(None).map(|v| (v, None));
+    match keys.is_empty() {
+        true => f(None).map(|v| (v, None)),
+        false => sign::by_newest(keys, |k| f(Some(k))).map(|(v, i)| (v, Some(i))),
     }
-    let mut newest_error = None;
-    for (i, k) in keys.iter().enumerate().rev() {
-        match f(Some(k)) {
-            Ok(v) => return Ok((v, Some(i))),
-            Err(e) => {
-                newest_error.get_or_insert(e);
-            }
-        }
-    }
-    Err(newest_error.unwrap_or_else(|| sign::VerifyError("no key".into())))
 }
 
 /// For a served list: the signing key chain the Stelselnode's head names, followed from
@@ -239,13 +233,13 @@ fn followed_keys(
     };
     let head =
         crate::distribute::head::Head::parse(&bytes).map_err(|e| anyhow!("{base}head.xml: {e}"))?;
+    let small = fetch::Options {
+        timeout: opts.timeout,
+        max_bytes: crate::sign::chain::MAX_SIZE as u64,
+        ca_pem: opts.ca_pem.clone(),
+    };
     let mut links = Vec::new();
     for b in &head.keys {
-        let small = fetch::Options {
-            timeout: opts.timeout,
-            max_bytes: crate::sign::chain::MAX_SIZE as u64,
-            ca_pem: opts.ca_pem.clone(),
-        };
         let link = fetch::get(&format!("{base}{}", b.href), &small)?
             .ok_or_else(|| anyhow!("{base}{}: not found", b.href))?;
         if crate::digest::sha256_hex(&link) != b.sha256 {
@@ -273,11 +267,4 @@ pub fn read_pinned_der(path: &std::path::Path) -> Result<Vec<u8>> {
         .with_context(|| format!("--cert {}", path.display()))?;
     PublicKey::from_cert_der(&der).with_context(|| format!("--cert {}", path.display()))?;
     Ok(der)
-}
-
-/// Read a pinned certificate file given with `--cert`.
-pub fn read_pinned(path: &std::path::Path) -> Result<PublicKey> {
-    let pem =
-        std::fs::read_to_string(path).with_context(|| format!("--cert {}", path.display()))?;
-    PublicKey::from_cert_pem(&pem).with_context(|| format!("--cert {}", path.display()))
 }

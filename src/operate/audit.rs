@@ -508,21 +508,14 @@ impl Keys {
             sign::verify_detached_digest(sha256, sig, uri, None)?;
             return Ok(());
         }
-        let mut first = None;
-        for k in self.trusted.iter().rev() {
-            match sign::verify_detached_digest(sha256, sig, uri, Some(k)) {
-                Ok(_) => return Ok(()),
-                Err(e) => {
-                    first.get_or_insert(e);
-                }
-            }
-        }
-        match first {
-            Some(e) if self.trusted.len() == 1 => Err(e.into()),
-            Some(e) => Err(anyhow!(
+        match sign::by_newest(&self.trusted, |k| {
+            sign::verify_detached_digest(sha256, sig, uri, Some(k))
+        }) {
+            Ok(_) => Ok(()),
+            Err(e) if self.trusted.len() == 1 => Err(e.into()),
+            Err(e) => Err(anyhow!(
                 "not signed by the pinned key or a key its chain leads to: {e}"
             )),
-            None => bail!("no key to verify with"),
         }
     }
 }

@@ -17,7 +17,7 @@ pub mod verify;
 pub use key::{cert_der_from_pem, describe_certificate, PublicKey, SignError, SigningKey};
 pub use profile::{Algorithm, DSIG_NS};
 pub use verify::{
-    detached_is_canonical, verify_detached, verify_detached_digest, verify_enveloped,
+    by_newest, detached_is_canonical, verify_detached, verify_detached_digest, verify_enveloped,
     verify_enveloped_owned, Verified,
 };
 

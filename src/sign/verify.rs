@@ -574,6 +574,25 @@ pub fn verify_detached_digest(
     }
 }
 
+/// The newest of `keys` (the last) with which `check` succeeds, and its index; else the
+/// newest key's error. No key is an error, never a check with the certificate a signature
+/// carries. For a consumer that trusts a chain of keys (`sign::chain`).
+pub fn by_newest<T>(
+    keys: &[PublicKey],
+    check: impl Fn(&PublicKey) -> Result<T, VerifyError>,
+) -> Result<(T, usize), VerifyError> {
+    let mut newest_error = None;
+    for (i, k) in keys.iter().enumerate().rev() {
+        match check(k) {
+            Ok(v) => return Ok((v, i)),
+            Err(e) => {
+                newest_error.get_or_insert(e);
+            }
+        }
+    }
+    Err(newest_error.unwrap_or_else(|| verr("no key to verify with")))
+}
+
 /// The last two steps of every verification: the digest over what the Reference covers
 /// (computed by the caller) compared, then the SignatureValue with the pinned or carried key.
 fn finish_digest(

@@ -241,19 +241,11 @@ impl Trust {
     /// The index of the newest trusted key whose signature `sig` carries over bytes
     /// with this SHA-256.
     fn verify(&self, sha256: &[u8], sig: &[u8], uri: &str, what: &str) -> Result<usize, Failure> {
-        let mut newest_error = None;
-        for (i, k) in self.keys.iter().enumerate().rev() {
-            match crate::sign::verify::verify_detached_digest(sha256, sig, uri, Some(k)) {
-                Ok(_) => return Ok(i),
-                Err(e) => {
-                    newest_error.get_or_insert(e);
-                }
-            }
-        }
-        Err(match newest_error {
-            Some(e) => signature_failure(e, what),
-            None => Failure::refused(Reason::Key, format!("{what}: no key to verify with")),
+        crate::sign::by_newest(&self.keys, |k| {
+            crate::sign::verify_detached_digest(sha256, sig, uri, Some(k))
         })
+        .map(|(_, i)| i)
+        .map_err(|e| signature_failure(e, what))
     }
 
     /// Trust from the key at `i` on (it signed an accepted head): older keys are left.
