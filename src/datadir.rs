@@ -6,7 +6,10 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 pub const REGISTRY_FILE: &str = "registry.redb";
-pub use crate::sign::keyring::{FIRST_CERT_FILE as CERT_FILE, FIRST_KEY_FILE as KEY_FILE};
+/// The first signing key (`init`'s); keys added by `key next` are under `keys/` (see
+/// `sign::keyring`).
+pub const KEY_FILE: &str = "signing-key.pem";
+pub const CERT_FILE: &str = "signing-cert.pem";
 
 /// `$STELSELNODE_DATA` is handled by clap; this is the fallback.
 pub fn default_dir() -> PathBuf {

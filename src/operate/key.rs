@@ -52,31 +52,30 @@ impl KeyOp {
     }
 
     pub fn apply(self, ctx: &Ctx) -> Result<String> {
-        if matches!(self, KeyOp::Status) {
-            return status(ctx, time::OffsetDateTime::now_utc());
-        }
         let now = time::OffsetDateTime::now_utc();
         let secs = std::time::Duration::from_secs;
         let (store, data) = (ctx.store.as_ref(), ctx.data);
-        // Decided under the publication lock, by the publisher.
-        let decide = move || match self {
-            KeyOp::Status => Err(keyring::KeyringError::Refused("not a step".into())),
+        // A step is decided under the publication lock, by the publisher.
+        let decide: Box<dyn FnOnce() -> Result<Step, KeyringError>> = match self {
+            KeyOp::Status => return status(ctx, now),
             KeyOp::Next {
                 key_pem,
                 cert_pem,
                 announce_for_secs,
-            } => keyring::next(
-                store,
-                data,
-                &key_pem,
-                &cert_pem,
-                secs(announce_for_secs),
-                now,
-            ),
+            } => Box::new(move || {
+                keyring::next(
+                    store,
+                    data,
+                    &key_pem,
+                    &cert_pem,
+                    secs(announce_for_secs),
+                    now,
+                )
+            }),
             KeyOp::Activate { retire_after_secs } => {
-                keyring::activate(store, data, secs(retire_after_secs), now)
+                Box::new(move || keyring::activate(store, data, secs(retire_after_secs), now))
             }
-            KeyOp::Retire => keyring::retire(store, data, now),
+            KeyOp::Retire => Box::new(move || keyring::retire(store, data, now)),
         };
         publish(ctx, now, decide)
     }
@@ -98,7 +97,6 @@ fn publish(
             crate::publish::PublishError::Refused(m) => anyhow!("{m}"),
             e => anyhow!("{e}; the key step was not recorded"),
         })?;
-    let step = &step;
     let mut out = format!("{}\n", step.summary);
     match published {
         Some(p) => writeln!(
@@ -116,9 +114,8 @@ fn publish(
     Ok(out)
 }
 
-fn when(t: Option<time::OffsetDateTime>) -> String {
-    t.map(crate::registry::model::tijdstempel)
-        .unwrap_or_else(|| "-".into())
+fn when(t: time::OffsetDateTime) -> String {
+    crate::registry::model::tijdstempel(t)
 }
 
 fn status(ctx: &Ctx, now: time::OffsetDateTime) -> Result<String> {
@@ -135,10 +132,10 @@ fn status(ctx: &Ctx, now: time::OffsetDateTime) -> Result<String> {
             k.subject,
             match k.next_step {
                 Some((step, at)) if at <= now =>
-                    format!("  (`key {step}` allowed since {})", when(Some(at))),
+                    format!("  (`key {step}` allowed since {})", when(at)),
                 Some((step, at)) => format!(
                     "  (`key {step}` from {}, in {} s)",
-                    when(Some(at)),
+                    when(at),
                     (at - now).whole_seconds()
                 ),
                 None => String::new(),

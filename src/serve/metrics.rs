@@ -302,11 +302,9 @@ impl Metrics {
                 state: k.state.as_str(),
             };
             self.signing_key.get_or_create(&label).set(1);
-            if let Some(na) = k.not_after {
-                self.signing_key_expiry
-                    .get_or_create(&label)
-                    .set(na.unix_timestamp() - t);
-            }
+            self.signing_key_expiry
+                .get_or_create(&label)
+                .set(k.not_after.unix_timestamp() - t);
             if let Some((step, at)) = k.next_step {
                 self.signing_key_next_step
                     .get_or_create(&KeyStepLabel {

@@ -8,15 +8,13 @@
 
 use super::chain::{self, Link};
 use super::{SignError, Signers, SigningKey};
+use crate::datadir::{CERT_FILE, KEY_FILE};
 use crate::registry::store::{open_or_empty, RowError, Store, StoreError};
 use redb::{ReadableTable, TableDefinition, TableHandle};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use time::OffsetDateTime;
 
-/// The key `init` made or was given, in the data directory's top level.
-pub const FIRST_KEY_FILE: &str = "signing-key.pem";
-pub const FIRST_CERT_FILE: &str = "signing-cert.pem";
 /// Keys added by `key next`: `keys/<fingerprint>.key.pem` and `.cert.pem`.
 pub const KEY_DIR: &str = "keys";
 
@@ -25,11 +23,6 @@ const KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("signing_keys");
 /// By Sequence: the signed link document.
 const LINKS: TableDefinition<u64, &[u8]> = TableDefinition::new("key_links");
 
-/// Default of `key next --announce-for`: a day plus the 900 s every participant may wait
-/// between two fetches.
-pub const ANNOUNCE_FOR: std::time::Duration = std::time::Duration::from_secs(24 * 3600 + 900);
-/// Default of `key activate --retire-after`: a week of both signatures.
-pub const RETIRE_AFTER: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
 /// `key status` and the metrics warn this long before the active certificate expires.
 pub const EXPIRY_WARNING: time::Duration = time::Duration::days(60);
 
@@ -65,12 +58,9 @@ pub struct KeyRecord {
     pub state: KeyState,
     pub cert_pem: String,
     pub announced: Option<i64>,
+    /// When a next key may be activated, an outgoing one retired.
     pub activate_from: Option<i64>,
-    pub activated: Option<i64>,
     pub retire_from: Option<i64>,
-    pub retired: Option<i64>,
-    /// The Sequence of the link that announced it.
-    pub link: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -167,10 +157,10 @@ fn read(p: &Path) -> Result<String, KeyringError> {
 
 /// The data directory's first key (`init`'s).
 pub fn first_key(data: &Path) -> Result<SigningKey, KeyringError> {
-    let (kp, cp) = (data.join(FIRST_KEY_FILE), data.join(FIRST_CERT_FILE));
+    let (kp, cp) = (data.join(KEY_FILE), data.join(CERT_FILE));
     if !kp.exists() || !cp.exists() {
         return Err(KeyringError::Files(format!(
-            "no signing key in {}: expected {FIRST_KEY_FILE} and {FIRST_CERT_FILE} (run `stelselnode init`)",
+            "no signing key in {}: expected {KEY_FILE} and {CERT_FILE} (run `stelselnode init`)",
             data.display()
         )));
     }
@@ -233,10 +223,7 @@ fn current(store: &Store, data: &Path) -> Result<Vec<KeyRecord>, KeyringError> {
         cert_pem: first.cert_pem.clone(),
         announced: None,
         activate_from: None,
-        activated: None,
         retire_from: None,
-        retired: None,
-        link: None,
     }])
 }
 
@@ -250,8 +237,8 @@ fn secs(d: std::time::Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
 
-/// A key step, decided but not yet recorded: what `commit` writes once the publication
-/// that shows it has committed.
+/// A key step, decided but not yet recorded: the publication that shows it writes it in
+/// its own transaction (`write`), or, before the first publication, `commit` alone.
 pub struct Step {
     pub records: Vec<KeyRecord>,
     pub link: Option<(u64, Vec<u8>)>,
@@ -314,7 +301,7 @@ pub fn next(
             r.state.as_str()
         )));
     }
-    let not_after = certificate_not_after(&new.cert_der)?;
+    let (_, _, not_after) = validity(&new.cert_der)?;
     if not_after <= now + announce_for {
         return Err(refused(format!(
             "key next: --cert expires at {} (certificate validity), before it could sign; nothing was changed",
@@ -348,10 +335,7 @@ pub fn next(
         cert_pem: new.cert_pem.clone(),
         announced: Some(at),
         activate_from: Some(from),
-        activated: None,
         retire_from: None,
-        retired: None,
-        link: Some(sequence),
     });
     Ok(Step {
         records: recs,
@@ -416,7 +400,7 @@ pub fn activate(
             n.announced.map(utc).unwrap_or_default()
         ),
     )?;
-    let not_after = certificate_not_after(&super::cert_der_from_pem(&n.cert_pem)?)?;
+    let (_, _, not_after) = validity(&super::cert_der_from_pem(&n.cert_pem)?)?;
     if not_after <= now {
         return Err(refused(format!(
             "key activate: the next key's certificate {} expired at {}; announce another (`key next`)",
@@ -433,7 +417,6 @@ pub fn activate(
     recs[ai].state = KeyState::Outgoing;
     recs[ai].retire_from = Some(at.saturating_add(secs(retire_after)));
     recs[ni].state = KeyState::Active;
-    recs[ni].activated = Some(at);
     let signers = Signers {
         active: load(data, &recs[ni])?,
         outgoing: Some(load(data, &recs[ai])?),
@@ -469,7 +452,6 @@ pub fn retire(store: &Store, data: &Path, now: OffsetDateTime) -> Result<Step, K
         ),
     )?;
     recs[oi].state = KeyState::Retired;
-    recs[oi].retired = Some(now.unix_timestamp());
     let active = recs
         .iter()
         .find(|r| r.state == KeyState::Active)
@@ -487,54 +469,42 @@ pub fn retire(store: &Store, data: &Path, now: OffsetDateTime) -> Result<Step, K
 }
 
 /// The key's files under `keys/`, readable by the owner only; the same files again are
-/// accepted (a step retried), other content under that name is not.
+/// accepted (a step retried after its publication failed), other content under that name
+/// is not.
 fn write_key_files(
     data: &Path,
     fp: &str,
     key_pem: &str,
     cert_pem: &str,
 ) -> Result<(), KeyringError> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let dir = data.join(KEY_DIR);
-    std::fs::create_dir_all(&dir)
-        .and_then(|()| std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)))
-        .map_err(|e| KeyringError::Files(format!("creating {}: {e}", dir.display())))?;
+    let files = |e: anyhow::Error| KeyringError::Files(format!("{e:#}"));
+    crate::datadir::create_dir(&data.join(KEY_DIR)).map_err(files)?;
     let (kp, cp) = key_paths(data, fp);
     for (p, content) in [(kp, key_pem), (cp, cert_pem)] {
-        if let Ok(existing) = std::fs::read_to_string(&p) {
-            if existing == content {
-                continue;
+        match std::fs::read_to_string(&p) {
+            Ok(existing) if existing == content => {}
+            Ok(_) => {
+                return Err(KeyringError::Files(format!(
+                    "{} exists with other content; nothing was changed",
+                    p.display()
+                )))
             }
-            return Err(KeyringError::Files(format!(
-                "{} exists with other content; nothing was changed",
-                p.display()
-            )));
+            Err(_) => crate::datadir::write_private(&p, content).map_err(files)?,
         }
-        let tmp = p.with_extension("partial");
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(|e| KeyringError::Files(format!("writing {}: {e}", tmp.display())))?;
-        std::io::Write::write_all(&mut f, content.as_bytes())
-            .and_then(|()| f.sync_all())
-            .and_then(|()| std::fs::rename(&tmp, &p))
-            .map_err(|e| KeyringError::Files(format!("writing {}: {e}", p.display())))?;
     }
     Ok(())
 }
 
-fn certificate_not_after(der: &[u8]) -> Result<OffsetDateTime, KeyringError> {
+/// A certificate's subject and validity (not before, not after).
+fn validity(der: &[u8]) -> Result<(String, OffsetDateTime, OffsetDateTime), KeyringError> {
     let (_, c) = x509_parser::parse_x509_certificate(der)
         .map_err(|e| refused(format!("certificate: {e}")))?;
-    Ok(c.validity().not_after.to_datetime())
-}
-
-fn certificate_not_before(der: &[u8]) -> Option<OffsetDateTime> {
-    let (_, c) = x509_parser::parse_x509_certificate(der).ok()?;
-    Some(c.validity().not_before.to_datetime())
+    let v = c.validity();
+    Ok((
+        crate::clip::clip(&c.subject().to_string()).into_owned(),
+        v.not_before.to_datetime(),
+        v.not_after.to_datetime(),
+    ))
 }
 
 /// One key as `key status` and the metrics show it.
@@ -543,8 +513,8 @@ pub struct KeyStatus {
     pub state: KeyState,
     pub fingerprint: String,
     pub subject: String,
-    pub not_before: Option<OffsetDateTime>,
-    pub not_after: Option<OffsetDateTime>,
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
     /// The next step this key can take, and the earliest time for it.
     pub next_step: Option<(&'static str, OffsetDateTime)>,
 }
@@ -558,32 +528,26 @@ pub fn status(
     let mut out = Vec::new();
     let mut warning = None;
     for r in current(store, data)? {
-        let der = super::cert_der_from_pem(&r.cert_pem)?;
-        let subject = x509_parser::parse_x509_certificate(&der)
-            .map(|(_, c)| crate::clip::clip(&c.subject().to_string()).into_owned())
-            .unwrap_or_default();
-        let not_after = certificate_not_after(&der).ok();
+        let (subject, not_before, not_after) = validity(&super::cert_der_from_pem(&r.cert_pem)?)?;
         let at = |t: Option<i64>| t.and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok());
         let next_step = match r.state {
             KeyState::Next => at(r.activate_from).map(|t| ("activate", t)),
             KeyState::Outgoing => at(r.retire_from).map(|t| ("retire", t)),
             _ => None,
         };
-        if r.state == KeyState::Active {
-            if let Some(na) = not_after.filter(|na| *na - now <= EXPIRY_WARNING) {
-                warning = Some(format!(
-                    "WARNING: the active signing certificate {} expires at {} ({} days from now): announce the next key now (`stelselnode key next --key PEM --cert PEM`)",
-                    r.fingerprint,
-                    utc(na.unix_timestamp()),
-                    (na - now).whole_days()
-                ));
-            }
+        if r.state == KeyState::Active && not_after - now <= EXPIRY_WARNING {
+            warning = Some(format!(
+                "WARNING: the active signing certificate {} expires at {} ({} days from now): announce the next key now (`stelselnode key next --key PEM --cert PEM`)",
+                r.fingerprint,
+                utc(not_after.unix_timestamp()),
+                (not_after - now).whole_days()
+            ));
         }
         out.push(KeyStatus {
             state: r.state,
             fingerprint: r.fingerprint,
             subject,
-            not_before: certificate_not_before(&der),
+            not_before,
             not_after,
             next_step,
         });
@@ -604,8 +568,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path();
         let (k0, c0) = dev();
-        std::fs::write(data.join(FIRST_KEY_FILE), &k0).unwrap();
-        std::fs::write(data.join(FIRST_CERT_FILE), &c0).unwrap();
+        std::fs::write(data.join(KEY_FILE), &k0).unwrap();
+        std::fs::write(data.join(CERT_FILE), &c0).unwrap();
         let cat = crate::registry::catalogue::Catalogue::parse(
             crate::registry::catalogue::DEFAULT_CATALOGUE,
         )
@@ -653,7 +617,7 @@ mod tests {
         assert_eq!(names, ["retired", "active"]);
         assert!(warning.is_none());
         // Five years of validity: 60 days before the end, a warning.
-        let late = states[1].not_after.unwrap() - time::Duration::days(59);
+        let late = states[1].not_after - time::Duration::days(59);
         assert!(status(&store, data, late)
             .unwrap()
             .1
