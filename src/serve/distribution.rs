@@ -60,23 +60,15 @@ impl Distribution {
             session: delta_store::session(store)?,
             ..Distribution::default()
         };
-        let mut made = |sha: &str, t: Option<time::OffsetDateTime>| {
-            if let Some(v) = t.and_then(|t| Some((t, http_date_header(t)?))) {
-                d.made.insert(sha.to_string(), v);
-            }
-        };
-        let key_links: Vec<(String, Body)> = crate::sign::keyring::links(store)?
-            .into_iter()
-            .map(|(_, bytes)| Body::new(bytes).map(|b| (b.sha256.clone(), b)))
-            .collect::<Result<_, _>>()?;
-        for (sha, b) in &key_links {
+        for (_, bytes) in crate::sign::keyring::links(store)? {
+            let b = Body::new(bytes)?;
             let announced = crate::sign::chain::Link::parse(&b.bytes)
                 .ok()
                 .and_then(|l| head::parse_utc(&l.announced));
-            made(sha, announced);
+            d.dated(&b.sha256, announced);
+            d.key_links.push((b.sha256.clone(), b));
         }
         let at = |unix: i64| time::OffsetDateTime::from_unix_timestamp(unix).ok();
-        let mut times = Vec::new();
         for pr in &set.index.renditions {
             if let Some(doc) = set.docs.get(&pr.rendition) {
                 d.gzip_sha256.insert(
@@ -95,23 +87,28 @@ impl Distribution {
             for l in chain {
                 if let Some(bytes) = delta_store::delta(store, &l.sha256)? {
                     d.deltas.insert(l.sha256.clone(), Body::new(bytes)?);
-                    times.push((l.sha256.clone(), at(l.made)));
+                    d.dated(&l.sha256, at(l.made));
                 }
             }
             let index = Body::new(delta_store::index_document(&id, chain))?;
-            let newest = chain.iter().map(|l| l.made).max().and_then(at);
-            times.push((index.sha256.clone(), newest));
+            d.dated(
+                &index.sha256,
+                chain.iter().map(|l| l.made).max().and_then(at),
+            );
             d.index_of.insert(
                 pr.rendition.clone(),
                 Blob::at("deltas", &index.sha256, index.bytes.len() as u64),
             );
             d.indexes.insert(index.sha256.clone(), index);
         }
-        for (sha, t) in times {
-            made(&sha, t);
-        }
-        d.key_links = key_links;
         Ok(d)
+    }
+
+    /// Record when the file with this SHA-256 was made: its `Last-Modified`.
+    fn dated(&mut self, sha: &str, t: Option<time::OffsetDateTime>) {
+        if let Some(v) = t.and_then(|t| Some((t, http_date_header(t)?))) {
+            self.made.insert(sha.to_string(), v);
+        }
     }
 
     /// Make, check and serve a signed head for every release served, valid from `now`.
@@ -168,12 +165,8 @@ impl Distribution {
             let sig = key
                 .sign_detached(&bytes, head::FILE)
                 .map_err(|e| format!("release {}: signing the head: {e}", release.id))?;
-            key.check_detached_digest(
-                ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref(),
-                &sig,
-                head::FILE,
-            )
-            .map_err(|e| format!("release {}: the head's own signature: {e}", release.id))?;
+            key.check_detached(&bytes, &sig, head::FILE)
+                .map_err(|e| format!("release {}: the head's own signature: {e}", release.id))?;
             let signed = Signed {
                 head: Body::new(bytes).map_err(|e| e.to_string())?,
                 sig: Body::new(sig).map_err(|e| e.to_string())?,

@@ -5,7 +5,7 @@
 //! only if the key it names as its signer is one the consumer already trusts and the
 //! signature is that key's.
 
-use super::{verify_enveloped, PublicKey, SignError, SigningKey};
+use super::{b64_decode, verify_enveloped, PublicKey, SignError, SigningKey, B64};
 use quick_xml::events::Event;
 
 pub const XSD: &str = include_str!("../../schemas/stelselnode-keylink-1.xsd");
@@ -51,10 +51,6 @@ pub fn fingerprint(cert_der: &[u8]) -> String {
     crate::digest::sha256_hex(cert_der)
 }
 
-fn b64() -> base64::engine::GeneralPurpose {
-    base64::engine::general_purpose::STANDARD
-}
-
 impl Link {
     pub fn next_fingerprint(&self) -> String {
         fingerprint(&self.next)
@@ -82,7 +78,7 @@ impl Link {
         for (tag, v) in [
             ("Sequence", self.sequence.to_string()),
             ("Previous", self.previous.clone()),
-            ("Next", b64().encode(&self.next)),
+            ("Next", B64.encode(&self.next)),
             ("Announced", self.announced.clone()),
             ("ActivationFrom", self.activation_from.clone()),
         ] {
@@ -97,7 +93,6 @@ impl Link {
     /// is not checked here (see [`follow`]): who signed it decides whether it means
     /// anything.
     pub fn parse(bytes: &[u8]) -> Result<Link, ChainError> {
-        use base64::Engine;
         let invalid = |m: String| ChainError::Invalid(m);
         if bytes.len() > MAX_SIZE {
             return Err(invalid(format!(
@@ -134,11 +129,7 @@ impl Link {
                         }
                         "Previous" => link.previous = v,
                         "Next" => {
-                            let clean: String =
-                                v.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-                            link.next = b64()
-                                .decode(clean)
-                                .map_err(|e| invalid(format!("Next is not base64: {e}")))?
+                            link.next = b64_decode(&v).map_err(|e| invalid(format!("Next: {e}")))?
                         }
                         "Announced" => link.announced = v,
                         "ActivationFrom" => link.activation_from = v,

@@ -237,6 +237,11 @@ impl Signers {
         self.sign_detached_digest(digest::digest(&digest::SHA256, served).as_ref(), uri)
     }
 
+    /// [`Signers::check_detached_digest`] over the served bytes.
+    pub fn check_detached(&self, served: &[u8], sig: &[u8], uri: &str) -> Result<(), VerifyError> {
+        self.check_detached_digest(digest::digest(&digest::SHA256, served).as_ref(), sig, uri)
+    }
+
     /// Check a detached signature as a consumer pinned to each of these keys would.
     pub fn check_detached_digest(
         &self,

@@ -391,8 +391,8 @@ impl Store {
     }
 
     /// After a publication committed: the files of documents that left the published set
-    /// go (see [`Store::prune_files`]). The caller holds the publication lock, or this
-    /// runs at open.
+    /// go (see [`Store::prune_files`], which opening the store also runs). The caller
+    /// holds the publication lock.
     pub fn prune_published(&self, _guard: &PublicationGuard) {
         let t = std::time::Instant::now();
         match self.published() {
