@@ -36,6 +36,12 @@ $BIN --data "$D" zorgaanbieder update baaa@medmij --interfaceversie 2.0.0 --gege
 t4=$(date +%s.%N)
 $BIN --data "$D" publish -m "bench: one Zorgaanbieder changed" >/dev/null
 t5=$(date +%s.%N)
+# A consumer runs on a machine of its own. Here it shares the disk with the server, which
+# removes the replaced documents' files (480 MB at 100k) right after a publication: the
+# sync starts once that is done, so it is not timed with the server's housekeeping.
+for _ in $(seq 100); do grep -q "prune " "$W/serve.err" && break; sleep 0.1; done
+sync
+t5b=$(date +%s.%N)
 RUST_LOG=stelselnode=debug $BIN sync "$BASE" --api 2 --out "$W/lists" --cert "$CERT" --once >"$W/second" 2>"$W/sync.log"
 t6=$(date +%s.%N)
 # The path it replaces: the whole ZAL downloaded and validated as a stream.
@@ -51,11 +57,11 @@ echo "ZAL release3 (snapshot) bytes:        $zal"
 echo "first publish:                        $(f "$t0" "$t1") s"
 echo "publish, one Zorgaanbieder changed:   $(f "$t4" "$t5") s"
 echo "sync, first copy:                     $(f "$t2" "$t3") s  ($(cat "$W/first"))"
-echo "sync, one Volgnummer behind:          $(f "$t5" "$t6") s  ($(cat "$W/second"))"
+echo "sync, one Volgnummer behind:          $(f "$t5b" "$t6") s  ($(cat "$W/second"))"
 echo "  bytes fetched / ZAL snapshot:       $(python3 -c "print(f'{$fetched / $zal * 100:.4f} %')")"
 echo "download whole ZAL (curl):            $(f "$t6" "$t7") s"
 echo "xmllint --stream --schema on it:      $(f "$t7" "$t8") s"
 echo "publication phases (one changed):"
-sed -e 's/\x1b\[[0-9;]*m//g' -e 's/^.*DEBUG [a-z:_]*: /  /' "$W/serve.err" | grep -E "^  (snapshot|rules|hashes|deltas|commit|swap)"
+sed -e 's/\x1b\[[0-9;]*m//g' -e 's/^.*DEBUG [a-z:_]*: /  /' "$W/serve.err" | grep -E "^  (snapshot|rules|hashes|deltas|commit|swap|prune)"
 echo "sync phases (one Volgnummer behind):"
 sed -e 's/\x1b\[[0-9;]*m//g' -e 's/^.*DEBUG [a-z:_]*: /  /' "$W/sync.log"

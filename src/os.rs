@@ -1,5 +1,6 @@
 //! The process's dealings with the operating system and allocators that need `unsafe`:
-//! the open-file limit and handing freed memory back. A leaf: it uses nothing of the crate.
+//! the open-file limit, handing freed memory back, starting writeback and mapping a file
+//! read-only. A leaf: it uses nothing of the crate.
 #![allow(unsafe_code)]
 
 /// Open connections are file descriptors: use the hard limit, not the (often 1024) soft
@@ -32,4 +33,36 @@ pub fn release_memory() {
         #[cfg(target_env = "gnu")]
         libc::malloc_trim(0);
     }
+}
+
+/// Start writing `len` bytes of `file` from `offset` to the disk, without waiting: a
+/// large file written then synced takes the disk's time once after the writes; started
+/// as it is written, most of that time passes while the rest is still being written.
+/// Only speed depends on it: an error is ignored (the final sync waits for everything).
+#[cfg(target_os = "linux")]
+pub fn start_writeback(file: &std::fs::File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+        return;
+    };
+    // SAFETY: sync_file_range on an open descriptor we own only starts writeback of the
+    // file's pages; it reads and writes no memory of ours.
+    unsafe {
+        libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn start_writeback(_file: &std::fs::File, _offset: u64, _len: u64) {}
+
+/// A file's bytes, mapped read-only with its pages populated (no copy into fresh memory).
+/// For a file that is replaced only by renaming another over it, never rewritten in
+/// place: `sync`'s own copy of a list. Written to in place meanwhile, the bytes seen may
+/// change (what is made from them is checked against a hash before use); truncated
+/// meanwhile, reading past the new end stops the process (SIGBUS) before it has changed
+/// anything.
+pub fn map_read_only(file: &std::fs::File) -> std::io::Result<memmap2::Mmap> {
+    // SAFETY: see above; the mapping is private and read-only, and the bytes are only
+    // read as `[u8]`, for which every value is valid.
+    unsafe { memmap2::MmapOptions::new().populate().map(file) }
 }

@@ -426,7 +426,7 @@ fn by_deltas(
     o: &Options,
     lh: &ListHead,
     held: &Held,
-    old: Vec<u8>,
+    old: bytes::Bytes,
 ) -> Result<Option<Rebuilt>, Failure> {
     let Some(index) = &lh.deltas else {
         return Ok(None);
@@ -476,7 +476,7 @@ fn by_deltas(
     };
     let mut doc = old;
     for d in before {
-        doc = delta::apply(&doc, lh.list, d).map_err(invalid)?;
+        doc = delta::apply(&doc, lh.list, d).map_err(invalid)?.into();
         tracing::debug!("{}: delta {} → {} applied", lh.list, d.from.0, d.to.0);
     }
     // The entries changed on the way, as they are in the end.
@@ -490,7 +490,7 @@ fn by_deltas(
         }
     }
     if (lh.document.size as usize) <= VALIDATE_WHOLE_UP_TO {
-        doc = delta::apply(&doc, lh.list, last).map_err(invalid)?;
+        let doc = delta::apply(&doc, lh.list, last).map_err(invalid)?;
         tracing::debug!("{}: delta {} → {} applied", lh.list, last.from.0, last.to.0);
         return Ok(Some(Rebuilt::Memory(doc)));
     }
@@ -513,7 +513,7 @@ fn by_deltas(
             }
             hash.finish()
         });
-        let written = pieces.iter().try_for_each(|p| file.write(p));
+        let written = file.write_pieces(&pieces);
         (hashing.join(), written)
     });
     written.map_err(|e| Failure::Local(format!("writing {}: {e}", lh.list.file_name())))?;
@@ -620,28 +620,36 @@ fn list_update(
     // Not hashed here: deltas applied to other bytes rebuild a document whose hash the
     // head refuses (and then the whole document is taken).
     let t = std::time::Instant::now();
-    let old = held.and_then(|h| {
-        let b = std::fs::read(&file).ok()?;
-        (b.len() as u64 == h.size).then_some(b)
-    });
+    let old = held.and_then(|h| state::HeldCopy::open(&file, h.size));
     tracing::debug!("{}: the copy held read {:?}", lh.list, t.elapsed());
-    let rebuilt = match (held, old) {
-        (Some(h), Some(old)) if h.volgnummer < lh.volgnummer => match by_deltas(o, lh, h, old) {
-            // A delta that does not fit or rebuilds other bytes: the whole document is
-            // the way still open (and is checked the same).
-            Err(Failure::Refused {
-                reason: r @ (Reason::Hash | Reason::Invalid),
-                detail,
-            }) => {
-                tracing::warn!(
-                    "{}: deltas refused ({}): {detail}; taking the whole document",
-                    lh.list,
-                    r.as_str()
-                );
-                None
+    let rebuilt = match (held, &old) {
+        (Some(h), Some(old)) if h.volgnummer < lh.volgnummer => {
+            match by_deltas(o, lh, h, old.bytes.clone()) {
+                // Hashed while it was being written to by someone else: what was hashed
+                // need not be what was written.
+                Ok(Some(Rebuilt::Staged { .. })) if !old.unchanged() => {
+                    tracing::warn!(
+                        "{}: the copy held was written to while it was used; taking the whole document",
+                        lh.list
+                    );
+                    None
+                }
+                // A delta that does not fit or rebuilds other bytes: the whole document is
+                // the way still open (and is checked the same).
+                Err(Failure::Refused {
+                    reason: r @ (Reason::Hash | Reason::Invalid),
+                    detail,
+                }) => {
+                    tracing::warn!(
+                        "{}: deltas refused ({}): {detail}; taking the whole document",
+                        lh.list,
+                        r.as_str()
+                    );
+                    None
+                }
+                other => other?,
             }
-            other => other?,
-        },
+        }
         _ => None,
     };
     let fits = |x: &[u8]| x.len() as u64 == lh.document.size && sha(x) == lh.document.sha256;

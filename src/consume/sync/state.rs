@@ -89,6 +89,47 @@ pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), Failure>
     Ok(())
 }
 
+/// The copy of a list the directory holds, mapped (a quarter of a gigabyte read into
+/// fresh memory takes longer than the rest of a sync by deltas), and what tells whether
+/// anyone wrote to it while it was used.
+pub struct HeldCopy {
+    file: std::fs::File,
+    stamp: Stamp,
+    pub bytes: bytes::Bytes,
+}
+
+/// Inode, size and change time: every write to a file sets its change time, which no
+/// caller can set back.
+#[derive(PartialEq, Eq)]
+struct Stamp(u64, u64, i64, i64);
+
+impl Stamp {
+    fn of(f: &std::fs::File) -> Option<Stamp> {
+        use std::os::unix::fs::MetadataExt;
+        let m = f.metadata().ok()?;
+        Some(Stamp(m.ino(), m.size(), m.ctime(), m.ctime_nsec()))
+    }
+}
+
+impl HeldCopy {
+    /// `None` when there is no copy of `size` bytes to map.
+    pub fn open(path: &Path, size: u64) -> Option<HeldCopy> {
+        let file = std::fs::File::open(path).ok()?;
+        let stamp = Stamp::of(&file).filter(|s| s.1 == size)?;
+        let map = crate::os::map_read_only(&file).ok()?;
+        Some(HeldCopy {
+            file,
+            stamp,
+            bytes: bytes::Bytes::from_owner(map),
+        })
+    }
+
+    /// Whether nothing wrote to it since it was opened.
+    pub fn unchanged(&self) -> bool {
+        Stamp::of(&self.file).is_some_and(|s| s == self.stamp)
+    }
+}
+
 /// A large new document written beside the state as it is put together, renamed over
 /// its official name only when every check passed; removed otherwise.
 pub struct Staged {
@@ -112,11 +153,30 @@ impl Staged {
         })
     }
 
-    pub fn write(&mut self, piece: &[u8]) -> std::io::Result<()> {
-        match &mut self.out {
-            Some(w) => w.write_all(piece),
-            None => Err(std::io::Error::other("the staged file is finished")),
-        }
+    /// Write `pieces` in order while a thread of its own takes what is written to the
+    /// disk: its writeback started every [`WRITEBACK_STEP`], synced every
+    /// [`SYNC_EVERY`] steps. The disk's time then passes while the rest is written, not
+    /// after it, and the final sync finds little left (on this project's VMs, 259 MB went
+    /// from 0.43–0.81 s to 0.43 s from the first write to synced).
+    pub fn write_pieces(&mut self, pieces: &[&[u8]]) -> std::io::Result<()> {
+        let Some(w) = &mut self.out else {
+            return Err(std::io::Error::other("the staged file is finished"));
+        };
+        let file = w.get_ref().try_clone()?;
+        let (ranges, started) = std::sync::mpsc::channel::<(u64, u64)>();
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                for (i, (offset, len)) in started.into_iter().enumerate() {
+                    crate::os::start_writeback(&file, offset, len);
+                    // Only speed depends on it: the final sync reports any error.
+                    if (i + 1) % SYNC_EVERY == 0 {
+                        let _ = file.sync_data();
+                    }
+                }
+            });
+            // `ranges` is dropped when this returns, however it returns: the thread ends.
+            write_started(w, pieces, ranges)
+        })
     }
 
     /// Everything written and synced to the disk.
@@ -142,10 +202,78 @@ impl Staged {
     }
 }
 
+/// How much is written before its writeback is started.
+const WRITEBACK_STEP: u64 = 16 << 20;
+/// Every how many steps what is written is synced.
+const SYNC_EVERY: usize = 4;
+
+fn write_started(
+    w: &mut std::io::BufWriter<std::fs::File>,
+    pieces: &[&[u8]],
+    ranges: std::sync::mpsc::Sender<(u64, u64)>,
+) -> std::io::Result<()> {
+    let (mut at, mut started) = (0u64, 0u64);
+    // A piece is often most of the document: written in steps, so its writeback starts
+    // while the rest of it is still being written.
+    for p in pieces
+        .iter()
+        .flat_map(|p| p.chunks(WRITEBACK_STEP as usize))
+    {
+        w.write_all(p)?;
+        at += p.len() as u64;
+        if at - started >= WRITEBACK_STEP {
+            w.flush()?;
+            // The thread gone, only speed is lost: the final sync writes the rest.
+            let _ = ranges.send((started, at - started));
+            started = at;
+        }
+    }
+    Ok(())
+}
+
 impl Drop for Staged {
     fn drop(&mut self) {
         if !self.done.load(std::sync::atomic::Ordering::SeqCst) {
             let _ = std::fs::remove_file(&self.path);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_staged_file_holds_exactly_the_pieces_written_across_writeback_steps() {
+        let dir = tempfile::tempdir().unwrap();
+        let big: Vec<u8> = (0..(WRITEBACK_STEP as usize * 5 / 2))
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let pieces: Vec<&[u8]> = vec![b"<head/>", &big[..7], &big[7..], b"", b"<tail/>"];
+        let mut staged = Staged::create(dir.path(), "list.xml").unwrap();
+        staged.write_pieces(&pieces).unwrap();
+        staged.finish().unwrap();
+        assert!(staged.write_pieces(&pieces).is_err(), "finished");
+        let dest = dir.path().join("list.xml");
+        staged.commit(&dest).unwrap();
+        assert_eq!(std::fs::read(&dest).unwrap(), pieces.concat());
+    }
+
+    #[test]
+    fn a_held_copy_written_to_in_place_is_told_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("list.xml");
+        std::fs::write(&path, b"<list>one</list>").unwrap();
+        assert!(HeldCopy::open(&path, 15).is_none(), "another size");
+        assert!(HeldCopy::open(&dir.path().join("none.xml"), 16).is_none());
+        let held = HeldCopy::open(&path, 16).unwrap();
+        assert_eq!(&held.bytes[..], b"<list>one</list>");
+        assert!(held.unchanged());
+        // Past the coarsest change-time tick of the file system.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let mut f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        f.write_all(b"<list>two</list>").unwrap();
+        drop(f);
+        assert!(!held.unchanged());
     }
 }
