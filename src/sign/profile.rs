@@ -62,7 +62,7 @@ pub fn canonical_signed_info(inner: &str) -> String {
     format!("<ds:SignedInfo xmlns:ds=\"{DSIG_NS}\">{inner}</ds:SignedInfo>")
 }
 
-const OPEN: &str = "<ds:Signature xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\">";
+pub(crate) const OPEN: &str = "<ds:Signature xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\">";
 const CLOSE: &str = "</ds:Signature>";
 
 /// The complete `ds:Signature` element as written.
