@@ -483,7 +483,21 @@ pub struct Staged {
     len: std::sync::atomic::AtomicU64,
     synced: std::sync::atomic::AtomicBool,
     renamed: std::sync::atomic::AtomicBool,
+    writeback: std::sync::Mutex<Writeback>,
 }
+
+/// Where the writeback not yet started begins, and the thread that starts it.
+#[derive(Default)]
+struct Writeback {
+    from: u64,
+    thread: Option<std::sync::mpsc::Sender<(u64, u64)>>,
+}
+
+/// How much is appended before its writeback is started, and every how many of those
+/// steps the file is synced: a quarter of a gigabyte synced only when it is complete
+/// takes the disk's time after the writing instead of during it.
+const WRITEBACK_STEP: u64 = 16 << 20;
+const SYNC_EVERY: usize = 4;
 
 impl Staged {
     fn write(beside: &Path, pieces: &[&[u8]]) -> io::Result<Staged> {
@@ -507,6 +521,7 @@ impl Staged {
             file,
             synced: false.into(),
             renamed: false.into(),
+            writeback: Default::default(),
         };
         for p in pieces {
             staged.append(p)?;
@@ -518,9 +533,49 @@ impl Staged {
     /// each other in the order they are appended.
     pub fn append(&self, bytes: &[u8]) -> io::Result<()> {
         (&self.file).write_all(bytes)?;
-        self.len
-            .fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::SeqCst);
+        let len = self
+            .len
+            .fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::SeqCst)
+            + bytes.len() as u64;
+        self.start_writeback(len);
         Ok(())
+    }
+
+    /// Hand what was appended since the last step to a thread of its own (started with
+    /// the first step), which starts its writeback and now and then syncs: the appending
+    /// never waits for the disk. Only speed depends on it; [`Staged::sync`] waits for all.
+    fn start_writeback(&self, len: u64) {
+        let Ok(mut w) = self.writeback.lock() else {
+            return;
+        };
+        let Writeback { from, thread } = &mut *w;
+        if len < *from + WRITEBACK_STEP {
+            return;
+        }
+        if thread.is_none() {
+            let Ok(file) = self.file.try_clone() else {
+                return;
+            };
+            let (tx, rx) = std::sync::mpsc::channel::<(u64, u64)>();
+            let spawned = std::thread::Builder::new()
+                .name("writeback".into())
+                .spawn(move || {
+                    for (i, (offset, n)) in rx.into_iter().enumerate() {
+                        crate::os::start_writeback(&file, offset, n);
+                        if (i + 1) % SYNC_EVERY == 0 {
+                            let _ = file.sync_data();
+                        }
+                    }
+                });
+            if spawned.is_err() {
+                return;
+            }
+            *thread = Some(tx);
+        }
+        if let Some(tx) = thread {
+            let _ = tx.send((*from, len - *from));
+        }
+        *from = len;
     }
 
     /// The bytes written so far.
@@ -538,6 +593,10 @@ impl Staged {
     pub fn sync(&self) -> io::Result<()> {
         use std::sync::atomic::Ordering::SeqCst;
         if !self.synced.load(SeqCst) {
+            // Nothing more to start: its thread ends.
+            if let Ok(mut w) = self.writeback.lock() {
+                w.thread = None;
+            }
             self.file.sync_all()?;
             self.synced.store(true, SeqCst);
         }
@@ -660,6 +719,32 @@ mod tests {
         fs::write(files.path(&sha, true), forged).unwrap();
         let e = files.read(&sha).unwrap_err().to_string();
         assert!(e.contains("does not match"), "{e}");
+    }
+
+    #[test]
+    fn a_document_staged_past_several_writeback_steps_holds_every_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = Files::beside(&dir.path().join("registry.redb"));
+        let piece: Vec<u8> = (0..(WRITEBACK_STEP as usize + 4097))
+            .map(|i| (i % 253) as u8)
+            .collect();
+        let staged = files.stage(&[b"<head/>"]).unwrap();
+        let n = SYNC_EVERY + 1;
+        for _ in 0..n {
+            staged.append(&piece).unwrap();
+        }
+        assert!(staged.writeback.lock().unwrap().thread.is_some(), "started");
+        staged.sync().unwrap();
+        assert!(
+            staged.writeback.lock().unwrap().thread.is_none(),
+            "let go of"
+        );
+        let mut whole = b"<head/>".to_vec();
+        for _ in 0..n {
+            whole.extend_from_slice(&piece);
+        }
+        assert_eq!(staged.written(), whole.len() as u64);
+        assert!(staged.map().unwrap()[..] == whole[..]);
     }
 
     #[test]
