@@ -248,3 +248,43 @@ fn status_clients_escapes_what_a_client_chose() {
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v["clients"][0]["client"], forged);
 }
+
+/// A publication records what its rule check found valid, by content: the next one checks
+/// field by field only the Zorgaanbieders that changed since (`publish::pipeline::plan`).
+/// The record follows the published Zorgaanbieders and Gegevensdiensten and names the
+/// rules, so a stale one (another content, other rules) is never taken for this one.
+#[test]
+fn a_publication_records_what_its_rule_check_found_valid() {
+    use stelselnode::publish::cache::rules_checked;
+    use stelselnode::registry::model::ListKind;
+    let env = demo();
+    let published_hash = |list: ListKind| {
+        env.store.published().unwrap().unwrap().lists[&list]
+            .content_sha256
+            .clone()
+    };
+    env.ok(&["publish", "--message", "first"]);
+    let first = rules_checked(&env.store).unwrap().expect("recorded");
+    assert_eq!(first.rules, stelselnode::registry::rules::fingerprint());
+    assert_eq!(
+        first.zorgaanbieders,
+        published_hash(ListKind::Zorgaanbiederslijst)
+    );
+    assert_eq!(
+        first.gegevensdiensten,
+        published_hash(ListKind::Gegevensdienstnamenlijst)
+    );
+    env.ok(&[
+        "zorgaanbieder",
+        "remove",
+        "radiologencentraalflevoland@medmij",
+    ]);
+    env.ok(&["publish", "--message", "one changed"]);
+    let second = rules_checked(&env.store).unwrap().expect("recorded");
+    assert_ne!(second.zorgaanbieders, first.zorgaanbieders);
+    assert_eq!(
+        second.zorgaanbieders,
+        published_hash(ListKind::Zorgaanbiederslijst)
+    );
+    assert_eq!(second.gegevensdiensten, first.gegevensdiensten);
+}

@@ -1,7 +1,8 @@
-//! What a publication learnt that lets the next one skip work, kept in two tables this
-//! module defines and owns (the store keeps them without knowing them): which Zorgaanbieder
-//! elements an XSD validated, and where a large ZAL's gzip file holds each group's block.
-//! Facts about bytes, true whether or not the publication that learnt them commits.
+//! What a publication learnt that lets the next one skip work, kept in tables this module
+//! defines and owns (the store keeps them without knowing them): which Zorgaanbieder
+//! elements an XSD validated, where a large ZAL's gzip file holds each group's block, and
+//! which content the rules found valid. Facts about bytes and content, true whether or
+//! not the publication that learnt them commits.
 
 use crate::registry::store::{open_or_empty, PublicationGuard, Store, StoreError};
 use redb::TableDefinition;
@@ -14,6 +15,44 @@ pub struct Caches {
     pub validated: BTreeMap<&'static str, ValidatedRecord>,
     /// Per rendition: its document's SHA-256 and its encoded gzip block entries.
     pub gzip_blocks: Vec<(String, String, Vec<u8>)>,
+    /// What the rule check found valid.
+    pub rules_checked: Option<RulesChecked>,
+}
+
+/// Registry content the rules (named by `registry::rules::fingerprint`) found valid: the
+/// content hashes of its Zorgaanbieders and of the Gegevensdiensten they were checked
+/// against (see `publish::pipeline::plan`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RulesChecked {
+    pub rules: String,
+    pub zorgaanbieders: String,
+    pub gegevensdiensten: String,
+}
+
+/// One row, under [`RULES_KEY`]: the three hashes of a [`RulesChecked`], a line each.
+const RULES_CHECKED: TableDefinition<&str, &[u8]> = TableDefinition::new("rules_checked");
+const RULES_KEY: &str = "registry";
+
+/// What the last publication's rule check found valid; `None` if nothing is recorded or
+/// the record cannot be read (then every row is checked).
+pub fn rules_checked(store: &Store) -> Result<Option<RulesChecked>, StoreError> {
+    let Some(v) = cached(store, RULES_CHECKED, RULES_KEY)? else {
+        return Ok(None);
+    };
+    let text = String::from_utf8_lossy(&v);
+    let mut lines = text.split('\n').map(str::to_string);
+    Ok(
+        match (lines.next(), lines.next(), lines.next(), lines.next()) {
+            (Some(rules), Some(zorgaanbieders), Some(gegevensdiensten), None) => {
+                Some(RulesChecked {
+                    rules,
+                    zorgaanbieders,
+                    gegevensdiensten,
+                })
+            }
+            _ => None,
+        },
+    )
 }
 
 /// The Zorgaanbieder elements (SHA-256s of their bytes) a validator (named by the SHA-256
@@ -110,6 +149,11 @@ pub fn record(store: &Store, _guard: &PublicationGuard, caches: Caches) -> Resul
             v.extend_from_slice(sha256.as_bytes());
             v.extend_from_slice(&entries);
             t.insert(rendition.as_str(), v.as_slice())?;
+        }
+        if let Some(r) = caches.rules_checked {
+            let mut t = tx.open_table(RULES_CHECKED)?;
+            let v = format!("{}\n{}\n{}", r.rules, r.zorgaanbieders, r.gegevensdiensten);
+            t.insert(RULES_KEY, v.as_bytes())?;
         }
         Ok(())
     })

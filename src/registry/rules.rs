@@ -459,6 +459,11 @@ fn check_zorgaanbieder(c: &mut Checker, key: &str, z: &Zorgaanbieder, reg: &Regi
 
 /// Check the whole registry. Returns every violation, in a stable order.
 pub fn check(reg: &Registry) -> Vec<Violation> {
+    check_some(reg, None)
+}
+
+/// [`check`], of the Zorgaanbieders only those in `only` (when given).
+fn check_some(reg: &Registry, only: Option<&BTreeSet<String>>) -> Vec<Violation> {
     let mut c = Checker { out: Vec::new() };
     for (id, g) in &reg.gegevensdiensten {
         let entity = format!("Gegevensdienst {id}");
@@ -478,8 +483,20 @@ pub fn check(reg: &Registry) -> Vec<Violation> {
             );
         }
     }
-    for (key, z) in &reg.zorgaanbieders {
-        check_zorgaanbieder(&mut c, key, z, reg);
+    match only {
+        None => {
+            for (key, z) in &reg.zorgaanbieders {
+                check_zorgaanbieder(&mut c, key, z, reg);
+            }
+        }
+        Some(keys) => {
+            for (key, z) in keys
+                .iter()
+                .filter_map(|k| reg.zorgaanbieders.get_key_value(k))
+            {
+                check_zorgaanbieder(&mut c, key, z, reg);
+            }
+        }
     }
     for (host, o) in &reg.oauthclients {
         let entity = format!("OAuthclient {host}");
@@ -589,13 +606,31 @@ pub fn ensure_valid(
     reg: &Registry,
     cat: &crate::registry::catalogue::Catalogue,
 ) -> Result<(), Violations> {
-    let mut v = check(reg);
+    ensure_valid_changed(reg, cat, None)
+}
+
+/// [`ensure_valid`] for a registry whose Zorgaanbieders outside `changed` (when given)
+/// were found valid before, by these rules ([`fingerprint`]) and with the same
+/// Gegevensdiensten: the field rules of those Zorgaanbieders are not checked again. Every
+/// other table, and the catalogue's rule for every Zorgaanbieder, are.
+pub fn ensure_valid_changed(
+    reg: &Registry,
+    cat: &crate::registry::catalogue::Catalogue,
+    changed: Option<&BTreeSet<String>>,
+) -> Result<(), Violations> {
+    let mut v = check_some(reg, changed);
     v.extend(check_catalogue(reg, cat));
     if v.is_empty() {
         Ok(())
     } else {
         Err(Violations(v))
     }
+}
+
+/// The rules' fingerprint: the SHA-256 of this file's text, so any change to a rule (a
+/// new binary with other rules) makes the next publication check every row again.
+pub fn fingerprint() -> String {
+    crate::digest::sha256_hex(include_str!("rules.rs").as_bytes())
 }
 
 #[cfg(test)]
@@ -692,6 +727,43 @@ mod tests {
             rule: "r".into(),
         };
         assert!(v.to_string().len() < 300);
+    }
+
+    #[test]
+    fn a_check_of_the_changed_zorgaanbieders_still_checks_every_other_table() {
+        use crate::registry::catalogue::{Catalogue, DEFAULT_CATALOGUE};
+        let cat = Catalogue::parse(DEFAULT_CATALOGUE).unwrap();
+        let mut reg = crate::consume::read::demo_registry();
+        ensure_valid(&reg, &cat).unwrap();
+        let keys: Vec<String> = reg.zorgaanbieders.keys().take(2).cloned().collect();
+        let (changed, unchanged) = (&keys[0], &keys[1]);
+        for k in &keys {
+            let z = reg.zorgaanbieders.get_mut(k).unwrap();
+            z.interfaceversies[0].gegevensdiensten[0].token_endpointuri =
+                "http://niet-https.voorbeeld.nl/token".into();
+        }
+        let only: BTreeSet<String> = [changed.clone()].into();
+        let names = |r: Result<(), Violations>| r.unwrap_err().to_string();
+        let all = names(ensure_valid(&reg, &cat));
+        assert!(all.contains(changed) && all.contains(unchanged), "{all}");
+        // The unchanged one was found valid before (by these rules): not checked again.
+        let some = names(ensure_valid_changed(&reg, &cat, Some(&only)));
+        assert!(
+            some.contains(changed) && !some.contains(unchanged),
+            "{some}"
+        );
+        let none = BTreeSet::new();
+        ensure_valid_changed(&reg, &cat, Some(&none)).unwrap();
+        // Every other table is checked whole, and the catalogue's rule for every
+        // Zorgaanbieder.
+        reg.whitelist.insert("Niet.Geldig".into());
+        let e = names(ensure_valid_changed(&reg, &cat, Some(&none)));
+        assert!(e.contains("Niet.Geldig"), "{e}");
+        reg.whitelist.remove("Niet.Geldig");
+        reg.zorgaanbieders.get_mut(unchanged).unwrap().aanbiedertype =
+            crate::registry::model::Aanbiedertype::APD;
+        let e = names(ensure_valid_changed(&reg, &cat, Some(&none)));
+        assert!(e.contains(unchanged) && e.contains("Aanbiedertype"), "{e}");
     }
 
     #[test]

@@ -17,6 +17,8 @@ pub(super) struct Made {
     pub(super) elements: Option<Vec<[u8; 32]>>,
     /// Where its `.gz` file holds each group's block, for the next publication.
     pub(super) gzip_entries: Option<Vec<compress::Entry>>,
+    /// Its delta from the document it replaces (see `record::delta_of`).
+    pub(super) delta: Option<crate::distribute::delta::Delta>,
 }
 
 /// One rendition being made: what each step of it needs.
@@ -28,7 +30,14 @@ pub(super) struct Making<'a> {
     pub(super) header: &'a Header,
     pub(super) key: &'a Signers,
     pub(super) def: &'static schema::SchemaDef,
+    /// Makes its delta from the document it replaces (`record::delta_of`), beside its
+    /// checks; none where no delta is made.
+    pub(super) delta: Option<&'a MakeDelta<'a>>,
 }
+
+/// A rendition's delta from the bytes made for it (its `to` SHA-256 still empty).
+pub(super) type MakeDelta<'a> =
+    dyn Fn(&Rendition, u64, &[u8]) -> Option<crate::distribute::delta::Delta> + Sync + 'a;
 
 impl<'a> Making<'a> {
     pub(super) fn new(
@@ -45,6 +54,7 @@ impl<'a> Making<'a> {
             header,
             key,
             def: schema_of(r)?,
+            delta: None,
         })
     }
 
@@ -217,6 +227,7 @@ pub(super) fn finish(m: Making, started: Started) -> Result<Made, PublishError> 
         header,
         key,
         def,
+        delta,
         ..
     } = m;
     let sig_err = |e| m.sig_err(e);
@@ -247,7 +258,8 @@ pub(super) fn finish(m: Making, started: Started) -> Result<Made, PublishError> 
     // MB, each single-threaded but gzip: run them side by side.
     let file = r.list.file_name();
     let t0 = std::time::Instant::now();
-    let (own, detached, synced, inflated) = std::thread::scope(|s| {
+    let (own, detached, synced, inflated, delta) = std::thread::scope(|s| {
+        let delta = s.spawn(|| delta.and_then(|make| make(r, header.volgnummer, &xml)));
         let own = s.spawn(|| match def.official {
             true => Ok(()),
             false => {
@@ -289,10 +301,16 @@ pub(super) fn finish(m: Making, started: Started) -> Result<Made, PublishError> 
             detached.join().map_err(|_| joined("detached signature")),
             synced,
             inflated.join().unwrap_or(false),
+            // Only consumers' speed depends on it: a delta that failed is none.
+            delta.join().ok().flatten(),
         )
     });
     own??;
     let (sig, sha256) = detached??;
+    let delta = delta.map(|mut d| {
+        d.to.1.clone_from(&sha256);
+        d
+    });
     synced.map_err(|e| sig_err(format!("write: {e}")))?;
     if !inflated {
         tracing::warn!("{r}: the gzip variant made from reused blocks did not match the document; compressed it whole");
@@ -321,6 +339,7 @@ pub(super) fn finish(m: Making, started: Started) -> Result<Made, PublishError> 
         sig,
         elements,
         gzip_entries,
+        delta,
     })
 }
 
@@ -349,12 +368,22 @@ pub(super) fn make_all(
 ) -> Result<Vec<Made>, PublishError> {
     let reg = run.registry;
     let known_for = |r: &Rendition| schema_of(r).ok().and_then(|d| known.get(d.xsd_file));
+    // Made beside each rendition's checks (a large ZAL's: while the next one is made).
+    let make_delta = |r: &Rendition, volgnummer: u64, xml: &[u8]| {
+        super::record::delta_of(store, run, r, volgnummer, xml)
+    };
+    let make_delta: &MakeDelta = &make_delta;
     let (big, small): (Vec<_>, Vec<_>) = todo.iter().partition(|(r, _)| run.large(r));
     let made = std::thread::scope(|s| {
         let mut handles: Vec<_> = small
             .iter()
             .map(|(r, h)| {
-                s.spawn(|| vec![Making::new(store, reg, r, h, key).and_then(|m| make(m, None))])
+                s.spawn(|| {
+                    vec![Making::new(store, reg, r, h, key).and_then(|mut m| {
+                        m.delta = Some(make_delta);
+                        make(m, None)
+                    })]
+                })
             })
             .collect();
         handles.push(s.spawn(|| {
@@ -381,7 +410,13 @@ pub(super) fn make_all(
                         // The one before failed: this one is not finished (its staged file
                         // goes with it).
                         Ok(_) if out.iter().any(|m| m.is_err()) => break,
-                        Ok((m, started)) => checking = Some(s.spawn(move || finish(m, started))),
+                        Ok((m, started)) => {
+                            let m = Making {
+                                delta: Some(make_delta),
+                                ..m
+                            };
+                            checking = Some(s.spawn(move || finish(m, started)))
+                        }
                         Err(e) => {
                             out.push(Err(e));
                             break;

@@ -108,7 +108,11 @@ pub fn run(
     let stamp = tijdstempel(run.now);
     let known = known_elements(store, &run)?;
     let guess = first_large(&run, &stamp);
-    let (hashes, early) = check_and_start(store, key, &run, &known, guess.as_ref())?;
+    let Planned {
+        hashes,
+        early,
+        rules_checked,
+    } = check_and_start(store, key, &run, &known, guess.as_ref())?;
     tracing::debug!(
         "rules and content hashes (and the first large ZAL) {:?}",
         t.elapsed()
@@ -119,8 +123,8 @@ pub fn run(
     };
     let made = make_all(store, key, &run, &known, &todo, early)?;
     tracing::debug!("hashes and renditions {:?}", t.elapsed());
-    let made = record::caches(store, guard, made);
-    let deltas = record::deltas(store, &run, &made);
+    let mut made = record::caches(store, guard, made, rules_checked);
+    let deltas = record::deltas(&mut made);
     let records = record::records(&run, lists, changed, reuse, made, stamp)?;
     let t = std::time::Instant::now();
     let entry = store.commit_publication(

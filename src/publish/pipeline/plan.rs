@@ -64,10 +64,19 @@ pub(super) fn check_and_start<'a>(
     run: &'a Run,
     known: &'a BTreeMap<&'static str, Validated>,
     guess: Option<&'a (Rendition, Header)>,
-) -> Result<(BTreeMap<ListKind, String>, Early<'a>), PublishError> {
+) -> Result<Planned<'a>, PublishError> {
     let reg = run.registry;
+    let gnl = reg
+        .list_content_sha256(ListKind::Gegevensdienstnamenlijst)
+        .map_err(|e| PublishError::Render {
+            rendition: ListKind::Gegevensdienstnamenlijst.to_string(),
+            msg: format!("content could not be serialised: {e}"),
+        })?;
+    let scope = rules_scope(store, run, &gnl);
     let (rules, hashes, early) = std::thread::scope(|s| {
         let hashes = s.spawn(|| {
+            let t = std::time::Instant::now();
+            let _timed = Timed("content hashes", t);
             ListKind::ALL
                 .into_iter()
                 .filter(|l| run.reads(l))
@@ -82,7 +91,17 @@ pub(super) fn check_and_start<'a>(
                 })
                 .collect::<Result<BTreeMap<ListKind, String>, PublishError>>()
         });
-        let rules = s.spawn(|| crate::registry::rules::ensure_valid(reg, run.catalogue));
+        let rules = s.spawn(|| {
+            let _timed = Timed("rule check", std::time::Instant::now());
+            if let Some(changed) = scope {
+                tracing::debug!(
+                    "rule check: {} of {} Zorgaanbieders changed since they were found valid",
+                    changed.len(),
+                    reg.zorgaanbieders.len()
+                );
+            }
+            crate::registry::rules::ensure_valid_changed(reg, run.catalogue, scope)
+        });
         let early = guess.map(|(r, h)| {
             let known = schema_of(r).ok().and_then(|d| known.get(d.xsd_file));
             let started =
@@ -102,7 +121,55 @@ pub(super) fn check_and_start<'a>(
             "the Whitelist would be empty: consumers reject an empty Whitelist, so nothing was published; add the MedMij nodes first (`whitelist add HOST`)".into(),
         ));
     }
-    Ok((hashes, early))
+    let published = |list| run.previous(list).0.map(|v| v.content_sha256.clone());
+    let rules_checked = hashes
+        .get(&ListKind::Zorgaanbiederslijst)
+        .cloned()
+        .or_else(|| published(ListKind::Zorgaanbiederslijst))
+        .map(|zorgaanbieders| crate::publish::cache::RulesChecked {
+            rules: crate::registry::rules::fingerprint(),
+            zorgaanbieders,
+            gegevensdiensten: gnl,
+        });
+    Ok(Planned {
+        hashes,
+        early,
+        rules_checked,
+    })
+}
+
+/// What [`check_and_start`] found: the content hashes of the lists read, the first large
+/// ZAL as started, and what the rule check found valid (recorded for the next one).
+pub(super) struct Planned<'a> {
+    pub(super) hashes: BTreeMap<ListKind, String>,
+    pub(super) early: Early<'a>,
+    pub(super) rules_checked: Option<crate::publish::cache::RulesChecked>,
+}
+
+/// Which Zorgaanbieders the rule check checks, when not all: those that differ from the
+/// published ones (the overlay's keys), when the published ones were found valid by these
+/// rules against these Gegevensdiensten (`cache::RulesChecked`, keyed by content hashes).
+/// Field rules are per row, and a Zorgaanbieder refers to nothing but Gegevensdiensten;
+/// every other table, and the catalogue's rule for every Zorgaanbieder, are checked anyway.
+fn rules_scope<'a>(
+    store: &Store,
+    run: &'a Run,
+    gegevensdiensten: &str,
+) -> Option<&'a std::collections::BTreeSet<String>> {
+    // Publishing the working registry: `pending` holds the rows that differ.
+    run.journal_head?;
+    let published = run.previous(ListKind::Zorgaanbiederslijst).0?;
+    let checked = match crate::publish::cache::rules_checked(store) {
+        Ok(c) => c?,
+        Err(e) => {
+            tracing::warn!("what the last rule check found valid cannot be read: {e}");
+            return None;
+        }
+    };
+    (checked.rules == crate::registry::rules::fingerprint()
+        && checked.zorgaanbieders == published.content_sha256
+        && checked.gegevensdiensten == gegevensdiensten)
+        .then_some(&run.base.pending.zorgaanbieders)
 }
 
 /// Each list's version: unchanged content keeps its Volgnummer, changed content gets the
@@ -212,4 +279,13 @@ pub(super) fn select(
         }
     }
     Ok(Some(Selected { reuse, todo }))
+}
+
+/// Logs how long its scope took when it ends.
+struct Timed(&'static str, std::time::Instant);
+
+impl Drop for Timed {
+    fn drop(&mut self) {
+        tracing::debug!("{} {:?}", self.0, self.1.elapsed());
+    }
 }

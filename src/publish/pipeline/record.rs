@@ -11,8 +11,16 @@ use std::collections::HashMap;
 /// What this publication validated and compressed replaces what the last one did: every
 /// rendition of an XSD is made again when its list changes, so the records stay the size
 /// of one list. They are facts about bytes, true whether or not the commit succeeds.
-pub(super) fn caches(store: &Store, guard: &PublicationGuard, mut made: Vec<Made>) -> Vec<Made> {
-    let mut caches = Caches::default();
+pub(super) fn caches(
+    store: &Store,
+    guard: &PublicationGuard,
+    mut made: Vec<Made>,
+    rules_checked: Option<cache::RulesChecked>,
+) -> Vec<Made> {
+    let mut caches = Caches {
+        rules_checked,
+        ..Caches::default()
+    };
     for m in &mut made {
         if let (Some(elements), Ok(def)) = (m.elements.take(), schema_of(&m.rendition)) {
             caches
@@ -40,61 +48,55 @@ pub(super) fn caches(store: &Store, guard: &PublicationGuard, mut made: Vec<Made
     made
 }
 
-/// Per rendition made again, its delta from the document it replaces (`distribute`):
-/// made here, before the commit removes the previous document's file, and recorded after
-/// it. A rendition that is new, or whose delta cannot be made, starts its chain again.
-pub(super) fn deltas(
+/// The delta of one rendition made again from the document it replaces (`distribute`),
+/// its `to` SHA-256 left for the caller: made beside the rendition's checks, before the
+/// commit removes the previous document's file, and recorded after it. A rendition that
+/// is new, or whose delta cannot be made, starts its chain again.
+pub(super) fn delta_of(
     store: &Store,
     run: &Run,
-    made: &[Made],
-) -> Vec<crate::distribute::store::Made> {
+    r: &Rendition,
+    volgnummer: u64,
+    xml: &[u8],
+) -> Option<crate::distribute::delta::Delta> {
     let t = std::time::Instant::now();
-    let previous = run.base.published.as_ref();
-    let one = |m: &Made| {
-        let id = crate::registry::publication::rendition_id(&m.rendition);
-        let old = previous
-            .and_then(|p| p.renditions.iter().find(|pr| pr.rendition == m.rendition))
-            .filter(|pr| pr.volgnummer != m.volgnummer);
-        let delta = old.and_then(|pr| {
-            let key = document_key(&pr.rendition, pr.volgnummer);
-            let mapped = store.mapped(&key).ok().flatten()?;
-            crate::distribute::delta::make(
-                m.rendition.list,
-                &id,
-                (&mapped.identity, pr.volgnummer, &pr.sha256),
-                (&m.xml, m.volgnummer, &m.sha256),
-            )
-        });
-        crate::distribute::store::Made {
-            rendition: id,
-            delta,
+    let id = crate::registry::publication::rendition_id(r);
+    let old = run
+        .base
+        .published
+        .as_ref()
+        .and_then(|p| p.renditions.iter().find(|pr| &pr.rendition == r))
+        .filter(|pr| pr.volgnummer != volgnummer)?;
+    let key = document_key(&old.rendition, old.volgnummer);
+    let mapped = store.mapped(&key).ok().flatten()?;
+    let delta = crate::distribute::delta::make(
+        r.list,
+        &id,
+        (&mapped.identity, old.volgnummer, &old.sha256),
+        (xml, volgnummer, ""),
+    );
+    tracing::debug!("{r}: delta {:?}", t.elapsed());
+    delta
+}
+
+/// Per rendition made again, the delta [`delta_of`] made for it.
+pub(super) fn deltas(made: &mut [Made]) -> Vec<crate::distribute::store::Made> {
+    let out: Vec<crate::distribute::store::Made> = made
+        .iter_mut()
+        .map(|m| crate::distribute::store::Made {
+            rendition: crate::registry::publication::rendition_id(&m.rendition),
+            delta: m.delta.take(),
             document_size: m.xml.len() as u64,
-        }
-    };
-    // One thread per rendition: at 100k each splits two documents of a quarter GB.
-    let out: Vec<crate::distribute::store::Made> = std::thread::scope(|s| {
-        let handles: Vec<_> = made.iter().map(|m| s.spawn(move || one(m))).collect();
-        handles
-            .into_iter()
-            .zip(made)
-            .map(|(h, m)| {
-                h.join().unwrap_or_else(|_| crate::distribute::store::Made {
-                    rendition: crate::registry::publication::rendition_id(&m.rendition),
-                    delta: None,
-                    document_size: m.xml.len() as u64,
-                })
-            })
-            .collect()
-    });
+        })
+        .collect();
     if tracing::enabled!(tracing::Level::DEBUG) {
-        let elapsed = t.elapsed();
         let (n, bytes) = out
             .iter()
             .filter_map(|m| m.delta.as_ref())
             .fold((0, 0), |(n, b), d| (n + 1, b + d.encode().len()));
         let documents: u64 = out.iter().map(|m| m.document_size).sum();
         tracing::debug!(
-            "deltas {elapsed:?}: {n} of {} renditions, {bytes} bytes beside {documents} bytes of documents",
+            "deltas: {n} of {} renditions, {bytes} bytes beside {documents} bytes of documents",
             out.len()
         );
     }
