@@ -4,8 +4,8 @@
 # which only the GNL changed, one in which one Zorgaanbieder changed (incremental
 # validation) and, for comparison, `xmllint --stream --schema` on every document of the
 # published set, one after another.
-# Usage: [SHAPE=issue9] bench/publish.sh [N]   (default 10000; release build; shapes in
-# bench/gen_registry.py)
+# Usage: [SHAPE=issue9] [KEEP=DIR] bench/publish.sh [N]   (default 10000; release build;
+# shapes in bench/gen_registry.py; KEEP=DIR keeps the publications' debug logs there)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-10000}
@@ -13,7 +13,7 @@ BIN=target/release/stelselnode
 [ -x "$BIN" ] || cargo build --release
 command -v /usr/bin/time >/dev/null || { echo "needs /usr/bin/time (apt-get install time)"; exit 1; }
 W=$(mktemp -d)
-trap 'rm -rf "$W"' EXIT
+trap '[ -n "${KEEP:-}" ] && cp "$W"/phases* "$KEEP"/ ; rm -rf "$W"' EXIT
 python3 bench/gen_registry.py "$N" "$W/in"
 D="$W/data"
 $BIN --data "$D" init >/dev/null
