@@ -287,4 +287,31 @@ fn a_publication_records_what_its_rule_check_found_valid() {
         published_hash(ListKind::Zorgaanbiederslijst)
     );
     assert_eq!(second.gegevensdiensten, first.gegevensdiensten);
+
+    // A record made by other rules (an older binary's) is not vouched for by a
+    // publication that did not read the Zorgaanbieders (only the Whitelist changed): it
+    // stays as it was, so the next publication that reads them checks every one.
+    let older = stelselnode::publish::cache::RulesChecked {
+        rules: "rules of an older binary".into(),
+        ..second.clone()
+    };
+    {
+        let guard = env.store.lock_publications();
+        let caches = stelselnode::publish::cache::Caches {
+            rules_checked: Some(older.clone()),
+            ..Default::default()
+        };
+        stelselnode::publish::cache::record(&env.store, &guard, caches).unwrap();
+    }
+    env.ok(&["whitelist", "add", "nieuw.knooppunt.nl"]);
+    env.ok(&["publish", "--message", "only the Whitelist"]);
+    assert_eq!(rules_checked(&env.store).unwrap(), Some(older));
+    env.ok(&["zorgaanbieder", "remove", "ziekenhuisdeblauwebrug@medmij"]);
+    env.ok(&["publish", "--message", "one more removed"]);
+    let third = rules_checked(&env.store).unwrap().expect("recorded");
+    assert_eq!(third.rules, stelselnode::registry::rules::fingerprint());
+    assert_eq!(
+        third.zorgaanbieders,
+        published_hash(ListKind::Zorgaanbiederslijst)
+    );
 }

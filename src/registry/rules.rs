@@ -627,10 +627,14 @@ pub fn ensure_valid_changed(
     }
 }
 
-/// The rules' fingerprint: the SHA-256 of this file's text, so any change to a rule (a
-/// new binary with other rules) makes the next publication check every row again.
+/// The rules' fingerprint: the SHA-256 of this file's text, of the terminal checks it
+/// uses and of the crate's version, so any change to a rule (a new binary with other
+/// rules) makes the next publication check every row again.
 pub fn fingerprint() -> String {
-    crate::digest::sha256_hex(include_str!("rules.rs").as_bytes())
+    let mut text = String::from(env!("CARGO_PKG_VERSION"));
+    text.push_str(include_str!("rules.rs"));
+    text.push_str(include_str!("../terminal.rs"));
+    crate::digest::sha256_hex(text.as_bytes())
 }
 
 #[cfg(test)]

@@ -99,7 +99,10 @@ pub struct HeldCopy {
 }
 
 /// Inode, size and change time: every write to a file sets its change time, which no
-/// caller can set back.
+/// caller can set back. A guard against accidents (another program writing the lists in
+/// place), not against a local writer, who can put any bytes under the official names
+/// anyway: before Linux 6.13 the change time has a coarse tick, and a store through
+/// another program's shared mapping into a page already dirty does not update it.
 #[derive(PartialEq, Eq)]
 struct Stamp(u64, u64, i64, i64);
 
@@ -162,13 +165,15 @@ impl Staged {
         let Some(w) = &mut self.out else {
             return Err(std::io::Error::other("the staged file is finished"));
         };
-        let file = w.get_ref().try_clone()?;
+        // A descriptor of its own, not a duplicate: an error its sync meets is then still
+        // reported to the final sync of ours (a duplicate shares the error's cursor).
+        let file = std::fs::File::open(&self.path)?;
         let (ranges, started) = std::sync::mpsc::channel::<(u64, u64)>();
         std::thread::scope(|s| {
             s.spawn(move || {
                 for (i, (offset, len)) in started.into_iter().enumerate() {
                     crate::os::start_writeback(&file, offset, len);
-                    // Only speed depends on it: the final sync reports any error.
+                    // Only speed depends on it: the final sync reports any error (see above).
                     if (i + 1) % SYNC_EVERY == 0 {
                         let _ = file.sync_data();
                     }

@@ -121,14 +121,15 @@ pub(super) fn check_and_start<'a>(
             "the Whitelist would be empty: consumers reject an empty Whitelist, so nothing was published; add the MedMij nodes first (`whitelist add HOST`)".into(),
         ));
     }
-    let published = |list| run.previous(list).0.map(|v| v.content_sha256.clone());
+    // Only a check that had the Zorgaanbieders before it vouches for them. One that did
+    // not read their table (a partial publication) leaves the last record as it is: it
+    // still names the rules and the Gegevensdiensten it was made with.
     let rules_checked = hashes
         .get(&ListKind::Zorgaanbiederslijst)
-        .cloned()
-        .or_else(|| published(ListKind::Zorgaanbiederslijst))
+        .filter(|_| run.reads(&ListKind::Zorgaanbiederslijst))
         .map(|zorgaanbieders| crate::publish::cache::RulesChecked {
             rules: crate::registry::rules::fingerprint(),
-            zorgaanbieders,
+            zorgaanbieders: zorgaanbieders.clone(),
             gegevensdiensten: gnl,
         });
     Ok(Planned {

@@ -532,6 +532,10 @@ impl Staged {
     /// Write `bytes` at its end. One writer at a time: the pieces of a document follow
     /// each other in the order they are appended.
     pub fn append(&self, bytes: &[u8]) -> io::Result<()> {
+        debug_assert!(
+            !self.synced.load(std::sync::atomic::Ordering::SeqCst),
+            "appended after its sync"
+        );
         (&self.file).write_all(bytes)?;
         let len = self
             .len
@@ -553,7 +557,9 @@ impl Staged {
             return;
         }
         if thread.is_none() {
-            let Ok(file) = self.file.try_clone() else {
+            // A descriptor of its own, not a duplicate: an error its sync meets is then
+            // still reported to `sync` (a duplicate shares the error's cursor).
+            let Ok(file) = fs::File::open(&self.path) else {
                 return;
             };
             let (tx, rx) = std::sync::mpsc::channel::<(u64, u64)>();
