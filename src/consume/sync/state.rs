@@ -156,32 +156,27 @@ impl Staged {
         })
     }
 
-    /// Write `pieces` in order while a thread of its own takes what is written to the
-    /// disk: its writeback started every [`WRITEBACK_STEP`], synced every
-    /// [`SYNC_EVERY`] steps. The disk's time then passes while the rest is written, not
-    /// after it, and the final sync finds little left (on this project's VMs, 259 MB went
-    /// from 0.43–0.81 s to 0.43 s from the first write to synced).
+    /// Write `pieces` in order while [`crate::os::Writeback`] takes what is written to
+    /// the disk (on this project's VMs, 259 MB went from 0.43–0.81 s to 0.43 s from the
+    /// first write to synced).
     pub fn write_pieces(&mut self, pieces: &[&[u8]]) -> std::io::Result<()> {
         let Some(w) = &mut self.out else {
             return Err(std::io::Error::other("the staged file is finished"));
         };
-        // A descriptor of its own, not a duplicate: an error its sync meets is then still
-        // reported to the final sync of ours (a duplicate shares the error's cursor).
-        let file = std::fs::File::open(&self.path)?;
-        let (ranges, started) = std::sync::mpsc::channel::<(u64, u64)>();
-        std::thread::scope(|s| {
-            s.spawn(move || {
-                for (i, (offset, len)) in started.into_iter().enumerate() {
-                    crate::os::start_writeback(&file, offset, len);
-                    // Only speed depends on it: the final sync reports any error (see above).
-                    if (i + 1) % SYNC_EVERY == 0 {
-                        let _ = file.sync_data();
-                    }
-                }
-            });
-            // `ranges` is dropped when this returns, however it returns: the thread ends.
-            write_started(w, pieces, ranges)
-        })
+        let mut writeback = crate::os::Writeback::start(&self.path);
+        let mut at = 0u64;
+        // A piece is often most of the document: written in steps, so its writeback starts
+        // while the rest of it is still being written.
+        let step = crate::os::Writeback::STEP as usize;
+        for p in pieces.iter().flat_map(|p| p.chunks(step)) {
+            w.write_all(p)?;
+            at += p.len() as u64;
+            if let Some(wb) = writeback.as_mut().filter(|wb| wb.due(at)) {
+                w.flush()?;
+                wb.written(at);
+            }
+        }
+        Ok(())
     }
 
     /// Everything written and synced to the disk.
@@ -207,35 +202,6 @@ impl Staged {
     }
 }
 
-/// How much is written before its writeback is started.
-const WRITEBACK_STEP: u64 = 16 << 20;
-/// Every how many steps what is written is synced.
-const SYNC_EVERY: usize = 4;
-
-fn write_started(
-    w: &mut std::io::BufWriter<std::fs::File>,
-    pieces: &[&[u8]],
-    ranges: std::sync::mpsc::Sender<(u64, u64)>,
-) -> std::io::Result<()> {
-    let (mut at, mut started) = (0u64, 0u64);
-    // A piece is often most of the document: written in steps, so its writeback starts
-    // while the rest of it is still being written.
-    for p in pieces
-        .iter()
-        .flat_map(|p| p.chunks(WRITEBACK_STEP as usize))
-    {
-        w.write_all(p)?;
-        at += p.len() as u64;
-        if at - started >= WRITEBACK_STEP {
-            w.flush()?;
-            // The thread gone, only speed is lost: the final sync writes the rest.
-            let _ = ranges.send((started, at - started));
-            started = at;
-        }
-    }
-    Ok(())
-}
-
 impl Drop for Staged {
     fn drop(&mut self) {
         if !self.done.load(std::sync::atomic::Ordering::SeqCst) {
@@ -251,7 +217,7 @@ mod tests {
     #[test]
     fn a_staged_file_holds_exactly_the_pieces_written_across_writeback_steps() {
         let dir = tempfile::tempdir().unwrap();
-        let big: Vec<u8> = (0..(WRITEBACK_STEP as usize * 5 / 2))
+        let big: Vec<u8> = (0..(crate::os::Writeback::STEP as usize * 5 / 2))
             .map(|i| (i % 251) as u8)
             .collect();
         let pieces: Vec<&[u8]> = vec![b"<head/>", &big[..7], &big[7..], b"", b"<tail/>"];

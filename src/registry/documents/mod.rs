@@ -483,21 +483,10 @@ pub struct Staged {
     len: std::sync::atomic::AtomicU64,
     synced: std::sync::atomic::AtomicBool,
     renamed: std::sync::atomic::AtomicBool,
-    writeback: std::sync::Mutex<Writeback>,
+    /// Takes what is appended to the disk as it is appended (see `os::Writeback`), from
+    /// the first step on.
+    writeback: std::sync::Mutex<Option<crate::os::Writeback>>,
 }
-
-/// Where the writeback not yet started begins, and the thread that starts it.
-#[derive(Default)]
-struct Writeback {
-    from: u64,
-    thread: Option<std::sync::mpsc::Sender<(u64, u64)>>,
-}
-
-/// How much is appended before its writeback is started, and every how many of those
-/// steps the file is synced: a quarter of a gigabyte synced only when it is complete
-/// takes the disk's time after the writing instead of during it.
-const WRITEBACK_STEP: u64 = 16 << 20;
-const SYNC_EVERY: usize = 4;
 
 impl Staged {
     fn write(beside: &Path, pieces: &[&[u8]]) -> io::Result<Staged> {
@@ -545,43 +534,20 @@ impl Staged {
         Ok(())
     }
 
-    /// Hand what was appended since the last step to a thread of its own (started with
-    /// the first step), which starts its writeback and now and then syncs: the appending
-    /// never waits for the disk. Only speed depends on it; [`Staged::sync`] waits for all.
+    /// Hand what was appended to the writeback thread, started with the first step.
     fn start_writeback(&self, len: u64) {
+        if len < crate::os::Writeback::STEP {
+            return;
+        }
         let Ok(mut w) = self.writeback.lock() else {
             return;
         };
-        let Writeback { from, thread } = &mut *w;
-        if len < *from + WRITEBACK_STEP {
-            return;
+        if w.is_none() {
+            *w = crate::os::Writeback::start(&self.path);
         }
-        if thread.is_none() {
-            // A descriptor of its own, not a duplicate: an error its sync meets is then
-            // still reported to `sync` (a duplicate shares the error's cursor).
-            let Ok(file) = fs::File::open(&self.path) else {
-                return;
-            };
-            let (tx, rx) = std::sync::mpsc::channel::<(u64, u64)>();
-            let spawned = std::thread::Builder::new()
-                .name("writeback".into())
-                .spawn(move || {
-                    for (i, (offset, n)) in rx.into_iter().enumerate() {
-                        crate::os::start_writeback(&file, offset, n);
-                        if (i + 1) % SYNC_EVERY == 0 {
-                            let _ = file.sync_data();
-                        }
-                    }
-                });
-            if spawned.is_err() {
-                return;
-            }
-            *thread = Some(tx);
+        if let Some(wb) = w.as_mut() {
+            wb.written(len);
         }
-        if let Some(tx) = thread {
-            let _ = tx.send((*from, len - *from));
-        }
-        *from = len;
     }
 
     /// The bytes written so far.
@@ -601,7 +567,7 @@ impl Staged {
         if !self.synced.load(SeqCst) {
             // Nothing more to start: its thread ends.
             if let Ok(mut w) = self.writeback.lock() {
-                w.thread = None;
+                *w = None;
             }
             self.file.sync_all()?;
             self.synced.store(true, SeqCst);
@@ -731,20 +697,25 @@ mod tests {
     fn a_document_staged_past_several_writeback_steps_holds_every_byte() {
         let dir = tempfile::tempdir().unwrap();
         let files = Files::beside(&dir.path().join("registry.redb"));
-        let piece: Vec<u8> = (0..(WRITEBACK_STEP as usize + 4097))
+        let piece: Vec<u8> = (0..(crate::os::Writeback::STEP as usize + 4097))
             .map(|i| (i % 253) as u8)
             .collect();
         let staged = files.stage(&[b"<head/>"]).unwrap();
-        let n = SYNC_EVERY + 1;
+        let n = crate::os::Writeback::SYNC_EVERY + 1;
         for _ in 0..n {
             staged.append(&piece).unwrap();
         }
-        assert!(staged.writeback.lock().unwrap().thread.is_some(), "started");
-        staged.sync().unwrap();
         assert!(
-            staged.writeback.lock().unwrap().thread.is_none(),
-            "let go of"
+            staged
+                .writeback
+                .lock()
+                .unwrap()
+                .as_ref()
+                .is_some_and(|w| w.busy()),
+            "started"
         );
+        staged.sync().unwrap();
+        assert!(staged.writeback.lock().unwrap().is_none(), "let go of");
         let mut whole = b"<head/>".to_vec();
         for _ in 0..n {
             whole.extend_from_slice(&piece);
