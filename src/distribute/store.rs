@@ -10,7 +10,7 @@
 
 use super::delta::Delta;
 use crate::registry::store::{open_or_empty, RowError, Store, StoreError};
-use redb::{ReadableTable, TableDefinition};
+use redb::{ReadableTable, TableDefinition, TableHandle};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 
@@ -56,7 +56,7 @@ pub fn record(store: &Store, made: Vec<Made>, now: i64) -> Result<(), StoreError
         for m in made {
             let mut chain: Vec<Link> = match chains.get(m.rendition.as_str())? {
                 Some(v) => serde_json::from_slice(v.value())
-                    .map_err(|e| RowError::decode(CHAINS_NAME, &m.rendition, &e))?,
+                    .map_err(|e| RowError::decode(CHAINS.name(), &m.rendition, &e))?,
                 None => Vec::new(),
             };
             let before: HashSet<String> = chain.iter().map(|l| l.sha256.clone()).collect();
@@ -103,23 +103,9 @@ pub fn record(store: &Store, made: Vec<Made>, now: i64) -> Result<(), StoreError
     })
 }
 
-const CHAINS_NAME: &str = "delta_chains";
-
 /// Every rendition's chain, newest first, by rendition id.
 pub fn chains(store: &Store) -> Result<BTreeMap<String, Vec<Link>>, StoreError> {
-    store.read(|tx| {
-        let Some(t) = open_or_empty(tx.open_table(CHAINS))? else {
-            return Ok(BTreeMap::new());
-        };
-        let mut out = BTreeMap::new();
-        for row in t.iter()? {
-            let (k, v) = row?;
-            let chain = serde_json::from_slice(v.value())
-                .map_err(|e| RowError::decode(CHAINS_NAME, k.value(), &e))?;
-            out.insert(k.value().to_string(), chain);
-        }
-        Ok(out)
-    })
+    store.records(CHAINS)
 }
 
 /// A delta's encoded bytes.

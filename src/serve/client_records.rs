@@ -3,8 +3,8 @@
 //! store knows nothing of them).
 
 use crate::registry::model::ListKind;
-use crate::registry::store::{open_or_empty, RowError, Store, StoreError};
-use redb::{ReadableTable, TableDefinition, TableHandle};
+use crate::registry::store::{RowError, Store, StoreError};
+use redb::TableDefinition;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -99,29 +99,10 @@ fn json<T: Serialize>(v: &T) -> Result<Vec<u8>, RowError> {
 
 /// Every persisted client record (none in a registry made before they existed).
 pub fn load(store: &Store) -> Result<BTreeMap<String, ClientUse>, StoreError> {
-    load_table(store, CLIENTS)
+    store.records(CLIENTS)
 }
 
 /// How each release was used (none in a registry made before this was kept).
 pub fn load_releases(store: &Store) -> Result<BTreeMap<String, ReleaseUse>, StoreError> {
-    load_table(store, RELEASE_USE)
-}
-
-fn load_table<T: serde::de::DeserializeOwned>(
-    store: &Store,
-    table: TableDefinition<&str, &[u8]>,
-) -> Result<BTreeMap<String, T>, StoreError> {
-    store.read(|tx| {
-        let Some(t) = open_or_empty(tx.open_table(table))? else {
-            return Ok(BTreeMap::new());
-        };
-        let mut out = BTreeMap::new();
-        for row in t.iter()? {
-            let (k, v) = row?;
-            let c = serde_json::from_slice(v.value())
-                .map_err(|e| RowError::decode(table.name(), k.value(), &e))?;
-            out.insert(k.value().to_string(), c);
-        }
-        Ok(out)
-    })
+    store.records(RELEASE_USE)
 }

@@ -10,7 +10,7 @@ use super::chain::{self, Link};
 use super::{SignError, Signers, SigningKey};
 use crate::datadir::{CERT_FILE, KEY_FILE};
 use crate::registry::store::{open_or_empty, RowError, Store, StoreError};
-use redb::{ReadableTable, TableDefinition, TableHandle};
+use redb::{ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use time::OffsetDateTime;
@@ -79,40 +79,27 @@ fn refused(m: impl Into<String>) -> KeyringError {
     KeyringError::Refused(m.into())
 }
 
-fn decode(key: &str, v: &[u8]) -> Result<KeyRecord, RowError> {
-    serde_json::from_slice(v).map_err(|e| RowError::decode(KEYS.name(), key, &e))
-}
-
-/// Every row of `table` (none before the table exists), each made into a `T` by `f`.
-fn all_rows<K: redb::Key + 'static, T>(
-    store: &Store,
-    table: TableDefinition<'static, K, &'static [u8]>,
-    f: impl Fn(K::SelfType<'_>, &[u8]) -> Result<T, RowError>,
-) -> Result<Vec<T>, StoreError> {
-    store.read(|tx| {
-        let Some(t) = open_or_empty(tx.open_table(table))? else {
-            return Ok(Vec::new());
-        };
-        let mut out = Vec::new();
-        for row in t.iter()? {
-            let (k, v) = row?;
-            out.push(f(k.value(), v.value())?);
-        }
-        Ok(out)
-    })
-}
-
 /// Every key recorded, in order of arrival (empty until the first `key next`: the data
 /// directory's first key is then the only one).
 pub fn records(store: &Store) -> Result<Vec<KeyRecord>, StoreError> {
-    let mut out = all_rows(store, KEYS, decode)?;
+    let mut out: Vec<KeyRecord> = store.records(KEYS)?.into_values().collect();
     out.sort_by_key(|r| r.order);
     Ok(out)
 }
 
 /// Every chain link, in Sequence order.
 pub fn links(store: &Store) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-    all_rows(store, LINKS, |k, v| Ok((k, v.to_vec())))
+    store.read(|tx| {
+        let Some(t) = open_or_empty(tx.open_table(LINKS))? else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for row in t.iter()? {
+            let (k, v) = row?;
+            out.push((k.value(), v.value().to_vec()));
+        }
+        Ok(out)
+    })
 }
 
 /// Write `records` (replacing those with the same fingerprint) and `link`, which must be

@@ -132,6 +132,27 @@ impl Store {
         f(&tx).map_err(self.e())
     }
 
+    /// Every row of `table`, a table another module owns whose rows are JSON records, by
+    /// key; empty before anything was written to it.
+    pub fn records<T: serde::de::DeserializeOwned>(
+        &self,
+        table: TableDefinition<&str, &[u8]>,
+    ) -> Result<BTreeMap<String, T>, StoreError> {
+        self.read(|tx| {
+            let Some(t) = open_or_empty(tx.open_table(table))? else {
+                return Ok(BTreeMap::new());
+            };
+            let mut out = BTreeMap::new();
+            for row in t.iter()? {
+                let (k, v) = row?;
+                let record = serde_json::from_slice(v.value())
+                    .map_err(|e| RowError::decode(table.name(), k.value(), &e))?;
+                out.insert(k.value().to_string(), record);
+            }
+            Ok(out)
+        })
+    }
+
     /// Run `f` in a write transaction and commit what it wrote (see [`Store::read`]).
     pub fn write<T>(
         &self,
