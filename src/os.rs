@@ -108,6 +108,7 @@ impl Writeback {
     }
 
     /// Whether the thread has been handed anything yet.
+    #[cfg(test)]
     pub fn busy(&self) -> bool {
         self.started > 0
     }

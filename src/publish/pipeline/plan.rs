@@ -75,12 +75,15 @@ pub(super) fn check_and_start<'a>(
     let scope = rules_scope(store, run, &gnl);
     let (rules, hashes, early) = std::thread::scope(|s| {
         let hashes = s.spawn(|| {
-            let t = std::time::Instant::now();
-            let _timed = Timed("content hashes", t);
+            let _timed = Timed("content hashes", std::time::Instant::now());
             ListKind::ALL
                 .into_iter()
                 .filter(|l| run.reads(l))
                 .map(|list| {
+                    // The GNL's is made already, for the rule check's scope.
+                    if list == ListKind::Gegevensdienstnamenlijst {
+                        return Ok((list, gnl.clone()));
+                    }
                     let hash = reg
                         .list_content_sha256(list)
                         .map_err(|e| PublishError::Render {
