@@ -71,8 +71,23 @@ pub fn make(
     old: (&[u8], u64, &str),
     new: (&[u8], u64, &str),
 ) -> Option<Delta> {
+    let (a, b) = (split(old.0, list)?, split(new.0, list)?);
+    make_split(rendition, (old, a), (new, b), None)
+}
+
+/// [`make`] from documents already split. `copied[i]`: the new document's `i`-th entry
+/// is known to be a copy of the old one's entry with its key (its writer copied it from
+/// there), so its bytes are not compared.
+pub fn make_split(
+    rendition: &str,
+    (old, a): ((&[u8], u64, &str), super::split::Split),
+    (new, b): ((&[u8], u64, &str), super::split::Split),
+    copied: Option<&[bool]>,
+) -> Option<Delta> {
     let (old_doc, new_doc) = (old.0, new.0);
-    let (a, b) = (split(old_doc, list)?, split(new_doc, list)?);
+    if copied.is_some_and(|c| c.len() != b.entries.len()) {
+        return None;
+    }
     let before: HashMap<&[u8], &[u8]> = a
         .entries
         .iter()
@@ -87,9 +102,13 @@ pub fn make(
         .collect();
     let mut puts = Vec::new();
     let mut prev: Option<&[u8]> = None;
-    for e in &b.entries {
+    for (i, e) in b.entries.iter().enumerate() {
         let bytes = &new_doc[e.range.clone()];
-        if before.get(e.key) != Some(&bytes) {
+        let same = match copied.and_then(|c| c.get(i)) {
+            Some(true) => before.contains_key(e.key),
+            _ => before.get(e.key) == Some(&bytes),
+        };
+        if !same {
             puts.push(Put {
                 key: e.key.to_vec(),
                 after: prev.map(<[u8]>::to_vec),

@@ -61,11 +61,8 @@ pub fn split(doc: &[u8], list: ListKind) -> Option<Split<'_>> {
         }
         let body = begin + start.len();
         let close = body + end_f.find(&doc[body..])? + end.len();
-        let inner = &doc[body..close];
-        let k = key_f.find(inner)? + key_open.len();
-        let key_len = memchr::memchr(b'<', &inner[k..])?;
         entries.push(Entry {
-            key: &inner[k..k + key_len],
+            key: key_in(&doc[body..close], &key_f, key_open.len())?,
             range: begin..close,
         });
         at = close;
@@ -76,6 +73,42 @@ pub fn split(doc: &[u8], list: ListKind) -> Option<Split<'_>> {
         head: 0..first,
         entries,
         tail: last..doc.len(),
+    })
+}
+
+/// The text of the first key element in `entry` (found by `key_f`, its start tag
+/// `open_len` bytes long).
+fn key_in<'a>(entry: &'a [u8], key_f: &memmem::Finder, open_len: usize) -> Option<&'a [u8]> {
+    let k = key_f.find(entry)? + open_len;
+    Some(&entry[k..k + memchr::memchr(b'<', &entry[k..])?])
+}
+
+/// The split of `doc` whose entries a writer recorded at `ranges` (each with the line
+/// break and indentation before it, one after the other): what [`split`] finds, without
+/// searching the document. `None` if the places do not fit it (an entry out of bounds,
+/// not starting with its start tag, without its key, or a gap between entries).
+pub fn at<'a>(doc: &'a [u8], list: ListKind, ranges: &[(usize, usize)]) -> Option<Split<'a>> {
+    let (entry, key) = entry_names(list);
+    let start = format!("\n    <{entry}>");
+    let key_open = format!("<{key}>");
+    let key_f = memmem::Finder::new(key_open.as_bytes());
+    let mut entries = Vec::with_capacity(ranges.len());
+    let mut at = ranges.first()?.0;
+    for &(a, b) in ranges {
+        let bytes = doc.get(a..b).filter(|_| a == at)?;
+        if !bytes.starts_with(start.as_bytes()) {
+            return None;
+        }
+        entries.push(Entry {
+            key: key_in(bytes, &key_f, key_open.len())?,
+            range: a..b,
+        });
+        at = b;
+    }
+    Some(Split {
+        head: 0..ranges.first()?.0,
+        entries,
+        tail: at..doc.len(),
     })
 }
 
@@ -113,6 +146,19 @@ mod tests {
             }
             joined.extend_from_slice(&doc[s.tail.clone()]);
             assert_eq!(joined, doc, "{r}");
+            // The same split from the entries' places, as a writer records them.
+            let ranges: Vec<(usize, usize)> = s
+                .entries
+                .iter()
+                .map(|e| (e.range.start, e.range.end))
+                .collect();
+            assert_eq!(at(&doc, r.list, &ranges), Some(s.clone()), "{r}");
+            let mut gap = ranges.clone();
+            gap[0].1 -= 1;
+            assert_eq!(at(&doc, r.list, &gap), None, "{r}");
+            let mut shifted = ranges.clone();
+            shifted[0].0 += 1;
+            assert_eq!(at(&doc, r.list, &shifted), None, "{r}");
         }
         // Not in the rendered form, or no entries: no split.
         assert!(split(

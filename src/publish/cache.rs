@@ -17,6 +17,9 @@ pub struct Caches {
     pub gzip_blocks: Vec<(String, String, Vec<u8>)>,
     /// What the rule check found valid.
     pub rules_checked: Option<RulesChecked>,
+    /// Per rendition: its document's SHA-256, the renderer's fingerprint and the encoded
+    /// places of its Zorgaanbieder elements.
+    pub layouts: Vec<(String, String, Vec<u8>)>,
 }
 
 /// Registry content the rules (named by `registry::rules::fingerprint`) found valid: the
@@ -69,6 +72,11 @@ const VALIDATED: TableDefinition<&str, &[u8]> = TableDefinition::new("validated_
 /// Per rendition: the SHA-256 (hex) of its last large document, then where that document's
 /// `.gz` file holds each group's compressed block (see `publish::compress`).
 const GZIP_BLOCKS: TableDefinition<&str, &[u8]> = TableDefinition::new("gzip_blocks");
+
+/// Per rendition: the SHA-256 (hex) of its last large document, the fingerprint (hex) of
+/// the renderer that wrote it, then where that document holds each Zorgaanbieder element
+/// (see `publish::pipeline::reuse`).
+const LAYOUTS: TableDefinition<&str, &[u8]> = TableDefinition::new("element_layouts");
 
 /// One record (`None` before the table exists).
 fn cached(
@@ -128,6 +136,22 @@ pub fn gzip_blocks(
         .map(|gz| (gz, v[64..].to_vec())))
 }
 
+/// The last recorded element layout of `rendition`, if its document is `sha256` and the
+/// renderer that wrote it has `renderer` as its fingerprint: the encoded places.
+pub fn layout(
+    store: &Store,
+    rendition: &str,
+    sha256: &str,
+    renderer: &str,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    let Some(v) = cached(store, LAYOUTS, rendition)? else {
+        return Ok(None);
+    };
+    let fits =
+        v.get(..64) == Some(sha256.as_bytes()) && v.get(64..128) == Some(renderer.as_bytes());
+    Ok(fits.then(|| v[128..].to_vec()))
+}
+
 /// Replace the records a publication made, in one transaction.
 pub fn record(store: &Store, _guard: &PublicationGuard, caches: Caches) -> Result<(), StoreError> {
     store.write(|tx| {
@@ -148,6 +172,15 @@ pub fn record(store: &Store, _guard: &PublicationGuard, caches: Caches) -> Resul
             let mut v = Vec::with_capacity(64 + entries.len());
             v.extend_from_slice(sha256.as_bytes());
             v.extend_from_slice(&entries);
+            t.insert(rendition.as_str(), v.as_slice())?;
+        }
+        let mut t = tx.open_table(LAYOUTS)?;
+        for (rendition, sha256, layout) in caches.layouts {
+            let renderer = crate::publish::render::fingerprint();
+            let mut v = Vec::with_capacity(128 + layout.len());
+            v.extend_from_slice(sha256.as_bytes());
+            v.extend_from_slice(renderer.as_bytes());
+            v.extend_from_slice(&layout);
             t.insert(rendition.as_str(), v.as_slice())?;
         }
         if let Some(r) = caches.rules_checked {

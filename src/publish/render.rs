@@ -54,8 +54,27 @@ pub fn render(reg: &Registry, rendition: &Rendition, header: &Header) -> io::Res
         header,
         &mut reg.zorgaanbieders.values(),
         None,
+        None,
     )
 }
+
+/// The renderer's fingerprint: the SHA-256 of this file's text, of the model (whose
+/// canonical order the elements follow), of the dependencies' versions (quick-xml escapes
+/// the text) and of the crate's version. A Zorgaanbieder element's bytes are a function of
+/// the Zorgaanbieder and the rendition alone, as the renderer with this fingerprint writes
+/// them; a publication copies elements only from a document it made.
+pub fn fingerprint() -> String {
+    let mut text = String::from(env!("CARGO_PKG_VERSION"));
+    text.push_str(include_str!("render.rs"));
+    text.push_str(include_str!("../registry/model.rs"));
+    text.push_str(include_str!("../../Cargo.lock"));
+    crate::digest::sha256_hex(text.as_bytes())
+}
+
+/// Where a part gets a Zorgaanbieder's element from instead of rendering it: its exact
+/// bytes (with the whitespace before it) as rendered before, when they are known to be
+/// what rendering it now gives.
+pub type Reuse<'p> = dyn Fn(&Zorgaanbieder) -> Option<&'p [u8]> + Sync + 'p;
 
 /// A complete Zorgaanbiederslijst holding only `part` of the Zorgaanbieders, valid on its
 /// own, so large lists can be rendered and validated in parallel parts and then put
@@ -68,16 +87,30 @@ pub fn render_zal_part_marked(
     part: &[&Zorgaanbieder],
     rendition: &Rendition,
     header: &Header,
-) -> io::Result<(Vec<u8>, Vec<usize>)> {
+) -> io::Result<MarkedPart> {
+    render_zal_part_reusing(reg, part, rendition, header, &|_| None).map(|(part, _)| part)
+}
+
+/// [`render_zal_part_marked`], with the elements `reuse` has copied instead of rendered;
+/// and which of the part's Zorgaanbieders were copied.
+pub fn render_zal_part_reusing(
+    reg: &Registry,
+    part: &[&Zorgaanbieder],
+    rendition: &Rendition,
+    header: &Header,
+    reuse: &Reuse,
+) -> io::Result<(MarkedPart, Vec<bool>)> {
     let mut marks = Vec::with_capacity(part.len() + 1);
+    let mut copied = Vec::with_capacity(part.len());
     let bytes = render_inner(
         reg,
         rendition,
         header,
         &mut part.iter().copied(),
         Some(&mut marks),
+        Some((reuse, &mut copied)),
     )?;
-    Ok((bytes, marks))
+    Ok(((bytes, marks), copied))
 }
 
 /// A part made by [`render_zal_part_marked`]: its bytes and where its elements lie.
@@ -124,6 +157,7 @@ fn render_inner<'a>(
     header: &Header,
     zorgaanbieders: &mut dyn Iterator<Item = &'a Zorgaanbieder>,
     mut marks: Option<&mut Vec<usize>>,
+    mut reuse: Option<(&Reuse, &mut Vec<bool>)>,
 ) -> io::Result<Vec<u8>> {
     let schema = crate::xml::schema::def(rendition.list, rendition.version)
         .map_err(|e| io::Error::other(e.to_string()))?;
@@ -149,9 +183,18 @@ fn render_inner<'a>(
                 m.push(out.w.get_ref().len());
             }
             for z in zorgaanbieders {
-                match &rendition.interfaceversie {
-                    Some(iv) => zorgaanbieder_release2(&mut out, z, iv)?,
-                    None => zorgaanbieder_release3(&mut out, z)?,
+                let copy = reuse.as_mut().and_then(|(from, copied)| {
+                    let bytes = from(z);
+                    copied.push(bytes.is_some());
+                    bytes
+                });
+                match (copy, &rendition.interfaceversie) {
+                    // The writer's state (depth, a line break due) is the same after an
+                    // element as before it, so what follows is written as if it had
+                    // written this one.
+                    (Some(bytes), _) => out.w.get_mut().extend_from_slice(bytes),
+                    (None, Some(iv)) => zorgaanbieder_release2(&mut out, z, iv)?,
+                    (None, None) => zorgaanbieder_release3(&mut out, z)?,
                 }
                 if let Some(m) = marks.as_mut() {
                     m.push(out.w.get_ref().len());

@@ -17,6 +17,9 @@ pub(super) struct Made {
     pub(super) elements: Option<Vec<[u8; 32]>>,
     /// Where its `.gz` file holds each group's block, for the next publication.
     pub(super) gzip_entries: Option<Vec<compress::Entry>>,
+    /// Where a large ZAL holds its elements, encoded, for the next publication to copy
+    /// from (see `reuse`).
+    pub(super) layout: Option<Vec<u8>>,
     /// Its delta from the document it replaces (see `record::delta_of`).
     pub(super) delta: Option<crate::distribute::delta::Delta>,
 }
@@ -33,11 +36,25 @@ pub(super) struct Making<'a> {
     /// Makes its delta from the document it replaces (`record::delta_of`), beside its
     /// checks; none where no delta is made.
     pub(super) delta: Option<&'a MakeDelta<'a>>,
+    /// Where a large ZAL's unchanged elements may be copied from (see `reuse`).
+    pub(super) reuse: Option<reuse::ReuseFrom<'a>>,
 }
 
 /// A rendition's delta from the bytes made for it (its `to` SHA-256 still empty).
-pub(super) type MakeDelta<'a> =
-    dyn Fn(&Rendition, u64, &[u8]) -> Option<crate::distribute::delta::Delta> + Sync + 'a;
+pub(super) type MakeDelta<'a> = dyn Fn(&Rendition, u64, &[u8], Option<&Copied>) -> Option<crate::distribute::delta::Delta>
+    + Sync
+    + 'a;
+
+/// What a large ZAL made with elements copied from the published document knows about
+/// its delta from it: that document (its SHA-256 and bytes), where each holds its
+/// elements, and which of the new one's were copied.
+pub(super) struct Copied {
+    pub(super) from_sha256: String,
+    pub(super) from: bytes::Bytes,
+    pub(super) from_ranges: Vec<(usize, usize)>,
+    pub(super) ranges: Vec<(usize, usize)>,
+    pub(super) copied: Vec<bool>,
+}
 
 impl<'a> Making<'a> {
     pub(super) fn new(
@@ -55,6 +72,7 @@ impl<'a> Making<'a> {
             key,
             def: schema_of(r)?,
             delta: None,
+            reuse: None,
         })
     }
 
@@ -80,10 +98,12 @@ pub(super) struct Staging {
     pub(super) xml: bytes::Bytes,
     pub(super) gzip: Vec<u8>,
     pub(super) gzip_entries: Option<Vec<compress::Entry>>,
-    /// Whether the gzip variant copies blocks from an earlier file.
-    pub(super) reused: bool,
     /// A large ZAL's validated elements (see [`render_in_parts`]).
     pub(super) elements: Option<Vec<[u8; 32]>>,
+    /// A large ZAL's element layout, encoded (see `reuse`).
+    pub(super) layout: Option<Vec<u8>>,
+    /// What it copied from the published document, for its delta.
+    pub(super) copied: Option<Copied>,
 }
 
 /// A list rendered whole: written from its pieces to a file and gzipped from the same
@@ -115,8 +135,9 @@ pub(super) fn stage_whole(m: &Making) -> Result<Staging, PublishError> {
         staged,
         gzip,
         gzip_entries: None,
-        reused: false,
         elements: None,
+        layout: None,
+        copied: None,
     })
 }
 
@@ -128,11 +149,32 @@ pub(super) fn stage_in_parts(m: &Making, known: &Validated) -> Result<Staging, P
     let (render_err, sig_err) = (|e| m.render_err(e), |e| m.sig_err(e));
     let t = std::time::Instant::now();
     let staged = m.store.stage_document(&[])?;
-    let mut parts = render_in_parts(m.reg, r, m.header, known, &staged, !m.def.official)?;
+    let copy_from = m
+        .reuse
+        .and_then(|from| Some((reuse::previous(m.store, from)?, from)));
+    let reusable = copy_from
+        .as_ref()
+        .and_then(|((doc, ranges), from)| reuse::Reusable::new(doc, ranges, from.changed));
+    if copy_from.is_some() && reusable.is_none() {
+        tracing::warn!(
+            "{r}: the recorded layout does not fit the published document; rendering every element"
+        );
+    }
+    let mut parts = render_in_parts(
+        m.reg,
+        r,
+        m.header,
+        known,
+        &staged,
+        !m.def.official,
+        reusable.as_ref(),
+    )?;
+    drop(reusable);
     tracing::debug!(
-        "{r}: {} of {} Zorgaanbieder elements validated, the rest were before",
+        "{r}: {} of {} Zorgaanbieder elements validated, the rest were before; {} copied from the published document",
         parts.validated,
-        parts.elements.len()
+        parts.elements.len(),
+        parts.copied
     );
     let footer = &parts.footer;
     if m.def.official {
@@ -170,10 +212,10 @@ pub(super) fn stage_in_parts(m: &Making, known: &Validated) -> Result<Staging, P
         .as_ref()
         .map(|(gz, entries)| compress::Previous { gz, entries });
     let grouped = blocks.map(|blocks| compress::gzip(&blocks, previous.as_ref()));
-    let (gzip, gzip_entries, reused) = match grouped {
+    let (gzip, gzip_entries) = match grouped {
         Some(Ok((gz, entries, copied))) => {
             tracing::debug!("{r}: gzip: {copied} of {} groups reused", entries.len());
-            (gz, Some(entries), copied > 0)
+            (gz, Some(entries))
         }
         failed => {
             if let Some(Err(e)) = failed {
@@ -181,7 +223,7 @@ pub(super) fn stage_in_parts(m: &Making, known: &Validated) -> Result<Staging, P
             }
             let gz = crate::registry::documents::gzip(&xml)
                 .map_err(|e| sig_err(format!("gzip: {e}")))?;
-            (gz, None, false)
+            (gz, None)
         }
     };
     Ok(Staging {
@@ -189,7 +231,17 @@ pub(super) fn stage_in_parts(m: &Making, known: &Validated) -> Result<Staging, P
         xml,
         gzip,
         gzip_entries,
-        reused,
+        layout: reuse::encode(&parts.ranges),
+        copied: match copy_from {
+            Some(((from, from_ranges), reuse)) if parts.copied > 0 => Some(Copied {
+                from_sha256: reuse.previous.sha256.clone(),
+                from,
+                from_ranges,
+                ranges: parts.ranges,
+                copied: parts.copied_at,
+            }),
+            _ => None,
+        },
         elements: Some(parts.elements),
     })
 }
@@ -235,10 +287,11 @@ pub(super) fn finish(m: Making, started: Started) -> Result<Made, PublishError> 
     let Staging {
         staged,
         xml,
-        gzip: mut gz,
-        mut gzip_entries,
-        reused,
+        gzip: gz,
+        gzip_entries,
         elements,
+        layout,
+        copied,
     } = staging;
     let t_made = t.elapsed();
     // Validate exactly the bytes that will be served (with the enveloped signature, which
@@ -258,8 +311,9 @@ pub(super) fn finish(m: Making, started: Started) -> Result<Made, PublishError> 
     // MB, each single-threaded but gzip: run them side by side.
     let file = r.list.file_name();
     let t0 = std::time::Instant::now();
-    let (own, detached, synced, inflated, delta) = std::thread::scope(|s| {
-        let delta = s.spawn(|| delta.and_then(|make| make(r, header.volgnummer, &xml)));
+    let (own, detached, synced, delta) = std::thread::scope(|s| {
+        let delta =
+            s.spawn(|| delta.and_then(|make| make(r, header.volgnummer, &xml, copied.as_ref())));
         let own = s.spawn(|| match def.official {
             true => Ok(()),
             false => {
@@ -284,14 +338,6 @@ pub(super) fn finish(m: Making, started: Started) -> Result<Made, PublishError> 
                 .map_err(|e| sig_err(format!("own detached signature does not verify: {e}")))?;
             Ok::<_, PublishError>((sig, crate::digest::hex(sha256.as_ref())))
         });
-        // A gzip variant put together from reused blocks is served only if it
-        // decompresses to exactly these bytes. One compressed here from these pieces
-        // alone (a first publication) is the compressor's output, as a whole gzip is.
-        let inflated = s.spawn(|| {
-            let ok = !reused || compress::inflates_to(&gz, &xml);
-            tracing::debug!("{r}: inflate check {:?}", t0.elapsed());
-            ok
-        });
         // Syncing hundreds of MB waits on the disk, not a core: alongside.
         let synced = staged.sync();
         tracing::debug!("{r}: sync {:?}", t0.elapsed());
@@ -300,7 +346,6 @@ pub(super) fn finish(m: Making, started: Started) -> Result<Made, PublishError> 
             own.join().map_err(|_| joined("enveloped check")),
             detached.join().map_err(|_| joined("detached signature")),
             synced,
-            inflated.join().unwrap_or(false),
             // Only consumers' speed depends on it: a delta that failed is none.
             delta.join().ok().flatten(),
         )
@@ -312,11 +357,6 @@ pub(super) fn finish(m: Making, started: Started) -> Result<Made, PublishError> 
         d
     });
     synced.map_err(|e| sig_err(format!("write: {e}")))?;
-    if !inflated {
-        tracing::warn!("{r}: the gzip variant made from reused blocks did not match the document; compressed it whole");
-        gz = crate::registry::documents::gzip(&xml).map_err(|e| sig_err(format!("gzip: {e}")))?;
-        gzip_entries = None;
-    }
     let t_checked = t.elapsed();
     // Named now, then let go of: the heap holds one large document at a time, not all
     // of them until the commit.
@@ -339,6 +379,7 @@ pub(super) fn finish(m: Making, started: Started) -> Result<Made, PublishError> 
         sig,
         elements,
         gzip_entries,
+        layout,
         delta,
     })
 }
@@ -369,8 +410,8 @@ pub(super) fn make_all(
     let reg = run.registry;
     let known_for = |r: &Rendition| schema_of(r).ok().and_then(|d| known.get(d.xsd_file));
     // Made beside each rendition's checks (a large ZAL's: while the next one is made).
-    let make_delta = |r: &Rendition, volgnummer: u64, xml: &[u8]| {
-        super::record::delta_of(store, run, r, volgnummer, xml)
+    let make_delta = |r: &Rendition, volgnummer: u64, xml: &[u8], copied: Option<&Copied>| {
+        super::record::delta_of(store, run, r, volgnummer, xml, copied)
     };
     let make_delta: &MakeDelta = &make_delta;
     let (big, small): (Vec<_>, Vec<_>) = todo.iter().partition(|(r, _)| run.large(r));
@@ -400,8 +441,13 @@ pub(super) fn make_all(
                     // let go of, its staged file with it.
                     let started = match early.take() {
                         Some((er, eh, started)) if er == r && eh == h => started,
-                        _ => Making::new(store, reg, r, h, key)
-                            .and_then(|m| Ok((m, start(&m, known_for(r))?))),
+                        _ => Making::new(store, reg, r, h, key).and_then(|m| {
+                            let m = Making {
+                                reuse: reuse::reuse_from(run, r),
+                                ..m
+                            };
+                            Ok((m, start(&m, known_for(r))?))
+                        }),
                     };
                     if let Some(c) = checking.take() {
                         out.push(joined(c));

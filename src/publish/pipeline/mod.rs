@@ -13,6 +13,7 @@ mod making;
 mod parts;
 mod plan;
 mod record;
+mod reuse;
 
 use making::*;
 use parts::*;
@@ -198,14 +199,34 @@ mod tests {
         h: &Header,
         known: &Validated,
     ) -> Result<(Vec<u8>, Parts), PublishError> {
+        in_parts_reusing(reg, r, h, known, None)
+    }
+
+    fn in_parts_reusing(
+        reg: &Registry,
+        r: &Rendition,
+        h: &Header,
+        known: &Validated,
+        reuse: Option<&reuse::Reusable>,
+    ) -> Result<(Vec<u8>, Parts), PublishError> {
         let (_dir, staged) = staged_file();
-        let parts = render_in_parts(reg, r, h, known, &staged, false)?;
+        let parts = render_in_parts(reg, r, h, known, &staged, false, reuse)?;
         staged.append(&parts.footer).unwrap();
         let xml = staged.map().unwrap().to_vec();
         let blocks = gzip_blocks(&xml, &parts).expect("blocks fit the document");
         let cut: Vec<u8> = blocks.iter().flat_map(|b| b.slices.concat()).collect();
         assert_eq!(cut, xml);
         Ok((xml, parts))
+    }
+
+    /// Every Zorgaanbiederslijst rendition of the default catalogue.
+    fn zal_renditions() -> Vec<Rendition> {
+        Catalogue::parse(DEFAULT_CATALOGUE)
+            .unwrap()
+            .renditions()
+            .into_iter()
+            .filter(|r| r.list == ListKind::Zorgaanbiederslijst)
+            .collect()
     }
 
     fn doc(p: &(Vec<u8>, Parts)) -> Vec<u8> {
@@ -236,12 +257,7 @@ mod tests {
     fn incremental_validation_validates_new_elements_only_and_changes_no_byte() {
         let reg = registry(40);
         let h = header();
-        let cat = Catalogue::parse(DEFAULT_CATALOGUE).unwrap();
-        let zals: Vec<Rendition> = cat
-            .renditions()
-            .into_iter()
-            .filter(|r| r.list == ListKind::Zorgaanbiederslijst)
-            .collect();
+        let zals = zal_renditions();
         assert!(zals.len() >= 2, "{zals:?}");
         for r in &zals {
             let whole = render::render(&reg, r, &h).unwrap();
@@ -279,6 +295,133 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// One random edit of the kinds that change a ZAL: an endpoint changed, a
+    /// Zorgaanbieder removed or added, an offering moved to another Interfaceversie (which
+    /// changes what the release2 projections show).
+    fn edit(reg: &mut Registry, seed: &mut u64, step: usize) {
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let n = reg.zorgaanbieders.len();
+        let pick = (*seed >> 33) as usize % n.max(1);
+        let Some(name) = reg.zorgaanbieders.keys().nth(pick).cloned() else {
+            return;
+        };
+        match (*seed >> 20) % 4 {
+            0 => *reg = with_token_endpoint(reg, pick, &format!("https://s{step}.voorbeeld.nl/t")),
+            1 => {
+                reg.zorgaanbieders.remove(&name);
+            }
+            2 => {
+                let mut z = reg.zorgaanbieders[&name].clone();
+                z.zorgaanbiedernaam = format!(
+                    "nieuw{}@medmij",
+                    "abcdefghij".chars().nth(step % 10).unwrap_or('a')
+                );
+                reg.zorgaanbieders.insert(z.zorgaanbiedernaam.clone(), z);
+            }
+            _ => {
+                if let Some(z) = reg.zorgaanbieders.get_mut(&name) {
+                    if z.interfaceversies.len() > 1 {
+                        let to = &z.interfaceversies[1].gegevensdiensten;
+                        let movable = z.interfaceversies[0].gegevensdiensten.last().filter(|g| {
+                            to.iter()
+                                .all(|t| t.gegevensdienst_id != g.gegevensdienst_id)
+                        });
+                        if movable.is_some() {
+                            if let Some(g) = z.interfaceversies[0].gegevensdiensten.pop() {
+                                z.interfaceversies[1].gegevensdiensten.push(g);
+                            }
+                        }
+                        z.interfaceversies
+                            .retain(|iv| !iv.gegevensdiensten.is_empty());
+                    }
+                }
+            }
+        }
+        reg.canonicalize();
+    }
+
+    #[test]
+    fn elements_copied_from_the_published_document_are_the_bytes_rendering_gives() {
+        let zals = zal_renditions();
+        for r in &zals {
+            let mut reg = registry(40);
+            let mut seed = 7;
+            let (mut doc, mut parts) = in_parts(&reg, r, &header(), &Validated::new()).unwrap();
+            let mut copied_any = false;
+            for step in 0..40 {
+                let before = reg.clone();
+                for _ in 0..1 + step % 3 {
+                    edit(&mut reg, &mut seed, step);
+                }
+                let changed =
+                    crate::registry::store::Touched::between(&before, &reg).zorgaanbieders;
+                let h = Header {
+                    volgnummer: 5 + step as u64,
+                    tijdstempel: "2026-12-02T00:00:00Z".into(),
+                };
+                let known: Validated = parts.elements.iter().copied().collect();
+                let from = reuse::Reusable::new(&doc, &parts.ranges, &changed)
+                    .unwrap_or_else(|| panic!("{r}, step {step}: the layout fits"));
+                let made = in_parts_reusing(&reg, r, &h, &known, Some(&from)).unwrap();
+                let rendered = render::render(&reg, r, &h).unwrap();
+                assert!(made.0 == rendered, "{r}, step {step}");
+                let shown = made.1.elements.len();
+                assert!(made.1.copied + changed.len() >= shown, "{r}, step {step}");
+                copied_any |= made.1.copied > 0;
+                // The delta made from what was copied, without comparing copied elements,
+                // is the one a comparison of the documents gives, and rebuilds the new one.
+                use crate::distribute::{delta, split};
+                let known_delta = delta::make_split(
+                    "r",
+                    (
+                        (&doc, 1, "a"),
+                        split::at(&doc, r.list, &parts.ranges).unwrap(),
+                    ),
+                    (
+                        (&made.0, 2, ""),
+                        split::at(&made.0, r.list, &made.1.ranges).unwrap(),
+                    ),
+                    Some(&made.1.copied_at),
+                );
+                let compared = delta::make(r.list, "r", (&doc, 1, "a"), (&made.0, 2, ""));
+                assert_eq!(known_delta, compared, "{r}, step {step}");
+                if let Some(d) = &known_delta {
+                    assert!(
+                        delta::apply(&doc, r.list, d).unwrap() == made.0,
+                        "{r}, step {step}"
+                    );
+                }
+                (doc, parts) = made;
+            }
+            assert!(copied_any, "{r}");
+            // A damaged file is not copied from: its part is rendered, bytes unchanged.
+            let mut damaged = doc.clone();
+            let (a, b) = parts.ranges[5];
+            let at = a + (b - a) / 2;
+            damaged[at] = if damaged[at] == b'x' { b'y' } else { b'x' };
+            let known: Validated = parts.elements.iter().copied().collect();
+            let none = Default::default();
+            let from = reuse::Reusable::new(&damaged, &parts.ranges, &none).unwrap();
+            let made = in_parts_reusing(&reg, r, &header(), &known, Some(&from)).unwrap();
+            assert!(made.0 == render::render(&reg, r, &header()).unwrap(), "{r}");
+            // Only the damaged element's part was rendered.
+            let n = parts.elements.len();
+            assert!(
+                made.1.copied < n && made.1.copied + 10 > n,
+                "{r}: {} of {n}",
+                made.1.copied
+            );
+            // A layout that does not fit the document is no source at all.
+            let mut shifted = parts.ranges.clone();
+            shifted[0].0 += 1;
+            assert!(reuse::Reusable::new(&doc, &shifted, &none).is_none());
+            let encoded = reuse::encode(&parts.ranges).unwrap();
+            assert_eq!(reuse::decode(&encoded).unwrap(), parts.ranges);
         }
     }
 
@@ -324,6 +467,7 @@ mod tests {
                         Checked {
                             part: part.clone(),
                             elements,
+                            copied: Vec::new(),
                         },
                     );
                     assert_eq!(staged.written() == 0, i > 0, "{r}: part {i}");
@@ -374,6 +518,7 @@ mod tests {
             .map(|c| Checked {
                 part: render::render_zal_part_marked(&reg, c, &r, &header()).unwrap(),
                 elements: Vec::new(),
+                copied: Vec::new(),
             })
             .collect();
         let (_dir, staged) = staged_file();

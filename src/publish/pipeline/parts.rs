@@ -17,20 +17,34 @@ pub(super) struct Parts {
     pub(super) footer: Vec<u8>,
     /// How many elements this publication validated (the rest were validated before).
     pub(super) validated: usize,
+    /// How many elements were copied from the published document (see `reuse`), and
+    /// which (beside `elements`; empty when nothing could be).
+    pub(super) copied: usize,
+    pub(super) copied_at: Vec<bool>,
     /// The enveloped signature's digest over everything written (a project schema's).
     pub(super) digest: Option<sign::EnvelopedDigest>,
 }
 
-/// A part rendered and validated: its bytes and marks, its elements' SHA-256s.
+/// One Zorgaanbieder element of a part: its place, its SHA-256, whether it was copied.
+struct Element {
+    at: (usize, usize),
+    sha256: [u8; 32],
+    copied: bool,
+}
+
+/// A part rendered and validated: its bytes and marks, its elements' SHA-256s and which
+/// of them were copied (empty: none).
 pub(super) struct Checked {
     pub(super) part: render::MarkedPart,
     pub(super) elements: Vec<[u8; 32]>,
+    pub(super) copied: Vec<bool>,
 }
 
 /// What a written part left: its elements' places in the file.
 pub(super) struct Written {
     pub(super) ranges: Vec<(usize, usize)>,
     pub(super) elements: Vec<[u8; 32]>,
+    pub(super) copied: Vec<bool>,
 }
 
 /// The parts of [`render_in_parts`] on their way into the file, in order. A part validated
@@ -165,6 +179,7 @@ impl Sink<'_> {
             written: Written {
                 ranges,
                 elements: checked.elements,
+                copied: checked.copied,
             },
             header_end: place(a),
             footer: bytes[b..].to_vec(),
@@ -205,6 +220,7 @@ pub(super) fn render_in_parts(
     known: &Validated,
     staged: &crate::registry::documents::Staged,
     enveloped: bool,
+    reuse: Option<&reuse::Reusable>,
 ) -> Result<Parts, PublishError> {
     let def = schema_of(r)?;
     let all: Vec<&crate::registry::model::Zorgaanbieder> = reg.zorgaanbieders.values().collect();
@@ -225,12 +241,7 @@ pub(super) fn render_in_parts(
         if sink.failed() {
             return Ok(None);
         }
-        let (bytes, marks) = render::render_zal_part_marked(reg, part, r, header).map_err(|e| {
-            PublishError::Render {
-                rendition: r.to_string(),
-                msg: e.to_string(),
-            }
-        })?;
+        let ((bytes, marks), elements) = render_part(reg, r, header, part, known, reuse)?;
         let schema_err = |errors| PublishError::Schema {
             rendition: format!(
                 "{r} (Zorgaanbieders {}..{})",
@@ -249,19 +260,16 @@ pub(super) fn render_in_parts(
                 })
             }
         };
-        let mut elements = Vec::with_capacity(part.len());
-        let mut new = Vec::new();
-        for w in marks.windows(2) {
-            let (a, b) = (w[0], w[1]);
-            if a == b {
-                continue; // not in this rendition
-            }
-            let h = sha256(&bytes[a..b]);
-            if !known.contains(&h) {
-                new.push((a, b));
-            }
-            elements.push(h);
-        }
+        let copied: Vec<bool> = match reuse {
+            Some(_) => elements.iter().map(|e| e.copied).collect(),
+            None => Vec::new(),
+        };
+        let new: Vec<(usize, usize)> = elements
+            .iter()
+            .filter(|e| !known.contains(&e.sha256))
+            .map(|e| e.at)
+            .collect();
+        let elements: Vec<[u8; 32]> = elements.into_iter().map(|e| e.sha256).collect();
         if new.len() == elements.len() {
             schema::validate(def, &bytes).map_err(schema_err)?;
         } else if !new.is_empty() {
@@ -273,15 +281,16 @@ pub(super) fn render_in_parts(
             doc.extend_from_slice(&bytes[last..]);
             schema::validate(def, &doc).map_err(schema_err)?;
         }
-        let validated = new.len();
+        let (validated, n_copied) = (new.len(), copied.iter().filter(|c| **c).count());
         sink.deposit(
             i,
             Checked {
                 part: (bytes, marks),
                 elements,
+                copied,
             },
         );
-        Ok(Some(validated))
+        Ok(Some((validated, n_copied)))
     };
     let results = crate::cores::map(&chunks, |i, part| {
         let made = check(i, part);
@@ -290,7 +299,7 @@ pub(super) fn render_in_parts(
         }
         made
     });
-    let mut validated = 0;
+    let (mut validated, mut copied) = (0, 0);
     for n in results {
         let n = n.unwrap_or_else(|| {
             Err(PublishError::Signature {
@@ -298,7 +307,9 @@ pub(super) fn render_in_parts(
                 msg: "a rendering thread failed".into(),
             })
         })?;
-        validated += n.unwrap_or(0);
+        let (v, c) = n.unwrap_or((0, 0));
+        validated += v;
+        copied += c;
     }
     // Poisoned only by a panic in `write`, which fails the publication; not used then.
     let digest = sink.digest.and_then(|d| d.into_inner().ok());
@@ -319,9 +330,11 @@ pub(super) fn render_in_parts(
         .bytes;
     let mut ranges = Vec::with_capacity(all.len());
     let mut elements = Vec::with_capacity(all.len());
+    let mut copied_at = Vec::with_capacity(if reuse.is_some() { all.len() } else { 0 });
     for w in st.written {
         ranges.extend(w.ranges);
         elements.extend(w.elements);
+        copied_at.extend(w.copied);
     }
     Ok(Parts {
         ranges,
@@ -330,7 +343,64 @@ pub(super) fn render_in_parts(
         body_end: usize::try_from(staged.written()).map_err(|e| written_err(e.to_string()))?,
         footer,
         validated,
+        copied,
+        copied_at,
         digest,
+    })
+}
+
+/// One part of a large ZAL, its elements copied from the published document where
+/// `reuse` has them and rendered otherwise, each with its place and SHA-256.
+fn render_part(
+    reg: &Registry,
+    r: &Rendition,
+    header: &Header,
+    part: &[&crate::registry::model::Zorgaanbieder],
+    known: &Validated,
+    reuse: Option<&reuse::Reusable>,
+) -> Result<(render::MarkedPart, Vec<Element>), PublishError> {
+    let render_err = |e: std::io::Error| PublishError::Render {
+        rendition: r.to_string(),
+        msg: e.to_string(),
+    };
+    let hashed = |(bytes, marks): &render::MarkedPart, copied: &[bool]| {
+        marks
+            .windows(2)
+            .enumerate()
+            .filter(|(_, w)| w[0] < w[1]) // empty: not in this rendition
+            .map(|(j, w)| Element {
+                at: (w[0], w[1]),
+                sha256: sha256(&bytes[w[0]..w[1]]),
+                copied: copied.get(j).copied().unwrap_or(false),
+            })
+            .collect::<Vec<_>>()
+    };
+    Ok(match reuse {
+        Some(from) => {
+            let (made, copied) =
+                render::render_zal_part_reusing(reg, part, r, header, &|z| from.element(z))
+                    .map_err(render_err)?;
+            let elements = hashed(&made, &copied);
+            // Only bytes this XSD validated are copied: any other (a damaged file)
+            // and the part is rendered.
+            if elements
+                .iter()
+                .all(|e| !e.copied || known.contains(&e.sha256))
+            {
+                (made, elements)
+            } else {
+                tracing::warn!("{r}: an element copied from the published document was not one validated before; rendered its part instead");
+                let made =
+                    render::render_zal_part_marked(reg, part, r, header).map_err(render_err)?;
+                let elements = hashed(&made, &[]);
+                (made, elements)
+            }
+        }
+        None => {
+            let made = render::render_zal_part_marked(reg, part, r, header).map_err(render_err)?;
+            let elements = hashed(&made, &[]);
+            (made, elements)
+        }
     })
 }
 

@@ -107,8 +107,13 @@ pub(super) fn check_and_start<'a>(
         });
         let early = guess.map(|(r, h)| {
             let known = schema_of(r).ok().and_then(|d| known.get(d.xsd_file));
-            let started =
-                Making::new(store, reg, r, h, key).and_then(|m| Ok((m, start(&m, known)?)));
+            let started = Making::new(store, reg, r, h, key).and_then(|m| {
+                let m = Making {
+                    reuse: reuse::reuse_from(run, r),
+                    ..m
+                };
+                Ok((m, start(&m, known)?))
+            });
             (r, h, started)
         });
         (rules.join(), hashes.join(), early)

@@ -33,6 +33,11 @@ pub(super) fn caches(
                 .elements
                 .extend(elements);
         }
+        if let Some(layout) = m.layout.take() {
+            caches
+                .layouts
+                .push((m.rendition.to_string(), m.sha256.clone(), layout));
+        }
         if let Some(entries) = m.gzip_entries.take() {
             caches.gzip_blocks.push((
                 m.rendition.to_string(),
@@ -58,7 +63,9 @@ pub(super) fn delta_of(
     r: &Rendition,
     volgnummer: u64,
     xml: &[u8],
+    copied: Option<&Copied>,
 ) -> Option<crate::distribute::delta::Delta> {
+    use crate::distribute::{delta, split};
     let t = std::time::Instant::now();
     let id = crate::registry::publication::rendition_id(r);
     let old = run
@@ -67,16 +74,34 @@ pub(super) fn delta_of(
         .as_ref()
         .and_then(|p| p.renditions.iter().find(|pr| &pr.rendition == r))
         .filter(|pr| pr.volgnummer != volgnummer)?;
-    let key = document_key(&old.rendition, old.volgnummer);
-    let mapped = store.mapped(&key).ok().flatten()?;
-    let delta = crate::distribute::delta::make(
-        r.list,
-        &id,
-        (&mapped.identity, old.volgnummer, &old.sha256),
-        (xml, volgnummer, ""),
-    );
+    let made = match copied.filter(|c| c.from_sha256 == old.sha256) {
+        // Made by copying from that very document: both are split at the places their
+        // writers recorded, and copied elements are not compared.
+        Some(c) => {
+            let a = split::at(&c.from, r.list, &c.from_ranges);
+            let b = split::at(xml, r.list, &c.ranges);
+            a.zip(b).and_then(|(a, b)| {
+                delta::make_split(
+                    &id,
+                    ((&c.from, old.volgnummer, &old.sha256), a),
+                    ((xml, volgnummer, ""), b),
+                    Some(&c.copied),
+                )
+            })
+        }
+        None => {
+            let key = document_key(&old.rendition, old.volgnummer);
+            let mapped = store.mapped(&key).ok().flatten()?;
+            delta::make(
+                r.list,
+                &id,
+                (&mapped.identity, old.volgnummer, &old.sha256),
+                (xml, volgnummer, ""),
+            )
+        }
+    };
     tracing::debug!("{r}: delta {:?}", t.elapsed());
-    delta
+    made
 }
 
 /// Per rendition made again, the delta [`delta_of`] made for it.
