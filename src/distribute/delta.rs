@@ -20,7 +20,7 @@
 //! end
 //! ```
 
-use super::split::split;
+use super::split::{split, Split};
 use crate::registry::model::ListKind;
 use std::collections::{HashMap, HashSet};
 
@@ -48,6 +48,30 @@ pub struct Delta {
     pub puts: Vec<Put>,
 }
 
+impl Delta {
+    /// From `old` to `new` (document, Volgnummer, SHA-256), whose head and tail are at
+    /// `ends`.
+    fn between(
+        rendition: &str,
+        old: (&[u8], u64, &str),
+        new: (&[u8], u64, &str),
+        ends: (std::ops::Range<usize>, std::ops::Range<usize>),
+        removed: Vec<Vec<u8>>,
+        puts: Vec<Put>,
+    ) -> Delta {
+        Delta {
+            rendition: rendition.to_string(),
+            from: (old.1, old.2.to_string()),
+            to: (new.1, new.2.to_string()),
+            to_size: new.0.len() as u64,
+            head: new.0[ends.0].to_vec(),
+            tail: new.0[ends.1].to_vec(),
+            removed,
+            puts,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DeltaError {
     #[error("delta is malformed: {0}")]
@@ -71,23 +95,8 @@ pub fn make(
     old: (&[u8], u64, &str),
     new: (&[u8], u64, &str),
 ) -> Option<Delta> {
-    let (a, b) = (split(old.0, list)?, split(new.0, list)?);
-    make_split(rendition, (old, a), (new, b), None)
-}
-
-/// [`make`] from documents already split. `copied[i]`: the new document's `i`-th entry
-/// is known to be a copy of the old one's entry with its key (its writer copied it from
-/// there), so its bytes are not compared.
-pub fn make_split(
-    rendition: &str,
-    (old, a): ((&[u8], u64, &str), super::split::Split),
-    (new, b): ((&[u8], u64, &str), super::split::Split),
-    copied: Option<&[bool]>,
-) -> Option<Delta> {
     let (old_doc, new_doc) = (old.0, new.0);
-    if copied.is_some_and(|c| c.len() != b.entries.len()) {
-        return None;
-    }
+    let (a, b) = (split(old_doc, list)?, split(new_doc, list)?);
     let before: HashMap<&[u8], &[u8]> = a
         .entries
         .iter()
@@ -102,13 +111,9 @@ pub fn make_split(
         .collect();
     let mut puts = Vec::new();
     let mut prev: Option<&[u8]> = None;
-    for (i, e) in b.entries.iter().enumerate() {
+    for e in &b.entries {
         let bytes = &new_doc[e.range.clone()];
-        let same = match copied.and_then(|c| c.get(i)) {
-            Some(true) => before.contains_key(e.key),
-            _ => before.get(e.key) == Some(&bytes),
-        };
-        if !same {
+        if before.get(e.key) != Some(&bytes) {
             puts.push(Put {
                 key: e.key.to_vec(),
                 after: prev.map(<[u8]>::to_vec),
@@ -117,16 +122,7 @@ pub fn make_split(
         }
         prev = Some(e.key);
     }
-    let d = Delta {
-        rendition: rendition.to_string(),
-        from: (old.1, old.2.to_string()),
-        to: (new.1, new.2.to_string()),
-        to_size: new_doc.len() as u64,
-        head: new_doc[b.head].to_vec(),
-        tail: new_doc[b.tail].to_vec(),
-        removed,
-        puts,
-    };
+    let d = Delta::between(rendition, old, new, (b.head, b.tail), removed, puts);
     // Unchanged entries are byte-equal by the comparison above, the head and tail are
     // copied: the delta rebuilds `new` exactly when applying it puts the keys in `new`'s
     // order. Checked on the keys alone (no 250 MB copy); an entry that moved (none do: the
@@ -134,6 +130,89 @@ pub fn make_split(
     let order: Vec<&[u8]> = b.entries.iter().map(|e| e.key).collect();
     let fits = applied_order(&a, &d).is_some_and(|o| o == order);
     (fits && encoded_len(&d) < new_doc.len()).then_some(d)
+}
+
+/// [`make`] for a new document whose writer copied entries from the old one: `copied[i]`
+/// is the index of the old entry the new one's `i`-th entry is a byte-for-byte copy of.
+/// Only the entries not copied are compared (a few, when few changed), and the order is
+/// checked on indices, so the cost follows the change, not the document's size.
+pub fn make_copied(
+    rendition: &str,
+    (old, a): ((&[u8], u64, &str), Split),
+    (new, b): ((&[u8], u64, &str), Split),
+    copied: &[Option<usize>],
+) -> Option<Delta> {
+    let (old_doc, new_doc) = (old.0, new.0);
+    if copied.len() != b.entries.len() {
+        return None;
+    }
+    let mut kept = vec![false; a.entries.len()];
+    for &i in copied.iter().flatten() {
+        // Each old entry is copied at most once.
+        if std::mem::replace(kept.get_mut(i)?, true) {
+            return None;
+        }
+    }
+    // The old entries not copied (changed or removed), by key; the new ones not copied.
+    let rest: HashMap<&[u8], usize> = a
+        .entries
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !kept[*i])
+        .map(|(i, e)| (e.key, i))
+        .collect();
+    let fresh: HashSet<&[u8]> = b
+        .entries
+        .iter()
+        .zip(copied)
+        .filter(|(_, c)| c.is_none())
+        .map(|(e, _)| e.key)
+        .collect();
+    let mut removed_at = vec![false; a.entries.len()];
+    let mut gone: Vec<(usize, &[u8])> = rest
+        .iter()
+        .filter(|(key, _)| !fresh.contains(*key))
+        .map(|(&key, &i)| (i, key))
+        .collect();
+    gone.sort_unstable();
+    for &(i, _) in &gone {
+        removed_at[i] = true;
+    }
+    let removed = gone.into_iter().map(|(_, key)| key.to_vec()).collect();
+    // What `apply` does, on indices: the old entries not removed, in order, each copied
+    // or replaced at its place; an entry the old document lacks goes after the one before
+    // it. The new document must be exactly that.
+    let mut puts = Vec::new();
+    let mut j = 0;
+    for (i, e) in b.entries.iter().enumerate() {
+        while removed_at.get(j) == Some(&true) {
+            j += 1;
+        }
+        let at_old = copied[i].or_else(|| rest.get(e.key).copied());
+        match at_old {
+            Some(k) if k == j => j += 1,
+            Some(_) => return None, // moved
+            None => {}
+        }
+        let bytes = &new_doc[e.range.clone()];
+        let same = copied[i].is_some()
+            || at_old.is_some_and(|k| old_doc.get(a.entries[k].range.clone()) == Some(bytes));
+        if !same {
+            puts.push(Put {
+                key: e.key.to_vec(),
+                after: i.checked_sub(1).map(|p| b.entries[p].key.to_vec()),
+                bytes: bytes.to_vec(),
+            });
+        }
+    }
+    while removed_at.get(j) == Some(&true) {
+        j += 1;
+    }
+    if j != a.entries.len() {
+        return None;
+    }
+    let d = Delta::between(rendition, old, new, (b.head, b.tail), removed, puts);
+    (encoded_len(&d) < new_doc.len()).then_some(d)
 }
 
 /// The keys, in order, that applying `d` to a document split as `old` gives; `None` if
@@ -511,6 +590,51 @@ mod tests {
                     "{r}: nothing changed"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn a_delta_from_copied_entries_refuses_a_move_or_a_double_copy() {
+        let cat = Catalogue::parse(DEFAULT_CATALOGUE).unwrap();
+        let r = cat
+            .renditions()
+            .into_iter()
+            .find(|r| r.list == ListKind::Zorgaanbiederslijst && r.interfaceversie.is_none())
+            .unwrap();
+        let reg = crate::consume::read::demo_registry();
+        let (old, new) = (
+            render(&reg, &r, &header(1)).unwrap(),
+            render(&reg, &r, &header(2)).unwrap(),
+        );
+        let n = split(&old, r.list).unwrap().entries.len();
+        assert!(n >= 2);
+        let made = |copied: &[Option<usize>]| {
+            make_copied(
+                "r",
+                ((&old, 1, "a"), split(&old, r.list).unwrap()),
+                ((&new, 2, ""), split(&new, r.list).unwrap()),
+                copied,
+            )
+        };
+        // Everything copied: only the head changes, and the delta rebuilds the document.
+        let all: Vec<Option<usize>> = (0..n).map(Some).collect();
+        let d = made(&all).unwrap();
+        assert!(d.puts.is_empty() && d.removed.is_empty());
+        assert!(apply(&old, r.list, &d).unwrap() == new);
+        // Nothing copied: the same delta a comparison gives.
+        assert_eq!(
+            made(&vec![None; n]),
+            make(r.list, "r", (&old, 1, "a"), (&new, 2, ""))
+        );
+        // Two entries swapped, one copied twice, an index past the end, a wrong count.
+        let mut swapped = all.clone();
+        swapped.swap(0, 1);
+        let mut twice = all.clone();
+        twice[1] = Some(0);
+        let mut past = all.clone();
+        past[0] = Some(n);
+        for bad in [swapped, twice, past, all[1..].to_vec()] {
+            assert_eq!(made(&bad), None, "{bad:?}");
         }
     }
 

@@ -73,8 +73,8 @@ pub fn fingerprint() -> String {
 
 /// Where a part gets a Zorgaanbieder's element from instead of rendering it: its exact
 /// bytes (with the whitespace before it) as rendered before, when they are known to be
-/// what rendering it now gives.
-pub type Reuse<'p> = dyn Fn(&Zorgaanbieder) -> Option<&'p [u8]> + Sync + 'p;
+/// what rendering it now gives, and which entry of the document they come from.
+pub type Reuse<'p> = dyn Fn(&Zorgaanbieder) -> Option<(&'p [u8], usize)> + Sync + 'p;
 
 /// A complete Zorgaanbiederslijst holding only `part` of the Zorgaanbieders, valid on its
 /// own, so large lists can be rendered and validated in parallel parts and then put
@@ -92,14 +92,14 @@ pub fn render_zal_part_marked(
 }
 
 /// [`render_zal_part_marked`], with the elements `reuse` has copied instead of rendered;
-/// and which of the part's Zorgaanbieders were copied.
+/// and, per Zorgaanbieder of the part, the entry it was copied from, if it was.
 pub fn render_zal_part_reusing(
     reg: &Registry,
     part: &[&Zorgaanbieder],
     rendition: &Rendition,
     header: &Header,
     reuse: &Reuse,
-) -> io::Result<(MarkedPart, Vec<bool>)> {
+) -> io::Result<(MarkedPart, Vec<Option<usize>>)> {
     let mut marks = Vec::with_capacity(part.len() + 1);
     let mut copied = Vec::with_capacity(part.len());
     let bytes = render_inner(
@@ -157,7 +157,7 @@ fn render_inner<'a>(
     header: &Header,
     zorgaanbieders: &mut dyn Iterator<Item = &'a Zorgaanbieder>,
     mut marks: Option<&mut Vec<usize>>,
-    mut reuse: Option<(&Reuse, &mut Vec<bool>)>,
+    mut reuse: Option<(&Reuse, &mut Vec<Option<usize>>)>,
 ) -> io::Result<Vec<u8>> {
     let schema = crate::xml::schema::def(rendition.list, rendition.version)
         .map_err(|e| io::Error::other(e.to_string()))?;
@@ -184,9 +184,9 @@ fn render_inner<'a>(
             }
             for z in zorgaanbieders {
                 let copy = reuse.as_mut().and_then(|(from, copied)| {
-                    let bytes = from(z);
-                    copied.push(bytes.is_some());
-                    bytes
+                    let found = from(z);
+                    copied.push(found.map(|(_, entry)| entry));
+                    found.map(|(bytes, _)| bytes)
                 });
                 match (copy, &rendition.interfaceversie) {
                     // The writer's state (depth, a line break due) is the same after an

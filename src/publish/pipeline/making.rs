@@ -47,13 +47,13 @@ pub(super) type MakeDelta<'a> = dyn Fn(&Rendition, u64, &[u8], Option<&Copied>) 
 
 /// What a large ZAL made with elements copied from the published document knows about
 /// its delta from it: that document (its SHA-256 and bytes), where each holds its
-/// elements, and which of the new one's were copied.
+/// elements, and which entry of it each of the new one's was copied from.
 pub(super) struct Copied {
     pub(super) from_sha256: String,
     pub(super) from: bytes::Bytes,
     pub(super) from_ranges: Vec<(usize, usize)>,
     pub(super) ranges: Vec<(usize, usize)>,
-    pub(super) copied: Vec<bool>,
+    pub(super) copied: Vec<Option<usize>>,
 }
 
 impl<'a> Making<'a> {

@@ -376,7 +376,7 @@ mod tests {
                 // The delta made from what was copied, without comparing copied elements,
                 // is the one a comparison of the documents gives, and rebuilds the new one.
                 use crate::distribute::{delta, split};
-                let known_delta = delta::make_split(
+                let known_delta = delta::make_copied(
                     "r",
                     (
                         (&doc, 1, "a"),
@@ -386,7 +386,7 @@ mod tests {
                         (&made.0, 2, ""),
                         split::at(&made.0, r.list, &made.1.ranges).unwrap(),
                     ),
-                    Some(&made.1.copied_at),
+                    &made.1.copied_at,
                 );
                 let compared = delta::make(r.list, "r", (&doc, 1, "a"), (&made.0, 2, ""));
                 assert_eq!(known_delta, compared, "{r}, step {step}");

@@ -18,33 +18,35 @@ pub(super) struct Parts {
     /// How many elements this publication validated (the rest were validated before).
     pub(super) validated: usize,
     /// How many elements were copied from the published document (see `reuse`), and
-    /// which (beside `elements`; empty when nothing could be).
+    /// per element (beside `elements`; empty when nothing could be) the entry it was
+    /// copied from.
     pub(super) copied: usize,
-    pub(super) copied_at: Vec<bool>,
+    pub(super) copied_at: Vec<Option<usize>>,
     /// The enveloped signature's digest over everything written (a project schema's).
     pub(super) digest: Option<sign::EnvelopedDigest>,
 }
 
-/// One Zorgaanbieder element of a part: its place, its SHA-256, whether it was copied.
+/// One Zorgaanbieder element of a part: its place, its SHA-256, the published
+/// document's entry it was copied from.
 struct Element {
     at: (usize, usize),
     sha256: [u8; 32],
-    copied: bool,
+    copied: Option<usize>,
 }
 
-/// A part rendered and validated: its bytes and marks, its elements' SHA-256s and which
-/// of them were copied (empty: none).
+/// A part rendered and validated: its bytes and marks, its elements' SHA-256s and where
+/// each was copied from (empty: nothing could be).
 pub(super) struct Checked {
     pub(super) part: render::MarkedPart,
     pub(super) elements: Vec<[u8; 32]>,
-    pub(super) copied: Vec<bool>,
+    pub(super) copied: Vec<Option<usize>>,
 }
 
 /// What a written part left: its elements' places in the file.
 pub(super) struct Written {
     pub(super) ranges: Vec<(usize, usize)>,
     pub(super) elements: Vec<[u8; 32]>,
-    pub(super) copied: Vec<bool>,
+    pub(super) copied: Vec<Option<usize>>,
 }
 
 /// The parts of [`render_in_parts`] on their way into the file, in order. A part validated
@@ -260,7 +262,7 @@ pub(super) fn render_in_parts(
                 })
             }
         };
-        let copied: Vec<bool> = match reuse {
+        let copied: Vec<Option<usize>> = match reuse {
             Some(_) => elements.iter().map(|e| e.copied).collect(),
             None => Vec::new(),
         };
@@ -281,7 +283,7 @@ pub(super) fn render_in_parts(
             doc.extend_from_slice(&bytes[last..]);
             schema::validate(def, &doc).map_err(schema_err)?;
         }
-        let (validated, n_copied) = (new.len(), copied.iter().filter(|c| **c).count());
+        let (validated, n_copied) = (new.len(), copied.iter().flatten().count());
         sink.deposit(
             i,
             Checked {
@@ -363,7 +365,7 @@ fn render_part(
         rendition: r.to_string(),
         msg: e.to_string(),
     };
-    let hashed = |(bytes, marks): &render::MarkedPart, copied: &[bool]| {
+    let hashed = |(bytes, marks): &render::MarkedPart, copied: &[Option<usize>]| {
         marks
             .windows(2)
             .enumerate()
@@ -371,7 +373,7 @@ fn render_part(
             .map(|(j, w)| Element {
                 at: (w[0], w[1]),
                 sha256: sha256(&bytes[w[0]..w[1]]),
-                copied: copied.get(j).copied().unwrap_or(false),
+                copied: copied.get(j).copied().flatten(),
             })
             .collect::<Vec<_>>()
     };
@@ -385,7 +387,7 @@ fn render_part(
             // and the part is rendered.
             if elements
                 .iter()
-                .all(|e| !e.copied || known.contains(&e.sha256))
+                .all(|e| e.copied.is_none() || known.contains(&e.sha256))
             {
                 (made, elements)
             } else {

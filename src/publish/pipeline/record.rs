@@ -76,16 +76,16 @@ pub(super) fn delta_of(
         .filter(|pr| pr.volgnummer != volgnummer)?;
     let made = match copied.filter(|c| c.from_sha256 == old.sha256) {
         // Made by copying from that very document: both are split at the places their
-        // writers recorded, and copied elements are not compared.
+        // writers recorded, and only what was not copied is compared.
         Some(c) => {
             let a = split::at(&c.from, r.list, &c.from_ranges);
             let b = split::at(xml, r.list, &c.ranges);
             a.zip(b).and_then(|(a, b)| {
-                delta::make_split(
+                delta::make_copied(
                     &id,
                     ((&c.from, old.volgnummer, &old.sha256), a),
                     ((xml, volgnummer, ""), b),
-                    Some(&c.copied),
+                    &c.copied,
                 )
             })
         }

@@ -111,7 +111,8 @@ pub(super) fn decode(v: &[u8]) -> Option<Vec<(usize, usize)>> {
 /// The previous document's elements by Zorgaanbiedernaam (as written), for copying.
 pub(super) struct Reusable<'a> {
     doc: &'a [u8],
-    at: HashMap<&'a [u8], (usize, usize)>,
+    /// Each entry's place and its index among the entries.
+    at: HashMap<&'a [u8], (usize, usize, usize)>,
     changed: &'a BTreeSet<String>,
 }
 
@@ -125,21 +126,22 @@ impl<'a> Reusable<'a> {
     ) -> Option<Reusable<'a>> {
         let split = crate::distribute::split::at(doc, ListKind::Zorgaanbiederslijst, ranges)?;
         let mut at = HashMap::with_capacity(ranges.len());
-        for e in split.entries {
-            if at.insert(e.key, (e.range.start, e.range.end)).is_some() {
+        for (i, e) in split.entries.into_iter().enumerate() {
+            if at.insert(e.key, (e.range.start, e.range.end, i)).is_some() {
                 return None;
             }
         }
         Some(Reusable { doc, at, changed })
     }
 
-    /// `z`'s element as the previous document holds it, if `z` did not change since.
-    pub(super) fn element(&self, z: &Zorgaanbieder) -> Option<&'a [u8]> {
+    /// `z`'s element as the previous document holds it, if `z` did not change since, and
+    /// which of its entries that is.
+    pub(super) fn element(&self, z: &Zorgaanbieder) -> Option<(&'a [u8], usize)> {
         if self.changed.contains(&z.zorgaanbiedernaam) {
             return None;
         }
         let key = quick_xml::escape::partial_escape(&z.zorgaanbiedernaam);
-        let &(a, b) = self.at.get(key.as_bytes())?;
-        self.doc.get(a..b)
+        let &(a, b, i) = self.at.get(key.as_bytes())?;
+        Some((self.doc.get(a..b)?, i))
     }
 }
