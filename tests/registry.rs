@@ -915,40 +915,8 @@ fn check_large_exports(data: &Path, dir: &Path, tag: &str) -> String {
             Some(("MedMij_Zorgaanbiederslijst.xml", &zal)),
         )
         .unwrap();
-        // Byte for byte what rendering the registry gives (up to a release3 list's
-        // enveloped signature), however much of it was copied from the last documents.
         let bytes = std::fs::read(&zal).unwrap();
-        let text = String::from_utf8_lossy(&bytes);
-        let field = |name: &str| {
-            let open = format!("<{name}>");
-            let at = text.find(&open).unwrap() + open.len();
-            text[at..at + text[at..].find('<').unwrap()].to_string()
-        };
-        use stelselnode::registry::model::{ListKind, SchemaVersion};
-        let rendition = stelselnode::registry::catalogue::Rendition {
-            list: ListKind::Zorgaanbiederslijst,
-            version: match official {
-                Some(_) => SchemaVersion::Release2,
-                None => SchemaVersion::Release3,
-            },
-            interfaceversie: official.map(|_| "1.1.0".to_string()),
-        };
-        let header = stelselnode::publish::render::Header {
-            volgnummer: field("Volgnummer").parse().unwrap(),
-            tijdstempel: field("Tijdstempel"),
-        };
-        let rendered = stelselnode::publish::render::render(&reg, &rendition, &header).unwrap();
-        let end = |b: &[u8]| {
-            let close = b"</Zorgaanbieders>";
-            b.windows(close.len()).position(|w| w == close).unwrap()
-        };
-        match official {
-            Some(_) => assert!(bytes == rendered, "{release}: not as rendered"),
-            None => assert!(
-                bytes[..end(&bytes)] == rendered[..end(&rendered)],
-                "{release}: not as rendered"
-            ),
-        }
+        assert_as_rendered(&reg, &bytes, official.is_some(), release);
         // Same content as the registry, in the same order.
         let back = registry_of(&bytes);
         let expected: Vec<&String> = if release == "2.0.0" {
@@ -970,6 +938,43 @@ fn check_large_exports(data: &Path, dir: &Path, tag: &str) -> String {
         }
     }
     release3
+}
+
+/// A ZAL (release2's for Interfaceversie 1.1.0, or release3's) is byte for byte what
+/// rendering `reg` gives (up to a release3 list's enveloped signature), however much of it
+/// a publication copied from the documents before it.
+fn assert_as_rendered(reg: &Registry, bytes: &[u8], release2: bool, what: &str) {
+    use stelselnode::registry::model::{ListKind, SchemaVersion};
+    let text = String::from_utf8_lossy(bytes);
+    let field = |name: &str| {
+        let open = format!("<{name}>");
+        let at = text.find(&open).unwrap() + open.len();
+        text[at..at + text[at..].find('<').unwrap()].to_string()
+    };
+    let rendition = stelselnode::registry::catalogue::Rendition {
+        list: ListKind::Zorgaanbiederslijst,
+        version: match release2 {
+            true => SchemaVersion::Release2,
+            false => SchemaVersion::Release3,
+        },
+        interfaceversie: release2.then(|| "1.1.0".to_string()),
+    };
+    let header = stelselnode::publish::render::Header {
+        volgnummer: field("Volgnummer").parse().unwrap(),
+        tijdstempel: field("Tijdstempel"),
+    };
+    let rendered = stelselnode::publish::render::render(reg, &rendition, &header).unwrap();
+    let end = |b: &[u8]| {
+        let close = b"</Zorgaanbieders>";
+        b.windows(close.len()).position(|w| w == close).unwrap()
+    };
+    match release2 {
+        true => assert!(bytes == rendered, "{what}: not as rendered"),
+        false => assert!(
+            bytes[..end(bytes)] == rendered[..end(&rendered)],
+            "{what}: not as rendered"
+        ),
+    }
 }
 
 /// The files in `data/documents/`, split into history (`.xml.gz`) and served (`.xml`).
@@ -1221,5 +1226,97 @@ fn a_server_removes_replaced_files_after_the_publication() {
             "replaced files still there: {plain:?}"
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// A server keeps the published Zorgaanbieders decoded between publications: the next
+/// publication reads only the rows that differ from them, and publishes what rendering the
+/// whole registry gives. A publication that did not read them lets go of them.
+#[test]
+fn a_server_publication_reads_only_the_changed_zorgaanbieders() {
+    let dir = tempdir();
+    let data = dir.path().join("data");
+    ok(&data, &["init"]);
+    add_zorgaanbieders(&data, 30);
+    ok(&data, &["publish", "-m", "first"]);
+    let server = Server::start_env(&data, &[], &[("RUST_LOG", "stelselnode=debug")]);
+    let endpoints = |name: &str, v: &str| {
+        ok(
+            &data,
+            &[
+                "zorgaanbieder",
+                "update",
+                name,
+                "--interfaceversie",
+                "2.0.0",
+                "--gegevensdienst",
+                "1",
+                "--authorization-endpoint",
+                &format!("https://medmij.{v}.nl/authorize"),
+                "--token-endpoint",
+                &format!("https://medmij.{v}.nl/token"),
+                "--systeemrol",
+                &format!("MM-2.1-BZB-FHIR=https://medmij.{v}.nl/fhir"),
+            ],
+        )
+    };
+    let kept = || {
+        server
+            .stderr
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains("the Zorgaanbieders kept from the last publication"))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    // The server's first publication reads every row, and keeps them.
+    endpoints("baaa@medmij", "een");
+    ok(&data, &["publish", "-m", "cold"]);
+    assert!(kept().is_empty(), "{:?}", kept());
+    // The next reads the two rows that differ: one changed, one removed.
+    endpoints("baab@medmij", "twee");
+    ok(&data, &["zorgaanbieder", "remove", "baac@medmij"]);
+    ok(&data, &["publish", "-m", "warm"]);
+    let lines = kept();
+    assert!(
+        lines.len() == 1 && lines[0].contains("2 rows read again"),
+        "{lines:?}"
+    );
+    // A publication of the Whitelist alone does not read them: the next one reads all.
+    ok(&data, &["whitelist", "add", "nog.een.voorbeeld.nl"]);
+    ok(&data, &["publish", "-m", "whitelist"]);
+    endpoints("baad@medmij", "drie");
+    ok(&data, &["publish", "-m", "cold again"]);
+    assert_eq!(kept().len(), 1, "{:?}", kept());
+    endpoints("baae@medmij", "vier");
+    ok(&data, &["publish", "-m", "warm again"]);
+    assert_eq!(kept().len(), 2, "{:?}", kept());
+    // What was published is what rendering the registry, read cold, gives.
+    let exports: Vec<(bool, Vec<u8>)> = [("1.1.2", true), ("2.0.0", false)]
+        .into_iter()
+        .map(|(release, release2)| {
+            let out = dir.path().join(format!("export-{release}"));
+            ok(
+                &data,
+                &[
+                    "export",
+                    "--release",
+                    release,
+                    "--out",
+                    out.to_str().unwrap(),
+                ],
+            );
+            let zal = std::fs::read(out.join("MedMij_Zorgaanbiederslijst.xml")).unwrap();
+            (release2, zal)
+        })
+        .collect();
+    drop(server);
+    let store = stelselnode::registry::store::Store::open(&data.join("registry.redb")).unwrap();
+    let reg = store.registry().unwrap();
+    assert_eq!(reg.zorgaanbieders.len(), 29);
+    assert!(String::from_utf8_lossy(&exports[1].1).contains("https://medmij.vier.nl/token"));
+    for (release2, zal) in &exports {
+        assert_as_rendered(&reg, zal, *release2, "after warm publications");
     }
 }

@@ -82,6 +82,10 @@ pub struct Publisher {
     export: Option<PathBuf>,
     /// How long the heads it signs are valid, and how often they are made again.
     pub heads: crate::distribute::head::Timing,
+    /// The server's: the published Zorgaanbieders, decoded, for the next publication
+    /// (see `registry::store::Warm`). Taken by each publication of the working registry,
+    /// and put back only by one that committed having read them.
+    warm: std::sync::Mutex<Option<crate::registry::store::Warm>>,
 }
 
 impl Publisher {
@@ -93,6 +97,7 @@ impl Publisher {
             metrics: None,
             export: None,
             heads: Default::default(),
+            warm: Default::default(),
         }
     }
 
@@ -228,7 +233,17 @@ impl Publisher {
         let guard = self.store.lock_publications();
         let started = std::time::Instant::now();
         let t = std::time::Instant::now();
-        let base = self.store.publication_base(&guard, false)?;
+        let warm = match &self.served {
+            Some(_) => self.warm.lock().unwrap_or_else(|p| p.into_inner()).take(),
+            None => None,
+        };
+        let mut base = self.store.working_base(&guard, warm)?;
+        if base.warmed {
+            tracing::debug!(
+                "snapshot: the Zorgaanbieders kept from the last publication, {} rows read again",
+                base.pending.zorgaanbieders.len()
+            );
+        }
         match &base.partial {
             Some(lists) => {
                 let large: Vec<String> = lists
@@ -266,6 +281,18 @@ impl Publisher {
         )?;
         let published = self.swap(&guard, published, &key)?;
         self.record(&published, started);
+        // Committed, having read the Zorgaanbieders: they are what is published now.
+        let read_zal = base
+            .partial
+            .as_ref()
+            .is_none_or(|l| l.contains(&crate::registry::model::ListKind::Zorgaanbiederslijst));
+        if let (Some(_), Some(p), true) = (&self.served, &published, read_zal) {
+            *self.warm.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some(crate::registry::store::Warm {
+                    seq: p.index.seq,
+                    zorgaanbieders: std::mem::take(&mut base.registry.zorgaanbieders),
+                });
+        }
         // At 100k, freeing the registry's millions of allocations takes a tenth of a
         // second that nobody needs to wait for.
         let _ = std::thread::Builder::new().spawn(move || drop(base));

@@ -84,6 +84,18 @@ pub struct PublicationBase {
     /// The rows that differ from what is published (the overlay's keys), at the snapshot
     /// (empty when the published registry was read instead).
     pub pending: Touched,
+    /// Whether the Zorgaanbieders came from a [`Warm`] (only `pending`'s were read).
+    pub warmed: bool,
+}
+
+/// The Zorgaanbieders of the registry publication `seq` published, as that publication
+/// held them decoded: a server keeps them for its next publication, which then reads and
+/// decodes only the rows that differ from them (the overlay's keys) instead of all
+/// (most of its snapshot: 0.4 s at 100,000). Sound because the published registry
+/// changes only when a publication commits, and every commit raises `seq`.
+pub struct Warm {
+    pub seq: u64,
+    pub zorgaanbieders: BTreeMap<String, crate::registry::model::Zorgaanbieder>,
 }
 
 impl Store {
@@ -103,8 +115,28 @@ impl Store {
     /// published registry, catalogue, journal head, published index and Volgnummer floors.
     pub fn publication_base(
         &self,
+        guard: &PublicationGuard,
+        with_published_registry: bool,
+    ) -> Result<PublicationBase, StoreError> {
+        self.base(guard, with_published_registry, None)
+    }
+
+    /// [`Store::publication_base`] of the working registry, its Zorgaanbieders taken from
+    /// `warm` where it is still what is published (see [`Warm`]): only the rows that
+    /// differ from the published ones are read and decoded.
+    pub fn working_base(
+        &self,
+        guard: &PublicationGuard,
+        warm: Option<Warm>,
+    ) -> Result<PublicationBase, StoreError> {
+        self.base(guard, false, warm)
+    }
+
+    fn base(
+        &self,
         _guard: &PublicationGuard,
         with_published_registry: bool,
+        warm: Option<Warm>,
     ) -> Result<PublicationBase, StoreError> {
         let e = self.e();
         let tx = self.read_tx()?;
@@ -150,16 +182,34 @@ impl Store {
             }
             _ => None,
         };
-        let registry = read_tables(&tx, WORKING, partial.as_ref()).map_err(&e)?;
+        // (A publication on top of the published registry compares what it touched.)
+        let pending = match with_published_registry {
+            true => Touched::default(),
+            false => pending_rows(&tx).map_err(&e)?,
+        };
+        // The published Zorgaanbieders are still those in `warm` while no publication
+        // committed since: its rows that differ from the working ones are the overlay's.
+        let reads_zal = partial
+            .as_ref()
+            .is_none_or(|l| l.contains(&ListKind::Zorgaanbiederslijst));
+        let warm = warm.filter(|w| {
+            reads_zal
+                && !with_published_registry
+                && Some(w.seq) == published.as_ref().map(|p| p.seq)
+        });
+        let warmed = warm.is_some();
+        let registry = match warm {
+            Some(w) => {
+                let rows = warm_rows(&tx, WORKING, w.zorgaanbieders, &pending.zorgaanbieders)
+                    .map_err(&e)?;
+                read_tables_with(&tx, WORKING, partial.as_ref(), Some(rows)).map_err(&e)?
+            }
+            None => read_tables(&tx, WORKING, partial.as_ref()).map_err(&e)?,
+        };
         let published_registry = if with_published_registry {
             Some(read_published(&tx).map_err(&e)?)
         } else {
             None
-        };
-        // (A publication on top of the published registry compares what it touched.)
-        let pending = match with_published_registry {
-            true => Touched::default(),
-            false => pending_rows(&tx).map_err(e)?,
         };
         Ok(PublicationBase {
             registry,
@@ -171,6 +221,7 @@ impl Store {
             generation,
             partial,
             pending,
+            warmed,
         })
     }
 

@@ -15,6 +15,16 @@ pub(super) fn read_tables(
     set: RegistryTables,
     lists: Option<&std::collections::BTreeSet<ListKind>>,
 ) -> Result<Registry, RowError> {
+    read_tables_with(tx, set, lists, None)
+}
+
+/// [`read_tables`], with the Zorgaanbieders given instead of read, if they are.
+pub(super) fn read_tables_with(
+    tx: &redb::ReadTransaction,
+    set: RegistryTables,
+    lists: Option<&std::collections::BTreeSet<ListKind>>,
+    zorgaanbieders: Option<BTreeMap<String, crate::registry::model::Zorgaanbieder>>,
+) -> Result<Registry, RowError> {
     let wanted = |l: ListKind| lists.is_none_or(|s| s.contains(&l));
     let mut whitelist = std::collections::BTreeSet::new();
     if wanted(ListKind::Whitelist) {
@@ -23,9 +33,10 @@ pub(super) fn read_tables(
         }
     }
     let mut reg = Registry {
-        zorgaanbieders: match wanted(ListKind::Zorgaanbiederslijst) {
-            true => all_rows_spread(tx, set.zorgaanbieders)?,
-            false => BTreeMap::new(),
+        zorgaanbieders: match (wanted(ListKind::Zorgaanbiederslijst), zorgaanbieders) {
+            (true, Some(given)) => given,
+            (true, None) => all_rows_spread(tx, set.zorgaanbieders)?,
+            (false, _) => BTreeMap::new(),
         },
         oauthclients: match wanted(ListKind::OAuthclientlist) {
             true => all_rows(tx, set.oauthclients)?,
@@ -38,6 +49,23 @@ pub(super) fn read_tables(
     // Rows written before canonical order existed are read in it.
     reg.canonicalize();
     Ok(reg)
+}
+
+/// `rows` with the rows of `keys` as `set` holds them now: decoded, or gone.
+pub(super) fn warm_rows(
+    tx: &redb::ReadTransaction,
+    set: RegistryTables,
+    mut rows: BTreeMap<String, crate::registry::model::Zorgaanbieder>,
+    keys: &std::collections::BTreeSet<String>,
+) -> Result<BTreeMap<String, crate::registry::model::Zorgaanbieder>, RowError> {
+    let t = tx.open_table(set.zorgaanbieders)?;
+    for k in keys {
+        match t.get(k.as_str())? {
+            Some(v) => rows.insert(k.clone(), decode(set.zorgaanbieders, k, v.value())?),
+            None => rows.remove(k),
+        };
+    }
+    Ok(rows)
 }
 
 /// Every row of a table of records, decoded.
