@@ -478,6 +478,8 @@ async fn serve(data: &Path, a: ServeArgs) -> Result<()> {
             .with_export(a.export_static.clone())
             .with_head_timing(head_timing(&a)?),
     );
+    // The first publication need not decode every published Zorgaanbieder.
+    publisher.warm_up();
     // Heads expire: signed now and every RESIGN_EVERY (and by every publication).
     publisher.resign_heads();
     tokio::spawn(resign_heads(publisher.clone()));

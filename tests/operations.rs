@@ -315,3 +315,36 @@ fn a_publication_records_what_its_rule_check_found_valid() {
         published_hash(ListKind::Zorgaanbiederslijst)
     );
 }
+
+/// What a server keeps for its next publication (the published Zorgaanbieders, decoded)
+/// gives that publication the working registry a full read gives, reading only the rows
+/// that differ; kept from before another publication, it is not used.
+#[test]
+fn kept_zorgaanbieders_give_the_working_registry_while_nothing_else_was_published() {
+    let env = demo();
+    let warm = env.store.warm().unwrap().expect("init publishes");
+    let seq = warm.seq;
+    env.ok(&["zorgaanbieder", "remove", "ziekenhuisdeblauwebrug@medmij"]);
+    env.ok(&[
+        "zorgaanbieder",
+        "remove",
+        "radiologencentraalflevoland@medmij",
+    ]);
+    let cold = env.store.registry().unwrap();
+    let guard = env.store.lock_publications();
+    let base = env.store.working_base(&guard, Some(warm)).unwrap();
+    assert!(base.warmed);
+    assert_eq!(base.pending.zorgaanbieders.len(), 2);
+    assert!(base.registry.zorgaanbieders == cold.zorgaanbieders);
+    // Kept under another publication's number: every row is read.
+    let stale = stelselnode::registry::store::Warm {
+        seq: seq + 1,
+        zorgaanbieders: Default::default(),
+    };
+    let base = env.store.working_base(&guard, Some(stale)).unwrap();
+    assert!(!base.warmed && base.registry.zorgaanbieders == cold.zorgaanbieders);
+    drop(guard);
+    env.ok(&["publish", "-m", "next"]);
+    let now = env.store.warm().unwrap().unwrap();
+    assert!(now.seq > seq && now.zorgaanbieders == cold.zorgaanbieders);
+}

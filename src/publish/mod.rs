@@ -85,7 +85,7 @@ pub struct Publisher {
     /// The server's: the published Zorgaanbieders, decoded, for the next publication
     /// (see `registry::store::Warm`). Taken by each publication of the working registry,
     /// and put back only by one that committed having read them.
-    warm: std::sync::Mutex<Option<crate::registry::store::Warm>>,
+    warm: Arc<std::sync::Mutex<Option<crate::registry::store::Warm>>>,
 }
 
 impl Publisher {
@@ -98,6 +98,39 @@ impl Publisher {
             export: None,
             heads: Default::default(),
             warm: Default::default(),
+        }
+    }
+
+    /// Read the published Zorgaanbieders for the next publication on a thread of its own
+    /// (a server calls this when it starts, and after a publication that did not read
+    /// them): a newer set taken meanwhile is not replaced.
+    pub fn warm_up(&self) {
+        let (store, slot) = (self.store.clone(), self.warm.clone());
+        let spawned = std::thread::Builder::new()
+            .name("warm-up".into())
+            .spawn(move || {
+                let t = std::time::Instant::now();
+                match store.warm() {
+                    Ok(Some(w)) => {
+                        let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
+                        tracing::debug!(
+                            "{} published Zorgaanbieders read for the next publication in {:?}",
+                            w.zorgaanbieders.len(),
+                            t.elapsed()
+                        );
+                        if slot.as_ref().is_none_or(|s| s.seq < w.seq) {
+                            *slot = Some(w);
+                        }
+                    }
+                    Ok(None) => {}
+                    // Only the next publication's speed depends on it.
+                    Err(e) => {
+                        tracing::warn!("the published Zorgaanbieders were not read ahead: {e}")
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!("the published Zorgaanbieders were not read ahead: {e}");
         }
     }
 
@@ -286,12 +319,16 @@ impl Publisher {
             .partial
             .as_ref()
             .is_none_or(|l| l.contains(&crate::registry::model::ListKind::Zorgaanbiederslijst));
-        if let (Some(_), Some(p), true) = (&self.served, &published, read_zal) {
-            *self.warm.lock().unwrap_or_else(|p| p.into_inner()) =
-                Some(crate::registry::store::Warm {
-                    seq: p.index.seq,
-                    zorgaanbieders: std::mem::take(&mut base.registry.zorgaanbieders),
-                });
+        match (&self.served, &published, read_zal) {
+            (Some(_), Some(p), true) => {
+                *self.warm.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some(crate::registry::store::Warm {
+                        seq: p.index.seq,
+                        zorgaanbieders: std::mem::take(&mut base.registry.zorgaanbieders),
+                    })
+            }
+            (Some(_), Some(_), false) => self.warm_up(),
+            _ => {}
         }
         // At 100k, freeing the registry's millions of allocations takes a tenth of a
         // second that nobody needs to wait for.

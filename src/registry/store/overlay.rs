@@ -367,6 +367,29 @@ pub(super) fn keep_published(
 }
 
 impl Store {
+    /// The published Zorgaanbieders, decoded, with the publication they are of: what a
+    /// server keeps for its next publication (see [`Warm`]), read in one transaction.
+    /// `None` before the first publication.
+    pub fn warm(&self) -> Result<Option<Warm>, StoreError> {
+        let e = self.e();
+        let tx = self.read_tx()?;
+        let meta = tx.open_table(META).map_err(|x| e(x.into()))?;
+        let Some(index) = meta.get(META_PUBLISHED).map_err(|x| e(x.into()))? else {
+            return Ok(None);
+        };
+        let index: PublishedIndex = from_json("published index", index.value())?;
+        let mut reg = Registry {
+            zorgaanbieders: all_rows_spread(&tx, WORKING.zorgaanbieders).map_err(&e)?,
+            ..Registry::default()
+        };
+        put_back(&tx, OVERLAY.zorgaanbieders, &mut reg.zorgaanbieders).map_err(&e)?;
+        reg.canonicalize();
+        Ok(Some(Warm {
+            seq: index.seq,
+            zorgaanbieders: reg.zorgaanbieders,
+        }))
+    }
+
     /// The published and the working registry, both holding only the rows that differ
     /// (the overlay's keys) and the small tables, in one read transaction: all an entry
     /// diff of the pending change set needs, since every other row is the same on both
