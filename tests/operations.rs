@@ -270,10 +270,10 @@ fn a_publication_records_what_its_rule_check_found_valid() {
         first.zorgaanbieders,
         published_hash(ListKind::Zorgaanbiederslijst)
     );
-    assert_eq!(
-        first.gegevensdiensten,
-        published_hash(ListKind::Gegevensdienstnamenlijst)
-    );
+    let ids = || {
+        stelselnode::registry::rules::gegevensdienst_ids(&env.store.registry().unwrap()).unwrap()
+    };
+    assert_eq!(first.gegevensdiensten, ids());
     env.ok(&[
         "zorgaanbieder",
         "remove",
@@ -287,6 +287,17 @@ fn a_publication_records_what_its_rule_check_found_valid() {
         published_hash(ListKind::Zorgaanbiederslijst)
     );
     assert_eq!(second.gegevensdiensten, first.gegevensdiensten);
+    // A Weergavenaam changes nothing a Zorgaanbieder's rules read: the record stands.
+    env.ok(&[
+        "gegevensdienst",
+        "update",
+        "4",
+        "--weergavenaam",
+        "Andere naam",
+    ]);
+    env.ok(&["publish", "--message", "a Weergavenaam"]);
+    assert_eq!(rules_checked(&env.store).unwrap(), Some(second.clone()));
+    assert_eq!(second.gegevensdiensten, ids());
 
     // A record made by other rules (an older binary's) is not vouched for by a
     // publication that did not read the Zorgaanbieders (only the Whitelist changed): it

@@ -23,8 +23,8 @@ pub struct Caches {
 }
 
 /// Registry content the rules (named by `registry::rules::fingerprint`) found valid: the
-/// content hashes of its Zorgaanbieders and of the Gegevensdiensten they were checked
-/// against (see `publish::pipeline::plan`).
+/// content hash of its Zorgaanbieders, and the GegevensdienstIds they were checked
+/// against (`registry::rules::gegevensdienst_ids`; see `publish::pipeline::plan`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RulesChecked {
     pub rules: String,

@@ -336,6 +336,9 @@ fn check_gegevensdienst(c: &mut Checker, entity: &str, g: &Gegevensdienst, reg: 
             ("TokenEndpointuri", &g.token_endpointuri, backchanneluri),
         ],
     );
+    // All a Zorgaanbieder's rules read of the rest of the registry: which
+    // GegevensdienstIds exist (see `gegevensdienst_ids`, which a rule reading more must
+    // widen).
     if !reg.gegevensdiensten.contains_key(&g.gegevensdienst_id) {
         c.fail(
             &ent,
@@ -627,6 +630,17 @@ pub fn ensure_valid_changed(
     }
 }
 
+/// What a Zorgaanbieder's rules read of the rest of the registry, as a SHA-256 (hex): the
+/// GegevensdienstIds of the Gegevensdienstnamenlijst. Zorgaanbieders found valid against
+/// the same ids are valid against it still, whatever else of it changed (a Weergavenaam).
+/// (`None` if they cannot be serialised: then nothing is taken as checked.)
+pub fn gegevensdienst_ids(reg: &Registry) -> Option<String> {
+    // As a JSON array: unambiguous whatever an id holds.
+    let ids: Vec<&str> = reg.gegevensdiensten.keys().map(String::as_str).collect();
+    let json = serde_json::to_string(&ids).ok()?;
+    Some(crate::digest::sha256_hex(json.as_bytes()))
+}
+
 /// The rules' fingerprint: the SHA-256 of this file's text, of the terminal checks it
 /// uses and of the crate's version, so any change to a rule (a new binary with other
 /// rules) makes the next publication check every row again.
@@ -640,6 +654,21 @@ pub fn fingerprint() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gegevensdienst_ids_follow_the_ids_only() {
+        let reg = crate::consume::read::demo_registry();
+        let mut renamed = reg.clone();
+        if let Some(g) = renamed.gegevensdiensten.values_mut().next() {
+            g.weergavenaam = "Een andere naam".into();
+        }
+        assert_eq!(gegevensdienst_ids(&reg), gegevensdienst_ids(&renamed));
+        assert!(gegevensdienst_ids(&reg).is_some());
+        let mut fewer = reg.clone();
+        let first = fewer.gegevensdiensten.keys().next().cloned().unwrap();
+        fewer.gegevensdiensten.remove(&first);
+        assert_ne!(gegevensdienst_ids(&reg), gegevensdienst_ids(&fewer));
+    }
 
     #[test]
     fn names() {

@@ -66,13 +66,8 @@ pub(super) fn check_and_start<'a>(
     guess: Option<&'a (Rendition, Header)>,
 ) -> Result<Planned<'a>, PublishError> {
     let reg = run.registry;
-    let gnl = reg
-        .list_content_sha256(ListKind::Gegevensdienstnamenlijst)
-        .map_err(|e| PublishError::Render {
-            rendition: ListKind::Gegevensdienstnamenlijst.to_string(),
-            msg: format!("content could not be serialised: {e}"),
-        })?;
-    let scope = rules_scope(store, run, &gnl);
+    let ids = crate::registry::rules::gegevensdienst_ids(reg);
+    let scope = ids.as_deref().and_then(|ids| rules_scope(store, run, ids));
     let (rules, hashes, early) = std::thread::scope(|s| {
         let hashes = s.spawn(|| {
             let _timed = Timed("content hashes", std::time::Instant::now());
@@ -80,10 +75,6 @@ pub(super) fn check_and_start<'a>(
                 .into_iter()
                 .filter(|l| run.reads(l))
                 .map(|list| {
-                    // The GNL's is made already, for the rule check's scope.
-                    if list == ListKind::Gegevensdienstnamenlijst {
-                        return Ok((list, gnl.clone()));
-                    }
                     let hash = reg
                         .list_content_sha256(list)
                         .map_err(|e| PublishError::Render {
@@ -135,11 +126,14 @@ pub(super) fn check_and_start<'a>(
     let rules_checked = hashes
         .get(&ListKind::Zorgaanbiederslijst)
         .filter(|_| run.reads(&ListKind::Zorgaanbiederslijst))
-        .map(|zorgaanbieders| crate::publish::cache::RulesChecked {
-            rules: crate::registry::rules::fingerprint(),
-            zorgaanbieders: zorgaanbieders.clone(),
-            gegevensdiensten: gnl,
-        });
+        .zip(ids)
+        .map(
+            |(zorgaanbieders, ids)| crate::publish::cache::RulesChecked {
+                rules: crate::registry::rules::fingerprint(),
+                zorgaanbieders: zorgaanbieders.clone(),
+                gegevensdiensten: ids,
+            },
+        );
     Ok(Planned {
         hashes,
         early,
@@ -157,13 +151,13 @@ pub(super) struct Planned<'a> {
 
 /// Which Zorgaanbieders the rule check checks, when not all: those that differ from the
 /// published ones (the overlay's keys), when the published ones were found valid by these
-/// rules against these Gegevensdiensten (`cache::RulesChecked`, keyed by content hashes).
-/// Field rules are per row, and a Zorgaanbieder refers to nothing but Gegevensdiensten;
+/// rules against these GegevensdienstIds (`cache::RulesChecked`, keyed by hashes). Field
+/// rules are per row, and a Zorgaanbieder refers to nothing but GegevensdienstIds;
 /// every other table, and the catalogue's rule for every Zorgaanbieder, are checked anyway.
 fn rules_scope<'a>(
     store: &Store,
     run: &'a Run,
-    gegevensdiensten: &str,
+    gegevensdienst_ids: &str,
 ) -> Option<&'a std::collections::BTreeSet<String>> {
     // Publishing the working registry: `pending` holds the rows that differ.
     run.journal_head?;
@@ -177,7 +171,7 @@ fn rules_scope<'a>(
     };
     (checked.rules == crate::registry::rules::fingerprint()
         && checked.zorgaanbieders == published.content_sha256
-        && checked.gegevensdiensten == gegevensdiensten)
+        && checked.gegevensdiensten == gegevensdienst_ids)
         .then_some(&run.base.pending.zorgaanbieders)
 }
 
