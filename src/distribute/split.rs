@@ -76,6 +76,54 @@ pub fn split(doc: &[u8], list: ListKind) -> Option<Split<'_>> {
     })
 }
 
+/// Where a split lies in its document: head, each entry's key and bytes, tail. Kept
+/// instead of the split, it does not hold the document (or its pages) in memory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Places {
+    pub head: Range<usize>,
+    pub entries: Vec<(Range<usize>, Range<usize>)>,
+    pub tail: Range<usize>,
+}
+
+impl Split<'_> {
+    /// Where this split of `doc` lies in it.
+    pub fn places(&self, doc: &[u8]) -> Places {
+        let at = |key: &[u8]| {
+            let start = key.as_ptr() as usize - doc.as_ptr() as usize;
+            start..start + key.len()
+        };
+        Places {
+            head: self.head.clone(),
+            entries: self
+                .entries
+                .iter()
+                .map(|e| (at(e.key), e.range.clone()))
+                .collect(),
+            tail: self.tail.clone(),
+        }
+    }
+}
+
+/// The split of `doc` at `places` (made by [`Split::places`] of the same document), without
+/// reading it: `None` if a place lies outside it.
+pub fn from_places<'a>(doc: &'a [u8], places: &Places) -> Option<Split<'a>> {
+    let mut entries = Vec::with_capacity(places.entries.len());
+    for (key, range) in &places.entries {
+        doc.get(range.clone())?;
+        entries.push(Entry {
+            key: doc.get(key.clone())?,
+            range: range.clone(),
+        });
+    }
+    doc.get(places.head.clone())?;
+    doc.get(places.tail.clone())?;
+    Some(Split {
+        head: places.head.clone(),
+        entries,
+        tail: places.tail.clone(),
+    })
+}
+
 /// The text of the first key element in `entry` (found by `key_f`, its start tag
 /// `open_len` bytes long).
 fn key_in<'a>(entry: &'a [u8], key_f: &memmem::Finder, open_len: usize) -> Option<&'a [u8]> {
@@ -159,6 +207,10 @@ mod tests {
             let mut shifted = ranges.clone();
             shifted[0].0 += 1;
             assert_eq!(at(&doc, r.list, &shifted), None, "{r}");
+            // Its places give it back; places past the end give nothing.
+            let places = s.places(&doc);
+            assert_eq!(from_places(&doc, &places), Some(s.clone()), "{r}");
+            assert_eq!(from_places(&doc[..doc.len() - 1], &places), None, "{r}");
         }
         // Not in the rendered form, or no entries: no split.
         assert!(split(

@@ -46,12 +46,13 @@ pub(super) type MakeDelta<'a> = dyn Fn(&Rendition, u64, &[u8], Option<&Copied>) 
     + 'a;
 
 /// What a large ZAL made with elements copied from the published document knows about
-/// its delta from it: that document (its SHA-256 and bytes), where each holds its
-/// elements, and which entry of it each of the new one's was copied from.
+/// its delta from it: that document's SHA-256 and where it holds its entries (not its
+/// bytes: it is let go of once copied from, and mapped again for the few entries the
+/// delta reads), where the new one holds its elements, and which entry of the old one
+/// each of them was copied from.
 pub(super) struct Copied {
     pub(super) from_sha256: String,
-    pub(super) from: bytes::Bytes,
-    pub(super) from_ranges: Vec<(usize, usize)>,
+    pub(super) from_places: crate::distribute::split::Places,
     pub(super) ranges: Vec<(usize, usize)>,
     pub(super) copied: Vec<Option<usize>>,
 }
@@ -169,7 +170,9 @@ pub(super) fn stage_in_parts(m: &Making, known: &Validated) -> Result<Staging, P
         !m.def.official,
         reusable.as_ref(),
     )?;
-    drop(reusable);
+    // The published document's pages leave this process's memory with its mapping.
+    let places = reusable.map(reuse::Reusable::into_places);
+    let copy_from = copy_from.map(|(_, from)| from);
     tracing::debug!(
         "{r}: {} of {} Zorgaanbieder elements validated, the rest were before; {} copied from the published document",
         parts.validated,
@@ -232,11 +235,10 @@ pub(super) fn stage_in_parts(m: &Making, known: &Validated) -> Result<Staging, P
         gzip,
         gzip_entries,
         layout: reuse::encode(&parts.ranges),
-        copied: match copy_from {
-            Some(((from, from_ranges), reuse)) if parts.copied > 0 => Some(Copied {
-                from_sha256: reuse.previous.sha256.clone(),
-                from,
-                from_ranges,
+        copied: match (copy_from, places) {
+            (Some(from), Some(from_places)) if parts.copied > 0 => Some(Copied {
+                from_sha256: from.previous.sha256.clone(),
+                from_places,
                 ranges: parts.ranges,
                 copied: parts.copied_at,
             }),

@@ -74,31 +74,29 @@ pub(super) fn delta_of(
         .as_ref()
         .and_then(|p| p.renditions.iter().find(|pr| &pr.rendition == r))
         .filter(|pr| pr.volgnummer != volgnummer)?;
+    let key = document_key(&old.rendition, old.volgnummer);
+    let mapped = store.mapped(&key).ok().flatten()?;
     let made = match copied.filter(|c| c.from_sha256 == old.sha256) {
         // Made by copying from that very document: both are split at the places their
-        // writers recorded, and only what was not copied is compared.
+        // writers recorded, and only what was not copied is compared (and read).
         Some(c) => {
-            let a = split::at(&c.from, r.list, &c.from_ranges);
+            let a = split::from_places(&mapped.identity, &c.from_places);
             let b = split::at(xml, r.list, &c.ranges);
             a.zip(b).and_then(|(a, b)| {
                 delta::make_copied(
                     &id,
-                    ((&c.from, old.volgnummer, &old.sha256), a),
+                    ((&mapped.identity, old.volgnummer, &old.sha256), a),
                     ((xml, volgnummer, ""), b),
                     &c.copied,
                 )
             })
         }
-        None => {
-            let key = document_key(&old.rendition, old.volgnummer);
-            let mapped = store.mapped(&key).ok().flatten()?;
-            delta::make(
-                r.list,
-                &id,
-                (&mapped.identity, old.volgnummer, &old.sha256),
-                (xml, volgnummer, ""),
-            )
-        }
+        None => delta::make(
+            r.list,
+            &id,
+            (&mapped.identity, old.volgnummer, &old.sha256),
+            (xml, volgnummer, ""),
+        ),
     };
     tracing::debug!("{r}: delta {:?}", t.elapsed());
     made

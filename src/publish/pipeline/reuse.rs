@@ -111,6 +111,7 @@ pub(super) fn decode(v: &[u8]) -> Option<Vec<(usize, usize)>> {
 /// The previous document's elements by Zorgaanbiedernaam (as written), for copying.
 pub(super) struct Reusable<'a> {
     doc: &'a [u8],
+    places: crate::distribute::split::Places,
     /// Each entry's place and its index among the entries.
     at: HashMap<&'a [u8], (usize, usize, usize)>,
     changed: &'a BTreeSet<String>,
@@ -125,13 +126,24 @@ impl<'a> Reusable<'a> {
         changed: &'a BTreeSet<String>,
     ) -> Option<Reusable<'a>> {
         let split = crate::distribute::split::at(doc, ListKind::Zorgaanbiederslijst, ranges)?;
+        let places = split.places(doc);
         let mut at = HashMap::with_capacity(ranges.len());
         for (i, e) in split.entries.into_iter().enumerate() {
             if at.insert(e.key, (e.range.start, e.range.end, i)).is_some() {
                 return None;
             }
         }
-        Some(Reusable { doc, at, changed })
+        Some(Reusable {
+            doc,
+            places,
+            at,
+            changed,
+        })
+    }
+
+    /// Where the previous document's entries lie, for its delta once it is let go of.
+    pub(super) fn into_places(self) -> crate::distribute::split::Places {
+        self.places
     }
 
     /// `z`'s element as the previous document holds it, if `z` did not change since, and
