@@ -1316,6 +1316,35 @@ fn a_server_publication_reads_only_the_changed_zorgaanbieders() {
         lines.len() == 3 && lines[2].contains(" 2 rows read again"),
         "{lines:?}"
     );
+    // A Weergavenaam changes nothing a Zorgaanbieder's rules read: the next publication
+    // checks field by field only the Zorgaanbieder that changed.
+    ok(
+        &data,
+        &[
+            "gegevensdienst",
+            "update",
+            "3",
+            "--weergavenaam",
+            "Een andere naam",
+        ],
+    );
+    ok(&data, &["publish", "-m", "a Weergavenaam"]);
+    endpoints("baaf@medmij", "vijf");
+    ok(&data, &["publish", "-m", "after a Weergavenaam"]);
+    let checked: Vec<String> = server
+        .stderr
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains("rule check: "))
+        .cloned()
+        .collect();
+    assert!(
+        checked
+            .last()
+            .is_some_and(|l| l.contains("rule check: 1 of 29 Zorgaanbieders changed")),
+        "{checked:?}"
+    );
     // What was published is what rendering the registry, read cold, gives.
     let exports: Vec<(bool, Vec<u8>)> = [("1.1.2", true), ("2.0.0", false)]
         .into_iter()

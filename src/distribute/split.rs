@@ -7,7 +7,9 @@
 //! empty-element tags, text escaped), and a consumer's copy is bound to that form by the
 //! SHA-256 in a signed head, so an entry is found by its exact start tag at its exact
 //! indentation: a byte search, not a parse, at hundreds of MB a second less. A document
-//! not in that form (or without entries) has no split, and is only ever sent whole.
+//! not in that form (or without entries) has no split, and is only ever sent whole. A
+//! document whose writer recorded where its entries lie is split there instead ([`at`]),
+//! or, reading nothing, at places kept from such a split ([`from_places`]).
 
 use crate::registry::model::ListKind;
 use memchr::memmem;
@@ -86,21 +88,22 @@ pub struct Places {
 }
 
 impl Split<'_> {
-    /// Where this split of `doc` lies in it.
-    pub fn places(&self, doc: &[u8]) -> Places {
+    /// Where this split of `doc` lies in it (`None` if it is not a split of `doc`).
+    pub fn places(&self, doc: &[u8]) -> Option<Places> {
         let at = |key: &[u8]| {
-            let start = key.as_ptr() as usize - doc.as_ptr() as usize;
-            start..start + key.len()
+            let start = (key.as_ptr() as usize).checked_sub(doc.as_ptr() as usize)?;
+            let end = start.checked_add(key.len()).filter(|e| *e <= doc.len())?;
+            Some(start..end)
         };
-        Places {
-            head: self.head.clone(),
-            entries: self
-                .entries
-                .iter()
-                .map(|e| (at(e.key), e.range.clone()))
-                .collect(),
-            tail: self.tail.clone(),
+        let mut entries = Vec::with_capacity(self.entries.len());
+        for e in &self.entries {
+            entries.push((at(e.key)?, e.range.clone()));
         }
+        Some(Places {
+            head: self.head.clone(),
+            entries,
+            tail: self.tail.clone(),
+        })
     }
 }
 
@@ -208,7 +211,7 @@ mod tests {
             shifted[0].0 += 1;
             assert_eq!(at(&doc, r.list, &shifted), None, "{r}");
             // Its places give it back; places past the end give nothing.
-            let places = s.places(&doc);
+            let places = s.places(&doc).unwrap();
             assert_eq!(from_places(&doc, &places), Some(s.clone()), "{r}");
             assert_eq!(from_places(&doc[..doc.len() - 1], &places), None, "{r}");
         }

@@ -1,7 +1,8 @@
 //! What a publication learnt that lets the next one skip work, kept in tables this module
 //! defines and owns (the store keeps them without knowing them): which Zorgaanbieder
-//! elements an XSD validated, where a large ZAL's gzip file holds each group's block, and
-//! which content the rules found valid. Facts about bytes and content, true whether or
+//! elements an XSD validated, where a large ZAL's gzip file holds each group's block,
+//! where a large ZAL holds its elements (and which renderer wrote it), and which content
+//! the rules found valid. Facts about bytes and content, true whether or
 //! not the publication that learnt them commits.
 
 use crate::registry::store::{open_or_empty, PublicationGuard, Store, StoreError};

@@ -134,6 +134,14 @@ impl Publisher {
         }
     }
 
+    /// [`Publisher::warm_up`] in a server, after a publication that did not keep the
+    /// published Zorgaanbieders it read (one on top of what is published).
+    fn read_ahead(&self) {
+        if self.served.is_some() {
+            self.warm_up();
+        }
+    }
+
     /// Sign heads valid for `timing.lifetime`, made again every `timing.resign_every`.
     pub fn with_head_timing(mut self, timing: crate::distribute::head::Timing) -> Publisher {
         self.heads = timing;
@@ -249,6 +257,7 @@ impl Publisher {
         };
         let published = self.swap(&guard, p, &step.signers)?;
         self.record(&published, started);
+        self.read_ahead();
         Ok((step, published))
     }
 
@@ -270,6 +279,9 @@ impl Publisher {
             Some(_) => self.warm.lock().unwrap_or_else(|p| p.into_inner()).take(),
             None => None,
         };
+        // Taken: read again unless this publication leaves them (failed, nothing changed,
+        // or did not read them).
+        let mut read_again = ReadAhead(self.served.as_ref().map(|_| self));
         let mut base = self.store.working_base(&guard, warm)?;
         if base.warmed {
             tracing::debug!(
@@ -319,16 +331,13 @@ impl Publisher {
             .partial
             .as_ref()
             .is_none_or(|l| l.contains(&crate::registry::model::ListKind::Zorgaanbiederslijst));
-        match (&self.served, &published, read_zal) {
-            (Some(_), Some(p), true) => {
-                *self.warm.lock().unwrap_or_else(|p| p.into_inner()) =
-                    Some(crate::registry::store::Warm {
-                        seq: p.index.seq,
-                        zorgaanbieders: std::mem::take(&mut base.registry.zorgaanbieders),
-                    })
-            }
-            (Some(_), Some(_), false) => self.warm_up(),
-            _ => {}
+        if let (Some(_), Some(p), true) = (&self.served, &published, read_zal) {
+            *self.warm.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some(crate::registry::store::Warm {
+                    seq: p.index.seq,
+                    zorgaanbieders: std::mem::take(&mut base.registry.zorgaanbieders),
+                });
+            read_again.0 = None;
         }
         // At 100k, freeing the registry's millions of allocations takes a tenth of a
         // second that nobody needs to wait for.
@@ -467,6 +476,7 @@ impl Publisher {
             )?;
             published_now = self.swap(guard, p, &key)?;
             self.record(&published_now, started);
+            self.read_ahead();
         }
         // The working registry follows. This is not a pending edit (its publication is
         // already logged above), so it is not journalled.
@@ -560,5 +570,16 @@ impl Publisher {
         tracing::debug!("swap (hash and gzip what was made) {:?}", t.elapsed());
         self.export_static(&set);
         Ok(Some(p))
+    }
+}
+
+/// Reads the published Zorgaanbieders ahead when dropped, unless disarmed (`.0 = None`).
+struct ReadAhead<'a>(Option<&'a Publisher>);
+
+impl Drop for ReadAhead<'_> {
+    fn drop(&mut self) {
+        if let Some(p) = self.0 {
+            p.warm_up();
+        }
     }
 }

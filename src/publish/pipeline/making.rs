@@ -150,8 +150,11 @@ pub(super) fn stage_in_parts(m: &Making, known: &Validated) -> Result<Staging, P
     let (render_err, sig_err) = (|e| m.render_err(e), |e| m.sig_err(e));
     let t = std::time::Instant::now();
     let staged = m.store.stage_document(&[])?;
+    // Only elements this XSD validated are copied: with none known (another XSD or
+    // libxml2), every part would be copied, found unknown and rendered after all.
     let copy_from = m
         .reuse
+        .filter(|_| !known.is_empty())
         .and_then(|from| Some((reuse::previous(m.store, from)?, from)));
     let reusable = copy_from
         .as_ref()

@@ -1,5 +1,6 @@
 //! What a publication records: what it learnt for the next one (validated elements, gzip
-//! blocks), and the published index, log entry and documents its commit writes.
+//! blocks, element layouts, what its rule check found valid), its deltas, and the
+//! published index, log entry and documents its commit writes.
 
 use super::*;
 use crate::publish::cache::{self, Caches, ValidatedRecord};
@@ -8,7 +9,8 @@ use crate::registry::store::NewDocument;
 use crate::serve::set::Body;
 use std::collections::HashMap;
 
-/// What this publication validated and compressed replaces what the last one did: every
+/// What this publication validated, compressed and laid out replaces what the last one
+/// did: every
 /// rendition of an XSD is made again when its list changes, so the records stay the size
 /// of one list. They are facts about bytes, true whether or not the commit succeeds.
 pub(super) fn caches(
@@ -91,13 +93,17 @@ pub(super) fn delta_of(
                 )
             })
         }
-        None => delta::make(
+        None => None,
+    };
+    // (One that could not be made from the places is made by comparing the documents.)
+    let made = made.or_else(|| {
+        delta::make(
             r.list,
             &id,
             (&mapped.identity, old.volgnummer, &old.sha256),
             (xml, volgnummer, ""),
-        ),
-    };
+        )
+    });
     tracing::debug!("{r}: delta {:?}", t.elapsed());
     made
 }

@@ -126,7 +126,7 @@ impl<'a> Reusable<'a> {
         changed: &'a BTreeSet<String>,
     ) -> Option<Reusable<'a>> {
         let split = crate::distribute::split::at(doc, ListKind::Zorgaanbiederslijst, ranges)?;
-        let places = split.places(doc);
+        let places = split.places(doc)?;
         let mut at = HashMap::with_capacity(ranges.len());
         for (i, e) in split.entries.into_iter().enumerate() {
             if at.insert(e.key, (e.range.start, e.range.end, i)).is_some() {
