@@ -11,6 +11,13 @@ pub fn hex(b: &[u8]) -> String {
     s
 }
 
+/// The SHA-256 of `b`.
+pub fn sha256(b: &[u8]) -> [u8; 32] {
+    let mut out = [0; 32];
+    out.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, b).as_ref());
+    out
+}
+
 /// Lower-case hex of the SHA-256 of `b`.
 pub fn sha256_hex(b: &[u8]) -> String {
     hex(ring::digest::digest(&ring::digest::SHA256, b).as_ref())

@@ -1261,30 +1261,10 @@ fn a_server_publication_reads_only_the_changed_zorgaanbieders() {
             ],
         )
     };
-    let kept = || {
-        server
-            .stderr
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|l| l.contains("the Zorgaanbieders kept from the last publication"))
-            .cloned()
-            .collect::<Vec<_>>()
-    };
+    let kept = || server.stderr_lines("the Zorgaanbieders kept from the last publication");
     let read_ahead = |n: usize| {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while server
-            .stderr
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|l| l.contains("published Zorgaanbieders read for the next publication"))
-            .count()
-            < n
-        {
-            assert!(std::time::Instant::now() < deadline, "not read ahead");
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        let read = "published Zorgaanbieders read for the next publication";
+        assert!(server.wait_stderr_n(read, n, 10), "not read ahead");
     };
     // Read when the server starts: its first publication reads the one row that differs.
     read_ahead(1);
@@ -1331,14 +1311,7 @@ fn a_server_publication_reads_only_the_changed_zorgaanbieders() {
     ok(&data, &["publish", "-m", "a Weergavenaam"]);
     endpoints("baaf@medmij", "vijf");
     ok(&data, &["publish", "-m", "after a Weergavenaam"]);
-    let checked: Vec<String> = server
-        .stderr
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|l| l.contains("rule check: "))
-        .cloned()
-        .collect();
+    let checked = server.stderr_lines("rule check: ");
     assert!(
         checked
             .last()

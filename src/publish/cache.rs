@@ -18,8 +18,8 @@ pub struct Caches {
     pub gzip_blocks: Vec<(String, String, Vec<u8>)>,
     /// What the rule check found valid.
     pub rules_checked: Option<RulesChecked>,
-    /// Per rendition: its document's SHA-256, the renderer's fingerprint and the encoded
-    /// places of its Zorgaanbieder elements.
+    /// Per rendition: its document's SHA-256 and the encoded places of its Zorgaanbieder
+    /// elements (recorded with this renderer's fingerprint).
     pub layouts: Vec<(String, String, Vec<u8>)>,
 }
 
@@ -137,17 +137,13 @@ pub fn gzip_blocks(
         .map(|gz| (gz, v[64..].to_vec())))
 }
 
-/// The last recorded element layout of `rendition`, if its document is `sha256` and the
-/// renderer that wrote it has `renderer` as its fingerprint: the encoded places.
-pub fn layout(
-    store: &Store,
-    rendition: &str,
-    sha256: &str,
-    renderer: &str,
-) -> Result<Option<Vec<u8>>, StoreError> {
+/// The last recorded element layout of `rendition`, if its document is `sha256` and this
+/// renderer (`render::fingerprint`) wrote it: the encoded places.
+pub fn layout(store: &Store, rendition: &str, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
     let Some(v) = cached(store, LAYOUTS, rendition)? else {
         return Ok(None);
     };
+    let renderer = crate::publish::render::fingerprint();
     let fits =
         v.get(..64) == Some(sha256.as_bytes()) && v.get(64..128) == Some(renderer.as_bytes());
     Ok(fits.then(|| v[128..].to_vec()))
@@ -176,8 +172,8 @@ pub fn record(store: &Store, _guard: &PublicationGuard, caches: Caches) -> Resul
             t.insert(rendition.as_str(), v.as_slice())?;
         }
         let mut t = tx.open_table(LAYOUTS)?;
+        let renderer = crate::publish::render::fingerprint();
         for (rendition, sha256, layout) in caches.layouts {
-            let renderer = crate::publish::render::fingerprint();
             let mut v = Vec::with_capacity(128 + layout.len());
             v.extend_from_slice(sha256.as_bytes());
             v.extend_from_slice(renderer.as_bytes());

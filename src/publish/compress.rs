@@ -13,6 +13,7 @@
 //! is a hash of the compressed blocks, a tenth of the document, where decompressing the
 //! whole result and comparing it took a quarter of a second per large ZAL.
 
+use crate::digest::sha256;
 use std::collections::HashMap;
 use std::io;
 
@@ -146,12 +147,6 @@ pub fn gzip(
         }
     }
     Ok((member.finish()?, entries, copied))
-}
-
-fn sha256(bytes: &[u8]) -> [u8; 32] {
-    let mut out = [0; 32];
-    out.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref());
-    out
 }
 
 /// Whether `gz` is one gzip member, and nothing after it, that decompresses to exactly

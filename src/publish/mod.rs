@@ -101,10 +101,13 @@ impl Publisher {
         }
     }
 
-    /// Read the published Zorgaanbieders for the next publication on a thread of its own
-    /// (a server calls this when it starts, and after a publication that did not read
-    /// them): a newer set taken meanwhile is not replaced.
+    /// In a server, read the published Zorgaanbieders for the next publication on a thread
+    /// of its own (when it starts, and after a publication that did not keep those it
+    /// read): a newer set kept meanwhile is not replaced. The CLI keeps nothing.
     pub fn warm_up(&self) {
+        if self.served.is_none() {
+            return;
+        }
         let (store, slot) = (self.store.clone(), self.warm.clone());
         let spawned = std::thread::Builder::new()
             .name("warm-up".into())
@@ -131,14 +134,6 @@ impl Publisher {
             });
         if let Err(e) = spawned {
             tracing::warn!("the published Zorgaanbieders were not read ahead: {e}");
-        }
-    }
-
-    /// [`Publisher::warm_up`] in a server, after a publication that did not keep the
-    /// published Zorgaanbieders it read (one on top of what is published).
-    fn read_ahead(&self) {
-        if self.served.is_some() {
-            self.warm_up();
         }
     }
 
@@ -257,7 +252,7 @@ impl Publisher {
         };
         let published = self.swap(&guard, p, &step.signers)?;
         self.record(&published, started);
-        self.read_ahead();
+        self.warm_up();
         Ok((step, published))
     }
 
@@ -275,13 +270,10 @@ impl Publisher {
         let guard = self.store.lock_publications();
         let started = std::time::Instant::now();
         let t = std::time::Instant::now();
-        let warm = match &self.served {
-            Some(_) => self.warm.lock().unwrap_or_else(|p| p.into_inner()).take(),
-            None => None,
-        };
-        // Taken: read again unless this publication leaves them (failed, nothing changed,
-        // or did not read them).
-        let mut read_again = ReadAhead(self.served.as_ref().map(|_| self));
+        let warm = self.warm.lock().unwrap_or_else(|p| p.into_inner()).take();
+        // Taken: read again unless this publication keeps them (not if it fails, changes
+        // nothing or does not read them).
+        let mut read_again = ReadAhead(Some(self));
         let mut base = self.store.working_base(&guard, warm)?;
         if base.warmed {
             tracing::debug!(
@@ -327,10 +319,7 @@ impl Publisher {
         let published = self.swap(&guard, published, &key)?;
         self.record(&published, started);
         // Committed, having read the Zorgaanbieders: they are what is published now.
-        let read_zal = base
-            .partial
-            .as_ref()
-            .is_none_or(|l| l.contains(&crate::registry::model::ListKind::Zorgaanbiederslijst));
+        let read_zal = base.reads(crate::registry::model::ListKind::Zorgaanbiederslijst);
         if let (Some(_), Some(p), true) = (&self.served, &published, read_zal) {
             *self.warm.lock().unwrap_or_else(|p| p.into_inner()) =
                 Some(crate::registry::store::Warm {
@@ -476,7 +465,7 @@ impl Publisher {
             )?;
             published_now = self.swap(guard, p, &key)?;
             self.record(&published_now, started);
-            self.read_ahead();
+            self.warm_up();
         }
         // The working registry follows. This is not a pending edit (its publication is
         // already logged above), so it is not journalled.

@@ -63,12 +63,15 @@ pub fn render(reg: &Registry, rendition: &Rendition, header: &Header) -> io::Res
 /// the text) and of the crate's version. A Zorgaanbieder element's bytes are a function of
 /// the Zorgaanbieder and the rendition alone, as the renderer with this fingerprint writes
 /// them; a publication copies elements only from a document it made.
-pub fn fingerprint() -> String {
-    let mut text = String::from(env!("CARGO_PKG_VERSION"));
-    text.push_str(include_str!("render.rs"));
-    text.push_str(include_str!("../registry/model.rs"));
-    text.push_str(include_str!("../../Cargo.lock"));
-    crate::digest::sha256_hex(text.as_bytes())
+pub fn fingerprint() -> &'static str {
+    static FINGERPRINT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    FINGERPRINT.get_or_init(|| {
+        let mut text = String::from(env!("CARGO_PKG_VERSION"));
+        text.push_str(include_str!("render.rs"));
+        text.push_str(include_str!("../registry/model.rs"));
+        text.push_str(include_str!("../../Cargo.lock"));
+        crate::digest::sha256_hex(text.as_bytes())
+    })
 }
 
 /// Where a part gets a Zorgaanbieder's element from instead of rendering it: its exact

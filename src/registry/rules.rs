@@ -644,11 +644,14 @@ pub fn gegevensdienst_ids(reg: &Registry) -> Option<String> {
 /// The rules' fingerprint: the SHA-256 of this file's text, of the terminal checks it
 /// uses and of the crate's version, so any change to a rule (a new binary with other
 /// rules) makes the next publication check every row again.
-pub fn fingerprint() -> String {
-    let mut text = String::from(env!("CARGO_PKG_VERSION"));
-    text.push_str(include_str!("rules.rs"));
-    text.push_str(include_str!("../terminal.rs"));
-    crate::digest::sha256_hex(text.as_bytes())
+pub fn fingerprint() -> &'static str {
+    static FINGERPRINT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    FINGERPRINT.get_or_init(|| {
+        let mut text = String::from(env!("CARGO_PKG_VERSION"));
+        text.push_str(include_str!("rules.rs"));
+        text.push_str(include_str!("../terminal.rs"));
+        crate::digest::sha256_hex(text.as_bytes())
+    })
 }
 
 #[cfg(test)]

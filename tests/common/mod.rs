@@ -157,17 +157,26 @@ impl Server {
         request(&self.addr, "GET", target, &[])
     }
 
+    /// The stderr lines the server wrote so far that contain `needle`.
+    pub fn stderr_lines(&self, needle: &str) -> Vec<String> {
+        let lines = self.stderr.lock().unwrap();
+        lines
+            .iter()
+            .filter(|l| l.contains(needle))
+            .cloned()
+            .collect()
+    }
+
     /// Wait until the server wrote a stderr line containing `needle`.
     pub fn wait_stderr(&self, needle: &str, secs: u64) -> bool {
+        self.wait_stderr_n(needle, 1, secs)
+    }
+
+    /// Wait until the server wrote `n` stderr lines containing `needle`.
+    pub fn wait_stderr_n(&self, needle: &str, n: usize, secs: u64) -> bool {
         let deadline = Instant::now() + Duration::from_secs(secs);
         while Instant::now() < deadline {
-            if self
-                .stderr
-                .lock()
-                .unwrap()
-                .iter()
-                .any(|l| l.contains(needle))
-            {
+            if self.stderr_lines(needle).len() >= n {
                 return true;
             }
             std::thread::sleep(Duration::from_millis(20));

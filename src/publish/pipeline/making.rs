@@ -258,6 +258,24 @@ pub(super) fn make(m: Making, known: Option<&Validated>) -> Result<Made, Publish
     finish(m, started)
 }
 
+/// A large ZAL's [`Making`], its unchanged elements copied from the published document
+/// where they may be (see `reuse`), and its [`start`].
+pub(super) fn start_large<'a>(
+    store: &'a Store,
+    run: &'a Run,
+    r: &'a Rendition,
+    h: &'a Header,
+    key: &'a Signers,
+    known: Option<&Validated>,
+) -> Result<(Making<'a>, Started), PublishError> {
+    let m = Making {
+        reuse: reuse::reuse_from(run, r),
+        ..Making::new(store, run.registry, r, h, key)?
+    };
+    let started = start(&m, known)?;
+    Ok((m, started))
+}
+
 /// A rendition rendered, validated, written and compressed ([`Staging`]), since `t`.
 pub(super) struct Started {
     pub(super) staging: Staging,
@@ -446,13 +464,7 @@ pub(super) fn make_all(
                     // let go of, its staged file with it.
                     let started = match early.take() {
                         Some((er, eh, started)) if er == r && eh == h => started,
-                        _ => Making::new(store, reg, r, h, key).and_then(|m| {
-                            let m = Making {
-                                reuse: reuse::reuse_from(run, r),
-                                ..m
-                            };
-                            Ok((m, start(&m, known_for(r))?))
-                        }),
+                        _ => start_large(store, run, r, h, key, known_for(r)),
                     };
                     if let Some(c) = checking.take() {
                         out.push(joined(c));

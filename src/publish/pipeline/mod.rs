@@ -78,13 +78,23 @@ pub struct Run<'a> {
 impl Run<'_> {
     /// Whether this publication read `list`'s tables (all, unless only some changed).
     fn reads(&self, list: &ListKind) -> bool {
-        self.base.partial.as_ref().is_none_or(|d| d.contains(list))
+        self.base.reads(*list)
     }
 
     /// A ZAL large enough to be made in parts on every core.
     fn large(&self, r: &Rendition) -> bool {
         r.list == ListKind::Zorgaanbiederslijst
             && self.registry.zorgaanbieders.len() >= PARALLEL_FROM
+    }
+
+    /// The published document of `r`, if any.
+    fn published(&self, r: &Rendition) -> Option<&PublishedRendition> {
+        self.base
+            .published
+            .as_ref()?
+            .renditions
+            .iter()
+            .find(|pr| &pr.rendition == r)
     }
 
     /// The published version of `list`, if any, and its Volgnummer floor.
@@ -465,7 +475,7 @@ mod tests {
                         .1
                         .windows(2)
                         .filter(|w| w[0] < w[1])
-                        .map(|w| sha256(&part.0[w[0]..w[1]]))
+                        .map(|w| crate::digest::sha256(&part.0[w[0]..w[1]]))
                         .collect();
                     sink.deposit(
                         i,

@@ -372,7 +372,7 @@ fn render_part(
             .filter(|(_, w)| w[0] < w[1]) // empty: not in this rendition
             .map(|(j, w)| Element {
                 at: (w[0], w[1]),
-                sha256: sha256(&bytes[w[0]..w[1]]),
+                sha256: crate::digest::sha256(&bytes[w[0]..w[1]]),
                 copied: copied.get(j).copied().flatten(),
             })
             .collect::<Vec<_>>()
@@ -420,12 +420,6 @@ pub(super) fn validator(def: &schema::SchemaDef) -> [u8; 32] {
     }
     let mut out = [0; 32];
     out.copy_from_slice(ctx.finish().as_ref());
-    out
-}
-
-pub(super) fn sha256(bytes: &[u8]) -> [u8; 32] {
-    let mut out = [0; 32];
-    out.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref());
     out
 }
 

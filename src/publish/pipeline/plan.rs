@@ -98,13 +98,7 @@ pub(super) fn check_and_start<'a>(
         });
         let early = guess.map(|(r, h)| {
             let known = schema_of(r).ok().and_then(|d| known.get(d.xsd_file));
-            let started = Making::new(store, reg, r, h, key).and_then(|m| {
-                let m = Making {
-                    reuse: reuse::reuse_from(run, r),
-                    ..m
-                };
-                Ok((m, start(&m, known)?))
-            });
+            let started = start_large(store, run, r, h, key, known);
             (r, h, started)
         });
         (rules.join(), hashes.join(), early)
@@ -129,7 +123,7 @@ pub(super) fn check_and_start<'a>(
         .zip(ids)
         .map(
             |(zorgaanbieders, ids)| crate::publish::cache::RulesChecked {
-                rules: crate::registry::rules::fingerprint(),
+                rules: crate::registry::rules::fingerprint().to_string(),
                 zorgaanbieders: zorgaanbieders.clone(),
                 gegevensdiensten: ids,
             },

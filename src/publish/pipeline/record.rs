@@ -70,42 +70,26 @@ pub(super) fn delta_of(
     use crate::distribute::{delta, split};
     let t = std::time::Instant::now();
     let id = crate::registry::publication::rendition_id(r);
-    let old = run
-        .base
-        .published
-        .as_ref()
-        .and_then(|p| p.renditions.iter().find(|pr| &pr.rendition == r))
-        .filter(|pr| pr.volgnummer != volgnummer)?;
+    let old = run.published(r).filter(|pr| pr.volgnummer != volgnummer)?;
     let key = document_key(&old.rendition, old.volgnummer);
     let mapped = store.mapped(&key).ok().flatten()?;
-    let made = match copied.filter(|c| c.from_sha256 == old.sha256) {
-        // Made by copying from that very document: both are split at the places their
-        // writers recorded, and only what was not copied is compared (and read).
-        Some(c) => {
-            let a = split::from_places(&mapped.identity, &c.from_places);
-            let b = split::at(xml, r.list, &c.ranges);
-            a.zip(b).and_then(|(a, b)| {
-                delta::make_copied(
-                    &id,
-                    ((&mapped.identity, old.volgnummer, &old.sha256), a),
-                    ((xml, volgnummer, ""), b),
-                    &c.copied,
-                )
-            })
-        }
-        None => None,
-    };
-    // (One that could not be made from the places is made by comparing the documents.)
-    let made = made.or_else(|| {
-        delta::make(
-            r.list,
-            &id,
-            (&mapped.identity, old.volgnummer, &old.sha256),
-            (xml, volgnummer, ""),
-        )
-    });
+    let (from, to) = (
+        (&mapped.identity[..], old.volgnummer, old.sha256.as_str()),
+        (xml, volgnummer, ""),
+    );
+    // Made by copying from that very document: both are split at the places their writers
+    // recorded, and only what was not copied is compared (and read). Otherwise, or if that
+    // fails, by comparing the documents.
+    let d = copied
+        .filter(|c| c.from_sha256 == old.sha256)
+        .and_then(|c| {
+            let a = split::from_places(from.0, &c.from_places)?;
+            let b = split::at(xml, r.list, &c.ranges)?;
+            delta::make_copied(&id, (from, a), (to, b), &c.copied)
+        })
+        .or_else(|| delta::make(r.list, &id, from, to));
     tracing::debug!("{r}: delta {:?}", t.elapsed());
-    made
+    d
 }
 
 /// Per rendition made again, the delta [`delta_of`] made for it.

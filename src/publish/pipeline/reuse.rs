@@ -31,15 +31,8 @@ pub(super) struct ReuseFrom<'a> {
 /// whose `pending` rows are exactly those that differ from the published ones.
 pub(super) fn reuse_from<'a>(run: &'a Run, r: &Rendition) -> Option<ReuseFrom<'a>> {
     run.journal_head?;
-    let previous = run
-        .base
-        .published
-        .as_ref()?
-        .renditions
-        .iter()
-        .find(|pr| &pr.rendition == r)?;
     Some(ReuseFrom {
-        previous,
+        previous: run.published(r)?,
         changed: &run.base.pending.zorgaanbieders,
     })
 }
@@ -52,12 +45,7 @@ pub(super) fn previous(
 ) -> Option<(bytes::Bytes, Vec<(usize, usize)>)> {
     let pr = from.previous;
     let rendition = pr.rendition.to_string();
-    let layout = match crate::publish::cache::layout(
-        store,
-        &rendition,
-        &pr.sha256,
-        &crate::publish::render::fingerprint(),
-    ) {
+    let layout = match crate::publish::cache::layout(store, &rendition, &pr.sha256) {
         Ok(l) => l?,
         Err(e) => {
             tracing::warn!("{rendition}: the layout of the published document cannot be read: {e}");

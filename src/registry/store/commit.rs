@@ -88,6 +88,17 @@ pub struct PublicationBase {
     pub warmed: bool,
 }
 
+impl PublicationBase {
+    /// Whether the snapshot read `list`'s tables (all, unless only some changed).
+    pub fn reads(&self, list: ListKind) -> bool {
+        reads(self.partial.as_ref(), list)
+    }
+}
+
+fn reads(partial: Option<&std::collections::BTreeSet<ListKind>>, list: ListKind) -> bool {
+    partial.is_none_or(|l| l.contains(&list))
+}
+
 /// The Zorgaanbieders of the registry publication `seq` published, as that publication
 /// held them decoded: a server keeps them for its next publication, which then reads and
 /// decodes only the rows that differ from them (the overlay's keys) instead of all
@@ -189,11 +200,8 @@ impl Store {
         };
         // The published Zorgaanbieders are still those in `warm` while no publication
         // committed since: its rows that differ from the working ones are the overlay's.
-        let reads_zal = partial
-            .as_ref()
-            .is_none_or(|l| l.contains(&ListKind::Zorgaanbiederslijst));
         let warm = warm.filter(|w| {
-            reads_zal
+            reads(partial.as_ref(), ListKind::Zorgaanbiederslijst)
                 && !with_published_registry
                 && Some(w.seq) == published.as_ref().map(|p| p.seq)
         });
